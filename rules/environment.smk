@@ -1,0 +1,14 @@
+# The environment of each system: versions, CPU, GPUs, host, the workflow's git commit.
+# Runs depend on it, and its digest is part of every run's fingerprint.
+
+
+rule capture_environment:
+    output:
+        "results/{benchmark}/{system}/environment.json",
+    log:
+        "logs/capture_environment/{benchmark}/{system}.log",
+    params:
+        backend=lambda w: SYSTEMS[w.system]["backend"],
+    shell:
+        "{PY} scripts.environment --system {wildcards.system} --backend {params.backend} "
+        "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} > {log:q} 2>&1"

@@ -1,0 +1,38 @@
+# One job per training run (benchmark x system x run index), then its parse into result.json.
+
+
+rule train_run:
+    input:
+        dataset=f"{DATA_DIR}/{{benchmark}}/dataset",
+        manifest=f"{DATA_DIR}/{{benchmark}}/manifest.json",
+        environment="results/{benchmark}/{system}/environment.json",
+    output:
+        log="results/{benchmark}/{system}/run_{run}/mlperf.log",
+        meta="results/{benchmark}/{system}/run_{run}/run.json",
+    log:
+        "logs/train_run/{benchmark}/{system}/run_{run}.log",
+    params:
+        spec=run_spec_json,
+        failed_dir="logs/failed/{benchmark}/{system}",
+    threads: lambda w: SYSTEMS[w.system]["threads"]
+    # exec: the runner replaces the shell, so it notices when snakemake itself dies
+    shell:
+        "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "
+        "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
+        "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
+        "> {log:q} 2>&1"
+
+
+rule parse_run:
+    input:
+        log="results/{benchmark}/{system}/run_{run}/mlperf.log",
+        meta="results/{benchmark}/{system}/run_{run}/run.json",
+    output:
+        "results/{benchmark}/{system}/run_{run}/result.json",
+    log:
+        "logs/parse_run/{benchmark}/{system}/run_{run}.log",
+    params:
+        quality=lambda w: json_arg(BENCHMARKS[w.benchmark]["quality"]),
+    shell:
+        "{PY} scripts.results parse --log {input.log:q} --meta {input.meta:q} "
+        "--quality-json {params.quality} --output {output:q} > {log:q} 2>&1"

@@ -1,0 +1,347 @@
+"""Configuration: validation with a clear message, defaults, and the derived run specifications.
+
+The workflow's config is ``config/config.yaml`` merged with benchmark and system overlays
+(``config/benchmarks/*.yaml``, ``config/systems/*.yaml`` and any ``--configfile``). It is checked
+against ``config/schemas/config.schema.yaml`` (JSON Schema draft 2020-12) before any job runs. A
+bad config raises :class:`ConfigError` whose message names the file that set the offending key,
+the key's path, what was found and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schemas" / "config.schema.yaml"
+MAX_ERRORS = 10
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message meant for the user."""
+
+
+def load_yaml(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    schema = load_yaml(path)
+    if "$schema" not in schema:
+        raise ConfigError(f"{path}: a JSON schema needs a '$schema' key")
+    return schema
+
+
+def _key_path(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _has_path(data: Any, path: Sequence[Any]) -> bool:
+    for part in path:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _source_of(path: Sequence[Any], sources: Sequence[tuple[str, Any]]) -> str:
+    """The last of ``sources`` (name, data), in merge order, that sets ``path``."""
+    for name, data in reversed(sources):
+        if _has_path(data, path):
+            return name
+    return "the merged configuration"
+
+
+def _describe(error: jsonschema.ValidationError, sources: Sequence[tuple[str, Any]]) -> str:
+    path = list(error.absolute_path)
+    where = _source_of(path, sources) if sources else "the configuration"
+    expected = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "additionalProperties" and isinstance(error.schema, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        if unknown:
+            path_u = path + [unknown[0]]
+            where = _source_of(path_u, sources) if sources else where
+            return (
+                f"{where}: unknown key {_key_path(path_u)!r}; "
+                f"allowed keys here: {', '.join(allowed)}"
+            )
+    found = json.dumps(error.instance, default=str)
+    if len(found) > 80:
+        found = found[:77] + "..."
+    msg = f"{where}: {_key_path(path)}: {error.message}"
+    if expected and error.validator not in ("required",):
+        msg += f" (found {found}; expected {expected})"
+    return msg
+
+
+def validate(
+    config: Mapping[str, Any],
+    sources: Sequence[tuple[str, Any]] = (),
+    schema: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise ConfigError listing every schema violation, each with the file that set it."""
+    schema = schema or load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [_describe(e, sources) for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            lines.append(f"... and {len(errors) - MAX_ERRORS} more")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """Return a copy of ``instance`` with the schema's ``default`` values filled in."""
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        assert ref.startswith("#/"), ref
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        return fill_defaults(instance, target, root)
+    if not isinstance(instance, dict):
+        return instance
+    out = dict(instance)
+    props: Mapping[str, Any] = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in out and "default" in sub:
+            out[key] = json.loads(json.dumps(sub["default"]))
+        if key in out:
+            out[key] = fill_defaults(out[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in out:
+            if key not in props:
+                out[key] = fill_defaults(out[key], extra, root)
+    return out
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Cross-checks a schema cannot express: names that refer to definitions."""
+    problems: list[str] = []
+    campaign = config["campaign"]
+    for name in campaign["benchmarks"]:
+        if name not in config["benchmarks"]:
+            problems.append(
+                f"campaign.benchmarks names {name!r}, which is not defined; "
+                f"defined benchmarks: {', '.join(sorted(config['benchmarks']))}"
+            )
+    for name in campaign.get("systems") or []:
+        if name not in config["systems"]:
+            problems.append(
+                f"campaign.systems names {name!r}, which is not defined; "
+                f"defined systems: {', '.join(sorted(config['systems']))}"
+            )
+    ref = campaign.get("reference_system")
+    if ref is not None and ref not in config["systems"]:
+        problems.append(f"campaign.reference_system {ref!r} is not a defined system")
+    for bname, bench in config["benchmarks"].items():
+        seeds = bench.get("seeds")
+        if seeds is not None and len(seeds) < bench["runs"]:
+            problems.append(
+                f"benchmarks.{bname}.seeds has {len(seeds)} seeds for {bench['runs']} runs; "
+                "give one seed per run or null"
+            )
+        try:
+            render_command(bench["implementation"]["command"], _dummy_context(bench))
+        except ConfigError as exc:
+            problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
+    for sname, system in config["systems"].items():
+        for bname in system.get("hyperparameters", {}):
+            if bname not in config["benchmarks"]:
+                problems.append(
+                    f"systems.{sname}.hyperparameters names benchmark {bname!r}, "
+                    "which is not defined"
+                )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def load_and_validate(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> dict[str, Any]:
+    """Validate the merged config; return it with defaults filled in."""
+    schema = load_schema()
+    validate(config, sources, schema)
+    full = fill_defaults(dict(config), schema, schema)
+    check_references(full)
+    return full
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived values: systems of the campaign, seeds, commands, fingerprints.
+
+
+def campaign_systems(config: Mapping[str, Any]) -> list[str]:
+    """The systems a campaign runs: ``campaign.systems`` or every defined system."""
+    return list(config["campaign"].get("systems") or config["systems"])
+
+
+def run_ids(runs: int) -> list[str]:
+    """Run directory suffixes ``01``, ``02``, ... (at least two digits)."""
+    width = max(2, len(str(runs)))
+    return [f"{i:0{width}d}" for i in range(1, runs + 1)]
+
+
+def derive_seed(benchmark: str, run: int) -> int:
+    """The seed of run ``run`` when none is configured: a hash of benchmark and run index.
+
+    The same run index gets the same seed on every system, so systems are compared on the
+    same seeds; different indices get unrelated seeds (not 1, 2, 3...).
+    """
+    digest = hashlib.sha256(f"mlperf-workflow:{benchmark}:{run}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def seed_for(bench: Mapping[str, Any], benchmark: str, run: int) -> int:
+    seeds = bench.get("seeds")
+    return int(seeds[run - 1]) if seeds else derive_seed(benchmark, run)
+
+
+def hyperparameters(
+    config: Mapping[str, Any], benchmark: str, system: str
+) -> dict[str, Any]:
+    """The benchmark's hyper-parameters with the system's overrides applied."""
+    hp = dict(config["benchmarks"][benchmark]["implementation"].get("hyperparameters", {}))
+    hp.update(config["systems"][system].get("hyperparameters", {}).get(benchmark, {}))
+    return hp
+
+
+def hp_args(hp: Mapping[str, Any]) -> str:
+    """``--name value`` for each hyper-parameter (``_`` in names becomes ``-``)."""
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in hp.items())
+
+
+def _dummy_context(bench: Mapping[str, Any]) -> dict[str, Any]:
+    hp = bench["implementation"].get("hyperparameters", {})
+    return {
+        "python": "python",
+        "dataset_dir": "d",
+        "run_dir": "r",
+        "seed": 1,
+        "run": 1,
+        "target": 1.0,
+        "threads": 1,
+        "gpus": 0,
+        "hp": dict(hp),
+        "hp_args": hp_args(hp),
+    }
+
+
+def render_command(template: str, context: Mapping[str, Any]) -> str:
+    """Fill a command template, with a clear error for unknown placeholders."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    for field in fields:
+        root = field.split("[")[0].split(".")[0]
+        if root not in context:
+            raise ConfigError(
+                f"unknown placeholder {{{field}}}; known: "
+                + ", ".join("{" + k + "}" for k in sorted(context))
+            )
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError) as exc:
+        raise ConfigError(f"placeholder {exc} has no value in {template!r}") from None
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``parts`` (sorted keys, no whitespace)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything one training run needs, as plain data (passed to the runner as JSON)."""
+
+    benchmark: str
+    system: str
+    run: int
+    seed: int
+    command: str
+    env: dict[str, str]
+    timeout_s: float | None
+    threads: int
+    scale: str
+    config_fingerprint: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        return cls(**json.loads(text))
+
+
+def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
+    """What makes two runs of (benchmark, system) comparable, as configured."""
+    bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
+    return {
+        "benchmark": benchmark,
+        "quality": bench["quality"],
+        "dataset": [
+            {k: f.get(k) for k in ("name", "sha256", "md5", "unpack")}
+            for f in bench["dataset"]["files"]
+        ],
+        "command": bench["implementation"]["command"],
+        "implementation_env": bench["implementation"].get("env", {}),
+        "hyperparameters": hyperparameters(config, benchmark, system),
+        "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
+    }
+
+
+def run_spec(
+    config: Mapping[str, Any],
+    benchmark: str,
+    system: str,
+    run: int,
+    *,
+    python: str,
+    dataset_dir: str,
+    run_dir: str,
+) -> RunSpec:
+    bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
+    seed = seed_for(bench, benchmark, run)
+    hp = hyperparameters(config, benchmark, system)
+    context = {
+        "python": shlex.quote(python),
+        "dataset_dir": shlex.quote(dataset_dir),
+        "run_dir": shlex.quote(run_dir),
+        "seed": seed,
+        "run": run,
+        "target": bench["quality"]["target"],
+        "threads": sys_["threads"],
+        "gpus": sys_["gpus"],
+        "hp": hp,
+        "hp_args": hp_args(hp),
+    }
+    env = {k: str(v) for k, v in bench["implementation"].get("env", {}).items()}
+    env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
+    timeout = sys_.get("timeout_s") or bench.get("timeout_s")
+    return RunSpec(
+        benchmark=benchmark,
+        system=system,
+        run=run,
+        seed=seed,
+        command=render_command(bench["implementation"]["command"], context),
+        env=env,
+        timeout_s=timeout,
+        threads=sys_["threads"],
+        scale=bench["scale"],
+        config_fingerprint=fingerprint(comparability(config, benchmark, system)),
+    )

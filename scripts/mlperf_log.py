@@ -1,0 +1,406 @@
+"""The one MLPerf log parser of this project.
+
+Reads both MLPerf logging formats, line by line, tolerant of junk:
+
+* current ``mllog`` (v0.7 and later)::
+
+      :::MLLOG {"namespace": "", "time_ms": 1593..., "event_type": "POINT_IN_TIME",
+                "key": "run_start", "value": null, "metadata": {...}}
+
+* v0.6 ``:::MLL``::
+
+      :::MLL 1560822378.320 run_start: {"value": null, "metadata": {...}}
+
+  plus the v0.6 run-script summary line
+  ``RESULT,<benchmark>,<seed>,<wall seconds>,<user/org>,<start time>``.
+
+Anything may precede a marker (rank prefixes such as ``0: ``, timestamps).  Lines that
+contain a marker but cannot be parsed (bad or truncated JSON, missing fields) are
+counted as malformed and never raise; every other line is ignored.
+
+Line numbers are 1-based and count ``\\n``-separated lines, so they match ``grep -n``
+and editors even when a log contains carriage returns or form feeds.
+
+``run_outcome`` turns a parsed log into the quantities the benchmark reports:
+time to train (``run_stop - run_start``, the MLPerf score of one run), status,
+convergence against a quality target, epochs, and a list of human-readable problems.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Event",
+    "ParsedLog",
+    "ResultLine",
+    "RunOutcome",
+    "parse_file",
+    "parse_text",
+    "run_outcome",
+]
+
+MAX_MALFORMED_LINE_NOS = 20
+
+# ``:::MLL <seconds> <key>: <json>``; the marker itself is located with str.find first.
+_MLL_V06_RE = re.compile(r":::MLL[ \t]+([0-9]+(?:\.[0-9]*)?)[ \t]+([^\s:]+):[ \t]*(.*)")
+# ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
+_RESULT_RE = re.compile(r"RESULT,([^,]*),[^,]*,[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
+
+_json_loads = json.loads
+
+
+@dataclass(slots=True)
+class Event:
+    """One MLPerf log event."""
+
+    key: str
+    value: Any
+    time_s: float  # seconds since the epoch (time_ms / 1000 for mllog)
+    metadata: dict[str, Any]
+    line_no: int  # 1-based
+
+
+@dataclass(slots=True)
+class ResultLine:
+    """The v0.6 ``RESULT,...`` line written by the reference run scripts."""
+
+    benchmark: str
+    wall_time_s: float
+    org: str
+    start: str
+
+
+@dataclass(slots=True)
+class ParsedLog:
+    """All events of one log, in file order."""
+
+    events: list[Event]
+    result_line: ResultLine | None
+    malformed_lines: int
+    malformed_line_nos: list[int]  # the first MAX_MALFORMED_LINE_NOS, 1-based
+    fmt: str  # "mllog", "mll-v0.6", "mixed" or "none"
+
+    def first(self, key: str) -> Event | None:
+        """The first event with this key, or None."""
+        for ev in self.events:
+            if ev.key == key:
+                return ev
+        return None
+
+    def last(self, key: str) -> Event | None:
+        """The last event with this key, or None."""
+        for ev in reversed(self.events):
+            if ev.key == key:
+                return ev
+        return None
+
+    def all(self, key: str) -> list[Event]:
+        """All events with this key, in file order."""
+        return [ev for ev in self.events if ev.key == key]
+
+
+def parse_text(text: str) -> ParsedLog:
+    """Parse the text of one MLPerf log (either format, or both mixed)."""
+    events: list[Event] = []
+    append = events.append
+    bad_nos: list[int] = []
+    n_bad = 0
+    n_mllog = 0
+    n_v06 = 0
+    result: ResultLine | None = None
+    loads = _json_loads
+    v06_match = _MLL_V06_RE.match
+    result_search = _RESULT_RE.search
+
+    for line_no, line in enumerate(text.split("\n"), 1):
+        pos = line.find(":::MLL")
+        if pos < 0:
+            if "RESULT," in line:
+                m = result_search(line)
+                if m is not None:
+                    result = ResultLine(
+                        benchmark=m.group(1).strip(),
+                        wall_time_s=float(m.group(2)),
+                        org=m.group(3).strip(),
+                        start=m.group(4).strip(),
+                    )
+            continue
+        tag = line[pos + 6 : pos + 8]
+        if tag == "OG":
+            is_mllog = True
+        elif tag[:1] in (" ", "\t"):
+            is_mllog = False
+        else:  # ":::MLL" followed by something else: not an event marker
+            continue
+        try:
+            if is_mllog:
+                rec = loads(line[pos + 8 :])
+                t_ms = rec["time_ms"]
+                key = rec["key"]
+                if type(t_ms) not in (int, float) or type(key) is not str:
+                    raise ValueError("bad time_ms or key")
+                meta = rec.get("metadata")
+                append(
+                    Event(
+                        key,
+                        rec.get("value"),
+                        t_ms / 1000.0,
+                        meta if type(meta) is dict else {},
+                        line_no,
+                    )
+                )
+                n_mllog += 1
+            else:
+                m = v06_match(line, pos)
+                if m is None:
+                    raise ValueError("not a :::MLL event")
+                rec = loads(m.group(3))
+                if type(rec) is not dict:
+                    raise ValueError("payload is not an object")
+                meta = rec.get("metadata")
+                append(
+                    Event(
+                        m.group(2),
+                        rec.get("value"),
+                        float(m.group(1)),
+                        meta if type(meta) is dict else {},
+                        line_no,
+                    )
+                )
+                n_v06 += 1
+        except (ValueError, KeyError, TypeError):
+            # json.JSONDecodeError is a ValueError; KeyError/TypeError: missing fields or
+            # a JSON payload that is not an object.
+            n_bad += 1
+            if len(bad_nos) < MAX_MALFORMED_LINE_NOS:
+                bad_nos.append(line_no)
+
+    if n_mllog and n_v06:
+        fmt = "mixed"
+    elif n_mllog:
+        fmt = "mllog"
+    elif n_v06:
+        fmt = "mll-v0.6"
+    else:
+        fmt = "none"
+    return ParsedLog(events, result, n_bad, bad_nos, fmt)
+
+
+def parse_file(path: str | os.PathLike[str]) -> ParsedLog:
+    """Parse one MLPerf log file (read in one go; undecodable bytes are replaced)."""
+    return parse_text(Path(path).read_text(errors="replace"))
+
+
+# ---------------------------------------------------------------------------
+# Outcome of one run
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """What one training run achieved, derived from its MLPerf log."""
+
+    run_start_s: float | None  # FIRST run_start event time
+    run_stop_s: float | None  # LAST run_stop event time
+    time_to_train_s: float | None  # run_stop - run_start, rounded to 3 decimals
+    status: str | None  # run_stop metadata["status"], never submission_status
+    converged: bool  # status == "success" and the final quality meets the target
+    final_quality: float | None  # value of the LAST eval_accuracy event
+    quality_target: float
+    quality_direction: str  # "higher" (value >= target) or "lower" (value <= target)
+    epochs: int | None  # highest epoch_num in epoch_stop (else eval_accuracy) metadata
+    epochs_to_converge: int | None  # epoch_num of the first eval meeting the target
+    time_per_epoch_s: float | None  # mean epoch_stop - epoch_start, matched by epoch_num
+    seed: int | None  # value of the "seed" event
+    benchmark: str | None  # value of submission_benchmark
+    result_line_wall_s: float | None  # v0.6 RESULT line wall time; never the score
+    # (epoch_num, value, seconds since run_start); the last item is None without run_start
+    eval_history: list[tuple[int | None, float, float | None]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (eval_history as a list of lists)."""
+        return {
+            "run_start_s": self.run_start_s,
+            "run_stop_s": self.run_stop_s,
+            "time_to_train_s": self.time_to_train_s,
+            "status": self.status,
+            "converged": self.converged,
+            "final_quality": self.final_quality,
+            "quality_target": self.quality_target,
+            "quality_direction": self.quality_direction,
+            "epochs": self.epochs,
+            "epochs_to_converge": self.epochs_to_converge,
+            "time_per_epoch_s": self.time_per_epoch_s,
+            "seed": self.seed,
+            "benchmark": self.benchmark,
+            "result_line_wall_s": self.result_line_wall_s,
+            "eval_history": [list(item) for item in self.eval_history],
+            "problems": list(self.problems),
+        }
+
+
+def _as_int(x: Any) -> int | None:
+    """An integral number (or numeric string) as int; anything else as None."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, int):
+        return x
+    if isinstance(x, float):
+        return int(x) if x.is_integer() else None
+    if isinstance(x, str):
+        try:
+            return int(x.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _as_float(x: Any) -> float | None:
+    """A finite real number as float; anything else (bool, str, dict, nan) as None."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+def _meets(value: float, target: float, higher: bool) -> bool:
+    return value >= target if higher else value <= target
+
+
+def run_outcome(parsed: ParsedLog, target: float, direction: str = "higher") -> RunOutcome:
+    """Summarise one parsed log against a quality target.
+
+    ``direction`` is "higher" (quality meets the target when value >= target, e.g. BLEU,
+    accuracy) or "lower" (value <= target, e.g. perplexity); anything else raises
+    ValueError.  The run converged when the last run_stop has status "success" and the
+    last eval_accuracy meets the target.
+    """
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+    target = float(target)
+    higher = direction == "higher"
+    problems: list[str] = []
+
+    start_ev = parsed.first("run_start")
+    stop_ev = parsed.last("run_stop")
+    run_start_s = start_ev.time_s if start_ev is not None else None
+    run_stop_s = stop_ev.time_s if stop_ev is not None else None
+    if start_ev is None:
+        problems.append("no run_start event")
+    if stop_ev is None:
+        problems.append("no run_stop event")
+    time_to_train_s: float | None = None
+    if run_start_s is not None and run_stop_s is not None:
+        time_to_train_s = round(run_stop_s - run_start_s, 3)
+        if time_to_train_s < 0:
+            problems.append("run_stop precedes run_start")
+
+    status: str | None = None
+    if stop_ev is not None:
+        raw_status = stop_ev.metadata.get("status")
+        if raw_status is None:
+            problems.append("run_stop has no status")
+        else:
+            status = str(raw_status)
+            if status.lower() != "success":
+                problems.append(f"run_stop status is {status!r}")
+
+    # Evaluations, in file order.
+    eval_history: list[tuple[int | None, float, float | None]] = []
+    final_quality: float | None = None
+    epochs_to_converge: int | None = None
+    n_eval = 0
+    for ev in parsed.events:
+        if ev.key != "eval_accuracy":
+            continue
+        n_eval += 1
+        val = _as_float(ev.value)
+        if val is None:
+            final_quality = None  # the last eval_accuracy is what counts
+            continue
+        final_quality = val
+        ep = _as_int(ev.metadata.get("epoch_num"))
+        since = round(ev.time_s - run_start_s, 3) if run_start_s is not None else None
+        eval_history.append((ep, val, since))
+        if epochs_to_converge is None and _meets(val, target, higher):
+            epochs_to_converge = ep
+    last_eval = parsed.last("eval_accuracy")
+    if n_eval == 0:
+        problems.append("no eval_accuracy event")
+    elif final_quality is None and last_eval is not None:
+        problems.append(f"final eval_accuracy {last_eval.value!r} is not a number")
+    elif final_quality is not None and not _meets(final_quality, target, higher):
+        problems.append(
+            f"final eval_accuracy {final_quality!r} does not meet target {target!r}"
+            + ("" if higher else " (lower is better)")
+        )
+
+    converged = (
+        status is not None
+        and status.lower() == "success"
+        and final_quality is not None
+        and _meets(final_quality, target, higher)
+    )
+    if not converged:
+        epochs_to_converge = None
+
+    # Epochs and time per epoch, matched by metadata epoch_num.
+    starts: dict[int, float] = {}
+    stops: dict[int, float] = {}
+    for ev in parsed.events:
+        k = ev.key
+        if k == "epoch_start":
+            ep = _as_int(ev.metadata.get("epoch_num"))
+            if ep is not None and ep not in starts:
+                starts[ep] = ev.time_s  # first start of the epoch
+        elif k == "epoch_stop":
+            ep = _as_int(ev.metadata.get("epoch_num"))
+            if ep is not None:
+                stops[ep] = ev.time_s  # last stop of the epoch
+    epochs: int | None
+    if stops:
+        epochs = max(stops)
+    else:
+        eval_epochs = [ep for ep, _, _ in eval_history if ep is not None]
+        epochs = max(eval_epochs) if eval_epochs else None
+    durations = [stops[ep] - starts[ep] for ep in stops if ep in starts]
+    time_per_epoch_s = math.fsum(durations) / len(durations) if durations else None
+
+    seed_ev = parsed.first("seed")
+    seed = _as_int(seed_ev.value) if seed_ev is not None else None
+    bench_ev = parsed.first("submission_benchmark")
+    benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
+    result_line_wall_s = parsed.result_line.wall_time_s if parsed.result_line is not None else None
+
+    if parsed.malformed_lines:
+        n = parsed.malformed_lines
+        first_at = parsed.malformed_line_nos[0] if parsed.malformed_line_nos else "?"
+        problems.append(
+            f"{n} malformed MLPerf line{'s' if n != 1 else ''} (first at line {first_at})"
+        )
+
+    return RunOutcome(
+        run_start_s=run_start_s,
+        run_stop_s=run_stop_s,
+        time_to_train_s=time_to_train_s,
+        status=status,
+        converged=converged,
+        final_quality=final_quality,
+        quality_target=target,
+        quality_direction=direction,
+        epochs=epochs,
+        epochs_to_converge=epochs_to_converge,
+        time_per_epoch_s=time_per_epoch_s,
+        seed=seed,
+        benchmark=benchmark,
+        result_line_wall_s=result_line_wall_s,
+        eval_history=eval_history,
+        problems=problems,
+    )

@@ -1,0 +1,140 @@
+"""A bad configuration stops before any job runs, with one message naming file, key and expectation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts import config as cfg
+from tests.conftest import REPO, snakemake
+
+DEFAULT_FILES = ["config/config.yaml", "config/benchmarks/gnmt.yaml", "config/systems/local.yaml"]
+
+
+def merged(*overlays: tuple[str, dict[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """The default config merged like Snakemake does, plus the (file, data) sources."""
+    sources = [(f, yaml.safe_load((REPO / f).read_text())) for f in DEFAULT_FILES]
+    sources += list(overlays)
+    config: dict[str, Any] = {}
+    for _, data in sources:
+        _merge(config, copy.deepcopy(data))
+    return config, sources
+
+
+def _merge(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def error_of(*overlays: tuple[str, dict[str, Any]]) -> str:
+    config, sources = merged(*overlays)
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load_and_validate(config, sources)
+    return str(info.value)
+
+
+def test_default_config_is_valid_and_gets_defaults() -> None:
+    config, sources = merged()
+    full = cfg.load_and_validate(config, sources)
+    assert full["benchmarks"]["gnmt"]["runs"] == 10
+    assert full["benchmarks"]["gnmt"]["quality"]["direction"] == "higher"
+    assert full["systems"]["local"]["threads"] == 2
+    assert cfg.campaign_systems(full) == ["local"]
+
+
+def test_unknown_key_names_the_file_and_the_allowed_keys() -> None:
+    msg = error_of(("my-overlay.yaml", {"benchmarks": {"gnmt": {"runz": 3}}}))
+    assert "my-overlay.yaml" in msg
+    assert "unknown key 'benchmarks.gnmt.runz'" in msg
+    assert "runs" in msg  # the allowed keys are listed
+
+
+def test_zero_runs_is_rejected_with_what_was_expected() -> None:
+    msg = error_of(("small.yaml", {"benchmarks": {"gnmt": {"runs": 0}}}))
+    assert "small.yaml: benchmarks.gnmt.runs" in msg
+    assert "0 is less than the minimum of 1" in msg
+    assert "integer >= 1" in msg
+
+
+def test_wrong_type_names_file_key_found_and_expected() -> None:
+    msg = error_of(("x.yaml", {"systems": {"local": {"threads": "two"}}}))
+    assert "x.yaml: systems.local.threads" in msg
+    assert '"two"' in msg and "integer >= 1" in msg
+
+
+@pytest.mark.parametrize("name", ["my system", "a/b", "../up", ""])
+def test_names_that_would_be_paths_or_shell_words_are_rejected(name: str) -> None:
+    overlay = {"systems": {name: {"backend": "local"}}}
+    msg = error_of(("bad-name.yaml", overlay))
+    assert "bad-name.yaml" in msg
+    assert "letters, digits" in msg
+
+
+def test_a_campaign_naming_an_undefined_system_is_rejected() -> None:
+    msg = error_of(("c.yaml", {"campaign": {"systems": ["nope"]}}))
+    assert "campaign.systems names 'nope', which is not defined" in msg
+    assert "local" in msg
+
+
+def test_unknown_command_placeholder_is_rejected() -> None:
+    overlay = {"benchmarks": {"gnmt": {"implementation": {"command": "train --x {nonsense}"}}}}
+    msg = error_of(("c.yaml", overlay))
+    assert "unknown placeholder {nonsense}" in msg
+
+
+def test_too_few_seeds_is_rejected() -> None:
+    msg = error_of(("s.yaml", {"benchmarks": {"gnmt": {"seeds": [1, 2]}}}))
+    assert "2 seeds for 10 runs" in msg
+
+
+def test_schema_without_dollar_schema_key_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("type: object\n")
+    with pytest.raises(cfg.ConfigError, match=r"\$schema"):
+        cfg.load_schema(bad)
+
+
+def test_seeds_are_distinct_recorded_and_shared_across_systems() -> None:
+    config, sources = merged()
+    full = cfg.load_and_validate(config, sources)
+    seeds = [cfg.seed_for(full["benchmarks"]["gnmt"], "gnmt", r) for r in range(1, 11)]
+    assert len(set(seeds)) == 10
+    assert seeds[0] == cfg.derive_seed("gnmt", 1)  # stable, not random
+    overlay = {"benchmarks": {"gnmt": {"seeds": list(range(100, 110))}}}
+    config, sources = merged(("seeds.yaml", overlay))
+    full = cfg.load_and_validate(config, sources)
+    assert cfg.seed_for(full["benchmarks"]["gnmt"], "gnmt", 3) == 102
+
+
+def test_run_spec_renders_the_command_with_hyperparameters_and_overrides() -> None:
+    overlay = {"systems": {"local": {"hyperparameters": {"gnmt": {"batch_size": 32}}}}}
+    config, sources = merged(("o.yaml", overlay))
+    full = cfg.load_and_validate(config, sources)
+    spec = cfg.run_spec(full, "gnmt", "local", 2, python="py", dataset_dir="d", run_dir="r")
+    assert "--batch-size 32" in spec.command and "--learning-rate 0.01" in spec.command
+    assert f"--seed {cfg.derive_seed('gnmt', 2)}" in spec.command
+    assert spec.timeout_s == 600
+    base = cfg.run_spec(
+        cfg.load_and_validate(*merged()), "gnmt", "local", 2, python="py", dataset_dir="d",
+        run_dir="r",
+    )
+    assert base.config_fingerprint != spec.config_fingerprint  # the override is comparability
+    assert cfg.RunSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.integration
+def test_snakemake_stops_on_a_bad_overlay_before_any_job(workflow_copy: Path) -> None:
+    overlay = workflow_copy / "bad.yaml"
+    overlay.write_text("benchmarks:\n  gnmt:\n    runs: 0\n")
+    proc = snakemake(workflow_copy, "-n", "--cores", "1", "--configfile", str(overlay))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "bad.yaml: benchmarks.gnmt.runs: 0 is less than the minimum of 1" in out
+    assert not (workflow_copy / "results" / "gnmt").exists()
