@@ -32,6 +32,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         campaign_targets(),
-    default_target: True

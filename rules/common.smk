@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 WORKFLOW_DIR = Path(workflow.basedir)
 if str(WORKFLOW_DIR) not in sys.path:
@@ -31,6 +32,7 @@ SYSTEMS = CONFIG["systems"]
 DATA_DIR = CONFIG["data_dir"].rstrip("/")
 # the python (and so the environment) that runs snakemake also runs the rules' scripts
 PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executable)} -m"
+
 
 wildcard_constraints:
     benchmark="[A-Za-z0-9][A-Za-z0-9_.-]*",
@@ -92,3 +94,36 @@ def run_spec_json(wildcards):
 def cfg_url(url):
     """A dataset URL with {workflow_dir} replaced by this workflow's folder."""
     return url.replace("{workflow_dir}", str(WORKFLOW_DIR))
+
+
+def remove_stale_derived_files():
+    """Missing run files make derived files stale: remove those so they are rebuilt (see
+    scripts/campaign.py). Only in the main invocation, never in a dry run or a cluster job."""
+    from scripts import campaign
+
+    if workflow.remote_exec or workflow.subprocess_exec:
+        return
+    root = Path.cwd()
+    stale = []
+    for benchmark in BENCHMARKS:
+        if (root / "results" / benchmark).is_dir():
+            stale += campaign.stale_derived_files(
+                root, benchmark, campaign_systems(), run_ids(benchmark)
+            )
+    if not stale:
+        return
+    if campaign.is_dry_run(sys.argv):
+        logger.warning(
+            "These derived files are out of date and a real run will rebuild them:\n"
+            + campaign.describe(stale, root)
+        )
+        return
+    logger.warning(
+        "Removing derived files that no longer match the runs on disk (they are rebuilt):\n"
+        + campaign.describe(stale, root)
+    )
+    for path, _ in stale:
+        path.unlink(missing_ok=True)
+
+
+remove_stale_derived_files()

@@ -21,7 +21,10 @@ rule download_file:
 
 rule verify_dataset:
     input:
-        lambda w: [f"{DATA_DIR}/{w.benchmark}/download/{f['name']}" for f in dataset_files(w.benchmark)],
+        lambda w: [
+            f"{DATA_DIR}/{w.benchmark}/download/{f['name']}"
+            for f in dataset_files(w.benchmark)
+        ],
     output:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",
     log:

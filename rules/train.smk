@@ -11,10 +11,10 @@ rule train_run:
         meta="results/{benchmark}/{system}/run_{run}/run.json",
     log:
         "logs/train_run/{benchmark}/{system}/run_{run}.log",
+    threads: lambda w: SYSTEMS[w.system]["threads"]
     params:
         spec=run_spec_json,
         failed_dir="logs/failed/{benchmark}/{system}",
-    threads: lambda w: SYSTEMS[w.system]["threads"]
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
         "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "

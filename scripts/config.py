@@ -70,7 +70,9 @@ def _describe(error: jsonschema.ValidationError, sources: Sequence[tuple[str, An
     expected = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "additionalProperties" and isinstance(error.schema, dict):
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        unknown = (
+            sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        )
         if unknown:
             path_u = path + [unknown[0]]
             where = _source_of(path_u, sources) if sources else where
@@ -211,9 +213,7 @@ def seed_for(bench: Mapping[str, Any], benchmark: str, run: int) -> int:
     return int(seeds[run - 1]) if seeds else derive_seed(benchmark, run)
 
 
-def hyperparameters(
-    config: Mapping[str, Any], benchmark: str, system: str
-) -> dict[str, Any]:
+def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """The benchmark's hyper-parameters with the system's overrides applied."""
     hp = dict(config["benchmarks"][benchmark]["implementation"].get("hyperparameters", {}))
     hp.update(config["systems"][system].get("hyperparameters", {}).get(benchmark, {}))
@@ -279,9 +279,7 @@ class RunSpec:
     config_fingerprint: str
 
     def to_json(self) -> str:
-        return json.dumps(
-            {f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True
-        )
+        return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:

@@ -118,7 +118,9 @@ def safe_unpack(archive: Path, dest: Path) -> list[str]:
             names = zf.namelist()
             for name in names:
                 if name.startswith("/") or not _inside(dest, dest / name):
-                    raise DatasetError(f"{archive}: member {name!r} would be written outside {dest}")
+                    raise DatasetError(
+                        f"{archive}: member {name!r} would be written outside {dest}"
+                    )
             zf.extractall(dest)
             return names
     try:

@@ -48,7 +48,9 @@ def gpus() -> list[str]:
     """GPU names from nvidia-smi, if there is one; an empty list otherwise."""
     if shutil.which("nvidia-smi") is None:
         return []
-    out = _run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"])
+    out = _run(
+        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+    )
     return [line.strip() for line in out.splitlines() if line.strip()] if out else []
 
 
@@ -97,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = capture(args.system, args.backend, args.workflow_dir)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(env, indent=2) + "\n")
-    print(f"{args.system}: python {env['python']}, torch {env['packages']['torch']}, "
-          f"{env['cpu_count']} x {env['cpu_model']}, {len(env['gpus'])} GPUs")
+    print(
+        f"{args.system}: python {env['python']}, torch {env['packages']['torch']}, "
+        f"{env['cpu_count']} x {env['cpu_model']}, {len(env['gpus'])} GPUs"
+    )
     return 0
 
 

@@ -80,9 +80,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def parse_run(
-    log: Path, meta: Mapping[str, Any], quality: Mapping[str, Any]
-) -> dict[str, Any]:
+def parse_run(log: Path, meta: Mapping[str, Any], quality: Mapping[str, Any]) -> dict[str, Any]:
     """The result of one run: its log's outcome plus the runner's metadata."""
     parsed = parse_file(log)
     outcome = run_outcome(parsed, float(quality["target"]), quality.get("direction", "higher"))
@@ -210,8 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         write_atomic(args.output, table.to_csv(index=False, float_format="%.6g"))
-        print(table.to_string(index=False, columns=["system", "n_runs", "n_converged", "valid",
-                                                     "score_s", "mean_s", "cv"]))
+        print(
+            table.to_string(
+                index=False,
+                columns=["system", "n_runs", "n_converged", "valid", "score_s", "mean_s", "cv"],
+            )
+        )
     return 0
 
 

@@ -110,9 +110,7 @@ def execute(
             start_new_session=True,  # its own process group: we can kill the whole tree
         )
     stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch_parent, args=(proc, os.getppid(), stop), daemon=True
-    )
+    watcher = threading.Thread(target=_watch_parent, args=(proc, os.getppid(), stop), daemon=True)
     watcher.start()
 
     def forward(signum: int, _frame: Any) -> None:
@@ -133,9 +131,7 @@ def execute(
         stop.set()
     elapsed = time.monotonic() - t0
     if not reason and rc != 0:
-        reason = (
-            f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
-        )
+        reason = f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
     if not reason:
         parsed = parse_file(log_path)
         if parsed.last("run_stop") is None:
@@ -189,8 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         execute(spec, args.log, args.meta, args.failed_dir, args.dataset_manifest, args.environment)
     except RunFailed as exc:
-        print(f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}",
-              file=sys.stderr)
+        print(
+            f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

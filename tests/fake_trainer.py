@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hang-runs", default="", help="comma list of runs that sleep forever")
     p.add_argument("--marker-dir", default="", help="touch <dir>/run_<N>.<pid> when started")
     args = p.parse_args(argv)
-    runs = {k: {int(x) for x in getattr(args, k).split(",") if x} for k in
-            ("no_converge_runs", "crash_runs", "hang_runs")}
+    runs = {
+        k: {int(x) for x in getattr(args, k).split(",") if x}
+        for k in ("no_converge_runs", "crash_runs", "hang_runs")
+    }
     if args.marker_dir:
         os.makedirs(args.marker_dir, exist_ok=True)
         open(os.path.join(args.marker_dir, f"run_{args.run}.{os.getpid()}"), "w").close()

@@ -1,4 +1,4 @@
-"""A bad configuration stops before any job runs, with one message naming file, key and expectation."""
+"""A bad configuration stops before any job runs, with one clear message."""
 
 from __future__ import annotations
 
@@ -122,7 +122,12 @@ def test_run_spec_renders_the_command_with_hyperparameters_and_overrides() -> No
     assert f"--seed {cfg.derive_seed('gnmt', 2)}" in spec.command
     assert spec.timeout_s == 600
     base = cfg.run_spec(
-        cfg.load_and_validate(*merged()), "gnmt", "local", 2, python="py", dataset_dir="d",
+        cfg.load_and_validate(*merged()),
+        "gnmt",
+        "local",
+        2,
+        python="py",
+        dataset_dir="d",
         run_dir="r",
     )
     assert base.config_fingerprint != spec.config_fingerprint  # the override is comparability

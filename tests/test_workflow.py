@@ -17,8 +17,20 @@ from tests.conftest import REPO, snakemake
 pytestmark = pytest.mark.integration
 
 SUMMARY_COLUMNS = {
-    "benchmark", "system", "n_runs", "n_converged", "valid", "score_s", "mean_s", "std_s", "cv",
-    "min_s", "median_s", "max_s", "ci95_low_s", "ci95_high_s",
+    "benchmark",
+    "system",
+    "n_runs",
+    "n_converged",
+    "valid",
+    "score_s",
+    "mean_s",
+    "std_s",
+    "cv",
+    "min_s",
+    "median_s",
+    "max_s",
+    "ci95_low_s",
+    "ci95_high_s",
 }
 
 
@@ -35,11 +47,15 @@ def fake_campaign(wf: Path, runs: int = 3, trainer_args: str = "") -> Path:
                 "scale": "test",
                 "runs": runs,
                 "quality": {"metric": "acc", "target": 0.9},
-                "dataset": {"files": [{
-                    "name": "tiny.txt",
-                    "url": "file://{workflow_dir}/tiny.txt",
-                    "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-                }]},
+                "dataset": {
+                    "files": [
+                        {
+                            "name": "tiny.txt",
+                            "url": "file://{workflow_dir}/tiny.txt",
+                            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+                        }
+                    ]
+                },
                 "implementation": {
                     "command": "{python} fake_trainer.py --seed {seed} --run {run} "
                     "--target {target} " + trainer_args,
@@ -67,7 +83,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     """sha256 and mtime (ns) of every file under results/."""
     return {
         str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted((root / "results").rglob("*")) if p.is_file()
+        for p in sorted((root / "results").rglob("*"))
+        if p.is_file()
     }
 
 
@@ -81,13 +98,17 @@ def test_fake_campaign_runs_every_stage_and_reruns_only_what_is_missing(
     jobs = jobs_run(first.stderr)
     assert sorted(j.split()[0] for j in jobs) == sorted(
         ["download_file", "verify_dataset", "unpack_dataset", "capture_environment"]
-        + ["train_run"] * 3 + ["parse_run"] * 3 + ["collect_runs", "summarize"]
+        + ["train_run"] * 3
+        + ["parse_run"] * 3
+        + ["collect_runs", "summarize"]
     )
     for run in ("01", "02", "03"):
         result = json.loads((wf / f"results/fake/local/run_{run}/result.json").read_text())
         assert result["converged"] is True and result["time_to_train_s"] > 0
-        assert result["seed"] == json.loads(
-            (wf / f"results/fake/local/run_{run}/run.json").read_text())["seed"]
+        assert (
+            result["seed"]
+            == json.loads((wf / f"results/fake/local/run_{run}/run.json").read_text())["seed"]
+        )
     summary = pd.read_csv(wf / "results/fake/summary.csv")
     assert SUMMARY_COLUMNS <= set(summary.columns)
     assert summary.loc[0, "n_runs"] == 3 and bool(summary.loc[0, "valid"])
@@ -103,10 +124,13 @@ def test_fake_campaign_runs_every_stage_and_reruns_only_what_is_missing(
     (wf / "results/fake/local/run_02/result.json").unlink()
     redo = snakemake(wf, "results/fake/summary.csv", "--cores", "1", "--configfile", overlay)
     assert redo.returncode == 0, redo.stderr[-3000:]
-    assert sorted(jobs_run(redo.stderr)) == sorted([
-        "parse_run benchmark=fake, system=local, run=02", "collect_runs benchmark=fake",
-        "summarize benchmark=fake",
-    ])
+    assert sorted(jobs_run(redo.stderr)) == sorted(
+        [
+            "parse_run benchmark=fake, system=local, run=02",
+            "collect_runs benchmark=fake",
+            "summarize benchmark=fake",
+        ]
+    )
     after = snapshot(wf)
     for name, (digest, mtime) in before.items():
         if "run_" in name:  # every run file is back, byte-identical; others untouched
@@ -119,11 +143,14 @@ def test_fake_campaign_runs_every_stage_and_reruns_only_what_is_missing(
     (wf / "results/fake/local/run_03/mlperf.log").unlink()
     redo = snakemake(wf, "results/fake/summary.csv", "--cores", "1", "--configfile", overlay)
     assert redo.returncode == 0, redo.stderr[-3000:]
-    assert sorted(jobs_run(redo.stderr)) == sorted([
-        "train_run benchmark=fake, system=local, run=03",
-        "parse_run benchmark=fake, system=local, run=03",
-        "collect_runs benchmark=fake", "summarize benchmark=fake",
-    ])
+    assert sorted(jobs_run(redo.stderr)) == sorted(
+        [
+            "train_run benchmark=fake, system=local, run=03",
+            "parse_run benchmark=fake, system=local, run=03",
+            "collect_runs benchmark=fake",
+            "summarize benchmark=fake",
+        ]
+    )
     after = snapshot(wf)
     for name, (digest, mtime) in before.items():
         if "run_01" in name or "run_02" in name:
@@ -159,8 +186,9 @@ def test_the_embedded_gnmt_campaign_of_three_runs(workflow_copy: Path) -> None:
     """The real embedded benchmark (download, verify, unpack, train, parse, summarize), 3 runs."""
     wf = workflow_copy
     (wf / "small.yaml").write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
-    proc = snakemake(wf, "results/gnmt/summary.csv", "--cores", "1",
-                     "--configfile", "small.yaml", timeout=600)
+    proc = snakemake(
+        wf, "results/gnmt/summary.csv", "--cores", "1", "--configfile", "small.yaml", timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = pd.read_csv(wf / "results/gnmt/summary.csv")
     assert SUMMARY_COLUMNS <= set(summary.columns)
@@ -169,8 +197,15 @@ def test_the_embedded_gnmt_campaign_of_three_runs(workflow_copy: Path) -> None:
     assert bool(row["valid"]) and 0 < row["score_s"] < 120
     assert "not comparable to MLPerf" in row["scale"]
     log = (wf / "results/gnmt/local/run_01/mlperf.log").read_text()
-    for key in ("submission_benchmark", "seed", "run_start", "epoch_start", "epoch_stop",
-                "eval_accuracy", "run_stop"):
+    for key in (
+        "submission_benchmark",
+        "seed",
+        "run_start",
+        "epoch_start",
+        "epoch_stop",
+        "eval_accuracy",
+        "run_stop",
+    ):
         assert f'"key": "{key}"' in log, key
     env = json.loads((wf / "results/gnmt/local/environment.json").read_text())
     assert env["packages"]["torch"] and env["cpu_count"] >= 1 and env["digest"]

@@ -134,7 +134,9 @@ def make_corpus(seed: int = 2019, n_train: int = 4000, n_dev: int = 300) -> dict
 
 def build_archive(path: Path, seed: int = 2019, n_train: int = 4000, n_dev: int = 300) -> str:
     """Write the corpus as a reproducible tar.gz at ``path``; return its sha256."""
-    files = {name: "\n".join(lines) + "\n" for name, lines in make_corpus(seed, n_train, n_dev).items()}
+    files = {
+        name: "\n".join(lines) + "\n" for name, lines in make_corpus(seed, n_train, n_dev).items()
+    }
     files["README.txt"] = README.format(seed=seed)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -12,10 +12,12 @@ progress lines; the workflow keeps the whole stream as the run's ``mlperf.log``.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -87,6 +89,16 @@ def evaluate(model: GNMT, src_ids: list[list[int]], refs: list[str], tgt_vocab: 
     return float(sacrebleu.corpus_bleu(hyps, [refs]).score)
 
 
+def _stdout_logger() -> logging.Logger:
+    """A logger that prints MLPerf lines to the *current* stdout (mllog's default handler keeps
+    the stdout of import time)."""
+    logger = logging.getLogger("mlperf_workflow.mllog")
+    logger.handlers[:] = [logging.StreamHandler(sys.stdout)]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", type=Path, required=True, help="folder with train/dev .en/.de")
@@ -99,6 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--enc-layers", type=int, default=3, help="encoder LSTM layers (>= 2)")
     p.add_argument("--dec-layers", type=int, default=3, help="decoder LSTM layers (>= 1)")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout probability")
+    p.add_argument("--init-range", type=float, default=0.1, help="uniform init range of weights")
     p.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--platform", default=socket.gethostname(), help="submission_platform value")
@@ -111,6 +124,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = mllog.get_mllogger()
+    logger = _stdout_logger()
+    if log.logger is not logger:
+        mllog.config(logger=logger)
     mllog.config(default_stack_offset=1)
     log.event(key=C.SUBMISSION_BENCHMARK, value=C.GNMT)
     log.event(key=C.SUBMISSION_ORG, value="mlperf-workflow")
@@ -131,12 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev_src = read_lines(args.data_dir / "dev.en")
     dev_ref = read_lines(args.data_dir / "dev.de")
     src_vocab, tgt_vocab = Vocab(train_src), Vocab(train_tgt)
-    pairs = [(src_vocab.encode(s), tgt_vocab.encode(t)) for s, t in zip(train_src, train_tgt)]
+    pairs = [
+        (src_vocab.encode(s), tgt_vocab.encode(t))
+        for s, t in zip(train_src, train_tgt, strict=True)
+    ]
     dev_ids = [src_vocab.encode(s) for s in dev_src]
     cfg = GNMTConfig(
         len(src_vocab), len(tgt_vocab), args.hidden, args.enc_layers, args.dec_layers, args.dropout
     )
-    model = GNMT(cfg)
+    model = GNMT(cfg, init_range=args.init_range)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     loss_fn = nn.CrossEntropyLoss(ignore_index=PAD)
     rng = random.Random(args.seed)
