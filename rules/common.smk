@@ -98,7 +98,8 @@ def cfg_url(url):
 
 def remove_stale_derived_files():
     """Missing run files make derived files stale: remove those so they are rebuilt (see
-    scripts/campaign.py). Only in the main invocation, never in a dry run or a cluster job."""
+    scripts/campaign.py). Only in the main invocation, never in a dry run or a cluster job.
+    """
     from scripts import campaign
 
     if workflow.remote_exec or workflow.subprocess_exec:
