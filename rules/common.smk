@@ -1,7 +1,10 @@
 # Configuration loading and validation, and every input function and helper of the rules.
 
+import hashlib
 import json
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -104,9 +107,24 @@ def remove_stale_derived_files():
 
     if workflow.remote_exec or workflow.subprocess_exec:
         return
+    from scripts import dataset
+
     root = Path.cwd()
     stale = []
     for benchmark in BENCHMARKS:
+        # a download whose configured checksum changed is fetched again (the old bytes are
+        # kept as <file>.outdated); the manifest and unpacked dataset built from it go too
+        for f in dataset_files(benchmark):
+            dest = root / DATA_DIR / benchmark / "download" / f["name"]
+            why = dataset.outdated_download(dest, f) if dest.exists() else None
+            if why:
+                stale.append((dest, why))
+                for derived in ("manifest.json", "dataset"):
+                    path = root / DATA_DIR / benchmark / derived
+                    if path.exists():
+                        stale.append(
+                            (path, f"built from {f['name']}, which is outdated")
+                        )
         if (root / "results" / benchmark).is_dir():
             stale += campaign.stale_derived_files(
                 root, benchmark, campaign_systems(), run_ids(benchmark)
@@ -124,7 +142,96 @@ def remove_stale_derived_files():
         + campaign.describe(stale, root)
     )
     for path, _ in stale:
+        if path.parent.name == "download":
+            os.replace(path, path.with_name(path.name + ".outdated"))
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def check_locks():
+    """A second snakemake on the same folder gets a clear message; locks left by a killed one
+    (kill -9 leaves Snakemake's lock files behind) are removed so the plain command resumes.
+    """
+    from scripts import campaign
+
+    if workflow.remote_exec or workflow.subprocess_exec or "--nolock" in sys.argv:
+        return
+    root = Path.cwd()
+    locks = campaign.lock_files(root)
+    if not locks:
+        return
+    others = campaign.other_snakemakes(root, os.getpid())
+    if others:
+        pid, cmd = others[0]
+        raise WorkflowError(
+            f"locked: another snakemake (pid {pid}) is running in {root}:\n  {cmd}\n"
+            "Wait for it to finish (watch it with: python -m scripts.status), or stop it "
+            f"(kill {pid}); its unfinished runs are redone by the next invocation."
+        )
+    logger.warning(
+        "Removing stale Snakemake locks left by an invocation that was killed: "
+        + ", ".join(str(p.relative_to(root)) for p in locks)
+    )
+    for path in locks:
         path.unlink(missing_ok=True)
 
 
+def check_comparability():
+    """Stop, naming the runs, if finished runs were made under a different configuration,
+    dataset or environment than the current ones: never redo or mix them silently."""
+    from scripts import campaign
+
+    if workflow.remote_exec or workflow.subprocess_exec:
+        return
+    root = Path.cwd()
+    problems = []
+    for benchmark in BENCHMARKS:
+        manifest = root / DATA_DIR / benchmark / "manifest.json"
+        for system in campaign_systems():
+            env = root / "results" / benchmark / system / "environment.json"
+            current = {
+                "comparability": cfg.comparability(CONFIG, benchmark, system),
+                "config_fingerprint": cfg.fingerprint(
+                    cfg.comparability(CONFIG, benchmark, system)
+                ),
+                "dataset_manifest_sha256": (
+                    hashlib.sha256(manifest.read_bytes()).hexdigest()
+                    if manifest.exists()
+                    else None
+                ),
+                "environment_digest": (
+                    json.loads(env.read_text()).get("digest") if env.exists() else None
+                ),
+            }
+            bad = campaign.incomparable_runs(
+                root, benchmark, system, run_ids(benchmark), current
+            )
+            if bad:
+                changes = sorted({d for diffs in bad.values() for d in diffs})
+                if len(changes) > 12:
+                    changes = changes[:12] + [f"... and {len(changes) - 12} more"]
+                problems.append(
+                    f"results/{benchmark}/{system}: runs {', '.join(sorted(bad))} were made "
+                    f"under a different configuration:\n    "
+                    + "\n    ".join(changes)
+                    + "\n  Restore the previous configuration to continue this campaign, or "
+                    "move the old runs aside (kept, not deleted) and start anew:\n"
+                    f"    python -m scripts.campaign archive results/{benchmark}/{system}"
+                )
+    if problems:
+        raise WorkflowError(
+            "finished runs would no longer be comparable; nothing was run:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+check_locks()
+check_comparability()
 remove_stale_derived_files()
+
+
+def finished_results(benchmark):
+    """The result.json files that exist now (for the partial report)."""
+    return [f for f in run_results(benchmark) if Path(f).exists()]

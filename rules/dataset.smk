@@ -7,7 +7,7 @@ rule download_file:
     log:
         "logs/download_file/{benchmark}/{file}.log",
     params:
-        # the expected hashes are params, so changing them in config redoes the download
+        # a changed checksum in config redoes the download (common.smk: remove_stale_derived_files)
         url=lambda w: cfg_url(dataset_file(w.benchmark, w.file)["url"]),
         hashes=lambda w: " ".join(
             f"--{a} {dataset_file(w.benchmark, w.file)[a]}"

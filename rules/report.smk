@@ -24,3 +24,24 @@ rule summarize:
     shell:
         "{PY} scripts.results summarize --runs {input:q} "
         "--max-nonconverged {params.max_nonconverged} --output {output:q} > {log:q} 2>&1"
+
+
+# A report while runs are still missing or failing: the finished runs only, each system's row
+# marked partial. It is redone whenever the set of finished runs changes. summary.csv itself
+# always waits for every run.
+rule summarize_partial:
+    input:
+        lambda w: finished_results(w.benchmark),
+    output:
+        "results/{benchmark}/summary.partial.csv",
+    log:
+        "logs/summarize_partial/{benchmark}.log",
+    params:
+        expected=lambda w: json_arg(
+            {s: BENCHMARKS[w.benchmark]["runs"] for s in campaign_systems()}
+        ),
+        max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
+    shell:
+        "{PY} scripts.results partial --expected-json {params.expected} "
+        "--max-nonconverged {params.max_nonconverged} --output {output:q} {input:q} "
+        "> {log:q} 2>&1"

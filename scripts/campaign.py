@@ -14,9 +14,14 @@ Raw run logs are never touched here.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shlex
+import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 DRY_RUN_FLAGS = {
     "--dry-run",
@@ -87,3 +92,171 @@ def is_dry_run(argv: Sequence[str]) -> bool:
 
 def describe(stale: Sequence[tuple[Path, str]], root: Path) -> str:
     return "\n".join(f"  {shlex.quote(str(p.relative_to(root)))}: {reason}" for p, reason in stale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks: Snakemake's lock files survive a kill -9 and then block the next plain invocation.
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen: set[int] = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return seen
+
+
+def other_snakemakes(workdir: Path, me: int) -> list[tuple[int, str]]:
+    """(pid, command line) of snakemake processes other than ``me`` (and its ancestors) whose
+    working directory is ``workdir``."""
+    found: list[tuple[int, str]] = []
+    mine = _ancestors(me)
+    target = workdir.resolve()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in mine:
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        is_snakemake = any(Path(w).name == "snakemake" for w in words[:3]) or (
+            len(words) > 2 and words[1] == "-m" and words[2] == "snakemake"
+        )
+        if is_snakemake and cwd == target:
+            found.append((int(proc.name), " ".join(words)))
+    return found
+
+
+def lock_files(workdir: Path) -> list[Path]:
+    locks = workdir / ".snakemake" / "locks"
+    return sorted(locks.glob("*.lock")) if locks.is_dir() else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparability: finished runs are never silently redone or mixed after a config change.
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for every leaf that differs between two comparability records."""
+    a, b = _flatten(old), _flatten(new)
+    return [
+        f"{k}: {json.dumps(a.get(k))} -> {json.dumps(b.get(k))}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+def incomparable_runs(
+    root: Path,
+    benchmark: str,
+    system: str,
+    runs: Sequence[str],
+    current: dict[str, Any],
+) -> dict[str, list[str]]:
+    """Finished runs of (benchmark, system) that differ from ``current``, with what differs.
+
+    ``current`` has ``comparability`` (the config record) and its ``config_fingerprint``, and,
+    where known,
+    ``dataset_manifest_sha256`` and ``environment_digest``.
+    """
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        meta_path = run_dir(root, benchmark, system, run) / "run.json"
+        if not meta_path.exists():
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if "comparability" in meta:
+            diffs = differences(meta["comparability"], current["comparability"])
+        elif meta.get("config_fingerprint") != current.get("config_fingerprint"):
+            diffs = ["the configuration (fingerprint) changed"]
+        else:
+            diffs = []
+        for key, label in (
+            ("dataset_manifest_sha256", "the verified dataset (manifest.json)"),
+            ("environment_digest", "the environment (environment.json digest)"),
+        ):
+            if current.get(key) and meta.get(key) and meta[key] != current[key]:
+                diffs.append(f"{label} changed")
+        if diffs:
+            found[run] = diffs
+    return found
+
+
+def archive(path: Path, root: Path) -> Path:
+    """Move a system's results folder to results/archive/<benchmark>/<system>.<time>/."""
+    path = path.resolve()
+    benchmark, system = path.parent.name, path.name
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = root / "results" / "archive" / benchmark / f"{system}.{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), dest)
+    return dest
+
+
+def replace_run(root: Path, benchmark: str, system: str, run: int) -> Path:
+    """Move one run aside (kept, never deleted) so the next invocation redoes it."""
+    width = 2
+    src = run_dir(root, benchmark, system, f"{run:0{width}d}")
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src} does not exist")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = root / "results" / "archive" / benchmark / system / f"{src.name}.replaced-{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(src), dest)
+    return dest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.campaign",
+        description="Move finished runs aside (kept, never deleted) so the workflow redoes them.",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("archive", help="move results/<benchmark>/<system> to results/archive/")
+    a.add_argument("path", type=Path, help="e.g. results/gnmt/local")
+    r = sub.add_parser("rerun", help="move one run aside; the next invocation redoes it")
+    r.add_argument("benchmark")
+    r.add_argument("system")
+    r.add_argument("run", type=int, help="run number, e.g. 4")
+    args = p.parse_args(argv)
+    root = Path.cwd()
+    try:
+        if args.cmd == "archive":
+            if not (args.path / "environment.json").exists() and not list(args.path.glob("run_*")):
+                raise FileNotFoundError(f"{args.path} is not a system's results folder")
+            dest = archive(args.path, root)
+            print(f"moved {args.path} to {dest.relative_to(root)}")
+        else:
+            dest = replace_run(root, args.benchmark, args.system, args.run)
+            print(
+                f"moved run {args.run} to {dest.relative_to(root)}; now run:\n"
+                f"  snakemake --cores 1 results/{args.benchmark}/summary.csv"
+            )
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

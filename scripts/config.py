@@ -277,6 +277,7 @@ class RunSpec:
     threads: int
     scale: str
     config_fingerprint: str
+    comparability: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -331,6 +332,7 @@ def run_spec(
     env = {k: str(v) for k, v in bench["implementation"].get("env", {}).items()}
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
     timeout = sys_.get("timeout_s") or bench.get("timeout_s")
+    record = comparability(config, benchmark, system)
     return RunSpec(
         benchmark=benchmark,
         system=system,
@@ -341,5 +343,6 @@ def run_spec(
         timeout_s=timeout,
         threads=sys_["threads"],
         scale=bench["scale"],
-        config_fingerprint=fingerprint(comparability(config, benchmark, system)),
+        config_fingerprint=fingerprint(record),
+        comparability=record,
     )

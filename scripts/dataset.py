@@ -83,7 +83,24 @@ def fetch(url: str, dest: Path, expected: Mapping[str, str]) -> dict[str, Any]:
             "checksum in the benchmark config, then run again."
         )
     os.replace(tmp, dest)
-    return {"name": dest.name, "size": size, **digests}
+    entry = {"name": dest.name, "size": size, **digests}
+    checksums_path(dest).write_text(json.dumps(entry) + "\n")
+    return entry
+
+
+def checksums_path(dest: Path) -> Path:
+    """Where fetch() records the checksums of a downloaded file (read without re-hashing)."""
+    return dest.with_name(f".{dest.name}.checksums.json")
+
+
+def outdated_download(dest: Path, expected: Mapping[str, str]) -> str | None:
+    """Why a downloaded file no longer matches the configured checksums, or None."""
+    try:
+        recorded = json.loads(checksums_path(dest).read_text())
+    except (OSError, ValueError):
+        return None
+    changed = [a for a in HASHES if a in expected and recorded.get(a) not in (None, expected[a])]
+    return f"the configured {' and '.join(changed)} changed" if changed else None
 
 
 def verify(files: Sequence[Mapping[str, Any]], directory: Path) -> list[dict[str, Any]]:

@@ -177,6 +177,40 @@ def summarize(runs: pd.DataFrame, max_nonconverged: int = 1) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def summarize_partial(
+    runs: pd.DataFrame, expected: Mapping[str, int], max_nonconverged: int = 1
+) -> pd.DataFrame:
+    """Like :func:`summarize` over the runs finished so far, marked ``partial`` per system.
+
+    ``expected`` maps each system of the campaign to its number of runs; a system with no
+    finished run yet gets a row with n_runs 0.
+    """
+    rows = []
+    for system, n_expected in sorted(expected.items()):
+        mine = runs[runs["system"] == system] if len(runs) else runs
+        if len(mine):
+            row = summarize_system(mine, max_nonconverged)
+        else:
+            row = {c: None for c in SUMMARY_COLUMNS} | {
+                "system": system,
+                "n_runs": 0,
+                "n_converged": 0,
+                "valid": False,
+                "reason": "no finished run yet",
+            }
+        row["n_expected"] = n_expected
+        row["partial"] = row["n_runs"] < n_expected
+        if row["partial"]:
+            note = f"partial: {row['n_runs']} of {n_expected} runs finished"
+            row["reason"] = f"{note}; {row['reason']}" if row.get("reason") else note
+            row["valid"] = False
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["partial", "n_expected", *SUMMARY_COLUMNS])
+    if len(runs):
+        frame["benchmark"] = runs["benchmark"].iloc[0]
+    return frame
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Parse runs and aggregate them into tables.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -192,7 +226,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     su.add_argument("--runs", type=Path, required=True)
     su.add_argument("--max-nonconverged", type=int, default=1)
     su.add_argument("--output", type=Path, required=True)
+    pt = sub.add_parser("partial", help="finished result.json files -> summary.partial.csv")
+    pt.add_argument("--expected-json", required=True, help='{"system": n_runs, ...}')
+    pt.add_argument("--max-nonconverged", type=int, default=1)
+    pt.add_argument("--output", type=Path, required=True)
+    pt.add_argument("results", type=Path, nargs="*")
     args = p.parse_args(argv)
+    if args.cmd == "partial":
+        frame = collect(args.results) if args.results else pd.DataFrame(columns=RUN_COLUMNS)
+        table = summarize_partial(frame, json.loads(args.expected_json), args.max_nonconverged)
+        write_atomic(args.output, table.to_csv(index=False, float_format="%.6g"))
+        print(
+            table.to_string(
+                index=False,
+                columns=["system", "partial", "n_runs", "n_expected", "score_s", "mean_s"],
+            )
+        )
+        return 0
     if args.cmd == "parse":
         meta = json.loads(args.meta.read_text())
         result = parse_run(args.log, meta, json.loads(args.quality_json))

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,24 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None
             continue
 
 
-def _watch_parent(proc: subprocess.Popen[bytes], parent: int, stop: threading.Event) -> None:
+def _watch_parent(
+    proc: subprocess.Popen[bytes],
+    parent: int,
+    stop: threading.Event,
+    on_parent_death: Callable[[], None],
+) -> None:
     while not stop.wait(1.0):
         if os.getppid() != parent:
             print("runner: parent process died; killing the trainer", file=sys.stderr, flush=True)
             _kill_group(proc, grace_s=2.0)
+            on_parent_death()
             os._exit(137)
+
+
+def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
+    """logs/running/<benchmark>/<system>/run_NN.json while a run's trainer is alive."""
+    name = f"run_{spec.run:02d}.json"
+    return failed_dir.parents[2] / "running" / spec.benchmark / spec.system / name
 
 
 def file_digest(path: Path) -> str:
@@ -109,12 +121,28 @@ def execute(
             env=env,
             start_new_session=True,  # its own process group: we can kill the whole tree
         )
+    running = running_marker(failed_dir, spec)
+    running.parent.mkdir(parents=True, exist_ok=True)
+    running.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "trainer_pid": proc.pid,
+                "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+            }
+        )
+    )
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_parent, args=(proc, os.getppid(), stop), daemon=True)
+    watcher = threading.Thread(
+        target=_watch_parent,
+        args=(proc, os.getppid(), stop, lambda: running.unlink(missing_ok=True)),
+        daemon=True,
+    )
     watcher.start()
 
     def forward(signum: int, _frame: Any) -> None:
         _kill_group(proc, grace_s=5.0)
+        running.unlink(missing_ok=True)
         keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}")
         os._exit(128 + signum)
 
@@ -129,6 +157,7 @@ def execute(
         reason = f"timed out after {spec.timeout_s} s; process group killed"
     finally:
         stop.set()
+        running.unlink(missing_ok=True)
     elapsed = time.monotonic() - t0
     if not reason and rc != 0:
         reason = f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
@@ -158,6 +187,7 @@ def execute(
         "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "wall_s": round(elapsed, 3),
         "config_fingerprint": spec.config_fingerprint,
+        "comparability": spec.comparability,
         "dataset_manifest_sha256": file_digest(dataset_manifest),
         "environment_digest": env_digest,
     }

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -48,3 +53,66 @@ def need_fixtures() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{FIXTURES} is missing; CI must provide ../shared/fixtures")
     pytest.skip(f"{FIXTURES} is missing")
+
+
+def set_faults(wf: Path, faults: dict[str, Any]) -> None:
+    """What tests/fake_trainer.py does wrong, per run (see its docstring)."""
+    (wf / "faults.json").write_text(json.dumps(faults))
+
+
+def fake_campaign(
+    wf: Path, runs: int = 3, faults: dict[str, Any] | None = None, timeout_s: float = 60
+) -> Path:
+    """A benchmark 'fake' whose trainer is tests/fake_trainer.py; returns the overlay path."""
+    shutil.copy2(REPO / "tests" / "fake_trainer.py", wf / "fake_trainer.py")
+    set_faults(wf, faults or {})
+    data = wf / "tiny.txt"
+    data.write_text("a tiny dataset\n")
+    overlay = {
+        "campaign": {"benchmarks": ["fake"]},
+        "benchmarks": {
+            "fake": {
+                "description": "fake trainer for tests",
+                "scale": "test",
+                "runs": runs,
+                "timeout_s": timeout_s,
+                "quality": {"metric": "acc", "target": 0.9},
+                "dataset": {
+                    "files": [
+                        {
+                            "name": "tiny.txt",
+                            "url": "file://{workflow_dir}/tiny.txt",
+                            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+                        }
+                    ]
+                },
+                "implementation": {
+                    "command": "{python} fake_trainer.py --seed {seed} --run {run} "
+                    "--target {target}",
+                },
+            }
+        },
+    }
+    path = wf / "fake.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def jobs_run(output: str) -> list[str]:
+    """'rule wildcards' of every job a snakemake invocation ran, from its log."""
+    jobs = []
+    for block in re.split(r"\n(?=\[\w{3} \w{3} )", output):
+        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            wc = re.search(r"wildcards: (.*)", block)
+            jobs.append(f"{rule.group(1)} {wc.group(1) if wc else ''}".strip())
+    return jobs
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime (ns) of every file under results/."""
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted((root / "results").rglob("*"))
+        if p.is_file()
+    }

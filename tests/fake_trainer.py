@@ -1,16 +1,30 @@
 """A fast, controllable stand-in for a trainer, used only by tests.
 
 It writes a valid MLPerf log (``:::MLLOG`` lines through mlperf-logging) to stdout, like a real
-trainer, in a fraction of a second. Options make it misbehave on purpose.
+trainer, in a fraction of a second. Faults are read at start from ``faults.json`` in the working
+directory (so a test can change them between invocations without changing the configured
+command): a mapping of fault name to the list of run numbers it applies to:
+
+- ``no_converge``: the run ends with run_stop status aborted (a result, not a crash);
+- ``crash``: exit status 3 after the first epoch;
+- ``signal``: the trainer kills itself with SIGKILL after the first epoch;
+- ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
+- ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
+- ``truncate``: exits 0 in the middle of the log, without run_stop.
+
+``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
+can count which runs were executed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from mlperf_logging import mllog
 from mlperf_logging.mllog import constants as C
@@ -21,39 +35,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--run", type=int, required=True)
     p.add_argument("--target", type=float, default=0.9)
-    p.add_argument("--epochs", type=int, default=0, help="epochs to converge (0: from the seed)")
     p.add_argument("--epoch-s", type=float, default=0.01, help="seconds per epoch")
-    p.add_argument("--no-converge-runs", default="", help="comma list of runs that end aborted")
-    p.add_argument("--crash-runs", default="", help="comma list of runs that exit 3")
-    p.add_argument("--hang-runs", default="", help="comma list of runs that sleep forever")
-    p.add_argument("--marker-dir", default="", help="touch <dir>/run_<N>.<pid> when started")
     args = p.parse_args(argv)
-    runs = {
-        k: {int(x) for x in getattr(args, k).split(",") if x}
-        for k in ("no_converge_runs", "crash_runs", "hang_runs")
-    }
-    if args.marker_dir:
-        os.makedirs(args.marker_dir, exist_ok=True)
-        open(os.path.join(args.marker_dir, f"run_{args.run}.{os.getpid()}"), "w").close()
+    faults_file = Path("faults.json")
+    faults = json.loads(faults_file.read_text()) if faults_file.exists() else {}
+
+    def has(fault: str) -> bool:
+        return args.run in faults.get(fault, [])
+
+    if faults.get("marker_dir"):
+        os.makedirs(faults["marker_dir"], exist_ok=True)
+        Path(faults["marker_dir"], f"run_{args.run}.{os.getpid()}").touch()
     log = mllog.get_mllogger()
     mllog.config(default_stack_offset=1)
     log.event(key=C.SUBMISSION_BENCHMARK, value="fake")
     log.event(key=C.SEED, value=args.seed)
     log.start(key=C.RUN_START)
-    epochs = args.epochs or 2 + args.seed % 3
-    converge = args.run not in runs["no_converge_runs"]
+    epochs = 2 + args.seed % 3
     for epoch in range(1, epochs + 1):
         log.start(key=C.EPOCH_START, metadata={C.EPOCH_NUM: epoch})
         time.sleep(args.epoch_s)
-        if args.run in runs["crash_runs"]:
+        if has("garbage"):
+            print(':::MLLOG {"key": "eval_accuracy", "value": 0.', flush=True)
+            print(":::MLL 12.5 broken: {not json", flush=True)
+            print("\x00\x01 binary junk", flush=True)
+        log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
+        if has("crash"):
             print("fake trainer: crashing on purpose", file=sys.stderr, flush=True)
             return 3
-        if args.run in runs["hang_runs"]:
-            signal.pause()
-        log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
-        quality = args.target * (epoch / epochs if converge else 0.5)
+        if has("signal"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if has("hang"):
+            while True:
+                time.sleep(3600)
+        if has("truncate"):
+            sys.stdout.write(':::MLLOG {"namespace": "", "time_ms": 1')
+            return 0
+        quality = args.target * (epoch / epochs if not has("no_converge") else 0.5)
         log.event(key=C.EVAL_ACCURACY, value=round(quality, 4), metadata={C.EPOCH_NUM: epoch})
-    log.end(key=C.RUN_STOP, metadata={C.STATUS: C.SUCCESS if converge else C.ABORTED})
+    status = C.ABORTED if has("no_converge") else C.SUCCESS
+    log.end(key=C.RUN_STOP, metadata={C.STATUS: status})
     return 0
 
 

@@ -31,6 +31,7 @@ def spec(command: str, timeout_s: float | None = 30, run: int = 1) -> RunSpec:
         threads=1,
         scale="test",
         config_fingerprint="cfp",
+        comparability={"a": 1},
     )
 
 
@@ -43,7 +44,7 @@ def paths(tmp_path: Path) -> dict[str, Path]:
     return {
         "log_path": tmp_path / "run_01" / "mlperf.log",
         "meta_path": tmp_path / "run_01" / "run.json",
-        "failed_dir": tmp_path / "failed",
+        "failed_dir": tmp_path / "logs" / "failed" / "b" / "s",
         "dataset_manifest": manifest,
         "environment": environment,
     }

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import REPO, snakemake
+from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -32,60 +28,6 @@ SUMMARY_COLUMNS = {
     "ci95_low_s",
     "ci95_high_s",
 }
-
-
-def fake_campaign(wf: Path, runs: int = 3, trainer_args: str = "") -> Path:
-    """A benchmark 'fake' whose trainer is tests/fake_trainer.py; returns the overlay path."""
-    shutil.copy2(REPO / "tests" / "fake_trainer.py", wf / "fake_trainer.py")
-    data = wf / "tiny.txt"
-    data.write_text("a tiny dataset\n")
-    overlay = {
-        "campaign": {"benchmarks": ["fake"]},
-        "benchmarks": {
-            "fake": {
-                "description": "fake trainer for tests",
-                "scale": "test",
-                "runs": runs,
-                "quality": {"metric": "acc", "target": 0.9},
-                "dataset": {
-                    "files": [
-                        {
-                            "name": "tiny.txt",
-                            "url": "file://{workflow_dir}/tiny.txt",
-                            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-                        }
-                    ]
-                },
-                "implementation": {
-                    "command": "{python} fake_trainer.py --seed {seed} --run {run} "
-                    "--target {target} " + trainer_args,
-                },
-            }
-        },
-    }
-    path = wf / "fake.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    return path
-
-
-def jobs_run(output: str) -> list[str]:
-    """'rule wildcards' of every job a snakemake invocation ran, from its log."""
-    jobs = []
-    for block in re.split(r"\n(?=\[\w{3} \w{3} )", output):
-        rule = re.search(r"^\s*(?:local)?rule (\w+):", block, re.M)
-        if rule:
-            wc = re.search(r"wildcards: (.*)", block)
-            jobs.append(f"{rule.group(1)} {wc.group(1) if wc else ''}".strip())
-    return jobs
-
-
-def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """sha256 and mtime (ns) of every file under results/."""
-    return {
-        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        for p in sorted((root / "results").rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_fake_campaign_runs_every_stage_and_reruns_only_what_is_missing(
@@ -159,7 +101,7 @@ def test_fake_campaign_runs_every_stage_and_reruns_only_what_is_missing(
 
 def test_a_nonconverged_run_is_a_result_and_is_dropped_as_slowest(workflow_copy: Path) -> None:
     wf = workflow_copy
-    overlay = str(fake_campaign(wf, runs=4, trainer_args="--no-converge-runs 2"))
+    overlay = str(fake_campaign(wf, runs=4, faults={"no_converge": [2]}))
     proc = snakemake(wf, "results/fake/summary.csv", "--cores", "1", "--configfile", overlay)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((wf / "results/fake/local/run_02/result.json").read_text())
@@ -171,7 +113,7 @@ def test_a_nonconverged_run_is_a_result_and_is_dropped_as_slowest(workflow_copy:
 
 def test_a_crashed_run_fails_keeps_its_log_and_leaves_the_others(workflow_copy: Path) -> None:
     wf = workflow_copy
-    overlay = str(fake_campaign(wf, runs=3, trainer_args="--crash-runs 2"))
+    overlay = str(fake_campaign(wf, runs=3, faults={"crash": [2]}))
     proc = snakemake(wf, "results/fake/summary.csv", "--cores", "1", "--configfile", overlay)
     assert proc.returncode != 0
     assert not (wf / "results/fake/local/run_02/mlperf.log").exists()

@@ -1,0 +1,147 @@
+"""Where a campaign stands: per benchmark and system, which runs are done, failed, running or
+missing. It reads the files only (no Snakemake, no lock), so it works while a campaign runs.
+
+    python -m scripts.status [--configfile OVERLAY.yaml ...]
+
+Give the same --configfile overlays as the snakemake command of the campaign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts import config as cfg
+
+WORKFLOW_DIR = Path(__file__).resolve().parents[1]
+# the files the Snakefile loads, in its order (tests/test_status.py keeps the two in step)
+DEFAULT_CONFIGFILES = (
+    "config/config.yaml",
+    "config/benchmarks/gnmt.yaml",
+    "config/systems/local.yaml",
+)
+
+
+def merge(base: dict[str, Any], new: dict[str, Any]) -> None:
+    """Snakemake's config merge: mappings merge key by key, anything else is replaced."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def load_config(overlays: Sequence[Path]) -> dict[str, Any]:
+    files = [WORKFLOW_DIR / f for f in DEFAULT_CONFIGFILES] + list(overlays)
+    sources = [(str(f), cfg.load_yaml(f) or {}) for f in files]
+    merged: dict[str, Any] = {}
+    for _, data in sources:
+        merge(merged, data)
+    return cfg.load_and_validate(merged, sources)
+
+
+@dataclass(slots=True)
+class RunState:
+    run: str
+    state: str  # done, failed, running, interrupted, missing
+    detail: str
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Path, str] | None:
+    attempts = sorted(
+        (root / "logs" / "failed" / benchmark / system).glob(f"run_{run}.attempt*.log"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not attempts:
+        return None
+    lines = attempts[-1].read_text(errors="replace").splitlines()
+    reason = next(
+        (ln.split("attempt failed: ", 1)[1] for ln in reversed(lines) if "attempt failed: " in ln),
+        "",
+    )
+    last = next((ln for ln in reversed(lines) if ln.strip() and not ln.startswith("#")), "")
+    return attempts[-1], f"{reason}; last line: {last[:120]}"
+
+
+def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
+    d = root / "results" / benchmark / system / f"run_{run}"
+    marker = root / "logs" / "running" / benchmark / system / f"run_{run}.json"
+    if (d / "result.json").exists():
+        r = json.loads((d / "result.json").read_text())
+        conv = "converged" if r.get("converged") else "NOT converged"
+        return RunState(
+            run,
+            "done",
+            f"{conv}, {r.get('time_to_train_s')} s, {r.get('epochs')} epochs, seed {r.get('seed')}",
+        )
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if _alive(int(info["pid"])):
+            return RunState(
+                run,
+                "running",
+                f"since {info['started_utc']} (pid {info['pid']}), log {d / 'mlperf.log'}",
+            )
+        return RunState(run, "interrupted", "its runner is gone; the next invocation redoes it")
+    if (d / "mlperf.log").exists() and (d / "run.json").exists():
+        return RunState(run, "trained", "log complete, result not parsed yet")
+    failure = _last_failure(root, benchmark, system, run)
+    if failure:
+        path, why = failure
+        return RunState(run, "failed", f"{why} (log {path.relative_to(root)})")
+    return RunState(run, "missing", "")
+
+
+def report(config: dict[str, Any], root: Path) -> str:
+    out: list[str] = []
+    for benchmark in config["campaign"]["benchmarks"]:
+        runs = cfg.run_ids(config["benchmarks"][benchmark]["runs"])
+        for system in cfg.campaign_systems(config):
+            states = [run_state(root, benchmark, system, r) for r in runs]
+            counts: dict[str, int] = {}
+            for s in states:
+                counts[s.state] = counts.get(s.state, 0) + 1
+            summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            out.append(f"{benchmark}/{system}: {len(runs)} runs: {summary}")
+            out.extend(f"  run_{s.run}  {s.state:<11} {s.detail}".rstrip() for s in states)
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.status", description=__doc__)
+    p.add_argument(
+        "--configfile",
+        type=Path,
+        action="append",
+        default=[],
+        help="a config overlay, as given to snakemake (repeatable)",
+    )
+    args = p.parse_args(argv)
+    try:
+        config = load_config(args.configfile)
+    except (cfg.ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report(config, Path.cwd()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
