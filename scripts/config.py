@@ -278,6 +278,7 @@ class RunSpec:
     scale: str
     config_fingerprint: str
     comparability: dict[str, Any]
+    retries: int = 0
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -345,4 +346,5 @@ def run_spec(
         scale=bench["scale"],
         config_fingerprint=fingerprint(record),
         comparability=record,
+        retries=sys_["retries"],
     )

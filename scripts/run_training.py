@@ -102,7 +102,30 @@ def execute(
     dataset_manifest: Path,
     environment: Path,
 ) -> dict[str, Any]:
-    """Run the trainer; write ``meta_path`` on success, raise RunFailed on a crash."""
+    """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
+    log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed."""
+    for attempt in range(1, spec.retries + 2):
+        try:
+            meta = _attempt(spec, log_path, meta_path, failed_dir, dataset_manifest, environment)
+        except RunFailed as exc:
+            if attempt > spec.retries:
+                raise
+            print(f"runner: attempt {attempt} failed ({exc}); retrying", flush=True)
+            continue
+        meta["attempts"] = attempt
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return meta
+    raise AssertionError("unreachable")
+
+
+def _attempt(
+    spec: RunSpec,
+    log_path: Path,
+    meta_path: Path,
+    failed_dir: Path,
+    dataset_manifest: Path,
+    environment: Path,
+) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(spec.env)
     env.setdefault("OMP_NUM_THREADS", str(spec.threads))

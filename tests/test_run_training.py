@@ -108,3 +108,19 @@ def test_a_timeout_kills_the_whole_process_tree(tmp_path: Path, paths) -> None:
         time.sleep(0.05)
     else:
         pytest.fail(f"grandchild {child} survived the timeout")
+
+
+def test_retries_try_a_crashed_run_again_and_keep_each_failed_log(tmp_path: Path, paths) -> None:
+    flag = tmp_path / "crashed-once"
+    command = (
+        f"if [ ! -e {flag} ]; then touch {flag}; echo first; exit 4; fi; "
+        + good_log_command(tmp_path)
+    )
+    s = spec(command)
+    s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "retries": 1})
+    meta = execute(s, **paths)
+    assert meta["attempts"] == 2
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert "exited with status 4" in kept.read_text()
+    with pytest.raises(RunFailed):
+        execute(spec("exit 5"), **paths)  # retries 0: one attempt only
