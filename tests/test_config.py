@@ -143,3 +143,14 @@ def test_snakemake_stops_on_a_bad_overlay_before_any_job(workflow_copy: Path) ->
     out = proc.stdout + proc.stderr
     assert "bad.yaml: benchmarks.gnmt.runs: 0 is less than the minimum of 1" in out
     assert not (workflow_copy / "results" / "gnmt").exists()
+
+
+def test_status_merges_the_same_default_files_as_the_snakefile() -> None:
+    import re
+
+    from scripts import status
+
+    snakefile = (REPO / "Snakefile").read_text()
+    directives = re.findall(r'^configfile: "([^"]+)"', snakefile, re.M)
+    assert tuple(directives) == status.DEFAULT_CONFIGFILES
+    assert tuple(DEFAULT_FILES) == status.DEFAULT_CONFIGFILES

@@ -64,14 +64,20 @@ def test_model_shapes_bidirectional_first_layer_and_residual_stack() -> None:
     assert model.decoder.attention.g.item() == pytest.approx(16**-0.5)
 
 
-def test_trainer_logs_mlperf_events_and_ends_aborted_when_target_not_met(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """A 64-pair corpus, unpacked, for trainer tests that take a second."""
     archive = tmp_path / "c.tar.gz"
     corpus.build_archive(archive, n_train=64, n_dev=8)
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path, filter="data")
-    data = tmp_path / corpus.CORPUS_NAME
+    return tmp_path / corpus.CORPUS_NAME
+
+
+def test_trainer_logs_mlperf_events_and_ends_aborted_when_target_not_met(
+    tiny_corpus: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = tiny_corpus
     rc = train.main(
         [
             "--data-dir",
@@ -109,16 +115,12 @@ def test_trainer_logs_mlperf_events_and_ends_aborted_when_target_not_met(
 
 
 def test_trainer_converges_and_says_success(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tiny_corpus: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    archive = tmp_path / "c.tar.gz"
-    corpus.build_archive(archive, n_train=64, n_dev=8)
-    with tarfile.open(archive) as tar:
-        tar.extractall(tmp_path, filter="data")
     rc = train.main(
         [
             "--data-dir",
-            str(tmp_path / corpus.CORPUS_NAME),
+            str(tiny_corpus),
             "--seed",
             "5",
             "--target-bleu",

@@ -112,9 +112,8 @@ def test_a_timeout_kills_the_whole_process_tree(tmp_path: Path, paths) -> None:
 
 def test_retries_try_a_crashed_run_again_and_keep_each_failed_log(tmp_path: Path, paths) -> None:
     flag = tmp_path / "crashed-once"
-    command = (
-        f"if [ ! -e {flag} ]; then touch {flag}; echo first; exit 4; fi; "
-        + good_log_command(tmp_path)
+    command = f"if [ ! -e {flag} ]; then touch {flag}; echo first; exit 4; fi; " + good_log_command(
+        tmp_path
     )
     s = spec(command)
     s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "retries": 1})
