@@ -143,7 +143,7 @@ def remove_stale_derived_files():
     )
     for path, _ in stale:
         if path.parent.name == "download":
-            os.replace(path, path.with_name(path.name + ".outdated"))
+            os.replace(path, path.with_name(f"{path.name}.outdated"))
         elif path.is_dir():
             shutil.rmtree(path)
         else:
