@@ -156,8 +156,10 @@ def check_locks():
     """
     from scripts import campaign
 
-    if workflow.remote_exec or workflow.subprocess_exec or "--nolock" in sys.argv:
+    if workflow.remote_exec or workflow.subprocess_exec:
         return
+    if {"--nolock", "--unlock"} & set(sys.argv) or campaign.is_dry_run(sys.argv):
+        return  # these take no lock (and --unlock is how a user clears one by hand)
     root = Path.cwd()
     locks = campaign.lock_files(root)
     if not locks:
@@ -191,11 +193,10 @@ def check_comparability():
         manifest = root / DATA_DIR / benchmark / "manifest.json"
         for system in campaign_systems():
             env = root / "results" / benchmark / system / "environment.json"
+            record = cfg.comparability(CONFIG, benchmark, system)
             current = {
-                "comparability": cfg.comparability(CONFIG, benchmark, system),
-                "config_fingerprint": cfg.fingerprint(
-                    cfg.comparability(CONFIG, benchmark, system)
-                ),
+                "comparability": record,
+                "config_fingerprint": cfg.fingerprint(record),
                 "dataset_manifest_sha256": (
                     hashlib.sha256(manifest.read_bytes()).hexdigest()
                     if manifest.exists()
