@@ -173,7 +173,7 @@ def test_kill_9_of_snakemake_leaves_no_trainer_and_the_plain_command_resumes(
 
 def test_a_second_snakemake_is_told_the_folder_is_locked(workflow_copy: Path) -> None:
     wf = workflow_copy
-    overlay = campaign(wf, {"hang": [1, 2, 3]})
+    overlay = campaign(wf, {"hang": [1, 2, 3]}, timeout_s=10)
     main = _start(wf, overlay)
     try:
         _wait_for(lambda: any((wf / "markers").glob("run_*")))
