@@ -10,18 +10,18 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# Defaults, then overlays: later files win, and any --configfile given on the command line
-# is merged on top of all of them (e.g. --configfile config/systems/my-server.yaml).
-DEFAULT_CONFIGFILES = [
-    "config/config.yaml",
-    "config/benchmarks/gnmt.yaml",
-    "config/systems/local.yaml",
-]
+import sys
 
+sys.path.insert(0, workflow.basedir)  # the scripts package
 
-configfile: "config/config.yaml"
-configfile: "config/benchmarks/gnmt.yaml"
-configfile: "config/systems/local.yaml"
+from scripts.config import DEFAULT_CONFIGFILES
+
+# Defaults (config/config.yaml, config/benchmarks/gnmt.yaml, config/systems/local.yaml), then
+# overlays: later files win, and any --configfile given on the command line is merged on top
+# of all of them (e.g. --configfile config/systems/my-server.yaml).
+for _configfile in DEFAULT_CONFIGFILES:
+
+    configfile: _configfile
 
 
 include: "rules/common.smk"

@@ -1,21 +1,18 @@
 # Configuration loading and validation, and every input function and helper of the rules.
 
-import hashlib
 import json
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-WORKFLOW_DIR = Path(workflow.basedir)
-if str(WORKFLOW_DIR) not in sys.path:
-    sys.path.insert(0, str(WORKFLOW_DIR))
+from scripts import campaign, dataset
+from scripts import config as cfg
 
-from scripts import config as cfg  # noqa: E402
+WORKFLOW_DIR = Path(workflow.basedir)
 
 
 def _config_sources():
@@ -94,41 +91,24 @@ def run_spec_json(wildcards):
     return spec.to_json()
 
 
-def cfg_url(url):
-    """A dataset URL with {workflow_dir} replaced by this workflow's folder."""
-    return url.replace("{workflow_dir}", str(WORKFLOW_DIR))
+def main_invocation():
+    """The snakemake the user started, not a job step of a cluster or subprocess executor:
+    only it checks the campaign before the plan is built."""
+    return not (workflow.remote_exec or workflow.subprocess_exec)
 
 
 def remove_stale_derived_files():
-    """Missing run files make derived files stale: remove those so they are rebuilt (see
-    scripts/campaign.py). Only in the main invocation, never in a dry run or a cluster job.
-    """
-    from scripts import campaign
-
-    if workflow.remote_exec or workflow.subprocess_exec:
-        return
-    from scripts import dataset
-
+    """Missing run files, or a changed dataset checksum, make derived files stale: remove them
+    so they are rebuilt (scripts/campaign.py says why). A dry run only warns."""
     root = Path.cwd()
     stale = []
     for benchmark in BENCHMARKS:
-        # a download whose configured checksum changed is fetched again (the old bytes are
-        # kept as <file>.outdated); the manifest and unpacked dataset built from it go too
-        for f in dataset_files(benchmark):
-            dest = root / DATA_DIR / benchmark / "download" / f["name"]
-            why = dataset.outdated_download(dest, f) if dest.exists() else None
-            if why:
-                stale.append((dest, why))
-                for derived in ("manifest.json", "dataset"):
-                    path = root / DATA_DIR / benchmark / derived
-                    if path.exists():
-                        stale.append(
-                            (path, f"built from {f['name']}, which is outdated")
-                        )
-        if (root / "results" / benchmark).is_dir():
-            stale += campaign.stale_derived_files(
-                root, benchmark, campaign_systems(), run_ids(benchmark)
-            )
+        stale += campaign.stale_downloads(
+            root / DATA_DIR / benchmark, dataset_files(benchmark)
+        )
+        stale += campaign.stale_derived_files(
+            root, benchmark, campaign_systems(), run_ids(benchmark)
+        )
     if not stale:
         return
     if campaign.is_dry_run(sys.argv):
@@ -141,23 +121,13 @@ def remove_stale_derived_files():
         "Removing derived files that no longer match the runs on disk (they are rebuilt):\n"
         + campaign.describe(stale, root)
     )
-    for path, _ in stale:
-        if path.parent.name == "download":
-            os.replace(path, path.with_name(f"{path.name}.outdated"))
-        elif path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    campaign.remove_stale(stale)
 
 
 def check_locks():
     """A second snakemake on the same folder gets a clear message; locks left by a killed one
     (kill -9 leaves Snakemake's lock files behind) are removed so the plain command resumes.
     """
-    from scripts import campaign
-
-    if workflow.remote_exec or workflow.subprocess_exec:
-        return
     if {"--nolock", "--unlock"} & set(sys.argv) or campaign.is_dry_run(sys.argv):
         return  # these take no lock (and --unlock is how a user clears one by hand)
     root = Path.cwd()
@@ -183,44 +153,20 @@ def check_locks():
 def check_comparability():
     """Stop, naming the runs, if finished runs were made under a different configuration,
     dataset or environment than the current ones: never redo or mix them silently."""
-    from scripts import campaign
-
-    if workflow.remote_exec or workflow.subprocess_exec:
-        return
     root = Path.cwd()
     problems = []
     for benchmark in BENCHMARKS:
-        manifest = root / DATA_DIR / benchmark / "manifest.json"
         for system in campaign_systems():
-            env = root / "results" / benchmark / system / "environment.json"
-            record = cfg.comparability(CONFIG, benchmark, system)
-            current = {
-                "comparability": record,
-                "config_fingerprint": cfg.fingerprint(record),
-                "dataset_manifest_sha256": (
-                    hashlib.sha256(manifest.read_bytes()).hexdigest()
-                    if manifest.exists()
-                    else None
-                ),
-                "environment_digest": (
-                    json.loads(env.read_text()).get("digest") if env.exists() else None
-                ),
-            }
+            current = campaign.current_state(
+                cfg.comparability(CONFIG, benchmark, system),
+                manifest=root / DATA_DIR / benchmark / "manifest.json",
+                environment=root / "results" / benchmark / system / "environment.json",
+            )
             bad = campaign.incomparable_runs(
                 root, benchmark, system, run_ids(benchmark), current
             )
             if bad:
-                changes = sorted({d for diffs in bad.values() for d in diffs})
-                if len(changes) > 12:
-                    changes = changes[:12] + [f"... and {len(changes) - 12} more"]
-                problems.append(
-                    f"results/{benchmark}/{system}: runs {', '.join(sorted(bad))} were made "
-                    f"under a different configuration:\n    "
-                    + "\n    ".join(changes)
-                    + "\n  Restore the previous configuration to continue this campaign, or "
-                    "move the old runs aside (kept, not deleted) and start anew:\n"
-                    f"    python -m scripts.campaign archive results/{benchmark}/{system}"
-                )
+                problems.append(campaign.incomparable_message(benchmark, system, bad))
     if problems:
         raise WorkflowError(
             "finished runs would no longer be comparable; nothing was run:\n  "
@@ -228,9 +174,10 @@ def check_comparability():
         )
 
 
-check_locks()
-check_comparability()
-remove_stale_derived_files()
+if main_invocation():
+    check_locks()
+    check_comparability()
+    remove_stale_derived_files()
 
 
 def finished_results(benchmark):

@@ -8,7 +8,9 @@ rule download_file:
         "logs/download_file/{benchmark}/{file}.log",
     params:
         # a changed checksum in config redoes the download (common.smk: remove_stale_derived_files)
-        url=lambda w: cfg_url(dataset_file(w.benchmark, w.file)["url"]),
+        url=lambda w: dataset.expand_url(
+            dataset_file(w.benchmark, w.file)["url"], WORKFLOW_DIR
+        ),
         hashes=lambda w: " ".join(
             f"--{a} {dataset_file(w.benchmark, w.file)[a]}"
             for a in ("sha256", "md5")

@@ -15,7 +15,9 @@ Raw run logs are never touched here.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -73,6 +75,37 @@ def stale_derived_files(
             if path.exists():
                 stale.append((path, f"run(s) {what} of {benchmark} have no result yet"))
     return stale
+
+
+def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[tuple[Path, str]]:
+    """Downloads whose configured checksum changed since they were fetched, and the manifest
+    and unpacked dataset built from them (``dataset_dir`` is <data_dir>/<benchmark>)."""
+    from scripts.dataset import outdated_download
+
+    stale: list[tuple[Path, str]] = []
+    for f in files:
+        dest = dataset_dir / "download" / f["name"]
+        why = outdated_download(dest, f) if dest.exists() else None
+        if why:
+            stale.append((dest, why))
+            stale += [
+                (dataset_dir / derived, f"built from {f['name']}, which is outdated")
+                for derived in ("manifest.json", "dataset")
+                if (dataset_dir / derived).exists()
+            ]
+    return stale
+
+
+def remove_stale(stale: Sequence[tuple[Path, str]]) -> None:
+    """Remove what :func:`stale_derived_files` and :func:`stale_downloads` found; an outdated
+    download is kept as ``<file>.outdated``."""
+    for path, _ in stale:
+        if path.parent.name == "download":
+            os.replace(path, path.with_name(f"{path.name}.outdated"))
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def is_dry_run(argv: Sequence[str]) -> bool:
@@ -198,6 +231,38 @@ def incomparable_runs(
         if diffs:
             found[run] = diffs
     return found
+
+
+def current_state(record: dict[str, Any], manifest: Path, environment: Path) -> dict[str, Any]:
+    """What finished runs are compared against (see :func:`incomparable_runs`): the config's
+    comparability record, and the dataset manifest and environment digest where they exist."""
+    from scripts.config import fingerprint
+
+    return {
+        "comparability": record,
+        "config_fingerprint": fingerprint(record),
+        "dataset_manifest_sha256": (
+            hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+        ),
+        "environment_digest": (
+            json.loads(environment.read_text()).get("digest") if environment.exists() else None
+        ),
+    }
+
+
+def incomparable_message(benchmark: str, system: str, bad: dict[str, list[str]]) -> str:
+    """What differs for which runs, and what to do about it."""
+    changes = sorted({d for diffs in bad.values() for d in diffs})
+    if len(changes) > 12:
+        changes = changes[:12] + [f"... and {len(changes) - 12} more"]
+    return (
+        f"results/{benchmark}/{system}: runs {', '.join(sorted(bad))} were made under a "
+        "different configuration:\n    "
+        + "\n    ".join(changes)
+        + "\n  Restore the previous configuration to continue this campaign, or move the old "
+        "runs aside (kept, not deleted) and start anew:\n"
+        f"    python -m scripts.campaign archive results/{benchmark}/{system}"
+    )
 
 
 def archive(path: Path, root: Path) -> Path:

@@ -9,6 +9,7 @@ the key's path, what was found and what was expected.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shlex
@@ -21,7 +22,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schemas" / "config.schema.yaml"
+WORKFLOW_DIR = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
+# the config files the Snakefile loads, in merge order (overlays come after them)
+DEFAULT_CONFIGFILES = (
+    "config/config.yaml",
+    "config/benchmarks/gnmt.yaml",
+    "config/systems/local.yaml",
+)
 MAX_ERRORS = 10
 
 
@@ -39,6 +47,26 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     if "$schema" not in schema:
         raise ConfigError(f"{path}: a JSON schema needs a '$schema' key")
     return schema
+
+
+def merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Snakemake's config merge: mappings merge key by key, anything else is replaced."""
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def load_files(overlays: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """The defaults merged with ``overlays`` as Snakemake merges them, validated, with defaults
+    filled in (for tools that read a campaign without running snakemake)."""
+    files = [WORKFLOW_DIR / f for f in DEFAULT_CONFIGFILES] + [Path(f) for f in overlays]
+    sources = [(str(f), load_yaml(f) or {}) for f in files]
+    merged: dict[str, Any] = {}
+    for _, data in sources:
+        merge(merged, data)
+    return load_and_validate(merged, sources)
 
 
 def _key_path(path: Iterable[Any]) -> str:

@@ -134,7 +134,7 @@ def summarize_system(runs: pd.DataFrame, max_nonconverged: int = 1) -> dict[str,
     times = [None if pd.isna(t) else float(t) for t in runs["time_to_train_s"]]
     converged = [bool(c) for c in runs["converged"]]
     run_numbers = runs["run"].tolist()
-    score = olympic_score(times, converged, max_nonconverged=max_nonconverged)
+    score = olympic_score(times, converged, max_nonconverged=max_nonconverged, labels=run_numbers)
     ok_times = [t for t, c in zip(times, converged, strict=True) if c and t is not None]
     stats = describe(ok_times) if ok_times else None
     row: dict[str, Any] = {
@@ -154,22 +154,9 @@ def summarize_system(runs: pd.DataFrame, max_nonconverged: int = 1) -> dict[str,
         "scale": runs["scale"].iloc[0],
         "fingerprint": fingerprints[0] if fingerprints else None,
     }
-    # olympic_score names runs by position; say run numbers instead
-    if not score.valid and score.reason:
-        row["reason"] = _positions_to_runs(score.reason, run_numbers)
     for col in ("mean_s", "std_s", "cv", "min_s", "median_s", "max_s", "ci95_low_s", "ci95_high_s"):
         row[col] = _nan_to_none(getattr(stats, col)) if stats else None
     return row
-
-
-def _positions_to_runs(reason: str, run_numbers: Sequence[int]) -> str:
-    import re
-
-    def repl(m: re.Match[str]) -> str:
-        nums = [run_numbers[int(i)] for i in m.group(2).split(", ")]
-        return m.group(1) + ", ".join(str(n) for n in nums)
-
-    return re.sub(r"(runs? )(\d+(?:, \d+)*)", repl, reason)
 
 
 def summarize(runs: pd.DataFrame, max_nonconverged: int = 1) -> pd.DataFrame:

@@ -106,26 +106,49 @@ def execute(
     log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed."""
     for attempt in range(1, spec.retries + 2):
         try:
-            meta = _attempt(spec, log_path, meta_path, failed_dir, dataset_manifest, environment)
+            started, elapsed_s, rc = _attempt(spec, log_path, failed_dir)
         except RunFailed as exc:
             if attempt > spec.retries:
                 raise
             print(f"runner: attempt {attempt} failed ({exc}); retrying", flush=True)
             continue
-        meta["attempts"] = attempt
-        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        meta = {
+            "benchmark": spec.benchmark,
+            "system": spec.system,
+            "run": spec.run,
+            "seed": spec.seed,
+            "scale": spec.scale,
+            "command": spec.command,
+            "timeout_s": spec.timeout_s,
+            "threads": spec.threads,
+            "host": socket.gethostname(),
+            "python": platform.python_version(),
+            "exit_code": rc,
+            "attempts": attempt,
+            "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
+            "wall_s": round(elapsed_s, 3),
+            "config_fingerprint": spec.config_fingerprint,
+            "comparability": spec.comparability,
+            "dataset_manifest_sha256": file_digest(dataset_manifest),
+            "environment_digest": json.loads(environment.read_text()).get("digest", ""),
+        }
+        meta["fingerprint"] = fingerprint(
+            {
+                k: meta[k]
+                for k in ("config_fingerprint", "dataset_manifest_sha256", "environment_digest")
+            }
+        )
+        tmp = meta_path.with_name(meta_path.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, meta_path)
+        print(f"runner: finished in {elapsed_s:.1f} s", flush=True)
         return meta
     raise AssertionError("unreachable")
 
 
-def _attempt(
-    spec: RunSpec,
-    log_path: Path,
-    meta_path: Path,
-    failed_dir: Path,
-    dataset_manifest: Path,
-    environment: Path,
-) -> dict[str, Any]:
+def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, float, int]:
+    """One attempt: (start time, seconds, exit status) of a run that ended with run_stop;
+    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop."""
     env = dict(os.environ)
     env.update(spec.env)
     env.setdefault("OMP_NUM_THREADS", str(spec.threads))
@@ -193,36 +216,7 @@ def _attempt(
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason)
         raise RunFailed(f"{reason}; log kept as {kept}")
-    dataset = json.loads(dataset_manifest.read_text())
-    env_digest = json.loads(environment.read_text()).get("digest", "")
-    meta = {
-        "benchmark": spec.benchmark,
-        "system": spec.system,
-        "run": spec.run,
-        "seed": spec.seed,
-        "scale": spec.scale,
-        "command": spec.command,
-        "timeout_s": spec.timeout_s,
-        "threads": spec.threads,
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
-        "exit_code": rc,
-        "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-        "wall_s": round(elapsed, 3),
-        "config_fingerprint": spec.config_fingerprint,
-        "comparability": spec.comparability,
-        "dataset_manifest_sha256": file_digest(dataset_manifest),
-        "environment_digest": env_digest,
-    }
-    meta["fingerprint"] = fingerprint(
-        {k: meta[k] for k in ("config_fingerprint", "dataset_manifest_sha256")}
-        | {"environment": env_digest, "dataset": dataset}
-    )
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, meta_path)
-    print(f"runner: finished in {elapsed:.1f} s", flush=True)
-    return meta
+    return started, elapsed, rc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,7 @@ def olympic_score(
     converged: Sequence[bool],
     max_nonconverged: int = 1,
     min_runs: int = 3,
+    labels: Sequence[int] | None = None,
 ) -> Score:
     """MLPerf olympic mean of times to train.
 
@@ -50,7 +51,8 @@ def olympic_score(
     than ``max_nonconverged`` (0 or 1), or fewer than ``min_runs`` runs (at least 3),
     make the result invalid.
 
-    Runs are identified by their position in the input (0-based), also in ``reason``.
+    Runs are identified by their position in the input (0-based); ``reason`` names them by
+    ``labels`` (e.g. run numbers) when given, else by position.
     Ties are deterministic: one instance only is dropped, the one at the lowest position.
     A converged run without a finite time makes the result invalid.  Raises ValueError
     when the two sequences differ in length or the parameters are out of range.
@@ -67,6 +69,9 @@ def olympic_score(
     if min_runs < 3:
         raise ValueError(f"min_runs must be at least 3 for an olympic mean, got {min_runs}")
 
+    if labels is not None and len(labels) != len(times_s):
+        raise ValueError(f"labels has {len(labels)} entries for {len(times_s)} runs")
+    names = list(labels) if labels is not None else list(range(len(times_s)))
     n_runs = len(times_s)
     conv = [bool(c) for c in converged]
     n_conv = sum(conv)
@@ -82,7 +87,7 @@ def olympic_score(
         n_bad = len(nonconv)
         verb = "run did" if n_bad == 1 else "runs did"
         return invalid(
-            f"{n_bad} {verb} not converge ({_fmt_runs(nonconv)}); "
+            f"{n_bad} {verb} not converge ({_fmt_runs([names[i] for i in nonconv])}); "
             f"MLPerf allows at most {max_nonconverged}"
         )
 
@@ -96,7 +101,7 @@ def olympic_score(
         else:
             conv_times.append((float(t), i))
     if no_time:
-        return invalid(f"converged {_fmt_runs(no_time)} without a finite time")
+        return invalid(f"converged {_fmt_runs([names[i] for i in no_time])} without a finite time")
 
     # (time, position) sorts by time, then lowest position first on ties.
     conv_times.sort()

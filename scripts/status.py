@@ -9,7 +9,6 @@ Give the same --configfile overlays as the snakemake command of the campaign.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -19,32 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from scripts import config as cfg
-
-WORKFLOW_DIR = Path(__file__).resolve().parents[1]
-# the files the Snakefile loads, in its order (tests/test_status.py keeps the two in step)
-DEFAULT_CONFIGFILES = (
-    "config/config.yaml",
-    "config/benchmarks/gnmt.yaml",
-    "config/systems/local.yaml",
-)
-
-
-def merge(base: dict[str, Any], new: dict[str, Any]) -> None:
-    """Snakemake's config merge: mappings merge key by key, anything else is replaced."""
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-
-
-def load_config(overlays: Sequence[Path]) -> dict[str, Any]:
-    files = [WORKFLOW_DIR / f for f in DEFAULT_CONFIGFILES] + list(overlays)
-    sources = [(str(f), cfg.load_yaml(f) or {}) for f in files]
-    merged: dict[str, Any] = {}
-    for _, data in sources:
-        merge(merged, data)
-    return cfg.load_and_validate(merged, sources)
 
 
 @dataclass(slots=True)
@@ -135,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        config = load_config(args.configfile)
+        config = cfg.load_files(args.configfile)
     except (cfg.ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

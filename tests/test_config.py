@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +11,15 @@ import yaml
 from scripts import config as cfg
 from tests.conftest import REPO, snakemake
 
-DEFAULT_FILES = ["config/config.yaml", "config/benchmarks/gnmt.yaml", "config/systems/local.yaml"]
-
 
 def merged(*overlays: tuple[str, dict[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """The default config merged like Snakemake does, plus the (file, data) sources."""
-    sources = [(f, yaml.safe_load((REPO / f).read_text())) for f in DEFAULT_FILES]
+    sources = [(f, yaml.safe_load((REPO / f).read_text())) for f in cfg.DEFAULT_CONFIGFILES]
     sources += list(overlays)
     config: dict[str, Any] = {}
     for _, data in sources:
-        _merge(config, copy.deepcopy(data))
+        cfg.merge(config, data)
     return config, sources
-
-
-def _merge(base: dict[str, Any], new: dict[str, Any]) -> None:
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
 
 
 def error_of(*overlays: tuple[str, dict[str, Any]]) -> str:
@@ -145,12 +134,9 @@ def test_snakemake_stops_on_a_bad_overlay_before_any_job(workflow_copy: Path) ->
     assert not (workflow_copy / "results" / "gnmt").exists()
 
 
-def test_status_merges_the_same_default_files_as_the_snakefile() -> None:
-    import re
-
-    from scripts import status
-
-    snakefile = (REPO / "Snakefile").read_text()
-    directives = re.findall(r'^configfile: "([^"]+)"', snakefile, re.M)
-    assert tuple(directives) == status.DEFAULT_CONFIGFILES
-    assert tuple(DEFAULT_FILES) == status.DEFAULT_CONFIGFILES
+def test_load_files_merges_overlays_like_snakemake(tmp_path: Path) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
+    full = cfg.load_files([overlay])
+    assert full["benchmarks"]["gnmt"]["runs"] == 3
+    assert full["benchmarks"]["gnmt"]["quality"]["target"] == 90.0  # merged, not replaced

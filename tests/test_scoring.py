@@ -215,3 +215,10 @@ def test_describe_rejects_empty_and_nonfinite() -> None:
         describe([])
     with pytest.raises(ValueError):
         describe([1.0, float("nan")])
+
+
+def test_reason_names_runs_by_their_labels() -> None:
+    score = olympic_score([1.0, None, 2.0, None], [True, False, True, False], labels=[1, 2, 3, 4])
+    assert "runs 2, 4" in score.reason
+    with pytest.raises(ValueError, match="labels"):
+        olympic_score([1.0, 2.0, 3.0], [True] * 3, labels=[1])
