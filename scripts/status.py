@@ -1,5 +1,6 @@
-"""Where a campaign stands: per benchmark and system, which runs are done, failed, running or
-missing. It reads the files only (no Snakemake, no lock), so it works while a campaign runs.
+"""Where a campaign stands: per benchmark and system, which runs are done, failed, running,
+interrupted, trained but not parsed yet, or missing. It reads the files only (no Snakemake,
+no lock), so it works while a campaign runs.
 
     python -m scripts.status [--configfile OVERLAY.yaml ...]
 
@@ -98,7 +99,11 @@ def report(config: dict[str, Any], root: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.status", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.status",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--configfile",
         type=Path,
