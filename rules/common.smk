@@ -50,6 +50,41 @@ def dataset_files(benchmark):
     return BENCHMARKS[benchmark]["dataset"]["files"]
 
 
+def uses_script(benchmark):
+    """A dataset made by its script: it has one and no mirror (a mirror wins)."""
+    ds = BENCHMARKS[benchmark]["dataset"]
+    return bool(ds.get("script")) and not ds.get("mirror")
+
+
+def dataset_files_dir(wildcards):
+    sub = "generated" if uses_script(wildcards.benchmark) else "download"
+    return f"{DATA_DIR}/{wildcards.benchmark}/{sub}"
+
+
+def dataset_inputs(wildcards):
+    """What verify_dataset checks: the script's folder, or every fetched file."""
+    if uses_script(wildcards.benchmark):
+        return [dataset_files_dir(wildcards)]
+    return [
+        f"{DATA_DIR}/{wildcards.benchmark}/download/{f['name']}"
+        for f in dataset_files(wildcards.benchmark)
+    ]
+
+
+def dataset_sources(benchmark, name):
+    """The URLs download_file tries, in order: the mirror, then the file's url."""
+    mirror = BENCHMARKS[benchmark]["dataset"].get("mirror")
+    return dataset.sources(dataset_file(benchmark, name), mirror, WORKFLOW_DIR)
+
+
+def download_policy_args(wildcards):
+    d = CONFIG["download"]
+    return (
+        f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
+        + ("" if d["progress"] else " --no-progress")
+    )
+
+
 def dataset_file(benchmark, name):
     for f in dataset_files(benchmark):
         if f["name"] == name:

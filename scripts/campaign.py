@@ -83,6 +83,13 @@ def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[
     from scripts.dataset import outdated_download
 
     stale: list[tuple[Path, str]] = []
+    why = outdated_manifest(dataset_dir / "manifest.json", files)
+    if why:
+        stale += [
+            (dataset_dir / derived, why)
+            for derived in ("manifest.json", "dataset")
+            if (dataset_dir / derived).exists()
+        ]
     for f in files:
         dest = dataset_dir / "download" / f["name"]
         why = outdated_download(dest, f) if dest.exists() else None
@@ -94,6 +101,24 @@ def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[
                 if (dataset_dir / derived).exists()
             ]
     return stale
+
+
+def outdated_manifest(manifest: Path, files: Sequence[dict[str, Any]]) -> str | None:
+    """Why a dataset manifest no longer describes the configured files (another file list, or a
+    changed checksum, e.g. of a dataset made by a script), or None."""
+    try:
+        recorded = {e["name"]: e for e in json.loads(manifest.read_text())["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if set(recorded) != {f["name"] for f in files}:
+        return "the configured dataset files changed"
+    changed = [
+        f"{f['name']} {a}"
+        for f in files
+        for a in ("sha256", "md5")
+        if a in f and recorded[f["name"]].get(a) not in (None, f[a])
+    ]
+    return f"the configured checksum of {', '.join(changed)} changed" if changed else None
 
 
 def remove_stale(stale: Sequence[tuple[Path, str]]) -> None:

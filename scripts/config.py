@@ -22,6 +22,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from scripts.dataset import check_dataset
+
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
 # the config files the Snakefile loads, in merge order (overlays come after them)
@@ -185,6 +187,7 @@ def check_references(config: Mapping[str, Any]) -> None:
                 f"benchmarks.{bname}.seeds has {len(seeds)} seeds for {bench['runs']} runs; "
                 "give one seed per run or null"
             )
+        problems += [f"benchmarks.{bname}.{p}" for p in check_dataset(bench["dataset"])]
         try:
             render_command(bench["implementation"]["command"], _dummy_context(bench))
         except ConfigError as exc:
