@@ -101,6 +101,7 @@ COMPARISON_COLUMNS = [
     "score_s",
     "reference_score_s",
     "score_speedup",
+    "epoch_speedup",
     "p_welch",
     "p_welch_holm",
     "p_mannwhitney",
@@ -357,6 +358,13 @@ def verdict(row: Mapping[str, Any]) -> str:
     )
 
 
+def _ratio(numerator: Any, denominator: Any) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator):
+        return None
+    return float(numerator) / float(denominator) if float(denominator) else None
+
+
 def compare(
     runs: pd.DataFrame,
     summary: pd.DataFrame,
@@ -372,6 +380,8 @@ def compare(
       (:func:`scripts.stats.speedup`), with a percentile bootstrap 95% interval
       (:func:`scripts.stats.bootstrap_speedup_interval`, ``resamples``, ``seed``);
     - ``score_speedup``: the same ratio of the MLPerf (olympic) scores, when both are valid;
+    - ``epoch_speedup``: the ratio of mean time per epoch (throughput alone, without the
+      seed-dependent number of epochs), when both systems logged epochs;
     - ``p_welch``, ``p_mannwhitney``: two-sided tests; ``*_holm``: Holm-adjusted over the
       rows of this table (equal to the raw p-values with a single comparison);
     - ``prob_faster``: P(a run of the system is faster than a run of the reference);
@@ -417,6 +427,10 @@ def compare(
                 "score_s": score if both_scores else None,
                 "reference_score_s": ref_score if both_scores else None,
                 "score_speedup": float(ref_score) / float(score) if both_scores else None,
+                "epoch_speedup": _ratio(
+                    scores.get(ref, {}).get("time_per_epoch_mean_s"),
+                    scores.get(system, {}).get("time_per_epoch_mean_s"),
+                ),
                 "p_welch": stats.welch_p(times, ref_times),
                 "p_mannwhitney": stats.mann_whitney_p(times, ref_times),
                 "prob_faster": stats.prob_faster(times, ref_times),

@@ -112,6 +112,10 @@ def test_golden_comparison_values_agree_with_scipy(runs: pd.DataFrame) -> None:
         x = np.array(times(runs, system))
         row = golden.loc[system]
         assert row["speedup"] == pytest.approx(a.mean() / x.mean(), rel=1e-9)
+        per_epoch = runs.groupby("system")["time_per_epoch_s"].mean()
+        assert row["epoch_speedup"] == pytest.approx(
+            per_epoch["a-baseline"] / per_epoch[system], rel=1e-9
+        )
         welch = sps.ttest_ind(x, a, equal_var=False).pvalue
         raw_welch[system] = welch
         assert row["p_welch"] == pytest.approx(welch, rel=1e-9)
