@@ -160,7 +160,9 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
     return out
 
 
-def check_references(config: Mapping[str, Any]) -> None:
+def check_references(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> None:
     """Cross-checks a schema cannot express: names that refer to definitions."""
     problems: list[str] = []
     campaign = config["campaign"]
@@ -200,12 +202,14 @@ def check_references(config: Mapping[str, Any]) -> None:
                     "which is not defined"
                 )
     if not problems:  # names resolve: the import checks can look the systems up
-        problems += _import_problems(config)
+        problems += _import_problems(config, sources)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
-def _import_problems(config: Mapping[str, Any]) -> list[str]:
+def _import_problems(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> list[str]:
     """An import system whose folder is missing or holds no benchmark's results, and a
     campaign benchmark that no system of the campaign can run or import."""
     problems: list[str] = []
@@ -217,18 +221,19 @@ def _import_problems(config: Mapping[str, Any]) -> list[str]:
         if system["backend"] != "import":
             continue
         folder = import_dir(system)
+        where = f"{_source_of(['systems', sname, 'import_dir'], sources)}: " if sources else ""
         if not folder.is_dir():
             problems.append(
-                f"systems.{sname}.import_dir: folder {folder} does not exist (expected a folder "
-                "of published results with one sub-folder per benchmark, e.g. "
+                f"{where}systems.{sname}.import_dir: folder {folder} does not exist (expected "
+                "a folder of published results with one sub-folder per benchmark, e.g. "
                 "training_results_v0.6/NVIDIA/results/dgx1_ngc19.05_pytorch from "
                 "https://github.com/mlcommons/training_results_v0.6)"
             )
         elif not any(import_folder(config, b, sname) for b in importable):
             looked = ", ".join(sorted({f"{n}/result_*.txt" for n in importable.values()}))
             problems.append(
-                f"systems.{sname}.import_dir: {folder} holds no results of a defined benchmark "
-                f"(looked for {looked or 'nothing: no benchmark defines mlperf_name'})"
+                f"{where}systems.{sname}.import_dir: {folder} holds no results of a defined "
+                f"benchmark (looked for {looked or 'nothing: no benchmark defines mlperf_name'})"
             )
     if problems:
         return problems
@@ -249,7 +254,7 @@ def load_and_validate(
     schema = load_schema()
     validate(config, sources, schema)
     full = fill_defaults(dict(config), schema, schema)
-    check_references(full)
+    check_references(full, sources)
     return full
 
 
