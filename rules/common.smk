@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, dataset
+from scripts import campaign, dataset, import_logs
 from scripts import config as cfg
 
 WORKFLOW_DIR = Path(workflow.basedir)
@@ -47,7 +48,8 @@ def json_arg(value):
 
 
 def dataset_files(benchmark):
-    return BENCHMARKS[benchmark]["dataset"]["files"]
+    # an import-only benchmark has no dataset
+    return BENCHMARKS[benchmark].get("dataset", {}).get("files", [])
 
 
 def uses_script(benchmark):
@@ -100,17 +102,40 @@ def campaign_systems():
     return cfg.campaign_systems(CONFIG)
 
 
+def benchmark_systems(benchmark):
+    """The systems of the campaign with runs of this benchmark (an import system only where
+    it has the benchmark's logs; other systems where the benchmark has an implementation).
+    """
+    return cfg.benchmark_systems(CONFIG, benchmark)
+
+
+def system_run_ids(benchmark, system):
+    return cfg.system_run_ids(CONFIG, benchmark, system)
+
+
 def run_results(benchmark):
-    """Every result.json of a benchmark: all systems of the campaign x all runs."""
+    """Every result.json of a benchmark: each system that has its runs x each run."""
+    systems = benchmark_systems(benchmark)
+    if not systems:
+        raise WorkflowError(
+            f"no system of the campaign has runs of benchmark {benchmark!r}: it needs an "
+            "implementation (for a local system) or an import system with a folder of its "
+            "result_*.txt"
+        )
     return [
         f"results/{benchmark}/{system}/run_{run}/result.json"
-        for system in campaign_systems()
-        for run in run_ids(benchmark)
+        for system in systems
+        for run in system_run_ids(benchmark, system)
     ]
 
 
 def campaign_targets():
-    return [f"results/{b}/summary.csv" for b in CONFIG["campaign"]["benchmarks"]]
+    """Per campaign benchmark: the tables, and the report with its plots."""
+    return [
+        f"results/{b}/{name}"
+        for b in CONFIG["campaign"]["benchmarks"]
+        for name in ("summary.csv", "comparison.csv", "report.html")
+    ]
 
 
 def run_spec_json(wildcards):
@@ -141,8 +166,12 @@ def remove_stale_derived_files():
         stale += campaign.stale_downloads(
             root / DATA_DIR / benchmark, dataset_files(benchmark)
         )
+        systems = benchmark_systems(benchmark)
         stale += campaign.stale_derived_files(
-            root, benchmark, campaign_systems(), run_ids(benchmark)
+            root,
+            benchmark,
+            systems,
+            {s: system_run_ids(benchmark, s) for s in systems},
         )
     if not stale:
         return
@@ -191,14 +220,14 @@ def check_comparability():
     root = Path.cwd()
     problems = []
     for benchmark in BENCHMARKS:
-        for system in campaign_systems():
+        for system in benchmark_systems(benchmark):
             current = campaign.current_state(
                 cfg.comparability(CONFIG, benchmark, system),
                 manifest=root / DATA_DIR / benchmark / "manifest.json",
                 environment=root / "results" / benchmark / system / "environment.json",
             )
             bad = campaign.incomparable_runs(
-                root, benchmark, system, run_ids(benchmark), current
+                root, benchmark, system, system_run_ids(benchmark, system), current
             )
             if bad:
                 problems.append(campaign.incomparable_message(benchmark, system, bad))
@@ -218,3 +247,65 @@ if main_invocation():
 def finished_results(benchmark):
     """The result.json files that exist now (for the partial report)."""
     return [f for f in run_results(benchmark) if Path(f).exists()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Import systems and the report.
+
+# the plots of the report (scripts/plots.py makes results/<benchmark>/plots/<name>.png)
+PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+
+IMPORT_SYSTEMS = sorted(s for s, v in SYSTEMS.items() if v["backend"] == "import")
+
+
+def import_systems_regex():
+    """A wildcard constraint that matches exactly the import systems (nothing if none)."""
+    return "|".join(re.escape(s) for s in IMPORT_SYSTEMS) or "(?!)"
+
+
+def import_source(wildcards):
+    """The published result_N.txt that is run NN of an import system."""
+    folder = cfg.import_folder(CONFIG, wildcards.benchmark, wildcards.system)
+    if folder is None:
+        raise WorkflowError(
+            f"system {wildcards.system!r} has no folder of {wildcards.benchmark!r} results"
+        )
+    return str(import_logs.source_of(folder, int(wildcards.run)))
+
+
+def import_spec_json(wildcards):
+    record = cfg.comparability(CONFIG, wildcards.benchmark, wildcards.system)
+    bench = BENCHMARKS[wildcards.benchmark]
+    return json.dumps(
+        {
+            "benchmark": wildcards.benchmark,
+            "system": wildcards.system,
+            "run": int(wildcards.run),
+            "scale": bench["scale"],
+            "mlperf_name": bench.get("mlperf_name"),
+            "config_fingerprint": cfg.fingerprint(record),
+            "comparability": record,
+        },
+        sort_keys=True,
+    )
+
+
+def report_context(benchmark):
+    """What the report needs from the configuration: the benchmark, the systems and the
+    reference system."""
+    bench = BENCHMARKS[benchmark]
+    return {
+        "benchmark": {
+            k: bench.get(k)
+            for k in ("description", "scale", "runs", "max_nonconverged", "quality")
+        },
+        "reference_system": CONFIG["campaign"].get("reference_system"),
+        "statistics": CONFIG["statistics"],
+        "systems": {
+            s: {
+                k: SYSTEMS[s].get(k)
+                for k in ("description", "backend", "threads", "gpus", "import_dir")
+            }
+            for s in benchmark_systems(benchmark)
+        },
+    }

@@ -21,7 +21,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,19 @@ def run_dir(root: Path, benchmark: str, system: str, run: str) -> Path:
 
 
 def stale_derived_files(
-    root: Path, benchmark: str, systems: Iterable[str], runs: Sequence[str]
+    root: Path,
+    benchmark: str,
+    systems: Iterable[str],
+    runs: Sequence[str] | Mapping[str, Sequence[str]],
 ) -> list[tuple[Path, str]]:
-    """(path, reason) of each derived file that must be rebuilt; only existing paths."""
+    """(path, reason) of each derived file that must be rebuilt; only existing paths.
+
+    ``runs`` is the run ids of every system, or a mapping system -> its run ids (an import
+    system has as many runs as its folder has logs)."""
     stale: list[tuple[Path, str]] = []
     incomplete: list[str] = []
     for system in systems:
-        for run in runs:
+        for run in runs[system] if isinstance(runs, Mapping) else runs:
             d = run_dir(root, benchmark, system, run)
             result = d / "result.json"
             raw_missing = [n for n in ("mlperf.log", "run.json") if not (d / n).exists()]

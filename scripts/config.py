@@ -31,6 +31,7 @@ DEFAULT_CONFIGFILES = (
     "config/config.yaml",
     "config/benchmarks/gnmt.yaml",
     "config/systems/local.yaml",
+    "config/benchmarks/mlperf-v0.6.yaml",
 )
 MAX_ERRORS = 10
 
@@ -161,7 +162,9 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
     return out
 
 
-def check_references(config: Mapping[str, Any]) -> None:
+def check_references(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> None:
     """Cross-checks a schema cannot express: names that refer to definitions."""
     problems: list[str] = []
     campaign = config["campaign"]
@@ -187,7 +190,10 @@ def check_references(config: Mapping[str, Any]) -> None:
                 f"benchmarks.{bname}.seeds has {len(seeds)} seeds for {bench['runs']} runs; "
                 "give one seed per run or null"
             )
-        problems += [f"benchmarks.{bname}.{p}" for p in check_dataset(bench["dataset"])]
+        if "dataset" in bench:
+            problems += [f"benchmarks.{bname}.{p}" for p in check_dataset(bench["dataset"])]
+        if "implementation" not in bench:
+            continue
         try:
             render_command(bench["implementation"]["command"], _dummy_context(bench))
         except ConfigError as exc:
@@ -199,8 +205,50 @@ def check_references(config: Mapping[str, Any]) -> None:
                     f"systems.{sname}.hyperparameters names benchmark {bname!r}, "
                     "which is not defined"
                 )
+    if not problems:  # names resolve: the import checks can look the systems up
+        problems += _import_problems(config, sources)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _import_problems(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> list[str]:
+    """An import system whose folder is missing or holds no benchmark's results, and a
+    campaign benchmark that no system of the campaign can run or import."""
+    problems: list[str] = []
+    importable = {
+        b: v["mlperf_name"] for b, v in config["benchmarks"].items() if "mlperf_name" in v
+    }
+    for sname in campaign_systems(config):
+        system = config["systems"][sname]
+        if system["backend"] != "import":
+            continue
+        folder = import_dir(system)
+        where = f"{_source_of(['systems', sname, 'import_dir'], sources)}: " if sources else ""
+        if not folder.is_dir():
+            problems.append(
+                f"{where}systems.{sname}.import_dir: folder {folder} does not exist (expected "
+                "a folder of published results with one sub-folder per benchmark, e.g. "
+                "training_results_v0.6/NVIDIA/results/dgx1_ngc19.05_pytorch from "
+                "https://github.com/mlcommons/training_results_v0.6)"
+            )
+        elif not any(import_folder(config, b, sname) for b in importable):
+            looked = ", ".join(sorted({f"{n}/result_*.txt" for n in importable.values()}))
+            problems.append(
+                f"{where}systems.{sname}.import_dir: {folder} holds no results of a defined "
+                f"benchmark (looked for {looked or 'nothing: no benchmark defines mlperf_name'})"
+            )
+    if problems:
+        return problems
+    for bname in config["campaign"]["benchmarks"]:
+        if bname in config["benchmarks"] and not benchmark_systems(config, bname):
+            problems.append(
+                f"campaign.benchmarks: no system of the campaign can run or import {bname!r} "
+                "(it needs an implementation for a local system, or an import system with "
+                f"a folder of its results)"
+            )
+    return problems
 
 
 def load_and_validate(
@@ -210,7 +258,7 @@ def load_and_validate(
     schema = load_schema()
     validate(config, sources, schema)
     full = fill_defaults(dict(config), schema, schema)
-    check_references(full)
+    check_references(full, sources)
     return full
 
 
@@ -221,6 +269,47 @@ def load_and_validate(
 def campaign_systems(config: Mapping[str, Any]) -> list[str]:
     """The systems a campaign runs: ``campaign.systems`` or every defined system."""
     return list(config["campaign"].get("systems") or config["systems"])
+
+
+def import_dir(system: Mapping[str, Any]) -> Path:
+    """An import system's folder, '{workflow_dir}' replaced (relative to the working dir)."""
+    return Path(system["import_dir"].replace("{workflow_dir}", str(WORKFLOW_DIR)))
+
+
+def import_folder(config: Mapping[str, Any], benchmark: str, system: str) -> Path | None:
+    """The folder of result_*.txt that an import system has for a benchmark, or None (not an
+    import system, a benchmark without mlperf_name, or no such folder with results)."""
+    from scripts.import_logs import result_files
+
+    sys_, bench = config["systems"][system], config["benchmarks"][benchmark]
+    if sys_["backend"] != "import" or "mlperf_name" not in bench:
+        return None
+    folder = import_dir(sys_) / bench["mlperf_name"]
+    return folder if folder.is_dir() and result_files(folder) else None
+
+
+def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:
+    """Whether a system has runs of a benchmark: an import system when it has a folder of
+    the benchmark's results, any other system when the benchmark has an implementation."""
+    if config["systems"][system]["backend"] == "import":
+        return import_folder(config, benchmark, system) is not None
+    return "implementation" in config["benchmarks"][benchmark]
+
+
+def benchmark_systems(config: Mapping[str, Any], benchmark: str) -> list[str]:
+    """The systems of the campaign that have runs of ``benchmark``."""
+    return [s for s in campaign_systems(config) if can_produce(config, benchmark, s)]
+
+
+def system_run_ids(config: Mapping[str, Any], benchmark: str, system: str) -> list[str]:
+    """The run directory suffixes of (benchmark, system): one per configured run, or for an
+    import system one per result file in its folder (run NN is the NN-th file by number)."""
+    folder = import_folder(config, benchmark, system)
+    if folder is not None:
+        from scripts.import_logs import result_files
+
+        return run_ids(len(result_files(folder)))
+    return run_ids(config["benchmarks"][benchmark]["runs"])
 
 
 def run_ids(runs: int) -> list[str]:
@@ -246,7 +335,7 @@ def seed_for(bench: Mapping[str, Any], benchmark: str, run: int) -> int:
 
 def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """The benchmark's hyper-parameters with the system's overrides applied."""
-    hp = dict(config["benchmarks"][benchmark]["implementation"].get("hyperparameters", {}))
+    hp = dict(config["benchmarks"][benchmark].get("implementation", {}).get("hyperparameters", {}))
     hp.update(config["systems"][system].get("hyperparameters", {}).get(benchmark, {}))
     return hp
 
@@ -322,18 +411,22 @@ class RunSpec:
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """What makes two runs of (benchmark, system) comparable, as configured."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
-    return {
+    implementation = bench.get("implementation", {})
+    record = {
         "benchmark": benchmark,
         "quality": bench["quality"],
         "dataset": [
             {k: f.get(k) for k in ("name", "sha256", "md5", "unpack")}
-            for f in bench["dataset"]["files"]
+            for f in bench.get("dataset", {}).get("files", [])
         ],
-        "command": bench["implementation"]["command"],
-        "implementation_env": bench["implementation"].get("env", {}),
+        "command": implementation.get("command"),
+        "implementation_env": implementation.get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
     }
+    if sys_["backend"] == "import":
+        record["system"]["import_dir"] = sys_["import_dir"]
+    return record
 
 
 def run_spec(
