@@ -14,23 +14,23 @@ import yaml
 from tests.conftest import REPO, copy_workflow, jobs_run, snakemake
 from tests.httpserver import Served, Server, http_server
 
-STANDIN = REPO / "tests" / "data" / "gnmt_v06_standin.yaml"
-TARGET = "data/gnmt_v06/manifest.json"
+STANDIN = REPO / "tests" / "data" / "gnmt-v0.6-standin.yaml"
+TARGET = "data/gnmt-v0.6/manifest.json"
 
 
 def standin_content(name: str) -> bytes:
-    """The bytes of a stand-in file (their md5s are in tests/data/gnmt_v06_standin.yaml)."""
+    """The bytes of a stand-in file (their md5s are in tests/data/gnmt-v0.6-standin.yaml)."""
     return "".join(f"stand-in for {name}, line {i}\n" for i in range(1000)).encode()
 
 
 def standin_files() -> list[dict[str, str]]:
-    return yaml.safe_load(STANDIN.read_text())["benchmarks"]["gnmt_v06"]["dataset"]["files"]
+    return yaml.safe_load(STANDIN.read_text())["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
 
 
 def test_the_standin_config_holds_the_standin_hashes() -> None:
     files = standin_files()
-    real = yaml.safe_load((REPO / "config/benchmarks/gnmt_v06.yaml").read_text())
-    real_files = real["benchmarks"]["gnmt_v06"]["dataset"]["files"]
+    real = yaml.safe_load((REPO / "config/benchmarks/gnmt-v0.6.yaml").read_text())
+    real_files = real["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
     assert [f["name"] for f in files] == [f["name"] for f in real_files]
     assert len(real_files) == 7 and all(len(f["md5"]) == 32 for f in real_files)
     for f in files:
@@ -53,14 +53,14 @@ def server() -> Iterator[Server]:
 def site(wf: Path, dataset: dict[str, object], name: str = "site.yaml") -> str:
     overlay = {
         "download": {"retries": 2, "backoff_s": 0.1},
-        "benchmarks": {"gnmt_v06": {"dataset": dataset}},
+        "benchmarks": {"gnmt-v0.6": {"dataset": dataset}},
     }
     (wf / name).write_text(yaml.safe_dump(overlay))
     return name
 
 
 def run(wf: Path, *overlays: str) -> tuple[int, str]:
-    files = ["config/benchmarks/gnmt_v06.yaml", "standin.yaml", *overlays]
+    files = ["config/benchmarks/gnmt-v0.6.yaml", "standin.yaml", *overlays]
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", *files, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -82,21 +82,21 @@ def test_from_an_http_mirror_then_a_changed_md5_redoes_the_download(
     assert rc == 0, out
     check_manifest(wf)
     assert len(server.requests) == 7
-    assert (wf / "data/gnmt_v06/download/newstest2014.de").read_bytes() == standin_content(
+    assert (wf / "data/gnmt-v0.6/download/newstest2014.de").read_bytes() == standin_content(
         "newstest2014.de"
     )
     # a new expected md5 in config: that file is fetched again (and here, the bytes are wrong)
     files = standin_files()
     files[6]["md5"] = hashlib.md5(b"the corrected file").hexdigest()
     (wf / "standin.yaml").write_text(
-        yaml.safe_dump({"benchmarks": {"gnmt_v06": {"dataset": {"files": files}}}})
+        yaml.safe_dump({"benchmarks": {"gnmt-v0.6": {"dataset": {"files": files}}}})
     )
     server.requests.clear()
     rc, out = run(wf, overlay)
     assert rc != 0
     assert [r.path for r in server.requests] == ["/mirror/newstest2014.de"]
     assert "checksum mismatch for newstest2014.de" in out and files[6]["md5"] in out
-    download = wf / "data/gnmt_v06/download"
+    download = wf / "data/gnmt-v0.6/download"
     assert (download / "newstest2014.de.corrupt").read_bytes() == standin_content("newstest2014.de")
     assert (download / "newstest2014.de.outdated").exists()  # the old file, kept
     assert not (download / "newstest2014.de").exists()
@@ -146,11 +146,11 @@ def test_from_the_implementations_download_dataset_sh(
     assert rc != 0
     assert "newstest2014.de: missing" in out and "was made by the dataset script" in out
     (source / "newstest2014.de").write_bytes(standin_content("newstest2014.de"))
-    (wf / "data/gnmt_v06/generated").rename(wf / "data/gnmt_v06/generated.old")
+    (wf / "data/gnmt-v0.6/generated").rename(wf / "data/gnmt-v0.6/generated.old")
     rc, out = run(wf, overlay)
     assert rc == 0, out
     check_manifest(wf)
-    assert (wf / "data/gnmt_v06/generated/ran_in.txt").read_text().strip() == str(impl)
+    assert (wf / "data/gnmt-v0.6/generated/ran_in.txt").read_text().strip() == str(impl)
 
 
 @pytest.mark.parametrize(
@@ -164,9 +164,9 @@ def test_from_the_implementations_download_dataset_sh(
 def test_bad_urls_and_names_stop_before_any_job(
     wf: Path, file: dict[str, str], message: str
 ) -> None:
-    overlay = {"benchmarks": {"gnmt_v06": {"dataset": {"files": [file]}}}}
+    overlay = {"benchmarks": {"gnmt-v0.6": {"dataset": {"files": [file]}}}}
     (wf / "bad.yaml").write_text(yaml.safe_dump(overlay))
     rc, out = run(wf, "bad.yaml")
     assert rc != 0
-    assert message in out and "benchmarks.gnmt_v06.dataset.files" in out
+    assert message in out and "benchmarks.gnmt-v0.6.dataset.files" in out
     assert not (wf / "data").exists() and jobs_run(out) == []
