@@ -186,6 +186,25 @@ def _squeue_nodes(job_id: str) -> tuple[str | None, str | None]:
     return nodelist or None, nnodes or None
 
 
+ACTIVE_JOB_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"}
+
+
+def job_state(job_id: str) -> str | None:
+    """A Slurm job's state from squeue (``RUNNING``, ``COMPLETED``...), ``GONE`` when Slurm no
+    longer knows it, None when squeue cannot be asked (no Slurm here)."""
+    try:
+        proc = subprocess.run(
+            ["squeue", "-h", "-j", str(job_id), "-t", "all", "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    state = proc.stdout.strip().splitlines()
+    return state[0] if proc.returncode == 0 and state else "GONE"
+
+
 def hostnames(nodelist: str) -> list[str]:
     """A Slurm node list (``n[1-2],c0``) expanded by ``scontrol show hostnames``."""
     try:

@@ -83,8 +83,9 @@ def declared_devices(gpus: int, gpu_devices: Sequence[int | str] | None) -> tupl
 def cuda_env(assignment: Assignment) -> dict[str, str]:
     """Environment for a trainer on the host: it sees exactly the assigned devices.
 
-    A run that asks for no GPU gets no change (the embedded CPU benchmark ignores GPUs)."""
-    if assignment.source == "none":
+    A run that asks for no GPU gets no change (the embedded CPU benchmark ignores GPUs), nor
+    does the launcher of a multi-node run (Slurm binds each node's step to its GPUs)."""
+    if assignment.source not in ("lock", "scheduler"):
         return {}
     return {"CUDA_VISIBLE_DEVICES": ",".join(assignment.devices)}
 

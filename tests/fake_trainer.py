@@ -7,6 +7,7 @@ command): a mapping of fault name to the list of run numbers it applies to:
 
 - ``no_converge``: the run ends with run_stop status aborted (a result, not a crash);
 - ``crash``: exit status 3 after the first epoch;
+- ``crash_node1``: the same, only on node 1 of a multi-node run (``MLPERF_NODE_RANK=1``);
 - ``signal``: the trainer kills itself with SIGKILL after the first epoch;
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(":::MLL 12.5 broken: {not json", flush=True)
             print("\x00\x01 binary junk", flush=True)
         log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
-        if has("crash"):
+        if has("crash") or (has("crash_node1") and os.environ.get("MLPERF_NODE_RANK") == "1"):
             print("fake trainer: crashing on purpose", file=sys.stderr, flush=True)
             return 3
         if has("signal"):
