@@ -195,3 +195,11 @@ def test_slurm_job_outside_slurm_is_empty():
     assert cluster.slurm_job(
         {"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_JOB_NUM_NODES": "2"}
     ) == {"slurm_job_id": "7", "slurm_job_nodelist": "n[1-2]", "slurm_nnodes": 2}
+
+
+def test_the_example_cluster_system_validates_and_becomes_the_campaign():
+    full = cfg.load_files([cfg.WORKFLOW_DIR / "config/systems/slurm-example.yaml"])
+    assert cfg.campaign_systems(full) == ["cluster-node"]
+    res = cluster.job_resources(full["systems"]["cluster-node"], timeout_s=600, grace_s=10)
+    assert res["cpus_per_task"] == 4 and res["mem_mb"] == 8000 and res["nodes"] == 1
+    assert res["slurm_extra"] == "--exclusive"
