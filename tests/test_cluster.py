@@ -203,3 +203,15 @@ def test_the_example_cluster_system_validates_and_becomes_the_campaign():
     res = cluster.job_resources(full["systems"]["cluster-node"], timeout_s=600, grace_s=10)
     assert res["cpus_per_task"] == 4 and res["mem_mb"] == 8000 and res["nodes"] == 1
     assert res["slurm_extra"] == "--exclusive"
+
+
+def test_status_of_a_run_on_another_host_without_slurm_here(tmp_path, monkeypatch):
+    from scripts import status
+
+    info = {"host": "node7", "started_utc": "2026-01-01T00:00:00", "slurm_job_id": None}
+    state = status._remote_run_state("01", info, tmp_path)
+    assert state.state == "running" and state.detail.startswith("on node7 since 2026-01-01")
+    assert "(not checked from here)" in state.detail
+    monkeypatch.setattr(cluster, "job_state", lambda job: None)  # squeue cannot be asked
+    state = status._remote_run_state("01", {**info, "slurm_job_id": "42"}, tmp_path)
+    assert state.state == "running" and "on node7 in Slurm job 42 since" in state.detail
