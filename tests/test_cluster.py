@@ -215,3 +215,16 @@ def test_status_of_a_run_on_another_host_without_slurm_here(tmp_path, monkeypatc
     monkeypatch.setattr(cluster, "job_state", lambda job: None)  # squeue cannot be asked
     state = status._remote_run_state("01", {**info, "slurm_job_id": "42"}, tmp_path)
     assert state.state == "running" and "on node7 in Slurm job 42 since" in state.detail
+
+
+@pytest.mark.integration
+def test_a_misspelt_cluster_rule_stops_before_anything_runs(workflow_copy: Path):
+    from tests.conftest import snakemake
+
+    overlay = workflow_copy / "typo.yaml"
+    overlay.write_text(yaml.safe_dump({"cluster_rules": ["train_runs"]}))
+    proc = snakemake(workflow_copy, "-n", "--configfile", str(overlay))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "cluster_rules names 'train_runs', which is not a rule of the workflow" in out
+    assert "train_run" in out.split("rules: ", 1)[1]
