@@ -83,9 +83,11 @@ def declared_devices(gpus: int, gpu_devices: Sequence[int | str] | None) -> tupl
 def cuda_env(assignment: Assignment) -> dict[str, str]:
     """Environment for a trainer on the host: it sees exactly the assigned devices.
 
-    A run that asks for no GPU gets no change (the embedded CPU benchmark ignores GPUs), nor
-    does the launcher of a multi-node run (Slurm binds each node's step to its GPUs)."""
-    if assignment.source not in ("lock", "scheduler"):
+    Only devices assigned here change it: a run that asks for no GPU keeps the environment
+    it has (the embedded CPU benchmark ignores GPUs), and so does a cluster job or a node's
+    srun step, whose GPUs the scheduler set (or, on a cluster that does not set
+    CUDA_VISIBLE_DEVICES, bound by other means)."""
+    if assignment.source != "lock":
         return {}
     return {"CUDA_VISIBLE_DEVICES": ",".join(assignment.devices)}
 
@@ -177,13 +179,16 @@ def assign(
     lock_dir: Path = DEFAULT_LOCK_DIR,
     env: Mapping[str, str] | None = None,
     timeout_s: float | None = None,
+    stop_waiting: Callable[[], str | None] = lambda: None,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> Iterator[Assignment]:
     """The GPUs of one run, held until the ``with`` block ends.
 
     ``mode`` is ``local`` (lock ``gpus`` of ``devices``) or ``scheduler`` (take the job's
     CUDA_VISIBLE_DEVICES from ``env``). ``timeout_s`` bounds the wait for free devices (None:
-    wait as long as it takes; other runs on the machine have their own timeouts).
+    wait as long as it takes; other runs on the machine have their own timeouts);
+    ``stop_waiting`` is asked while waiting and ends the wait with its reason (e.g. the
+    snakemake that started the run is gone).
     """
     env = os.environ if env is None else env
     if gpus == 0:
@@ -222,6 +227,9 @@ def assign(
                 f"(locks in {lock_dir})"
             )
             announced = True
+        why = stop_waiting()
+        if why:
+            raise GpuError(f"stopped waiting for {gpus} GPU(s) of {list(devices)}: {why}")
         if timeout_s is not None and time.monotonic() - t0 > timeout_s:
             raise GpuError(
                 f"no {gpus} free GPU(s) of {list(devices)} within {timeout_s} s "

@@ -154,11 +154,13 @@ def assign_gpus(spec: RunSpec) -> contextlib.AbstractContextManager[gpus.Assignm
     srun step by Slurm (--gres), not to the runner on the first node."""
     if spec.nodes > 1:
         return contextlib.nullcontext(gpus.Assignment((), "per-node-step" if spec.gpus else "none"))
+    parent = os.getppid()
     return gpus.assign(
         spec.gpus,
         mode=spec.gpu_assign,
         devices=spec.gpu_devices,
         lock_dir=Path(spec.gpu_lock_dir),
+        stop_waiting=lambda: "its snakemake is gone" if os.getppid() != parent else None,
         log=lambda msg: print(f"runner: {msg}", flush=True),
     )
 

@@ -125,6 +125,26 @@ def test_waiting_can_be_bounded(tmp_path):
         proc.wait()
 
 
+def test_a_waiting_run_stops_when_told(tmp_path):
+    proc, _ = hold(tmp_path, 1, "0", 30)
+    asked = []
+
+    def stop() -> str | None:
+        asked.append(1)
+        return "its snakemake is gone" if len(asked) > 1 else None
+
+    try:
+        with pytest.raises(gpus.GpuError, match="stopped waiting .*: its snakemake is gone"):
+            with gpus.assign(
+                1, mode="local", devices=("0",), lock_dir=tmp_path, stop_waiting=stop,
+                log=lambda _m: None,
+            ):  # fmt: skip
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_never_more_than_the_system_declares(tmp_path):
     with pytest.raises(gpus.GpuError, match=r"asks for 2 GPU\(s\) but the system declares only 1"):
         with gpus.assign(2, mode="local", devices=("0",), lock_dir=tmp_path):
@@ -135,6 +155,7 @@ def test_in_a_cluster_job_the_schedulers_devices_are_recorded(tmp_path):
     env = {"CUDA_VISIBLE_DEVICES": "2,3"}
     with gpus.assign(2, mode="scheduler", devices=(), env=env, lock_dir=tmp_path) as a:
         assert a == gpus.Assignment(("2", "3"), "scheduler")
+        assert gpus.cuda_env(a) == {}  # the job's environment stays as the scheduler set it
     notes: list[str] = []
     with gpus.assign(2, mode="scheduler", devices=(), env={}, log=notes.append) as a:
         assert a.devices == () and a.notes
