@@ -17,8 +17,8 @@ TARGET = "results/fake/summary.csv"
 
 
 def gpu_campaign(wf: Path, devices: list[int]) -> list[str]:
-    """Two fake runs of one GPU each, 1 thread, ~1.5 s long, on a machine with ``devices``."""
-    bench = fake_campaign(wf, runs=2, faults={"env_dir": "envs", "epoch_s": 0.5})
+    """Two fake runs of one GPU each, 1 thread, 2-4 s long, on a machine with ``devices``."""
+    bench = fake_campaign(wf, runs=2, faults={"env_dir": "envs", "epoch_s": 1.0})
     system = wf / "gpus.yaml"
     system.write_text(
         yaml.safe_dump(
