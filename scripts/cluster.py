@@ -21,6 +21,7 @@ one ``srun`` per node, all at once, as NVIDIA's v0.6 ``run.sub`` does
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import socket
 import subprocess
@@ -137,8 +138,6 @@ def check_slurm_config(name: str, system: Mapping[str, Any]) -> list[str]:
             from snakemake_executor_plugin_slurm.validation import get_forbidden_slurm_options
         except ImportError:  # the plugin checks again at submission
             return problems
-        import re
-
         for pattern, option in get_forbidden_slurm_options().items():
             if re.search(pattern, extra):
                 problems.append(
