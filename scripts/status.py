@@ -72,7 +72,7 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
         info = json.loads(marker.read_text())
         host = info.get("host")
         if host and host != socket.gethostname():  # e.g. a Slurm job on a compute node
-            return _remote_run_state(run, info, d)
+            return remote_run_state(run, info, d)
         if _alive(int(info["pid"])):
             return RunState(
                 run,
@@ -89,7 +89,7 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
     return RunState(run, "missing", "")
 
 
-def _remote_run_state(run: str, info: dict[str, Any], d: Path) -> RunState:
+def remote_run_state(run: str, info: dict[str, Any], d: Path) -> RunState:
     """A run whose runner is on another host: ask Slurm about its job, if it has one."""
     host, job = info["host"], info.get("slurm_job_id")
     where = f"on {host}" + (f" in Slurm job {job}" if job else "")

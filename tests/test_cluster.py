@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import cluster
+from scripts import cluster, status
 from scripts import config as cfg
+from tests.conftest import snakemake
 
 
 def system(**slurm):
@@ -206,21 +207,17 @@ def test_the_example_cluster_system_validates_and_becomes_the_campaign():
 
 
 def test_status_of_a_run_on_another_host_without_slurm_here(tmp_path, monkeypatch):
-    from scripts import status
-
     info = {"host": "node7", "started_utc": "2026-01-01T00:00:00", "slurm_job_id": None}
-    state = status._remote_run_state("01", info, tmp_path)
+    state = status.remote_run_state("01", info, tmp_path)
     assert state.state == "running" and state.detail.startswith("on node7 since 2026-01-01")
     assert "(not checked from here)" in state.detail
     monkeypatch.setattr(cluster, "job_state", lambda job: None)  # squeue cannot be asked
-    state = status._remote_run_state("01", {**info, "slurm_job_id": "42"}, tmp_path)
+    state = status.remote_run_state("01", {**info, "slurm_job_id": "42"}, tmp_path)
     assert state.state == "running" and "on node7 in Slurm job 42 since" in state.detail
 
 
 @pytest.mark.integration
 def test_a_misspelt_cluster_rule_stops_before_anything_runs(workflow_copy: Path):
-    from tests.conftest import snakemake
-
     overlay = workflow_copy / "typo.yaml"
     overlay.write_text(yaml.safe_dump({"cluster_rules": ["train_runs"]}))
     proc = snakemake(workflow_copy, "-n", "--configfile", str(overlay))

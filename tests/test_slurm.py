@@ -171,7 +171,7 @@ def test_a_run_that_fails_in_slurm_is_redone_on_the_next_invocation(workflow_cop
         assert job_state(hung_job) == "RUNNING"
         # seen from a login node (another host), status asks squeue about the job
         remote = {**marker, "host": "some-compute-node"}
-        state = status._remote_run_state("03", remote, wf / "results/fake/local/run_03")
+        state = status.remote_run_state("03", remote, wf / "results/fake/local/run_03")
         assert state.state == "running"
         assert f"on some-compute-node in Slurm job {hung_job} (RUNNING)" in state.detail
         subprocess.run(["scancel", hung_job], check=True, timeout=20)
@@ -187,7 +187,7 @@ def test_a_run_that_fails_in_slurm_is_redone_on_the_next_invocation(workflow_cop
     assert job_state(crashed_job) == "FAILED"
     assert job_state(hung_job) == "CANCELLED"
     assert f"SLURM-job '{hung_job}' failed, SLURM status is: 'CANCELLED'" in err
-    state = status._remote_run_state("03", remote, wf / "results/fake/local/run_03")
+    state = status.remote_run_state("03", remote, wf / "results/fake/local/run_03")
     assert state.state == "interrupted" and f"Slurm job {hung_job} is CANCELLED" in state.detail
     for run in ("02", "03"):
         assert not (wf / f"results/fake/local/run_{run}/mlperf.log").exists()
