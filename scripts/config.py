@@ -22,7 +22,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from scripts.cluster import check_slurm_config
 from scripts.dataset import check_dataset
+from scripts.gpus import declared_devices
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
@@ -199,6 +201,13 @@ def check_references(
         except ConfigError as exc:
             problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
     for sname, system in config["systems"].items():
+        devices = system.get("gpu_devices")
+        if devices is not None and system["gpus"] > len(devices):
+            problems.append(
+                f"systems.{sname}.gpus is {system['gpus']} but gpu_devices lists only "
+                f"{len(devices)} GPU(s) ({devices}); a run could never start"
+            )
+        problems += check_slurm_config(sname, system)
         for bname in system.get("hyperparameters", {}):
             if bname not in config["benchmarks"]:
                 problems.append(
@@ -399,13 +408,25 @@ class RunSpec:
     config_fingerprint: str
     comparability: dict[str, Any]
     retries: int = 0
+    # GPUs per run (per node), the devices local runs may take, where their locks live, and who
+    # assigns them: "local" (scripts/gpus.py locks) or "scheduler" (a cluster job's own GPUs)
+    gpus: int = 0
+    gpu_devices: tuple[str, ...] = ()
+    gpu_lock_dir: str = "/tmp/mlperf-workflow-gpu-locks"
+    gpu_assign: str = "local"
+    # nodes per run (> 1: one srun per node inside a Slurm allocation) and CPUs per node
+    nodes: int = 1
+    cpus_per_node: int = 1
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if "gpu_devices" in data:
+            data["gpu_devices"] = tuple(data["gpu_devices"])
+        return cls(**data)
 
 
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
@@ -426,6 +447,9 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
     }
     if sys_["backend"] == "import":
         record["system"]["import_dir"] = sys_["import_dir"]
+    nodes = (sys_.get("slurm") or {}).get("nodes", 1)
+    if nodes != 1:  # only then, so single-node runs keep the record they were made with
+        record["system"]["nodes"] = nodes
     return record
 
 
@@ -438,7 +462,10 @@ def run_spec(
     python: str,
     dataset_dir: str,
     run_dir: str,
+    gpu_assign: str = "local",
 ) -> RunSpec:
+    """``gpu_assign``: "scheduler" when the run executes as a cluster job (its GPUs are the
+    job's), "local" otherwise (scripts/gpus.py assigns them)."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     seed = seed_for(bench, benchmark, run)
     hp = hyperparameters(config, benchmark, system)
@@ -471,4 +498,10 @@ def run_spec(
         config_fingerprint=fingerprint(record),
         comparability=record,
         retries=sys_["retries"],
+        gpus=sys_["gpus"],
+        gpu_devices=declared_devices(sys_["gpus"], sys_.get("gpu_devices")),
+        gpu_lock_dir=sys_["gpu_lock_dir"],
+        gpu_assign=gpu_assign,
+        nodes=sys_["slurm"]["nodes"],
+        cpus_per_node=sys_["slurm"]["cpus_per_task"] or sys_["threads"],
     )

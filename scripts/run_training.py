@@ -9,11 +9,18 @@ A run that ends with ``run_stop`` status ``aborted`` (did not converge) is a res
 
 If this process loses its parent (the Snakemake that started it was killed), it kills the
 trainer's process group and exits, so no orphaned trainer keeps running or writing.
+
+Before the first attempt the run gets its GPUs (:mod:`scripts.gpus`: disjoint devices for
+concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
+the Slurm allocation (:mod:`scripts.cluster`: one ``srun`` per node). Both are recorded in
+``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
+``hosts``, ``nodes``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -30,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts import cluster, gpus
 from scripts.config import RunSpec, fingerprint
 from scripts.mlperf_log import parse_file
 
@@ -81,8 +89,11 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def keep_failed_log(log: Path, failed_dir: Path, spec: RunSpec, reason: str) -> Path:
-    """Copy the log of a failed attempt to ``failed_dir`` under a never-reused name."""
+def keep_failed_log(
+    log: Path, failed_dir: Path, spec: RunSpec, reason: str, node_logs: Sequence[Path] = ()
+) -> Path:
+    """Copy the log of a failed attempt to ``failed_dir`` under a never-reused name (with the
+    output of the other nodes of a multi-node run appended)."""
     failed_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     attempt = 1 + sum(1 for _ in failed_dir.glob(f"run_{spec.run:02d}.attempt*"))
@@ -90,6 +101,10 @@ def keep_failed_log(log: Path, failed_dir: Path, spec: RunSpec, reason: str) -> 
     if log.exists():
         shutil.copyfile(log, dest)
     with dest.open("a") as fh:
+        for node_log in node_logs:
+            if node_log.exists():
+                fh.write(f"\n# workflow: output of {node_log.name}:\n")
+                fh.write(node_log.read_text(errors="replace"))
         fh.write(f"\n# workflow: attempt failed: {reason}\n")
     return dest
 
@@ -104,9 +119,75 @@ def execute(
 ) -> dict[str, Any]:
     """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
     log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed."""
+    try:
+        command, placement = cluster.launch_command(
+            spec.command,
+            spec.nodes,
+            log_path.parent,
+            os.environ,
+            cpus_per_task=spec.cpus_per_node,
+            gpus_per_node=spec.gpus,
+        )
+    except cluster.ClusterError as exc:
+        raise RunFailed(str(exc)) from None
+    node_logs = [cluster.node_log(log_path.parent, r) for r in range(1, spec.nodes)]
+    try:
+        with assign_gpus(spec) as assignment:
+            return _attempts(
+                spec,
+                log_path,
+                meta_path,
+                failed_dir,
+                dataset_manifest,
+                environment,
+                command=command,
+                extra_env=gpus.cuda_env(assignment),
+                placement={**placement, **assignment.to_meta(), "nodes": spec.nodes},
+                node_logs=node_logs,
+            )
+    except gpus.GpuError as exc:
+        raise RunFailed(str(exc)) from None
+
+
+def assign_gpus(spec: RunSpec) -> contextlib.AbstractContextManager[gpus.Assignment]:
+    """The run's GPUs for all its attempts. A multi-node run's GPUs are given to each node's
+    srun step by Slurm (--gres), not to the runner on the first node."""
+    if spec.nodes > 1:
+        return contextlib.nullcontext(gpus.Assignment((), "per-node-step" if spec.gpus else "none"))
+    parent = os.getppid()
+    return gpus.assign(
+        spec.gpus,
+        mode=spec.gpu_assign,
+        devices=spec.gpu_devices,
+        lock_dir=Path(spec.gpu_lock_dir),
+        stop_waiting=lambda: "its snakemake is gone" if os.getppid() != parent else None,
+        log=lambda msg: print(f"runner: {msg}", flush=True),
+    )
+
+
+def _attempts(
+    spec: RunSpec,
+    log_path: Path,
+    meta_path: Path,
+    failed_dir: Path,
+    dataset_manifest: Path,
+    environment: Path,
+    *,
+    command: str,
+    extra_env: dict[str, str],
+    placement: dict[str, Any],
+    node_logs: Sequence[Path],
+) -> dict[str, Any]:
     for attempt in range(1, spec.retries + 2):
         try:
-            started, elapsed_s, rc = _attempt(spec, log_path, failed_dir)
+            started, elapsed_s, rc = _attempt(
+                spec,
+                log_path,
+                failed_dir,
+                command=command,
+                extra_env=extra_env,
+                node_logs=node_logs,
+            )
         except RunFailed as exc:
             if attempt > spec.retries:
                 raise
@@ -131,6 +212,7 @@ def execute(
             "comparability": spec.comparability,
             "dataset_manifest_sha256": file_digest(dataset_manifest),
             "environment_digest": json.loads(environment.read_text()).get("digest", ""),
+            **placement,
         }
         meta["fingerprint"] = fingerprint(
             {
@@ -146,11 +228,24 @@ def execute(
     raise AssertionError("unreachable")
 
 
-def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, float, int]:
+def _attempt(
+    spec: RunSpec,
+    log_path: Path,
+    failed_dir: Path,
+    *,
+    command: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    node_logs: Sequence[Path] = (),
+) -> tuple[float, float, int]:
     """One attempt: (start time, seconds, exit status) of a run that ended with run_stop;
-    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop."""
+    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
+
+    ``command`` (default: the spec's) is what runs, e.g. a multi-node launch script;
+    ``extra_env`` (e.g. the assigned GPUs) is added to the trainer's environment."""
+    command = spec.command if command is None else command
     env = dict(os.environ)
     env.update(spec.env)
+    env.update(extra_env or {})
     env.setdefault("OMP_NUM_THREADS", str(spec.threads))
     env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,9 +253,13 @@ def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, fl
     t0 = time.monotonic()
     print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
     print(f"runner: command: {spec.command}", flush=True)
+    if command != spec.command:
+        print(f"runner: launched as:\n{command}", flush=True)
+    if extra_env:
+        print(f"runner: environment: {extra_env}", flush=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            ["/bin/bash", "-c", spec.command],
+            ["/bin/bash", "-c", command],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -175,6 +274,8 @@ def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, fl
                 "pid": os.getpid(),
                 "trainer_pid": proc.pid,
                 "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+                "host": socket.gethostname(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             }
         )
     )
@@ -189,7 +290,7 @@ def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, fl
     def forward(signum: int, _frame: Any) -> None:
         _kill_group(proc, grace_s=5.0)
         running.unlink(missing_ok=True)
-        keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}")
+        keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}", node_logs)
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, forward)
@@ -214,7 +315,7 @@ def _attempt(spec: RunSpec, log_path: Path, failed_dir: Path) -> tuple[float, fl
         elif parsed.first("run_start") is None:
             reason = "trainer exited 0 but its log has no run_start event"
     if reason:
-        kept = keep_failed_log(log_path, failed_dir, spec, reason)
+        kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
         raise RunFailed(f"{reason}; log kept as {kept}")
     return started, elapsed, rc
 
