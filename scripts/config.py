@@ -17,14 +17,16 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from scripts.cluster import check_slurm_config
 from scripts.dataset import check_dataset
 from scripts.gpus import declared_devices
+
+if TYPE_CHECKING:
+    import jsonschema
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
@@ -129,6 +131,8 @@ def validate(
 ) -> None:
     """Raise ConfigError listing every schema violation, each with the file that set it."""
     schema = schema or load_schema()
+    import jsonschema  # here: the runner of every training run imports this module
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
