@@ -35,7 +35,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,6 @@ __all__ = [
 
 MAX_MALFORMED_LINE_NOS = 20
 
-# ``:::MLL <seconds> <key>: <json>``; the marker itself is located with str.find first.
-_MLL_V06_RE = re.compile(r":::MLL[ \t]+([0-9]+(?:\.[0-9]*)?)[ \t]+([^\s:]+):[ \t]*(.*)")
 # ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
 _RESULT_RE = re.compile(r"RESULT,([^,]*),([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
 # ``RESULT,<benchmark>,<wall seconds>,<org>,<start>`` (v0.6 MiniGo: no seed field)
@@ -157,16 +155,30 @@ class ParsedLog:
 
 def parse_text(text: str) -> ParsedLog:
     """Parse the text of one MLPerf log (either format, or both mixed)."""
-    return _parse(text, lambda line: line)  # type: ignore[arg-type,return-value]
+    return _parse(text, _MARKER_STR_RE, "\n", "RESULT,", str)
 
 
 def parse_bytes(data: bytes) -> ParsedLog:
-    """Parse the bytes of one MLPerf log: only the lines with a marker are decoded (UTF-8,
+    """Parse the bytes of one MLPerf log: only what follows a marker is decoded (UTF-8,
     undecodable bytes replaced), which is what makes parsing a 140 KB log cheap."""
-    return _parse(data, lambda line: line.decode("utf-8", "replace"))  # type: ignore[arg-type]
+    return _parse(data, _MARKER_BYTES_RE, b"\n", b"RESULT,", _decode)
 
 
-def _parse(text: str | bytes, decode: Callable[[Any], str]) -> ParsedLog:
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+# The first ":::MLL" of a line: a v0.6 event's fields (seconds, key, JSON payload) at once, or
+# else the rest of the line (":::MLLOG {...}", or a malformed line); a second marker on the same
+# line is part of the rest.
+_V06 = r"[ \t]+([0-9]+(?:\.[0-9]*)?)[ \t]+([^\s:]+):[ \t]*([^\n]*)"
+_MARKER_STR_RE = re.compile(f":::MLL(?:{_V06}|([^\n]*))")
+_MARKER_BYTES_RE = re.compile(f":::MLL(?:{_V06}|([^\n]*))".encode())
+
+
+def _parse(
+    text: Any, marker_re: re.Pattern[Any], newline: Any, result_marker: Any, decode: Any
+) -> ParsedLog:
     events: list[Event] = []
     append = events.append
     bad_nos: list[int] = []
@@ -174,71 +186,65 @@ def _parse(text: str | bytes, decode: Callable[[Any], str]) -> ParsedLog:
     n_mllog = 0
     n_v06 = 0
     results: list[ResultLine] = []
-    loads = _load_object
-    v06_match = _MLL_V06_RE.match
+    scan = _scan_json
+    count = text.count
 
-    # Jump from marker to marker instead of visiting every line: a GNMT log has about 60
-    # events among 1,300 lines of progress output (bench/parse_logs.py).
-    binary = isinstance(text, bytes)
-    mll, newline = (b":::MLL", b"\n") if binary else (":::MLL", "\n")
-    line_no, counted_to = 1, 0
-    for start, end in _iter_lines_with(text, b"RESULT," if binary else "RESULT,"):
+    # A regex jumps from marker to marker instead of visiting every line: a GNMT log has about
+    # 60 events among 1,300 lines of progress output (bench/parse_logs.py).
+    for start, end in _iter_lines_with(text, result_marker):
         line = decode(text[start:end])
         if ":::MLL" not in line:
             found = _result_line(line)
             if found is not None:
                 results.append(found)
-    for start, end in _iter_lines_with(text, mll):
-        line_no += text.count(newline, counted_to, start)  # type: ignore[arg-type]
-        counted_to = start
-        line = decode(text[start:end])
-        pos = line.find(":::MLL")
-        tag = line[pos + 6 : pos + 8]
-        if tag == "OG":
-            is_mllog = True
-        elif tag[:1] in (" ", "\t"):
-            is_mllog = False
-        else:  # ":::MLL" followed by something else: not an event marker
-            continue
+    line_no, counted_to = 1, 0
+    for marker in marker_re.finditer(text):
+        pos = marker.start()
+        line_no += count(newline, counted_to, pos)
+        counted_to = pos
+        seconds, key, payload, rest = marker.groups()
         try:
-            if is_mllog:
-                rec = loads(line[pos + 8 :])
-                t_ms = rec["time_ms"]
-                key = rec["key"]
-                if type(t_ms) not in (int, float) or type(key) is not str:
-                    raise ValueError("bad time_ms or key")
+            if seconds is not None:  # v0.6 ":::MLL <seconds> <key>: <json>"
+                payload = decode(payload).rstrip()
+                rec, stop = scan(payload, 0)  # json.loads without its Python wrappers
+                if stop != len(payload) or type(rec) is not dict:
+                    raise ValueError("payload is not one JSON object")
                 meta = rec.get("metadata")
                 append(
                     Event(
-                        key,
+                        decode(key),
                         rec.get("value"),
-                        t_ms / 1000.0,
-                        meta if type(meta) is dict else {},
-                        line_no,
-                    )
-                )
-                n_mllog += 1
-            else:
-                m = v06_match(line, pos)
-                if m is None:
-                    raise ValueError("not a :::MLL event")
-                rec = loads(m.group(3))
-                if type(rec) is not dict:
-                    raise ValueError("payload is not an object")
-                meta = rec.get("metadata")
-                append(
-                    Event(
-                        m.group(2),
-                        rec.get("value"),
-                        float(m.group(1)),
+                        float(seconds),
                         meta if type(meta) is dict else {},
                         line_no,
                     )
                 )
                 n_v06 += 1
-        except (ValueError, KeyError, TypeError):
-            # json.JSONDecodeError is a ValueError; KeyError/TypeError: missing fields or
-            # a JSON payload that is not an object.
+                continue
+            rest = decode(rest)
+            if rest[:2] != "OG":
+                if rest[:1] in (" ", "\t"):
+                    raise ValueError("not a :::MLL event")
+                continue  # ":::MLL" followed by something else: not an event marker
+            rec = _load_object(rest[2:])
+            t_ms = rec["time_ms"]
+            key = rec["key"]
+            if type(t_ms) not in (int, float) or type(key) is not str:
+                raise ValueError("bad time_ms or key")
+            meta = rec.get("metadata")
+            append(
+                Event(
+                    key,
+                    rec.get("value"),
+                    t_ms / 1000.0,
+                    meta if type(meta) is dict else {},
+                    line_no,
+                )
+            )
+            n_mllog += 1
+        except (ValueError, KeyError, TypeError, StopIteration):
+            # json.JSONDecodeError is a ValueError; StopIteration: the scanner found no JSON;
+            # KeyError/TypeError: missing fields or a payload that is not an object.
             n_bad += 1
             if len(bad_nos) < MAX_MALFORMED_LINE_NOS:
                 bad_nos.append(line_no)
