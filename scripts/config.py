@@ -16,6 +16,7 @@ import shlex
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,11 @@ def check_references(config: Mapping[str, Any]) -> None:
             render_command(bench["implementation"]["command"], _dummy_context(bench))
         except ConfigError as exc:
             problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
+        for key, value in bench["implementation"].get("env", {}).items():
+            try:
+                render_command(str(value), _dummy_context(bench))
+            except ConfigError as exc:
+                problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
     for sname, system in config["systems"].items():
         for bname in system.get("hyperparameters", {}):
             if bname not in config["benchmarks"]:
@@ -196,6 +202,14 @@ def check_references(config: Mapping[str, Any]) -> None:
                     f"systems.{sname}.hyperparameters names benchmark {bname!r}, "
                     "which is not defined"
                 )
+        if system["backend"] == "docker":
+            for bname in config["campaign"]["benchmarks"]:
+                if not config["benchmarks"][bname]["implementation"].get("container"):
+                    problems.append(
+                        f"systems.{sname} has backend 'docker' but benchmarks.{bname}."
+                        "implementation has no container section (how to build and run its "
+                        "image); add one, or leave this system out of campaign.systems"
+                    )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
@@ -264,9 +278,17 @@ def _dummy_context(bench: Mapping[str, Any]) -> dict[str, Any]:
         "target": 1.0,
         "threads": 1,
         "gpus": 0,
+        "system": "s",
+        "port": run_port(1),
         "hp": dict(hp),
         "hp_args": hp_args(hp),
     }
+
+
+def run_port(run: int) -> int:
+    """{port}: a TCP port for a run's distributed launcher (NVIDIA's run.sub passes
+    ``--master_port=$((4242 + RANDOM % 1000))``); distinct per run index, in the same range."""
+    return 4242 + run % 1000
 
 
 def render_command(template: str, context: Mapping[str, Any]) -> str:
@@ -307,6 +329,13 @@ class RunSpec:
     config_fingerprint: str
     comparability: dict[str, Any]
     retries: int = 0
+    # 'local' or 'docker'; for docker, how the container runs (scripts/docker_backend.py:
+    # run_options) plus the host paths of the dataset, run and prepared-data folders
+    backend: str = "local"
+    container: dict[str, Any] = dc_field(default_factory=dict)
+    # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
+    # "Unknown system, assuming DGX1": the container did not find its config_<SYSTEM>.sh)
+    fail_patterns: list[str] = dc_field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -330,6 +359,31 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
         "implementation_env": bench["implementation"].get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
+        **_container_record(config, benchmark, system),
+    }
+
+
+def _container_record(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
+    """For a docker system: the image's identity (what it is built from) and how containers
+    run. Empty for other backends, so their records stay as they were."""
+    if config["systems"][system]["backend"] != "docker":
+        return {}
+    from scripts import docker_backend
+
+    spec = docker_backend.image_spec(config, benchmark, system, WORKFLOW_DIR)
+    options = docker_backend.run_options(config, benchmark, system)
+    cont = config["benchmarks"][benchmark]["implementation"]["container"]
+    return {
+        "container": {
+            "image_inputs_sha256": spec.inputs_sha256,
+            "image": spec.inputs,
+            "topology": config["systems"][system].get("topology"),
+            "run": {k: v for k, v in options.items() if k != "stop_grace_s"},
+            "prepare": cont.get("prepare"),
+            "fail_patterns": config["benchmarks"][benchmark]["implementation"].get(
+                "fail_patterns", []
+            ),
+        }
     }
 
 
@@ -342,10 +396,22 @@ def run_spec(
     python: str,
     dataset_dir: str,
     run_dir: str,
+    prepared_dir: str | None = None,
 ) -> RunSpec:
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     seed = seed_for(bench, benchmark, run)
     hp = hyperparameters(config, benchmark, system)
+    container: dict[str, Any] = {}
+    if sys_["backend"] == "docker":
+        from scripts import docker_backend
+
+        # the command runs inside the container: its python and the mount points
+        container = docker_backend.run_options(config, benchmark, system)
+        container["host_dataset_dir"] = dataset_dir
+        container["host_run_dir"] = run_dir
+        container["host_prepared_dir"] = prepared_dir
+        python = container["python"]
+        dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
     context = {
         "python": shlex.quote(python),
         "dataset_dir": shlex.quote(dataset_dir),
@@ -355,10 +421,16 @@ def run_spec(
         "target": bench["quality"]["target"],
         "threads": sys_["threads"],
         "gpus": sys_["gpus"],
+        "system": system,
+        "port": run_port(run),
         "hp": hp,
         "hp_args": hp_args(hp),
     }
-    env = {k: str(v) for k, v in bench["implementation"].get("env", {}).items()}
+    # env values may use the command's placeholders (e.g. NVIDIA's LR: "{hp[LR]}")
+    env = {
+        k: render_command(str(v), context)
+        for k, v in bench["implementation"].get("env", {}).items()
+    }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
     timeout = sys_.get("timeout_s") or bench.get("timeout_s")
     record = comparability(config, benchmark, system)
@@ -375,4 +447,7 @@ def run_spec(
         config_fingerprint=fingerprint(record),
         comparability=record,
         retries=sys_["retries"],
+        backend=sys_["backend"],
+        container=container,
+        fail_patterns=list(bench["implementation"].get("fail_patterns", [])),
     )
