@@ -240,7 +240,7 @@ def image_spec(
         assert src is not None
         subdir = source.get("subdir") or ""
         dockerfile = cont["dockerfile"]
-        if source.get("path"):
+        if source.get("path"):  # a checkout the user gives wins over git and commit
             root = src / subdir
             if not root.is_dir():
                 from scripts.config import ConfigError

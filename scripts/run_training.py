@@ -104,10 +104,10 @@ def local_launch(spec: RunSpec) -> Launch:
 
 
 def container_env(spec: RunSpec) -> dict[str, str]:
-    """The environment given to the container: the benchmark's and system's variables, the
-    thread count, and the seed (as the local backend sets them)."""
+    """The environment given to the container: the benchmark's and system's variables and the
+    seed. Not OMP_NUM_THREADS: inside an image its own settings (or the implementation's
+    launcher) decide, as they do when its run scripts start it; give it in env if wanted."""
     env = dict(spec.env)
-    env.setdefault("OMP_NUM_THREADS", str(spec.threads))
     env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
     return env
 
