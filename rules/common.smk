@@ -186,9 +186,8 @@ def container_run_inputs(wildcards):
 def image_stamp_arg(wildcards):
     if not is_docker(wildcards.system):
         return ""
-    return "--image-stamp " + shlex.quote(
-        image_stamp(wildcards.benchmark, wildcards.system)
-    )
+    stamp = image_stamp(wildcards.benchmark, wildcards.system)
+    return f"--image-stamp {shlex.quote(stamp)}"
 
 
 def environment_inputs(wildcards):

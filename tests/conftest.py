@@ -17,7 +17,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
-WORKFLOW_PARTS = ("Snakefile", "rules", "config", "scripts", "envs", "resources", "profiles")
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "rules",
+    "config",
+    "scripts",
+    "envs",
+    "resources",
+    "profiles",
+    "requirements.txt",  # pins the wheels of the embedded benchmark's image
+)
 
 
 def copy_workflow(dest: Path) -> Path:
