@@ -152,9 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--image-stamp", type=Path, default=None, help="docker: the image.json")
     p.add_argument("--image-python", default="python3", help="docker: the image's Python")
     args = p.parse_args(argv)
-    env = capture(
-        args.system, args.backend, args.workflow_dir, args.image_stamp, args.image_python
-    )
+    env = capture(args.system, args.backend, args.workflow_dir, args.image_stamp, args.image_python)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(env, indent=2) + "\n")
     print(

@@ -127,3 +127,44 @@ def config_sh(
         "",
     ]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from scripts import config as cfg
+    from scripts import docker_backend
+
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.nvidia_v06",
+        description="Print the config_<SYSTEM>.sh that the workflow writes into the build "
+        "context of SYSTEM's image (give the same --configfile overlays as the campaign).",
+    )
+    p.add_argument("system", help="the system's name, e.g. SUT")
+    p.add_argument("--benchmark", default="gnmt_v06")
+    p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
+    args = p.parse_args(argv)
+    try:
+        config = cfg.load_files(args.configfile)
+        for kind, name in (("systems", args.system), ("benchmarks", args.benchmark)):
+            if name not in config[kind]:
+                raise cfg.ConfigError(
+                    f"no {kind[:-1]} {name!r} in these config files; defined: "
+                    + ", ".join(sorted(config[kind]))
+                )
+        files = docker_backend.generated_files(config, args.benchmark, args.system)
+    except (cfg.ConfigError, SystemConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not files:
+        print(f"error: {args.benchmark} generates no file for {args.system}", file=sys.stderr)
+        return 1
+    for name, text in files.items():
+        print(f"# {name}")
+        print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -146,7 +146,7 @@ def need_docker() -> str:
         problem = f"no docker engine: {exc}"
     if problem is None:
         return base
-    hint = "; start one with: eval \"$(.ci/docker-up.sh)\""
+    hint = '; start one with: eval "$(.ci/docker-up.sh)"'
     if os.environ.get("CI") == "true":
         pytest.fail(problem + hint)
     pytest.skip(problem + hint)

@@ -153,6 +153,14 @@ def test_the_dgx1_example_has_the_values_of_nvidias_config_DGX1_sh(tmp_path: Pat
     assert sourced(script, tmp_path, {"EXTRA_OPTS": ""})["EXTRA_OPTS"] == ""
 
 
+def test_the_command_line_prints_the_file_a_system_gets(tmp_path: Path, capsys) -> None:
+    files = [str(gnmt_v06_base(tmp_path)), *NVIDIA_OVERLAYS, "config/systems/sut-4xv100.yaml"]
+    assert nvidia_v06.main(["SUT", "--configfile", *files]) == 0
+    assert capsys.readouterr().out == "# config_SUT.sh\n" + CONFIG_SUT_SH
+    assert nvidia_v06.main(["DGX2", "--configfile", *files]) == 1
+    assert "no system 'DGX2' in these config files; defined: SUT, local" in capsys.readouterr().err
+
+
 def test_config_sh_needs_the_topology_and_gpus(tmp_path: Path) -> None:
     with pytest.raises(nvidia_v06.SystemConfigError, match=r"topology needs sockets.*lscpu"):
         nvidia_v06.config_sh("S", {"gpus": 4, "topology": {}}, {}, target=24.0)

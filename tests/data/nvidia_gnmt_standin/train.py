@@ -6,11 +6,25 @@ import os
 import time
 
 p = argparse.ArgumentParser()
-for name in ("--save", "--dataset-dir", "--preproc-data-dir", "--math", "--lr", "--remain-steps",
-             "--warmup-steps", "--decay-interval"):
+for name in (
+    "--save",
+    "--dataset-dir",
+    "--preproc-data-dir",
+    "--math",
+    "--lr",
+    "--remain-steps",
+    "--warmup-steps",
+    "--decay-interval",
+):
     p.add_argument(name, required=True)
-for name in ("--epochs", "--max-length-train", "--train-batch-size", "--test-batch-size",
-             "--local_rank", "--seed"):
+for name in (
+    "--epochs",
+    "--max-length-train",
+    "--train-batch-size",
+    "--test-batch-size",
+    "--local_rank",
+    "--seed",
+):
     p.add_argument(name, type=int, default=None)
 p.add_argument("--target-bleu", type=float, required=True)
 p.add_argument("--fused-attention", action="store_true")
@@ -21,8 +35,10 @@ args = p.parse_args()
 
 def mll(key, value=None, **metadata):
     metadata.update({"file": "train.py", "lineno": 1})
-    print(f":::MLL {time.time():.3f} {key}: "
-          + json.dumps({"value": value, "metadata": metadata}), flush=True)
+    print(
+        f":::MLL {time.time():.3f} {key}: " + json.dumps({"value": value, "metadata": metadata}),
+        flush=True,
+    )
 
 
 mll("init_start")
