@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -389,7 +390,7 @@ def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
     iidfile = context.parent / "image.iid"
     iidfile.unlink(missing_ok=True)
     argv = build_argv(spec, context, iidfile)
-    print("build: " + " ".join(argv), flush=True)
+    print("build: " + shlex.join(argv), flush=True)
     t0 = time.monotonic()
     rc = subprocess.call(argv, stdin=subprocess.DEVNULL)
     if rc != 0:
@@ -628,22 +629,27 @@ def _bind(source: Path, target: str, readonly: bool) -> str:
     return spec + (",readonly" if readonly else "")
 
 
+def _docker_quietly(args: Sequence[str], timeout: float) -> None:
+    """A docker command whose failure is not an error (the container may be gone already);
+    an engine that does not answer is reported, not raised, so the caller can go on
+    cleaning up."""
+    try:
+        subprocess.run(
+            [DOCKER, *args], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"docker {' '.join(args)}: {exc}", file=sys.stderr, flush=True)
+
+
 def stop_container(name: str, grace_s: float) -> None:
     """SIGTERM the container's init, SIGKILL after ``grace_s``, then remove it. Quiet when the
     container is already gone."""
-    subprocess.run(
-        [DOCKER, "stop", "--time", str(int(max(grace_s, 0))), name],
-        capture_output=True,
-        timeout=grace_s + 60,
-        stdin=subprocess.DEVNULL,
-    )
+    _docker_quietly(["stop", "--time", str(int(max(grace_s, 0))), name], grace_s + 60)
     remove_container(name)
 
 
 def remove_container(name: str) -> None:
-    subprocess.run(
-        [DOCKER, "rm", "--force", name], capture_output=True, timeout=60, stdin=subprocess.DEVNULL
-    )
+    _docker_quietly(["rm", "--force", name], 60)
 
 
 def containers_named(name: str) -> list[str]:
@@ -691,7 +697,7 @@ def prepare(
         prepared_dir=output,
         prepared_writable=True,
     )
-    print("prepare: " + " ".join(argv), flush=True)
+    print("prepare: " + shlex.join(argv), flush=True)
     remove_container(name)
     try:
         return subprocess.call(argv, stdin=subprocess.DEVNULL)

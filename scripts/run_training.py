@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -273,7 +274,7 @@ def _attempt(
     print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
     print(f"runner: command: {spec.command}", flush=True)
     if spec.backend == "docker":
-        print(f"runner: docker: {subprocess.list2cmdline(launch.argv)}", flush=True)
+        print(f"runner: docker: {shlex.join(launch.argv)}", flush=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             launch.argv,

@@ -121,6 +121,21 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
     build_log = (wf / "logs/build_image/gnmt/docker-cpu.log").read_text()
     assert "Using cache" in build_log or "CACHED" in build_log
 
+    # without finished runs, a changed context file, or an image gone from the engine, just
+    # rebuilds it
+    corpus = wf / "scripts/gnmt/corpus.py"
+    corpus.write_text(corpus.read_text() + "# another change\n")
+    fifth = snakemake(wf, "results/gnmt/docker-cpu/image.json", *args)
+    assert fifth.returncode == 0, fifth.stderr[-3000:]
+    assert "files.scripts/gnmt/corpus.py" in fifth.stderr
+    assert [j.split()[0] for j in jobs_run(fifth.stderr)] == ["build_image"]
+    image_id = json.loads((system / "image.json").read_text())["image_id"]
+    subprocess.run(["docker", "rmi", "--force", image_id], capture_output=True, check=True)
+    sixth = snakemake(wf, "results/gnmt/docker-cpu/image.json", *args)
+    assert sixth.returncode == 0, sixth.stderr[-3000:]
+    assert f"its image {image_id} is no longer in the Docker engine" in sixth.stderr
+    assert [j.split()[0] for j in jobs_run(sixth.stderr)] == ["build_image"]
+
 
 def standin_repo(tmp_path: Path) -> tuple[str, str, str]:
     """The stand-in of NVIDIA's implementation in a git repository at NVIDIA's path:
