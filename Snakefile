@@ -10,6 +10,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# snakemake --report report.html: the tables, plots and report.html of the campaign
+report: "report/workflow.rst"
+
+
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the scripts package
@@ -29,6 +33,7 @@ include: "rules/dataset.smk"
 include: "rules/environment.smk"
 include: "rules/image.smk"
 include: "rules/train.smk"
+include: "rules/import.smk"
 include: "rules/report.smk"
 
 

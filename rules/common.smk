@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, dataset, docker_backend
+from scripts import campaign, dataset, docker_backend, import_logs
 from scripts import config as cfg
 
 WORKFLOW_DIR = Path(workflow.basedir)
@@ -48,7 +49,43 @@ def json_arg(value):
 
 
 def dataset_files(benchmark):
-    return BENCHMARKS[benchmark]["dataset"]["files"]
+    # an import-only benchmark has no dataset
+    return BENCHMARKS[benchmark].get("dataset", {}).get("files", [])
+
+
+def uses_script(benchmark):
+    """A dataset made by its script: it has one and no mirror (a mirror wins)."""
+    ds = BENCHMARKS[benchmark]["dataset"]
+    return bool(ds.get("script")) and not ds.get("mirror")
+
+
+def dataset_files_dir(wildcards):
+    sub = "generated" if uses_script(wildcards.benchmark) else "download"
+    return f"{DATA_DIR}/{wildcards.benchmark}/{sub}"
+
+
+def dataset_inputs(wildcards):
+    """What verify_dataset checks: the script's folder, or every fetched file."""
+    if uses_script(wildcards.benchmark):
+        return [dataset_files_dir(wildcards)]
+    return [
+        f"{DATA_DIR}/{wildcards.benchmark}/download/{f['name']}"
+        for f in dataset_files(wildcards.benchmark)
+    ]
+
+
+def dataset_sources(benchmark, name):
+    """The URLs download_file tries, in order: the mirror, then the file's url."""
+    mirror = BENCHMARKS[benchmark]["dataset"].get("mirror")
+    return dataset.sources(dataset_file(benchmark, name), mirror, WORKFLOW_DIR)
+
+
+def download_policy_args(wildcards):
+    d = CONFIG["download"]
+    return (
+        f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
+        + ("" if d["progress"] else " --no-progress")
+    )
 
 
 def dataset_file(benchmark, name):
@@ -66,17 +103,40 @@ def campaign_systems():
     return cfg.campaign_systems(CONFIG)
 
 
+def benchmark_systems(benchmark):
+    """The systems of the campaign with runs of this benchmark (an import system only where
+    it has the benchmark's logs; other systems where the benchmark has an implementation).
+    """
+    return cfg.benchmark_systems(CONFIG, benchmark)
+
+
+def system_run_ids(benchmark, system):
+    return cfg.system_run_ids(CONFIG, benchmark, system)
+
+
 def run_results(benchmark):
-    """Every result.json of a benchmark: all systems of the campaign x all runs."""
+    """Every result.json of a benchmark: each system that has its runs x each run."""
+    systems = benchmark_systems(benchmark)
+    if not systems:
+        raise WorkflowError(
+            f"no system of the campaign has runs of benchmark {benchmark!r}: it needs an "
+            "implementation (for a local system) or an import system with a folder of its "
+            "result_*.txt"
+        )
     return [
         f"results/{benchmark}/{system}/run_{run}/result.json"
-        for system in campaign_systems()
-        for run in run_ids(benchmark)
+        for system in systems
+        for run in system_run_ids(benchmark, system)
     ]
 
 
 def campaign_targets():
-    return [f"results/{b}/summary.csv" for b in CONFIG["campaign"]["benchmarks"]]
+    """Per campaign benchmark: the tables, and the report with its plots."""
+    return [
+        f"results/{b}/{name}"
+        for b in CONFIG["campaign"]["benchmarks"]
+        for name in ("summary.csv", "comparison.csv", "report.html")
+    ]
 
 
 def run_spec_json(wildcards):
@@ -106,7 +166,7 @@ def is_docker(system):
 
 
 def container_cfg(benchmark):
-    return BENCHMARKS[benchmark]["implementation"].get("container") or {}
+    return BENCHMARKS[benchmark].get("implementation", {}).get("container") or {}
 
 
 def image_stamp(benchmark, system):
@@ -206,15 +266,8 @@ def environment_image_args(wildcards):
 
 
 def docker_pairs():
-    """(benchmark, system) of every docker system of the campaign, for every benchmark that
-    has a container section."""
-    return [
-        (b, s)
-        for b in BENCHMARKS
-        if container_cfg(b)
-        for s in campaign_systems()
-        if is_docker(s)
-    ]
+    """(benchmark, system) of every docker system of the campaign that runs the benchmark."""
+    return [(b, s) for b in BENCHMARKS for s in benchmark_systems(b) if is_docker(s)]
 
 
 def check_images():
@@ -280,8 +333,12 @@ def remove_stale_derived_files():
         stale += campaign.stale_downloads(
             root / DATA_DIR / benchmark, dataset_files(benchmark)
         )
+        systems = benchmark_systems(benchmark)
         stale += campaign.stale_derived_files(
-            root, benchmark, campaign_systems(), run_ids(benchmark)
+            root,
+            benchmark,
+            systems,
+            {s: system_run_ids(benchmark, s) for s in systems},
         )
     if not stale:
         return
@@ -330,14 +387,14 @@ def check_comparability():
     root = Path.cwd()
     problems = []
     for benchmark in BENCHMARKS:
-        for system in campaign_systems():
+        for system in benchmark_systems(benchmark):
             current = campaign.current_state(
                 cfg.comparability(CONFIG, benchmark, system),
                 manifest=root / DATA_DIR / benchmark / "manifest.json",
                 environment=root / "results" / benchmark / system / "environment.json",
             )
             bad = campaign.incomparable_runs(
-                root, benchmark, system, run_ids(benchmark), current
+                root, benchmark, system, system_run_ids(benchmark, system), current
             )
             if bad:
                 problems.append(campaign.incomparable_message(benchmark, system, bad))
@@ -361,3 +418,65 @@ if main_invocation():
 def finished_results(benchmark):
     """The result.json files that exist now (for the partial report)."""
     return [f for f in run_results(benchmark) if Path(f).exists()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Import systems and the report.
+
+# the plots of the report (scripts/plots.py makes results/<benchmark>/plots/<name>.png)
+PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+
+IMPORT_SYSTEMS = sorted(s for s, v in SYSTEMS.items() if v["backend"] == "import")
+
+
+def import_systems_regex():
+    """A wildcard constraint that matches exactly the import systems (nothing if none)."""
+    return "|".join(re.escape(s) for s in IMPORT_SYSTEMS) or "(?!)"
+
+
+def import_source(wildcards):
+    """The published result_N.txt that is run NN of an import system."""
+    folder = cfg.import_folder(CONFIG, wildcards.benchmark, wildcards.system)
+    if folder is None:
+        raise WorkflowError(
+            f"system {wildcards.system!r} has no folder of {wildcards.benchmark!r} results"
+        )
+    return str(import_logs.source_of(folder, int(wildcards.run)))
+
+
+def import_spec_json(wildcards):
+    record = cfg.comparability(CONFIG, wildcards.benchmark, wildcards.system)
+    bench = BENCHMARKS[wildcards.benchmark]
+    return json.dumps(
+        {
+            "benchmark": wildcards.benchmark,
+            "system": wildcards.system,
+            "run": int(wildcards.run),
+            "scale": bench["scale"],
+            "mlperf_name": bench.get("mlperf_name"),
+            "config_fingerprint": cfg.fingerprint(record),
+            "comparability": record,
+        },
+        sort_keys=True,
+    )
+
+
+def report_context(benchmark):
+    """What the report needs from the configuration: the benchmark, the systems and the
+    reference system."""
+    bench = BENCHMARKS[benchmark]
+    return {
+        "benchmark": {
+            k: bench.get(k)
+            for k in ("description", "scale", "runs", "max_nonconverged", "quality")
+        },
+        "reference_system": CONFIG["campaign"].get("reference_system"),
+        "statistics": CONFIG["statistics"],
+        "systems": {
+            s: {
+                k: SYSTEMS[s].get(k)
+                for k in ("description", "backend", "threads", "gpus", "import_dir")
+            }
+            for s in benchmark_systems(benchmark)
+        },
+    }

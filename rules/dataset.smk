@@ -1,4 +1,5 @@
-# Dataset: download each file (checksum computed on the way), verify all, unpack.
+# Dataset: fetch each file (from the mirror, else its url; checksum computed on the way) or make
+# them all with a script, then verify all into a manifest, then unpack.
 
 
 rule download_file:
@@ -8,35 +9,51 @@ rule download_file:
         "logs/download_file/{benchmark}/{file}.log",
     params:
         # a changed checksum in config redoes the download (common.smk: remove_stale_derived_files)
-        url=lambda w: dataset.expand_url(
-            dataset_file(w.benchmark, w.file)["url"], WORKFLOW_DIR
+        urls=lambda w: " ".join(
+            f"--url {shlex.quote(u)}" for u in dataset_sources(w.benchmark, w.file)
         ),
         hashes=lambda w: " ".join(
             f"--{a} {dataset_file(w.benchmark, w.file)[a]}"
             for a in ("sha256", "md5")
             if a in dataset_file(w.benchmark, w.file)
         ),
+        policy=download_policy_args,
     shell:
-        "{PY} scripts.dataset fetch --url {params.url:q} --dest {output:q} {params.hashes} "
-        "> {log:q} 2>&1"
+        "{PY} scripts.dataset fetch {params.urls} --dest {output:q} {params.hashes} "
+        "{params.policy} > {log:q} 2>&1"
+
+
+# A dataset with a script and no mirror (e.g. MLPerf's download_dataset.sh): one job makes every
+# file; what a failed script wrote is kept in <folder>.partial for the next attempt.
+rule dataset_script:
+    output:
+        directory(f"{DATA_DIR}/{{benchmark}}/generated"),
+    log:
+        "logs/dataset_script/{benchmark}.log",
+    params:
+        command=lambda w: BENCHMARKS[w.benchmark]["dataset"]["script"]["command"],
+        cwd=lambda w: dataset.expand_url(
+            BENCHMARKS[w.benchmark]["dataset"]["script"]["cwd"], WORKFLOW_DIR
+        ),
+    shell:
+        "{PY} scripts.dataset script --command {params.command:q} --cwd {params.cwd:q} "
+        "--output {output:q} > {log:q} 2>&1"
 
 
 rule verify_dataset:
     input:
-        lambda w: [
-            f"{DATA_DIR}/{w.benchmark}/download/{f['name']}"
-            for f in dataset_files(w.benchmark)
-        ],
+        dataset_inputs,
     output:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",
     log:
         "logs/verify_dataset/{benchmark}.log",
     params:
         files=lambda w: json_arg(dataset_files(w.benchmark)),
-        dir=lambda w: f"{DATA_DIR}/{w.benchmark}/download",
+        dir=dataset_files_dir,
+        script=lambda w: "--made-by-script" if uses_script(w.benchmark) else "",
     shell:
         "{PY} scripts.dataset verify --files-json {params.files} --dir {params.dir:q} "
-        "--manifest {output:q} > {log:q} 2>&1"
+        "--manifest {output:q} {params.script} > {log:q} 2>&1"
 
 
 rule unpack_dataset:
@@ -48,7 +65,7 @@ rule unpack_dataset:
         "logs/unpack_dataset/{benchmark}.log",
     params:
         files=lambda w: json_arg(dataset_files(w.benchmark)),
-        dir=lambda w: f"{DATA_DIR}/{w.benchmark}/download",
+        dir=dataset_files_dir,
     shell:
         "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
         "--dest {output:q} > {log:q} 2>&1"

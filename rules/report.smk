@@ -16,14 +16,23 @@ rule summarize:
     input:
         "results/{benchmark}/runs.csv",
     output:
-        "results/{benchmark}/summary.csv",
+        report(
+            "results/{benchmark}/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            subcategory="{benchmark}",
+        ),
     log:
         "logs/summarize/{benchmark}.log",
     params:
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
+        resamples=CONFIG["statistics"]["bootstrap_resamples"],
+        seed=CONFIG["statistics"]["bootstrap_seed"],
     shell:
         "{PY} scripts.results summarize --runs {input:q} "
-        "--max-nonconverged {params.max_nonconverged} --output {output:q} > {log:q} 2>&1"
+        "--max-nonconverged {params.max_nonconverged} "
+        "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
+        "--output {output:q} > {log:q} 2>&1"
 
 
 # A report while runs are still missing or failing: the finished runs only, each system's row
@@ -38,10 +47,111 @@ rule summarize_partial:
         "logs/summarize_partial/{benchmark}.log",
     params:
         expected=lambda w: json_arg(
-            {s: BENCHMARKS[w.benchmark]["runs"] for s in campaign_systems()}
+            {
+                s: len(system_run_ids(w.benchmark, s))
+                for s in benchmark_systems(w.benchmark)
+            }
         ),
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
     shell:
         "{PY} scripts.results partial --expected-json {params.expected} "
         "--max-nonconverged {params.max_nonconverged} --output {output:q} {input:q} "
         "> {log:q} 2>&1"
+
+
+# Every evaluation of every run (the convergence curves of the report).
+rule collect_evals:
+    input:
+        lambda w: run_results(w.benchmark),
+    output:
+        "results/{benchmark}/evals.csv",
+    log:
+        "logs/collect_evals/{benchmark}.log",
+    shell:
+        "{PY} scripts.results evals --output {output:q} {input:q} > {log:q} 2>&1"
+
+
+# Each system against the reference system (campaign.reference_system; the first system by
+# name when that one has no runs of the benchmark).
+rule compare_systems:
+    input:
+        runs="results/{benchmark}/runs.csv",
+        summary="results/{benchmark}/summary.csv",
+    output:
+        report(
+            "results/{benchmark}/comparison.csv",
+            caption="../report/comparison.rst",
+            category="Tables",
+            subcategory="{benchmark}",
+        ),
+    log:
+        "logs/compare_systems/{benchmark}.log",
+    params:
+        reference=lambda w: CONFIG["campaign"].get("reference_system") or "",
+        min_effect=CONFIG["statistics"]["min_effect"],
+        resamples=CONFIG["statistics"]["bootstrap_resamples"],
+        seed=CONFIG["statistics"]["bootstrap_seed"],
+    shell:
+        "{PY} scripts.results compare --runs {input.runs:q} --summary {input.summary:q} "
+        "--reference {params.reference:q} --min-effect {params.min_effect} "
+        "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
+        "--output {output:q} > {log:q} 2>&1"
+
+
+rule plot_results:
+    input:
+        runs="results/{benchmark}/runs.csv",
+        summary="results/{benchmark}/summary.csv",
+        comparison="results/{benchmark}/comparison.csv",
+        evals="results/{benchmark}/evals.csv",
+    output:
+        **{
+            name: report(
+                f"results/{{benchmark}}/plots/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Plots",
+                subcategory="{benchmark}",
+            )
+            for name in PLOTS
+        },
+    log:
+        "logs/plot_results/{benchmark}.log",
+    params:
+        quality=lambda w: json_arg(BENCHMARKS[w.benchmark]["quality"]),
+        outdir="results/{benchmark}/plots",
+    shell:
+        "{PY} scripts.plots --runs {input.runs:q} --summary {input.summary:q} "
+        "--comparison {input.comparison:q} --evals {input.evals:q} "
+        "--quality-json {params.quality} --outdir {params.outdir:q} > {log:q} 2>&1"
+
+
+# One self-contained page: the verdict, the tables, the plots (embedded), warnings, and the
+# provenance of every system.
+rule write_report:
+    input:
+        runs="results/{benchmark}/runs.csv",
+        summary="results/{benchmark}/summary.csv",
+        comparison="results/{benchmark}/comparison.csv",
+        plots=lambda w: [f"results/{w.benchmark}/plots/{name}.png" for name in PLOTS],
+        results=lambda w: run_results(w.benchmark),
+        # provenance of the systems that ran here (import systems have their run.json)
+        environments=lambda w: [
+            f"results/{w.benchmark}/{s}/environment.json"
+            for s in benchmark_systems(w.benchmark)
+            if s not in IMPORT_SYSTEMS
+        ],
+    output:
+        report(
+            "results/{benchmark}/report.html",
+            caption="../report/report_html.rst",
+            category="Report",
+            subcategory="{benchmark}",
+        ),
+    log:
+        "logs/write_report/{benchmark}.log",
+    params:
+        context=lambda w: json_arg(report_context(w.benchmark)),
+    shell:
+        "{PY} scripts.report --benchmark {wildcards.benchmark} "
+        "--results-dir results/{wildcards.benchmark} --context-json {params.context} "
+        "--output {output:q} > {log:q} 2>&1"

@@ -38,6 +38,8 @@ rule parse_run:
         "logs/parse_run/{benchmark}/{system}/run_{run}.log",
     params:
         quality=lambda w: json_arg(BENCHMARKS[w.benchmark]["quality"]),
+        time_to_train=lambda w: BENCHMARKS[w.benchmark]["log"]["time_to_train"],
     shell:
         "{PY} scripts.results parse --log {input.log:q} --meta {input.meta:q} "
-        "--quality-json {params.quality} --output {output:q} > {log:q} 2>&1"
+        "--quality-json {params.quality} --time-to-train {params.time_to_train} "
+        "--output {output:q} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,19 @@ def run_dir(root: Path, benchmark: str, system: str, run: str) -> Path:
 
 
 def stale_derived_files(
-    root: Path, benchmark: str, systems: Iterable[str], runs: Sequence[str]
+    root: Path,
+    benchmark: str,
+    systems: Iterable[str],
+    runs: Sequence[str] | Mapping[str, Sequence[str]],
 ) -> list[tuple[Path, str]]:
-    """(path, reason) of each derived file that must be rebuilt; only existing paths."""
+    """(path, reason) of each derived file that must be rebuilt; only existing paths.
+
+    ``runs`` is the run ids of every system, or a mapping system -> its run ids (an import
+    system has as many runs as its folder has logs)."""
     stale: list[tuple[Path, str]] = []
     incomplete: list[str] = []
     for system in systems:
-        for run in runs:
+        for run in runs[system] if isinstance(runs, Mapping) else runs:
             d = run_dir(root, benchmark, system, run)
             result = d / "result.json"
             raw_missing = [n for n in ("mlperf.log", "run.json") if not (d / n).exists()]
@@ -83,6 +89,13 @@ def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[
     from scripts.dataset import outdated_download
 
     stale: list[tuple[Path, str]] = []
+    why = outdated_manifest(dataset_dir / "manifest.json", files)
+    if why:
+        stale += [
+            (dataset_dir / derived, why)
+            for derived in ("manifest.json", "dataset")
+            if (dataset_dir / derived).exists()
+        ]
     for f in files:
         dest = dataset_dir / "download" / f["name"]
         why = outdated_download(dest, f) if dest.exists() else None
@@ -94,6 +107,24 @@ def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[
                 if (dataset_dir / derived).exists()
             ]
     return stale
+
+
+def outdated_manifest(manifest: Path, files: Sequence[dict[str, Any]]) -> str | None:
+    """Why a dataset manifest no longer describes the configured files (another file list, or a
+    changed checksum, e.g. of a dataset made by a script), or None."""
+    try:
+        recorded = {e["name"]: e for e in json.loads(manifest.read_text())["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if set(recorded) != {f["name"] for f in files}:
+        return "the configured dataset files changed"
+    changed = [
+        f"{f['name']} {a}"
+        for f in files
+        for a in ("sha256", "md5")
+        if a in f and recorded[f["name"]].get(a) not in (None, f[a])
+    ]
+    return f"the configured checksum of {', '.join(changed)} changed" if changed else None
 
 
 def remove_stale(stale: Sequence[tuple[Path, str]]) -> None:

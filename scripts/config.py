@@ -23,6 +23,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from scripts.dataset import check_dataset
+
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
 # the config files the Snakefile loads, in merge order (overlays come after them)
@@ -30,6 +32,7 @@ DEFAULT_CONFIGFILES = (
     "config/config.yaml",
     "config/benchmarks/gnmt.yaml",
     "config/systems/local.yaml",
+    "config/benchmarks/mlperf-v0.6.yaml",
 )
 MAX_ERRORS = 10
 
@@ -160,7 +163,9 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
     return out
 
 
-def check_references(config: Mapping[str, Any]) -> None:
+def check_references(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> None:
     """Cross-checks a schema cannot express: names that refer to definitions."""
     problems: list[str] = []
     campaign = config["campaign"]
@@ -186,6 +191,10 @@ def check_references(config: Mapping[str, Any]) -> None:
                 f"benchmarks.{bname}.seeds has {len(seeds)} seeds for {bench['runs']} runs; "
                 "give one seed per run or null"
             )
+        if "dataset" in bench:
+            problems += [f"benchmarks.{bname}.{p}" for p in check_dataset(bench["dataset"])]
+        if "implementation" not in bench:
+            continue
         try:
             render_command(bench["implementation"]["command"], _dummy_context(bench))
         except ConfigError as exc:
@@ -204,14 +213,59 @@ def check_references(config: Mapping[str, Any]) -> None:
                 )
         if system["backend"] == "docker":
             for bname in config["campaign"]["benchmarks"]:
-                if not config["benchmarks"][bname]["implementation"].get("container"):
+                impl = config["benchmarks"].get(bname, {}).get("implementation")
+                if impl is None or "docker" not in (impl.get("backends") or ["docker"]):
+                    continue  # not meant to run on this system
+                if not impl.get("container"):
                     problems.append(
                         f"systems.{sname} has backend 'docker' but benchmarks.{bname}."
                         "implementation has no container section (how to build and run its "
                         "image); add one, or leave this system out of campaign.systems"
                     )
+    if not problems:  # names resolve: the import checks can look the systems up
+        problems += _import_problems(config, sources)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _import_problems(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> list[str]:
+    """An import system whose folder is missing or holds no benchmark's results, and a
+    campaign benchmark that no system of the campaign can run or import."""
+    problems: list[str] = []
+    importable = {
+        b: v["mlperf_name"] for b, v in config["benchmarks"].items() if "mlperf_name" in v
+    }
+    for sname in campaign_systems(config):
+        system = config["systems"][sname]
+        if system["backend"] != "import":
+            continue
+        folder = import_dir(system)
+        where = f"{_source_of(['systems', sname, 'import_dir'], sources)}: " if sources else ""
+        if not folder.is_dir():
+            problems.append(
+                f"{where}systems.{sname}.import_dir: folder {folder} does not exist (expected "
+                "a folder of published results with one sub-folder per benchmark, e.g. "
+                "training_results_v0.6/NVIDIA/results/dgx1_ngc19.05_pytorch from "
+                "https://github.com/mlcommons/training_results_v0.6)"
+            )
+        elif not any(import_folder(config, b, sname) for b in importable):
+            looked = ", ".join(sorted({f"{n}/result_*.txt" for n in importable.values()}))
+            problems.append(
+                f"{where}systems.{sname}.import_dir: {folder} holds no results of a defined "
+                f"benchmark (looked for {looked or 'nothing: no benchmark defines mlperf_name'})"
+            )
+    if problems:
+        return problems
+    for bname in config["campaign"]["benchmarks"]:
+        if bname in config["benchmarks"] and not benchmark_systems(config, bname):
+            problems.append(
+                f"campaign.benchmarks: no system of the campaign can run or import {bname!r} "
+                "(it needs an implementation for a local system, or an import system with "
+                f"a folder of its results)"
+            )
+    return problems
 
 
 def load_and_validate(
@@ -221,7 +275,7 @@ def load_and_validate(
     schema = load_schema()
     validate(config, sources, schema)
     full = fill_defaults(dict(config), schema, schema)
-    check_references(full)
+    check_references(full, sources)
     return full
 
 
@@ -232,6 +286,54 @@ def load_and_validate(
 def campaign_systems(config: Mapping[str, Any]) -> list[str]:
     """The systems a campaign runs: ``campaign.systems`` or every defined system."""
     return list(config["campaign"].get("systems") or config["systems"])
+
+
+def import_dir(system: Mapping[str, Any]) -> Path:
+    """An import system's folder, '{workflow_dir}' replaced (relative to the working dir)."""
+    return Path(system["import_dir"].replace("{workflow_dir}", str(WORKFLOW_DIR)))
+
+
+def import_folder(config: Mapping[str, Any], benchmark: str, system: str) -> Path | None:
+    """The folder of result_*.txt that an import system has for a benchmark, or None (not an
+    import system, a benchmark without mlperf_name, or no such folder with results)."""
+    from scripts.import_logs import result_files
+
+    sys_, bench = config["systems"][system], config["benchmarks"][benchmark]
+    if sys_["backend"] != "import" or "mlperf_name" not in bench:
+        return None
+    folder = import_dir(sys_) / bench["mlperf_name"]
+    return folder if folder.is_dir() and result_files(folder) else None
+
+
+def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:
+    """Whether a system has runs of a benchmark: an import system when it has a folder of
+    the benchmark's results, any other system when the benchmark has an implementation."""
+    backend = config["systems"][system]["backend"]
+    if backend == "import":
+        return import_folder(config, benchmark, system) is not None
+    implementation = config["benchmarks"][benchmark].get("implementation")
+    if implementation is None:
+        return False
+    backends = implementation.get("backends")
+    if backends and backend not in backends:
+        return False  # e.g. an implementation that only runs in its container
+    return backend != "docker" or bool(implementation.get("container"))
+
+
+def benchmark_systems(config: Mapping[str, Any], benchmark: str) -> list[str]:
+    """The systems of the campaign that have runs of ``benchmark``."""
+    return [s for s in campaign_systems(config) if can_produce(config, benchmark, s)]
+
+
+def system_run_ids(config: Mapping[str, Any], benchmark: str, system: str) -> list[str]:
+    """The run directory suffixes of (benchmark, system): one per configured run, or for an
+    import system one per result file in its folder (run NN is the NN-th file by number)."""
+    folder = import_folder(config, benchmark, system)
+    if folder is not None:
+        from scripts.import_logs import result_files
+
+        return run_ids(len(result_files(folder)))
+    return run_ids(config["benchmarks"][benchmark]["runs"])
 
 
 def run_ids(runs: int) -> list[str]:
@@ -257,7 +359,7 @@ def seed_for(bench: Mapping[str, Any], benchmark: str, run: int) -> int:
 
 def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """The benchmark's hyper-parameters with the system's overrides applied."""
-    hp = dict(config["benchmarks"][benchmark]["implementation"].get("hyperparameters", {}))
+    hp = dict(config["benchmarks"][benchmark].get("implementation", {}).get("hyperparameters", {}))
     hp.update(config["systems"][system].get("hyperparameters", {}).get(benchmark, {}))
     return hp
 
@@ -348,19 +450,23 @@ class RunSpec:
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """What makes two runs of (benchmark, system) comparable, as configured."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
-    return {
+    implementation = bench.get("implementation", {})
+    record = {
         "benchmark": benchmark,
         "quality": bench["quality"],
         "dataset": [
             {k: f.get(k) for k in ("name", "sha256", "md5", "unpack")}
-            for f in bench["dataset"]["files"]
+            for f in bench.get("dataset", {}).get("files", [])
         ],
-        "command": bench["implementation"]["command"],
-        "implementation_env": bench["implementation"].get("env", {}),
+        "command": implementation.get("command"),
+        "implementation_env": implementation.get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
         **_container_record(config, benchmark, system),
     }
+    if sys_["backend"] == "import":
+        record["system"]["import_dir"] = sys_["import_dir"]
+    return record
 
 
 def _container_record(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:

@@ -1,8 +1,19 @@
 """Dataset files: fetch with the checksum computed in the same pass, verify, unpack safely.
 
-Every byte goes to a temporary file next to the destination; only a file whose checksums match
-is renamed into place. A mismatch keeps the bad bytes as ``<file>.corrupt`` for inspection and
-raises :class:`DatasetError` naming the file, URL, expected and actual hash and size.
+Sources, in the order they are tried for one file: the benchmark's ``dataset.mirror`` (a folder or a
+URL holding the files by name, the normal case on air-gapped clusters), then the file's own ``url``.
+``http(s)://`` downloads use ``requests`` with urllib3's ``Retry`` (backoff on connection errors
+and 5xx) and resume a body cut off mid-way with an HTTP ``Range`` request (``If-Range`` guards
+against splicing two versions of a file; a server that ignores ``Range`` is restarted from byte
+0). Every byte is hashed as it arrives, so a download reads its bytes once.
+
+Bytes go to ``<file>.part`` next to the destination; only a file whose checksums match is renamed
+into place. A mismatch keeps the bad bytes as ``<file>.corrupt`` for inspection and raises
+:class:`DatasetError` naming the file, URL, expected and actual hash and size. A download that
+fails after its retries keeps its ``.part``: the next attempt resumes from there.
+
+A dataset can also be made by a script (``dataset.script``, e.g. an MLPerf implementation's
+``download_dataset.sh``); its output folder is verified the same way.
 """
 
 from __future__ import annotations
@@ -11,78 +22,418 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import tarfile
+import time
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
+from typing import Any, BinaryIO, TextIO
+from urllib.parse import quote, unquote, urlparse
 
 CHUNK = 1 << 20
 HASHES = ("sha256", "md5")
+SCHEMES = ("http", "https", "file")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+# files at least this big get a progress bar
+PROGRESS_MIN_BYTES = 16 << 20
 
 
 class DatasetError(RuntimeError):
     """A dataset file could not be fetched, verified or unpacked; the message says why."""
 
 
+class SourceMissing(DatasetError):
+    """A source does not have the file (HTTP 404/410, no such file): the next source is tried."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard a download tries (config key ``download``)."""
+
+    retries: int = 5  # retries per source, after the first attempt
+    backoff_s: float = 1.0  # waits backoff_s, 2*backoff_s, 4*backoff_s, ... (at most 60 s)
+    timeout_s: float = 60.0  # connect timeout, and the longest wait for the next bytes
+    progress: bool = True  # a progress bar (on stderr) for files of PROGRESS_MIN_BYTES or more
+
+    def wait(self, attempt: int) -> float:
+        return min(60.0, self.backoff_s * 2 ** (attempt - 1))
+
+
 def expand_url(url: str, workflow_dir: str | Path) -> str:
     return url.replace("{workflow_dir}", str(Path(workflow_dir).resolve()))
 
 
-def _open_source(url: str) -> Any:
+def _scheme(url: str) -> str:
+    return urlparse(url).scheme.lower() if "://" in url else ""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched (unsupported scheme, no host or path), or None."""
+    scheme = _scheme(url)
+    if scheme not in SCHEMES:
+        return (
+            f"unsupported URL scheme {scheme!r} in {url!r}; use http://, https:// or file://"
+            if scheme
+            else f"{url!r} is not a URL; use http://, https:// or file://"
+        )
     parsed = urlparse(url)
-    if parsed.scheme != "file":
-        raise DatasetError(f"unsupported URL scheme {parsed.scheme!r} in {url}; use file://")
-    path = Path(unquote(parsed.path))
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise DatasetError(f"cannot read {url}: {exc.strerror} ({path})") from None
+    if scheme != "file" and not parsed.netloc:
+        return f"{url!r} has no host"
+    if not parsed.path or parsed.path.endswith("/"):
+        return f"{url!r} names no file"
+    return None
 
 
-def hash_stream(src: Any, dst: Any | None, algorithms: Sequence[str]) -> tuple[dict[str, str], int]:
-    """Copy ``src`` to ``dst`` (if given) while hashing; return (hex digests, size)."""
-    hashers = {a: hashlib.new(a) for a in algorithms}
-    size = 0
-    while chunk := src.read(CHUNK):
-        for h in hashers.values():
+def mirror_url(mirror: str, name: str, workflow_dir: str | Path = ".") -> str:
+    """The URL of file ``name`` in a mirror: a folder path or an http(s)/file URL base."""
+    mirror = expand_url(mirror, workflow_dir)
+    if "://" in mirror:
+        return f"{mirror.rstrip('/')}/{quote(name)}"
+    return (Path(mirror).resolve() / name).as_uri()
+
+
+def sources(
+    entry: Mapping[str, Any], mirror: str | None, workflow_dir: str | Path = "."
+) -> list[str]:
+    """The URLs to try for one dataset file, in order: the mirror, then its own url."""
+    urls = [mirror_url(mirror, entry["name"], workflow_dir)] if mirror else []
+    if entry.get("url"):
+        urls.append(expand_url(entry["url"], workflow_dir))
+    return urls
+
+
+def check_dataset(dataset: Mapping[str, Any]) -> list[str]:
+    """Problems of a benchmark's ``dataset`` section that its schema cannot express."""
+    problems: list[str] = []
+    mirror, script = dataset.get("mirror"), dataset.get("script")
+    if mirror and "://" in mirror:
+        why = url_problem(f"{mirror.rstrip('/')}/x")
+        if why:
+            problems.append(f"dataset.mirror: {why.replace('/x', '')}")
+    seen: set[str] = set()
+    no_source: list[str] = []
+    for i, f in enumerate(dataset["files"]):
+        where = f"dataset.files[{i}] ({f['name']})"
+        if f["name"] in seen:
+            problems.append(f"{where}: the name appears twice")
+        seen.add(f["name"])
+        if f.get("url"):
+            why = url_problem(f["url"])
+            if why:
+                problems.append(f"{where}.url: {why}")
+        elif not mirror and not script:
+            no_source.append(f["name"])
+        if f.get("unpack") and not f["name"].endswith(ARCHIVE_SUFFIXES):
+            problems.append(
+                f"{where}: unpack is true but the name does not end in "
+                + ", ".join(ARCHIVE_SUFFIXES)
+            )
+    if no_source:
+        problems.append(
+            f"dataset: {', '.join(no_source)} {'has' if len(no_source) == 1 else 'have'} no url, "
+            "and the dataset has neither a mirror nor a script; set dataset.mirror (a folder or "
+            "URL holding the files by name) or dataset.script.cwd (see the benchmark's yaml)"
+        )
+    return problems
+
+
+class Hashing:
+    """Running checksums and size of the bytes seen so far."""
+
+    def __init__(self, algorithms: Sequence[str]) -> None:
+        self.algorithms = list(algorithms)
+        self.reset()
+
+    def reset(self) -> None:
+        self.hashers = {a: hashlib.new(a) for a in self.algorithms}
+        self.size = 0
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        for h in self.hashers.values():
             h.update(chunk)
+        self.size += len(chunk)
+
+    def digests(self) -> dict[str, str]:
+        return {a: h.hexdigest() for a, h in self.hashers.items()}
+
+
+def hash_stream(
+    src: BinaryIO, dst: BinaryIO | None, algorithms: Sequence[str]
+) -> tuple[dict[str, str], int]:
+    """Copy ``src`` to ``dst`` (if given) while hashing; return (hex digests, size)."""
+    hashing = Hashing(algorithms)
+    _copy(src, dst, hashing, lambda n: None)
+    return hashing.digests(), hashing.size
+
+
+def _copy(
+    src: BinaryIO, dst: BinaryIO | None, hashing: Hashing, advance: Callable[[int], Any]
+) -> None:
+    # one reusable buffer: no allocation per chunk (verify's speed is compared with md5sum)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := src.readinto(view):  # type: ignore[attr-defined]
+        chunk = view[:n]
+        hashing.update(chunk)
         if dst is not None:
             dst.write(chunk)
-        size += len(chunk)
-    return {a: h.hexdigest() for a, h in hashers.items()}, size
+        advance(n)
 
 
 def hash_file(path: Path, algorithms: Sequence[str] = HASHES) -> tuple[dict[str, str], int]:
-    with path.open("rb") as fh:
-        return hash_stream(fh, None, algorithms)
+    with path.open("rb", buffering=0) as fh:
+        return hash_stream(fh, None, algorithms)  # type: ignore[arg-type]
 
 
 def _mismatch(expected: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
     return [a for a in HASHES if a in expected and expected[a] != actual.get(a)]
 
 
-def fetch(url: str, dest: Path, expected: Mapping[str, str]) -> dict[str, Any]:
-    """Fetch ``url`` to ``dest`` atomically, checking the expected checksums on the way."""
+class _LineStream:
+    """A progress bar written to a log file: one line per update instead of carriage returns."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "\n").replace("\x1b[A", "")
+        lines = [line for line in text.split("\n") if line.strip()]
+        if lines:
+            self.stream.write("\n".join(lines) + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _progress(name: str, total: int | None, initial: int, policy: Policy) -> Any:
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    big = total is None or total >= PROGRESS_MIN_BYTES
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr if tty else _LineStream(sys.stderr),
+        mininterval=0.5 if tty else 10.0,
+        disable=not (policy.progress and big),
+        dynamic_ncols=tty,
+        ncols=None if tty else 90,
+    )
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _fetch_file(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
+    path = Path(unquote(urlparse(url).path))
+    try:
+        src = path.open("rb", buffering=0)
+    except FileNotFoundError:
+        raise SourceMissing(f"{url}: no such file ({path})") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {url}: {exc.strerror} ({path})") from None
+    hashing.reset()
+    with src, part.open("wb") as out, _progress(part.stem, path.stat().st_size, 0, policy) as bar:
+        _copy(src, out, hashing, bar.update)  # type: ignore[arg-type]
+
+
+def _session(policy: Policy) -> Any:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=policy.retries,
+        connect=policy.retries,
+        read=policy.retries,
+        status=policy.retries,
+        other=0,
+        # urllib3 retries once at once, then waits backoff_s, 2 * backoff_s, ...
+        backoff_factor=policy.backoff_s / 2,
+        backoff_max=60.0,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "mlperf-workflow dataset fetch"
+    return session
+
+
+def _strong_validator(headers: Mapping[str, str]) -> str | None:
+    """What If-Range may carry: a strong ETag, else Last-Modified."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def _resume_state(part: Path, url: str, hashing: Hashing) -> str | None:
+    """Pick up a ``.part`` left by an earlier process: hash its bytes again (the hashers' state
+    died with that process) and return the validator it was fetched under; or start afresh."""
+    meta = part.with_name(part.name + ".json")
+    try:
+        state = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        state = {}
+    hashing.reset()
+    if part.exists() and state.get("url") == url:
+        with part.open("rb", buffering=0) as fh:
+            _copy(fh, None, hashing, lambda n: None)  # type: ignore[arg-type]
+        _note(f"resuming {part.name} at byte {hashing.size} (left by an earlier attempt)")
+        return state.get("validator")
+    part.unlink(missing_ok=True)
+    return None
+
+
+def _fetch_http(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
+    import requests
+    import urllib3
+
+    session = _session(policy)
+    meta = part.with_name(part.name + ".json")
+    validator = _resume_state(part, url, hashing)
+    failures = 0
+    while True:
+        offset = hashing.size
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            # without a validator the final checksum still catches bytes of two versions
+            headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
+        try:
+            with session.get(url, headers=headers, stream=True, timeout=policy.timeout_s) as r:
+                if r.status_code in (404, 410):
+                    raise SourceMissing(f"{url}: HTTP {r.status_code} {r.reason}")
+                if r.status_code == 416:  # our offset is past the end: the file changed
+                    _note(f"{url}: range {offset}- not satisfiable; restarting from byte 0")
+                    hashing.reset()
+                    validator = None
+                    continue
+                if r.status_code >= 400:
+                    raise DatasetError(
+                        f"{url}: HTTP {r.status_code} {r.reason}"
+                        + (f" after {policy.retries} retries" if r.status_code >= 500 else "")
+                    )
+                resumed = r.status_code == 206 and _range_start(r.headers) == offset
+                if offset and not resumed:
+                    _note(
+                        f"{url}: the server sent the whole file instead of bytes {offset}- "
+                        "(no Range support, or the file changed); restarting from byte 0"
+                    )
+                    hashing.reset()
+                    offset = 0
+                validator = _strong_validator(r.headers)
+                meta.write_text(json.dumps({"url": url, "validator": validator}) + "\n")
+                length = r.headers.get("Content-Length")
+                total = offset + int(length) if length and length.isdigit() else None
+                with (
+                    part.open("ab" if offset else "wb") as out,
+                    _progress(part.stem, total, offset, policy) as bar,
+                ):
+                    # read1: whatever has arrived, so a cut-off body loses no byte it delivered
+                    while chunk := r.raw.read1(CHUNK):
+                        hashing.update(chunk)
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                if total is not None and hashing.size != total:
+                    raise requests.exceptions.ChunkedEncodingError(
+                        f"got {hashing.size} of {total} bytes"
+                    )
+            meta.unlink(missing_ok=True)
+            return
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,  # from r.raw: a cut-off body, a read timeout
+        ) as exc:
+            failures += 1
+            if failures > policy.retries:
+                raise DatasetError(
+                    f"{url}: download failed after {failures} attempts ({exc}); "
+                    f"{hashing.size} bytes are kept in {part} and the next run resumes there"
+                ) from None
+            wait = policy.wait(failures)
+            _note(
+                f"{url}: {type(exc).__name__} at byte {hashing.size}: {exc}; "
+                f"attempt {failures + 1} of {policy.retries + 1} in {wait:.1f} s"
+            )
+            time.sleep(wait)
+
+
+def _range_start(headers: Mapping[str, str]) -> int | None:
+    """The first byte of a 206 response ('Content-Range: bytes 100-199/200' gives 100)."""
+    value = headers.get("Content-Range", "")
+    try:
+        unit, rest = value.split(" ", 1)
+        return int(rest.split("-", 1)[0]) if unit == "bytes" else None
+    except ValueError:
+        return None
+
+
+def fetch(
+    urls: str | Sequence[str],
+    dest: Path,
+    expected: Mapping[str, str],
+    policy: Policy = Policy(),
+) -> dict[str, Any]:
+    """Fetch ``dest`` from the first of ``urls`` that has it, atomically, checking the expected
+    checksums on the way; record them beside it (see :func:`checksums_path`)."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if not urls:
+        raise DatasetError(f"{dest.name}: no URL and no mirror to fetch it from")
     algorithms = [a for a in HASHES if a in expected] or ["sha256"]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with _open_source(url) as src, tmp.open("wb") as out:
-        digests, size = hash_stream(src, out, algorithms)
+    part = dest.with_name(dest.name + ".part")
+    missing: list[str] = []
+    for url in urls:
+        why = url_problem(url)
+        if why:
+            raise DatasetError(why)
+        hashing = Hashing(algorithms)
+        try:
+            if _scheme(url) == "file":
+                _fetch_file(url, part, hashing, policy)
+            else:
+                _fetch_http(url, part, hashing, policy)
+        except SourceMissing as exc:
+            missing.append(str(exc))
+            continue
+        return _finish(url, part, dest, expected, hashing)
+    raise DatasetError(f"{dest.name} was found nowhere:\n  " + "\n  ".join(missing))
+
+
+def _finish(
+    url: str, part: Path, dest: Path, expected: Mapping[str, str], hashing: Hashing
+) -> dict[str, Any]:
+    digests, size = hashing.digests(), hashing.size
     bad = _mismatch(expected, digests)
     if bad:
         corrupt = dest.with_name(dest.name + ".corrupt")
-        os.replace(tmp, corrupt)
+        os.replace(part, corrupt)
         details = "; ".join(f"{a} expected {expected[a]}, got {digests[a]}" for a in bad)
         raise DatasetError(
             f"checksum mismatch for {dest.name} from {url}: {details}; size {size} bytes. "
             f"The bytes are kept as {corrupt} for inspection. Check the URL, or the "
             "checksum in the benchmark config, then run again."
         )
-    os.replace(tmp, dest)
+    os.replace(part, dest)
     entry = {"name": dest.name, "size": size, **digests}
     checksums_path(dest).write_text(json.dumps(entry) + "\n")
     return entry
@@ -115,7 +466,9 @@ def verify(files: Sequence[Mapping[str, Any]], directory: Path) -> list[dict[str
         digests, size = hash_file(path, list(expected))
         bad = _mismatch(expected, digests)
         if bad:
-            problems.extend(f"{path}: {a} expected {expected[a]}, got {digests[a]}" for a in bad)
+            problems.extend(
+                f"{path}: {a} expected {expected[a]}, got {digests[a]} ({size} bytes)" for a in bad
+            )
         entries.append({"name": f["name"], "size": size, **digests})
     if problems:
         raise DatasetError("dataset verification failed:\n  " + "\n  ".join(problems))
@@ -128,7 +481,8 @@ def _inside(base: Path, target: Path) -> bool:
 
 
 def safe_unpack(archive: Path, dest: Path) -> list[str]:
-    """Unpack a .tar, .tar.gz or .zip into ``dest``; refuse members that would escape it."""
+    """Unpack a .tar, .tar.gz or .zip into ``dest``; refuse members that would escape it
+    (checked for every member before anything is written)."""
     dest.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
@@ -173,35 +527,90 @@ def prepare(files: Sequence[Mapping[str, Any]], download_dir: Path, dest: Path) 
     os.replace(tmp, dest)
 
 
+def run_script(command: str, cwd: Path, output: Path) -> None:
+    """Make a dataset with a script (e.g. ``bash download_dataset.sh {output_dir}``, run from
+    ``cwd``). It writes into ``<output>.partial``, kept if the script fails (so a script that skips
+    files it already has resumes); the folder becomes ``output`` only when the script succeeds."""
+    if not cwd.is_dir():
+        raise DatasetError(
+            f"dataset.script.cwd {cwd} is not a folder; point it at the folder the script must "
+            "run from (for NVIDIA's v0.6 GNMT: .../NVIDIA/benchmarks/gnmt/implementations)"
+        )
+    partial = output.with_name(output.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    argv = ["bash", "-c", command.replace("{output_dir}", shlex.quote(str(partial.resolve())))]
+    _note(f"running in {cwd}: {argv[2]}")
+    rc = subprocess.run(argv, cwd=cwd, check=False).returncode
+    if rc != 0:
+        raise DatasetError(
+            f"the dataset script failed with exit status {rc}: {argv[2]} (in {cwd}); "
+            f"what it wrote is kept in {partial} and reused by the next run"
+        )
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(partial, output)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Fetch, verify and unpack dataset files.")
+    p = argparse.ArgumentParser(
+        description="Fetch, verify and unpack dataset files, or make them with a script."
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fetch", help="fetch one file to a path, checking its checksums")
-    f.add_argument("--url", required=True)
+    f = sub.add_parser(
+        "fetch",
+        help="fetch one file to a path from the first URL that has it, checking its checksums",
+    )
+    f.add_argument(
+        "--url", action="append", required=True, help="a source URL (repeatable, tried in order)"
+    )
     f.add_argument("--dest", type=Path, required=True)
     f.add_argument("--sha256")
     f.add_argument("--md5")
+    f.add_argument("--retries", type=int, default=Policy.retries, help="retries per source")
+    f.add_argument("--backoff-s", type=float, default=Policy.backoff_s, help="first retry wait")
+    f.add_argument("--timeout-s", type=float, default=Policy.timeout_s, help="network timeout")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = sub.add_parser("verify", help="verify every file of a dataset, write its manifest")
     v.add_argument("--files-json", required=True, help="the benchmark's dataset.files as JSON")
-    v.add_argument("--dir", type=Path, required=True, help="folder holding the downloads")
+    v.add_argument("--dir", type=Path, required=True, help="folder holding the files")
     v.add_argument("--manifest", type=Path, required=True, help="manifest JSON to write")
+    v.add_argument(
+        "--made-by-script", action="store_true", help="the folder was made by dataset.script"
+    )
     u = sub.add_parser("unpack", help="unpack archives and link plain files into a folder")
     u.add_argument("--files-json", required=True)
     u.add_argument("--dir", type=Path, required=True)
     u.add_argument("--dest", type=Path, required=True)
+    s = sub.add_parser("script", help="make a dataset folder with a script")
+    s.add_argument("--command", required=True, help="shell command; {output_dir} is replaced")
+    s.add_argument("--cwd", type=Path, required=True, help="folder to run it from")
+    s.add_argument("--output", type=Path, required=True, help="the folder to make")
     args = p.parse_args(argv)
     try:
         if args.cmd == "fetch":
             expected = {a: getattr(args, a) for a in HASHES if getattr(args, a)}
-            entry = fetch(args.url, args.dest, expected)
+            policy = Policy(args.retries, args.backoff_s, args.timeout_s, not args.no_progress)
+            entry = fetch(args.url, args.dest, expected, policy)
             print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
         elif args.cmd == "verify":
-            entries = verify(json.loads(args.files_json), args.dir)
-            args.manifest.write_text(json.dumps({"files": entries}, indent=2) + "\n")
+            try:
+                entries = verify(json.loads(args.files_json), args.dir)
+            except DatasetError as exc:
+                if not args.made_by_script:
+                    raise
+                raise DatasetError(
+                    f"{exc}\n{args.dir} was made by the dataset script, which exited 0; to run "
+                    f"the script again, move the folder away (mv {args.dir} {args.dir}.old)"
+                ) from None
+            tmp = args.manifest.with_name(args.manifest.name + ".tmp")
+            tmp.write_text(json.dumps({"files": entries}, indent=2) + "\n")
+            os.replace(tmp, args.manifest)
             print(f"verified {len(entries)} files -> {args.manifest}")
-        else:
+        elif args.cmd == "unpack":
             prepare(json.loads(args.files_json), args.dir, args.dest)
             print(f"prepared {args.dest}")
+        else:
+            run_script(args.command, args.cwd, args.output)
+            print(f"made {args.output}")
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -145,7 +145,7 @@ def container_config(config: Mapping[str, Any], benchmark: str) -> dict[str, Any
     """The benchmark implementation's ``container`` section; a clear error when it has none."""
     from scripts.config import ConfigError
 
-    cont = config["benchmarks"][benchmark]["implementation"].get("container")
+    cont = config["benchmarks"][benchmark].get("implementation", {}).get("container")
     if not cont:
         raise ConfigError(
             f"benchmarks.{benchmark}.implementation.container is not set, so {benchmark} cannot "

@@ -12,7 +12,9 @@ Reads both MLPerf logging formats, line by line, tolerant of junk:
       :::MLL 1560822378.320 run_start: {"value": null, "metadata": {...}}
 
   plus the v0.6 run-script summary line
-  ``RESULT,<benchmark>,<seed>,<wall seconds>,<user/org>,<start time>``.
+  ``RESULT,<benchmark>,<seed>,<wall seconds>,<user/org>,<start time>`` (MiniGo's run script
+  leaves the seed field out; MXNet ResNet prints one such line per process; a ``set -x`` trace
+  of ``echo 'RESULT,...'`` is not a RESULT line).
 
 Anything may precede a marker (rank prefixes such as ``0: ``, timestamps).  Lines that
 contain a marker but cannot be parsed (bad or truncated JSON, missing fields) are
@@ -22,8 +24,9 @@ Line numbers are 1-based and count ``\\n``-separated lines, so they match ``grep
 and editors even when a log contains carriage returns or form feeds.
 
 ``run_outcome`` turns a parsed log into the quantities the benchmark reports:
-time to train (``run_stop - run_start``, the MLPerf score of one run), status,
-convergence against a quality target, epochs, and a list of human-readable problems.
+time to train (``run_stop - run_start``, the MLPerf score of one run; for v0.6 MiniGo, the
+``timestamp`` of the ``eval_result`` event), status, convergence against a quality target,
+epochs, and a list of human-readable problems.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +55,27 @@ MAX_MALFORMED_LINE_NOS = 20
 # ``:::MLL <seconds> <key>: <json>``; the marker itself is located with str.find first.
 _MLL_V06_RE = re.compile(r":::MLL[ \t]+([0-9]+(?:\.[0-9]*)?)[ \t]+([^\s:]+):[ \t]*(.*)")
 # ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
-_RESULT_RE = re.compile(r"RESULT,([^,]*),[^,]*,[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
+_RESULT_RE = re.compile(r"RESULT,([^,]*),([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
+# ``RESULT,<benchmark>,<wall seconds>,<org>,<start>`` (v0.6 MiniGo: no seed field)
+_RESULT_NO_SEED_RE = re.compile(r"RESULT,([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
+# how time to train is read: run_stop - run_start, or (v0.6 MiniGo) eval_result's timestamp
+TIME_SOURCES = ("run_stop", "eval_result")
 
-_json_loads = json.loads
+# the C scanner under json.loads, without its Python wrappers (about a third of the parse time
+# of a GNMT log); _load_object() adds back what loads checks: whitespace and trailing data
+_scan_json = json.JSONDecoder().scan_once
+
+
+def _load_object(text: str) -> Any:
+    """json.loads(text), faster for the short payloads of MLPerf lines."""
+    text = text.strip()
+    try:
+        obj, end = _scan_json(text, 0)
+    except StopIteration:
+        raise ValueError("invalid JSON") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return obj
 
 
 @dataclass(slots=True)
@@ -75,6 +97,32 @@ class ResultLine:
     wall_time_s: float
     org: str
     start: str
+    seed: str = ""  # the seed field ("" when empty or absent)
+
+
+def _result_line(line: str) -> ResultLine | None:
+    """The RESULT line in ``line``, or None (also for a shell trace that echoes one)."""
+    pos = line.find("RESULT,")
+    if pos < 0 or "echo" in line[:pos]:
+        return None
+    m = _RESULT_RE.match(line, pos)
+    if m is not None:
+        return ResultLine(
+            benchmark=m.group(1).strip(),
+            wall_time_s=float(m.group(3)),
+            org=m.group(4).strip(),
+            start=m.group(5).strip(),
+            seed=m.group(2).strip(),
+        )
+    m = _RESULT_NO_SEED_RE.match(line, pos)
+    if m is not None:
+        return ResultLine(
+            benchmark=m.group(1).strip(),
+            wall_time_s=float(m.group(2)),
+            org=m.group(3).strip(),
+            start=m.group(4).strip(),
+        )
+    return None
 
 
 @dataclass(slots=True)
@@ -82,10 +130,11 @@ class ParsedLog:
     """All events of one log, in file order."""
 
     events: list[Event]
-    result_line: ResultLine | None
+    result_line: ResultLine | None  # the last RESULT line
     malformed_lines: int
     malformed_line_nos: list[int]  # the first MAX_MALFORMED_LINE_NOS, 1-based
     fmt: str  # "mllog", "mll-v0.6", "mixed" or "none"
+    result_lines: list[ResultLine] = field(default_factory=list)  # every RESULT line, in order
 
     def first(self, key: str) -> Event | None:
         """The first event with this key, or None."""
@@ -108,30 +157,42 @@ class ParsedLog:
 
 def parse_text(text: str) -> ParsedLog:
     """Parse the text of one MLPerf log (either format, or both mixed)."""
+    return _parse(text, lambda line: line)  # type: ignore[arg-type,return-value]
+
+
+def parse_bytes(data: bytes) -> ParsedLog:
+    """Parse the bytes of one MLPerf log: only the lines with a marker are decoded (UTF-8,
+    undecodable bytes replaced), which is what makes parsing a 140 KB log cheap."""
+    return _parse(data, lambda line: line.decode("utf-8", "replace"))  # type: ignore[arg-type]
+
+
+def _parse(text: str | bytes, decode: Callable[[Any], str]) -> ParsedLog:
     events: list[Event] = []
     append = events.append
     bad_nos: list[int] = []
     n_bad = 0
     n_mllog = 0
     n_v06 = 0
-    result: ResultLine | None = None
-    loads = _json_loads
+    results: list[ResultLine] = []
+    loads = _load_object
     v06_match = _MLL_V06_RE.match
-    result_search = _RESULT_RE.search
 
-    for line_no, line in enumerate(text.split("\n"), 1):
+    # Jump from marker to marker instead of visiting every line: a GNMT log has about 60
+    # events among 1,300 lines of progress output (bench/parse_logs.py).
+    binary = isinstance(text, bytes)
+    mll, newline = (b":::MLL", b"\n") if binary else (":::MLL", "\n")
+    line_no, counted_to = 1, 0
+    for start, end in _iter_lines_with(text, b"RESULT," if binary else "RESULT,"):
+        line = decode(text[start:end])
+        if ":::MLL" not in line:
+            found = _result_line(line)
+            if found is not None:
+                results.append(found)
+    for start, end in _iter_lines_with(text, mll):
+        line_no += text.count(newline, counted_to, start)  # type: ignore[arg-type]
+        counted_to = start
+        line = decode(text[start:end])
         pos = line.find(":::MLL")
-        if pos < 0:
-            if "RESULT," in line:
-                m = result_search(line)
-                if m is not None:
-                    result = ResultLine(
-                        benchmark=m.group(1).strip(),
-                        wall_time_s=float(m.group(2)),
-                        org=m.group(3).strip(),
-                        start=m.group(4).strip(),
-                    )
-            continue
         tag = line[pos + 6 : pos + 8]
         if tag == "OG":
             is_mllog = True
@@ -190,12 +251,25 @@ def parse_text(text: str) -> ParsedLog:
         fmt = "mll-v0.6"
     else:
         fmt = "none"
-    return ParsedLog(events, result, n_bad, bad_nos, fmt)
+    return ParsedLog(events, results[-1] if results else None, n_bad, bad_nos, fmt, results)
+
+
+def _iter_lines_with(text: Any, marker: Any) -> Iterator[tuple[int, int]]:
+    """(start, end) of every line of ``text`` (str or bytes) that contains ``marker``."""
+    newline = b"\n" if isinstance(text, bytes) else "\n"
+    pos = text.find(marker)
+    while pos >= 0:
+        start = text.rfind(newline, 0, pos) + 1
+        end = text.find(newline, pos)
+        if end < 0:
+            end = len(text)
+        yield start, end
+        pos = text.find(marker, end)
 
 
 def parse_file(path: str | os.PathLike[str]) -> ParsedLog:
     """Parse one MLPerf log file (read in one go; undecodable bytes are replaced)."""
-    return parse_text(Path(path).read_text(errors="replace"))
+    return parse_bytes(Path(path).read_bytes())
 
 
 # ---------------------------------------------------------------------------
@@ -207,22 +281,24 @@ class RunOutcome:
     """What one training run achieved, derived from its MLPerf log."""
 
     run_start_s: float | None  # FIRST run_start event time
-    run_stop_s: float | None  # LAST run_stop event time
+    run_stop_s: float | None  # LAST run_stop event time (eval_result: run_start + timestamp)
     time_to_train_s: float | None  # run_stop - run_start, rounded to 3 decimals
     status: str | None  # run_stop metadata["status"], never submission_status
-    converged: bool  # status == "success" and the final quality meets the target
-    final_quality: float | None  # value of the LAST eval_accuracy event
+    converged: bool  # status == "success" and the final quality meets the target(s)
+    final_quality: float | None  # value of the LAST eval_accuracy event (its value_key part)
     quality_target: float
     quality_direction: str  # "higher" (value >= target) or "lower" (value <= target)
     epochs: int | None  # highest epoch_num in epoch_stop (else eval_accuracy) metadata
     epochs_to_converge: int | None  # epoch_num of the first eval meeting the target
     time_per_epoch_s: float | None  # mean epoch_stop - epoch_start, matched by epoch_num
-    seed: int | None  # value of the "seed" event
+    seed: int | None  # value of the "seed" event, else the seed field of the RESULT line
     benchmark: str | None  # value of submission_benchmark
-    result_line_wall_s: float | None  # v0.6 RESULT line wall time; never the score
+    result_line_wall_s: float | None  # v0.6 RESULT line wall time (the slowest process's)
     # (epoch_num, value, seconds since run_start); the last item is None without run_start
     eval_history: list[tuple[int | None, float, float | None]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # the final value of each component named in also_targets (e.g. Mask R-CNN's SEGM)
+    final_components: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (eval_history as a list of lists)."""
@@ -243,6 +319,7 @@ class RunOutcome:
             "result_line_wall_s": self.result_line_wall_s,
             "eval_history": [list(item) for item in self.eval_history],
             "problems": list(self.problems),
+            "final_components": dict(self.final_components),
         }
 
 
@@ -263,65 +340,122 @@ def _as_int(x: Any) -> int | None:
 
 
 def _as_float(x: Any) -> float | None:
-    """A finite real number as float; anything else (bool, str, dict, nan) as None."""
+    """A finite real number, or a string holding one (v0.6 Transformer logs BLEU as
+    ``"25.33"``), as float; anything else (bool, dict, "nan", junk) as None."""
+    if isinstance(x, str):
+        try:
+            x = float(x.strip())
+        except ValueError:
+            return None
     if isinstance(x, bool) or not isinstance(x, int | float):
         return None
     f = float(x)
     return f if math.isfinite(f) else None
 
 
+def _component(value: Any, key: str | None) -> float | None:
+    """The quality in an eval_accuracy value: the value itself (``key`` None), or the entry
+    ``key`` of a mapping, searched at any depth (v0.6 Mask R-CNN logs
+    ``{"accuracy": {"BBOX": 0.377, "SEGM": 0.343}}``)."""
+    if key is None:
+        return _as_float(value)
+    if isinstance(value, dict):
+        if key in value:
+            return _as_float(value[key])
+        for sub in value.values():
+            found = _component(sub, key)
+            if found is not None:
+                return found
+    return None
+
+
 def _meets(value: float, target: float, higher: bool) -> bool:
     return value >= target if higher else value <= target
 
 
-def run_outcome(parsed: ParsedLog, target: float, direction: str = "higher") -> RunOutcome:
+def run_outcome(
+    parsed: ParsedLog,
+    target: float,
+    direction: str = "higher",
+    *,
+    value_key: str | None = None,
+    also_targets: Mapping[str, float] | None = None,
+    time_source: str = "run_stop",
+) -> RunOutcome:
     """Summarise one parsed log against a quality target.
 
     ``direction`` is "higher" (quality meets the target when value >= target, e.g. BLEU,
     accuracy) or "lower" (value <= target, e.g. perplexity); anything else raises
-    ValueError.  The run converged when the last run_stop has status "success" and the
-    last eval_accuracy meets the target.
+    ValueError.  ``value_key`` names the part of a mapping-valued eval_accuracy that is the
+    quality; every entry of ``also_targets`` (component -> target, same direction) must be met
+    too.  The run converged when the run ended with status "success" and the last
+    eval_accuracy meets the target(s).
+
+    ``time_source`` "run_stop" (every benchmark but v0.6 MiniGo): time to train is
+    ``run_stop - run_start`` and the status is run_stop's.  "eval_result" (v0.6 MiniGo, as
+    the v0.6 compliance checker scores it): time to train is the ``timestamp`` metadata of the
+    ``eval_result`` event (seconds from run_start to the saving of the first model that beat
+    the target); status "success" when that timestamp is > 0.
     """
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+    if time_source not in TIME_SOURCES:
+        raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
     target = float(target)
     higher = direction == "higher"
+    also = {k: float(v) for k, v in (also_targets or {}).items()}
     problems: list[str] = []
 
     start_ev = parsed.first("run_start")
-    stop_ev = parsed.last("run_stop")
     run_start_s = start_ev.time_s if start_ev is not None else None
-    run_stop_s = stop_ev.time_s if stop_ev is not None else None
     if start_ev is None:
         problems.append("no run_start event")
-    if stop_ev is None:
-        problems.append("no run_stop event")
+    run_stop_s: float | None = None
     time_to_train_s: float | None = None
-    if run_start_s is not None and run_stop_s is not None:
-        time_to_train_s = round(run_stop_s - run_start_s, 3)
-        if time_to_train_s < 0:
-            problems.append("run_stop precedes run_start")
-
     status: str | None = None
-    if stop_ev is not None:
-        raw_status = stop_ev.metadata.get("status")
-        if raw_status is None:
-            problems.append("run_stop has no status")
+    if time_source == "run_stop":
+        stop_ev = parsed.last("run_stop")
+        run_stop_s = stop_ev.time_s if stop_ev is not None else None
+        if stop_ev is None:
+            problems.append("no run_stop event")
+        if run_start_s is not None and run_stop_s is not None:
+            time_to_train_s = round(run_stop_s - run_start_s, 3)
+            if time_to_train_s < 0:
+                problems.append("run_stop precedes run_start")
+        if stop_ev is not None:
+            raw_status = stop_ev.metadata.get("status")
+            if raw_status is None:
+                problems.append("run_stop has no status")
+            else:
+                status = str(raw_status)
+                if status.lower() != "success":
+                    problems.append(f"run_stop status is {status!r}")
+    else:
+        result_ev = parsed.last("eval_result")
+        stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
+        if result_ev is None:
+            problems.append("no eval_result event (no model beat the target)")
+        elif stamp is None or stamp <= 0:
+            problems.append(f"eval_result timestamp {result_ev.metadata.get('timestamp')!r}")
         else:
-            status = str(raw_status)
-            if status.lower() != "success":
-                problems.append(f"run_stop status is {status!r}")
+            status = "success"
+            time_to_train_s = round(stamp, 3)
+            if run_start_s is not None:
+                run_stop_s = run_start_s + stamp
 
     # Evaluations, in file order.
     eval_history: list[tuple[int | None, float, float | None]] = []
     final_quality: float | None = None
+    final_components: dict[str, float | None] = {k: None for k in also}
     epochs_to_converge: int | None = None
     n_eval = 0
     for ev in parsed.events:
         if ev.key != "eval_accuracy":
             continue
         n_eval += 1
-        val = _as_float(ev.value)
+        val = _component(ev.value, value_key)
+        parts = {k: _component(ev.value, k) for k in also}
+        final_components = parts
         if val is None:
             final_quality = None  # the last eval_accuracy is what counts
             continue
@@ -329,24 +463,34 @@ def run_outcome(parsed: ParsedLog, target: float, direction: str = "higher") -> 
         ep = _as_int(ev.metadata.get("epoch_num"))
         since = round(ev.time_s - run_start_s, 3) if run_start_s is not None else None
         eval_history.append((ep, val, since))
-        if epochs_to_converge is None and _meets(val, target, higher):
+        parts_met = all(p is not None and _meets(p, also[k], higher) for k, p in parts.items())
+        if epochs_to_converge is None and _meets(val, target, higher) and parts_met:
             epochs_to_converge = ep
     last_eval = parsed.last("eval_accuracy")
+    what = "final eval_accuracy" + (f" {value_key}" if value_key else "")
     if n_eval == 0:
         problems.append("no eval_accuracy event")
     elif final_quality is None and last_eval is not None:
-        problems.append(f"final eval_accuracy {last_eval.value!r} is not a number")
+        problems.append(f"{what} {last_eval.value!r} is not a number")
     elif final_quality is not None and not _meets(final_quality, target, higher):
         problems.append(
-            f"final eval_accuracy {final_quality!r} does not meet target {target!r}"
+            f"{what} {final_quality!r} does not meet target {target!r}"
             + ("" if higher else " (lower is better)")
         )
+    components_met = True
+    if n_eval:
+        for k, t in also.items():
+            got = final_components.get(k)
+            if got is None or not _meets(got, t, higher):
+                components_met = False
+                problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
 
     converged = (
         status is not None
         and status.lower() == "success"
         and final_quality is not None
         and _meets(final_quality, target, higher)
+        and components_met
     )
     if not converged:
         epochs_to_converge = None
@@ -375,9 +519,13 @@ def run_outcome(parsed: ParsedLog, target: float, direction: str = "higher") -> 
 
     seed_ev = parsed.first("seed")
     seed = _as_int(seed_ev.value) if seed_ev is not None else None
+    if seed is None and parsed.result_line is not None:
+        seed = _as_int(parsed.result_line.seed)
     bench_ev = parsed.first("submission_benchmark")
     benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
-    result_line_wall_s = parsed.result_line.wall_time_s if parsed.result_line is not None else None
+    result_line_wall_s = (
+        max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
+    )
 
     if parsed.malformed_lines:
         n = parsed.malformed_lines
@@ -403,4 +551,5 @@ def run_outcome(parsed: ParsedLog, target: float, direction: str = "higher") -> 
         result_line_wall_s=result_line_wall_s,
         eval_history=eval_history,
         problems=problems,
+        final_components=final_components,
     )

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "context of SYSTEM's image (give the same --configfile overlays as the campaign).",
     )
     p.add_argument("system", help="the system's name, e.g. SUT")
-    p.add_argument("--benchmark", default="gnmt_v06")
+    p.add_argument("--benchmark", default="gnmt-v0.6")
     p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
     args = p.parse_args(argv)
     try:

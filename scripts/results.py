@@ -4,7 +4,11 @@
 - ``collect``: every ``result.json`` of a benchmark -> ``runs.csv`` (one row per run).
 - ``summarize``: ``runs.csv`` -> ``summary.csv`` (one row per system): the MLPerf score
   (olympic mean, :func:`scripts.scoring.olympic_score`) and statistics of the converged runs'
-  times to train (:func:`scripts.scoring.describe`).
+  times to train (:func:`scripts.scoring.describe` and :mod:`scripts.stats`).
+- ``compare``: ``runs.csv`` + ``summary.csv`` -> ``comparison.csv``: every system against the
+  reference system (speedup with a bootstrap interval, tests, minimum detectable difference).
+- ``evals``: every ``result.json`` -> ``evals.csv`` (one row per evaluation: the convergence
+  curves).
 
 Aggregation refuses to mix runs of one system whose fingerprints differ (different dataset,
 target, command, hyper-parameters or environment): such runs are not comparable.
@@ -23,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from scripts import stats
 from scripts.mlperf_log import parse_file, run_outcome
 from scripts.scoring import describe, olympic_score
 
@@ -57,16 +62,61 @@ SUMMARY_COLUMNS = [
     "mean_s",
     "std_s",
     "cv",
-    "min_s",
-    "median_s",
-    "max_s",
+    "sem_s",
     "ci95_low_s",
     "ci95_high_s",
+    "boot_ci95_low_s",
+    "boot_ci95_high_s",
+    "median_s",
+    "mad_s",
+    "q1_s",
+    "q3_s",
+    "min_s",
+    "max_s",
+    "n_outliers_iqr",
+    "n_outliers_modz",
+    "outlier_runs",
+    "unstable",
+    "runs_for_5pct_ci",
+    "epochs_to_converge_mean",
+    "epochs_to_converge_std",
+    "time_per_epoch_mean_s",
+    "time_per_epoch_cv",
     "dropped_fastest_run",
     "dropped_slowest_run",
     "scale",
     "fingerprint",
 ]
+COMPARISON_COLUMNS = [
+    "benchmark",
+    "system",
+    "reference",
+    "n",
+    "n_reference",
+    "mean_s",
+    "reference_mean_s",
+    "speedup",
+    "speedup_ci95_low",
+    "speedup_ci95_high",
+    "score_s",
+    "reference_score_s",
+    "score_speedup",
+    "epoch_speedup",
+    "p_welch",
+    "p_welch_holm",
+    "p_mannwhitney",
+    "p_mannwhitney_holm",
+    "prob_faster",
+    "min_effect",
+    "significant",
+    "mdd_s",
+    "mdd_rel",
+    "verdict",
+]
+# 10 significant digits: times from logs have millisecond resolution, so a score such as
+# 1233.20325 s must not be rounded
+FLOAT_FORMAT = "%.10g"
+EVAL_COLUMNS = ["benchmark", "system", "run", "epoch", "quality", "time_s", "converged"]
 
 
 class AggregationError(RuntimeError):
@@ -80,11 +130,28 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def parse_run(log: Path, meta: Mapping[str, Any], quality: Mapping[str, Any]) -> dict[str, Any]:
-    """The result of one run: its log's outcome plus the runner's metadata."""
+def parse_run(
+    log: Path,
+    meta: Mapping[str, Any],
+    quality: Mapping[str, Any],
+    time_to_train: str = "run_stop",
+) -> dict[str, Any]:
+    """The result of one run: its log's outcome plus the runner's metadata.
+
+    ``quality`` is the benchmark's quality section (target, direction, and optionally
+    value_key and also_targets); ``time_to_train`` its ``log.time_to_train``."""
     parsed = parse_file(log)
-    outcome = run_outcome(parsed, float(quality["target"]), quality.get("direction", "higher"))
+    outcome = run_outcome(
+        parsed,
+        float(quality["target"]),
+        quality.get("direction", "higher"),
+        value_key=quality.get("value_key"),
+        also_targets=quality.get("also_targets"),
+        time_source=time_to_train,
+    )
     out = outcome.to_dict()
+    # the log's submission_benchmark (e.g. gnmt) never replaces the workflow's benchmark name
+    out["submission_benchmark"] = out.pop("benchmark")
     problems = list(out.pop("problems"))
     if outcome.seed is not None and outcome.seed != meta.get("seed"):
         problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
@@ -117,8 +184,25 @@ def _nan_to_none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def summarize_system(runs: pd.DataFrame, max_nonconverged: int = 1) -> dict[str, Any]:
-    """One summary row from the runs of one benchmark on one system."""
+def _optional_floats(column: pd.Series) -> list[float]:
+    return [float(x) for x in column if not pd.isna(x)]
+
+
+def summarize_system(
+    runs: pd.DataFrame,
+    max_nonconverged: int = 1,
+    *,
+    resamples: int = stats.BOOTSTRAP_RESAMPLES,
+    seed: int = stats.BOOTSTRAP_SEED,
+) -> dict[str, Any]:
+    """One summary row from the runs of one benchmark on one system.
+
+    The MLPerf score uses every run (one non-converged run is dropped as the slowest); the
+    statistics of time to train use the converged runs; epochs to converge use the converged
+    runs, time per epoch every run that logged epochs (throughput does not depend on
+    convergence). The bootstrap interval uses ``resamples`` and ``seed``
+    (:func:`scripts.stats.bootstrap_mean_interval`). Outliers are counted and named, never
+    dropped."""
     runs = runs.sort_values("run", kind="stable")
     fingerprints = sorted(set(runs["fingerprint"].dropna()))
     if len(fingerprints) > 1:
@@ -135,8 +219,12 @@ def summarize_system(runs: pd.DataFrame, max_nonconverged: int = 1) -> dict[str,
     converged = [bool(c) for c in runs["converged"]]
     run_numbers = runs["run"].tolist()
     score = olympic_score(times, converged, max_nonconverged=max_nonconverged, labels=run_numbers)
-    ok_times = [t for t, c in zip(times, converged, strict=True) if c and t is not None]
-    stats = describe(ok_times) if ok_times else None
+    ok = [
+        (t, r) for t, c, r in zip(times, converged, run_numbers, strict=True) if c and t is not None
+    ]
+    ok_times = [t for t, _ in ok]
+    ok_runs = [r for _, r in ok]
+    described = describe(ok_times) if ok_times else None
     row: dict[str, Any] = {
         "benchmark": runs["benchmark"].iloc[0],
         "system": runs["system"].iloc[0],
@@ -155,13 +243,228 @@ def summarize_system(runs: pd.DataFrame, max_nonconverged: int = 1) -> dict[str,
         "fingerprint": fingerprints[0] if fingerprints else None,
     }
     for col in ("mean_s", "std_s", "cv", "min_s", "median_s", "max_s", "ci95_low_s", "ci95_high_s"):
-        row[col] = _nan_to_none(getattr(stats, col)) if stats else None
+        row[col] = _nan_to_none(getattr(described, col)) if described else None
+    row.update(_spread(ok_times, ok_runs, resamples=resamples, seed=seed))
+    conv = runs[runs["converged"].astype(bool)]
+    epochs = _optional_floats(conv["epochs_to_converge"]) if "epochs_to_converge" in runs else []
+    per_epoch = _optional_floats(runs["time_per_epoch_s"]) if "time_per_epoch_s" in runs else []
+    row["epochs_to_converge_mean"] = _nan_to_none(stats.mean(epochs)) if epochs else None
+    row["epochs_to_converge_std"] = _nan_to_none(stats.std(epochs))
+    row["time_per_epoch_mean_s"] = _nan_to_none(stats.mean(per_epoch)) if per_epoch else None
+    row["time_per_epoch_cv"] = _nan_to_none(stats.coefficient_of_variation(per_epoch))
     return row
 
 
-def summarize(runs: pd.DataFrame, max_nonconverged: int = 1) -> pd.DataFrame:
-    rows = [summarize_system(g, max_nonconverged) for _, g in runs.groupby("system", sort=True)]
+def _spread(
+    times: list[float], run_numbers: list[int], *, resamples: int, seed: int
+) -> dict[str, Any]:
+    """The summary columns beyond :func:`scripts.scoring.describe` (None without values)."""
+    if not times:
+        return {
+            k: None
+            for k in (
+                "sem_s",
+                "boot_ci95_low_s",
+                "boot_ci95_high_s",
+                "mad_s",
+                "q1_s",
+                "q3_s",
+                "n_outliers_iqr",
+                "n_outliers_modz",
+                "outlier_runs",
+                "unstable",
+                "runs_for_5pct_ci",
+            )
+        }
+    q1, _, q3 = stats.quartiles(times)
+    boot_lo, boot_hi = stats.bootstrap_mean_interval(times, resamples=resamples, seed=seed)
+    iqr = stats.iqr_outliers(times)
+    modz = stats.modified_z_outliers(times)
+    cv = stats.coefficient_of_variation(times)
+    return {
+        "sem_s": _nan_to_none(stats.sem(times)),
+        "boot_ci95_low_s": _nan_to_none(boot_lo),
+        "boot_ci95_high_s": _nan_to_none(boot_hi),
+        "mad_s": _nan_to_none(stats.mad(times)),
+        "q1_s": q1,
+        "q3_s": q3,
+        "n_outliers_iqr": len(iqr),
+        "n_outliers_modz": len(modz),
+        "outlier_runs": " ".join(str(run_numbers[i]) for i in sorted(set(iqr) | set(modz))),
+        "unstable": bool(cv >= stats.UNSTABLE_CV) if not math.isnan(cv) else None,
+        "runs_for_5pct_ci": stats.runs_for_relative_ci(times, 0.05),
+    }
+
+
+def summarize(
+    runs: pd.DataFrame,
+    max_nonconverged: int = 1,
+    *,
+    resamples: int = stats.BOOTSTRAP_RESAMPLES,
+    seed: int = stats.BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    rows = [
+        summarize_system(g, max_nonconverged, resamples=resamples, seed=seed)
+        for _, g in runs.groupby("system", sort=True)
+    ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison of systems
+
+
+def choose_reference(systems: Sequence[str], wanted: str | None) -> tuple[str | None, str]:
+    """The reference system of a comparison, and a note when it is not the configured one
+    (the configured one has no runs of this benchmark: the first system by name instead)."""
+    if not systems:
+        return None, "no system has runs"
+    if wanted in systems:
+        return wanted, ""
+    chosen = sorted(systems)[0]
+    why = "none is configured" if wanted is None else f"{wanted!r} has no runs of this benchmark"
+    return chosen, f"reference system {chosen!r} (first by name): {why}"
+
+
+def converged_times(runs: pd.DataFrame, system: str) -> list[float]:
+    """The times to train of a system's converged runs, in run order."""
+    mine = runs[(runs["system"] == system) & runs["converged"].astype(bool)]
+    mine = mine.sort_values("run", kind="stable")
+    return [float(t) for t in mine["time_to_train_s"] if not pd.isna(t)]
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def verdict(row: Mapping[str, Any]) -> str:
+    """One sentence for a comparison row: who is faster, by how much, how sure."""
+    sys_, ref = row["system"], row["reference"]
+    s, lo, hi = row["speedup"], row["speedup_ci95_low"], row["speedup_ci95_high"]
+    if s is None or lo is None or math.isnan(s) or math.isnan(lo):
+        return (
+            f"{sys_} cannot be compared with {ref}: each needs at least 2 converged runs "
+            f"(have {row['n']} and {row['n_reference']})"
+        )
+    ci = f"95% CI {_fmt(lo, '.2f')}-{_fmt(hi, '.2f')}"
+    if row["significant"]:
+        if s > 1:
+            return f"{sys_} is {s:.2f}x faster than {ref} ({ci})"
+        return f"{sys_} is {1 / s:.2f}x slower than {ref} (speedup {s:.2f}, {ci})"
+    return (
+        f"no significant difference between {sys_} and {ref}: speedup {s:.2f} ({ci}); "
+        f"these runs would detect only a difference of {_fmt(row['mdd_rel'], '.1%')} of "
+        f"{ref}'s mean or more (80% power), so this does not show they are the same"
+    )
+
+
+def _ratio(numerator: Any, denominator: Any) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator):
+        return None
+    return float(numerator) / float(denominator) if float(denominator) else None
+
+
+def compare(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    reference: str | None,
+    *,
+    min_effect: float = 0.0,
+    resamples: int = stats.BOOTSTRAP_RESAMPLES,
+    seed: int = stats.BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """One row per system other than the reference, comparing converged runs' times.
+
+    - ``speedup``: mean(reference) / mean(system), > 1 is faster
+      (:func:`scripts.stats.speedup`), with a percentile bootstrap 95% interval
+      (:func:`scripts.stats.bootstrap_speedup_interval`, ``resamples``, ``seed``);
+    - ``score_speedup``: the same ratio of the MLPerf (olympic) scores, when both are valid;
+    - ``epoch_speedup``: the ratio of mean time per epoch (throughput alone, without the
+      seed-dependent number of epochs), when both systems logged epochs;
+    - ``p_welch``, ``p_mannwhitney``: two-sided tests; ``*_holm``: Holm-adjusted over the
+      rows of this table (equal to the raw p-values with a single comparison);
+    - ``prob_faster``: P(a run of the system is faster than a run of the reference);
+    - ``significant``: the speedup interval lies entirely above 1 + min_effect or entirely
+      below 1 / (1 + min_effect), and the Welch p-value (Holm-adjusted over the comparisons;
+      the raw one with a single comparison) is below 0.05 as well. The test guards against
+      the percentile bootstrap's known undercoverage with few runs: with 10 runs a skewed
+      sample (a few runs one epoch longer) can give an interval that just excludes 1 while
+      Welch and Mann-Whitney see no difference (tests/data/golden: c-same);
+    - ``mdd_s``/``mdd_rel``: the minimum detectable difference of means at 80% power
+      (:func:`scripts.stats.min_detectable_difference`), in seconds and as a fraction of the
+      reference mean.
+    """
+    systems = sorted(set(runs["system"])) if len(runs) else []
+    ref, _ = choose_reference(systems, reference)
+    rows: list[dict[str, Any]] = []
+    if ref is None:
+        return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    scores = {r["system"]: r for r in summary.to_dict("records")}
+    ref_times = converged_times(runs, ref)
+    ref_score = scores.get(ref, {}).get("score_s")
+    for system in systems:
+        if system == ref:
+            continue
+        times = converged_times(runs, system)
+        lo, hi = stats.bootstrap_speedup_interval(ref_times, times, resamples=resamples, seed=seed)
+        score = scores.get(system, {}).get("score_s")
+        both_scores = not (pd.isna(score) or pd.isna(ref_score)) if score is not None else False
+        mdd = stats.min_detectable_difference(times, ref_times)
+        ref_mean = stats.mean(ref_times)
+        rows.append(
+            {
+                "benchmark": runs["benchmark"].iloc[0],
+                "system": system,
+                "reference": ref,
+                "n": len(times),
+                "n_reference": len(ref_times),
+                "mean_s": stats.mean(times),
+                "reference_mean_s": ref_mean,
+                "speedup": stats.speedup(ref_times, times),
+                "speedup_ci95_low": lo,
+                "speedup_ci95_high": hi,
+                "score_s": score if both_scores else None,
+                "reference_score_s": ref_score if both_scores else None,
+                "score_speedup": float(ref_score) / float(score) if both_scores else None,
+                "epoch_speedup": _ratio(
+                    scores.get(ref, {}).get("time_per_epoch_mean_s"),
+                    scores.get(system, {}).get("time_per_epoch_mean_s"),
+                ),
+                "p_welch": stats.welch_p(times, ref_times),
+                "p_mannwhitney": stats.mann_whitney_p(times, ref_times),
+                "prob_faster": stats.prob_faster(times, ref_times),
+                "min_effect": min_effect,
+                "mdd_s": mdd,
+                "mdd_rel": mdd / ref_mean if ref_times and ref_mean else float("nan"),
+            }
+        )
+    welch_holm = stats.holm([r["p_welch"] for r in rows])
+    mw_holm = stats.holm([r["p_mannwhitney"] for r in rows])
+    for row, pw, pm in zip(rows, welch_holm, mw_holm, strict=True):
+        row["p_welch_holm"], row["p_mannwhitney_holm"] = pw, pm
+        lo, hi = row["speedup_ci95_low"], row["speedup_ci95_high"]
+        excludes = not math.isnan(lo) and (lo > 1 + min_effect or hi < 1 / (1 + min_effect))
+        tested = not math.isnan(pw) and pw < stats.ALPHA
+        row["significant"] = bool(excludes and tested)
+        row["verdict"] = verdict(row)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def eval_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluation of one run (from its result.json's eval_history)."""
+    return [
+        {
+            "benchmark": result["benchmark"],
+            "system": result["system"],
+            "run": result["run"],
+            "epoch": epoch,
+            "quality": quality,
+            "time_s": since,
+            "converged": result.get("converged"),
+        }
+        for epoch, quality, since in result.get("eval_history") or []
+    ]
 
 
 def summarize_partial(
@@ -205,6 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pa.add_argument("--log", type=Path, required=True)
     pa.add_argument("--meta", type=Path, required=True)
     pa.add_argument("--quality-json", required=True, help="the benchmark's quality as JSON")
+    pa.add_argument(
+        "--time-to-train",
+        choices=["run_stop", "eval_result"],
+        default="run_stop",
+        help="where time to train comes from (the benchmark's log.time_to_train)",
+    )
     pa.add_argument("--output", type=Path, required=True)
     co = sub.add_parser("collect", help="result.json files -> runs.csv")
     co.add_argument("--output", type=Path, required=True)
@@ -212,7 +521,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     su = sub.add_parser("summarize", help="runs.csv -> summary.csv")
     su.add_argument("--runs", type=Path, required=True)
     su.add_argument("--max-nonconverged", type=int, default=1)
+    su.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
+    su.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
     su.add_argument("--output", type=Path, required=True)
+    cm = sub.add_parser("compare", help="runs.csv + summary.csv -> comparison.csv")
+    cm.add_argument("--runs", type=Path, required=True)
+    cm.add_argument("--summary", type=Path, required=True)
+    cm.add_argument("--reference", default=None, help="the reference system")
+    cm.add_argument("--min-effect", type=float, default=0.0)
+    cm.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
+    cm.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
+    cm.add_argument("--output", type=Path, required=True)
+    ev = sub.add_parser("evals", help="result.json files -> evals.csv")
+    ev.add_argument("--output", type=Path, required=True)
+    ev.add_argument("results", type=Path, nargs="+")
     pt = sub.add_parser("partial", help="finished result.json files -> summary.partial.csv")
     pt.add_argument("--expected-json", required=True, help='{"system": n_runs, ...}')
     pt.add_argument("--max-nonconverged", type=int, default=1)
@@ -222,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "partial":
         frame = collect(args.results) if args.results else pd.DataFrame(columns=RUN_COLUMNS)
         table = summarize_partial(frame, json.loads(args.expected_json), args.max_nonconverged)
-        write_atomic(args.output, table.to_csv(index=False, float_format="%.6g"))
+        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
         print(
             table.to_string(
                 index=False,
@@ -232,19 +554,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "parse":
         meta = json.loads(args.meta.read_text())
-        result = parse_run(args.log, meta, json.loads(args.quality_json))
+        result = parse_run(args.log, meta, json.loads(args.quality_json), args.time_to_train)
         write_atomic(args.output, json.dumps(result, indent=2) + "\n")
         state = "converged" if result["converged"] else "did NOT converge"
         print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
     elif args.cmd == "collect":
         write_atomic(args.output, collect(args.results).to_csv(index=False))
+    elif args.cmd == "evals":
+        rows = [r for f in args.results for r in eval_rows(json.loads(Path(f).read_text()))]
+        write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
+    elif args.cmd == "compare":
+        runs = pd.read_csv(args.runs)
+        table = compare(
+            runs,
+            pd.read_csv(args.summary),
+            args.reference,
+            min_effect=args.min_effect,
+            resamples=args.bootstrap_resamples,
+            seed=args.bootstrap_seed,
+        )
+        _, note = choose_reference(sorted(set(runs["system"])), args.reference)
+        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+        print(note or f"reference system: {args.reference}")
+        print("\n".join(table["verdict"]) or "one system: nothing to compare")
     else:
         try:
-            table = summarize(pd.read_csv(args.runs), args.max_nonconverged)
+            table = summarize(
+                pd.read_csv(args.runs),
+                args.max_nonconverged,
+                resamples=args.bootstrap_resamples,
+                seed=args.bootstrap_seed,
+            )
         except AggregationError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        write_atomic(args.output, table.to_csv(index=False, float_format="%.6g"))
+        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
         print(
             table.to_string(
                 index=False,

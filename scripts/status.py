@@ -86,8 +86,8 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
 def report(config: dict[str, Any], root: Path) -> str:
     out: list[str] = []
     for benchmark in config["campaign"]["benchmarks"]:
-        runs = cfg.run_ids(config["benchmarks"][benchmark]["runs"])
-        for system in cfg.campaign_systems(config):
+        for system in cfg.benchmark_systems(config, benchmark):
+            runs = cfg.system_run_ids(config, benchmark, system)
             states = [run_state(root, benchmark, system, r) for r in runs]
             counts: dict[str, int] = {}
             for s in states:

@@ -25,6 +25,7 @@ WORKFLOW_PARTS = (
     "envs",
     "resources",
     "profiles",
+    "report",
     "requirements.txt",  # pins the wheels of the embedded benchmark's image
 )
 

@@ -19,41 +19,23 @@ from scripts import docker_backend, nvidia_v06
 from scripts.run_training import container_env
 from tests.conftest import REPO, need_fixtures
 
-NVIDIA_OVERLAYS = ("config/benchmarks/gnmt_v06_nvidia.yaml",)
+NVIDIA_OVERLAYS = ("config/benchmarks/gnmt-v0.6.yaml", "config/benchmarks/gnmt-v0.6-nvidia.yaml")
 
 
 def gnmt_v06_base(tmp_path: Path) -> Path:
-    """A stand-in of config/benchmarks/gnmt_v06.yaml (dataset, target, runs) for the NVIDIA
-    implementation overlay to sit on."""
-    base = {
-        "campaign": {"benchmarks": ["gnmt_v06"], "systems": ["SUT"]},
-        "benchmarks": {
-            "gnmt_v06": {
-                "description": "MLPerf v0.6 GNMT (test stand-in of the benchmark definition)",
-                "scale": "MLPerf v0.6 closed division GNMT",
-                "runs": 10,
-                "timeout_s": 14400,
-                "quality": {"metric": "bleu", "target": 24.0},
-                "dataset": {
-                    "files": [
-                        {
-                            "name": "newstest2014.de",
-                            "url": "file:///data/wmt16_de_en/newstest2014.de",
-                            "md5": "f6c3818b477e4a25cad68b61cc883c17",
-                        }
-                    ]
-                },
-                "implementation": {"command": "bash run_and_time.sh"},
-            }
-        },
+    """A site overlay for MLPerf v0.6 GNMT (config/benchmarks/mlperf-v0.6.yaml and
+    gnmt-v0.6.yaml): where its dataset is, and a campaign of it on the 4 x V100 example."""
+    site = {
+        "campaign": {"benchmarks": ["gnmt-v0.6"], "systems": ["SUT"]},
+        "benchmarks": {"gnmt-v0.6": {"dataset": {"mirror": "/data/wmt16_de_en"}}},
     }
-    path = tmp_path / "gnmt_v06_base.yaml"
-    path.write_text(yaml.safe_dump(base))
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
     return path
 
 
 def nvidia_config(tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
-    files = [gnmt_v06_base(tmp_path), *(REPO / f for f in NVIDIA_OVERLAYS)]
+    files = [*(REPO / f for f in NVIDIA_OVERLAYS), gnmt_v06_base(tmp_path)]
     files += [REPO / "config/systems/sut-4xv100.yaml", REPO / "config/systems/dgx1.yaml"]
     return cfg.load_files([*files, *extra])
 
@@ -97,7 +79,7 @@ BIND_LAUNCH=1
 
 def test_the_4xv100_example_generates_this_config_SUT_sh(tmp_path: Path) -> None:
     config = nvidia_config(tmp_path)
-    files = docker_backend.generated_files(config, "gnmt_v06", "SUT")
+    files = docker_backend.generated_files(config, "gnmt-v0.6", "SUT")
     assert list(files) == ["config_SUT.sh"]
     assert files["config_SUT.sh"] == CONFIG_SUT_SH
 
@@ -123,7 +105,7 @@ def sourced(script: str, tmp_path: Path, env: dict[str, str] | None = None) -> d
 
 def test_the_dgx1_example_has_the_values_of_nvidias_config_DGX1_sh(tmp_path: Path) -> None:
     config = nvidia_config(tmp_path)
-    script = docker_backend.generated_files(config, "gnmt_v06", "DGX1")["config_DGX1.sh"]
+    script = docker_backend.generated_files(config, "gnmt-v0.6", "DGX1")["config_DGX1.sh"]
     values = sourced(script, tmp_path)
     # training_results_v0.6/NVIDIA/benchmarks/gnmt/implementations/pytorch/config_DGX1.sh
     assert values | {"EXTRA_OPTS": " ".join(values["EXTRA_OPTS"].split())} == values | {
@@ -154,7 +136,7 @@ def test_the_dgx1_example_has_the_values_of_nvidias_config_DGX1_sh(tmp_path: Pat
 
 
 def test_the_command_line_prints_the_file_a_system_gets(tmp_path: Path, capsys) -> None:
-    files = [str(gnmt_v06_base(tmp_path)), *NVIDIA_OVERLAYS, "config/systems/sut-4xv100.yaml"]
+    files = [*NVIDIA_OVERLAYS, str(gnmt_v06_base(tmp_path)), "config/systems/sut-4xv100.yaml"]
     assert nvidia_v06.main(["SUT", "--configfile", *files]) == 0
     assert capsys.readouterr().out == "# config_SUT.sh\n" + CONFIG_SUT_SH
     assert nvidia_v06.main(["DGX2", "--configfile", *files]) == 1
@@ -172,10 +154,10 @@ def test_config_sh_needs_the_topology_and_gpus(tmp_path: Path) -> None:
 def test_a_changed_system_yaml_changes_the_generated_file_and_the_image(tmp_path: Path) -> None:
     overlay = tmp_path / "more.yaml"
     overlay.write_text(
-        "systems:\n  SUT:\n    gpus: 2\n    hyperparameters: {gnmt_v06: {TRAIN_BATCH_SIZE: 128}}\n"
+        "systems:\n  SUT:\n    gpus: 2\n    hyperparameters: {gnmt-v0.6: {TRAIN_BATCH_SIZE: 128}}\n"
     )
-    before = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt_v06", "SUT", REPO)
-    after = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt_v06", "SUT", REPO)
+    before = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO)
+    after = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
     text = after.generated["config_SUT.sh"]
     assert "DGXNGPU=2\n" in text and "TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-128}" in text
     assert after.inputs_sha256 != before.inputs_sha256
@@ -196,7 +178,7 @@ def test_the_run_environment_is_what_nvidias_run_sub_passed_in_the_published_dgx
     published = dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-e")
     config = nvidia_config(tmp_path)
     spec = cfg.run_spec(
-        config, "gnmt_v06", "DGX1", 1, python="python", dataset_dir="d", run_dir="r"
+        config, "gnmt-v0.6", "DGX1", 1, python="python", dataset_dir="d", run_dir="r"
     )
     ours = dict(spec.env)
     assert set(ours) == set(published)
@@ -216,8 +198,8 @@ def test_the_run_environment_is_what_nvidias_run_sub_passed_in_the_published_dgx
 
 
 def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) -> None:
-    spec = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt_v06", "SUT", REPO, tmp_path)
-    ctx = tmp_path / "build/gnmt_v06/SUT/context"
+    spec = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO, tmp_path)
+    ctx = tmp_path / "build/gnmt-v0.6/SUT/context"
     argv = docker_backend.build_argv(spec, ctx, tmp_path / "image.iid")
     assert argv == [
         "docker",
@@ -231,14 +213,14 @@ def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) ->
         "--build-arg",
         "FROM_IMAGE_NAME=nvcr.io/nvidia/pytorch:19.05-py3",
         "--label",
-        "org.mlperf-workflow.benchmark=gnmt_v06",
+        "org.mlperf-workflow.benchmark=gnmt-v0.6",
         "--label",
         "org.mlperf-workflow.system=SUT",
         "--label",
         f"org.mlperf-workflow.inputs={spec.inputs_sha256}",
         str(ctx),
     ]
-    assert spec.source_dir == f"{tmp_path}/build/gnmt_v06/source/{spec.inputs['source']['subdir']}"
+    assert spec.source_dir == f"{tmp_path}/build/gnmt-v0.6/source/{spec.inputs['source']['subdir']}"
     assert spec.inputs["source"] == {
         "git": "https://github.com/mlcommons/training_results_v0.6.git",
         "commit": "e045ad7b72314d95cb8128331193e49bbc8e0bec",
@@ -249,20 +231,20 @@ def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) ->
 def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> None:
     spec = cfg.run_spec(
         nvidia_config(tmp_path),
-        "gnmt_v06",
+        "gnmt-v0.6",
         "SUT",
         3,
         python="/usr/bin/python3",
-        dataset_dir=f"{tmp_path}/data/gnmt_v06/dataset",
-        run_dir=f"{tmp_path}/results/gnmt_v06/SUT/run_03",
-        prepared_dir=f"{tmp_path}/data/gnmt_v06/prepared/SUT",
+        dataset_dir=f"{tmp_path}/data/gnmt-v0.6/dataset",
+        run_dir=f"{tmp_path}/results/gnmt-v0.6/SUT/run_03",
+        prepared_dir=f"{tmp_path}/data/gnmt-v0.6/prepared/SUT",
     )
     assert spec.backend == "docker" and spec.command == "./run_and_time.sh"
     opts = spec.container
     argv = docker_backend.run_argv(
         opts,
         image="sha256:0123",
-        name="mlperf-gnmt_v06-SUT-run3-abcd1234",
+        name="mlperf-gnmt-v0.6-SUT-run3-abcd1234",
         command=spec.command,
         env=container_env(spec),
         dataset_dir=Path(opts["host_dataset_dir"]),
@@ -293,9 +275,9 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
         "run",
         "--rm",
         "--name",
-        "mlperf-gnmt_v06-SUT-run3-abcd1234",
+        "mlperf-gnmt-v0.6-SUT-run3-abcd1234",
         "--label",
-        "org.mlperf-workflow.container=mlperf-gnmt_v06-SUT-run3-abcd1234",
+        "org.mlperf-workflow.container=mlperf-gnmt-v0.6-SUT-run3-abcd1234",
         "--init",
         "--network",
         "host",
@@ -304,12 +286,12 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
         "--workdir",
         "/workspace/rnn_translator",
         "--mount",
-        f"type=bind,source={tmp_path}/data/gnmt_v06/dataset,target=/data,readonly",
+        f"type=bind,source={tmp_path}/data/gnmt-v0.6/dataset,target=/data,readonly",
         "--mount",
-        f"type=bind,source={tmp_path}/results/gnmt_v06/SUT/run_03,"
+        f"type=bind,source={tmp_path}/results/gnmt-v0.6/SUT/run_03,"
         "target=/workspace/rnn_translator/results",
         "--mount",
-        f"type=bind,source={tmp_path}/data/gnmt_v06/prepared/SUT,target=/preproc_data,readonly",
+        f"type=bind,source={tmp_path}/data/gnmt-v0.6/prepared/SUT,target=/preproc_data,readonly",
         "--gpus",
         "all",
         "--ipc",
@@ -475,14 +457,14 @@ def test_a_checkout_given_as_path_wins_over_git_and_is_identified_by_content(
     (src / "impl/Dockerfile").write_text("FROM x\n")
     overlay = tmp_path / "path.yaml"
     overlay.write_text(
-        f"benchmarks: {{gnmt_v06: {{implementation: {{container: {{source: "
+        f"benchmarks: {{gnmt-v0.6: {{implementation: {{container: {{source: "
         f"{{path: {src}, subdir: impl}}}}}}}}}}"
     )
     config = nvidia_config(tmp_path, overlay)
-    spec = docker_backend.image_spec(config, "gnmt_v06", "SUT", REPO, tmp_path)
+    spec = docker_backend.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
     assert spec.source_dir == f"{src}/impl" and "git" not in spec.inputs["source"]
     (src / "impl/run_and_time.sh").write_text("echo\n")
-    again = docker_backend.image_spec(config, "gnmt_v06", "SUT", REPO, tmp_path)
+    again = docker_backend.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
     assert again.inputs_sha256 != spec.inputs_sha256
 
 
@@ -491,7 +473,7 @@ def test_a_system_build_arg_overrides_the_benchmarks(tmp_path: Path) -> None:
     overlay.write_text(
         "systems: {SUT: {container: {build_args: {FROM_IMAGE_NAME: 'my.registry/pytorch:19.05'}}}}"
     )
-    spec = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt_v06", "SUT", REPO)
+    spec = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
     assert spec.build_args == {"FROM_IMAGE_NAME": "my.registry/pytorch:19.05"}
 
 
@@ -535,7 +517,7 @@ def test_a_local_systems_comparability_record_is_unchanged_by_the_docker_backend
 
 
 def test_a_docker_systems_record_names_its_image_and_how_it_runs(tmp_path: Path) -> None:
-    record = cfg.comparability(nvidia_config(tmp_path), "gnmt_v06", "SUT")
+    record = cfg.comparability(nvidia_config(tmp_path), "gnmt-v0.6", "SUT")
     cont = record["container"]
     assert cont["image"]["source"]["commit"] == "e045ad7b72314d95cb8128331193e49bbc8e0bec"
     assert cont["image"]["generated"]["config_SUT.sh"]
@@ -560,11 +542,11 @@ def test_a_docker_systems_record_names_its_image_and_how_it_runs(tmp_path: Path)
             r"bad.yaml: systems.SUT.container.memory: 'lots' does not match",
         ),
         (
-            "benchmarks: {gnmt_v06: {implementation: {container: {network: wifi}}}}",
+            "benchmarks: {gnmt-v0.6: {implementation: {container: {network: wifi}}}}",
             r"implementation.container.network: 'wifi' is not one of",
         ),
         (
-            "benchmarks: {gnmt_v06: {implementation: {container: {source: {commit: abc}}}}}",
+            "benchmarks: {gnmt-v0.6: {implementation: {container: {source: {commit: abc}}}}}",
             r"implementation.container.source.commit: 'abc' does not match .* expected the full "
             "40-hex-digit commit id",
         ),
@@ -588,6 +570,6 @@ def test_a_docker_system_needs_a_benchmark_with_a_container(tmp_path: Path) -> N
 
 def test_env_values_may_use_placeholders_and_unknown_ones_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("benchmarks: {gnmt_v06: {implementation: {env: {X: '{nope}'}}}}")
+    bad.write_text("benchmarks: {gnmt-v0.6: {implementation: {env: {X: '{nope}'}}}}")
     with pytest.raises(cfg.ConfigError, match=r"implementation.env.X: unknown placeholder"):
         nvidia_config(tmp_path, bad)

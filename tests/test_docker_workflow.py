@@ -190,37 +190,24 @@ def test_nvidias_gnmt_code_path_runs_with_a_stand_in_of_its_source(
     base = need_docker()
     wf = workflow_copy
     url, commit, subdir = standin_repo(tmp_path)
-    benchmark = wf / "gnmt_v06_base.yaml"  # stands in for config/benchmarks/gnmt_v06.yaml
-    benchmark.write_text(
-        yaml.safe_dump(
-            {
-                "campaign": {"benchmarks": ["gnmt_v06"], "systems": ["SUT"]},
-                "benchmarks": {
-                    "gnmt_v06": {
-                        "description": "MLPerf v0.6 GNMT on a stand-in dataset",
-                        "scale": "test stand-in",
-                        "runs": 3,
-                        "quality": {"metric": "bleu", "target": 24.0},
-                        "dataset": {"files": wmt_standin_dataset(tmp_path)},
-                        "implementation": {"command": "bash run_and_time.sh"},
-                    }
-                },
-            }
-        )
-    )
-    site = wf / "site.yaml"  # what a site without the NGC registry or GPUs changes
+    # a site without the NGC registry or GPUs, and the seven WMT16 file names with small
+    # contents; everything else as config/benchmarks/gnmt-v0.6{,-nvidia}.yaml say
+    site = wf / "site.yaml"
     site.write_text(
         yaml.safe_dump(
             {
+                "campaign": {"benchmarks": ["gnmt-v0.6"], "systems": ["SUT"]},
                 "benchmarks": {
-                    "gnmt_v06": {
+                    "gnmt-v0.6": {
+                        "runs": 3,
+                        "dataset": {"files": wmt_standin_dataset(tmp_path)},
                         "implementation": {
                             "container": {
                                 "source": {"git": url, "commit": commit, "subdir": subdir},
                                 "build_args": {"FROM_IMAGE_NAME": base},
                                 "build_network": "none",
                             }
-                        }
+                        },
                     }
                 },
                 # no GPUs here, and locked memory up to the host's limit (see MEMLOCK)
@@ -230,10 +217,10 @@ def test_nvidias_gnmt_code_path_runs_with_a_stand_in_of_its_source(
             }
         )
     )
-    args = ["--cores", "1", "--configfile", str(benchmark)]
-    args += ["config/benchmarks/gnmt_v06_nvidia.yaml", "config/systems/sut-4xv100.yaml"]
+    args = ["--cores", "1", "--configfile", "config/benchmarks/gnmt-v0.6.yaml"]
+    args += ["config/benchmarks/gnmt-v0.6-nvidia.yaml", "config/systems/sut-4xv100.yaml"]
     args += [str(site)]
-    done = snakemake(wf, "results/gnmt_v06/summary.csv", *args)
+    done = snakemake(wf, "results/gnmt-v0.6/summary.csv", *args)
     assert done.returncode == 0, done.stderr[-4000:]
     jobs = [j.split()[0] for j in jobs_run(done.stderr)]
     for rule, count in (("fetch_source", 1), ("build_image", 1), ("prepare_data", 1)):
@@ -242,13 +229,13 @@ def test_nvidias_gnmt_code_path_runs_with_a_stand_in_of_its_source(
 
     # the source at the pinned commit, not the later one
     assert (
-        wf / "build/gnmt_v06/source/README.md"
+        wf / "build/gnmt-v0.6/source/README.md"
     ).read_text() == "stand-in of training_results_v0.6\n"
     # config_SUT.sh generated from the system yaml into the context before the build ...
-    context = wf / "build/gnmt_v06/SUT/context"
+    context = wf / "build/gnmt-v0.6/SUT/context"
     assert (context / "config_SUT.sh").read_text() == CONFIG_SUT_SH
     # ... so it is in the image
-    stamp = json.loads((wf / "results/gnmt_v06/SUT/image.json").read_text())
+    stamp = json.loads((wf / "results/gnmt-v0.6/SUT/image.json").read_text())
     assert stamp["tag"] == "mlperf-nvidia-rnn_translator:SUT"
     assert stamp["generated"] == ["config_SUT.sh"]
     in_image = subprocess.run(
@@ -259,10 +246,10 @@ def test_nvidias_gnmt_code_path_runs_with_a_stand_in_of_its_source(
         check=True,
     ).stdout
     assert in_image == CONFIG_SUT_SH
-    prepared = wf / "data/gnmt_v06/prepared/SUT/training.bin"
+    prepared = wf / "data/gnmt-v0.6/prepared/SUT/training.bin"
     assert prepared.read_text() == "5 sentences, max length 75\n"
 
-    system = wf / "results/gnmt_v06/SUT"
+    system = wf / "results/gnmt-v0.6/SUT"
     for run in ("01", "02", "03"):
         log = (system / f"run_{run}/mlperf.log").read_text()
         assert "Unknown system" not in log
@@ -293,6 +280,6 @@ def test_nvidias_gnmt_code_path_runs_with_a_stand_in_of_its_source(
         written = system / f"run_{run}/gnmt_wmt16/log_rank_0.log"
         assert written.read_text() == f"uid {os.getuid()} gid {os.getgid()}\n"
     assert owned_by_caller(system) == []
-    summary = pd.read_csv(wf / "results/gnmt_v06/summary.csv")
+    summary = pd.read_csv(wf / "results/gnmt-v0.6/summary.csv")
     assert bool(summary.loc[0, "valid"]) and summary.loc[0, "n_converged"] == 3
-    assert leftover_containers("mlperf-gnmt_v06-SUT-") == []
+    assert leftover_containers("mlperf-gnmt-v0.6-SUT-") == []

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from scripts import mlperf_log
 from scripts.mlperf_log import ParsedLog, parse_file, parse_text, run_outcome
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -345,3 +346,21 @@ def test_to_dict_is_json_serialisable_without_run_start() -> None:
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     assert d["eval_history"] == [[1, 24.5, None]]
     assert not any(isinstance(v, float) and math.isnan(v) for v in d.values())
+
+
+def test_payloads_are_strict_json_and_bytes_parse_like_text() -> None:
+    good = ':::MLLOG {"time_ms": 1000, "key": "run_start", "value": null, "metadata": {}}'
+    lines = [
+        good,
+        good.replace("}}", "}} trailing"),  # extra data after the object
+        good.replace('"key"', "'key'"),  # not JSON
+        ':::MLL 1560822324.507 run_stop: {"value": null, "metadata": {"status": "success"}}  ',
+        ":::MLL 1560822324.507 run_stop: [1, 2]",  # not an object
+    ]
+    text = "noise\n" + "\n".join(lines) + "\n\xe9 RESULT, gnmt, 12.5, NVIDIA, 2019\n"
+    parsed = mlperf_log.parse_text(text)
+    assert [e.key for e in parsed.events] == ["run_start", "run_stop"]
+    assert [e.line_no for e in parsed.events] == [2, 5]
+    assert parsed.malformed_lines == 3
+    assert mlperf_log.parse_bytes(text.encode("utf-8")) == parsed
+    assert mlperf_log.parse_bytes(b"\xff\xfe" + text.encode()).events == parsed.events

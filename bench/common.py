@@ -1,0 +1,92 @@
+"""Shared helpers of the benchmarks: a temporary copy of the workflow with a trivial campaign."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "config", "scripts", "envs", "resources", "profiles")
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    shutil.copy2(REPO / "bench" / "trivial_trainer.py", dest / "trivial_trainer.py")
+    return dest
+
+
+def trivial_campaign(wf: Path, systems: int, runs: int) -> Path:
+    """Benchmark 'trivial' (bench/trivial_trainer.py) on ``systems`` local systems x ``runs``;
+    returns the overlay (it replaces the default benchmark and system)."""
+    data = wf / "tiny.txt"
+    data.write_text("a tiny dataset\n")
+    names = [f"sys{i:03d}" for i in range(systems)]
+    overlay = {
+        "campaign": {"benchmarks": ["trivial"], "systems": names, "reference_system": names[0]},
+        "benchmarks": {
+            "trivial": {
+                "description": "prints a valid MLPerf log and exits",
+                "scale": "bench",
+                "runs": runs,
+                "quality": {"metric": "acc", "target": 0.5},
+                "dataset": {
+                    "files": [
+                        {
+                            "name": "tiny.txt",
+                            "url": "file://{workflow_dir}/tiny.txt",
+                            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+                        }
+                    ]
+                },
+                "implementation": {"command": "{python} trivial_trainer.py --seed {seed}"},
+            }
+        },
+        "systems": {n: {"description": "bench", "backend": "local", "threads": 1} for n in names},
+    }
+    path = wf / "trivial.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def snakemake(wf: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall seconds and result of one snakemake invocation in ``wf``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=wf, capture_output=True, text=True, env=env
+    )
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed, proc
+
+
+def shell(script: str, cwd: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(["bash", "-c", script], cwd=cwd, check=True)
+    return time.perf_counter() - t
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

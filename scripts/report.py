@@ -1,0 +1,500 @@
+"""report.html: one self-contained page per benchmark (images embedded, no script, no network).
+
+    python -m scripts.report --benchmark gnmt --results-dir results/gnmt \\
+        --context-json '{...}' --output results/gnmt/report.html
+
+Order of the page: the verdict first ("B is 1.72x faster than A, 95% CI 1.66-1.78"), then
+warnings (each says the value, the threshold and what to do), the summary and comparison
+tables, the plots with their captions (``report/<plot>.rst``), every run, the provenance of
+every system (its environment.json, or for an imported system the source logs and what the
+submission says about its hardware), and the methods. Everything is read from the campaign's
+files (summary.csv, comparison.csv, runs.csv, the runs' result.json and run.json); nothing is
+recomputed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import html
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scripts import stats
+from scripts.results import choose_reference
+
+WORKFLOW_DIR = Path(__file__).resolve().parents[1]
+CAPTIONS_DIR = WORKFLOW_DIR / "report"
+PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+PLOT_TITLES = {
+    "runs": "Every run",
+    "drift": "Drift",
+    "ecdf": "Distribution (ECDF)",
+    "mean_ci": "Mean and confidence interval",
+    "speedup": "Speedup over the reference",
+    "quality": "Convergence curves",
+}
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } .scale { color: #555; margin-top: 0; }
+.verdict { font-size: 1.25em; background: #eef6ee; border-left: 6px solid #3a3; padding: 0.6em;}
+.verdict.none { background: #f4f4f4; border-color: #888; }
+.warn { background: #fff6e0; border-left: 6px solid #e90; padding: 0.4em 0.6em; margin: 0.3em 0;}
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; display: block;
+        overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f0f0f0; } td.text, th.text { text-align: left; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #444; font-size: 0.9em; max-width: 800px; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; font-size: 0.9em; }
+dt { font-weight: bold; } dd { margin: 0; word-break: break-all; }
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
+
+
+def fmt_s(x: Any) -> str:
+    """Seconds: 1 decimal from 10 s on, else 3 significant digits."""
+    if is_missing(x):
+        return "n/a"
+    x = float(x)
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
+def fmt_num(x: Any, spec: str = ".3g") -> str:
+    return "n/a" if is_missing(x) else format(float(x), spec)
+
+
+def caption(name: str) -> str:
+    """The caption text of a plot or table (report/<name>.rst, plain text)."""
+    path = CAPTIONS_DIR / f"{name}.rst"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the page says
+
+
+def verdicts(
+    summary: pd.DataFrame, comparison: pd.DataFrame, reference_note: str
+) -> tuple[list[str], bool]:
+    """The sentences at the top of the page, and whether any comparison was made."""
+    if len(comparison):
+        return [str(v) for v in comparison["verdict"]], True
+    lines = []
+    for row in summary.to_dict("records"):
+        if row["valid"] and not is_missing(row["score_s"]):
+            lo, hi = row.get("ci95_low_s"), row.get("ci95_high_s")
+            lines.append(
+                f"{row['system']}: MLPerf score {fmt_s(row['score_s'])} s (olympic mean of "
+                f"{row['n_runs']} runs); mean {fmt_s(row['mean_s'])} s, 95% CI "
+                f"{fmt_s(lo)}-{fmt_s(hi)} s. Add a second system to compare."
+            )
+        else:
+            lines.append(f"{row['system']}: no MLPerf score: {row['reason']}")
+    if reference_note:
+        lines.append(reference_note)
+    return lines, False
+
+
+def warnings(
+    summary: pd.DataFrame,
+    comparison: pd.DataFrame,
+    benchmark: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    reference_note: str = "",
+) -> list[str]:
+    """Every warning of the page: what was found, the threshold, and what to do."""
+    out: list[str] = []
+    if reference_note:
+        out.append(reference_note + ".")
+    required = int(benchmark.get("runs") or 0)
+    for row in summary.to_dict("records"):
+        s = row["system"]
+        if not row["valid"]:
+            out.append(
+                f"{s}: no MLPerf score: {row['reason']}. Do not rerun only the failed runs "
+                "(that would be cherry-picking); find out why they did not converge, then run "
+                "the whole set again."
+            )
+        if required and row["n_runs"] < required:
+            out.append(
+                f"{s}: {row['n_runs']} runs, but MLPerf scores this benchmark on {required}: "
+                f"its score is not comparable with published ones; make {required} runs."
+            )
+        if row.get("unstable") is True or row.get("unstable") == "True":
+            need = row.get("runs_for_5pct_ci")
+            more = (
+                f"about {int(need)} runs would give a +/-5% confidence interval of the mean"
+                if not is_missing(need)
+                else "more runs are needed for a +/-5% interval"
+            )
+            out.append(
+                f"{s}: the standard deviation ({fmt_s(row['std_s'])} s) is "
+                f"{float(row['cv']):.0%} of the mean ({fmt_s(row['mean_s'])} s), at or above "
+                f"the {stats.UNSTABLE_CV:.0%} threshold: results are unstable. Use more runs "
+                f"({more}) and check what else runs on the machine."
+            )
+        if not is_missing(row.get("outlier_runs")) and str(row.get("outlier_runs")).strip():
+            out.append(
+                f"{s}: run(s) {row['outlier_runs']} lie outside {stats.IQR_K} IQR of the "
+                f"quartiles or have a modified z-score above {stats.MODIFIED_Z_THRESHOLD}: "
+                "flagged, not dropped. Look at their epochs to converge and time per epoch "
+                "to tell a slow machine from an unlucky seed."
+            )
+        nonconv = row["n_runs"] - row["n_converged"]
+        if row["valid"] and nonconv == 1:
+            out.append(
+                f"{s}: run {row['dropped_slowest_run']} did not reach the target; the MLPerf "
+                "rule counts it as the slowest run and drops it."
+            )
+    for row in comparison.to_dict("records"):
+        if not row["significant"] and not is_missing(row["mdd_rel"]):
+            out.append(
+                f"{row['system']} vs {row['reference']}: not significant. With these runs "
+                f"only differences of {float(row['mdd_rel']):.1%} or more "
+                f"({fmt_s(row['mdd_s'])} s) are detected at 80% power; smaller ones may exist. "
+                "More runs of both systems narrow this."
+            )
+    for r in results:
+        expected = r.get("converged") is False
+        for problem in r.get("problems") or []:
+            if expected and ("does not meet target" in problem or "status is" in problem):
+                continue
+            out.append(f"{r['system']} run {r['run']}: {problem} (in {r.get('log')}).")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML pieces
+
+
+def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, Any]]) -> str:
+    """An HTML table of ``frame`` with (column, header, formatter) triples; every formatter
+    returns HTML-safe text (``esc`` for text columns, which are left-aligned)."""
+
+    def cls(f: Any) -> str:
+        return ' class="text"' if f is esc else ""
+
+    head = "".join(f"<th{cls(f)}>{esc(h)}</th>" for _, h, f in columns)
+    body = [
+        "<tr>" + "".join(f"<td{cls(f)}>{f(row.get(c))}</td>" for c, _, f in columns) + "</tr>"
+        for row in frame.to_dict("records")
+    ]
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def table_by_system(frame: pd.DataFrame, rows: Sequence[tuple[str, str, Any]]) -> str:
+    """``frame`` (one row per system) turned sideways: one row per statistic, one column per
+    system, so that many statistics of a few systems fit the page."""
+    records = frame.to_dict("records")
+    head = "<th></th>" + "".join(f"<th>{esc(r['system'])}</th>" for r in records)
+    body = [
+        f'<tr><th class="text">{esc(h)}</th>'
+        + "".join(f"<td>{f(r.get(c))}</td>" for r in records)
+        + "</tr>"
+        for c, h, f in rows
+        if c != "system"
+    ]
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _yes(x: Any) -> str:
+    if is_missing(x):
+        return "n/a"
+    return "yes" if x is True or str(x) == "True" else "no"
+
+
+def _int(x: Any) -> str:
+    return "n/a" if is_missing(x) or x == "" else str(int(float(x)))
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if is_missing(x) else f"{float(x):.1%}"
+
+
+def _when(x: Any) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
+    if is_missing(x):
+        return "n/a"
+    try:
+        return dt.datetime.fromisoformat(str(x)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return esc(x)
+
+
+def _p(x: Any) -> str:
+    return "n/a" if is_missing(x) else f"{float(x):.3g}"
+
+
+SUMMARY_TABLE = [
+    ("system", "system", esc),
+    ("n_runs", "runs", _int),
+    ("n_converged", "converged", _int),
+    ("valid", "valid", _yes),
+    ("score_s", "MLPerf score (s)", fmt_s),
+    ("mean_s", "mean (s)", fmt_s),
+    ("std_s", "std (s)", fmt_s),
+    ("cv", "cv", _pct),
+    ("ci95_low_s", "t 95% CI low", fmt_s),
+    ("ci95_high_s", "t 95% CI high", fmt_s),
+    ("boot_ci95_low_s", "bootstrap low", fmt_s),
+    ("boot_ci95_high_s", "bootstrap high", fmt_s),
+    ("median_s", "median (s)", fmt_s),
+    ("mad_s", "MAD (s)", fmt_s),
+    ("q1_s", "q1 (s)", fmt_s),
+    ("q3_s", "q3 (s)", fmt_s),
+    ("min_s", "min (s)", fmt_s),
+    ("max_s", "max (s)", fmt_s),
+    ("outlier_runs", "outlier runs", esc),
+    ("unstable", "unstable", _yes),
+    ("runs_for_5pct_ci", "runs for +/-5%", _int),
+    ("epochs_to_converge_mean", "epochs (mean)", fmt_num),
+    ("epochs_to_converge_std", "epochs (std)", fmt_num),
+    ("time_per_epoch_mean_s", "s per epoch", fmt_s),
+    ("time_per_epoch_cv", "cv per epoch", _pct),
+]
+COMPARISON_TABLE = [
+    ("system", "system", esc),
+    ("reference", "reference", esc),
+    ("n", "runs", _int),
+    ("n_reference", "ref. runs", _int),
+    ("speedup", "speedup", lambda x: fmt_num(x, ".3f")),
+    ("speedup_ci95_low", "95% CI low", lambda x: fmt_num(x, ".3f")),
+    ("speedup_ci95_high", "95% CI high", lambda x: fmt_num(x, ".3f")),
+    ("score_speedup", "score speedup", lambda x: fmt_num(x, ".3f")),
+    ("epoch_speedup", "per-epoch speedup", lambda x: fmt_num(x, ".3f")),
+    ("p_welch", "Welch p", _p),
+    ("p_welch_holm", "Welch p (Holm)", _p),
+    ("p_mannwhitney", "Mann-Whitney p", _p),
+    ("p_mannwhitney_holm", "M-W p (Holm)", _p),
+    ("prob_faster", "P(run faster)", lambda x: fmt_num(x, ".2f")),
+    ("significant", "significant", _yes),
+    ("mdd_rel", "detectable at 80%", _pct),
+]
+RUNS_TABLE = [
+    ("system", "system", esc),
+    ("run", "run", _int),
+    ("seed", "seed", _int),
+    ("started_utc", "started (UTC)", _when),
+    ("time_to_train_s", "time to train (s)", fmt_s),
+    ("converged", "converged", _yes),
+    ("epochs_to_converge", "epochs to converge", _int),
+    ("time_per_epoch_s", "s per epoch", fmt_s),
+    ("final_quality", "final quality", fmt_num),
+    ("result_line_wall_s", "RESULT line (s)", fmt_s),
+    ("host", "host", esc),
+    ("note", "MLPerf score", esc),
+]
+
+
+def _definition_list(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items if not is_missing(v))
+    return f"<dl>{rows}</dl>"
+
+
+def provenance(
+    system: str,
+    config: Mapping[str, Any],
+    system_dir: Path,
+    fingerprint: Any,
+) -> str:
+    """Where a system's numbers come from: its configuration, its environment.json (runs made
+    here) or its source logs and the submission's description (imported runs)."""
+    items: list[tuple[str, Any]] = [
+        ("description", config.get("description")),
+        ("backend", config.get("backend")),
+        ("fingerprint", fingerprint),
+    ]
+    metas = [json.loads(p.read_text()) for p in sorted(system_dir.glob("run_*/run.json"))]
+    if config.get("backend") == "import":
+        items.append(("import_dir", config.get("import_dir")))
+        sub = metas[0].get("submission", {}) if metas else {}
+        for key in ("org", "platform", "division", "status"):
+            items.append((f"submission {key}", sub.get(key)))
+        entry = sub.get("entry")
+        if isinstance(entry, dict):
+            for key in ("hardware", "framework", "os", "interconnect"):
+                items.append((key, entry.get(key)))
+            nodes = entry.get("nodes")
+            if isinstance(nodes, dict):
+                for key in ("num_nodes", "cpu", "accelerator", "num_accelerators", "sys_mem_size"):
+                    items.append((key, nodes.get(key)))
+            libs = entry.get("libraries")
+            if isinstance(libs, dict):
+                items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
+        for m in metas:
+            items.append(
+                (f"run {m['run']:02d}", f"{m.get('source')} (sha256 {m.get('source_sha256')})")
+            )
+    else:
+        env_path = system_dir / "environment.json"
+        env = json.loads(env_path.read_text()) if env_path.exists() else {}
+        git = env.get("workflow_git") or {}
+        items += [
+            ("threads per run", config.get("threads")),
+            ("GPUs per run", config.get("gpus")),
+            ("host", env.get("host")),
+            ("CPU", f"{env.get('cpu_count')} x {env.get('cpu_model')}" if env else None),
+            ("GPUs", ", ".join(env.get("gpus") or []) or "none"),
+            ("OS", env.get("os")),
+            ("Python", env.get("python")),
+            (
+                "packages",
+                ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items()),
+            ),
+            (
+                "workflow commit",
+                f"{git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}"
+                if git
+                else None,
+            ),
+            ("environment captured", env.get("captured_utc")),
+            ("environment digest", env.get("digest")),
+        ]
+        if metas:
+            items.append(("command of run 01", metas[0].get("command")))
+    return f"<h3>{esc(system)}</h3>" + _definition_list(items)
+
+
+def _run_notes(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv with a note of what the MLPerf score did with each run."""
+    rows = {r["system"]: r for r in summary.to_dict("records")}
+    notes = []
+    for r in runs.to_dict("records"):
+        s = rows.get(r["system"], {})
+        outliers = str(s.get("outlier_runs") or "").split()
+        note = []
+        if (
+            not is_missing(s.get("dropped_fastest_run"))
+            and int(s["dropped_fastest_run"]) == r["run"]
+        ):
+            note.append("dropped (fastest)")
+        if (
+            not is_missing(s.get("dropped_slowest_run"))
+            and int(s["dropped_slowest_run"]) == r["run"]
+        ):
+            note.append("dropped (slowest)")
+        if str(r["run"]) in outliers:
+            note.append("outlier (flagged)")
+        notes.append(", ".join(note) or ("counted" if s.get("valid") else ""))
+    return runs.assign(note=notes)
+
+
+def render(
+    benchmark: str,
+    results_dir: Path,
+    context: Mapping[str, Any],
+    generated: str | None = None,
+) -> str:
+    """The whole page as a string."""
+    runs = pd.read_csv(results_dir / "runs.csv")
+    summary = pd.read_csv(results_dir / "summary.csv")
+    comparison = pd.read_csv(results_dir / "comparison.csv")
+    bench = context.get("benchmark", {})
+    systems_cfg = context.get("systems", {})
+    results = [
+        json.loads(p.read_text())
+        for system in sorted(systems_cfg)
+        for p in sorted((results_dir / system).glob("run_*/result.json"))
+    ]
+    _, note = choose_reference(sorted(set(runs["system"])), context.get("reference_system"))
+    lines, compared = verdicts(summary, comparison, note)
+    warns = warnings(summary, comparison, bench, results, note if compared else "")
+    quality = bench.get("quality") or {}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(benchmark)}: time to train</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{esc(benchmark)}: time to train</h1>",
+        f'<p class="scale">{esc(bench.get("description"))}<br>scale: '
+        f"<b>{esc(bench.get('scale'))}</b><br>quality target: {esc(quality.get('metric'))} "
+        f"{'>=' if quality.get('direction', 'higher') == 'higher' else '<='} "
+        f"{esc(quality.get('target'))}; MLPerf runs: {esc(bench.get('runs'))}</p>",
+        f'<div class="verdict{"" if compared else " none"}" id="verdict">'
+        + "<br>".join(esc(v) for v in lines)
+        + "</div>",
+        "<h2>Warnings</h2>",
+        "".join(f'<div class="warn">{esc(w)}</div>' for w in warns) or "<p>None.</p>",
+        "<h2>Summary</h2>",
+        f"<p>{esc(caption('summary'))}</p>",
+        table_by_system(summary, SUMMARY_TABLE),
+        "<h2>Comparison</h2>",
+        f"<p>{esc(caption('comparison'))}</p>",
+        table(comparison, COMPARISON_TABLE)
+        if len(comparison)
+        else "<p>One system: nothing to compare.</p>",
+        "<h2>Plots</h2>",
+    ]
+    for name in PLOTS:
+        png = results_dir / "plots" / f"{name}.png"
+        parts.append(
+            f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
+            f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
+            f"{esc(caption(name))}</figcaption></figure>"
+        )
+    parts += [
+        "<h2>Runs</h2>",
+        table(_run_notes(runs, summary), RUNS_TABLE),
+        "<h2>Provenance</h2>",
+    ]
+    fingerprints = {r["system"]: r.get("fingerprint") for r in summary.to_dict("records")}
+    for system in sorted(systems_cfg):
+        parts.append(
+            provenance(system, systems_cfg[system], results_dir / system, fingerprints.get(system))
+        )
+    st = context.get("statistics", {})
+    parts += [
+        "<h2>Methods</h2>",
+        f"<p>{esc(caption('methods'))}</p>",
+        f"<p>Bootstrap: {esc(st.get('bootstrap_resamples', stats.BOOTSTRAP_RESAMPLES))} "
+        f"resamples, seed {esc(st.get('bootstrap_seed', stats.BOOTSTRAP_SEED))}; minimum "
+        f"effect for 'significant': {esc(st.get('min_effect', 0.0))}.</p>",
+        f"<p>Generated {esc(generated or dt.datetime.now(dt.UTC).isoformat(timespec='seconds'))}"
+        f" from {esc(results_dir)}.</p>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--benchmark", required=True)
+    p.add_argument("--results-dir", type=Path, required=True)
+    p.add_argument("--context-json", required=True, help="benchmark, systems, reference")
+    p.add_argument("--output", type=Path, required=True)
+    args = p.parse_args(argv)
+    page = render(args.benchmark, args.results_dir, json.loads(args.context_json))
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_text(page)
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output} ({len(page) // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

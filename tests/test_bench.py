@@ -1,0 +1,60 @@
+"""The benchmarks under bench/ keep working: each runs in its quick mode here; the full sizes
+run on demand and their numbers are in docs/PERFORMANCE.md. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def bench(name: str, timeout: float = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / name), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def number(pattern: str, text: str) -> float:
+    m = re.search(pattern, text)
+    assert m, f"{pattern!r} not in:\n{text}"
+    return float(m.group(1))
+
+
+def test_dataset_verify() -> None:
+    out = bench("dataset_verify.py")
+    assert number(r"verify / md5sum: ([\d.]+)x", out) > 0
+    assert 1.0 <= number(r"([\d.]+) reads per byte", out) < 1.1  # the one-pass proof holds
+
+
+def test_parse_logs() -> None:
+    out = bench("parse_logs.py")
+    assert "50 logs" in out and number(r"speed-up over mlp_parser: ([\d.]+)x", out) > 0
+
+
+def test_dry_run_scale() -> None:
+    out = bench("dry_run_scale.py")
+    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+[\d.]+\s+[\d.]+$", out, re.M)
+    assert [int(r[0]) for r in rows] == [100, 400]
+    assert all(int(jobs) > int(runs) for runs, jobs in rows)  # every run was planned
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("overhead_per_run.py", r"overhead per run above the loop: (-?[\d.]+) s"),
+        ("noop.py", r"no-op: ([\d.]+) s"),
+        ("trainer.py", r"median time to target: ([\d.]+) s"),
+    ],
+)
+def test_workflow_benches(name: str, pattern: str) -> None:
+    number(pattern, bench(name, timeout=600))

@@ -1,0 +1,172 @@
+"""The MLPerf v0.6 GNMT dataset through the workflow, with small stand-in files: from an HTTP
+mirror on 127.0.0.1, from a folder mirror, and from the implementation's download_dataset.sh."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, copy_workflow, jobs_run, snakemake
+from tests.httpserver import Served, Server, http_server
+
+STANDIN = REPO / "tests" / "data" / "gnmt-v0.6-standin.yaml"
+TARGET = "data/gnmt-v0.6/manifest.json"
+
+
+def standin_content(name: str) -> bytes:
+    """The bytes of a stand-in file (their md5s are in tests/data/gnmt-v0.6-standin.yaml)."""
+    return "".join(f"stand-in for {name}, line {i}\n" for i in range(1000)).encode()
+
+
+def standin_files() -> list[dict[str, str]]:
+    return yaml.safe_load(STANDIN.read_text())["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
+
+
+def test_the_standin_config_holds_the_standin_hashes() -> None:
+    files = standin_files()
+    real = yaml.safe_load((REPO / "config/benchmarks/gnmt-v0.6.yaml").read_text())
+    real_files = real["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
+    assert [f["name"] for f in files] == [f["name"] for f in real_files]
+    assert len(real_files) == 7 and all(len(f["md5"]) == 32 for f in real_files)
+    for f in files:
+        assert hashlib.md5(standin_content(f["name"])).hexdigest() == f["md5"]
+
+
+@pytest.fixture
+def wf(tmp_path: Path) -> Path:
+    wf = copy_workflow(tmp_path / "wf")
+    (wf / "standin.yaml").write_text(STANDIN.read_text())
+    return wf
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with http_server() as s:
+        yield s
+
+
+def site(wf: Path, dataset: dict[str, object], name: str = "site.yaml") -> str:
+    overlay = {
+        "download": {"retries": 2, "backoff_s": 0.1},
+        "benchmarks": {"gnmt-v0.6": {"dataset": dataset}},
+    }
+    (wf / name).write_text(yaml.safe_dump(overlay))
+    return name
+
+
+def run(wf: Path, *overlays: str) -> tuple[int, str]:
+    files = ["config/benchmarks/gnmt-v0.6.yaml", "standin.yaml", *overlays]
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", *files, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def check_manifest(wf: Path) -> None:
+    manifest = json.loads((wf / TARGET).read_text())
+    got = {e["name"]: (e["md5"], e["size"]) for e in manifest["files"]}
+    want = {f["name"]: (f["md5"], len(standin_content(f["name"]))) for f in standin_files()}
+    assert got == want
+
+
+def test_from_an_http_mirror_then_a_changed_md5_redoes_the_download(
+    wf: Path, server: Server
+) -> None:
+    for f in standin_files():
+        server.files[f"/mirror/{f['name']}"] = Served(standin_content(f["name"]))
+    overlay = site(wf, {"mirror": server.url("mirror/")})
+    rc, out = run(wf, overlay)
+    assert rc == 0, out
+    check_manifest(wf)
+    assert len(server.requests) == 7
+    assert (wf / "data/gnmt-v0.6/download/newstest2014.de").read_bytes() == standin_content(
+        "newstest2014.de"
+    )
+    # a new expected md5 in config: that file is fetched again (and here, the bytes are wrong)
+    files = standin_files()
+    files[6]["md5"] = hashlib.md5(b"the corrected file").hexdigest()
+    (wf / "standin.yaml").write_text(
+        yaml.safe_dump({"benchmarks": {"gnmt-v0.6": {"dataset": {"files": files}}}})
+    )
+    server.requests.clear()
+    rc, out = run(wf, overlay)
+    assert rc != 0
+    assert [r.path for r in server.requests] == ["/mirror/newstest2014.de"]
+    assert "checksum mismatch for newstest2014.de" in out and files[6]["md5"] in out
+    download = wf / "data/gnmt-v0.6/download"
+    assert (download / "newstest2014.de.corrupt").read_bytes() == standin_content("newstest2014.de")
+    assert (download / "newstest2014.de.outdated").exists()  # the old file, kept
+    assert not (download / "newstest2014.de").exists()
+    assert not (wf / TARGET).exists()
+    # the corrected file on the mirror: the next invocation fetches it and verifies all seven
+    server.files["/mirror/newstest2014.de"] = Served(b"the corrected file")
+    rc, out = run(wf, overlay)
+    assert rc == 0, out
+    assert json.loads((wf / TARGET).read_text())["files"][6]["md5"] == files[6]["md5"]
+
+
+def test_from_a_folder_mirror_with_no_network(wf: Path) -> None:
+    mirror = wf.parent / "mirror"
+    mirror.mkdir()
+    for f in standin_files():
+        (mirror / f["name"]).write_bytes(standin_content(f["name"]))
+    rc, out = run(wf, site(wf, {"mirror": str(mirror)}))
+    assert rc == 0, out
+    check_manifest(wf)
+    assert sum(j.startswith("download_file ") for j in jobs_run(out)) == 7
+
+
+DOWNLOAD_DATASET_SH = """\
+#!/bin/bash
+# stand-in for NVIDIA's download_dataset.sh: output folder as $1, run from implementations/
+set -e
+OUTPUT_DIR=${1:-"data/wmt16_de_en"}
+test -d pytorch || { echo "must run from implementations/" >&2; exit 2; }
+echo "$PWD" > "$OUTPUT_DIR/ran_in.txt"
+cp "$STANDIN_SOURCE"/* "$OUTPUT_DIR"/
+"""
+
+
+def test_from_the_implementations_download_dataset_sh(
+    wf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    impl = wf.parent / "training_results_v0.6/NVIDIA/benchmarks/gnmt/implementations"
+    (impl / "pytorch").mkdir(parents=True)
+    (impl / "download_dataset.sh").write_text(DOWNLOAD_DATASET_SH)
+    source = wf.parent / "upstream"
+    source.mkdir()
+    for f in standin_files()[:6]:  # the first attempt: one file short
+        (source / f["name"]).write_bytes(standin_content(f["name"]))
+    monkeypatch.setenv("STANDIN_SOURCE", str(source))
+    overlay = site(wf, {"script": {"cwd": str(impl)}})
+    rc, out = run(wf, overlay)
+    assert rc != 0
+    assert "newstest2014.de: missing" in out and "was made by the dataset script" in out
+    (source / "newstest2014.de").write_bytes(standin_content("newstest2014.de"))
+    (wf / "data/gnmt-v0.6/generated").rename(wf / "data/gnmt-v0.6/generated.old")
+    rc, out = run(wf, overlay)
+    assert rc == 0, out
+    check_manifest(wf)
+    assert (wf / "data/gnmt-v0.6/generated/ran_in.txt").read_text().strip() == str(impl)
+
+
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [
+        ({"name": "a.bin", "url": "ftp://example.org/a.bin", "md5": "0" * 32}, "ftp://"),
+        ({"name": "../a.bin", "url": "https://example.org/a.bin", "md5": "0" * 32}, "../a.bin"),
+        ({"name": "a.bin", "url": "https://example.org/", "md5": "0" * 32}, "names no file"),
+    ],
+)
+def test_bad_urls_and_names_stop_before_any_job(
+    wf: Path, file: dict[str, str], message: str
+) -> None:
+    overlay = {"benchmarks": {"gnmt-v0.6": {"dataset": {"files": [file]}}}}
+    (wf / "bad.yaml").write_text(yaml.safe_dump(overlay))
+    rc, out = run(wf, "bad.yaml")
+    assert rc != 0
+    assert message in out and "benchmarks.gnmt-v0.6.dataset.files" in out
+    assert not (wf / "data").exists() and jobs_run(out) == []

@@ -1,0 +1,156 @@
+"""The report as a new user meets it: the default campaign makes it, a second system added by
+overlay runs alone and shows up compared; warnings say the value, the threshold, what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from scripts import report
+from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
+
+PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+
+
+def speed_overlay(wf: Path) -> Path:
+    """The fake benchmark with its epoch time as a hyper-parameter, so a system can be slower."""
+    overlay = {
+        "benchmarks": {
+            "fake": {
+                "implementation": {
+                    "command": "{python} fake_trainer.py --seed {seed} --run {run} "
+                    "--target {target} --epoch-s {hp[epoch_s]}",
+                    "hyperparameters": {"epoch_s": 0.02},
+                }
+            }
+        }
+    }
+    path = wf / "speed.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+@pytest.mark.integration
+def test_a_second_system_added_by_overlay_runs_alone_and_is_compared(workflow_copy: Path) -> None:
+    wf = workflow_copy
+    base = ["--cores", "1", "--configfile", str(fake_campaign(wf, runs=5)), str(speed_overlay(wf))]
+    # the default target makes the tables, the plots and the report without extra commands
+    first = snakemake(wf, *base)
+    assert first.returncode == 0, first.stderr[-3000:]
+    res = wf / "results" / "fake"
+    for name in ("summary.csv", "comparison.csv", "report.html", "evals.csv"):
+        assert (res / name).is_file(), name
+    assert all((res / "plots" / f"{p}.png").is_file() for p in PLOTS)
+    page = (res / "report.html").read_text()
+    assert "local: MLPerf score" in page and "Add a second system to compare." in page
+    assert pd.read_csv(res / "comparison.csv").empty
+
+    before = {k: v for k, v in snapshot(wf).items() if k.startswith("results/fake/local/")}
+    slow = wf / "slow.yaml"
+    slow.write_text(
+        yaml.safe_dump(
+            {
+                "systems": {
+                    "slow": {
+                        "description": "the same machine, each epoch 3x longer",
+                        "backend": "local",
+                        "threads": 1,
+                        "hyperparameters": {"fake": {"epoch_s": 0.06}},
+                    }
+                }
+            }
+        )
+    )
+    second = snakemake(wf, *base, str(slow))
+    assert second.returncode == 0, second.stderr[-3000:]
+    jobs = jobs_run(second.stderr)
+    trained = sorted(j for j in jobs if j.startswith(("train_run", "parse_run")))
+    assert trained == sorted(
+        f"{rule} benchmark=fake, system=slow, run={r:02d}"
+        for rule in ("train_run", "parse_run")
+        for r in range(1, 6)
+    )
+    after = snapshot(wf)
+    assert {k: after[k] for k in before} == before  # local's runs untouched, byte and mtime
+
+    summary = pd.read_csv(res / "summary.csv")
+    assert summary["system"].tolist() == ["local", "slow"]
+    comparison = pd.read_csv(res / "comparison.csv")
+    row = comparison.iloc[0]
+    assert (row["system"], row["reference"]) == ("slow", "local")
+    assert row["speedup"] < 1 and row["speedup_ci95_high"] < 1 and bool(row["significant"])
+    assert row["verdict"].startswith("slow is ") and " slower than local " in row["verdict"]
+    page = (res / "report.html").read_text()
+    assert row["verdict"] in page and "the same machine, each epoch 3x longer" in page
+    assert page.index(row["verdict"]) < page.index("<h2>Summary</h2>")
+
+
+SUMMARY_ROW = {
+    "system": "box",
+    "n_runs": 5,
+    "n_converged": 5,
+    "valid": True,
+    "reason": "",
+    "score_s": 100.0,
+    "mean_s": 104.0,
+    "std_s": 15.6,
+    "cv": 0.15,
+    "unstable": True,
+    "runs_for_5pct_ci": 38,
+    "outlier_runs": "3",
+    "dropped_slowest_run": 3,
+}
+
+
+def test_warnings_say_the_value_the_threshold_and_what_to_do() -> None:
+    summary = pd.DataFrame([SUMMARY_ROW])
+    found = report.warnings(summary, pd.DataFrame(), {"runs": 10}, [])
+    text = "\n".join(found)
+    assert (
+        "box: the standard deviation (15.6 s) is 15% of the mean (104.0 s), at or above the "
+        "10% threshold: results are unstable. Use more runs (about 38 runs would give a +/-5% "
+        "confidence interval of the mean)" in text
+    )
+    assert "box: 5 runs, but MLPerf scores this benchmark on 10" in text
+    assert "run(s) 3 lie outside 1.5 IQR" in text and "flagged, not dropped" in text
+
+
+def test_warnings_for_an_invalid_result_a_dropped_run_and_a_weak_comparison() -> None:
+    invalid = {**SUMMARY_ROW, "valid": False, "reason": "2 runs did not converge (runs 2, 4)"}
+    one_bad = {**SUMMARY_ROW, "system": "ok", "n_converged": 4, "unstable": False}
+    one_bad["outlier_runs"] = float("nan")
+    comparison = pd.DataFrame(
+        [
+            {
+                "system": "ok",
+                "reference": "box",
+                "significant": False,
+                "mdd_rel": 0.12,
+                "mdd_s": 12.5,
+            }
+        ]
+    )
+    results = [
+        {"system": "ok", "run": 3, "converged": False, "log": "l", "problems": ["run_stop status "
+         "is 'aborted'"]},
+        {"system": "ok", "run": 1, "converged": True, "log": "x.log",
+         "problems": ["2 malformed MLPerf lines (first at line 7)"]},
+    ]  # fmt: skip
+    text = "\n".join(
+        report.warnings(pd.DataFrame([invalid, one_bad]), comparison, {"runs": 5}, results)
+    )
+    assert "box: no MLPerf score: 2 runs did not converge (runs 2, 4)." in text
+    assert "cherry-picking" in text
+    assert "ok: run 3 did not reach the target; the MLPerf rule counts it as the slowest" in text
+    assert "ok vs box: not significant. With these runs only differences of 12.0% or more" in text
+    assert "ok run 1: 2 malformed MLPerf lines (first at line 7) (in x.log)." in text
+    assert "aborted" not in text  # a non-converged run's status is not a problem of its own
+
+
+def test_formatting_of_seconds() -> None:
+    assert report.fmt_s(1233.20325) == "1233.2"
+    assert report.fmt_s(0.0295) == "0.0295"
+    assert report.fmt_s(float("nan")) == "n/a" and report.fmt_s(None) == "n/a"
