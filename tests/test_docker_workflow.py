@@ -56,7 +56,8 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
         )
     )
     args = ["--cores", "1", "--configfile", "config/systems/docker-cpu.yaml", str(overlay)]
-    first = snakemake(wf, "results/gnmt/summary.csv", *args)
+    targets = ["results/gnmt/summary.csv", "results/gnmt/report.html"]
+    first = snakemake(wf, *targets, *args)
     assert first.returncode == 0, first.stderr[-4000:]
     jobs = [j.split()[0] for j in jobs_run(first.stderr)]
     assert jobs.count("build_image") == 1 and jobs.count("fetch_wheels") == 1
@@ -87,10 +88,12 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
         assert result["converged"] is True
     assert owned_by_caller(system) == []
     assert leftover_containers("mlperf-gnmt-docker-cpu-") == []
+    report = (wf / "results/gnmt/report.html").read_text()
+    assert stamp["image_id"] in report and "docker run of run 01" in report
 
     # a second invocation reuses the image: nothing is built or run
     before = snapshot(wf)
-    second = snakemake(wf, "results/gnmt/summary.csv", *args)
+    second = snakemake(wf, *targets, *args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Nothing to be done" in second.stderr and jobs_run(second.stderr) == []
     assert snapshot(wf) == before
@@ -99,7 +102,7 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
     # reported, and nothing is built or run
     model = wf / "scripts/gnmt/model.py"
     model.write_text(model.read_text() + "# a change in the build context\n")
-    third = snakemake(wf, "results/gnmt/summary.csv", *args)
+    third = snakemake(wf, *targets, *args)
     assert third.returncode != 0
     assert "finished runs would no longer be comparable" in third.stderr
     assert "container.image.files.scripts/gnmt/model.py" in third.stderr
