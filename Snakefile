@@ -37,6 +37,10 @@ include: "rules/import.smk"
 include: "rules/report.smk"
 
 
+# under a cluster executor, only config cluster_rules are cluster jobs (rules/common.smk)
+set_local_rules()
+
+
 rule all:
     default_target: True
     input:

@@ -11,8 +11,9 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, dataset, docker_backend, import_logs
+from scripts import campaign, cluster, dataset, docker_backend, import_logs
 from scripts import config as cfg
+from scripts.run_training import GRACE_S
 
 WORKFLOW_DIR = Path(workflow.basedir)
 
@@ -148,6 +149,8 @@ def run_spec_json(wildcards):
         python=sys.executable,
         dataset_dir=f"{DATA_DIR}/{wildcards.benchmark}/dataset",
         run_dir=f"results/{wildcards.benchmark}/{wildcards.system}/run_{wildcards.run}",
+        # a cluster job (e.g. Slurm via profiles/slurm) has its GPUs from the scheduler
+        gpu_assign="scheduler" if workflow.remote_exec else "local",
         prepared_dir=(
             prepared_dir(wildcards.benchmark, wildcards.system)
             if needs_prepare(wildcards.benchmark, wildcards.system)
@@ -316,6 +319,41 @@ def check_images():
             continue
         logger.warning(f"Rebuilding the image of {benchmark}/{system}: {why}")
         stamp.unlink()
+
+
+def job_resources(job):
+    """The resources of a system's jobs, one function per resource (scripts/cluster.py):
+    Slurm's partition, account, nodes, CPUs, memory, time, constraint, GPUs... for the Slurm
+    executor, and `gpu`, which --resources gpu=N caps on one machine. None leaves one out.
+    """
+
+    def resource(name):
+        def get(wildcards):
+            system = SYSTEMS[wildcards.system]
+            timeout = (
+                system["timeout_s"] or BENCHMARKS[wildcards.benchmark]["timeout_s"]
+            )
+            res = cluster.job_resources(
+                system, timeout_s=timeout, grace_s=GRACE_S, job=job
+            )
+            return res[name]
+
+        return get
+
+    return {name: resource(name) for name in cluster.RESOURCE_NAMES}
+
+
+def set_local_rules():
+    """Under a cluster executor only the rules of config cluster_rules are cluster jobs; every
+    other rule (downloads, verification, parsing, reports) runs where snakemake runs."""
+    names = {r.name for r in workflow.rules}
+    unknown = sorted(set(CONFIG["cluster_rules"]) - names)
+    if unknown:
+        raise WorkflowError(
+            f"cluster_rules names {', '.join(map(repr, unknown))}, which is not a rule of "
+            f"the workflow; rules: {', '.join(sorted(names))}"
+        )
+    workflow.localrules(*sorted(names - set(CONFIG["cluster_rules"])))
 
 
 def main_invocation():

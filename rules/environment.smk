@@ -10,6 +10,9 @@ rule capture_environment:
         "results/{benchmark}/{system}/environment.json",
     log:
         "logs/capture_environment/{benchmark}/{system}.log",
+    # under Slurm it runs on a node like the runs' (same partition, constraint and GPUs)
+    resources:
+        **job_resources("environment"),
     params:
         backend=lambda w: SYSTEMS[w.system]["backend"],
         image=environment_image_args,

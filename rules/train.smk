@@ -16,6 +16,9 @@ rule train_run:
     log:
         "logs/train_run/{benchmark}/{system}/run_{run}.log",
     threads: lambda w: SYSTEMS[w.system]["threads"]
+    # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
+    resources:
+        **job_resources("train"),
     params:
         spec=run_spec_json,
         failed_dir="logs/failed/{benchmark}/{system}",

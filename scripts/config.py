@@ -18,12 +18,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
+from scripts.cluster import check_slurm_config
 from scripts.dataset import check_dataset
+from scripts.gpus import declared_devices
+
+if TYPE_CHECKING:
+    import jsonschema
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
@@ -128,6 +132,8 @@ def validate(
 ) -> None:
     """Raise ConfigError listing every schema violation, each with the file that set it."""
     schema = schema or load_schema()
+    import jsonschema  # here: the runner of every training run imports this module
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -205,6 +211,13 @@ def check_references(
             except ConfigError as exc:
                 problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
     for sname, system in config["systems"].items():
+        devices = system.get("gpu_devices")
+        if devices is not None and system["gpus"] > len(devices):
+            problems.append(
+                f"systems.{sname}.gpus is {system['gpus']} but gpu_devices lists only "
+                f"{len(devices)} GPU(s) ({devices}); a run could never start"
+            )
+        problems += check_slurm_config(sname, system)
         for bname in system.get("hyperparameters", {}):
             if bname not in config["benchmarks"]:
                 problems.append(
@@ -431,6 +444,15 @@ class RunSpec:
     config_fingerprint: str
     comparability: dict[str, Any]
     retries: int = 0
+    # GPUs per run (per node), the devices local runs may take, where their locks live, and who
+    # assigns them: "local" (scripts/gpus.py locks) or "scheduler" (a cluster job's own GPUs)
+    gpus: int = 0
+    gpu_devices: tuple[str, ...] = ()
+    gpu_lock_dir: str = "/tmp/mlperf-workflow-gpu-locks"
+    gpu_assign: str = "local"
+    # nodes per run (> 1: one srun per node inside a Slurm allocation) and CPUs per node
+    nodes: int = 1
+    cpus_per_node: int = 1
     # 'local' or 'docker'; for docker, how the container runs (scripts/docker_backend.py:
     # run_options) plus the host paths of the dataset, run and prepared-data folders
     backend: str = "local"
@@ -444,7 +466,10 @@ class RunSpec:
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        if "gpu_devices" in data:
+            data["gpu_devices"] = tuple(data["gpu_devices"])
+        return cls(**data)
 
 
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
@@ -466,6 +491,9 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
     }
     if sys_["backend"] == "import":
         record["system"]["import_dir"] = sys_["import_dir"]
+    nodes = (sys_.get("slurm") or {}).get("nodes", 1)
+    if nodes != 1:  # only then, so single-node runs keep the record they were made with
+        record["system"]["nodes"] = nodes
     return record
 
 
@@ -502,8 +530,11 @@ def run_spec(
     python: str,
     dataset_dir: str,
     run_dir: str,
+    gpu_assign: str = "local",
     prepared_dir: str | None = None,
 ) -> RunSpec:
+    """``gpu_assign``: "scheduler" when the run executes as a cluster job (its GPUs are the
+    job's), "local" otherwise (scripts/gpus.py assigns them)."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     seed = seed_for(bench, benchmark, run)
     hp = hyperparameters(config, benchmark, system)
@@ -553,6 +584,12 @@ def run_spec(
         config_fingerprint=fingerprint(record),
         comparability=record,
         retries=sys_["retries"],
+        gpus=sys_["gpus"],
+        gpu_devices=declared_devices(sys_["gpus"], sys_.get("gpu_devices")),
+        gpu_lock_dir=sys_["gpu_lock_dir"],
+        gpu_assign=gpu_assign,
+        nodes=sys_["slurm"]["nodes"],
+        cpus_per_node=sys_["slurm"]["cpus_per_task"] or sys_["threads"],
         backend=sys_["backend"],
         container=container,
         fail_patterns=list(bench["implementation"].get("fail_patterns", [])),

@@ -543,10 +543,15 @@ def run_options(config: Mapping[str, Any], benchmark: str, system: str) -> dict[
     }
 
 
-def gpu_flags(gpus: Any, gpu_count: int) -> list[str]:
-    """``--gpus`` from the system config: 'auto' (all when the system has GPUs), 'none', 'all',
-    a count, or a list of device ids."""
+def gpu_flags(gpus: Any, gpu_count: int, assigned: Sequence[str] = ()) -> list[str]:
+    """``--gpus`` from the system config: 'auto' (the devices assigned to the run; all when
+    none were assigned but the system has GPUs), 'none', 'all', a count, or a list of device
+    ids."""
     if gpus == "auto":
+        if assigned:
+            from scripts.gpus import docker_gpus_arg
+
+            return docker_gpus_arg(assigned)
         return ["--gpus", "all"] if gpu_count > 0 else []
     if gpus in (None, "none", 0):
         return []
@@ -580,12 +585,15 @@ def run_argv(
     prepared_dir: Path | None = None,
     prepared_writable: bool = False,
     user: str | None = None,
+    gpu_devices: Sequence[str] = (),
 ) -> list[str]:
     """The exact ``docker run`` command line of one container.
 
     The dataset (and prepared data) are mounted read-only, the run directory writable; the
     container runs as ``user`` (default: the caller), is removed when it ends, and gets no
-    network unless the benchmark asks for one. ``--privileged`` is never used.
+    network unless the benchmark asks for one. ``--privileged`` is never used. With the
+    system's ``gpus: auto`` the container gets exactly ``gpu_devices``, the GPUs assigned to
+    the run (scripts/gpus.py), so concurrent runs never share one.
     """
     argv = [DOCKER, "run", "--rm", "--name", name, "--label", f"{LABEL}.container={name}"]
     if options.get("init", True):
@@ -602,7 +610,7 @@ def run_argv(
             "--mount",
             _bind(prepared_dir, options["prepared_mount"], readonly=not prepared_writable),
         ]
-    argv += gpu_flags(options.get("gpus", "auto"), int(options.get("gpu_count") or 0))
+    argv += gpu_flags(options.get("gpus", "auto"), int(options.get("gpu_count") or 0), gpu_devices)
     if options.get("ipc"):
         argv += ["--ipc", options["ipc"]]
     if options.get("shm_size"):

@@ -17,6 +17,7 @@ target, command, hyper-parameters or environment): such runs are not comparable.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -48,6 +49,9 @@ RUN_COLUMNS = [
     "result_line_wall_s",
     "runner_wall_s",
     "host",
+    "gpu_devices",
+    "slurm_job_id",
+    "overlapping_runs",
     "scale",
     "fingerprint",
 ]
@@ -84,6 +88,7 @@ SUMMARY_COLUMNS = [
     "time_per_epoch_cv",
     "dropped_fastest_run",
     "dropped_slowest_run",
+    "n_overlapped",
     "scale",
     "fingerprint",
 ]
@@ -166,6 +171,13 @@ def parse_run(
         "started_utc": meta.get("started_utc"),
         "runner_wall_s": meta.get("wall_s"),
         "host": meta.get("host"),
+        # where it ran: the nodes, its GPUs (and who assigned them), its Slurm job
+        "hosts": meta.get("hosts") or [meta.get("host")],
+        "nodes": meta.get("nodes", 1),
+        "gpu_devices": meta.get("gpu_devices", []),
+        "gpu_assignment": meta.get("gpu_assignment"),
+        "slurm_job_id": meta.get("slurm_job_id"),
+        "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,
@@ -174,8 +186,39 @@ def parse_run(
     }
 
 
+def _interval(result: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(start, end) in epoch seconds of a run's (last) attempt, from the runner's record."""
+    start, wall = result.get("started_utc"), result.get("runner_wall_s")
+    if not start or wall is None:
+        return None
+    t0 = dt.datetime.fromisoformat(start).timestamp()
+    return t0, t0 + float(wall)
+
+
+def overlapping_runs(results: Sequence[Mapping[str, Any]]) -> list[int]:
+    """For each run, how many other runs were executing at the same time on a host it used
+    (concurrent runs on one machine disturb each other's times; runs on different nodes of a
+    cluster do not count)."""
+    spans = [_interval(r) for r in results]
+    hosts = [set(r.get("hosts") or [r.get("host")]) for r in results]
+    counts = []
+    for i, span in enumerate(spans):
+        n = 0
+        for j, other in enumerate(spans):
+            if i == j or span is None or other is None or not hosts[i] & hosts[j]:
+                continue
+            if span[0] < other[1] and other[0] < span[1]:
+                n += 1
+        counts.append(n)
+    return counts
+
+
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    rows = [json.loads(Path(f).read_text()) for f in result_files]
+    results = [json.loads(Path(f).read_text()) for f in result_files]
+    rows = [
+        {**r, "gpu_devices": ",".join(r.get("gpu_devices") or []), "overlapping_runs": n}
+        for r, n in zip(results, overlapping_runs(results), strict=True)
+    ]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return frame.sort_values(["system", "run"], kind="stable").reset_index(drop=True)
 
@@ -241,6 +284,12 @@ def summarize_system(
         ),
         "scale": runs["scale"].iloc[0],
         "fingerprint": fingerprints[0] if fingerprints else None,
+        # runs of this system that shared a host with another run while they ran
+        "n_overlapped": (
+            int((runs["overlapping_runs"].fillna(0) > 0).sum())
+            if "overlapping_runs" in runs
+            else None
+        ),
     }
     for col in ("mean_s", "std_s", "cv", "min_s", "median_s", "max_s", "ci95_low_s", "ci95_high_s"):
         row[col] = _nan_to_none(getattr(described, col)) if described else None

@@ -17,11 +17,18 @@ A run that ends with ``run_stop`` status ``aborted`` (did not converge) is a res
 
 If this process loses its parent (the Snakemake that started it was killed), it kills the
 trainer's process group and exits, so no orphaned trainer keeps running or writing.
+
+Before the first attempt the run gets its GPUs (:mod:`scripts.gpus`: disjoint devices for
+concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
+the Slurm allocation (:mod:`scripts.cluster`: one ``srun`` per node). Both are recorded in
+``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
+``hosts``, ``nodes``. A docker run gets its GPUs the same way, as ``--gpus "device=..."``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -41,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import docker_backend
+from scripts import cluster, docker_backend, gpus
 from scripts.config import RunSpec, fingerprint
 from scripts.mlperf_log import parse_file
 
@@ -86,7 +93,7 @@ def _watch_parent(
 @dataclass
 class Launch:
     """How one attempt starts and stops: the command line, its environment, and how to kill
-    everything it started (``kill(grace_s)``) for each backend."""
+    everything it started (``kill(proc, grace_s)``) for each backend."""
 
     argv: list[str]
     env: dict[str, str]
@@ -94,27 +101,37 @@ class Launch:
     # after the attempt, whatever happened (e.g. make sure the container is gone)
     cleanup: Callable[[], None] = lambda: None
     image: dict[str, Any] | None = None
+    # what the runner added to the environment (e.g. the assigned GPUs), for the job's log
+    added_env: dict[str, str] | None = None
 
 
-def local_launch(spec: RunSpec) -> Launch:
+def local_launch(spec: RunSpec, command: str, extra_env: dict[str, str]) -> Launch:
     env = dict(os.environ)
     env.update(spec.env)
+    env.update(extra_env)
     env.setdefault("OMP_NUM_THREADS", str(spec.threads))
     env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
-    return Launch(["/bin/bash", "-c", spec.command], env, _kill_group)
+    return Launch(["/bin/bash", "-c", command], env, _kill_group, added_env=extra_env)
 
 
 def container_env(spec: RunSpec) -> dict[str, str]:
     """The environment given to the container: the benchmark's and system's variables and the
     seed. Not OMP_NUM_THREADS: inside an image its own settings (or the implementation's
-    launcher) decide, as they do when its run scripts start it; give it in env if wanted."""
+    launcher) decide, as they do when its run scripts start it; give it in env if wanted. Not
+    CUDA_VISIBLE_DEVICES: the container gets its GPUs with --gpus and numbers them from 0."""
     env = dict(spec.env)
     env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
     return env
 
 
-def docker_launch(spec: RunSpec, image_stamp: Path, user: str | None = None) -> Launch:
-    """``docker run`` of the run's command in the system's image (by id, from the stamp)."""
+def docker_launch(
+    spec: RunSpec,
+    image_stamp: Path,
+    user: str | None = None,
+    gpu_devices: Sequence[str] = (),
+) -> Launch:
+    """``docker run`` of the run's command in the system's image (by id, from the stamp), with
+    the GPUs assigned to the run (:mod:`scripts.gpus`)."""
     opts = spec.container
     record = docker_backend.read_stamp(image_stamp)
     run_dir = Path(opts["host_run_dir"])
@@ -131,6 +148,7 @@ def docker_launch(spec: RunSpec, image_stamp: Path, user: str | None = None) -> 
         run_dir=run_dir,
         prepared_dir=Path(prepared) if prepared else None,
         user=user,
+        gpu_devices=gpu_devices,
     )
     grace = float(opts.get("stop_grace_s", docker_backend.STOP_GRACE_S))
 
@@ -177,8 +195,11 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def keep_failed_log(log: Path, failed_dir: Path, spec: RunSpec, reason: str) -> Path:
-    """Copy the log of a failed attempt to ``failed_dir`` under a never-reused name."""
+def keep_failed_log(
+    log: Path, failed_dir: Path, spec: RunSpec, reason: str, node_logs: Sequence[Path] = ()
+) -> Path:
+    """Copy the log of a failed attempt to ``failed_dir`` under a never-reused name (with the
+    output of the other nodes of a multi-node run appended)."""
     failed_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     attempt = 1 + sum(1 for _ in failed_dir.glob(f"run_{spec.run:02d}.attempt*"))
@@ -186,6 +207,10 @@ def keep_failed_log(log: Path, failed_dir: Path, spec: RunSpec, reason: str) -> 
     if log.exists():
         shutil.copyfile(log, dest)
     with dest.open("a") as fh:
+        for node_log in node_logs:
+            if node_log.exists():
+                fh.write(f"\n# workflow: output of {node_log.name}:\n")
+                fh.write(node_log.read_text(errors="replace"))
         fh.write(f"\n# workflow: attempt failed: {reason}\n")
     return dest
 
@@ -208,19 +233,91 @@ def execute(
     if spec.backend == "docker":
         if image_stamp is None:
             raise RunFailed("the docker backend needs the image stamp (--image-stamp)")
+        if spec.nodes > 1:
+            raise RunFailed(
+                f"{spec.system} has backend docker and slurm.nodes {spec.nodes}: the docker "
+                "backend runs on one node; set slurm.nodes to 1"
+            )
         try:
             image_id = docker_backend.read_stamp(image_stamp)["image_id"]
         except docker_backend.DockerError as exc:
             raise RunFailed(str(exc)) from None
         check_same_image(spec, log_path.parent, image_id)
+    try:
+        command, placement = cluster.launch_command(
+            spec.command,
+            spec.nodes,
+            log_path.parent,
+            os.environ,
+            cpus_per_task=spec.cpus_per_node,
+            gpus_per_node=spec.gpus,
+        )
+    except cluster.ClusterError as exc:
+        raise RunFailed(str(exc)) from None
+    node_logs = [cluster.node_log(log_path.parent, r) for r in range(1, spec.nodes)]
+    try:
+        with assign_gpus(spec) as assignment:
+            return _attempts(
+                spec,
+                log_path,
+                meta_path,
+                failed_dir,
+                dataset_manifest,
+                environment,
+                command=command,
+                extra_env=gpus.cuda_env(assignment),
+                placement={**placement, **assignment.to_meta(), "nodes": spec.nodes},
+                node_logs=node_logs,
+                image_stamp=image_stamp,
+                user=user,
+                gpu_devices=assignment.devices,
+            )
+    except gpus.GpuError as exc:
+        raise RunFailed(str(exc)) from None
+
+
+def assign_gpus(spec: RunSpec) -> contextlib.AbstractContextManager[gpus.Assignment]:
+    """The run's GPUs for all its attempts. A multi-node run's GPUs are given to each node's
+    srun step by Slurm (--gres), not to the runner on the first node."""
+    if spec.nodes > 1:
+        return contextlib.nullcontext(gpus.Assignment((), "per-node-step" if spec.gpus else "none"))
+    parent = os.getppid()
+    return gpus.assign(
+        spec.gpus,
+        mode=spec.gpu_assign,
+        devices=spec.gpu_devices,
+        lock_dir=Path(spec.gpu_lock_dir),
+        stop_waiting=lambda: "its snakemake is gone" if os.getppid() != parent else None,
+        log=lambda msg: print(f"runner: {msg}", flush=True),
+    )
+
+
+def _attempts(
+    spec: RunSpec,
+    log_path: Path,
+    meta_path: Path,
+    failed_dir: Path,
+    dataset_manifest: Path,
+    environment: Path,
+    *,
+    command: str,
+    extra_env: dict[str, str],
+    placement: dict[str, Any],
+    node_logs: Sequence[Path],
+    image_stamp: Path | None = None,
+    user: str | None = None,
+    gpu_devices: Sequence[str] = (),
+) -> dict[str, Any]:
     for attempt in range(1, spec.retries + 2):
         if spec.backend == "docker":
             assert image_stamp is not None
-            launch = docker_launch(spec, image_stamp, user)
+            launch = docker_launch(spec, image_stamp, user, gpu_devices)
         else:
-            launch = local_launch(spec)
+            launch = local_launch(spec, command, extra_env)
         try:
-            started, elapsed_s, rc = _attempt(spec, log_path, failed_dir, launch)
+            started, elapsed_s, rc = _attempt(
+                spec, log_path, failed_dir, launch, node_logs=node_logs
+            )
         except RunFailed as exc:
             if attempt > spec.retries:
                 raise
@@ -245,6 +342,7 @@ def execute(
             "comparability": spec.comparability,
             "dataset_manifest_sha256": file_digest(dataset_manifest),
             "environment_digest": json.loads(environment.read_text()).get("digest", ""),
+            **placement,
         }
         fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
         if launch.image is not None:
@@ -264,17 +362,30 @@ def execute(
 
 
 def _attempt(
-    spec: RunSpec, log_path: Path, failed_dir: Path, launch: Launch
+    spec: RunSpec,
+    log_path: Path,
+    failed_dir: Path,
+    launch: Launch | None = None,
+    *,
+    node_logs: Sequence[Path] = (),
 ) -> tuple[float, float, int]:
     """One attempt: (start time, seconds, exit status) of a run that ended with run_stop;
-    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop."""
+    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
+
+    ``launch`` (default: the spec's command here) is what runs: e.g. a multi-node launch
+    script with the assigned GPUs in its environment, or a ``docker run``."""
+    launch = launch or local_launch(spec, spec.command, {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     t0 = time.monotonic()
     print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
     print(f"runner: command: {spec.command}", flush=True)
-    if spec.backend == "docker":
+    if launch.image is not None:
         print(f"runner: docker: {shlex.join(launch.argv)}", flush=True)
+    elif launch.argv[-1] != spec.command:
+        print(f"runner: launched as:\n{launch.argv[-1]}", flush=True)
+    if launch.added_env:
+        print(f"runner: environment: {launch.added_env}", flush=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             launch.argv,
@@ -296,6 +407,8 @@ def _attempt(
                 "pid": os.getpid(),
                 "trainer_pid": proc.pid,
                 "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+                "host": socket.gethostname(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             }
         )
     )
@@ -310,12 +423,13 @@ def _attempt(
     def forward(signum: int, _frame: Any) -> None:
         kill(5.0)
         running.unlink(missing_ok=True)
-        keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}")
+        keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}", node_logs)
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    what = "container stopped and removed" if spec.backend == "docker" else "process group killed"
+    docker = launch.image is not None
+    what = "container stopped and removed" if docker else "process group killed"
     try:
         rc = proc.wait(timeout=spec.timeout_s)
         reason = ""
@@ -330,9 +444,9 @@ def _attempt(
     elapsed = time.monotonic() - t0
     if not reason and rc != 0:
         reason = f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
-        if spec.backend == "docker" and rc == 125:
+        if docker and rc == 125:
             reason = "docker could not start the container (exit 125; the log says why)"
-        elif spec.backend == "docker" and rc > 128:
+        elif docker and rc > 128:
             reason += f" (killed by signal {rc - 128} in the container; 137: SIGKILL or OOM)"
     if not reason:
         parsed = parse_file(log_path)
@@ -343,7 +457,7 @@ def _attempt(
     if not reason and spec.fail_patterns:
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
     if reason:
-        kept = keep_failed_log(log_path, failed_dir, spec, reason)
+        kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
         raise RunFailed(f"{reason}; log kept as {kept}")
     return started, elapsed, rc
 

@@ -1,6 +1,7 @@
 """Where a campaign stands: per benchmark and system, which runs are done, failed, running,
 interrupted, trained but not parsed yet, or missing. It reads the files only (no Snakemake,
-no lock), so it works while a campaign runs.
+no lock), so it works while a campaign runs. A run whose runner is on another host (a Slurm job
+on a compute node) is checked with ``squeue`` instead of its process id.
 
     python -m scripts.status [--configfile OVERLAY.yaml ...]
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts import cluster
 from scripts import config as cfg
 
 
@@ -67,6 +70,9 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
         )
     if marker.exists():
         info = json.loads(marker.read_text())
+        host = info.get("host")
+        if host and host != socket.gethostname():  # e.g. a Slurm job on a compute node
+            return remote_run_state(run, info, d)
         if _alive(int(info["pid"])):
             return RunState(
                 run,
@@ -81,6 +87,24 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
         path, why = failure
         return RunState(run, "failed", f"{why} (log {path.relative_to(root)})")
     return RunState(run, "missing", "")
+
+
+def remote_run_state(run: str, info: dict[str, Any], d: Path) -> RunState:
+    """A run whose runner is on another host: ask Slurm about its job, if it has one."""
+    host, job = info["host"], info.get("slurm_job_id")
+    where = f"on {host}" + (f" in Slurm job {job}" if job else "")
+    state = cluster.job_state(job) if job else None
+    if state is None:
+        return RunState(
+            run,
+            "running",
+            f"{where} since {info['started_utc']} (not checked from here), log {d / 'mlperf.log'}",
+        )
+    if state in cluster.ACTIVE_JOB_STATES:
+        return RunState(run, "running", f"{where} ({state}) since {info['started_utc']}")
+    return RunState(
+        run, "interrupted", f"its job {where} is {state}; the next invocation redoes it"
+    )
 
 
 def report(config: dict[str, Any], root: Path) -> str:

@@ -7,13 +7,16 @@ command): a mapping of fault name to the list of run numbers it applies to:
 
 - ``no_converge``: the run ends with run_stop status aborted (a result, not a crash);
 - ``crash``: exit status 3 after the first epoch;
+- ``crash_node1``: the same, only on node 1 of a multi-node run (``MLPERF_NODE_RANK=1``);
 - ``signal``: the trainer kills itself with SIGKILL after the first epoch;
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
 - ``truncate``: exits 0 in the middle of the log, without run_stop.
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
-can count which runs were executed.
+can count which runs were executed. ``env_dir`` (a string) makes it record, in
+``<env_dir>/run_<N>.<pid>.json``, the environment it was given (GPUs, Slurm job, multi-node rank)
+with its start and end times. ``epoch_s`` (a number) sets the seconds per epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if faults.get("marker_dir"):
         os.makedirs(faults["marker_dir"], exist_ok=True)
         Path(faults["marker_dir"], f"run_{args.run}.{os.getpid()}").touch()
+    record = record_env(faults.get("env_dir"), args.run)
+    epoch_s = float(faults.get("epoch_s", args.epoch_s))
     log = mllog.get_mllogger()
     mllog.config(default_stack_offset=1)
     log.event(key=C.SUBMISSION_BENCHMARK, value="fake")
@@ -54,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     epochs = 2 + args.seed % 3
     for epoch in range(1, epochs + 1):
         log.start(key=C.EPOCH_START, metadata={C.EPOCH_NUM: epoch})
-        time.sleep(args.epoch_s)
+        time.sleep(epoch_s)
         if has("garbage"):
             print(':::MLLOG {"key": "eval_accuracy", "value": 0.', flush=True)
             print(":::MLL 12.5 broken: {not json", flush=True)
             print("\x00\x01 binary junk", flush=True)
         log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
-        if has("crash"):
+        if has("crash") or (has("crash_node1") and os.environ.get("MLPERF_NODE_RANK") == "1"):
             print("fake trainer: crashing on purpose", file=sys.stderr, flush=True)
             return 3
         if has("signal"):
@@ -75,7 +81,46 @@ def main(argv: list[str] | None = None) -> int:
         log.event(key=C.EVAL_ACCURACY, value=round(quality, 4), metadata={C.EPOCH_NUM: epoch})
     status = C.ABORTED if has("no_converge") else C.SUCCESS
     log.end(key=C.RUN_STOP, metadata={C.STATUS: status})
+    record(end=time.time())
     return 0
+
+
+RECORDED_ENV = (
+    "CUDA_VISIBLE_DEVICES",
+    "SLURM_JOB_ID",
+    "SLURM_JOB_NODELIST",
+    "SLURM_STEP_ID",
+    "SLURMD_NODENAME",
+    "MLPERF_NNODES",
+    "MLPERF_NODE_RANK",
+    "MLPERF_MASTER_ADDR",
+    "MLPERF_MASTER_PORT",
+    "MULTI_NODE",
+    "OMP_NUM_THREADS",
+)
+
+
+def record_env(env_dir: str | None, run: int):
+    """Write what this process was given to ``<env_dir>/run_<run>.<pid>.json`` now, and return
+    a function that adds fields (e.g. the end time) to it."""
+    data = {
+        "run": run,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "cwd": os.getcwd(),
+        "start": time.time(),
+        "env": {k: os.environ.get(k) for k in RECORDED_ENV},
+    }
+    path = Path(env_dir, f"run_{run}.{os.getpid()}.json") if env_dir else None
+
+    def update(**fields: object) -> None:
+        data.update(fields)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=1))
+
+    update()
+    return update
 
 
 if __name__ == "__main__":

@@ -251,6 +251,7 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
         run_dir=Path(opts["host_run_dir"]),
         prepared_dir=Path(opts["host_prepared_dir"]),
         user="1000:1000",
+        gpu_devices=("0", "1", "2", "3"),  # what scripts/gpus.py assigned to the run
     )
     env = [
         "DECAY_INTERVAL=809",
@@ -293,7 +294,7 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
         "--mount",
         f"type=bind,source={tmp_path}/data/gnmt-v0.6/prepared/SUT,target=/preproc_data,readonly",
         "--gpus",
-        "all",
+        '"device=0,1,2,3"',
         "--ipc",
         "host",
         "--ulimit",
@@ -401,18 +402,21 @@ def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("gpus", "count", "flags"),
+    ("gpus", "count", "assigned", "flags"),
     [
-        ("auto", 0, []),
-        ("auto", 4, ["--gpus", "all"]),
-        ("none", 4, []),
-        ("all", 0, ["--gpus", "all"]),
-        (2, 4, ["--gpus", "2"]),
-        ([0, 1, 3], 3, ["--gpus", '"device=0,1,3"']),
+        ("auto", 0, (), []),
+        ("auto", 2, ("2", "3"), ["--gpus", '"device=2,3"']),  # the run's locked GPUs
+        ("auto", 4, (), ["--gpus", "all"]),
+        ("none", 4, ("0", "1", "2", "3"), []),
+        ("all", 0, (), ["--gpus", "all"]),
+        (2, 4, (), ["--gpus", "2"]),
+        ([0, 1, 3], 3, ("0", "1", "2"), ["--gpus", '"device=0,1,3"']),
     ],
 )
-def test_gpu_flags_from_the_system_config(gpus: Any, count: int, flags: list[str]) -> None:
-    assert docker_backend.gpu_flags(gpus, count) == flags
+def test_gpu_flags_from_the_system_config(
+    gpus: Any, count: int, assigned: tuple[str, ...], flags: list[str]
+) -> None:
+    assert docker_backend.gpu_flags(gpus, count, assigned) == flags
 
 
 # ---------------------------------------------------------------------------------------------
