@@ -31,6 +31,7 @@ for _configfile in DEFAULT_CONFIGFILES:
 include: "rules/common.smk"
 include: "rules/dataset.smk"
 include: "rules/environment.smk"
+include: "rules/image.smk"
 include: "rules/train.smk"
 include: "rules/import.smk"
 include: "rules/report.smk"

@@ -4,13 +4,14 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, cluster, dataset, import_logs
+from scripts import campaign, cluster, dataset, docker_backend, import_logs
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -150,8 +151,174 @@ def run_spec_json(wildcards):
         run_dir=f"results/{wildcards.benchmark}/{wildcards.system}/run_{wildcards.run}",
         # a cluster job (e.g. Slurm via profiles/slurm) has its GPUs from the scheduler
         gpu_assign="scheduler" if workflow.remote_exec else "local",
+        prepared_dir=(
+            prepared_dir(wildcards.benchmark, wildcards.system)
+            if needs_prepare(wildcards.benchmark, wildcards.system)
+            else None
+        ),
     )
     return spec.to_json()
+
+
+# ---------------------------------------------------------------------------------------------
+# The docker backend (rules/image.smk): images, sources, wheels, prepared data.
+
+
+def is_docker(system):
+    return SYSTEMS[system]["backend"] == "docker"
+
+
+def container_cfg(benchmark):
+    return BENCHMARKS[benchmark].get("implementation", {}).get("container") or {}
+
+
+def image_stamp(benchmark, system):
+    return f"results/{benchmark}/{system}/image.json"
+
+
+def prepared_dir(benchmark, system):
+    return f"{DATA_DIR}/{benchmark}/prepared/{system}"
+
+
+def needs_prepare(benchmark, system):
+    return is_docker(system) and bool(container_cfg(benchmark).get("prepare"))
+
+
+def image_spec(benchmark, system):
+    try:
+        return docker_backend.image_spec(CONFIG, benchmark, system, WORKFLOW_DIR)
+    except cfg.ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def prepare_command(benchmark, system):
+    """The data preparation command, with the run command's placeholders (run 1's values)."""
+    spec = cfg.run_spec(
+        CONFIG,
+        benchmark,
+        system,
+        1,
+        python=sys.executable,
+        dataset_dir=f"{DATA_DIR}/{benchmark}/dataset",
+        run_dir="",
+    )
+    hp = cfg.hyperparameters(CONFIG, benchmark, system)
+    options = docker_backend.run_options(CONFIG, benchmark, system)
+    context = {
+        "python": options["python"],
+        "dataset_dir": options["dataset_mount"],
+        "run_dir": options["run_mount"],
+        "seed": spec.seed,
+        "run": 1,
+        "target": BENCHMARKS[benchmark]["quality"]["target"],
+        "threads": SYSTEMS[system]["threads"],
+        "gpus": SYSTEMS[system]["gpus"],
+        "system": system,
+        "port": cfg.run_port(1),
+        "hp": hp,
+        "hp_args": cfg.hp_args(hp),
+    }
+    return cfg.render_command(container_cfg(benchmark)["prepare"]["command"], context)
+
+
+def image_build_inputs(wildcards):
+    """What the build needs from other rules: the fetched source (git) or the wheels."""
+    cont, inputs = container_cfg(wildcards.benchmark), {}
+    source = cont.get("source") or {}
+    if source.get("git"):
+        inputs["source"] = ancient(f"build/{wildcards.benchmark}/source")
+    if cont.get("wheels"):
+        inputs["wheels"] = ancient(f"build/{wildcards.benchmark}/wheels")
+    return inputs
+
+
+def container_run_inputs(wildcards):
+    """The image (and prepared data) of a docker run; nothing for other backends. ancient():
+    a rebuilt image does not by itself redo finished runs; check_comparability stops instead.
+    """
+    if not is_docker(wildcards.system):
+        return {}
+    inputs = {"image": ancient(image_stamp(wildcards.benchmark, wildcards.system))}
+    if needs_prepare(wildcards.benchmark, wildcards.system):
+        inputs["prepared"] = ancient(
+            prepared_dir(wildcards.benchmark, wildcards.system)
+        )
+    return inputs
+
+
+def image_stamp_arg(wildcards):
+    if not is_docker(wildcards.system):
+        return ""
+    stamp = image_stamp(wildcards.benchmark, wildcards.system)
+    return f"--image-stamp {shlex.quote(stamp)}"
+
+
+def environment_inputs(wildcards):
+    """A docker system's environment is its image's: captured again when the image changes."""
+    if not is_docker(wildcards.system):
+        return {}
+    return {"image": image_stamp(wildcards.benchmark, wildcards.system)}
+
+
+def environment_image_args(wildcards):
+    if not is_docker(wildcards.system):
+        return ""
+    python = container_cfg(wildcards.benchmark).get("python", "python3")
+    stamp = image_stamp(wildcards.benchmark, wildcards.system)
+    return f"--image-stamp {shlex.quote(stamp)} --image-python {shlex.quote(python)}"
+
+
+def docker_pairs():
+    """(benchmark, system) of every docker system of the campaign that runs the benchmark."""
+    return [(b, s) for b in BENCHMARKS for s in benchmark_systems(b) if is_docker(s)]
+
+
+def check_images():
+    """An image stamp that no longer matches the config (or whose image is gone) is removed,
+    so the image is rebuilt; a fetched source at another commit is fetched again. When
+    finished runs used the image and it would change, stop instead and say what to do.
+    """
+    root = Path.cwd()
+    dry = campaign.is_dry_run(sys.argv)
+    for benchmark in {b for b, _ in docker_pairs()}:
+        source = container_cfg(benchmark).get("source") or {}
+        src = root / "build" / benchmark / "source"
+        if source.get("git") and src.is_dir():
+            head = campaign.git_head(src)
+            if head != source["commit"]:
+                logger.warning(
+                    f"{src.relative_to(root)} is at {head}, not at the configured commit "
+                    f"{source['commit']}: it is fetched again"
+                )
+                if not dry:
+                    shutil.rmtree(src)
+    for benchmark, system in docker_pairs():
+        stamp = root / image_stamp(benchmark, system)
+        if not stamp.exists():
+            continue
+        why = docker_backend.stale_reason(stamp, image_spec(benchmark, system))
+        if not why:
+            continue
+        finished = [
+            r
+            for r in run_ids(benchmark)
+            if (campaign.run_dir(root, benchmark, system, r) / "run.json").exists()
+        ]
+        if finished:
+            raise WorkflowError(
+                f"{stamp.relative_to(root)}: {why}.\n  Runs {', '.join(finished)} of "
+                f"{benchmark}/{system} ran in that image, and a rebuilt image would not be the "
+                "same; nothing was run. Restore the image (e.g. docker load), or move the old "
+                f"runs aside (kept) and start anew:\n"
+                f"    python -m scripts.campaign archive results/{benchmark}/{system}"
+            )
+        if dry:
+            logger.warning(
+                f"{stamp.relative_to(root)} is out of date ({why}); a real run rebuilds it"
+            )
+            continue
+        logger.warning(f"Rebuilding the image of {benchmark}/{system}: {why}")
+        stamp.unlink()
 
 
 def job_resources(job):
@@ -278,7 +445,11 @@ def check_comparability():
 
 if main_invocation():
     check_locks()
-    check_comparability()
+    try:
+        check_comparability()
+    except cfg.ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+    check_images()
     remove_stale_derived_files()
 
 

@@ -3,6 +3,9 @@
 
 
 rule capture_environment:
+    input:
+        # docker systems: the image (its software is the environment)
+        unpack(environment_inputs),
     output:
         "results/{benchmark}/{system}/environment.json",
     log:
@@ -12,6 +15,7 @@ rule capture_environment:
         **job_resources("environment"),
     params:
         backend=lambda w: SYSTEMS[w.system]["backend"],
+        image=environment_image_args,
     shell:
         "{PY} scripts.environment --system {wildcards.system} --backend {params.backend} "
-        "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} > {log:q} 2>&1"
+        "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} {params.image} > {log:q} 2>&1"

@@ -5,6 +5,8 @@ rule train_run:
     # ancient(): a re-verified dataset or re-captured environment does not by itself redo
     # finished runs; if its content changed, check_comparability() stops with the runs named
     input:
+        # docker systems: the image stamp and prepared data, ancient() as well
+        unpack(container_run_inputs),
         dataset=ancient(f"{DATA_DIR}/{{benchmark}}/dataset"),
         manifest=ancient(f"{DATA_DIR}/{{benchmark}}/manifest.json"),
         environment=ancient("results/{benchmark}/{system}/environment.json"),
@@ -20,12 +22,13 @@ rule train_run:
     params:
         spec=run_spec_json,
         failed_dir="logs/failed/{benchmark}/{system}",
+        image=image_stamp_arg,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
         "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "
         "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
         "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
-        "> {log:q} 2>&1"
+        "{params.image} > {log:q} 2>&1"
 
 
 rule parse_run:

@@ -264,6 +264,16 @@ def incomparable_runs(
     return found
 
 
+def git_head(path: Path) -> str | None:
+    """The commit checked out in ``path``, or None."""
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def current_state(record: dict[str, Any], manifest: Path, environment: Path) -> dict[str, Any]:
     """What finished runs are compared against (see :func:`incomparable_runs`): the config's
     comparability record, and the dataset manifest and environment digest where they exist."""

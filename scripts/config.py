@@ -16,6 +16,7 @@ import shlex
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,11 @@ def check_references(
             render_command(bench["implementation"]["command"], _dummy_context(bench))
         except ConfigError as exc:
             problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
+        for key, value in bench["implementation"].get("env", {}).items():
+            try:
+                render_command(str(value), _dummy_context(bench))
+            except ConfigError as exc:
+                problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
     for sname, system in config["systems"].items():
         devices = system.get("gpu_devices")
         if devices is not None and system["gpus"] > len(devices):
@@ -218,6 +224,17 @@ def check_references(
                     f"systems.{sname}.hyperparameters names benchmark {bname!r}, "
                     "which is not defined"
                 )
+        if system["backend"] == "docker":
+            for bname in config["campaign"]["benchmarks"]:
+                impl = config["benchmarks"].get(bname, {}).get("implementation")
+                if impl is None or "docker" not in (impl.get("backends") or ["docker"]):
+                    continue  # not meant to run on this system
+                if not impl.get("container"):
+                    problems.append(
+                        f"systems.{sname} has backend 'docker' but benchmarks.{bname}."
+                        "implementation has no container section (how to build and run its "
+                        "image); add one, or leave this system out of campaign.systems"
+                    )
     if not problems:  # names resolve: the import checks can look the systems up
         problems += _import_problems(config, sources)
     if problems:
@@ -304,9 +321,16 @@ def import_folder(config: Mapping[str, Any], benchmark: str, system: str) -> Pat
 def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:
     """Whether a system has runs of a benchmark: an import system when it has a folder of
     the benchmark's results, any other system when the benchmark has an implementation."""
-    if config["systems"][system]["backend"] == "import":
+    backend = config["systems"][system]["backend"]
+    if backend == "import":
         return import_folder(config, benchmark, system) is not None
-    return "implementation" in config["benchmarks"][benchmark]
+    implementation = config["benchmarks"][benchmark].get("implementation")
+    if implementation is None:
+        return False
+    backends = implementation.get("backends")
+    if backends and backend not in backends:
+        return False  # e.g. an implementation that only runs in its container
+    return backend != "docker" or bool(implementation.get("container"))
 
 
 def benchmark_systems(config: Mapping[str, Any], benchmark: str) -> list[str]:
@@ -369,9 +393,17 @@ def _dummy_context(bench: Mapping[str, Any]) -> dict[str, Any]:
         "target": 1.0,
         "threads": 1,
         "gpus": 0,
+        "system": "s",
+        "port": run_port(1),
         "hp": dict(hp),
         "hp_args": hp_args(hp),
     }
+
+
+def run_port(run: int) -> int:
+    """{port}: a TCP port for a run's distributed launcher (NVIDIA's run.sub passes
+    ``--master_port=$((4242 + RANDOM % 1000))``); distinct per run index, in the same range."""
+    return 4242 + run % 1000
 
 
 def render_command(template: str, context: Mapping[str, Any]) -> str:
@@ -421,6 +453,13 @@ class RunSpec:
     # nodes per run (> 1: one srun per node inside a Slurm allocation) and CPUs per node
     nodes: int = 1
     cpus_per_node: int = 1
+    # 'local' or 'docker'; for docker, how the container runs (scripts/docker_backend.py:
+    # run_options) plus the host paths of the dataset, run and prepared-data folders
+    backend: str = "local"
+    container: dict[str, Any] = dc_field(default_factory=dict)
+    # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
+    # "Unknown system, assuming DGX1": the container did not find its config_<SYSTEM>.sh)
+    fail_patterns: list[str] = dc_field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -448,6 +487,7 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
         "implementation_env": implementation.get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
+        **_container_record(config, benchmark, system),
     }
     if sys_["backend"] == "import":
         record["system"]["import_dir"] = sys_["import_dir"]
@@ -455,6 +495,30 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
     if nodes != 1:  # only then, so single-node runs keep the record they were made with
         record["system"]["nodes"] = nodes
     return record
+
+
+def _container_record(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
+    """For a docker system: the image's identity (what it is built from) and how containers
+    run. Empty for other backends, so their records stay as they were."""
+    if config["systems"][system]["backend"] != "docker":
+        return {}
+    from scripts import docker_backend
+
+    spec = docker_backend.image_spec(config, benchmark, system, WORKFLOW_DIR)
+    options = docker_backend.run_options(config, benchmark, system)
+    cont = config["benchmarks"][benchmark]["implementation"]["container"]
+    return {
+        "container": {
+            "image_inputs_sha256": spec.inputs_sha256,
+            "image": spec.inputs,
+            "topology": config["systems"][system].get("topology"),
+            "run": {k: v for k, v in options.items() if k != "stop_grace_s"},
+            "prepare": cont.get("prepare"),
+            "fail_patterns": config["benchmarks"][benchmark]["implementation"].get(
+                "fail_patterns", []
+            ),
+        }
+    }
 
 
 def run_spec(
@@ -467,12 +531,24 @@ def run_spec(
     dataset_dir: str,
     run_dir: str,
     gpu_assign: str = "local",
+    prepared_dir: str | None = None,
 ) -> RunSpec:
     """``gpu_assign``: "scheduler" when the run executes as a cluster job (its GPUs are the
     job's), "local" otherwise (scripts/gpus.py assigns them)."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     seed = seed_for(bench, benchmark, run)
     hp = hyperparameters(config, benchmark, system)
+    container: dict[str, Any] = {}
+    if sys_["backend"] == "docker":
+        from scripts import docker_backend
+
+        # the command runs inside the container: its python and the mount points
+        container = docker_backend.run_options(config, benchmark, system)
+        container["host_dataset_dir"] = dataset_dir
+        container["host_run_dir"] = run_dir
+        container["host_prepared_dir"] = prepared_dir
+        python = container["python"]
+        dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
     context = {
         "python": shlex.quote(python),
         "dataset_dir": shlex.quote(dataset_dir),
@@ -482,10 +558,16 @@ def run_spec(
         "target": bench["quality"]["target"],
         "threads": sys_["threads"],
         "gpus": sys_["gpus"],
+        "system": system,
+        "port": run_port(run),
         "hp": hp,
         "hp_args": hp_args(hp),
     }
-    env = {k: str(v) for k, v in bench["implementation"].get("env", {}).items()}
+    # env values may use the command's placeholders (e.g. NVIDIA's LR: "{hp[LR]}")
+    env = {
+        k: render_command(str(v), context)
+        for k, v in bench["implementation"].get("env", {}).items()
+    }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
     timeout = sys_.get("timeout_s") or bench.get("timeout_s")
     record = comparability(config, benchmark, system)
@@ -508,4 +590,7 @@ def run_spec(
         gpu_assign=gpu_assign,
         nodes=sys_["slurm"]["nodes"],
         cpus_per_node=sys_["slurm"]["cpus_per_task"] or sys_["threads"],
+        backend=sys_["backend"],
+        container=container,
+        fail_patterns=list(bench["implementation"].get("fail_patterns", [])),
     )

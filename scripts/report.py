@@ -21,6 +21,7 @@ import html
 import json
 import math
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -371,8 +372,13 @@ def provenance(
             ("environment captured", env.get("captured_utc")),
             ("environment digest", env.get("digest")),
         ]
+        image = env.get("image") or {}
+        if image:  # the docker backend: the software is the image's
+            items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
         if metas:
             items.append(("command of run 01", metas[0].get("command")))
+            if metas[0].get("docker_argv"):
+                items.append(("docker run of run 01", shlex.join(metas[0]["docker_argv"])))
     return f"<h3>{esc(system)}</h3>" + _definition_list(items)
 
 

@@ -1,9 +1,17 @@
-"""Execute one training run (the ``local`` backend) and record what happened.
+"""Execute one training run (the ``local`` and ``docker`` backends) and record what happened.
 
-The trainer runs in its own process group with its combined stdout/stderr streamed to the
-run's ``mlperf.log``. The run is a *crash* (exit status non-zero, so Snakemake removes the
-outputs and the next invocation redoes it) when the trainer exits non-zero, dies from a signal,
-exceeds the timeout, or ends without a ``run_stop`` event. A copy of the log of every failed
+``local``: the trainer runs in its own process group with its combined stdout/stderr streamed
+to the run's ``mlperf.log``. ``docker``: the same, with the trainer in a container of the
+system's image (``scripts/docker_backend.py`` builds the ``docker run`` command line); the
+container's output reaches the log through the docker CLI as it comes, and stopping the run
+means ``docker stop`` (SIGTERM, then SIGKILL after the grace period) and ``docker rm``, so no
+container outlives its run. A container left by a runner that was itself killed (kill -9) has
+the same deterministic name and is removed before the run starts again.
+
+The run is a *crash* (exit status non-zero, so Snakemake removes the outputs and the next
+invocation redoes it) when the trainer exits non-zero, dies from a signal, exceeds the
+timeout, ends without a ``run_stop`` event, or writes a line that matches one of the
+benchmark's ``fail_patterns``. A copy of the log of every failed
 attempt is kept under ``logs/failed/`` with the attempt's timestamp; it is never overwritten.
 A run that ends with ``run_stop`` status ``aborted`` (did not converge) is a result, not a crash.
 
@@ -14,7 +22,7 @@ Before the first attempt the run gets its GPUs (:mod:`scripts.gpus`: disjoint de
 concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
 the Slurm allocation (:mod:`scripts.cluster`: one ``srun`` per node). Both are recorded in
 ``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
-``hosts``, ``nodes``.
+``hosts``, ``nodes``. A docker run gets its GPUs the same way, as ``--gpus "device=..."``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import hashlib
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -34,10 +44,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, gpus
+from scripts import cluster, docker_backend, gpus
 from scripts.config import RunSpec, fingerprint
 from scripts.mlperf_log import parse_file
 
@@ -66,7 +77,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None
 
 
 def _watch_parent(
-    proc: subprocess.Popen[bytes],
+    kill: Callable[[float], None],
     parent: int,
     stop: threading.Event,
     on_parent_death: Callable[[], None],
@@ -74,9 +85,104 @@ def _watch_parent(
     while not stop.wait(1.0):
         if os.getppid() != parent:
             print("runner: parent process died; killing the trainer", file=sys.stderr, flush=True)
-            _kill_group(proc, grace_s=2.0)
+            kill(2.0)
             on_parent_death()
             os._exit(137)
+
+
+@dataclass
+class Launch:
+    """How one attempt starts and stops: the command line, its environment, and how to kill
+    everything it started (``kill(proc, grace_s)``) for each backend."""
+
+    argv: list[str]
+    env: dict[str, str]
+    kill: Callable[[subprocess.Popen[bytes], float], None]
+    # after the attempt, whatever happened (e.g. make sure the container is gone)
+    cleanup: Callable[[], None] = lambda: None
+    image: dict[str, Any] | None = None
+    # what the runner added to the environment (e.g. the assigned GPUs), for the job's log
+    added_env: dict[str, str] | None = None
+
+
+def local_launch(spec: RunSpec, command: str, extra_env: dict[str, str]) -> Launch:
+    env = dict(os.environ)
+    env.update(spec.env)
+    env.update(extra_env)
+    env.setdefault("OMP_NUM_THREADS", str(spec.threads))
+    env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
+    return Launch(["/bin/bash", "-c", command], env, _kill_group, added_env=extra_env)
+
+
+def container_env(spec: RunSpec) -> dict[str, str]:
+    """The environment given to the container: the benchmark's and system's variables and the
+    seed. Not OMP_NUM_THREADS: inside an image its own settings (or the implementation's
+    launcher) decide, as they do when its run scripts start it; give it in env if wanted. Not
+    CUDA_VISIBLE_DEVICES: the container gets its GPUs with --gpus and numbers them from 0."""
+    env = dict(spec.env)
+    env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
+    return env
+
+
+def docker_launch(
+    spec: RunSpec,
+    image_stamp: Path,
+    user: str | None = None,
+    gpu_devices: Sequence[str] = (),
+) -> Launch:
+    """``docker run`` of the run's command in the system's image (by id, from the stamp), with
+    the GPUs assigned to the run (:mod:`scripts.gpus`)."""
+    opts = spec.container
+    record = docker_backend.read_stamp(image_stamp)
+    run_dir = Path(opts["host_run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prepared = opts.get("host_prepared_dir")
+    name = docker_backend.container_name(spec.benchmark, spec.system, spec.run, run_dir)
+    argv = docker_backend.run_argv(
+        opts,
+        image=record["image_id"],
+        name=name,
+        command=spec.command,
+        env=container_env(spec),
+        dataset_dir=Path(opts["host_dataset_dir"]),
+        run_dir=run_dir,
+        prepared_dir=Path(prepared) if prepared else None,
+        user=user,
+        gpu_devices=gpu_devices,
+    )
+    grace = float(opts.get("stop_grace_s", docker_backend.STOP_GRACE_S))
+
+    def kill(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+        # the container first (the docker CLI does not take it down when it is killed)
+        docker_backend.stop_container(name, min(grace_s, grace))
+        _kill_group(proc, grace_s=2.0)
+
+    # a container of this name is a leftover of a runner that was killed: it must not keep
+    # training next to this attempt
+    docker_backend.remove_container(name)
+    image = {k: record.get(k) for k in ("tag", "image_id", "inputs_sha256", "context_sha256")}
+    return Launch(
+        argv, dict(os.environ), kill, lambda: docker_backend.remove_container(name), image
+    )
+
+
+def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
+    """Refuse to run when finished runs of the same system used another image: they would
+    no longer be comparable (the workflow's comparability check names what to do)."""
+    for meta_path in sorted(run_dir.parent.glob("run_*/run.json")):
+        if meta_path.parent == run_dir:
+            continue
+        try:
+            other = (json.loads(meta_path.read_text()).get("image") or {}).get("image_id")
+        except (OSError, ValueError):
+            continue
+        if other and other != image_id:
+            raise RunFailed(
+                f"{meta_path.parent.name} ran in image {other}, but the image of "
+                f"{spec.benchmark}/{spec.system} is now {image_id}; runs of two images are not "
+                "comparable. Archive the old runs (python -m scripts.campaign archive "
+                f"{run_dir.parent}) or rebuild the old image"
+            )
 
 
 def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
@@ -116,9 +222,27 @@ def execute(
     failed_dir: Path,
     dataset_manifest: Path,
     environment: Path,
+    image_stamp: Path | None = None,
+    user: str | None = None,
 ) -> dict[str, Any]:
     """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
-    log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed."""
+    log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed.
+
+    ``image_stamp`` (the docker backend's image.json) and ``user`` (``uid:gid`` in the
+    container; default: the caller's) apply to the docker backend only."""
+    if spec.backend == "docker":
+        if image_stamp is None:
+            raise RunFailed("the docker backend needs the image stamp (--image-stamp)")
+        if spec.nodes > 1:
+            raise RunFailed(
+                f"{spec.system} has backend docker and slurm.nodes {spec.nodes}: the docker "
+                "backend runs on one node; set slurm.nodes to 1"
+            )
+        try:
+            image_id = docker_backend.read_stamp(image_stamp)["image_id"]
+        except docker_backend.DockerError as exc:
+            raise RunFailed(str(exc)) from None
+        check_same_image(spec, log_path.parent, image_id)
     try:
         command, placement = cluster.launch_command(
             spec.command,
@@ -144,6 +268,9 @@ def execute(
                 extra_env=gpus.cuda_env(assignment),
                 placement={**placement, **assignment.to_meta(), "nodes": spec.nodes},
                 node_logs=node_logs,
+                image_stamp=image_stamp,
+                user=user,
+                gpu_devices=assignment.devices,
             )
     except gpus.GpuError as exc:
         raise RunFailed(str(exc)) from None
@@ -177,16 +304,19 @@ def _attempts(
     extra_env: dict[str, str],
     placement: dict[str, Any],
     node_logs: Sequence[Path],
+    image_stamp: Path | None = None,
+    user: str | None = None,
+    gpu_devices: Sequence[str] = (),
 ) -> dict[str, Any]:
     for attempt in range(1, spec.retries + 2):
+        if spec.backend == "docker":
+            assert image_stamp is not None
+            launch = docker_launch(spec, image_stamp, user, gpu_devices)
+        else:
+            launch = local_launch(spec, command, extra_env)
         try:
             started, elapsed_s, rc = _attempt(
-                spec,
-                log_path,
-                failed_dir,
-                command=command,
-                extra_env=extra_env,
-                node_logs=node_logs,
+                spec, log_path, failed_dir, launch, node_logs=node_logs
             )
         except RunFailed as exc:
             if attempt > spec.retries:
@@ -214,12 +344,15 @@ def _attempts(
             "environment_digest": json.loads(environment.read_text()).get("digest", ""),
             **placement,
         }
-        meta["fingerprint"] = fingerprint(
-            {
-                k: meta[k]
-                for k in ("config_fingerprint", "dataset_manifest_sha256", "environment_digest")
-            }
-        )
+        fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
+        if launch.image is not None:
+            # the exact image is part of what makes runs comparable
+            meta["backend"] = "docker"
+            meta["image"] = launch.image
+            meta["docker_argv"] = launch.argv
+            meta["image_id"] = launch.image["image_id"]
+            fingerprinted.append("image_id")
+        meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, meta_path)
@@ -232,40 +365,40 @@ def _attempt(
     spec: RunSpec,
     log_path: Path,
     failed_dir: Path,
+    launch: Launch | None = None,
     *,
-    command: str | None = None,
-    extra_env: dict[str, str] | None = None,
     node_logs: Sequence[Path] = (),
 ) -> tuple[float, float, int]:
     """One attempt: (start time, seconds, exit status) of a run that ended with run_stop;
     raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
 
-    ``command`` (default: the spec's) is what runs, e.g. a multi-node launch script;
-    ``extra_env`` (e.g. the assigned GPUs) is added to the trainer's environment."""
-    command = spec.command if command is None else command
-    env = dict(os.environ)
-    env.update(spec.env)
-    env.update(extra_env or {})
-    env.setdefault("OMP_NUM_THREADS", str(spec.threads))
-    env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
+    ``launch`` (default: the spec's command here) is what runs: e.g. a multi-node launch
+    script with the assigned GPUs in its environment, or a ``docker run``."""
+    launch = launch or local_launch(spec, spec.command, {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     t0 = time.monotonic()
     print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
     print(f"runner: command: {spec.command}", flush=True)
-    if command != spec.command:
-        print(f"runner: launched as:\n{command}", flush=True)
-    if extra_env:
-        print(f"runner: environment: {extra_env}", flush=True)
+    if launch.image is not None:
+        print(f"runner: docker: {shlex.join(launch.argv)}", flush=True)
+    elif launch.argv[-1] != spec.command:
+        print(f"runner: launched as:\n{launch.argv[-1]}", flush=True)
+    if launch.added_env:
+        print(f"runner: environment: {launch.added_env}", flush=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            ["/bin/bash", "-c", command],
+            launch.argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=launch.env,
             start_new_session=True,  # its own process group: we can kill the whole tree
         )
+
+    def kill(grace_s: float) -> None:
+        launch.kill(proc, grace_s)
+
     running = running_marker(failed_dir, spec)
     running.parent.mkdir(parents=True, exist_ok=True)
     running.write_text(
@@ -282,42 +415,65 @@ def _attempt(
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_parent,
-        args=(proc, os.getppid(), stop, lambda: running.unlink(missing_ok=True)),
+        args=(kill, os.getppid(), stop, lambda: running.unlink(missing_ok=True)),
         daemon=True,
     )
     watcher.start()
 
     def forward(signum: int, _frame: Any) -> None:
-        _kill_group(proc, grace_s=5.0)
+        kill(5.0)
         running.unlink(missing_ok=True)
         keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}", node_logs)
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    docker = launch.image is not None
+    what = "container stopped and removed" if docker else "process group killed"
     try:
         rc = proc.wait(timeout=spec.timeout_s)
         reason = ""
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill(GRACE_S)
         rc = proc.wait()
-        reason = f"timed out after {spec.timeout_s} s; process group killed"
+        reason = f"timed out after {spec.timeout_s} s; {what}"
     finally:
         stop.set()
         running.unlink(missing_ok=True)
+        launch.cleanup()
     elapsed = time.monotonic() - t0
     if not reason and rc != 0:
         reason = f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
+        if docker and rc == 125:
+            reason = "docker could not start the container (exit 125; the log says why)"
+        elif docker and rc > 128:
+            reason += f" (killed by signal {rc - 128} in the container; 137: SIGKILL or OOM)"
     if not reason:
         parsed = parse_file(log_path)
         if parsed.last("run_stop") is None:
             reason = "trainer exited 0 but its log has no run_stop event"
         elif parsed.first("run_start") is None:
             reason = "trainer exited 0 but its log has no run_start event"
+    if not reason and spec.fail_patterns:
+        reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
         raise RunFailed(f"{reason}; log kept as {kept}")
     return started, elapsed, rc
+
+
+def matched_fail_pattern(log_path: Path, patterns: Sequence[str]) -> str | None:
+    """'the log matches ...' for the first line that matches one of ``patterns``, or None."""
+    compiled = [re.compile(p) for p in patterns]
+    with log_path.open(encoding="utf-8", errors="replace") as fh:
+        for no, line in enumerate(fh, 1):
+            for rx in compiled:
+                if rx.search(line):
+                    return (
+                        f"log line {no} matches the failure pattern {rx.pattern!r}: "
+                        f"{line.strip()[:200]!r}"
+                    )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -328,10 +484,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--failed-dir", type=Path, required=True, help="where failed logs are kept")
     p.add_argument("--dataset-manifest", type=Path, required=True)
     p.add_argument("--environment", type=Path, required=True)
+    p.add_argument(
+        "--image-stamp", type=Path, default=None, help="docker backend: the image.json to run"
+    )
     args = p.parse_args(argv)
     spec = RunSpec.from_json(args.spec)
     try:
-        execute(spec, args.log, args.meta, args.failed_dir, args.dataset_manifest, args.environment)
+        execute(
+            spec,
+            args.log,
+            args.meta,
+            args.failed_dir,
+            args.dataset_manifest,
+            args.environment,
+            image_stamp=args.image_stamp,
+        )
     except RunFailed as exc:
         print(
             f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}",

@@ -26,6 +26,7 @@ WORKFLOW_PARTS = (
     "resources",
     "profiles",
     "report",
+    "requirements.txt",  # pins the wheels of the embedded benchmark's image
 )
 
 
@@ -125,3 +126,40 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
         for p in sorted((root / "results").rglob("*"))
         if p.is_file()
     }
+
+
+def need_docker() -> str:
+    """A Docker engine that answers, and the name of the local base image the docker tests
+    build on (MLPERF_CI_BASE_IMAGE, made by .ci/docker-up.sh). Missing is a failure under CI,
+    a skip elsewhere."""
+    base = os.environ.get("MLPERF_CI_BASE_IMAGE", "mlperf-ci/debian-python:bookworm")
+    problem = None
+    try:
+        out = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", base],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if out.returncode != 0:
+            problem = f"docker cannot use the base image {base}: {out.stderr.strip()}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = f"no docker engine: {exc}"
+    if problem is None:
+        return base
+    hint = '; start one with: eval "$(.ci/docker-up.sh)"'
+    if os.environ.get("CI") == "true":
+        pytest.fail(problem + hint)
+    pytest.skip(problem + hint)
+
+
+def containers_labelled(label: str = "org.mlperf-workflow.container") -> list[str]:
+    """Names of the containers (running or not) that the workflow started."""
+    out = subprocess.run(
+        ["docker", "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.split()

@@ -123,3 +123,21 @@ def test_retries_try_a_crashed_run_again_and_keep_each_failed_log(tmp_path: Path
     assert "exited with status 4" in kept.read_text()
     with pytest.raises(RunFailed):
         execute(spec("exit 5"), **paths)  # retries 0: one attempt only
+
+
+def test_a_log_line_matching_a_fail_pattern_makes_the_run_a_crash(tmp_path: Path, paths) -> None:
+    """NVIDIA's run_and_time.sh falls back to DGX-1's settings when the image has no
+    config_<SYSTEM>.sh, and says so: such a run must not become a result."""
+    command = "echo 'Unknown system, assuming DGX1'; " + good_log_command(tmp_path)
+    s = spec(command)
+    s = RunSpec(
+        **{
+            **{f: getattr(s, f) for f in s.__dataclass_fields__},
+            "fail_patterns": ["Unknown system, assuming DGX1"],
+        }
+    )
+    with pytest.raises(RunFailed, match=r"log line 1 matches the failure pattern"):
+        execute(s, **paths)
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert "Unknown system, assuming DGX1" in kept.read_text()
+    assert execute(spec(good_log_command(tmp_path)), **paths)["exit_code"] == 0
