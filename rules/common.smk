@@ -11,7 +11,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, cluster, dataset, docker_backend, import_logs
+from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -362,6 +362,50 @@ def main_invocation():
     return not (workflow.remote_exec or workflow.subprocess_exec)
 
 
+def result_args(wildcards):
+    """What train_run and import_run need to write result.json in the same job."""
+    bench = BENCHMARKS[wildcards.benchmark]
+    out = f"results/{wildcards.benchmark}/{wildcards.system}/run_{wildcards.run}/result.json"
+    return (
+        f"--result {shlex.quote(out)} --quality-json {json_arg(bench['quality'])} "
+        f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
+    )
+
+
+def parse_unparsed_runs():
+    """A run whose result.json is missing but whose log and run.json exist is parsed here,
+    before the plan is built: train_run makes all three files, and Snakemake would otherwise
+    train the run again for its result.json. A dry run only says so."""
+    root = Path.cwd()
+    for benchmark in BENCHMARKS:
+        systems = benchmark_systems(benchmark)
+        found = campaign.unparsed_runs(
+            root, benchmark, systems, {s: system_run_ids(benchmark, s) for s in systems}
+        )
+        if not found:
+            continue
+        names = ", ".join(str(d.relative_to(root)) for d in found)
+        if campaign.is_dry_run(sys.argv):
+            logger.warning(
+                f"A real run re-parses these runs' logs (no training): {names}"
+            )
+            continue
+        logger.warning(f"Re-parsing the logs of runs without result.json: {names}")
+        bench = BENCHMARKS[benchmark]
+        for d in (d.relative_to(root) for d in found):  # relative, as the jobs write them
+            run_result.write_result(
+                d / "mlperf.log",
+                d / "run.json",
+                bench["quality"],
+                bench["log"]["time_to_train"],
+                d / "result.json",
+            )
+        # the tables built from the result files go and are rebuilt (Snakemake redoes neither
+        # a job whose input only became newer, nor one whose intermediate output is missing)
+        for table in ("runs.csv", "evals.csv", "summary.csv"):
+            (root / "results" / benchmark / table).unlink(missing_ok=True)
+
+
 def remove_stale_derived_files():
     """Missing run files, or a changed dataset checksum, make derived files stale: remove them
     so they are rebuilt (scripts/campaign.py says why). A dry run only warns."""
@@ -450,6 +494,7 @@ if main_invocation():
     except cfg.ConfigError as exc:
         raise WorkflowError(str(exc)) from None
     check_images()
+    parse_unparsed_runs()
     remove_stale_derived_files()
 
 

@@ -1,6 +1,6 @@
 # The import backend: run NN of an import system is the NN-th published result_*.txt of its
 # folder (systems.<name>.import_dir/<mlperf_name>/), copied with a run.json that says where it
-# came from. Parsing, collecting and scoring are the same rules as for runs made here.
+# came from, and its result.json. Collecting and scoring are the same rules as for runs made here.
 
 
 # import systems make their runs by import, never by training
@@ -13,12 +13,14 @@ rule import_run:
     output:
         log="results/{benchmark}/{system}/run_{run}/mlperf.log",
         meta="results/{benchmark}/{system}/run_{run}/run.json",
+        result="results/{benchmark}/{system}/run_{run}/result.json",
     log:
         "logs/import_run/{benchmark}/{system}/run_{run}.log",
     wildcard_constraints:
         system=import_systems_regex(),
     params:
         spec=import_spec_json,
+        result=result_args,
     shell:
         "{PY} scripts.import_logs --source {input:q} --spec {params.spec:q} "
-        "--log {output.log:q} --meta {output.meta:q} > {log:q} 2>&1"
+        "--log {output.log:q} --meta {output.meta:q} {params.result} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-# One job per training run (benchmark x system x run index), then its parse into result.json.
+# One job per training run (benchmark x system x run index): it trains and parses the log into
+# result.json (a deleted result.json is re-parsed before the plan is built: common.smk).
 
 
 rule train_run:
@@ -13,6 +14,7 @@ rule train_run:
     output:
         log="results/{benchmark}/{system}/run_{run}/mlperf.log",
         meta="results/{benchmark}/{system}/run_{run}/run.json",
+        result="results/{benchmark}/{system}/run_{run}/result.json",
     log:
         "logs/train_run/{benchmark}/{system}/run_{run}.log",
     threads: lambda w: SYSTEMS[w.system]["threads"]
@@ -23,26 +25,10 @@ rule train_run:
         spec=run_spec_json,
         failed_dir="logs/failed/{benchmark}/{system}",
         image=image_stamp_arg,
+        result=result_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
         "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "
         "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
         "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
-        "{params.image} > {log:q} 2>&1"
-
-
-rule parse_run:
-    input:
-        log="results/{benchmark}/{system}/run_{run}/mlperf.log",
-        meta="results/{benchmark}/{system}/run_{run}/run.json",
-    output:
-        "results/{benchmark}/{system}/run_{run}/result.json",
-    log:
-        "logs/parse_run/{benchmark}/{system}/run_{run}.log",
-    params:
-        quality=lambda w: json_arg(BENCHMARKS[w.benchmark]["quality"]),
-        time_to_train=lambda w: BENCHMARKS[w.benchmark]["log"]["time_to_train"],
-    shell:
-        "{PY} scripts.results parse --log {input.log:q} --meta {input.meta:q} "
-        "--quality-json {params.quality} --time-to-train {params.time_to_train} "
-        "--output {output:q} > {log:q} 2>&1"
+        "{params.image} {params.result} > {log:q} 2>&1"

@@ -83,6 +83,25 @@ def stale_derived_files(
     return stale
 
 
+def unparsed_runs(
+    root: Path,
+    benchmark: str,
+    systems: Iterable[str],
+    runs: Mapping[str, Sequence[str]],
+) -> list[Path]:
+    """Run folders whose mlperf.log and run.json exist but whose result.json does not (it was
+    deleted, or its writer was killed): re-parsing them needs no training."""
+    found = []
+    for system in systems:
+        for run in runs[system]:
+            d = run_dir(root, benchmark, system, run)
+            if not (d / "result.json").exists() and all(
+                (d / n).exists() for n in ("mlperf.log", "run.json")
+            ):
+                found.append(d)
+    return found
+
+
 def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[tuple[Path, str]]:
     """Downloads whose configured checksum changed since they were fetched, and the manifest
     and unpacked dataset built from them (``dataset_dir`` is <data_dir>/<benchmark>)."""

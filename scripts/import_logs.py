@@ -28,6 +28,7 @@ from typing import Any
 
 from scripts.config import fingerprint
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
+from scripts.run_result import add_result_arguments, write_result_if_asked
 
 RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 # NVIDIA's run scripts print the node they ran on
@@ -141,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--spec", required=True, help="the run's specification as JSON")
     p.add_argument("--log", type=Path, required=True, help="the run's mlperf.log to write")
     p.add_argument("--meta", type=Path, required=True, help="the run's run.json to write")
+    add_result_arguments(p)
     args = p.parse_args(argv)
     spec = json.loads(args.spec)
     try:
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     platform = meta["submission"].get("platform", "?")
     print(f"run {spec['run']}: imported {args.source} ({platform})")
+    write_result_if_asked(args, args.log, args.meta)
     return 0
 
 

@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from scripts import stats
-from scripts.mlperf_log import parse_file, run_outcome
+from scripts.run_result import parse_run, write_atomic  # noqa: F401 (re-exported)
 from scripts.scoring import describe, olympic_score
 
 RUN_COLUMNS = [
@@ -126,64 +125,6 @@ EVAL_COLUMNS = ["benchmark", "system", "run", "epoch", "quality", "time_s", "con
 
 class AggregationError(RuntimeError):
     pass
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def parse_run(
-    log: Path,
-    meta: Mapping[str, Any],
-    quality: Mapping[str, Any],
-    time_to_train: str = "run_stop",
-) -> dict[str, Any]:
-    """The result of one run: its log's outcome plus the runner's metadata.
-
-    ``quality`` is the benchmark's quality section (target, direction, and optionally
-    value_key and also_targets); ``time_to_train`` its ``log.time_to_train``."""
-    parsed = parse_file(log)
-    outcome = run_outcome(
-        parsed,
-        float(quality["target"]),
-        quality.get("direction", "higher"),
-        value_key=quality.get("value_key"),
-        also_targets=quality.get("also_targets"),
-        time_source=time_to_train,
-    )
-    out = outcome.to_dict()
-    # the log's submission_benchmark (e.g. gnmt) never replaces the workflow's benchmark name
-    out["submission_benchmark"] = out.pop("benchmark")
-    problems = list(out.pop("problems"))
-    if outcome.seed is not None and outcome.seed != meta.get("seed"):
-        problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
-    return {
-        "benchmark": meta["benchmark"],
-        "system": meta["system"],
-        "run": meta["run"],
-        "seed": outcome.seed if outcome.seed is not None else meta.get("seed"),
-        "scale": meta.get("scale"),
-        "quality_metric": quality.get("metric"),
-        **out,
-        "started_utc": meta.get("started_utc"),
-        "runner_wall_s": meta.get("wall_s"),
-        "host": meta.get("host"),
-        # where it ran: the nodes, its GPUs (and who assigned them), its Slurm job
-        "hosts": meta.get("hosts") or [meta.get("host")],
-        "nodes": meta.get("nodes", 1),
-        "gpu_devices": meta.get("gpu_devices", []),
-        "gpu_assignment": meta.get("gpu_assignment"),
-        "slurm_job_id": meta.get("slurm_job_id"),
-        "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
-        "log": str(log),
-        "malformed_lines": parsed.malformed_lines,
-        "problems": problems,
-        "fingerprint": meta.get("fingerprint"),
-        "config_fingerprint": meta.get("config_fingerprint"),
-    }
 
 
 def _interval(result: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -51,6 +51,7 @@ from typing import Any
 from scripts import cluster, docker_backend, gpus
 from scripts.config import RunSpec, fingerprint
 from scripts.mlperf_log import parse_file
+from scripts.run_result import add_result_arguments, write_result_if_asked
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 
@@ -487,6 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--image-stamp", type=Path, default=None, help="docker backend: the image.json to run"
     )
+    add_result_arguments(p)
     args = p.parse_args(argv)
     spec = RunSpec.from_json(args.spec)
     try:
@@ -505,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    # the result in the same job: a run is one job, not a training job and a parse job
+    write_result_if_asked(args, args.log, args.meta)
     return 0
 
 

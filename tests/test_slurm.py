@@ -123,7 +123,7 @@ def test_an_embedded_campaign_runs_each_run_as_its_own_slurm_job(workflow_copy: 
     # --exclusive (the default): the runs had the node to themselves, one after the other
     assert list(runs["overlapping_runs"]) == [0, 0, 0]
     # download, verification and the tables ran here, not as Slurm jobs
-    for rule in ("download_file", "verify_dataset", "parse_run", "collect_runs", "summarize"):
+    for rule in ("download_file", "verify_dataset", "collect_runs", "summarize"):
         assert f"localrule {rule}:" in proc.stderr
     assert sorted(p.name for p in (wf / "logs/slurm").iterdir()) == [
         "rule_capture_environment",
