@@ -21,4 +21,13 @@ for pidfile in "$D"/slurmd.*.pid; do
 done
 stop "$D/slurmctld.pid"
 stop "$D/munge/munged.pid"
+# Unlink our /etc/slurm links (and restore what slurm-up moved aside): a slurm.conf naming a
+# controller that is gone makes every snakemake start wait about 9 s, because the Slurm
+# executor plugin runs `scontrol show config` (10 s timeout) when it is imported.
+for f in slurm.conf gres.conf; do
+    if [ -L "/etc/slurm/$f" ] && [ "$(readlink "/etc/slurm/$f")" = "$D/$f" ]; then
+        rm -f "/etc/slurm/$f"
+        [ -e "/etc/slurm/$f.orig" ] && mv "/etc/slurm/$f.orig" "/etc/slurm/$f"
+    fi
+done
 echo "slurm-down: stopped"
