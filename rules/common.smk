@@ -392,7 +392,9 @@ def parse_unparsed_runs():
             continue
         logger.warning(f"Re-parsing the logs of runs without result.json: {names}")
         bench = BENCHMARKS[benchmark]
-        for d in (d.relative_to(root) for d in found):  # relative, as the jobs write them
+        for d in (
+            d.relative_to(root) for d in found
+        ):  # relative, as the jobs write them
             run_result.write_result(
                 d / "mlperf.log",
                 d / "run.json",
