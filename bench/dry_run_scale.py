@@ -4,7 +4,9 @@
     python bench/dry_run_scale.py --quick    # 100 and 400 runs (CI)
 
 Campaign sizes are systems x runs: 10 x 10, 10 x 100, 100 x 100. Nothing exists yet, so the dry
-run plans every job: dataset, environment per system, a train and a parse job per run, tables.
+run plans every job: dataset, environment per system, one job per run, tables. Baseline, in the
+same run: Snakemake's own floor, a minimal Snakefile with one rule and the same number of jobs
+(one per run, same outputs), both with `-n` and with `-n -q` (no per-job printing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,33 @@ FULL = [(10, 10), (10, 100), (100, 100)]
 QUICK = [(10, 10), (20, 20)]
 
 
+FLOOR = """\
+rule all:
+    input: "summary.csv"
+rule summarize:
+    input:
+        expand("results/s{{s:03d}}/run_{{r:02d}}/result.json",
+               s=range({systems}), r=range(1, {runs} + 1))
+    output: "summary.csv"
+    shell: "touch {{output}}"
+rule train:
+    input: "dataset.txt"
+    output:
+        "results/s{{s}}/run_{{r}}/mlperf.log",
+        "results/s{{s}}/run_{{r}}/run.json",
+        "results/s{{s}}/run_{{r}}/result.json",
+    shell: "touch {{output}}"
+"""
+
+
+def floor(tmp: Path, systems: int, runs: int, *flags: str) -> float:
+    d = tmp / f"floor{systems}x{runs}"
+    d.mkdir(exist_ok=True)
+    (d / "Snakefile").write_text(FLOOR.format(systems=systems, runs=runs))
+    (d / "dataset.txt").write_text("x\n")
+    return snakemake(d, "-n", *flags, "--cores", "1")[0]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
@@ -31,26 +60,32 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
         for systems, runs in sizes:
             wf = copy_workflow(Path(tmp) / f"wf{systems}x{runs}")
-            overlay = trivial_campaign(wf, systems=systems, runs=runs)
-            seconds, proc = snakemake(
-                wf,
-                "-n",
-                "--cores",
-                "1",
-                "results/trivial/summary.csv",
-                "--configfile",
-                str(overlay),
-            )
+            overlay = str(trivial_campaign(wf, systems=systems, runs=runs))
+            args = ["--cores", "1", "results/trivial/summary.csv", "--configfile", overlay]
+            seconds, proc = snakemake(wf, "-n", *args)
+            quiet, _ = snakemake(wf, "-n", "-q", *args)
             jobs = _jobs(proc.stdout + proc.stderr)
-            rows.append((systems * runs, jobs, seconds))
+            base = floor(Path(tmp), systems, runs)
+            base_q = floor(Path(tmp), systems, runs, "-q")
+            rows.append((systems * runs, jobs, seconds, quiet, base, base_q))
     print(f"dry run of a fresh campaign, commit {commit()}")
-    print(f"{'runs':>8}{'jobs':>8}{'wall s':>10}{'ms per run':>12}")
-    for n, jobs, seconds in rows:
-        print(f"{n:>8}{jobs:>8}{seconds:>10.2f}{1000 * seconds / n:>12.2f}")
-    (n0, _, s0), (n1, _, s1) = rows[0], rows[-1]
+    print(
+        f"{'runs':>8}{'jobs':>8}{'-n s':>9}{'-n -q s':>9}{'floor -n':>10}{'floor -q':>10}"
+        f"{'ms/run':>8}"
+    )
+    for n, jobs, seconds, quiet, base, base_q in rows:
+        print(
+            f"{n:>8}{jobs:>8}{seconds:>9.2f}{quiet:>9.2f}{base:>10.2f}{base_q:>10.2f}"
+            f"{1000 * seconds / n:>8.2f}"
+        )
+    (n0, _, s0, *_), (n1, _, s1, q1, b1, bq1) = rows[0], rows[-1]
     print(
         f"growth from {n0} to {n1} runs: {s1 / s0:.1f}x time for {n1 / n0:.0f}x runs "
         f"(goal: <= 10 s at 10,000 runs)"
+    )
+    print(
+        f"at {n1} runs: -n {s1:.2f} s = {s1 / b1:.2f}x Snakemake's floor ({b1:.2f} s); "
+        f"-n -q {q1:.2f} s = {q1 / bq1:.2f}x its floor ({bq1:.2f} s)"
     )
     return 0
 
