@@ -13,17 +13,14 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "config", "scripts", "envs", "resources", "profiles")
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import copy_workflow as _copy_workflow  # noqa: E402 (one list of parts)
 
 
 def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / part)
+    """A fresh copy of the workflow, as the tests make it, plus the trivial trainer."""
+    _copy_workflow(dest)
     shutil.copy2(REPO / "bench" / "trivial_trainer.py", dest / "trivial_trainer.py")
     return dest
 
