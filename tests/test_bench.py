@@ -43,9 +43,10 @@ def test_parse_logs() -> None:
 
 def test_dry_run_scale() -> None:
     out = bench("dry_run_scale.py")
-    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+[\d.]+\s+[\d.]+$", out, re.M)
+    rows = re.findall(r"^\s+(\d+)\s+(\d+)(?:\s+[\d.]+){5}$", out, re.M)
     assert [int(r[0]) for r in rows] == [100, 400]
     assert all(int(jobs) > int(runs) for runs, jobs in rows)  # every run was planned
+    assert number(r"-n -q [\d.]+ s = ([\d.]+)x its floor", out) > 0  # the floor was measured
 
 
 @pytest.mark.parametrize(
