@@ -562,12 +562,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument(
         "--url", action="append", required=True, help="a source URL (repeatable, tried in order)"
     )
-    f.add_argument("--dest", type=Path, required=True)
-    f.add_argument("--sha256")
-    f.add_argument("--md5")
+    f.add_argument("--dest", type=Path, required=True, help="the file to write")
+    f.add_argument("--sha256", help="expected sha256 (64 hex digits)")
+    f.add_argument("--md5", help="expected md5 (32 hex digits)")
     f.add_argument("--retries", type=int, default=Policy.retries, help="retries per source")
-    f.add_argument("--backoff-s", type=float, default=Policy.backoff_s, help="first retry wait")
-    f.add_argument("--timeout-s", type=float, default=Policy.timeout_s, help="network timeout")
+    f.add_argument(
+        "--backoff-s", type=float, default=Policy.backoff_s, help="first retry wait, seconds"
+    )
+    f.add_argument(
+        "--timeout-s", type=float, default=Policy.timeout_s, help="network timeout, seconds"
+    )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = sub.add_parser("verify", help="verify every file of a dataset, write its manifest")
     v.add_argument("--files-json", required=True, help="the benchmark's dataset.files as JSON")

@@ -1,6 +1,7 @@
 """From raw run logs to the campaign's tables: result.json per run, runs.csv, summary.csv.
 
-- ``parse``: one run's ``mlperf.log`` (+ the runner's ``run.json``) -> ``result.json``.
+- ``parse``: one run's ``mlperf.log`` (+ the runner's ``run.json``) -> ``result.json``, by hand
+  (a run's own job writes it through :mod:`scripts.run_result`).
 - ``collect``: every ``result.json`` of a benchmark -> ``runs.csv`` (one row per run).
 - ``summarize``: ``runs.csv`` -> ``summary.csv`` (one row per system): the MLPerf score
   (olympic mean, :func:`scripts.scoring.olympic_score`) and statistics of the converged runs'
