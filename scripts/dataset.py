@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import shlex
@@ -404,7 +405,10 @@ def _fetch_http(
                 f"retries, backoff_s, timeout_s){kept}"
             ) from None
         wait = policy.wait(failures, retry_after)
-        say(f"download {name}: {why} ({url}); retry {failures} of {policy.retries} in {wait:.1f} s")
+        say(
+            f"download {name}: {why} ({url}); "
+            f"retry {failures} of {policy.retries} in {round(wait, 2):g} s"
+        )
         time.sleep(wait)
 
 
@@ -435,7 +439,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
         if any(e is s for s in seen):
             continue
         seen.append(e)
-        nested = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args[:1]]
+        nested = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
         todo.extend(n for n in nested if isinstance(n, BaseException))
     return seen
 
@@ -453,6 +457,10 @@ def _why(exc: BaseException, timeout_s: float, at_byte: int) -> str:
         for e in chain
     ):
         return f"no bytes for {timeout_s:g} s" + (f" at byte {at_byte}" if at_byte else "")
+    if any(
+        isinstance(e, (http.client.IncompleteRead, urllib3.exceptions.ProtocolError)) for e in chain
+    ):
+        return f"the connection broke at byte {at_byte}"
     for e in chain:
         if isinstance(e, OSError) and e.strerror and not isinstance(e, requests.RequestException):
             words = e.strerror[0].lower() + e.strerror[1:]
