@@ -206,32 +206,56 @@ def test_a_crashed_attempt_carries_its_report(paths) -> None:
     )
 
 
-def test_the_job_log_starts_with_the_reason(tmp_path: Path, paths) -> None:
-    """As the rule runs it (> log 2>&1): the first line of the job's log is the reason, with the
-    kept log's path; what the runner printed before follows."""
-    job_log = tmp_path / "job.log"
-    command = "python3 -c \"print('w' * 5000)\"; echo 'Traceback: boom' >&2; exit 1"
+def runner_main(paths: dict[str, Path], s: RunSpec, job_log: Path) -> int:
+    """The runner as the rule runs it: ``> {log} 2>&1``."""
     args = [
-        sys.executable, "-m", "scripts.run_training", "--spec", spec(command).to_json(),
+        sys.executable, "-m", "scripts.run_training", "--spec", s.to_json(),
         "--log", str(paths["log_path"]), "--meta", str(paths["meta_path"]),
         "--failed-dir", str(paths["failed_dir"]),
         "--dataset-manifest", str(paths["dataset_manifest"]),
         "--environment", str(paths["environment"]),
     ]  # fmt: skip
     with job_log.open("w") as out:
-        rc = subprocess.run(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
-    assert rc == 1
+        return subprocess.run(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def test_the_job_log_starts_with_the_reason(tmp_path: Path, paths) -> None:
+    """The first line of the job's log is the reason, with the kept log's path, then the tail;
+    what the runner printed before follows."""
+    job_log = tmp_path / "job.log"
+    command = "python3 -c \"print('w' * 5000)\"; echo 'Traceback: boom' >&2; exit 1"
+    assert runner_main(paths, spec(command), job_log) == 1
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     lines = job_log.read_text().splitlines()
-    assert lines[:4] == [
+    assert lines == [
         f"error: run 1 of b/s failed: trainer exited with status 1; its log is kept at {kept}",
         "  its last 2 lines:",
         "  | " + "w" * LINE_CHARS + "...",
         "  | Traceback: boom",
+        "",
+        "runner: its output before that:",
+        "runner: b/s run 1 seed 7",
+        f"runner: command: {command}",
     ]
-    assert lines[5] == "runner: its output before that:"
-    assert lines[6] == "runner: b/s run 1 seed 7" and len(lines) == 8
-    assert all(len(line) < 300 for line in lines)
+
+
+def test_with_retries_the_job_log_starts_with_the_last_attempt(tmp_path: Path, paths) -> None:
+    job_log = tmp_path / "job.log"
+    s = spec("echo attempt; exit 2")
+    s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "retries": 1})
+    assert runner_main(paths, s, job_log) == 1
+    first, second = sorted(paths["failed_dir"].glob("run_01.attempt*.log"))
+    text = job_log.read_text()
+    assert text.startswith(
+        f"error: run 1 of b/s failed: trainer exited with status 2; its log is kept at {second}\n"
+    )
+    before = text.split("runner: its output before that:\n", 1)[1]
+    assert before.splitlines()[2:6] == [
+        f"runner: run 1 of b/s failed: trainer exited with status 2; its log is kept at {first}",
+        "  its last 1 lines:",
+        "  | attempt",
+        "runner: retrying: attempt 2 of 2",
+    ]
 
 
 def _rchar() -> int:
