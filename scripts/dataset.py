@@ -399,10 +399,12 @@ def _fetch_http(
                 if hashing.size
                 else ""
             )
+            retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
+            attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
             raise DatasetError(
-                f"{url}: {why}; gave up after {policy.retries} retries "
-                f"({failures} attempts in {time.monotonic() - t0:.1f} s; config download: "
-                f"retries, backoff_s, timeout_s){kept}"
+                f"{url}: {why}; gave up after {retries} ({attempts} in "
+                f"{time.monotonic() - t0:.1f} s; config download: retries, backoff_s, "
+                f"timeout_s){kept}"
             ) from None
         wait = policy.wait(failures, retry_after)
         say(
