@@ -39,6 +39,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -57,7 +58,12 @@ GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 
 
 class RunFailed(RuntimeError):
-    pass
+    """A run (or one attempt) failed; ``report`` is what the job's output shows about a crash
+    (:func:`crash_report`), when there is one."""
+
+    def __init__(self, message: str, report: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
@@ -322,7 +328,8 @@ def _attempts(
         except RunFailed as exc:
             if attempt > spec.retries:
                 raise
-            print(f"runner: attempt {attempt} failed ({exc}); retrying", flush=True)
+            print(f"runner: {exc.report or exc}", flush=True)
+            print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
         meta = {
             "benchmark": spec.benchmark,
@@ -459,8 +466,83 @@ def _attempt(
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
-        raise RunFailed(f"{reason}; log kept as {kept}")
+        raise RunFailed(f"{reason}; log kept as {kept}", crash_report(spec, reason, kept))
     return started, elapsed, rc
+
+
+TAIL_LINES = 20  # lines of the trainer's log in a crash report
+TAIL_BYTES = 64 << 10  # read from the end of the log for them, never more
+LINE_CHARS = 200  # longer lines are cut to this many characters and "..."
+
+
+def crash_report(
+    spec: RunSpec, reason: str, kept: Path, lines: int = TAIL_LINES, width: int = LINE_CHARS
+) -> str:
+    """What the job's output says about a crashed attempt: one line with the run, the reason
+    and the kept log's path, then the last ``lines`` lines of that log (each cut at ``width``
+    characters, control characters escaped), read from its last TAIL_BYTES: never the whole
+    log, whatever its size or line lengths."""
+    head = (
+        f"run {spec.run} of {spec.benchmark}/{spec.system} failed: {reason}; "
+        f"its log is kept at {kept}"
+    )
+    tail = [t for t in _tail(kept, lines + 1) if not t.startswith("# workflow: attempt failed")]
+    tail = [_cut(t, width) for t in tail[-lines:]]
+    if not tail:
+        return f"{head}\n  (the trainer wrote nothing)"
+    return "\n".join([head, f"  its last {len(tail)} lines:", *(f"  | {t}" for t in tail)])
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` non-empty lines in the last TAIL_BYTES of ``path`` (a line that began
+    before them starts with '...')."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - TAIL_BYTES)
+            fh.seek(start)
+            data = fh.read(TAIL_BYTES)
+    except OSError:
+        return []
+    parts = data.decode("utf-8", errors="replace").split("\n")
+    if start > 0:
+        parts[0] = "..." + parts[0]
+    return [t for t in (t.rstrip("\r") for t in parts) if t.strip()][-lines:]
+
+
+def _cut(line: str, width: int) -> str:
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line.expandtabs(4))
+    return line if len(line) <= width else line[:width] + "..."
+
+
+def print_first(text: str) -> None:
+    """Print ``text`` (and a newline) at the top of the job's log, so the log (and the console
+    that shows it, with show-failed-logs) starts with it: when stdout and stderr are one regular
+    file (the rule's ``> {log} 2>&1``), what the runner wrote before moves below it. Anywhere
+    else (a terminal, a pipe) ``text`` is printed to stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        out, err = os.fstat(1), os.fstat(2)
+        one_file = stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (
+            err.st_dev,
+            err.st_ino,
+        )
+        if one_file and out.st_size <= 1 << 20:
+            with open("/proc/self/fd/1", "rb") as fh:  # the same file, opened for reading
+                before = fh.read()
+            data = (text + "\n").encode()
+            if before.strip():
+                data += b"\nrunner: its output before that:\n" + before
+            # longer than what it replaces: writing from byte 0 leaves nothing of the old order
+            os.lseek(1, 0, os.SEEK_SET)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view) :]
+            return
+    except OSError:
+        pass
+    print(text, file=sys.stderr, flush=True)
 
 
 def matched_fail_pattern(log_path: Path, patterns: Sequence[str]) -> str | None:
@@ -502,9 +584,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             image_stamp=args.image_stamp,
         )
     except RunFailed as exc:
-        print(
-            f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}",
-            file=sys.stderr,
+        # the reason, the kept log and its tail first, whatever the runner printed before
+        print_first(
+            f"error: {exc.report}"
+            if exc.report
+            else f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}"
         )
         return 1
     # the result in the same job: a run is one job, not a training job and a parse job

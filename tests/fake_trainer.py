@@ -11,7 +11,8 @@ command): a mapping of fault name to the list of run numbers it applies to:
 - ``signal``: the trainer kills itself with SIGKILL after the first epoch;
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
-- ``truncate``: exits 0 in the middle of the log, without run_stop.
+- ``truncate``: exits 0 in the middle of the log, without run_stop;
+- ``long_line``: prints a line of 100,000 characters after the first epoch (e.g. a tensor dump).
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             print(":::MLL 12.5 broken: {not json", flush=True)
             print("\x00\x01 binary junk", flush=True)
         log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
+        if has("long_line") and epoch == 1:
+            print("tensor(" + "0.1234, " * 12_500 + ")", flush=True)
         if has("crash") or (has("crash_node1") and os.environ.get("MLPERF_NODE_RANK") == "1"):
             print("fake trainer: crashing on purpose", file=sys.stderr, flush=True)
             return 3
