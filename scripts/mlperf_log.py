@@ -415,8 +415,16 @@ def _feed_all(
 
 
 def _has_long_line(text: Any, newline: Any) -> bool:
-    """Whether a line of ``text`` is longer than MAX_LINE_BYTES (split: C speed)."""
-    return max(map(len, text.split(newline))) > MAX_LINE_BYTES
+    """Whether a line of ``text`` is longer than MAX_LINE_BYTES. Such a line covers one of
+    the positions 0, L, 2L ... (L = MAX_LINE_BYTES), so the newlines around each of those
+    decide: a few short searches, whatever the number of lines."""
+    n, step = len(text), MAX_LINE_BYTES
+    for probe in range(0, n, step):
+        before = text.rfind(newline, 0, probe + 1)  # -1: the line starts at 0
+        after = text.find(newline, probe)
+        if (n if after < 0 else after) - before - 1 > step:
+            return True
+    return False
 
 
 def _iter_lines_with(text: Any, marker: Any, newline: Any) -> Iterator[tuple[int, int]]:
