@@ -69,6 +69,8 @@ MAX_LINE_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64
 # |time| at or above this (seconds or ms) is not a time: catches inf, nan and 1e400 at once
 _TIME_LIMIT = 1e300
+# a longer time to train (317 years) is not one: its log has a wrong clock
+MAX_TIME_TO_TRAIN_S = 1e10
 
 # ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
 _RESULT_RE = re.compile(r"RESULT,([^,]*),([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
@@ -607,7 +609,7 @@ def log_problems(parsed: ParsedLog, time_source: str = "run_stop") -> list[str]:
       which are null for these events; their times decide the score);
     - ``run_stop`` before or at ``run_start``;
     - an event time that is not a finite number (``Infinity``, ``NaN``, ``1e400``);
-    - a time to train that is not finite;
+    - a time to train that is not finite, or longer than MAX_TIME_TO_TRAIN_S (317 years);
     - an epoch, block or evaluation event before ``run_start`` (the clock stepped back, or
       the run_start is not this run's). Events after ``run_stop`` are allowed: published logs
       that pass the v5.0 compliance checker have them (stable_diffusion evaluates its
@@ -644,8 +646,11 @@ def log_problems(parsed: ParsedLog, time_source: str = "run_stop") -> list[str]:
         word = "before" if stop < start else "at"
         problems.append(f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})")
         return problems
-    if not math.isfinite(stop - start):
-        problems.append(f"time to train {stop - start!r} is not finite")
+    if not stop - start < MAX_TIME_TO_TRAIN_S:
+        problems.append(
+            f"time to train {stop - start:.6g} s is longer than {MAX_TIME_TO_TRAIN_S:.0e} s: "
+            "not a time"
+        )
         return problems
     early = [ev for ev in parsed.events if ev.key in WINDOW_KEYS and ev.time_s < start]
     if early:

@@ -38,6 +38,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from scripts.scoring import usable_time  # noqa: E402
+
 DPI = 100
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 
@@ -301,7 +303,7 @@ def plot_quality(evals: pd.DataFrame, quality: Mapping[str, Any], path: Path) ->
 
 def _usable(t: Any) -> bool:
     try:
-        return math.isfinite(float(t)) and float(t) > 0
+        return usable_time(float(t))
     except (TypeError, ValueError):
         return False
 

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from scripts.mlperf_log import MAX_TIME_TO_TRAIN_S
+
 __all__ = ["Describe", "Score", "describe", "olympic_score", "usable_time"]
 
 
 def usable_time(t: object) -> bool:
-    """A time to train that can be scored: a finite number of seconds above zero. Anything
-    else (None, NaN, inf, 0, negative, not a number) is a run without a time."""
+    """A time to train that can be scored: a number of seconds above zero and below
+    MAX_TIME_TO_TRAIN_S (317 years). Anything else (None, NaN, inf, 0, negative, not a
+    number) is a run without a time."""
     if isinstance(t, bool) or not isinstance(t, int | float):
         return False
-    return math.isfinite(t) and t > 0
+    return 0 < t < MAX_TIME_TO_TRAIN_S
 
 
 @dataclass(slots=True)
