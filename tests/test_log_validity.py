@@ -197,6 +197,7 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
     rs.append(result(6, None, False, ["no MLPerf events: not an MLPerf log", "x"]))
     # a row that says converged with a negative time, as an old or edited result.json may
     rs.append(result(7, -59.0, True))
+    rs.append(result(8, float("inf"), True))  # result.json's Infinity: must not crash the summary
     files = []
     for r in rs:
         f = tmp_path / f"r{r['run']}.json"
@@ -210,9 +211,10 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
     summary = results.summarize(pd.read_csv(csv), max_nonconverged=1)
     row = summary.iloc[0]
     assert row["n_log_problems"] == 1
-    assert not row["valid"] and "runs 6, 7" in row["reason"]  # both have no usable time
+    assert not row["valid"] and "runs 6, 7, 8" in row["reason"]  # none has a usable time
     assert row["min_s"] == 101.0  # -59 never reaches the statistics
-    warnings = report.warnings(summary, pd.DataFrame(), {"runs": 7}, rs)
+    assert row["max_s"] == 105.0  # nor does inf
+    warnings = report.warnings(summary, pd.DataFrame(), {"runs": 8}, rs)
     named = [w for w in warnings if "is not a valid MLPerf log" in w]
     assert named == [
         "s run 6: results/b/s/run_06/mlperf.log is not a valid MLPerf log of a finished run: "
