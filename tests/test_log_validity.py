@@ -94,6 +94,19 @@ def good(start: float = 100.0, stop: float = 200.0) -> list[str]:
             "1 event with a time that is not a finite number (first at line 2)",
         ),
     ],
+    ids=[
+        "empty",
+        "junk",
+        "no-run_start",
+        "no-run_stop",
+        "stop-before-start",
+        "stop-at-start",
+        "duplicate-run_start",
+        "eval-before-start",
+        "infinity-time",
+        "nan-time",
+        "huge-time",
+    ],
 )
 def test_a_log_that_is_not_a_valid_log_of_a_finished_run_is_named(text: str, problem: str) -> None:
     out = run_outcome(parse_text(text), 24.0)
@@ -101,6 +114,26 @@ def test_a_log_that_is_not_a_valid_log_of_a_finished_run_is_named(text: str, pro
     assert not out.valid_log and out.converged is False and out.time_to_train_s is None
     assert out.problems[: len(out.log_problems)] == out.log_problems
     json.dumps(out.to_dict(), allow_nan=False)  # nothing non-finite reaches result.json
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN"])
+def test_a_non_finite_value_is_not_a_quality_and_reaches_nothing(value: str) -> None:
+    lines = [
+        mllog("run_start", 1000),
+        mllog("seed", 5, value=None).replace('"value": null', f'"value": {value}'),
+        mllog("eval_accuracy", 2000, epoch_num=1).replace('"value": null', f'"value": {value}'),
+        mllog("run_stop", 3000, status="success"),
+    ]
+    out = run_outcome(parse_text("\n".join(lines)), 24.0)
+    assert out.valid_log and out.converged is False and out.final_quality is None
+    assert out.seed is None and out.time_to_train_s == 2.0
+    assert f"final eval_accuracy {float(value)!r} is not a number" in out.problems
+    json.dumps(out.to_dict(), allow_nan=False)
+    minigo = [mll("run_start", 100.0), mllog("eval_result", 200_000, timestamp=1.0)]
+    minigo[1] = minigo[1].replace('"timestamp": 1.0', f'"timestamp": {value}')
+    out = run_outcome(parse_text("\n".join(minigo)), 0.5, time_source="eval_result")
+    assert out.converged is False and out.time_to_train_s is None
+    json.dumps(out.to_dict(), allow_nan=False)
 
 
 def test_the_same_event_twice_at_the_same_time_is_one_event() -> None:
