@@ -477,3 +477,23 @@ def test_three_published_logs_with_run_stop_before_run_start_make_the_score_inva
         runs.loc[2, "log_problems"],
     )
     assert runs.loc[[2, 5, 8], "time_to_train_s"].isna().all()
+
+
+def test_a_second_run_start_in_a_published_log_is_named_not_taken() -> None:
+    """DGX-1 result_0.txt (1225.22 s) with a run_start 378 s earlier inserted: taking the first
+    one silently would make it 1603.22 s."""
+    data = (need_fixtures() / DGX1 / "result_0.txt").read_bytes()
+    assert run_outcome(mlperf_log.parse_bytes(data), 24.0).time_to_train_s == 1225.22
+    start = next(m for m in V06_STAMP.finditer(data) if m.group(3) == b" run_start:")
+    line_end = data.index(b"\n", start.start()) + 1
+    line = data[start.start() : line_end]
+    early = line.replace(start.group(2), b"%.3f" % (float(start.group(2)) - 378))
+    out = run_outcome(
+        mlperf_log.parse_bytes(data[: start.start()] + early + data[start.start() :]), 24.0
+    )
+    n = data[: start.start()].count(b"\n") + 1  # the line of the inserted run_start
+    assert out.log_problems == [
+        "2 run_start events at different times (1560822000.32, 1560822378.32; lines "
+        f"{n}, {n + 1}): MLPerf requires exactly one"
+    ]
+    assert out.time_to_train_s is None and not out.converged
