@@ -51,7 +51,7 @@ from typing import Any
 
 from scripts import cluster, docker_backend, gpus
 from scripts.config import RunSpec, fingerprint
-from scripts.mlperf_log import parse_file
+from scripts.mlperf_log import log_problems_of
 from scripts.run_result import add_result_arguments, write_result_if_asked
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
@@ -457,11 +457,7 @@ def _attempt(
         elif docker and rc > 128:
             reason += f" (killed by signal {rc - 128} in the container; 137: SIGKILL or OOM)"
     if not reason:
-        parsed = parse_file(log_path)
-        if parsed.last("run_stop") is None:
-            reason = "trainer exited 0 but its log has no run_stop event"
-        elif parsed.first("run_start") is None:
-            reason = "trainer exited 0 but its log has no run_start event"
+        reason = invalid_log_reason(log_path)
     if not reason and spec.fail_patterns:
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
     if reason:
@@ -545,6 +541,19 @@ def print_first(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def invalid_log_reason(log_path: Path) -> str:
+    """Why the log of a trainer that exited 0 is not a valid MLPerf log of a finished run
+    (scripts.mlperf_log.log_problems), or "" when it is one. A reason makes the run a crash
+    whose log is kept; a failure of the parser itself is such a reason too, never a lost log."""
+    try:
+        problems = log_problems_of(log_path)
+    except Exception as exc:  # noqa: BLE001 (whatever it is, the log must be kept)
+        return f"trainer exited 0 but its log could not be parsed ({type(exc).__name__}: {exc})"
+    if not problems:
+        return ""
+    return "trainer exited 0 but its log is not a valid MLPerf log: " + "; ".join(problems)
+
+
 def matched_fail_pattern(log_path: Path, patterns: Sequence[str]) -> str | None:
     """'the log matches ...' for the first line that matches one of ``patterns``, or None."""
     compiled = [re.compile(p) for p in patterns]
@@ -592,7 +601,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     # the result in the same job: a run is one job, not a training job and a parse job
-    write_result_if_asked(args, args.log, args.meta)
+    try:
+        write_result_if_asked(args, args.log, args.meta)
+    except Exception as exc:  # noqa: BLE001 (the job fails; its log must not be lost with it)
+        reason = f"its result could not be parsed ({type(exc).__name__}: {exc})"
+        kept = keep_failed_log(args.log, args.failed_dir, spec, reason)
+        print(
+            f"error: run {spec.run} of {spec.benchmark}/{spec.system}: {reason}; "
+            f"log kept as {kept}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -59,3 +59,11 @@ def test_dry_run_scale() -> None:
 )
 def test_workflow_benches(name: str, pattern: str) -> None:
     number(pattern, bench(name, timeout=600))
+
+
+def test_parse_memory() -> None:
+    out = bench("parse_memory.py")
+    assert "logs of 20 MB" in out
+    rows = re.findall(r"^(parse|import)\s+(random|text|one-line)\s+[\d.]+\s+[\d.]+", out, re.M)
+    assert len(rows) == 4  # every log was parsed in its own process
+    assert number(r"highest peak RSS: ([\d.]+) MB", out) > 0
