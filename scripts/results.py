@@ -31,6 +31,7 @@ import pandas as pd
 from scripts import stats
 from scripts.run_result import parse_run, write_atomic  # noqa: F401 (re-exported)
 from scripts.scoring import describe, olympic_score
+from scripts.seals import CorruptFile, read_json
 
 RUN_COLUMNS = [
     "benchmark",
@@ -156,7 +157,7 @@ def overlapping_runs(results: Sequence[Mapping[str, Any]]) -> list[int]:
 
 
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    results = [json.loads(Path(f).read_text()) for f in result_files]
+    results = [read_json(Path(f)) for f in result_files]  # a corrupt one is named
     rows = [
         {**r, "gpu_devices": ",".join(r.get("gpu_devices") or []), "overlapping_runs": n}
         for r, n in zip(results, overlapping_runs(results), strict=True)
@@ -552,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "collect":
         write_atomic(args.output, collect(args.results).to_csv(index=False))
     elif args.cmd == "evals":
-        rows = [r for f in args.results for r in eval_rows(json.loads(Path(f).read_text()))]
+        rows = [r for f in args.results for r in eval_rows(read_json(Path(f)))]
         write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
     elif args.cmd == "compare":
         runs = pd.read_csv(args.runs)
@@ -590,4 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except CorruptFile as exc:  # e.g. a half-written result.json: named, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
