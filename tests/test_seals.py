@@ -354,6 +354,9 @@ def test_a_truncated_log_of_a_finished_run_stops_the_next_invocation_before_any_
     first = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
     assert first.returncode == 0, first.stderr[-3000:]
     ran = executions(wf)
+    # the campaign's end cached its runs' seals: the next no-op reads no run.json
+    cached = seals._load_cache(seals.cache_path(wf, "fake", "local"))
+    assert sorted(cached) == ["01", "02", "03"] and all(e["seal"] for e in cached.values())
     # a touched, identical log passes: nothing to do
     later(wf / "results/fake/local/run_01/mlperf.log")
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
