@@ -160,15 +160,33 @@ def cache_path(root: Path, benchmark: str, system: str) -> Path:
     return root / ".snakemake" / "seals" / benchmark / f"{system}.json"
 
 
+def _is_seal(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("size"), int)
+        and isinstance(value.get("mtime_ns"), int)
+        and isinstance(value.get("sha256"), str)
+    )
+
+
 def _load_cache(path: Path) -> dict[str, Any]:
+    """The cache's entries; anything that is not an entry is dropped (and checked again)."""
     try:
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("format_version") != CACHE_FORMAT:
         return {}
     runs = data.get("runs")
-    return runs if isinstance(runs, dict) else {}
+    if not isinstance(runs, dict):
+        return {}
+    return {
+        run: entry
+        for run, entry in runs.items()
+        if isinstance(entry, dict)
+        and isinstance(entry.get("meta"), list)
+        and (entry.get("seal") is None or _is_seal(entry["seal"]))
+    }
 
 
 def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:
@@ -181,8 +199,8 @@ def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:
         pass  # a cache: the next invocation checks again
 
 
-def _check_result(result: Path, sealed: Mapping[str, Any]) -> str | None:
-    """Why a run's result.json must be parsed again from its (intact) log, or None."""
+def _check_result(result: Path, sealed: Mapping[str, Any] | None) -> str | None:
+    """Why a run's result.json must be parsed again from its log, or None."""
     try:
         data = read_json(result)
     except CorruptFile as exc:
@@ -190,7 +208,7 @@ def _check_result(result: Path, sealed: Mapping[str, Any]) -> str | None:
     if not isinstance(data, dict):
         return f"{result} is not a JSON object"
     recorded = data.get(RESULT_KEY)
-    if recorded is not None and recorded != sealed["sha256"]:
+    if sealed is not None and recorded is not None and recorded != sealed["sha256"]:
         return f"{result} was parsed from another log than the sealed {LOG}"
     return None
 
@@ -200,8 +218,8 @@ def check_run(
 ) -> tuple[str, str | None, dict[str, Any] | None]:
     """One finished run: (state, detail, new cache entry or None for no finished run).
 
-    state: ``ok``, ``unsealed``, ``tampered`` (detail: what changed) or ``corrupt_result``
-    (detail: why result.json is parsed again)."""
+    state: ``ok``, ``unsealed`` (from before sealing: its log is not checked), ``tampered``
+    (detail: what changed) or ``corrupt_result`` (detail: why result.json is parsed again)."""
     meta_key = _stat_key(run_dir / "run.json")
     if meta_key is None:
         return "ok", None, None  # not finished
@@ -212,18 +230,19 @@ def check_run(
         except CorruptFile as exc:
             return "tampered", str(exc).replace(f"{run_dir}/", "", 1), None
         sealed = meta.get(SEAL_KEY) if isinstance(meta, dict) else None
-        entry = {"meta": meta_key, "seal": sealed if isinstance(sealed, dict) else None}
+        if sealed is not None and not _is_seal(sealed):
+            return "tampered", f"run.json's {SEAL_KEY} is not a seal: {str(sealed)[:100]}", None
+        entry = {"meta": meta_key, "seal": sealed}
     sealed = entry["seal"]
-    if sealed is None:
-        return "unsealed", None, entry
-    try:
-        changed, verified = verify_log(run_dir / LOG, sealed, entry.get("log"))
-    except FileNotFoundError:
-        return "ok", None, entry  # deleted: the run is redone (scripts/campaign.py)
-    if changed:
-        return "tampered", changed, {k: v for k, v in entry.items() if k in ("meta", "seal")}
-    if verified is not None:
-        entry["log"] = verified
+    if sealed is not None:
+        try:
+            changed, verified = verify_log(run_dir / LOG, sealed, entry.get("log"))
+        except FileNotFoundError:
+            return "ok", None, entry  # deleted: the run is redone (scripts/campaign.py)
+        if changed:
+            return "tampered", changed, {k: v for k, v in entry.items() if k in ("meta", "seal")}
+        if verified is not None:
+            entry["log"] = verified
     result_key = _stat_key(run_dir / "result.json")
     if result_key is not None and entry.get("result") != result_key:
         why = _check_result(run_dir / "result.json", sealed)
@@ -231,29 +250,40 @@ def check_run(
             entry.pop("result", None)
             return "corrupt_result", why, entry
         entry["result"] = result_key
-    return "ok", None, entry
+    return ("ok" if sealed is not None else "unsealed"), None, entry
 
 
-def _unchanged(base: str, entry: Mapping[str, Any]) -> bool:
-    """Whether a run is as the cache ``entry`` last found it intact: a few os.stat calls on
-    strings (pathlib would double the cost of a check of 10,000 runs)."""
+def _unchanged(base: str, entry: Mapping[str, Any]) -> str | None:
+    """The state (``ok`` or ``unsealed``) of a run that is as the cache ``entry`` last found
+    it, or None: a few os.stat calls on strings (pathlib would double the cost of a check of
+    10,000 runs)."""
     try:
         meta = os.stat(base + "run.json")
-        log = os.stat(base + LOG)
     except FileNotFoundError:
-        return False
+        return None
+    if [meta.st_size, meta.st_mtime_ns, meta.st_ino] != entry.get("meta"):
+        return None
     sealed = entry.get("seal")
-    if sealed is None or [meta.st_size, meta.st_mtime_ns, meta.st_ino] != entry.get("meta"):
-        return False
-    if log.st_size != sealed["size"]:
-        return False
-    if log.st_mtime_ns != sealed["mtime_ns"] and [log.st_size, log.st_mtime_ns] != entry.get("log"):
-        return False
+    if sealed is not None:
+        try:
+            log = os.stat(base + LOG)
+        except FileNotFoundError:
+            return None
+        if log.st_size != sealed["size"]:
+            return None
+        if log.st_mtime_ns != sealed["mtime_ns"] and [log.st_size, log.st_mtime_ns] != entry.get(
+            "log"
+        ):
+            return None
     try:
         result = os.stat(base + "result.json")
     except FileNotFoundError:
-        return True  # not parsed yet (the workflow parses it)
-    return [result.st_size, result.st_mtime_ns, result.st_ino] == entry.get("result")
+        result = None  # not parsed yet (the workflow parses it)
+    if result is not None and [result.st_size, result.st_mtime_ns, result.st_ino] != entry.get(
+        "result"
+    ):
+        return None
+    return "ok" if sealed is not None else "unsealed"
 
 
 def check_system(
@@ -268,10 +298,11 @@ def check_system(
     prefix = f"{root}/results/{benchmark}/{system}/run_"
     for run in runs:
         entry = cache.get(run)
-        if entry is not None and _unchanged(f"{prefix}{run}/", entry):
-            new[run] = entry
-            continue
-        state, detail, entry = check_run(found.run_dir(root, run), entry)
+        state = _unchanged(f"{prefix}{run}/", entry) if entry is not None else None
+        if state is not None:
+            detail = None
+        else:
+            state, detail, entry = check_run(found.run_dir(root, run), entry)
         if entry is not None:
             new[run] = entry
         if state == "tampered":

@@ -162,6 +162,14 @@ def test_a_run_json_that_is_not_json_is_named(tmp_path: Path) -> None:
     assert "run.json is not valid JSON" in found.tampered["01"]
 
 
+def test_a_run_json_whose_seal_is_not_a_seal_is_named(tmp_path: Path) -> None:
+    d = finished_run(tmp_path)
+    meta = json.loads((d / "run.json").read_text())
+    meta[seals.SEAL_KEY] = {"size": "big"}
+    (d / "run.json").write_text(json.dumps(meta))
+    assert "run.json's log_seal is not a seal" in check(tmp_path).tampered["01"]
+
+
 # --- result.json ------------------------------------------------------------------------
 
 
@@ -234,11 +242,18 @@ def test_a_run_from_before_sealing_keeps_working_unsealed_until_sealed_by_hand(
     assert (d / "run.json").read_bytes() == before  # never rewritten by a check
     (d / "mlperf.log").write_text("cut")  # nothing records what it was: not seen
     assert check(tmp_path).tampered == {}
+    result = (d / "result.json").read_text()
+    (d / "result.json").write_text(result[:20])  # but a half-written result.json is
+    assert "is not valid JSON" in check(tmp_path).corrupt_results["01"]
+    (d / "result.json").write_text(result)
+    assert check(tmp_path).unsealed == ["01"]
     (d / "mlperf.log").write_text(LOG)
     assert seals.main(["seal", str(d.parent)]) == 0
     assert seals.SEAL_KEY in json.loads((d / "run.json").read_text())
     assert check(tmp_path) == seals.SystemCheck("b", "s")
     assert seals.seal_folder(d.parent) == []  # sealing twice changes nothing
+    (d / "result.json").write_text("{")
+    assert "result.json is not valid JSON" in check(tmp_path).corrupt_results["01"]
     (d / "mlperf.log").write_text("cut")
     assert list(check(tmp_path).tampered) == ["01"]
 
@@ -250,7 +265,14 @@ def test_the_cache_is_derived_a_lost_or_garbage_one_is_rebuilt(tmp_path: Path) -
     d = finished_run(tmp_path)
     cache = seals.cache_path(tmp_path, "b", "s")
     assert check(tmp_path).tampered == {} and cache.exists()
-    for garbage in ("", "[1, 2]", '{"format_version": 99, "runs": {}}', "{"):
+    for garbage in (
+        "",
+        "[1, 2]",
+        '{"format_version": 99, "runs": {}}',
+        "{",
+        '{"format_version": 1, "runs": {"01": [1]}}',
+        '{"format_version": 1, "runs": {"01": {"meta": [1], "seal": {"size": "x"}}}}',
+    ):
         cache.write_text(garbage)
         (d / "mlperf.log").write_text("cut")
         assert list(check(tmp_path).tampered) == ["01"]
