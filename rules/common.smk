@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
+from scripts import seals
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -470,6 +471,42 @@ def check_locks():
         path.unlink(missing_ok=True)
 
 
+def check_seals():
+    """Stop, naming the run, if a finished run's log changed since it was sealed; a corrupt
+    result.json of an intact run is named and removed, so parse_unparsed_runs re-parses it
+    (scripts/seals.py). A dry run only says so."""
+    root = Path()  # the working directory: messages name results/... relative to it
+    checks = [
+        seals.check_system(root, b, s, system_run_ids(b, s))
+        for b in BENCHMARKS
+        for s in benchmark_systems(b)
+    ]
+    message = seals.tampered_message(checks)
+    if message:
+        raise WorkflowError(message)
+    unsealed = seals.unsealed_message(checks)
+    if unsealed:
+        logger.warning(unsealed)
+    dry = campaign.is_dry_run(sys.argv)
+    for c in checks:
+        for run, why in sorted(c.corrupt_results.items()):
+            logger.warning(
+                f"{why}: {'a real run re-parses' if dry else 're-parsing'} it from its "
+                "intact log (no training)"
+            )
+            if not dry:
+                (c.run_dir(root, run) / "result.json").unlink(missing_ok=True)
+
+
+def refresh_seal_cache():
+    """After a successful invocation: check the runs it made once more, so their seals are
+    in the cache and the next no-op invocation reads no run.json (bench/seal_check.py).
+    """
+    for b in BENCHMARKS:
+        for s in benchmark_systems(b):
+            seals.check_system(Path(), b, s, system_run_ids(b, s))
+
+
 def check_comparability():
     """Stop, naming the runs, if finished runs were made under a different configuration,
     dataset or environment than the current ones: never redo or mix them silently."""
@@ -496,6 +533,7 @@ def check_comparability():
 
 if main_invocation():
     check_locks()
+    check_seals()
     try:
         check_comparability()
     except cfg.ConfigError as exc:
@@ -503,6 +541,11 @@ if main_invocation():
     check_images()
     parse_unparsed_runs()
     remove_stale_derived_files()
+
+
+onsuccess:
+    if main_invocation():
+        refresh_seal_cache()
 
 
 def finished_results(benchmark):

@@ -31,6 +31,7 @@ import pandas as pd
 from scripts import stats
 from scripts.run_result import parse_run, write_atomic  # noqa: F401 (re-exported)
 from scripts.scoring import describe, olympic_score, usable_time
+from scripts.seals import CorruptFile, read_json
 
 RUN_COLUMNS = [
     "benchmark",
@@ -176,7 +177,7 @@ def has_log_problems(runs: pd.DataFrame) -> pd.Series:
 
 
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    results = [json.loads(Path(f).read_text()) for f in result_files]
+    results = [read_json(Path(f)) for f in result_files]  # a corrupt one is named
     rows = [
         {
             **r,
@@ -585,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "collect":
         write_atomic(args.output, collect(args.results).to_csv(index=False))
     elif args.cmd == "evals":
-        rows = [r for f in args.results for r in eval_rows(json.loads(Path(f).read_text()))]
+        rows = [r for f in args.results for r in eval_rows(read_json(Path(f)))]
         write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
     elif args.cmd == "compare":
         runs = pd.read_csv(args.runs)
@@ -623,4 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except CorruptFile as exc:  # e.g. a half-written result.json: named, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, docker_backend, gpus
+from scripts import cluster, docker_backend, gpus, seals
 from scripts.config import RunSpec, fingerprint
 from scripts.mlperf_log import log_problems_of
 from scripts.run_result import add_result_arguments, write_result_if_asked
@@ -361,6 +361,7 @@ def _attempts(
             meta["image_id"] = launch.image["image_id"]
             fingerprinted.append("image_id")
         meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
+        seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, meta_path)
@@ -592,11 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.environment,
             image_stamp=args.image_stamp,
         )
-    except RunFailed as exc:
+    except (RunFailed, seals.SealError) as exc:
         # the reason, the kept log and its tail first, whatever the runner printed before
+        report = getattr(exc, "report", None)
         print_first(
-            f"error: {exc.report}"
-            if exc.report
+            f"error: {report}"
+            if report
             else f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}"
         )
         return 1

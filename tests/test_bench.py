@@ -49,6 +49,12 @@ def test_dry_run_scale() -> None:
     assert number(r"-n -q [\d.]+ s = ([\d.]+)x its floor", out) > 0  # the floor was measured
 
 
+def test_seal_check() -> None:
+    out = bench("seal_check.py")
+    assert "200 sealed runs" in out and number(r"seal check of 200 runs: ([\d.]+) s", out) > 0
+    assert "a truncated log among them was found: yes" in out
+
+
 @pytest.mark.parametrize(
     ("name", "pattern"),
     [
