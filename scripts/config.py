@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from scripts import layout
 from scripts.cluster import check_slurm_config
 from scripts.dataset import check_dataset
 from scripts.gpus import declared_devices
@@ -350,9 +351,8 @@ def system_run_ids(config: Mapping[str, Any], benchmark: str, system: str) -> li
 
 
 def run_ids(runs: int) -> list[str]:
-    """Run directory suffixes ``01``, ``02``, ... (at least two digits)."""
-    width = max(2, len(str(runs)))
-    return [f"{i:0{width}d}" for i in range(1, runs + 1)]
+    """Run directory suffixes ``01``, ``02``, ... (scripts/layout.py: the one run-id format)."""
+    return layout.run_ids(runs)
 
 
 def derive_seed(benchmark: str, run: int) -> int:
@@ -460,6 +460,13 @@ class RunSpec:
     # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
     # "Unknown system, assuming DGX1": the container did not find its config_<SYSTEM>.sh)
     fail_patterns: list[str] = dc_field(default_factory=list)
+    # the run's id (scripts/layout.py): its folder, marker and failed logs are run_<run_id>;
+    # empty: the id of a campaign of at most 99 runs
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            object.__setattr__(self, "run_id", layout.run_id(self.run, self.run))
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -593,4 +600,5 @@ def run_spec(
         backend=sys_["backend"],
         container=container,
         fail_patterns=list(bench["implementation"].get("fail_patterns", [])),
+        run_id=layout.run_id(run, bench["runs"]),
     )
