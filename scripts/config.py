@@ -208,7 +208,7 @@ def check_references(
             problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
         for key, value in bench["implementation"].get("env", {}).items():
             try:
-                render_command(str(value), _dummy_context(bench))
+                render_command(str(value), _dummy_context(bench), shell=False)
             except ConfigError as exc:
                 problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
     for sname, system in config["systems"].items():
@@ -377,9 +377,10 @@ def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> d
     return hp
 
 
-def hp_args(hp: Mapping[str, Any]) -> str:
-    """``--name value`` for each hyper-parameter (``_`` in names becomes ``-``)."""
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in hp.items())
+def hp_args(hp: Mapping[str, Any]) -> list[str]:
+    """``--name value`` for each hyper-parameter (``_`` in names becomes ``-``), as words:
+    ``{hp_args}`` puts each one into a command as one shell word."""
+    return [w for k, v in hp.items() for w in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def _dummy_context(bench: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,20 +407,43 @@ def run_port(run: int) -> int:
     return 4242 + run % 1000
 
 
-def render_command(template: str, context: Mapping[str, Any]) -> str:
-    """Fill a command template, with a clear error for unknown placeholders."""
-    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    for field in fields:
-        root = field.split("[")[0].split(".")[0]
-        if root not in context:
-            raise ConfigError(
-                f"unknown placeholder {{{field}}}; known: "
-                + ", ".join("{" + k + "}" for k in sorted(context))
-            )
+class _Fill(string.Formatter):
+    """str.format with every substituted value made one shell word (``shell``) or plain text.
+
+    A value that is a list (``{hp_args}``) is a list of words. The context holds raw values:
+    quoting is done here, once, the same way for every placeholder."""
+
+    def __init__(self, shell: bool) -> None:
+        self.shell = shell
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, list | tuple):
+            words = [format(v, format_spec) for v in value]
+            return shlex.join(words) if self.shell else " ".join(words)
+        text = format(value, format_spec)
+        return shlex.quote(text) if self.shell else text
+
+
+def render_command(template: str, context: Mapping[str, Any], *, shell: bool = True) -> str:
+    """Fill a command template: each placeholder's value becomes one shell word (a value with
+    spaces or ``;`` stays one argument and never runs as code). ``shell=False``: plain text,
+    for environment values. A clear error for unknown placeholders."""
     try:
-        return template.format(**context)
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        for field in fields:
+            root = field.split("[")[0].split(".")[0]
+            if root not in context:
+                raise ConfigError(
+                    f"unknown placeholder {{{field}}}; known: "
+                    + ", ".join("{" + k + "}" for k in sorted(context))
+                )
+        return _Fill(shell).format(template, **context)
+    except ConfigError:
+        raise
     except (KeyError, IndexError) as exc:
         raise ConfigError(f"placeholder {exc} has no value in {template!r}") from None
+    except ValueError as exc:  # a bad format spec or a lone brace
+        raise ConfigError(f"{exc} in {template!r} (write {{{{ for a literal brace)") from None
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -557,9 +581,9 @@ def run_spec(
         python = container["python"]
         dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
     context = {
-        "python": shlex.quote(python),
-        "dataset_dir": shlex.quote(dataset_dir),
-        "run_dir": shlex.quote(run_dir),
+        "python": python,
+        "dataset_dir": dataset_dir,
+        "run_dir": run_dir,
         "seed": seed,
         "run": run,
         "target": bench["quality"]["target"],
@@ -572,7 +596,7 @@ def run_spec(
     }
     # env values may use the command's placeholders (e.g. NVIDIA's LR: "{hp[LR]}")
     env = {
-        k: render_command(str(v), context)
+        k: render_command(str(v), context, shell=False)
         for k, v in bench["implementation"].get("env", {}).items()
     }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
