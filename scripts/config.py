@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import shlex
 import string
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,10 +21,9 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from scripts import layout
 from scripts.cluster import check_slurm_config
+from scripts.config_files import ConfigError, read_config_file
 from scripts.dataset import check_dataset
 from scripts.gpus import declared_devices
 
@@ -42,13 +42,17 @@ DEFAULT_CONFIGFILES = (
 MAX_ERRORS = 10
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with a message meant for the user."""
-
-
 def load_yaml(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """A YAML (or JSON) file's data; ConfigError naming the file (and the line and column of a
+    syntax error) when it is missing, a folder or not YAML."""
+    return read_config_file(path)
+
+
+def check_config_files(workflow_dir: str | Path, files: Sequence[str | Path]) -> None:
+    """Read each config file (relative to ``workflow_dir``): the Snakefile calls this before
+    its ``configfile:`` lines, whose own error names neither the file nor the line."""
+    for f in files:
+        read_config_file(Path(workflow_dir, f), "a config file of the workflow")
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -137,11 +141,38 @@ def validate(
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [_describe(e, sources) for e in errors[:MAX_ERRORS]]
-        if len(errors) > MAX_ERRORS:
-            lines.append(f"... and {len(errors) - MAX_ERRORS} more")
+    lines = non_finite_numbers(config, sources) + [_describe(e, sources) for e in errors]
+    if lines:
+        if len(lines) > MAX_ERRORS:
+            lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS} more"]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+YAML_SPELLING = {math.inf: ".inf", -math.inf: "-.inf"}
+
+
+def non_finite_numbers(config: Any, sources: Sequence[tuple[str, Any]] = ()) -> list[str]:
+    """One line per infinite or NaN number anywhere in the config (YAML's .inf and .nan): a
+    schema's minimum and maximum let them through, and no setting means them."""
+    found: list[str] = []
+
+    def walk(value: Any, path: list[Any]) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            where = _source_of(path, sources) if sources else "the configuration"
+            spelled = YAML_SPELLING.get(value, ".nan")
+            found.append(
+                f"{where}: {_key_path(path)}: {spelled} is not a finite number "
+                "(give a number, or null where the key allows it)"
+            )
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, [*path, key])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, [*path, i])
+
+    walk(config, [])
+    return found
 
 
 def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:

@@ -1,0 +1,241 @@
+"""Bad inputs get one clear message, never a traceback: config files that are missing, folders,
+not YAML, or targets written after --configfile; non-finite numbers; names with a newline."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts import config as cfg
+from scripts import config_files
+from tests.conftest import snakemake
+from tests.test_config import error_of
+
+TARGET = "results/gnmt/summary.csv"
+
+
+def short_error(proc: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """The run failed with a short stderr holding every ``expected`` text, no traceback."""
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert "Traceback" not in err and 'File "' not in err, err
+    assert len(err.splitlines()) <= 3, err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+# ---------------------------------------------------------------------------------------------
+# Config files: missing, a folder, a YAML error, a target after --configfile
+
+
+def test_a_yaml_error_names_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load_yaml(bad)
+    msg = str(info.value)
+    assert msg.startswith(f"{bad}, line 4, column 1: YAML syntax error: expected ',' or ']'")
+    assert "while parsing a flow sequence at line 3, column 11" in msg
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("a:\n\tb: 1\n")
+    with pytest.raises(cfg.ConfigError, match=r"tab.yaml, line 2, column 1: .*'\\t'"):
+        cfg.load_yaml(tab)
+
+
+def test_missing_and_folder_config_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError, match=r"^\S*nope.yaml \(a config file\) does not exist$"):
+        cfg.load_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(cfg.ConfigError, match=r"is a folder, not a YAML file$"):
+        cfg.load_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("results/gnmt/summary.csv", True),
+        ("results/gnmt/report.html", True),
+        ("results/gnmt/local/run_01/result.json", True),
+        ("data/gnmt-v0.6/manifest.json", True),
+        ("plots.png", True),
+        ("my.yaml", False),
+        ("config/systems/dgx1.yaml", False),
+        ("site.json", False),
+        ("results/overlay.yaml", False),
+    ],
+)
+def test_what_looks_like_a_target(value: str, target: bool) -> None:
+    assert config_files.looks_like_target(value) is target
+
+
+def test_status_names_a_bad_overlay_in_one_line(tmp_path: Path) -> None:
+    from scripts import status
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("systems: {local: [\n")
+    assert status.main(["--configfile", str(bad)]) == 2
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the workflow for the command-line cases (none of them writes anything)."""
+    from tests.conftest import copy_workflow
+
+    wf = copy_workflow(tmp_path_factory.mktemp("messages") / "wf")
+    (wf / "bad.yaml").write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
+    (wf / "small.yaml").write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
+    return wf
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--configfile", "nope.yaml"],
+            ["error: nope.yaml (given with --configfile) does not exist"],
+        ),
+        (["--configfile", "config"], ["error: config (given with --configfile) is a folder"]),
+        (
+            ["--configfile", "bad.yaml"],
+            ["error: bad.yaml, line 4, column 1: YAML syntax error", "line 3, column 11"],
+        ),
+        (
+            ["--configfile", "small.yaml", TARGET],
+            [f"error: {TARGET} was given to --configfile but is a target: targets go before "],
+        ),
+    ],
+    ids=["missing", "folder", "yaml-error", "target-after-configfile"],
+)
+def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
+    wf: Path, args: list[str], expected: list[str]
+) -> None:
+    proc = snakemake(wf, "-n", "--cores", "1", *(args if TARGET in args else [TARGET, *args]))
+    short_error(proc, *expected)
+    assert not (wf / "results").exists() and not (wf / ".snakemake" / "locks").exists()
+
+
+@pytest.mark.integration
+def test_a_yaml_error_in_a_default_config_file_names_it(tmp_path: Path) -> None:
+    from tests.conftest import copy_workflow
+
+    wf = copy_workflow(tmp_path / "wf")
+    with (wf / "config/config.yaml").open("a") as fh:
+        fh.write("statistics: {min_effect: [\n")
+    proc = snakemake(wf, TARGET, "-n", "--cores", "1")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr  # snakemake prints a Snakefile's error on stdout
+    assert "Traceback" not in out and "config_files.py" not in out
+    assert re.search(r"config/config\.yaml, line 4\d, column 1: YAML syntax error", out), out
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite numbers
+
+
+@pytest.mark.parametrize(
+    ("overlay", "expected"),
+    [
+        ({"benchmarks": {"gnmt": {"timeout_s": float("inf")}}}, "benchmarks.gnmt.timeout_s: .inf"),
+        (
+            {"benchmarks": {"gnmt": {"quality": {"target": float("nan")}}}},
+            "benchmarks.gnmt.quality.target: .nan",
+        ),
+        ({"systems": {"local": {"timeout_s": float("-inf")}}}, "systems.local.timeout_s: -.inf"),
+        (
+            {"benchmarks": {"gnmt": {"implementation": {"hyperparameters": {"lr": float("nan")}}}}},
+            "benchmarks.gnmt.implementation.hyperparameters.lr: .nan",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused_with_file_and_key(
+    overlay: dict[str, Any], expected: str
+) -> None:
+    msg = error_of(("inf.yaml", overlay))
+    assert f"inf.yaml: {expected} is not a finite number" in msg
+
+
+@pytest.mark.integration
+def test_snakemake_refuses_timeout_inf_before_any_job(wf: Path) -> None:
+    (wf / "inf.yaml").write_text("benchmarks:\n  gnmt:\n    timeout_s: .inf\n")
+    proc = snakemake(wf, TARGET, "-n", "--cores", "1", "--configfile", "inf.yaml")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "OverflowError" not in out and "Traceback" not in out
+    assert "inf.yaml: benchmarks.gnmt.timeout_s: .inf is not a finite number" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema patterns match the whole string, in Python (jsonschema: re.search) and ECMA-262
+
+# a valid example of every pattern of the schema
+EXAMPLES = {
+    "^[A-Za-z_][A-Za-z0-9_]*$(?!\\n)": "train_run",
+    "^[A-Za-z0-9][A-Za-z0-9_.-]*$(?!\\n)": "dgx1-v0.6",
+    "^[A-Za-z][A-Za-z0-9_]*$(?!\\n)": "lr",
+    "^(https?|file)://\\S+$(?!\\n)": "https://example.invalid/a.tar",
+    "^[0-9a-f]{64}$(?!\\n)": "0" * 64,
+    "^[0-9a-f]{32}$(?!\\n)": "0" * 32,
+    "^[0-9a-f]{40}$(?!\\n)": "0" * 40,
+    "^[a-z0-9][a-z0-9_./-]*$(?!\\n)": "mlperf/gnmt",
+    "^/[^\\n]*$(?!\\n)": "/data",
+    "^[A-Za-z0-9-]+$(?!\\n)": "GPU-0",
+    "^[0-9]+[bkmgBKMG]?$(?!\\n)": "8g",
+    "^[a-z]+$(?!\\n)": "memlock",
+    "^-?[0-9]+(:-?[0-9]+)?$(?!\\n)": "-1:-1",
+    "^/dev/\\S+$(?!\\n)": "/dev/infiniband/uverbs0",
+    "^(seccomp|apparmor|label|no-new-privileges)([=:][^\\n]*)?$(?!\\n)": "seccomp=unconfined",
+}
+
+
+def schema_patterns(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(schema_patterns(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(schema_patterns(v) for v in node))
+    return set()
+
+
+def test_every_schema_pattern_matches_the_whole_string_only() -> None:
+    patterns = schema_patterns(cfg.load_schema())
+    assert patterns == set(EXAMPLES)  # a new pattern needs an example here
+    for pattern, example in EXAMPLES.items():
+        assert re.search(pattern, example), pattern
+        for bad in (example + "\n", "\n" + example, example + "\nx", example + " \n"):
+            assert not re.search(pattern, bad), (pattern, bad)
+
+
+def test_the_patterns_mean_the_same_in_ecma_262() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to check ECMA-262 regular expressions")
+    cases = [(p, s) for p, e in EXAMPLES.items() for s in (e, e + "\n", e + "\nx", "x" + e)]
+    script = (
+        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(cases.map(([p, s]) => new RegExp(p, 'u').test(s))));"
+    )
+    out = subprocess.run(
+        [node, "-e", script], input=json.dumps(cases), capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == [bool(re.search(p, s)) for p, s in cases]
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    [
+        {"systems": {"local\n": {"backend": "local"}}},
+        {"campaign": {"benchmarks": ["gnmt\n"]}},
+        {"benchmarks": {"gnmt": {"implementation": {"hyperparameters": {"lr\n": 1}}}}},
+        {"systems": {"local": {"env": {"PATH\n": "x"}}}},
+    ],
+)
+def test_a_name_ending_in_a_newline_is_refused(overlay: dict[str, Any]) -> None:
+    assert "nl.yaml" in error_of(("nl.yaml", yaml.safe_load(yaml.safe_dump(overlay))))
