@@ -1,5 +1,5 @@
 """Reading config files, with one-line messages, and the check of ``--configfile`` arguments
-that runs before Snakemake reads them.
+that runs before Snakemake reads them (and of the free space it needs).
 
 Snakemake 9 opens every ``--configfile`` itself, in its command-line layer
 (``ConfigSettings.__post_init__``), before the Snakefile runs: a missing file or a folder gives
@@ -14,6 +14,7 @@ Only the standard library and PyYAML here: this runs at every snakemake start.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ import yaml
 # what a target looks like: a file the workflow makes, or a path under its output folders
 TARGET_SUFFIXES = (".csv", ".html", ".png", ".pdf", ".svg", ".tsv", ".log", ".txt")
 TARGET_FOLDERS = ("results", "logs", "data")
+# less free space than this on the working directory's disk: stop before Snakemake writes
+MIN_FREE_BYTES = 1024 * 1024
 EXAMPLE = "snakemake --cores 1 results/gnmt/summary.csv --configfile my.yaml"
 
 
@@ -103,10 +106,26 @@ def configfile_problems(values: Sequence[str | Path]) -> list[str]:
     return problems
 
 
-def preflight(configfiles: Sequence[str | Path]) -> None:
-    """Check the ``--configfile`` values of a snakemake command line: print one line per
-    problem and exit 1, before Snakemake itself reads them (profiles/default/config.yaml)."""
+def disk_full_problem(directory: str | Path, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
+    """'the disk of <folder> is full (N KiB free)' when it has almost no free space left, else
+    None (also when the folder cannot be looked at)."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return None
+    if free >= min_free_bytes:
+        return None
+    return f"the disk of {Path(directory).resolve()} is full ({free // 1024} KiB free)"
+
+
+def preflight(configfiles: Sequence[str | Path], directory: str | Path | None = None) -> None:
+    """Check a snakemake command line before Snakemake acts on it: its ``--configfile`` values
+    and the free space of its working directory. Print one line per problem and exit 1
+    (called by profiles/default/config.yaml)."""
     problems = configfile_problems([str(v) for v in configfiles or []])
+    full = disk_full_problem(directory or ".")
+    if full:  # Snakemake would fail writing its own log and locks, a traceback per line
+        problems.append(f"{full}: snakemake needs room for its log and locks; free some first")
     if problems:
         for line in problems:
             print(f"error: {line}", file=sys.stderr)

@@ -50,6 +50,7 @@ from typing import Any
 
 from scripts import cluster, docker_backend, gpus, layout
 from scripts.config import RunSpec, fingerprint
+from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import parse_file
 from scripts.run_result import add_result_arguments, write_result_if_asked
 
@@ -457,6 +458,8 @@ def _attempt(
             reason = "trainer exited 0 but its log has no run_start event"
     if not reason and spec.fail_patterns:
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
+    if reason and (full := disk_full_problem(log_path.parent)):
+        reason = f"{full} while writing {log_path}; {reason}"
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
         raise RunFailed(f"{reason}; log kept as {kept}")

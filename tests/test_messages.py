@@ -4,9 +4,12 @@ not YAML, or targets written after --configfile; non-finite numbers; names with 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import yaml
 
 from scripts import config as cfg
 from scripts import config_files
-from tests.conftest import snakemake
+from tests.conftest import copy_workflow, fake_campaign, snakemake
 from tests.test_config import error_of
 
 TARGET = "results/gnmt/summary.csv"
@@ -86,8 +89,6 @@ def test_status_names_a_bad_overlay_in_one_line(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One copy of the workflow for the command-line cases (none of them writes anything)."""
-    from tests.conftest import copy_workflow
-
     wf = copy_workflow(tmp_path_factory.mktemp("messages") / "wf")
     (wf / "bad.yaml").write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
     (wf / "small.yaml").write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
@@ -124,8 +125,6 @@ def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
 
 @pytest.mark.integration
 def test_a_yaml_error_in_a_default_config_file_names_it(tmp_path: Path) -> None:
-    from tests.conftest import copy_workflow
-
     wf = copy_workflow(tmp_path / "wf")
     with (wf / "config/config.yaml").open("a") as fh:
         fh.write("statistics: {min_effect: [\n")
@@ -239,3 +238,74 @@ def test_the_patterns_mean_the_same_in_ecma_262() -> None:
 )
 def test_a_name_ending_in_a_newline_is_refused(overlay: dict[str, Any]) -> None:
     assert "nl.yaml" in error_of(("nl.yaml", yaml.safe_load(yaml.safe_dump(overlay))))
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk (a real tmpfs in a mount namespace of its own)
+
+
+def _in_full_disk(tmp_path: Path, setup: str, command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``setup`` then ``command`` (bash) in a mount namespace where ``$FULL`` is a 1 MiB
+    tmpfs; ``fill`` fills it up. Skips where this machine cannot make one."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    full = tmp_path / "full"
+    full.mkdir()
+    script = (
+        f"set -e; FULL={shlex.quote(str(full))}; fill() {{ head -c 2m /dev/zero > $FULL/filler "
+        "2>/dev/null || true; }; "
+        'mount -t tmpfs -o size=1m tmpfs "$FULL" || exit 77; '
+        f"{setup}; set +e; {command}"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    proc = subprocess.run(
+        ["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, env=env
+    )
+    if proc.returncode == 77 or "unshare failed" in proc.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    return proc
+
+
+@pytest.mark.integration
+def test_a_full_disk_is_one_line_before_snakemake_writes_anything(tmp_path: Path) -> None:
+    wf = copy_workflow(tmp_path / "src")
+    snake = f"{shlex.quote(sys.executable)} -m snakemake {TARGET} --cores 1"
+    proc = _in_full_disk(
+        tmp_path, f'cp -a {shlex.quote(str(wf))} "$FULL/wf"; fill', f'cd "$FULL/wf"; {snake}'
+    )
+    short_error(proc, "error: the disk of ", "/full/wf is full (", "room for its log and locks")
+
+
+@pytest.mark.integration
+def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> None:
+    """results/ on a full disk: the run fails, its partial log is removed (the attempt's log is
+    kept under logs/failed/), and no result or table is left behind."""
+    wf = copy_workflow(tmp_path / "wf")
+    overlay = fake_campaign(wf, runs=2, faults={"epoch_s": 0})
+    prep = snakemake(
+        wf, "data/fake/dataset", "results/fake/local/environment.json", "--cores", "1",
+        "--configfile", str(overlay),
+    )  # fmt: skip
+    assert prep.returncode == 0, prep.stderr[-3000:]
+    keep = tmp_path / "keep"
+    shutil.copytree(wf / "results", keep)
+    target = "results/fake/summary.csv"
+    snake = f"{shlex.quote(sys.executable)} -m snakemake {target} --cores 1 --configfile fake.yaml"
+    proc = _in_full_disk(
+        tmp_path,
+        f'cp -a {shlex.quote(str(keep))}/. "$FULL"/; fill; cd {shlex.quote(str(wf))}; '
+        'mount --bind "$FULL" results',
+        f"{snake}; echo EXIT=$?; find results -type f | sort",
+    )
+    assert "EXIT=1" in proc.stdout, proc.stdout + proc.stderr
+    left = [line for line in proc.stdout.splitlines() if line.startswith("results/")]
+    assert left == ["results/fake/local/environment.json", "results/filler"]
+    kept = sorted((wf / "logs/failed/fake/local").glob("run_*.attempt1.*.log"))
+    assert len(kept) == 2
+    for run in ("01", "02"):
+        out = (wf / f"logs/train_run/fake/local/run_{run}.log").read_text()
+        assert re.search(
+            rf"/results/fake/local/run_{run} is full \(\d+ KiB free\) while writing "
+            rf"results/fake/local/run_{run}/mlperf.log; ",
+            out,
+        ), out
