@@ -309,3 +309,12 @@ def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> 
             rf"results/fake/local/run_{run}/mlperf.log; ",
             out,
         ), out
+
+
+@pytest.mark.integration
+def test_a_target_ending_in_a_newline_is_no_rules_output(wf: Path) -> None:
+    name = cfg.load_files()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
+    proc = snakemake(wf, f"data/gnmt/download/{name}\n", "-n", "--cores", "1")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"No rule to produce data/gnmt/download/{name}\n" in out and "Traceback" not in out
