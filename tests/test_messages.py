@@ -78,12 +78,31 @@ def test_what_looks_like_a_target(value: str, target: bool) -> None:
     assert config_files.looks_like_target(value) is target
 
 
-def test_status_names_a_bad_overlay_in_one_line(tmp_path: Path) -> None:
+def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "ok.json").write_text('{"benchmarks": {"gnmt": {"runs": 3}}}')
+    problems = config_files.configfile_problems(
+        [tmp_path / "list.yaml", tmp_path / "empty.yaml", tmp_path / "ok.json"]
+    )
+    assert problems == [
+        f"{tmp_path / name} (given with --configfile): a config file must be a mapping of keys "
+        f"at the top level, found {found}"
+        for name, found in (("list.yaml", "list"), ("empty.yaml", "nothing"))
+    ]
+
+
+def test_status_names_a_bad_overlay_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from scripts import status
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("systems: {local: [\n")
     assert status.main(["--configfile", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}, line 2, column 1: YAML syntax error: ")
+    assert len(err.splitlines()) == 1
 
 
 @pytest.fixture(scope="module")
