@@ -38,11 +38,13 @@ DATA_DIR = CONFIG["data_dir"].rstrip("/")
 PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executable)} -m"
 
 
+# names as the schema has them; (?!\n): a target ending in a newline is no rule's output
+# (Python's $ also matches before a final newline)
 wildcard_constraints:
-    benchmark="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    system="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    benchmark=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
+    system=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
     run=r"\d\d+",
-    file="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    file=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
 
 
 def json_arg(value):

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts import layout
+
 DRY_RUN_FLAGS = {
     "--dry-run",
     "--dryrun",
@@ -49,7 +51,7 @@ DRY_RUN_FLAGS = {
 
 
 def run_dir(root: Path, benchmark: str, system: str, run: str) -> Path:
-    return root / "results" / benchmark / system / f"run_{run}"
+    return layout.run_dir(root, benchmark, system, run)
 
 
 def stale_derived_files(
@@ -337,11 +339,15 @@ def archive(path: Path, root: Path) -> Path:
 
 
 def replace_run(root: Path, benchmark: str, system: str, run: int) -> Path:
-    """Move one run aside (kept, never deleted) so the next invocation redoes it."""
-    width = 2
-    src = run_dir(root, benchmark, system, f"{run:0{width}d}")
-    if not src.is_dir():
-        raise FileNotFoundError(f"{src} does not exist")
+    """Move one run aside (kept, never deleted) so the next invocation redoes it. ``run`` is
+    the run's number: its folder is found whatever the width of the campaign's run ids."""
+    system_dir = root / "results" / benchmark / system
+    try:
+        src = layout.find_run_dir(system_dir, run)
+    except ValueError as exc:
+        raise FileNotFoundError(f"{exc}; move the one to redo aside by hand") from None
+    if src is None:
+        raise FileNotFoundError(f"{system_dir} has no folder of run {run}")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = root / "results" / "archive" / benchmark / system / f"{src.name}.replaced-{stamp}"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from scripts import stats
+from scripts import layout, stats
 from scripts.results import choose_reference
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -364,9 +364,8 @@ def provenance(
             if isinstance(libs, dict):
                 items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
         for m in metas:
-            items.append(
-                (f"run {m['run']:02d}", f"{m.get('source')} (sha256 {m.get('source_sha256')})")
-            )
+            run = layout.run_id(m["run"], len(metas))
+            items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
     else:
         env_path = system_dir / "environment.json"
         env = json.loads(env_path.read_text()) if env_path.exists() else {}

@@ -49,8 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, docker_backend, gpus, seals
+from scripts import cluster, docker_backend, gpus, layout, seals
 from scripts.config import RunSpec, fingerprint
+from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
 from scripts.run_result import add_result_arguments, write_result_if_asked
 
@@ -193,9 +194,9 @@ def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
 
 
 def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
-    """logs/running/<benchmark>/<system>/run_NN.json while a run's trainer is alive."""
-    name = f"run_{spec.run:02d}.json"
-    return failed_dir.parents[2] / "running" / spec.benchmark / spec.system / name
+    """logs/running/<benchmark>/<system>/run_<id>.json while a run's trainer is alive."""
+    root = failed_dir.parents[3]  # failed_dir is <root>/logs/failed/<benchmark>/<system>
+    return layout.running_marker(root, spec.benchmark, spec.system, spec.run_id)
 
 
 def file_digest(path: Path) -> str:
@@ -209,8 +210,8 @@ def keep_failed_log(
     output of the other nodes of a multi-node run appended)."""
     failed_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    attempt = 1 + sum(1 for _ in failed_dir.glob(f"run_{spec.run:02d}.attempt*"))
-    dest = failed_dir / f"run_{spec.run:02d}.attempt{attempt}.{stamp}.log"
+    attempt = 1 + sum(1 for _ in failed_dir.glob(layout.failed_logs_glob(spec.run_id)))
+    dest = failed_dir / layout.failed_log_name(spec.run_id, attempt, stamp)
     if log.exists():
         shutil.copyfile(log, dest)
     with dest.open("a") as fh:
@@ -461,6 +462,8 @@ def _attempt(
         reason = invalid_log_reason(log_path)
     if not reason and spec.fail_patterns:
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
+    if reason and (full := disk_full_problem(log_path.parent)):
+        reason = f"{full} while writing {log_path}; {reason}"
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
         raise RunFailed(f"{reason}; log kept as {kept}", crash_report(spec, reason, kept))

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts import layout
+
 SEAL_KEY = "log_seal"
 RESULT_KEY = "log_sha256"
 LOG = "mlperf.log"
@@ -145,7 +147,7 @@ class SystemCheck:
     unsealed: list[str] = field(default_factory=list)  # run ids from before sealing
 
     def run_dir(self, root: Path, run: str) -> Path:
-        return root / "results" / self.benchmark / self.system / f"run_{run}"
+        return layout.run_dir(root, self.benchmark, self.system, run)
 
 
 def _stat_key(path: Path) -> list[int] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, seals
+from scripts import cluster, layout, seals
 from scripts import config as cfg
 
 
@@ -43,7 +43,7 @@ def _alive(pid: int) -> bool:
 
 def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Path, str] | None:
     attempts = sorted(
-        (root / "logs" / "failed" / benchmark / system).glob(f"run_{run}.attempt*.log"),
+        (root / "logs" / "failed" / benchmark / system).glob(layout.failed_logs_glob(run)),
         key=lambda p: p.stat().st_mtime,
     )
     if not attempts:
@@ -58,8 +58,8 @@ def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Pa
 
 
 def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
-    d = root / "results" / benchmark / system / f"run_{run}"
-    marker = root / "logs" / "running" / benchmark / system / f"run_{run}.json"
+    d = layout.run_dir(root, benchmark, system, run)
+    marker = layout.running_marker(root, benchmark, system, run)
     if (d / "result.json").exists():
         return finished_run_state(d, benchmark, system, run)
     if marker.exists():
