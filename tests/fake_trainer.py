@@ -11,7 +11,10 @@ command): a mapping of fault name to the list of run numbers it applies to:
 - ``signal``: the trainer kills itself with SIGKILL after the first epoch;
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
-- ``truncate``: exits 0 in the middle of the log, without run_stop.
+- ``truncate``: exits 0 in the middle of the log, without run_stop;
+- ``gate``: after the first epoch, touches ``<gate_file>.waiting.<N>`` (its log is flushed) and
+  waits until the file ``gate_file`` (a string) exists, then goes on: a test checks what it
+  needs while the run is alive, then lets the campaign finish.
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         if has("signal"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if has("gate") and epoch == 1:
+            wait_for_gate(Path(faults["gate_file"]), args.run)
         if has("hang"):
             while True:
                 time.sleep(3600)
@@ -83,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     log.end(key=C.RUN_STOP, metadata={C.STATUS: status})
     record(end=time.time())
     return 0
+
+
+def wait_for_gate(gate: Path, run: int) -> None:
+    sys.stdout.flush()
+    Path(f"{gate}.waiting.{run}").touch()
+    while not gate.exists():
+        time.sleep(0.05)
 
 
 RECORDED_ENV = (
