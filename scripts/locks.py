@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -40,10 +41,12 @@ FORMAT_VERSION = 1
 RECORD = Path(".snakemake") / "mlperf-owner.json"
 GUARD = Path(".snakemake") / "mlperf-owner.guard"
 UNLOCK = "snakemake --unlock"
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 
 
 class Locked(Exception):
-    """The folder is held by a snakemake that may still be running (the message says which)."""
+    """The folder cannot be taken: a snakemake that may still be running holds it, or the
+    lock record cannot be read or written (the message says which, and what to do)."""
 
 
 @dataclass(frozen=True)
@@ -259,13 +262,22 @@ def _create(root: Path, record: dict[str, Any]) -> bool:
         return True
     except FileExistsError:
         return False
-    except OSError:
+    except OSError as exc:
         # NFS may report a failed link that in fact happened: the link count says
         if tmp.stat().st_nlink == 2:
             return True
-        raise
+        if exc.errno not in NO_HARD_LINKS:
+            raise
     finally:
         tmp.unlink(missing_ok=True)
+    # a file system without hard links: O_EXCL, the content follows in one write
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return True
 
 
 def remove_stale(root: Path, locks: Sequence[Path]) -> None:
@@ -333,7 +345,11 @@ def hold(root: Path, argv: Sequence[str]) -> str | None:
     """:func:`acquire`, and :func:`release` when this process exits (success, error, Ctrl-C,
     SIGTERM while jobs run: Snakemake turns it into a graceful stop)."""
     me = this_process()
-    removed = acquire(root, argv, me)
+    try:
+        removed = acquire(root, argv, me)
+    except OSError as exc:
+        where = exc.filename or RECORD
+        raise Locked(f"cannot write the lock record {where}: {exc.strerror}") from None
     atexit.register(release, root.resolve(), me)
     return removed
 

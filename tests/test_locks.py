@@ -206,6 +206,38 @@ def test_an_idle_folder_is_taken_and_released(tmp_path: Path) -> None:
     assert not (tmp_path / locks.RECORD).exists()
 
 
+def test_the_record_is_created_only_where_none_exists(tmp_path: Path) -> None:
+    (tmp_path / ".snakemake").mkdir()
+    first = locks.new_record(ME, ["snakemake"])
+    assert locks._create(tmp_path, first)
+    assert not locks._create(tmp_path, locks.new_record(OWNER, ["snakemake"]))
+    assert json.loads((tmp_path / locks.RECORD).read_text()) == first  # whole, and untouched
+    assert [p.name for p in (tmp_path / ".snakemake").iterdir()] == ["mlperf-owner.json"]
+
+
+@pytest.mark.parametrize("end", ["sys.exit(0)", "raise RuntimeError('boom')", "sys.exit(1)"])
+def test_the_holder_releases_the_folder_when_it_exits(tmp_path: Path, end: str) -> None:
+    code = "import sys\nfrom pathlib import Path\nfrom scripts import locks\n"
+    code += f"locks.hold(Path(sys.argv[1]), ['snakemake'])\n{end}\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 or end == "sys.exit(0)"
+    assert (tmp_path / ".snakemake").is_dir() and not (tmp_path / locks.RECORD).exists()
+
+
+def test_a_folder_where_no_record_can_be_written_gets_one_line(tmp_path: Path) -> None:
+    (tmp_path / ".snakemake").write_text("not a folder")
+    with pytest.raises(
+        locks.Locked, match=r"^cannot write the lock record .*\.snakemake: File exists$"
+    ):
+        locks.hold(tmp_path, ["snakemake"])
+
+
 def test_a_live_holder_is_named_and_its_record_is_left_alone(tmp_path: Path) -> None:
     child = _take_in_child(tmp_path)
     try:

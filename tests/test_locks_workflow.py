@@ -207,6 +207,10 @@ def test_two_snakemakes_started_at_once_on_a_running_campaign_are_both_told(
             assert twin.wait(timeout=WAIT_S) != 0
             assert locked_by(main.pid, output(wf, f"twin{i}")), output(wf, f"twin{i}")[-3000:]
         assert snapshot(wf) == before
+        record = (wf / locks.RECORD).read_bytes()
+        dry = snakemake(wf, TARGET, "-n", "--configfile", overlay, timeout=WAIT_S)
+        assert dry.returncode == 0, dry.stderr[-3000:]  # a dry run only looks: not refused
+        assert (wf / locks.RECORD).read_bytes() == record
     finally:
         (wf / "gate").touch()
     finish(wf, main)
@@ -230,3 +234,21 @@ def test_of_two_snakemakes_started_at_once_on_an_idle_folder_exactly_one_runs(
     finally:
         (wf / "gate").touch()
     finish(wf, twins[winner], name=f"twin{winner + 1}")
+
+
+def test_an_invocation_releases_the_folder_however_it_ends(workflow_copy: Path) -> None:
+    """Snakemake calls onsuccess/onerror only after scheduling; the record goes at exit also
+    after "Nothing to be done" and after a stop while loading (here: a config change)."""
+    wf = workflow_copy
+    overlay = str(fake_campaign(wf, runs=2))
+    for args in ([], [], ["--forcerun", "summarize"]):
+        proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay, *args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Removing stale" not in proc.stderr and not (wf / locks.RECORD).exists()
+    change = wf / "change.yaml"
+    change.write_text("benchmarks:\n  fake:\n    quality:\n      target: 0.8\n")
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay, str(change))
+    assert proc.returncode != 0 and "would no longer be comparable" in proc.stderr
+    assert not (wf / locks.RECORD).exists() and not locks.lock_files(wf)
+    dry = snakemake(wf, TARGET, "-n", "--configfile", overlay)
+    assert dry.returncode == 0 and not (wf / locks.RECORD).exists()
