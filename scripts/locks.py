@@ -321,9 +321,10 @@ def acquire(root: Path, argv: Sequence[str], me: Process | None = None) -> str |
             # taken in between by an invocation that does not take part in our guard
             # (another host): it holds the folder now
             try:
-                raise Locked(locked_message(read_record(root) or {}))
+                other = read_record(root) or {}
             except ValueError as exc:
                 raise Locked(unreadable_message(str(exc))) from None
+            raise Locked(locked_message(other))
         return removed
 
 
