@@ -1,7 +1,6 @@
 # Configuration loading and validation, and every input function and helper of the rules.
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -12,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
-from scripts import seals
+from scripts import locks, seals
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -448,29 +447,22 @@ def remove_stale_derived_files():
 
 
 def check_locks():
-    """A second snakemake on the same folder gets a clear message; locks left by a killed one
-    (kill -9 leaves Snakemake's lock files behind) are removed so the plain command resumes.
-    """
-    if {"--nolock", "--unlock"} & set(sys.argv) or campaign.is_dry_run(sys.argv):
-        return  # these take no lock (and --unlock is how a user clears one by hand)
+    """Take the folder for this invocation (scripts/locks.py): a second snakemake, seen or
+    not (another host, container or PID namespace), is told who holds it; locks left by a
+    killed one on this host are removed so the plain command resumes. --unlock clears our
+    record too; --nolock and dry runs take and check nothing."""
     root = Path.cwd()
-    locks = campaign.lock_files(root)
-    if not locks:
+    if "--unlock" in sys.argv:
+        locks.unlock(root)  # Snakemake removes its own lock files
         return
-    others = campaign.other_snakemakes(root, os.getpid())
-    if others:
-        pid, cmd = others[0]
-        raise WorkflowError(
-            f"locked: another snakemake (pid {pid}) is running in {root}:\n  {cmd}\n"
-            "Wait for it to finish (watch it with: python -m scripts.status), or stop it "
-            f"(kill {pid}); its unfinished runs are redone by the next invocation."
-        )
-    logger.warning(
-        "Removing stale Snakemake locks left by an invocation that was killed: "
-        + ", ".join(str(p.relative_to(root)) for p in locks)
-    )
-    for path in locks:
-        path.unlink(missing_ok=True)
+    if "--nolock" in sys.argv or campaign.is_dry_run(sys.argv):
+        return
+    try:
+        removed = locks.hold(root, sys.argv)
+    except locks.Locked as exc:
+        raise WorkflowError(str(exc)) from None
+    if removed:
+        logger.warning(removed)
 
 
 def check_seals():

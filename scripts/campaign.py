@@ -180,50 +180,6 @@ def describe(stale: Sequence[tuple[Path, str]], root: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Locks: Snakemake's lock files survive a kill -9 and then block the next plain invocation.
-
-
-def _ancestors(pid: int) -> set[int]:
-    seen: set[int] = set()
-    while pid > 1 and pid not in seen:
-        seen.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return seen
-
-
-def other_snakemakes(workdir: Path, me: int) -> list[tuple[int, str]]:
-    """(pid, command line) of snakemake processes other than ``me`` (and its ancestors) whose
-    working directory is ``workdir``."""
-    found: list[tuple[int, str]] = []
-    mine = _ancestors(me)
-    target = workdir.resolve()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in mine:
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            cwd = (proc / "cwd").resolve()
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        is_snakemake = any(Path(w).name == "snakemake" for w in words[:3]) or (
-            len(words) > 2 and words[1] == "-m" and words[2] == "snakemake"
-        )
-        if is_snakemake and cwd == target:
-            found.append((int(proc.name), " ".join(words)))
-    return found
-
-
-def lock_files(workdir: Path) -> list[Path]:
-    locks = workdir / ".snakemake" / "locks"
-    return sorted(locks.glob("*.lock")) if locks.is_dir() else []
-
-
-# ---------------------------------------------------------------------------------------------
 # Comparability: finished runs are never silently redone or mixed after a config change.
 
 

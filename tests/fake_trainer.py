@@ -20,6 +20,9 @@ command): a mapping of fault name to the list of run numbers it applies to:
   the run is still a result);
 - ``infinity``: an eval_accuracy line whose time_ms is ``Infinity`` (a log problem: exit 0,
   but the run is a crash).
+- ``gate``: after the first epoch, touches ``<gate_file>.waiting.<N>`` (its log is flushed) and
+  waits until the file ``gate_file`` (a string) exists, then goes on: a test checks what it
+  needs while the run is alive, then lets the campaign finish.
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         if has("signal"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if has("gate") and epoch == 1:
+            wait_for_gate(Path(faults["gate_file"]), args.run)
         if has("hang"):
             while True:
                 time.sleep(3600)
@@ -105,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     log.end(key=C.RUN_STOP, metadata={C.STATUS: status}, time_ms=stop_ms)
     record(end=time.time())
     return 0
+
+
+def wait_for_gate(gate: Path, run: int) -> None:
+    sys.stdout.flush()
+    Path(f"{gate}.waiting.{run}").touch()
+    while not gate.exists():
+        time.sleep(0.05)
 
 
 RECORDED_ENV = (
