@@ -145,13 +145,16 @@ def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
 @pytest.mark.integration
 def test_a_yaml_error_in_a_default_config_file_names_it(tmp_path: Path) -> None:
     wf = copy_workflow(tmp_path / "wf")
-    with (wf / "config/config.yaml").open("a") as fh:
+    config = wf / "config/config.yaml"
+    # the error is at the end of the file: the line after the appended one
+    line = len(config.read_text().splitlines()) + 2
+    with config.open("a") as fh:
         fh.write("statistics: {min_effect: [\n")
     proc = snakemake(wf, TARGET, "-n", "--cores", "1")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr  # snakemake prints a Snakefile's error on stdout
     assert "Traceback" not in out and "config_files.py" not in out
-    assert re.search(r"config/config\.yaml, line 4\d, column 1: YAML syntax error", out), out
+    assert re.search(rf"config/config\.yaml, line {line}, column 1: YAML syntax error", out), out
 
 
 # ---------------------------------------------------------------------------------------------
