@@ -11,7 +11,9 @@ command): a mapping of fault name to the list of run numbers it applies to:
 - ``signal``: the trainer kills itself with SIGKILL after the first epoch;
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
-- ``truncate``: exits 0 in the middle of the log, without run_stop.
+- ``truncate``: exits 0 in the middle of the log, without run_stop;
+- ``edit_dataset``: appends a line to every file of ``data/fake/dataset`` (the fake campaign's
+  unpacked dataset, relative to the working directory), as a trainer that writes into its input.
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -51,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(faults["marker_dir"], exist_ok=True)
         Path(faults["marker_dir"], f"run_{args.run}.{os.getpid()}").touch()
     record = record_env(faults.get("env_dir"), args.run)
+    if has("edit_dataset"):
+        for path in sorted(Path("data/fake/dataset").rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                with path.open("a") as fh:
+                    fh.write(f"written by run {args.run}\n")
     epoch_s = float(faults.get("epoch_s", args.epoch_s))
     log = mllog.get_mllogger()
     mllog.config(default_stack_offset=1)
