@@ -484,7 +484,12 @@ def remake_dataset_files(benchmark):
         cwd = Path(dataset.expand_url(script["cwd"], WORKFLOW_DIR))
         return lambda names: dataset.run_script(script["command"], cwd, folder)
     d = CONFIG["download"]
-    policy = dataset.Policy(d["retries"], d["backoff_s"], d["timeout_s"], d["progress"])
+    policy = dataset.Policy(
+        retries=d["retries"],
+        backoff_s=d["backoff_s"],
+        timeout_s=d["timeout_s"],
+        progress=d["progress"],
+    )
 
     def fetch(names):
         for name in names:
@@ -515,6 +520,9 @@ def restore_dataset_trees():
                 folder,
                 remake_dataset_files(benchmark),
                 dry_run=dry,
+                # looked for only when the tree is gone (then Snakemake would retrain them)
+                runs_used_it=not tree.is_dir()
+                and any(Path("results", benchmark).glob("*/run_*/run.json")),
             )
         except dataset.DatasetError as exc:
             raise WorkflowError(f"{tree} cannot be unpacked again: {exc}") from None

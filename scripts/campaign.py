@@ -294,9 +294,9 @@ LATER_FINGERPRINT_KEYS = ("dataset_tree_sha256",)
 
 def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
     """The keys of LATER_FINGERPRINT_KEYS that the finished runs in ``system_dir`` (other than
-    ``this_run``) were fingerprinted with: all of them when there is none. A run.json without
-    ``fingerprint_keys`` was made before any of them."""
-    keys = list(LATER_FINGERPRINT_KEYS)
+    ``this_run``) were fingerprinted with: all of them when there is none. The runs of a system
+    agree (each new one follows those before it), so the first readable run.json decides; one
+    without ``fingerprint_keys`` was made before any of them. O(1): this runs after every run."""
     for meta_path in sorted(system_dir.glob("run_*/run.json")):
         if meta_path.parent == this_run:
             continue
@@ -304,10 +304,8 @@ def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
             used = json.loads(meta_path.read_text()).get("fingerprint_keys") or []
         except (OSError, ValueError, AttributeError):
             continue
-        keys = [k for k in keys if k in used]
-        if not keys:
-            break
-    return keys
+        return [k for k in LATER_FINGERPRINT_KEYS if k in used]
+    return list(LATER_FINGERPRINT_KEYS)
 
 
 def git_head(path: Path) -> str | None:

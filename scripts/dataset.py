@@ -738,6 +738,22 @@ def tree_problem(tree: Path, *, full: bool = False) -> str | None:
     return f"{describe_changes(tree, changes)}; {TREE_REDO}" if changes else None
 
 
+def _changed_sources(
+    tree: Path, manifest: Mapping[str, Any], changes: Sequence[tuple[str, str]]
+) -> list[Path]:
+    """The downloads (or script's files) that are the same file as a changed file of the tree:
+    a hard link edited in place changes both."""
+    sources = {e["path"]: tree.parent / e["source"] for e in manifest["files"] if "source" in e}
+    return [
+        sources[rel]
+        for rel, _ in changes
+        if rel in sources
+        and (tree / rel).exists()
+        and sources[rel].exists()
+        and os.path.samefile(tree / rel, sources[rel])
+    ]
+
+
 def restore_tree(
     tree: Path,
     files: Sequence[Mapping[str, Any]],
@@ -745,9 +761,11 @@ def restore_tree(
     remake: Callable[[Sequence[str]], None],
     *,
     dry_run: bool = False,
+    runs_used_it: bool = False,
 ) -> str | None:
-    """Before a plan is built: unpack ``tree`` again from its verified files when it is missing,
-    has no readable manifest, or differs from its manifest. Returns what was found and done (a
+    """Before a plan is built: unpack ``tree`` again from its verified files when it is gone
+    but was unpacked (its manifest is left, or ``runs_used_it``: finished runs exist), has no
+    readable manifest, or differs from its manifest. Returns what was found and done (a
     warning for the user), or None when the tree is as unpacked or was never made.
 
     Snakemake cannot be left to do this: it redoes no upstream job of finished runs, and it
@@ -758,55 +776,44 @@ def restore_tree(
     changed tree is kept aside as ``<tree>.edited-<time>``, never deleted."""
     verified = tree.with_name("manifest.json")  # rules/dataset.smk: verify_dataset
     manifest_path = tree_manifest_path(tree)
-    keep = None
-    changed_sources: list[Path] = []
+    keep, changed = None, []
     if not verified.exists():
         return None  # never verified: the workflow's own jobs make it
     if not tree.is_dir():
+        if not manifest_path.exists() and not runs_used_it:
+            return None  # never unpacked: the workflow's own jobs make it when a run needs it
         why = f"{tree} is missing"
+    elif not manifest_path.exists():
+        why = f"{tree} has no manifest ({manifest_path}; unpacked by an older workflow?)"
     else:
         try:
             manifest = read_tree_manifest(manifest_path)
         except DatasetError as exc:
-            why = (
-                f"{tree} has no manifest ({manifest_path}; unpacked by an older workflow?)"
-                if not manifest_path.exists()
-                else str(exc)
-            )
+            why = str(exc)
         else:
             changes = tree_changes(tree, manifest)
             if not changes:
                 return None
             why = describe_changes(tree, changes)
-            keep = tree.with_name(
-                f"{tree.name}.edited-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
-            )
-            sources = {e["path"]: e["source"] for e in manifest["files"] if "source" in e}
-            for rel, _ in changes:
-                src = tree.parent / sources[rel] if rel in sources else None
-                if (
-                    src
-                    and (tree / rel).exists()
-                    and src.exists()
-                    and os.path.samefile(tree / rel, src)
-                ):
-                    changed_sources.append(src)
-    found = [why] + [
-        f"{src} is the same file (a hard link) and changed with it: it is made again"
-        for src in changed_sources
-    ]
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            keep = tree.with_name(f"{tree.name}.edited-{stamp}")
+            changed = _changed_sources(tree, manifest, changes)
+    remade = "a real run makes it again" if dry_run else "made again"
+    found = "; ".join(
+        [why]
+        + [f"{src} is the same file (a hard link) and changed with it: {remade}" for src in changed]
+    )
     if dry_run:
-        return "; ".join(found) + f"; a real run unpacks {tree} again before any job"
-    for src in changed_sources:
+        return f"{found}; a real run unpacks {tree} again before any job"
+    for src in changed:
         src.unlink()
     missing = [f["name"] for f in files if not (source_dir / f["name"]).exists()]
     if missing:
-        remake(missing)
-    entries = verify(files, source_dir)
-    _write_json(verified, {"files": entries})
+        remake(missing)  # fetched again, or the script runs again
+    _write_json(verified, {"files": verify(files, source_dir)})
     prepare(files, source_dir, tree, manifest_path, keep_replaced=keep)
     kept = f"; the changed tree is kept as {keep}" if keep else ""
-    return "; ".join(found) + f"; unpacked {tree} again from the verified files{kept}"
+    return f"{found}; unpacked {tree} again from the verified files{kept}"
 
 
 def run_script(command: str, cwd: Path, output: Path) -> None:

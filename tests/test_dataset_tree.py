@@ -7,9 +7,12 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
+import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +21,7 @@ import pytest
 from scripts import campaign, dataset
 from scripts.config import RunSpec, fingerprint
 from scripts.run_training import RunFailed, execute
-from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake, snapshot
+from tests.conftest import REPO, fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
 
 def sha(data: bytes) -> str:
@@ -213,12 +216,18 @@ def test_restore_unpacks_a_missing_tree_or_one_made_before_trees_had_manifests(
     assert done is not None and f"{tree} has no manifest" in done
     assert dataset.tree_problem(tree) is None
     assert not list(tree.parent.glob("dataset.edited-*"))  # nothing was seen changed: no copy
-    import shutil
-
-    shutil.rmtree(tree)
+    shutil.rmtree(tree)  # removed by hand after it was unpacked: its manifest is left
     done = dataset.restore_tree(tree, files, download, no_remake)
     assert done is not None and f"{tree} is missing" in done
     assert dataset.tree_problem(tree) is None
+    shutil.rmtree(tree)
+    dataset.tree_manifest_path(tree).unlink()  # never unpacked: the workflow's jobs make it
+    assert dataset.restore_tree(tree, files, download, no_remake) is None
+    # ... unless finished runs used it: Snakemake would train them all again
+    done = dataset.restore_tree(tree, files, download, no_remake, runs_used_it=True)
+    assert done is not None and f"{tree} is missing" in done
+    shutil.rmtree(tree)
+    dataset.prepare(files, download, tree, dataset.tree_manifest_path(tree))
     (tree.parent / "manifest.json").unlink()  # never verified: the workflow's jobs make it
     shutil.rmtree(tree)
     assert dataset.restore_tree(tree, files, download, no_remake) is None
@@ -317,10 +326,9 @@ def test_a_system_whose_runs_were_fingerprinted_without_the_tree_goes_on_without
     keys = ["config_fingerprint", "dataset_tree_sha256"]
     (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint_keys": keys}))
     assert campaign.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
-    (system / "run_02").mkdir()
-    (system / "run_02" / "run.json").write_text(json.dumps({"fingerprint": "made before"}))
+    (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint": "made before"}))
     assert campaign.later_fingerprint_keys(system, this) == []
-    assert campaign.later_fingerprint_keys(system, system / "run_02") == ["dataset_tree_sha256"]
+    assert campaign.later_fingerprint_keys(system, system / "run_01") == ["dataset_tree_sha256"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +347,10 @@ def test_a_trainer_that_edits_its_dataset_stops_the_next_run_and_the_tree_is_unp
     assert first.returncode != 0
     tree = wf / "data/fake/dataset"
     done = sorted(p.parent.name for p in wf.glob("results/fake/local/run_*/result.json"))
-    log = "\n".join(p.read_text() for p in wf.glob("logs/train_run/fake/local/*.log"))
+    log = "\n".join(
+        p.read_text(errors="replace")
+        for p in [*wf.glob("logs/train_run/fake/local/*.log"), *wf.glob("logs/failed/**/*.log")]
+    )
     if os.geteuid() == 0:
         # root writes into read-only files: the first run edits the tree as it trains, and
         # the check before the second run stops it, naming the file
@@ -400,8 +411,6 @@ def test_runs_made_before_the_tree_was_recorded_stay_comparable_with_new_ones(
     for name in ("runs.csv", "summary.csv"):
         (wf / "results/fake" / name).unlink()
     legacy_fp = json.loads((wf / "results/fake/local/run_01/run.json").read_text())["fingerprint"]
-    import shutil
-
     shutil.rmtree(wf / "results/fake/local/run_03")
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -413,3 +422,56 @@ def test_runs_made_before_the_tree_was_recorded_stay_comparable_with_new_ones(
     assert new["fingerprint"] == legacy_fp
     summary = pd.read_csv(wf / TARGET)
     assert summary.loc[0, "n_runs"] == 3 and bool(summary.loc[0, "valid"])
+
+
+NON_ROOT = r"""
+import json, shutil, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from scripts import dataset
+root = Path(sys.argv[1])
+(root / "download").mkdir()
+(root / "download" / "plain.txt").write_text("P")
+files = [{"name": "plain.txt"}]
+tree = root / "dataset"
+dataset.prepare(files, root / "download", tree, root / "dataset.manifest.json")
+try:
+    (tree / "plain.txt").open("a")
+    print("writable")
+except PermissionError:
+    print("read-only")
+dataset.prepare(files, root / "download", tree, root / "dataset.manifest.json")
+print("unpacked again", dataset.tree_problem(tree))
+subprocess.run(["rm", "-rf", str(tree)], check=True)
+shutil.rmtree(root / "download")
+print("removed", sorted(p.name for p in root.iterdir()))
+"""
+
+
+def test_read_only_files_stop_a_non_root_writer_and_still_unpack_again_and_remove(
+    tmp_path: Path,
+) -> None:
+    """As a user other than root (root ignores file modes): a write is refused; unpacking
+    again, rm -rf and shutil.rmtree still work, as the folders stay writable."""
+    prefix: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="tree-nonroot-"))
+    try:
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv to become another user")
+            os.chown(folder, 65534, 65534)
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-c", NON_ROOT, str(folder), str(REPO)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == [
+            "read-only",
+            "unpacked again None",
+            "removed ['dataset.manifest.json']",
+        ]
+    finally:
+        shutil.rmtree(folder)
