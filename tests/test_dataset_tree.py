@@ -475,3 +475,25 @@ def test_read_only_files_stop_a_non_root_writer_and_still_unpack_again_and_remov
         ]
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.integration
+def test_a_tree_removed_by_hand_is_unpacked_again_and_no_finished_run_is_trained_again(
+    workflow_copy: Path,
+) -> None:
+    """Snakemake itself would train every finished run again: their (ancient) dataset folder
+    is missing as the plan is built, and the job that makes it again runs first."""
+    wf = workflow_copy
+    overlay = str(fake_campaign(wf, runs=2))
+    assert snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay).returncode == 0
+    shutil.rmtree(wf / "data/fake/dataset")
+    (wf / "data/fake/dataset.manifest.json").unlink()
+    (wf / "results/fake/local/run_02/mlperf.log").unlink()  # one run to do again
+    before = {k: v for k, v in snapshot(wf).items() if "/run_01/" in k}
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = [j for j in jobs_run(proc.stderr) if j.startswith("train_run")]
+    assert trained == ["train_run benchmark=fake, system=local, run=02"]
+    assert "data/fake/dataset is missing; unpacked data/fake/dataset again" in proc.stderr
+    assert {k: v for k, v in snapshot(wf).items() if "/run_01/" in k} == before
+    assert dataset.tree_problem(wf / "data/fake/dataset") is None
