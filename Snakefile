@@ -18,7 +18,14 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the scripts package
 
-from scripts.config import DEFAULT_CONFIGFILES
+from snakemake.exceptions import WorkflowError
+from scripts.config import DEFAULT_CONFIGFILES, ConfigError, check_config_files
+
+# a YAML error in them names the file, line and column (the configfile: lines' own does not)
+try:
+    check_config_files(workflow.basedir, DEFAULT_CONFIGFILES)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 
 # Defaults (config/config.yaml, config/benchmarks/gnmt.yaml, config/systems/local.yaml), then
 # overlays: later files win, and any --configfile given on the command line is merged on top

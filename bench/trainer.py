@@ -13,6 +13,7 @@ campaign is `snakemake --cores 1 results/gnmt/summary.csv` on a fresh copy of th
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:
         data = Path(tmp) / "dataset"
         dataset.safe_unpack(REPO / "resources" / "toy-ende-v1.tar.gz", data)
-        hp = cfg.hp_args(cfg.hyperparameters(conf, "gnmt", "local"))
+        hp = shlex.join(cfg.hp_args(cfg.hyperparameters(conf, "gnmt", "local")))
         for seed in seeds:
             cmd = (
                 f"{sys.executable} -m scripts.gnmt.train --data-dir {data}/toy-ende-v1 "

@@ -1,7 +1,6 @@
 # Configuration loading and validation, and every input function and helper of the rules.
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -12,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
+from scripts import locks, seals
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -37,11 +37,13 @@ DATA_DIR = CONFIG["data_dir"].rstrip("/")
 PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executable)} -m"
 
 
+# names as the schema has them; (?!\n): a target ending in a newline is no rule's output
+# (Python's $ also matches before a final newline)
 wildcard_constraints:
-    benchmark="[A-Za-z0-9][A-Za-z0-9_.-]*",
-    system="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    benchmark=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
+    system=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
     run=r"\d\d+",
-    file="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    file=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
 
 
 def json_arg(value):
@@ -450,29 +452,58 @@ def remove_stale_derived_files():
 
 
 def check_locks():
-    """A second snakemake on the same folder gets a clear message; locks left by a killed one
-    (kill -9 leaves Snakemake's lock files behind) are removed so the plain command resumes.
-    """
-    if {"--nolock", "--unlock"} & set(sys.argv) or campaign.is_dry_run(sys.argv):
-        return  # these take no lock (and --unlock is how a user clears one by hand)
+    """Take the folder for this invocation (scripts/locks.py): a second snakemake, seen or
+    not (another host, container or PID namespace), is told who holds it; locks left by a
+    killed one on this host are removed so the plain command resumes. --unlock clears our
+    record too; --nolock and dry runs take and check nothing."""
     root = Path.cwd()
-    locks = campaign.lock_files(root)
-    if not locks:
+    if "--unlock" in sys.argv:
+        locks.unlock(root)  # Snakemake removes its own lock files
         return
-    others = campaign.other_snakemakes(root, os.getpid())
-    if others:
-        pid, cmd = others[0]
-        raise WorkflowError(
-            f"locked: another snakemake (pid {pid}) is running in {root}:\n  {cmd}\n"
-            "Wait for it to finish (watch it with: python -m scripts.status), or stop it "
-            f"(kill {pid}); its unfinished runs are redone by the next invocation."
-        )
-    logger.warning(
-        "Removing stale Snakemake locks left by an invocation that was killed: "
-        + ", ".join(str(p.relative_to(root)) for p in locks)
-    )
-    for path in locks:
-        path.unlink(missing_ok=True)
+    if "--nolock" in sys.argv or campaign.is_dry_run(sys.argv):
+        return
+    try:
+        removed = locks.hold(root, sys.argv)
+    except locks.Locked as exc:
+        raise WorkflowError(str(exc)) from None
+    if removed:
+        logger.warning(removed)
+
+
+def check_seals():
+    """Stop, naming the run, if a finished run's log changed since it was sealed; a corrupt
+    result.json of an intact run is named and removed, so parse_unparsed_runs re-parses it
+    (scripts/seals.py). A dry run only says so."""
+    root = Path()  # the working directory: messages name results/... relative to it
+    checks = [
+        seals.check_system(root, b, s, system_run_ids(b, s))
+        for b in BENCHMARKS
+        for s in benchmark_systems(b)
+    ]
+    message = seals.tampered_message(checks)
+    if message:
+        raise WorkflowError(message)
+    unsealed = seals.unsealed_message(checks)
+    if unsealed:
+        logger.warning(unsealed)
+    dry = campaign.is_dry_run(sys.argv)
+    for c in checks:
+        for run, why in sorted(c.corrupt_results.items()):
+            logger.warning(
+                f"{why}: {'a real run re-parses' if dry else 're-parsing'} it from its "
+                "intact log (no training)"
+            )
+            if not dry:
+                (c.run_dir(root, run) / "result.json").unlink(missing_ok=True)
+
+
+def refresh_seal_cache():
+    """After a successful invocation: check the runs it made once more, so their seals are
+    in the cache and the next no-op invocation reads no run.json (bench/seal_check.py).
+    """
+    for b in BENCHMARKS:
+        for s in benchmark_systems(b):
+            seals.check_system(Path(), b, s, system_run_ids(b, s))
 
 
 def remake_dataset_files(benchmark):
@@ -557,6 +588,7 @@ def check_comparability():
 
 if main_invocation():
     check_locks()
+    check_seals()
     try:
         check_comparability()
     except cfg.ConfigError as exc:
@@ -565,6 +597,11 @@ if main_invocation():
     parse_unparsed_runs()
     remove_stale_derived_files()
     restore_dataset_trees()
+
+
+onsuccess:
+    if main_invocation():
+        refresh_seal_cache()
 
 
 def finished_results(benchmark):

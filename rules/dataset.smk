@@ -18,9 +18,11 @@ rule download_file:
             if a in dataset_file(w.benchmark, w.file)
         ),
         policy=download_policy_args,
+    # everything goes to the log; each retry's one line also to snakemake's stderr (fd 3 here),
+    # so the console shows that a download is waiting, and why
     shell:
         "{PY} scripts.dataset fetch {params.urls} --dest {output:q} {params.hashes} "
-        "{params.policy} > {log:q} 2>&1"
+        "{params.policy} --console-fd 3 3>&2 > {log:q} 2>&1"
 
 
 # A dataset with a script and no mirror (e.g. MLPerf's download_dataset.sh): one job makes every

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts import layout
+
 DRY_RUN_FLAGS = {
     "--dry-run",
     "--dryrun",
@@ -49,7 +51,7 @@ DRY_RUN_FLAGS = {
 
 
 def run_dir(root: Path, benchmark: str, system: str, run: str) -> Path:
-    return root / "results" / benchmark / system / f"run_{run}"
+    return layout.run_dir(root, benchmark, system, run)
 
 
 def stale_derived_files(
@@ -175,50 +177,6 @@ def is_dry_run(argv: Sequence[str]) -> bool:
 
 def describe(stale: Sequence[tuple[Path, str]], root: Path) -> str:
     return "\n".join(f"  {shlex.quote(str(p.relative_to(root)))}: {reason}" for p, reason in stale)
-
-
-# ---------------------------------------------------------------------------------------------
-# Locks: Snakemake's lock files survive a kill -9 and then block the next plain invocation.
-
-
-def _ancestors(pid: int) -> set[int]:
-    seen: set[int] = set()
-    while pid > 1 and pid not in seen:
-        seen.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return seen
-
-
-def other_snakemakes(workdir: Path, me: int) -> list[tuple[int, str]]:
-    """(pid, command line) of snakemake processes other than ``me`` (and its ancestors) whose
-    working directory is ``workdir``."""
-    found: list[tuple[int, str]] = []
-    mine = _ancestors(me)
-    target = workdir.resolve()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in mine:
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            cwd = (proc / "cwd").resolve()
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        is_snakemake = any(Path(w).name == "snakemake" for w in words[:3]) or (
-            len(words) > 2 and words[1] == "-m" and words[2] == "snakemake"
-        )
-        if is_snakemake and cwd == target:
-            found.append((int(proc.name), " ".join(words)))
-    return found
-
-
-def lock_files(workdir: Path) -> list[Path]:
-    locks = workdir / ".snakemake" / "locks"
-    return sorted(locks.glob("*.lock")) if locks.is_dir() else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,11 +328,15 @@ def archive(path: Path, root: Path) -> Path:
 
 
 def replace_run(root: Path, benchmark: str, system: str, run: int) -> Path:
-    """Move one run aside (kept, never deleted) so the next invocation redoes it."""
-    width = 2
-    src = run_dir(root, benchmark, system, f"{run:0{width}d}")
-    if not src.is_dir():
-        raise FileNotFoundError(f"{src} does not exist")
+    """Move one run aside (kept, never deleted) so the next invocation redoes it. ``run`` is
+    the run's number: its folder is found whatever the width of the campaign's run ids."""
+    system_dir = root / "results" / benchmark / system
+    try:
+        src = layout.find_run_dir(system_dir, run)
+    except ValueError as exc:
+        raise FileNotFoundError(f"{exc}; move the one to redo aside by hand") from None
+    if src is None:
+        raise FileNotFoundError(f"{system_dir} has no folder of run {run}")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = root / "results" / "archive" / benchmark / system / f"{src.name}.replaced-{stamp}"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import shlex
 import string
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,9 +21,9 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from scripts import layout
 from scripts.cluster import check_slurm_config
+from scripts.config_files import ConfigError, read_config_file
 from scripts.dataset import check_dataset
 from scripts.gpus import declared_devices
 
@@ -41,13 +42,17 @@ DEFAULT_CONFIGFILES = (
 MAX_ERRORS = 10
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with a message meant for the user."""
-
-
 def load_yaml(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    """A YAML (or JSON) file's data; ConfigError naming the file (and the line and column of a
+    syntax error) when it is missing, a folder or not YAML."""
+    return read_config_file(path)
+
+
+def check_config_files(workflow_dir: str | Path, files: Sequence[str | Path]) -> None:
+    """Read each config file (relative to ``workflow_dir``): the Snakefile calls this before
+    its ``configfile:`` lines, whose own error names neither the file nor the line."""
+    for f in files:
+        read_config_file(Path(workflow_dir, f), "a config file of the workflow")
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -136,11 +141,38 @@ def validate(
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [_describe(e, sources) for e in errors[:MAX_ERRORS]]
-        if len(errors) > MAX_ERRORS:
-            lines.append(f"... and {len(errors) - MAX_ERRORS} more")
+    lines = non_finite_numbers(config, sources) + [_describe(e, sources) for e in errors]
+    if lines:
+        if len(lines) > MAX_ERRORS:
+            lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS} more"]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+YAML_SPELLING = {math.inf: ".inf", -math.inf: "-.inf"}
+
+
+def non_finite_numbers(config: Any, sources: Sequence[tuple[str, Any]] = ()) -> list[str]:
+    """One line per infinite or NaN number anywhere in the config (YAML's .inf and .nan): a
+    schema's minimum and maximum let them through, and no setting means them."""
+    found: list[str] = []
+
+    def walk(value: Any, path: list[Any]) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            where = _source_of(path, sources) if sources else "the configuration"
+            spelled = YAML_SPELLING.get(value, ".nan")
+            found.append(
+                f"{where}: {_key_path(path)}: {spelled} is not a finite number "
+                "(give a number, or null where the key allows it)"
+            )
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, [*path, key])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, [*path, i])
+
+    walk(config, [])
+    return found
 
 
 def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
@@ -207,7 +239,7 @@ def check_references(
             problems.append(f"benchmarks.{bname}.implementation.command: {exc}")
         for key, value in bench["implementation"].get("env", {}).items():
             try:
-                render_command(str(value), _dummy_context(bench))
+                render_command(str(value), _dummy_context(bench), shell=False)
             except ConfigError as exc:
                 problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
     for sname, system in config["systems"].items():
@@ -350,9 +382,8 @@ def system_run_ids(config: Mapping[str, Any], benchmark: str, system: str) -> li
 
 
 def run_ids(runs: int) -> list[str]:
-    """Run directory suffixes ``01``, ``02``, ... (at least two digits)."""
-    width = max(2, len(str(runs)))
-    return [f"{i:0{width}d}" for i in range(1, runs + 1)]
+    """Run directory suffixes ``01``, ``02``, ... (scripts/layout.py: the one run-id format)."""
+    return layout.run_ids(runs)
 
 
 def derive_seed(benchmark: str, run: int) -> int:
@@ -377,9 +408,10 @@ def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> d
     return hp
 
 
-def hp_args(hp: Mapping[str, Any]) -> str:
-    """``--name value`` for each hyper-parameter (``_`` in names becomes ``-``)."""
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in hp.items())
+def hp_args(hp: Mapping[str, Any]) -> list[str]:
+    """``--name value`` for each hyper-parameter (``_`` in names becomes ``-``), as words:
+    ``{hp_args}`` puts each one into a command as one shell word."""
+    return [w for k, v in hp.items() for w in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def _dummy_context(bench: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,20 +438,43 @@ def run_port(run: int) -> int:
     return 4242 + run % 1000
 
 
-def render_command(template: str, context: Mapping[str, Any]) -> str:
-    """Fill a command template, with a clear error for unknown placeholders."""
-    fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    for field in fields:
-        root = field.split("[")[0].split(".")[0]
-        if root not in context:
-            raise ConfigError(
-                f"unknown placeholder {{{field}}}; known: "
-                + ", ".join("{" + k + "}" for k in sorted(context))
-            )
+class _Fill(string.Formatter):
+    """str.format with every substituted value made one shell word (``shell``) or plain text.
+
+    A value that is a list (``{hp_args}``) is a list of words. The context holds raw values:
+    quoting is done here, once, the same way for every placeholder."""
+
+    def __init__(self, shell: bool) -> None:
+        self.shell = shell
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, list | tuple):
+            words = [format(v, format_spec) for v in value]
+            return shlex.join(words) if self.shell else " ".join(words)
+        text = format(value, format_spec)
+        return shlex.quote(text) if self.shell else text
+
+
+def render_command(template: str, context: Mapping[str, Any], *, shell: bool = True) -> str:
+    """Fill a command template: each placeholder's value becomes one shell word (a value with
+    spaces or ``;`` stays one argument and never runs as code). ``shell=False``: plain text,
+    for environment values. A clear error for unknown placeholders."""
     try:
-        return template.format(**context)
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        for field in fields:
+            root = field.split("[")[0].split(".")[0]
+            if root not in context:
+                raise ConfigError(
+                    f"unknown placeholder {{{field}}}; known: "
+                    + ", ".join("{" + k + "}" for k in sorted(context))
+                )
+        return _Fill(shell).format(template, **context)
+    except ConfigError:
+        raise
     except (KeyError, IndexError) as exc:
         raise ConfigError(f"placeholder {exc} has no value in {template!r}") from None
+    except ValueError as exc:  # a bad format spec or a lone brace
+        raise ConfigError(f"{exc} in {template!r} (write {{{{ for a literal brace)") from None
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -460,6 +515,13 @@ class RunSpec:
     # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
     # "Unknown system, assuming DGX1": the container did not find its config_<SYSTEM>.sh)
     fail_patterns: list[str] = dc_field(default_factory=list)
+    # the run's id (scripts/layout.py): its folder, marker and failed logs are run_<run_id>;
+    # empty: the id of a campaign of at most 99 runs
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            object.__setattr__(self, "run_id", layout.run_id(self.run, self.run))
 
     def to_json(self) -> str:
         return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
@@ -550,9 +612,9 @@ def run_spec(
         python = container["python"]
         dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
     context = {
-        "python": shlex.quote(python),
-        "dataset_dir": shlex.quote(dataset_dir),
-        "run_dir": shlex.quote(run_dir),
+        "python": python,
+        "dataset_dir": dataset_dir,
+        "run_dir": run_dir,
         "seed": seed,
         "run": run,
         "target": bench["quality"]["target"],
@@ -565,7 +627,7 @@ def run_spec(
     }
     # env values may use the command's placeholders (e.g. NVIDIA's LR: "{hp[LR]}")
     env = {
-        k: render_command(str(v), context)
+        k: render_command(str(v), context, shell=False)
         for k, v in bench["implementation"].get("env", {}).items()
     }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
@@ -593,4 +655,5 @@ def run_spec(
         backend=sys_["backend"],
         container=container,
         fail_patterns=list(bench["implementation"].get("fail_patterns", [])),
+        run_id=layout.run_id(run, bench["runs"]),
     )

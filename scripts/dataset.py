@@ -2,10 +2,13 @@
 
 Sources, in the order they are tried for one file: the benchmark's ``dataset.mirror`` (a folder or a
 URL holding the files by name, the normal case on air-gapped clusters), then the file's own ``url``.
-``http(s)://`` downloads use ``requests`` with urllib3's ``Retry`` (backoff on connection errors
-and 5xx) and resume a body cut off mid-way with an HTTP ``Range`` request (``If-Range`` guards
-against splicing two versions of a file; a server that ignores ``Range`` is restarted from byte
-0). Every byte is hashed as it arrives, so a download reads its bytes once.
+``http(s)://`` downloads use ``requests`` with one retry policy (:class:`Policy`, config key
+``download``): one loop of attempts with exponential backoff after connection errors, timeouts,
+cut-off bodies, HTTP 429 and 5xx (urllib3's own retries are off, so nothing retries inside it),
+each retry announced by one line (file, reason, next try in N s). A body cut off mid-way is
+resumed with an HTTP ``Range`` request (``If-Range`` guards against splicing two versions of a
+file; a server that ignores ``Range`` is restarted from byte 0). Every byte is hashed as it
+arrives, so a download reads its bytes once.
 
 Bytes go to ``<file>.part`` next to the destination; only a file whose checksums match is renamed
 into place. A mismatch keeps the bad bytes as ``<file>.corrupt`` for inspection and raises
@@ -23,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -55,17 +60,36 @@ class SourceMissing(DatasetError):
     """A source does not have the file (HTTP 404/410, no such file): the next source is tried."""
 
 
+# the longest wait before one retry, whatever backoff_s or a server's Retry-After says
+MAX_WAIT_S = 60.0
+# answers that are retried (with Retry-After honoured); any other 4xx/5xx fails at once
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 @dataclass(frozen=True)
 class Policy:
-    """How hard a download tries (config key ``download``)."""
+    """How hard a download tries (config key ``download``): ``1 + retries`` attempts per source,
+    retry ``k`` after a wait of :meth:`wait` (k) seconds."""
 
     retries: int = 5  # retries per source, after the first attempt
     backoff_s: float = 1.0  # waits backoff_s, 2*backoff_s, 4*backoff_s, ... (at most 60 s)
     timeout_s: float = 60.0  # connect timeout, and the longest wait for the next bytes
     progress: bool = True  # a progress bar (on stderr) for files of PROGRESS_MIN_BYTES or more
 
-    def wait(self, attempt: int) -> float:
-        return min(60.0, self.backoff_s * 2 ** (attempt - 1))
+    def wait(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds before retry number ``retry`` (1, 2, ...): ``backoff_s * 2**(retry - 1)``, or
+        the server's Retry-After when that is longer; at most MAX_WAIT_S."""
+        wait = self.backoff_s * 2 ** (retry - 1)
+        return min(MAX_WAIT_S, max(wait, retry_after or 0.0))
+
+    def budget_s(self) -> float:
+        """The longest a download that receives no byte takes to fail (without Retry-After):
+        every wait, plus for each of the ``1 + retries`` attempts ``timeout_s`` to connect and
+        ``timeout_s`` for the answer. (A host name with several addresses gets ``timeout_s`` to
+        connect to each; name resolution itself is not timed.) A refused connection fails at
+        once, so it takes about the sum of the waits."""
+        waits = sum(self.wait(k) for k in range(1, self.retries + 1))
+        return waits + (self.retries + 1) * 2 * self.timeout_s
 
 
 def expand_url(url: str, workflow_dir: str | Path) -> str:
@@ -251,27 +275,14 @@ def _fetch_file(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
         _copy(src, out, hashing, bar.update)  # type: ignore[arg-type]
 
 
-def _session(policy: Policy) -> Any:
+def _session() -> Any:
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    retry = Retry(
-        total=policy.retries,
-        connect=policy.retries,
-        read=policy.retries,
-        status=policy.retries,
-        other=0,
-        # urllib3 retries once at once, then waits backoff_s, 2 * backoff_s, ...
-        backoff_factor=policy.backoff_s / 2,
-        backoff_max=60.0,
-        status_forcelist=(500, 502, 503, 504),
-        allowed_methods=frozenset({"GET"}),
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    # no retries inside urllib3: _fetch_http's loop is the one retry policy (and announces each)
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "mlperf-workflow dataset fetch"
@@ -304,13 +315,28 @@ def _resume_state(part: Path, url: str, hashing: Hashing) -> str | None:
     return None
 
 
-def _fetch_http(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
+class _TryAgain(Exception):
+    """One attempt failed in a way worth retrying (``why`` in words)."""
+
+    def __init__(self, why: str, retry_after: float | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.retry_after = retry_after
+
+
+def _fetch_http(
+    url: str, part: Path, hashing: Hashing, policy: Policy, say: Callable[[str], None]
+) -> None:
+    """Fetch ``url`` into ``part``: ``1 + policy.retries`` attempts, the wait before each retry
+    from :meth:`Policy.wait`, each retry announced with ``say`` (one line)."""
     import requests
     import urllib3
 
-    session = _session(policy)
+    session = _session()
     meta = part.with_name(part.name + ".json")
+    name = part.name.removesuffix(".part")
     validator = _resume_state(part, url, hashing)
+    t0 = time.monotonic()
     failures = 0
     while True:
         offset = hashing.size
@@ -324,16 +350,18 @@ def _fetch_http(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
             with session.get(url, headers=headers, stream=True, timeout=policy.timeout_s) as r:
                 if r.status_code in (404, 410):
                     raise SourceMissing(f"{url}: HTTP {r.status_code} {r.reason}")
-                if r.status_code == 416:  # our offset is past the end: the file changed
+                if r.status_code == 416 and offset:  # our offset is past the end: file changed
                     _note(f"{url}: range {offset}- not satisfiable; restarting from byte 0")
                     hashing.reset()
                     validator = None
                     continue
-                if r.status_code >= 400:
-                    raise DatasetError(
-                        f"{url}: HTTP {r.status_code} {r.reason}"
-                        + (f" after {policy.retries} retries" if r.status_code >= 500 else "")
+                if r.status_code in RETRY_STATUSES:
+                    raise _TryAgain(
+                        f"HTTP {r.status_code} {r.reason}",
+                        _retry_after(r.headers.get("Retry-After")),
                     )
+                if r.status_code >= 400:
+                    raise DatasetError(f"{url}: HTTP {r.status_code} {r.reason}")
                 resumed = r.status_code == 206 and _range_start(r.headers) == offset
                 if offset and not resumed:
                     _note(
@@ -356,29 +384,97 @@ def _fetch_http(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
                         out.write(chunk)
                         bar.update(len(chunk))
                 if total is not None and hashing.size != total:
-                    raise requests.exceptions.ChunkedEncodingError(
-                        f"got {hashing.size} of {total} bytes"
-                    )
+                    raise _TryAgain(f"the body was cut off at byte {hashing.size} of {total}")
             meta.unlink(missing_ok=True)
             return
+        except _TryAgain as exc:
+            why, retry_after = exc.why, exc.retry_after
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
             urllib3.exceptions.HTTPError,  # from r.raw: a cut-off body, a read timeout
         ) as exc:
-            failures += 1
-            if failures > policy.retries:
-                raise DatasetError(
-                    f"{url}: download failed after {failures} attempts ({exc}); "
-                    f"{hashing.size} bytes are kept in {part} and the next run resumes there"
-                ) from None
-            wait = policy.wait(failures)
-            _note(
-                f"{url}: {type(exc).__name__} at byte {hashing.size}: {exc}; "
-                f"attempt {failures + 1} of {policy.retries + 1} in {wait:.1f} s"
+            why, retry_after = _why(exc, policy.timeout_s, hashing.size), None
+        failures += 1
+        if failures > policy.retries:
+            kept = (
+                f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
+                if hashing.size
+                else ""
             )
-            time.sleep(wait)
+            retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
+            attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
+            raise DatasetError(
+                f"{url}: {why}; gave up after {retries} ({attempts} in "
+                f"{time.monotonic() - t0:.1f} s; config download: retries, backoff_s, "
+                f"timeout_s){kept}"
+            ) from None
+        wait = policy.wait(failures, retry_after)
+        say(
+            f"download {name}: {why} ({url}); "
+            f"retry {failures} of {policy.retries} in {round(wait, 2):g} s"
+        )
+        time.sleep(wait)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (requests and urllib3 nest the socket error 3 deep)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        e = todo.pop(0)
+        if any(e is s for s in seen):
+            continue
+        seen.append(e)
+        nested = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+    return seen
+
+
+def _why(exc: BaseException, timeout_s: float, at_byte: int) -> str:
+    """A failed attempt in a few words: 'connection refused', 'no answer for 60 s', ..."""
+    import requests
+    import urllib3
+
+    chain = _causes(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {timeout_s:g} s"
+    if any(
+        isinstance(e, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError))
+        for e in chain
+    ):
+        return f"no bytes for {timeout_s:g} s" + (f" at byte {at_byte}" if at_byte else "")
+    if any(
+        isinstance(e, (http.client.IncompleteRead, urllib3.exceptions.ProtocolError)) for e in chain
+    ):
+        return f"the connection broke at byte {at_byte}"
+    for e in chain:
+        if isinstance(e, OSError) and e.strerror and not isinstance(e, requests.RequestException):
+            words = e.strerror[0].lower() + e.strerror[1:]
+            if isinstance(e, socket.gaierror):
+                return f"cannot resolve the host name ({words})"
+            return words + (f" at byte {at_byte}" if at_byte else "")
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" + ("..." if len(text) > 200 else "")
 
 
 def _range_start(headers: Mapping[str, str]) -> int | None:
@@ -396,9 +492,11 @@ def fetch(
     dest: Path,
     expected: Mapping[str, str],
     policy: Policy = Policy(),
+    say: Callable[[str], None] = _note,
 ) -> dict[str, Any]:
     """Fetch ``dest`` from the first of ``urls`` that has it, atomically, checking the expected
-    checksums on the way; record them beside it (see :func:`checksums_path`)."""
+    checksums on the way; record them beside it (see :func:`checksums_path`). ``say`` gets the
+    one-line message of each retry (default: stderr)."""
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:
         raise DatasetError(f"{dest.name}: no URL and no mirror to fetch it from")
@@ -415,7 +513,7 @@ def fetch(
             if _scheme(url) == "file":
                 _fetch_file(url, part, hashing, policy)
             else:
-                _fetch_http(url, part, hashing, policy)
+                _fetch_http(url, part, hashing, policy, say)
         except SourceMissing as exc:
             missing.append(str(exc))
             continue
@@ -839,6 +937,27 @@ def run_script(command: str, cwd: Path, output: Path) -> None:
     os.replace(partial, output)
 
 
+def _console_say(fd: int | None) -> Callable[[str], None]:
+    """Write a line to stderr and, when ``fd`` is an open descriptor, to it as well."""
+    console: TextIO | None = None
+    if fd is not None:
+        try:
+            console = os.fdopen(fd, "w", closefd=False)
+        except OSError:
+            console = None
+
+    def say(message: str) -> None:
+        _note(message)
+        if console is not None:
+            try:
+                console.write(message + "\n")
+                console.flush()
+            except OSError:
+                pass
+
+    return say
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Fetch, verify and unpack dataset files, or make them with a script."
@@ -862,6 +981,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout-s", type=float, default=Policy.timeout_s, help="network timeout, seconds"
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.add_argument(
+        "--console-fd",
+        type=int,
+        default=None,
+        help="also write each retry's line to this open file descriptor (the download rule "
+        "gives snakemake's stderr as 3, so retries reach the console while the rest goes to the "
+        "job's log)",
+    )
     v = sub.add_parser("verify", help="verify every file of a dataset, write its manifest")
     v.add_argument("--files-json", required=True, help="the benchmark's dataset.files as JSON")
     v.add_argument("--dir", type=Path, required=True, help="folder holding the files")
@@ -892,7 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "fetch":
             expected = {a: getattr(args, a) for a in HASHES if getattr(args, a)}
             policy = Policy(args.retries, args.backoff_s, args.timeout_s, not args.no_progress)
-            entry = fetch(args.url, args.dest, expected, policy)
+            entry = fetch(args.url, args.dest, expected, policy, _console_say(args.console_fd))
             print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
         elif args.cmd == "verify":
             try:

@@ -9,6 +9,12 @@ complete when the source moves) and writes its ``run.json`` with where it came f
 path and sha256, and the submission's own description of the system (``submission_org``,
 ``submission_platform``, ``submission_entry``...). From there a run is parsed, collected and
 scored exactly like a run made here.
+
+A log that is not a valid MLPerf log of a finished run (:func:`scripts.mlperf_log.log_problems`:
+random bytes, no run_start, run_stop before run_start ...) is still imported: it becomes a run
+without a result (not converged, no time), named in runs.csv's ``log_problems``, as
+mlperf-logging's result summarizer counts a log that fails the compliance check (dropped as the
+slowest run; more than one makes the score invalid). The source is read in blocks, never whole.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts import seals
 from scripts.config import fingerprint
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.run_result import add_result_arguments, write_result_if_asked
 
 RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 # NVIDIA's run scripts print the node they ran on
-_HOST_RE = re.compile(r"^(?:Gathering sys log on|Clearing cache on|Launching on node) (\S+)", re.M)
+_HOST_RE = re.compile(rb"^(?:Gathering sys log on|Clearing cache on|Launching on node) (\S+)", re.M)
+BLOCK_BYTES = 4 << 20
+LITERAL_MAX_CHARS = 64 << 10  # a longer submission_entry stays text
 SUBMISSION_KEYS = ("org", "platform", "division", "status", "benchmark", "poc_name")
 
 
@@ -57,10 +66,10 @@ def source_of(folder: Path, run: int) -> Path:
 def _literal(value: Any) -> Any:
     """v0.6 logs write submission_entry as the repr of a Python dict, nested dicts as repr
     strings again: decode what decodes, keep the rest as text."""
-    if isinstance(value, str) and value[:1] in "{[":
+    if isinstance(value, str) and value[:1] in "{[" and len(value) <= LITERAL_MAX_CHARS:
         try:
             value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
             return value
     if isinstance(value, dict):
         return {str(k): _literal(v) for k, v in value.items()}
@@ -97,8 +106,7 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
         )
     start = parsed.first("run_start")
     seed = parsed.first("seed")
-    text = source.read_text(errors="replace")
-    host = _HOST_RE.search(text)
+    host, digest = _host_and_sha256(source)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_log = log_path.with_name(log_path.name + ".tmp")
     shutil.copyfile(source, tmp_log)
@@ -111,22 +119,60 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
         "seed": _as_int(seed.value) if seed is not None else _seed_of_result_line(parsed),
         "scale": spec["scale"],
         "command": None,
-        "host": host.group(1) if host else None,
-        "started_utc": (
-            dt.datetime.fromtimestamp(start.time_s, dt.UTC).isoformat() if start else None
-        ),
+        "host": host,
+        "started_utc": _utc(start.time_s) if start else None,
         "wall_s": None,
         "source": str(source.resolve()),
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "source_sha256": digest,
         "submission": info,
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
     }
     meta["fingerprint"] = fingerprint({"config_fingerprint": spec["config_fingerprint"]})
+    seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
     tmp = meta_path.with_name(meta_path.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, meta_path)
     return meta
+
+
+def _host_and_sha256(source: Path) -> tuple[str | None, str]:
+    """The node NVIDIA's run script names (first match) and the sha256 of ``source``, read in
+    blocks of BLOCK_BYTES (a line cut by a block boundary is searched whole)."""
+    sha = hashlib.sha256()
+    host: str | None = None
+    carry = b""
+    in_long_line = False  # a line longer than 4 KiB is not the host line: skip it
+    with source.open("rb") as fh:
+        while block := fh.read(BLOCK_BYTES):
+            sha.update(block)
+            if host is not None:
+                continue
+            if in_long_line:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    continue
+                block, in_long_line = block[nl + 1 :], False
+            buf = carry + block
+            last = buf.rfind(b"\n")
+            whole, carry = (buf[: last + 1], buf[last + 1 :]) if last >= 0 else (b"", buf)
+            if len(carry) > 4096:
+                carry, in_long_line = b"", True
+            found = _HOST_RE.search(whole)
+            if found:
+                host = found.group(1).decode("utf-8", "replace")
+    if host is None and carry:
+        found = _HOST_RE.search(carry)
+        host = found.group(1).decode("utf-8", "replace") if found else None
+    return host, sha.hexdigest()
+
+
+def _utc(seconds: float) -> str | None:
+    """ISO time of an epoch time from a log, or None when it is not a date (year 1 to 9999)."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _seed_of_result_line(parsed: ParsedLog) -> int | None:

@@ -23,10 +23,19 @@ counted as malformed and never raise; every other line is ignored.
 Line numbers are 1-based and count ``\\n``-separated lines, so they match ``grep -n``
 and editors even when a log contains carriage returns or form feeds.
 
+Bounded work and memory for any input: ``parse_file`` streams the file in blocks of
+``CHUNK_BYTES`` (never the whole log in memory); a line longer than ``MAX_LINE_BYTES`` that
+holds a marker is one malformed line (its bytes are skipped, not kept); a payload nested deeper
+than ``MAX_JSON_DEPTH`` is malformed (so no RecursionError, here or in whatever reads the
+value later); an event whose time is not a finite number of an ordinary size (``Infinity``,
+``NaN``, ``1e400``) is malformed too, and counted in ``ParsedLog.bad_time_lines``, which
+:func:`log_problems` reports.
+
 ``run_outcome`` turns a parsed log into the quantities the benchmark reports:
 time to train (``run_stop - run_start``, the MLPerf score of one run; for v0.6 MiniGo, the
 ``timestamp`` of the ``eval_result`` event), status, convergence against a quality target,
-epochs, and a list of human-readable problems.
+epochs, and a list of human-readable problems; among them the *log problems*
+(:func:`log_problems`), which make the log not a valid MLPerf log of a finished run.
 """
 
 from __future__ import annotations
@@ -37,7 +46,6 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -45,12 +53,24 @@ __all__ = [
     "ParsedLog",
     "ResultLine",
     "RunOutcome",
+    "log_problems",
+    "log_problems_of",
+    "parse_bytes",
     "parse_file",
     "parse_text",
     "run_outcome",
 ]
 
 MAX_MALFORMED_LINE_NOS = 20
+# parse_file reads this much at a time; a marker line longer than MAX_LINE_BYTES is malformed
+CHUNK_BYTES = 4 << 20
+MAX_LINE_BYTES = 1 << 20
+# deeper JSON payloads are malformed (a real MLPerf payload is nested 3 or 4 deep)
+MAX_JSON_DEPTH = 64
+# |time| at or above this (seconds or ms) is not a time: catches inf, nan and 1e400 at once
+_TIME_LIMIT = 1e300
+# a longer time to train (317 years) is not one: its log has a wrong clock
+MAX_TIME_TO_TRAIN_S = 1e10
 
 # ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
 _RESULT_RE = re.compile(r"RESULT,([^,]*),([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
@@ -133,6 +153,9 @@ class ParsedLog:
     malformed_line_nos: list[int]  # the first MAX_MALFORMED_LINE_NOS, 1-based
     fmt: str  # "mllog", "mll-v0.6", "mixed" or "none"
     result_lines: list[ResultLine] = field(default_factory=list)  # every RESULT line, in order
+    # marker lines whose time is not a finite number (also counted as malformed)
+    bad_time_lines: int = 0
+    bad_time_line_nos: list[int] = field(default_factory=list)  # the first 20, 1-based
 
     def first(self, key: str) -> Event | None:
         """The first event with this key, or None."""
@@ -155,13 +178,17 @@ class ParsedLog:
 
 def parse_text(text: str) -> ParsedLog:
     """Parse the text of one MLPerf log (either format, or both mixed)."""
-    return _parse(text, _MARKER_STR_RE, "\n", "RESULT,", str)
+    state = _State()
+    _feed_all(text, state, _MARKER_STR_RE, "\n", "RESULT,", ":::MLL", str, False)
+    return state.result()
 
 
 def parse_bytes(data: bytes) -> ParsedLog:
     """Parse the bytes of one MLPerf log: only what follows a marker is decoded (UTF-8,
     undecodable bytes replaced), which is what makes parsing a 140 KB log cheap."""
-    return _parse(data, _MARKER_BYTES_RE, b"\n", b"RESULT,", _decode)
+    state = _State()
+    _feed_all(data, state, _MARKER_BYTES_RE, b"\n", b"RESULT,", b":::MLL", _decode, False)
+    return state.result()
 
 
 def _decode(data: bytes) -> str:
@@ -176,28 +203,113 @@ _MARKER_STR_RE = re.compile(f":::MLL(?:{_V06}|([^\n]*))")
 _MARKER_BYTES_RE = re.compile(f":::MLL(?:{_V06}|([^\n]*))".encode())
 
 
-def _parse(
-    text: Any, marker_re: re.Pattern[Any], newline: Any, result_marker: Any, decode: Any
-) -> ParsedLog:
-    events: list[Event] = []
-    append = events.append
-    bad_nos: list[int] = []
-    n_bad = 0
-    n_mllog = 0
-    n_v06 = 0
-    results: list[ResultLine] = []
+class _State:
+    """What the segments of one log add up to (see _scan_segment)."""
+
+    __slots__ = (
+        "bad_nos",
+        "bad_time_nos",
+        "events",
+        "line_no",
+        "n_bad",
+        "n_bad_time",
+        "n_mllog",
+        "n_v06",
+        "results",
+    )
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.bad_nos: list[int] = []
+        self.bad_time_nos: list[int] = []
+        self.results: list[ResultLine] = []
+        self.n_bad = self.n_bad_time = self.n_mllog = self.n_v06 = 0
+        self.line_no = 1  # of the first line of the next segment
+
+    def malformed(self, line_no: int) -> None:
+        self.n_bad += 1
+        if len(self.bad_nos) < MAX_MALFORMED_LINE_NOS:
+            self.bad_nos.append(line_no)
+
+    def result(self) -> ParsedLog:
+        n_mllog, n_v06 = self.n_mllog, self.n_v06
+        if n_mllog and n_v06:
+            fmt = "mixed"
+        elif n_mllog:
+            fmt = "mllog"
+        elif n_v06:
+            fmt = "mll-v0.6"
+        else:
+            fmt = "none"
+        results = self.results
+        return ParsedLog(
+            self.events,
+            results[-1] if results else None,
+            self.n_bad,
+            self.bad_nos,
+            fmt,
+            results,
+            self.n_bad_time,
+            self.bad_time_nos,
+        )
+
+
+def _json_depth(obj: Any) -> int:
+    """How deep lists and dicts nest in ``obj`` (iterative: any depth)."""
+    deepest = 0
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((sub, depth + 1) for sub in item)
+    return deepest
+
+
+def _too_deep(text: str, obj: Any) -> bool:
+    """Whether ``obj`` (parsed from ``text``) nests deeper than MAX_JSON_DEPTH; counting
+    brackets first keeps the walk for the rare payload that could be."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    return _json_depth(obj) > MAX_JSON_DEPTH
+
+
+class _TimeError(ValueError):
+    """An event's time is not a finite number of an ordinary size."""
+
+
+def _scan_segment(
+    text: Any,
+    state: _State,
+    marker_re: re.Pattern[Any],
+    newline: Any,
+    result_marker: Any,
+    decode: Any,
+    count_rest: bool = True,
+) -> None:
+    """Add the events of ``text`` (whole lines, str or bytes) to ``state``; ``count_rest``
+    False: no line follows, so the lines after the last marker need no counting."""
+    append = state.events.append
     scan = _scan_json
     count = text.count
+    limit = _TIME_LIMIT
+    deep_len = 2 * MAX_JSON_DEPTH  # "[" and "]" per level: a shorter payload is not too deep
+    base = state.line_no
+    results = state.results
 
     # A regex jumps from marker to marker instead of visiting every line: a GNMT log has about
     # 60 events among 1,300 lines of progress output (bench/parse_logs.py).
-    for start, end in _iter_lines_with(text, result_marker):
+    for start, end in _iter_lines_with(text, result_marker, newline):
         line = decode(text[start:end])
         if ":::MLL" not in line:
             found = _result_line(line)
             if found is not None:
                 results.append(found)
-    line_no, counted_to = 1, 0
+    line_no, counted_to = base, 0
+    n_mllog = n_v06 = 0
     for marker in marker_re.finditer(text):
         pos = marker.start()
         line_no += count(newline, counted_to, pos)
@@ -209,12 +321,17 @@ def _parse(
                 rec, stop = scan(payload, 0)  # json.loads without its Python wrappers
                 if stop != len(payload) or type(rec) is not dict:
                     raise ValueError("payload is not one JSON object")
+                if len(payload) > deep_len and _too_deep(payload, rec):
+                    raise ValueError("payload nested too deep")
+                t_s = float(seconds)
+                if not t_s < limit:  # digits only: never negative, but 1e400 digits are inf
+                    raise _TimeError("time out of range")
                 meta = rec.get("metadata")
                 append(
                     Event(
                         decode(key),
                         rec.get("value"),
-                        float(seconds),
+                        t_s,
                         meta if type(meta) is dict else {},
                         line_no,
                     )
@@ -231,6 +348,10 @@ def _parse(
             key = rec["key"]
             if type(t_ms) not in (int, float) or type(key) is not str:
                 raise ValueError("bad time_ms or key")
+            if not -limit < t_ms < limit:  # inf, nan (every comparison is False), 10**400
+                raise _TimeError("time_ms out of range")
+            if len(rest) > deep_len and _too_deep(rest, rec):
+                raise ValueError("payload nested too deep")
             meta = rec.get("metadata")
             append(
                 Event(
@@ -242,27 +363,74 @@ def _parse(
                 )
             )
             n_mllog += 1
-        except (ValueError, KeyError, TypeError, StopIteration):
+        except _TimeError:
+            state.malformed(line_no)
+            state.n_bad_time += 1
+            if len(state.bad_time_nos) < MAX_MALFORMED_LINE_NOS:
+                state.bad_time_nos.append(line_no)
+        except (ValueError, KeyError, TypeError, StopIteration, RecursionError):
             # json.JSONDecodeError is a ValueError; StopIteration: the scanner found no JSON;
-            # KeyError/TypeError: missing fields or a payload that is not an object.
-            n_bad += 1
-            if len(bad_nos) < MAX_MALFORMED_LINE_NOS:
-                bad_nos.append(line_no)
-
-    if n_mllog and n_v06:
-        fmt = "mixed"
-    elif n_mllog:
-        fmt = "mllog"
-    elif n_v06:
-        fmt = "mll-v0.6"
-    else:
-        fmt = "none"
-    return ParsedLog(events, results[-1] if results else None, n_bad, bad_nos, fmt, results)
+            # KeyError/TypeError: missing fields or a payload that is not an object;
+            # RecursionError: nested deeper than the interpreter's recursion limit.
+            state.malformed(line_no)
+    state.n_mllog += n_mllog
+    state.n_v06 += n_v06
+    state.line_no = line_no + count(newline, counted_to) if count_rest else line_no
 
 
-def _iter_lines_with(text: Any, marker: Any) -> Iterator[tuple[int, int]]:
+def _feed_all(
+    text: Any,
+    state: _State,
+    marker_re: re.Pattern[Any],
+    newline: Any,
+    result_marker: Any,
+    marker: Any,
+    decode: Any,
+    count_rest: bool = True,
+) -> None:
+    """Scan all of ``text``; lines longer than MAX_LINE_BYTES are cut out first (one
+    malformed line each when they hold a marker). ``count_rest``: see _scan_segment."""
+    if len(text) <= MAX_LINE_BYTES or not _has_long_line(text, newline):
+        _scan_segment(text, state, marker_re, newline, result_marker, decode, count_rest)
+        return
+    n = len(text)
+    start = 0
+    while start < n:
+        nl = text.find(newline, start)
+        nl = n if nl < 0 else nl
+        if nl - start > MAX_LINE_BYTES:
+            if marker in text[start:nl]:
+                state.malformed(state.line_no)
+            state.line_no += 1
+            start = nl + 1
+            continue
+        # the run of short lines up to the next long one, scanned at once
+        stop = nl + 1
+        while stop < n:
+            nxt = text.find(newline, stop)
+            nxt = n if nxt < 0 else nxt
+            if nxt - stop > MAX_LINE_BYTES:
+                break
+            stop = nxt + 1
+        _scan_segment(text[start:stop], state, marker_re, newline, result_marker, decode)
+        start = stop
+
+
+def _has_long_line(text: Any, newline: Any) -> bool:
+    """Whether a line of ``text`` is longer than MAX_LINE_BYTES. Such a line covers one of
+    the positions 0, L, 2L ... (L = MAX_LINE_BYTES), so the newlines around each of those
+    decide: a few short searches, whatever the number of lines."""
+    n, step = len(text), MAX_LINE_BYTES
+    for probe in range(0, n, step):
+        before = text.rfind(newline, 0, probe + 1)  # -1: the line starts at 0
+        after = text.find(newline, probe)
+        if (n if after < 0 else after) - before - 1 > step:
+            return True
+    return False
+
+
+def _iter_lines_with(text: Any, marker: Any, newline: Any) -> Iterator[tuple[int, int]]:
     """(start, end) of every line of ``text`` (str or bytes) that contains ``marker``."""
-    newline = b"\n" if isinstance(text, bytes) else "\n"
     pos = text.find(marker)
     while pos >= 0:
         start = text.rfind(newline, 0, pos) + 1
@@ -273,9 +441,60 @@ def _iter_lines_with(text: Any, marker: Any) -> Iterator[tuple[int, int]]:
         pos = text.find(marker, end)
 
 
+def _blocks(fh: Any, first: bytes) -> Iterator[bytes]:
+    """``first``, then the rest of ``fh`` in blocks of CHUNK_BYTES."""
+    block = first
+    while block:
+        yield block
+        block = fh.read(CHUNK_BYTES)
+
+
 def parse_file(path: str | os.PathLike[str]) -> ParsedLog:
-    """Parse one MLPerf log file (read in one go; undecodable bytes are replaced)."""
-    return parse_bytes(Path(path).read_bytes())
+    """Parse one MLPerf log file, streamed in blocks of CHUNK_BYTES (undecodable bytes are
+    replaced): memory stays bounded by a few blocks whatever the file's size. A line longer
+    than MAX_LINE_BYTES is skipped; it is one malformed line when it holds a marker."""
+    state = _State()
+    args = (_MARKER_BYTES_RE, b"\n", b"RESULT,", b":::MLL", _decode)
+    carry = b""
+    skipping = False  # inside a line longer than MAX_LINE_BYTES: drop bytes to its newline
+    skipped_marker = False  # that line holds a marker
+    with open(path, "rb") as fh:
+        # a small file in one read of its size (a read of CHUNK_BYTES would allocate them all)
+        size = os.fstat(fh.fileno()).st_size
+        first = fh.read(min(CHUNK_BYTES, size + 1) if size else CHUNK_BYTES)
+        more = fh.read(1) if len(first) < CHUNK_BYTES else b"?"
+        if not more:  # the whole file in one block: scanned as it is, no slicing
+            _feed_all(first, state, *args, False)
+            return state.result()
+        first += b"" if more == b"?" else more
+        for block in _blocks(fh, first):
+            buf = carry + block if carry else block
+            if skipping:
+                nl = buf.find(b"\n")
+                skipped_marker = skipped_marker or b":::MLL" in (buf if nl < 0 else buf[:nl])
+                if nl < 0:
+                    carry = buf[-5:]  # a marker may straddle the next block
+                    continue
+                if skipped_marker:
+                    state.malformed(state.line_no)
+                state.line_no += 1
+                skipping = skipped_marker = False
+                buf = buf[nl + 1 :]
+            last = buf.rfind(b"\n")
+            if last >= 0:
+                _feed_all(buf[: last + 1], state, *args)
+                carry = buf[last + 1 :]
+            else:
+                carry = buf
+            if len(carry) > MAX_LINE_BYTES:
+                skipping, skipped_marker = True, b":::MLL" in carry
+                carry = carry[-5:]
+    if skipping:
+        if skipped_marker:
+            state.malformed(state.line_no)
+    elif carry:
+        _feed_all(carry, state, *args, False)
+    return state.result()
 
 
 # ---------------------------------------------------------------------------
@@ -302,9 +521,17 @@ class RunOutcome:
     result_line_wall_s: float | None  # v0.6 RESULT line wall time (the slowest process's)
     # (epoch_num, value, seconds since run_start); the last item is None without run_start
     eval_history: list[tuple[int | None, float, float | None]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # every problem, log problems first
     # the final value of each component named in also_targets (e.g. Mask R-CNN's SEGM)
     final_components: dict[str, float | None] = field(default_factory=dict)
+    # why the log is not a valid MLPerf log of a finished run (log_problems()); when any, the
+    # run has no result: not converged and no time to train
+    log_problems: list[str] = field(default_factory=list)
+
+    @property
+    def valid_log(self) -> bool:
+        """The log is a valid MLPerf log of a finished run (no log problems)."""
+        return not self.log_problems
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (eval_history as a list of lists)."""
@@ -326,7 +553,123 @@ class RunOutcome:
             "eval_history": [list(item) for item in self.eval_history],
             "problems": list(self.problems),
             "final_components": dict(self.final_components),
+            "log_problems": list(self.log_problems),
+            "valid_log": self.valid_log,
         }
+
+
+# Events of training and evaluation: none may come before run_start
+WINDOW_KEYS = frozenset(
+    (
+        "epoch_start",
+        "epoch_stop",
+        "eval_start",
+        "eval_stop",
+        "eval_accuracy",
+        "block_start",
+        "block_stop",
+    )
+)
+
+
+def _t(x: float) -> str:
+    return repr(round(x, 3))
+
+
+def _once(parsed: ParsedLog, key: str, problems: list[str]) -> list[Event]:
+    """The events ``key``; a problem unless there is one, or several at the same time."""
+    found = parsed.all(key)
+    if not found:
+        problems.append(f"no {key} event")
+    else:
+        times = sorted({round(ev.time_s, 3) for ev in found})
+        if len(times) > 1:
+            shown = ", ".join(_t(t) for t in times[:3]) + (", ..." if len(times) > 3 else "")
+            lines = ", ".join(str(ev.line_no) for ev in found[:3])
+            problems.append(
+                f"{len(found)} {key} events at different times ({shown}; lines {lines}"
+                f"{', ...' if len(found) > 3 else ''}): MLPerf requires exactly one"
+            )
+    return found
+
+
+def log_problems(parsed: ParsedLog, time_source: str = "run_stop") -> list[str]:
+    """Why ``parsed`` is not a valid MLPerf log of a finished run ([] when it is one).
+
+    The one definition, for runs made here (a crash) and imported ones (a run without a
+    result, as mlperf-logging's result summarizer counts a log that fails the compliance
+    check):
+
+    - no MLPerf event at all (not an MLPerf log);
+    - no ``run_start``; with ``time_source`` "run_stop", no ``run_stop``;
+    - more than one ``run_start`` (or ``run_stop``) at different times. The round's compliance
+      checker requires EXACTLY_ONE of each; it only warns about repeats that log the same
+      value, so the same event printed twice at the same time (to the millisecond) is
+      accepted here too, and repeats at different times are not (the checker compares values,
+      which are null for these events; their times decide the score);
+    - ``run_stop`` before or at ``run_start``;
+    - an event time that is not a finite number (``Infinity``, ``NaN``, ``1e400``);
+    - a time to train that is not finite, or longer than MAX_TIME_TO_TRAIN_S (317 years);
+    - an epoch, block or evaluation event before ``run_start`` (the clock stepped back, or
+      the run_start is not this run's). Events after ``run_stop`` are allowed: published logs
+      that pass the v5.0 compliance checker have them (stable_diffusion evaluates its
+      checkpoints after run_stop; retinanet logs its last epoch_stop 1 ms after run_stop), and
+      no round's checker compares them with run_stop's time.
+
+    With ``time_source`` "eval_result" (v0.6 MiniGo: no run_stop; time to train is the
+    eval_result's timestamp) only the first four rules that apply, and a non-finite timestamp,
+    are checked: MiniGo evaluates its models after training.
+    """
+    if time_source not in TIME_SOURCES:
+        raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
+    problems: list[str] = []
+    if parsed.bad_time_lines:
+        n = parsed.bad_time_lines
+        problems.append(
+            f"{n} event{'s' if n != 1 else ''} with a time that is not a finite number "
+            f"(first at line {parsed.bad_time_line_nos[0]})"
+        )
+    if not parsed.events:
+        return ["no MLPerf events: not an MLPerf log", *problems]
+    starts = _once(parsed, "run_start", problems)
+    if time_source == "eval_result":
+        ev = parsed.last("eval_result")
+        raw = ev.metadata.get("timestamp") if ev is not None else None
+        if isinstance(raw, float) and not math.isfinite(raw):
+            problems.append(f"eval_result timestamp {raw!r} is not finite")
+        return problems
+    stops = _once(parsed, "run_stop", problems)
+    if not starts or not stops:
+        return problems
+    start, stop = starts[0].time_s, stops[-1].time_s
+    if stop <= start:
+        word = "before" if stop < start else "at"
+        problems.append(f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})")
+        return problems
+    if not stop - start < MAX_TIME_TO_TRAIN_S:
+        problems.append(
+            f"time to train {stop - start:.6g} s is longer than {MAX_TIME_TO_TRAIN_S:.0e} s: "
+            "not a time"
+        )
+        return problems
+    early = [ev for ev in parsed.events if ev.key in WINDOW_KEYS and ev.time_s < start]
+    if early:
+        first = early[0]
+        n = len(early)
+        problems.append(
+            f"{n} epoch/evaluation event{'s' if n != 1 else ''} before run_start "
+            f"({_t(start)}); first: {first.key} at {_t(first.time_s)} (line {first.line_no})"
+        )
+    return problems
+
+
+def log_problems_of(path: str | os.PathLike[str], time_source: str = "run_stop") -> list[str]:
+    """:func:`log_problems` of the log file at ``path``; never raises for its contents (an
+    unreadable file is one problem)."""
+    try:
+        return log_problems(parse_file(path), time_source)
+    except OSError as exc:
+        return [f"cannot read the log: {exc.strerror or exc}"]
 
 
 def _as_int(x: Any) -> int | None:
@@ -375,6 +718,12 @@ def _component(value: Any, key: str | None) -> float | None:
     return None
 
 
+def _short(value: Any, width: int = 80) -> str:
+    """repr(value), cut to ``width`` characters (a log may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _meets(value: float, target: float, higher: bool) -> bool:
     return value >= target if higher else value <= target
 
@@ -412,22 +761,19 @@ def run_outcome(
     also = {k: float(v) for k, v in (also_targets or {}).items()}
     problems: list[str] = []
 
+    invalid = log_problems(parsed, time_source)
+    problems: list[str] = list(invalid)
+
     start_ev = parsed.first("run_start")
     run_start_s = start_ev.time_s if start_ev is not None else None
-    if start_ev is None:
-        problems.append("no run_start event")
     run_stop_s: float | None = None
     time_to_train_s: float | None = None
     status: str | None = None
     if time_source == "run_stop":
         stop_ev = parsed.last("run_stop")
         run_stop_s = stop_ev.time_s if stop_ev is not None else None
-        if stop_ev is None:
-            problems.append("no run_stop event")
-        if run_start_s is not None and run_stop_s is not None:
+        if run_start_s is not None and run_stop_s is not None and not invalid:
             time_to_train_s = round(run_stop_s - run_start_s, 3)
-            if time_to_train_s < 0:
-                problems.append("run_stop precedes run_start")
         if stop_ev is not None:
             raw_status = stop_ev.metadata.get("status")
             if raw_status is None:
@@ -435,17 +781,18 @@ def run_outcome(
             else:
                 status = str(raw_status)
                 if status.lower() != "success":
-                    problems.append(f"run_stop status is {status!r}")
+                    problems.append(f"run_stop status is {_short(status)}")
     else:
         result_ev = parsed.last("eval_result")
         stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
         if result_ev is None:
             problems.append("no eval_result event (no model beat the target)")
         elif stamp is None or stamp <= 0:
-            problems.append(f"eval_result timestamp {result_ev.metadata.get('timestamp')!r}")
+            problems.append(f"eval_result timestamp {_short(result_ev.metadata.get('timestamp'))}")
         else:
             status = "success"
-            time_to_train_s = round(stamp, 3)
+            if not invalid:
+                time_to_train_s = round(stamp, 3)
             if run_start_s is not None:
                 run_stop_s = run_start_s + stamp
 
@@ -477,7 +824,7 @@ def run_outcome(
     if n_eval == 0:
         problems.append("no eval_accuracy event")
     elif final_quality is None and last_eval is not None:
-        problems.append(f"{what} {last_eval.value!r} is not a number")
+        problems.append(f"{what} {_short(last_eval.value)} is not a number")
     elif final_quality is not None and not _meets(final_quality, target, higher):
         problems.append(
             f"{what} {final_quality!r} does not meet target {target!r}"
@@ -492,7 +839,10 @@ def run_outcome(
                 problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
 
     converged = (
-        status is not None
+        not invalid
+        and time_to_train_s is not None
+        and time_to_train_s > 0
+        and status is not None
         and status.lower() == "success"
         and final_quality is not None
         and _meets(final_quality, target, higher)
@@ -558,4 +908,5 @@ def run_outcome(
         eval_history=eval_history,
         problems=problems,
         final_components=final_components,
+        log_problems=invalid,
     )

@@ -38,6 +38,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from scripts.scoring import usable_time  # noqa: E402
+
 DPI = 100
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 
@@ -299,6 +301,42 @@ def plot_quality(evals: pd.DataFrame, quality: Mapping[str, Any], path: Path) ->
     _save(fig, path)
 
 
+def _usable(t: Any) -> bool:
+    try:
+        return usable_time(float(t))
+    except (TypeError, ValueError):
+        return False
+
+
+def plottable(runs: pd.DataFrame, evals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What may reach a plot: no run whose log has problems (neither its time nor its
+    evaluations), and no time to train that is negative, zero or not finite (such a row keeps
+    its place with no time)."""
+    if "log_problems" in runs:
+        bad = [isinstance(x, str) and x.strip() != "" for x in runs["log_problems"]]
+        dropped = {
+            (s, int(r)) for s, r, b in zip(runs["system"], runs["run"], bad, strict=True) if b
+        }
+        runs = runs[[not b for b in bad]]
+        if dropped and len(evals):
+            keep = [
+                (s, int(r)) not in dropped
+                for s, r in zip(evals["system"], evals["run"], strict=True)
+            ]
+            evals = evals[keep]
+    if len(runs):
+        runs = runs.assign(
+            time_to_train_s=[
+                float(t) if _usable(t) else float("nan") for t in runs["time_to_train_s"]
+            ]
+        )
+    if len(evals) and "time_s" in evals:
+        evals = evals[
+            [math.isfinite(float(t)) if not pd.isna(t) else True for t in evals["time_s"]]
+        ]
+    return runs, evals
+
+
 def plot_all(
     runs: pd.DataFrame,
     summary: pd.DataFrame,
@@ -307,7 +345,9 @@ def plot_all(
     quality: Mapping[str, Any],
     outdir: Path,
 ) -> list[Path]:
-    """Every plot of :data:`PLOTS` into ``outdir/<name>.png``."""
+    """Every plot of :data:`PLOTS` into ``outdir/<name>.png`` (of the plottable runs only:
+    :func:`plottable`)."""
+    runs, evals = plottable(runs, evals)
     makers: dict[str, Callable[[Path], None]] = {
         "runs": lambda p: plot_runs(runs, summary, p),
         "drift": lambda p: plot_drift(runs, p),

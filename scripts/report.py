@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from scripts import stats
+from scripts import layout, stats
 from scripts.results import choose_reference
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -176,12 +176,32 @@ def warnings(
                 f"({fmt_s(row['mdd_s'])} s) are detected at 80% power; smaller ones may exist. "
                 "More runs of both systems narrow this."
             )
+    out.extend(log_problem_warnings(results))
     for r in results:
         expected = r.get("converged") is False
+        named = set(r.get("log_problems") or [])
         for problem in r.get("problems") or []:
+            if problem in named:
+                continue  # in its log-problem warning
             if expected and ("does not meet target" in problem or "status is" in problem):
                 continue
             out.append(f"{r['system']} run {r['run']}: {problem} (in {r.get('log')}).")
+    return out
+
+
+def log_problem_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One warning per run whose log is not a valid MLPerf log of a finished run, naming the
+    file and every problem (scripts.mlperf_log.log_problems)."""
+    out = []
+    for r in results:
+        problems = r.get("log_problems") or []
+        if problems:
+            out.append(
+                f"{r['system']} run {r['run']}: {r.get('log')} is not a valid MLPerf log of a "
+                f"finished run: {'; '.join(problems)}. It counts as a run without a result "
+                "(not converged, dropped as the slowest), as mlperf-logging's result "
+                "summarizer counts a log that fails the compliance check."
+            )
     return out
 
 
@@ -344,9 +364,8 @@ def provenance(
             if isinstance(libs, dict):
                 items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
         for m in metas:
-            items.append(
-                (f"run {m['run']:02d}", f"{m.get('source')} (sha256 {m.get('source_sha256')})")
-            )
+            run = layout.run_id(m["run"], len(metas))
+            items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
     else:
         env_path = system_dir / "environment.json"
         env = json.loads(env_path.read_text()) if env_path.exists() else {}
@@ -390,6 +409,8 @@ def _run_notes(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         s = rows.get(r["system"], {})
         outliers = str(s.get("outlier_runs") or "").split()
         note = []
+        if isinstance(r.get("log_problems"), str) and r["log_problems"].strip():
+            note.append("invalid log (no result)")
         if (
             not is_missing(s.get("dropped_fastest_run"))
             and int(s["dropped_fastest_run"]) == r["run"]

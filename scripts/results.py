@@ -30,7 +30,8 @@ import pandas as pd
 
 from scripts import stats
 from scripts.run_result import parse_run, write_atomic  # noqa: F401 (re-exported)
-from scripts.scoring import describe, olympic_score
+from scripts.scoring import describe, olympic_score, usable_time
+from scripts.seals import CorruptFile, read_json
 
 RUN_COLUMNS = [
     "benchmark",
@@ -41,6 +42,7 @@ RUN_COLUMNS = [
     "time_to_train_s",
     "converged",
     "status",
+    "log_problems",
     "epochs",
     "epochs_to_converge",
     "time_per_epoch_s",
@@ -60,6 +62,7 @@ SUMMARY_COLUMNS = [
     "system",
     "n_runs",
     "n_converged",
+    "n_log_problems",
     "valid",
     "reason",
     "score_s",
@@ -155,10 +158,33 @@ def overlapping_runs(results: Sequence[Mapping[str, Any]]) -> list[int]:
     return counts
 
 
+LOG_PROBLEMS_SEP = "; "
+
+
+def log_problems_cell(result: Mapping[str, Any]) -> str:
+    """runs.csv's log_problems of one result: "" when the log is valid, else every problem,
+    joined by "; " (a result.json written before log_problems existed has none)."""
+    return LOG_PROBLEMS_SEP.join(str(p) for p in result.get("log_problems") or [])
+
+
+def has_log_problems(runs: pd.DataFrame) -> pd.Series:
+    """Per row of runs.csv, whether its log has problems (an empty cell reads back as NaN)."""
+    if "log_problems" not in runs:
+        return pd.Series(False, index=runs.index)
+    return pd.Series(
+        [isinstance(x, str) and x.strip() != "" for x in runs["log_problems"]], index=runs.index
+    )
+
+
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    results = [json.loads(Path(f).read_text()) for f in result_files]
+    results = [read_json(Path(f)) for f in result_files]  # a corrupt one is named
     rows = [
-        {**r, "gpu_devices": ",".join(r.get("gpu_devices") or []), "overlapping_runs": n}
+        {
+            **r,
+            "gpu_devices": ",".join(r.get("gpu_devices") or []),
+            "overlapping_runs": n,
+            "log_problems": log_problems_cell(r),
+        }
         for r, n in zip(results, overlapping_runs(results), strict=True)
     ]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -201,11 +227,16 @@ def summarize_system(
             "Archive or delete the runs of the old configuration, then run again."
         )
     times = [None if pd.isna(t) else float(t) for t in runs["time_to_train_s"]]
-    converged = [bool(c) for c in runs["converged"]]
+    bad_log = has_log_problems(runs).tolist()
+    # a run whose log has problems has no result, whatever its row says (olympic_score drops
+    # times that are not usable the same way)
+    converged = [bool(c) and not b for c, b in zip(runs["converged"], bad_log, strict=True)]
     run_numbers = runs["run"].tolist()
     score = olympic_score(times, converged, max_nonconverged=max_nonconverged, labels=run_numbers)
     ok = [
-        (t, r) for t, c, r in zip(times, converged, run_numbers, strict=True) if c and t is not None
+        (t, r)
+        for t, c, r in zip(times, converged, run_numbers, strict=True)
+        if c and usable_time(t)
     ]
     ok_times = [t for t, _ in ok]
     ok_runs = [r for _, r in ok]
@@ -215,6 +246,7 @@ def summarize_system(
         "system": runs["system"].iloc[0],
         "n_runs": score.n_runs,
         "n_converged": score.n_converged,
+        "n_log_problems": int(sum(bad_log)),
         "valid": score.valid,
         "reason": score.reason,
         "score_s": score.score_s,
@@ -236,7 +268,7 @@ def summarize_system(
     for col in ("mean_s", "std_s", "cv", "min_s", "median_s", "max_s", "ci95_low_s", "ci95_high_s"):
         row[col] = _nan_to_none(getattr(described, col)) if described else None
     row.update(_spread(ok_times, ok_runs, resamples=resamples, seed=seed))
-    conv = runs[runs["converged"].astype(bool)]
+    conv = runs[[c and usable_time(t) for c, t in zip(converged, times, strict=True)]]
     epochs = _optional_floats(conv["epochs_to_converge"]) if "epochs_to_converge" in runs else []
     per_epoch = _optional_floats(runs["time_per_epoch_s"]) if "time_per_epoch_s" in runs else []
     row["epochs_to_converge_mean"] = _nan_to_none(stats.mean(epochs)) if epochs else None
@@ -319,9 +351,11 @@ def choose_reference(systems: Sequence[str], wanted: str | None) -> tuple[str | 
 
 def converged_times(runs: pd.DataFrame, system: str) -> list[float]:
     """The times to train of a system's converged runs, in run order."""
-    mine = runs[(runs["system"] == system) & runs["converged"].astype(bool)]
+    mine = runs[
+        (runs["system"] == system) & runs["converged"].astype(bool) & ~has_log_problems(runs)
+    ]
     mine = mine.sort_values("run", kind="stable")
-    return [float(t) for t in mine["time_to_train_s"] if not pd.isna(t)]
+    return [float(t) for t in mine["time_to_train_s"] if usable_time(t)]
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -552,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "collect":
         write_atomic(args.output, collect(args.results).to_csv(index=False))
     elif args.cmd == "evals":
-        rows = [r for f in args.results for r in eval_rows(json.loads(Path(f).read_text()))]
+        rows = [r for f in args.results for r in eval_rows(read_json(Path(f)))]
         write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
     elif args.cmd == "compare":
         runs = pd.read_csv(args.runs)
@@ -590,4 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except CorruptFile as exc:  # e.g. a half-written result.json: named, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scripts import seals
 from scripts.mlperf_log import parse_file, run_outcome
 
 
@@ -81,8 +82,11 @@ def write_result(
     time_to_train: str,
     output: Path,
 ) -> dict[str, Any]:
-    """Parse a finished run and write its result.json (atomically)."""
-    result = parse_run(log, json.loads(meta_path.read_text()), quality, time_to_train)
+    """Parse a finished run and write its result.json (atomically), with the sha256 of the log
+    it was parsed from (scripts/seals.py)."""
+    meta = json.loads(meta_path.read_text())
+    result = parse_run(log, meta, quality, time_to_train)
+    result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
     write_atomic(output, json.dumps(result, indent=2) + "\n")
     return result
 

@@ -39,6 +39,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -48,16 +49,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import campaign, cluster, dataset, docker_backend, gpus
+from scripts import campaign, cluster, dataset, docker_backend, gpus, layout, seals
 from scripts.config import RunSpec, fingerprint
-from scripts.mlperf_log import parse_file
+from scripts.config_files import disk_full_problem
+from scripts.mlperf_log import log_problems_of
 from scripts.run_result import add_result_arguments, write_result_if_asked
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 
 
 class RunFailed(RuntimeError):
-    pass
+    """A run (or one attempt) failed; ``report`` is what the job's output shows about a crash
+    (:func:`crash_report`), when there is one."""
+
+    def __init__(self, message: str, report: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
@@ -187,9 +194,9 @@ def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
 
 
 def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
-    """logs/running/<benchmark>/<system>/run_NN.json while a run's trainer is alive."""
-    name = f"run_{spec.run:02d}.json"
-    return failed_dir.parents[2] / "running" / spec.benchmark / spec.system / name
+    """logs/running/<benchmark>/<system>/run_<id>.json while a run's trainer is alive."""
+    root = failed_dir.parents[3]  # failed_dir is <root>/logs/failed/<benchmark>/<system>
+    return layout.running_marker(root, spec.benchmark, spec.system, spec.run_id)
 
 
 def file_digest(path: Path) -> str:
@@ -203,8 +210,8 @@ def keep_failed_log(
     output of the other nodes of a multi-node run appended)."""
     failed_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    attempt = 1 + sum(1 for _ in failed_dir.glob(f"run_{spec.run:02d}.attempt*"))
-    dest = failed_dir / f"run_{spec.run:02d}.attempt{attempt}.{stamp}.log"
+    attempt = 1 + sum(1 for _ in failed_dir.glob(layout.failed_logs_glob(spec.run_id)))
+    dest = failed_dir / layout.failed_log_name(spec.run_id, attempt, stamp)
     if log.exists():
         shutil.copyfile(log, dest)
     with dest.open("a") as fh:
@@ -326,7 +333,8 @@ def _attempts(
         except RunFailed as exc:
             if attempt > spec.retries:
                 raise
-            print(f"runner: attempt {attempt} failed ({exc}); retrying", flush=True)
+            print(f"runner: {exc.report or exc}", flush=True)
+            print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
         meta = {
             "benchmark": spec.benchmark,
@@ -361,6 +369,7 @@ def _attempts(
         fingerprinted += campaign.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
         meta["fingerprint_keys"] = sorted(fingerprinted)
         meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
+        seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, meta_path)
@@ -457,17 +466,103 @@ def _attempt(
         elif docker and rc > 128:
             reason += f" (killed by signal {rc - 128} in the container; 137: SIGKILL or OOM)"
     if not reason:
-        parsed = parse_file(log_path)
-        if parsed.last("run_stop") is None:
-            reason = "trainer exited 0 but its log has no run_stop event"
-        elif parsed.first("run_start") is None:
-            reason = "trainer exited 0 but its log has no run_start event"
+        reason = invalid_log_reason(log_path)
     if not reason and spec.fail_patterns:
         reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
+    if reason and (full := disk_full_problem(log_path.parent)):
+        reason = f"{full} while writing {log_path}; {reason}"
     if reason:
         kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
-        raise RunFailed(f"{reason}; log kept as {kept}")
+        raise RunFailed(f"{reason}; log kept as {kept}", crash_report(spec, reason, kept))
     return started, elapsed, rc
+
+
+TAIL_LINES = 20  # lines of the trainer's log in a crash report
+TAIL_BYTES = 64 << 10  # read from the end of the log for them, never more
+LINE_CHARS = 200  # longer lines are cut to this many characters and "..."
+
+
+def crash_report(
+    spec: RunSpec, reason: str, kept: Path, lines: int = TAIL_LINES, width: int = LINE_CHARS
+) -> str:
+    """What the job's output says about a crashed attempt: one line with the run, the reason
+    and the kept log's path, then the last ``lines`` lines of that log (each cut at ``width``
+    characters, control characters escaped), read from its last TAIL_BYTES: never the whole
+    log, whatever its size or line lengths."""
+    head = (
+        f"run {spec.run} of {spec.benchmark}/{spec.system} failed: {reason}; "
+        f"its log is kept at {kept}"
+    )
+    tail = [t for t in _tail(kept, lines + 1) if not t.startswith("# workflow: attempt failed")]
+    tail = [_cut(t, width) for t in tail[-lines:]]
+    if not tail:
+        return f"{head}\n  (the trainer wrote nothing)"
+    return "\n".join([head, f"  its last {len(tail)} lines:", *(f"  | {t}" for t in tail)])
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` non-empty lines in the last TAIL_BYTES of ``path`` (a line that began
+    before them starts with '...')."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - TAIL_BYTES)
+            fh.seek(start)
+            data = fh.read(TAIL_BYTES)
+    except OSError:
+        return []
+    parts = data.decode("utf-8", errors="replace").split("\n")
+    if start > 0:
+        parts[0] = "..." + parts[0]
+    return [t for t in (t.rstrip("\r") for t in parts) if t.strip()][-lines:]
+
+
+def _cut(line: str, width: int) -> str:
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line.expandtabs(4))
+    return line if len(line) <= width else line[:width] + "..."
+
+
+def print_first(text: str) -> None:
+    """Print ``text`` (and a newline) at the top of the job's log, so the log (and the console
+    that shows it, with show-failed-logs) starts with it: when stdout and stderr are one regular
+    file (the rule's ``> {log} 2>&1``), what the runner wrote before moves below it. Anywhere
+    else (a terminal, a pipe) ``text`` is printed to stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        out, err = os.fstat(1), os.fstat(2)
+        one_file = stat.S_ISREG(out.st_mode) and (out.st_dev, out.st_ino) == (
+            err.st_dev,
+            err.st_ino,
+        )
+        if one_file and out.st_size <= 1 << 20:
+            with open("/proc/self/fd/1", "rb") as fh:  # the same file, opened for reading
+                before = fh.read()
+            data = (text + "\n").encode()
+            if before.strip():
+                data += b"\nrunner: its output before that:\n" + before
+            # longer than what it replaces: writing from byte 0 leaves nothing of the old order
+            os.lseek(1, 0, os.SEEK_SET)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view) :]
+            return
+    except OSError:
+        pass
+    print(text, file=sys.stderr, flush=True)
+
+
+def invalid_log_reason(log_path: Path) -> str:
+    """Why the log of a trainer that exited 0 is not a valid MLPerf log of a finished run
+    (scripts.mlperf_log.log_problems), or "" when it is one. A reason makes the run a crash
+    whose log is kept; a failure of the parser itself is such a reason too, never a lost log."""
+    try:
+        problems = log_problems_of(log_path)
+    except Exception as exc:  # noqa: BLE001 (whatever it is, the log must be kept)
+        return f"trainer exited 0 but its log could not be parsed ({type(exc).__name__}: {exc})"
+    if not problems:
+        return ""
+    return "trainer exited 0 but its log is not a valid MLPerf log: " + "; ".join(problems)
 
 
 def matched_fail_pattern(log_path: Path, patterns: Sequence[str]) -> str | None:
@@ -508,14 +603,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.environment,
             image_stamp=args.image_stamp,
         )
-    except RunFailed as exc:
-        print(
-            f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}",
-            file=sys.stderr,
+    except (RunFailed, seals.SealError) as exc:
+        # the reason, the kept log and its tail first, whatever the runner printed before
+        report = getattr(exc, "report", None)
+        print_first(
+            f"error: {report}"
+            if report
+            else f"error: run {spec.run} of {spec.benchmark}/{spec.system} failed: {exc}"
         )
         return 1
     # the result in the same job: a run is one job, not a training job and a parse job
-    write_result_if_asked(args, args.log, args.meta)
+    try:
+        write_result_if_asked(args, args.log, args.meta)
+    except Exception as exc:  # noqa: BLE001 (the job fails; its log must not be lost with it)
+        reason = f"its result could not be parsed ({type(exc).__name__}: {exc})"
+        kept = keep_failed_log(args.log, args.failed_dir, spec, reason)
+        print(
+            f"error: run {spec.run} of {spec.benchmark}/{spec.system}: {reason}; "
+            f"log kept as {kept}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-__all__ = ["Describe", "Score", "describe", "olympic_score"]
+from scripts.mlperf_log import MAX_TIME_TO_TRAIN_S
+
+__all__ = ["Describe", "Score", "describe", "olympic_score", "usable_time"]
+
+
+def usable_time(t: object) -> bool:
+    """A time to train that can be scored: a number of seconds above zero and below
+    MAX_TIME_TO_TRAIN_S (317 years). Anything else (None, NaN, inf, 0, negative, not a
+    number) is a run without a time."""
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        return False
+    return 0 < t < MAX_TIME_TO_TRAIN_S
 
 
 @dataclass(slots=True)
@@ -54,8 +65,10 @@ def olympic_score(
     Runs are identified by their position in the input (0-based); ``reason`` names them by
     ``labels`` (e.g. run numbers) when given, else by position.
     Ties are deterministic: one instance only is dropped, the one at the lowest position.
-    A converged run without a finite time makes the result invalid.  Raises ValueError
-    when the two sequences differ in length or the parameters are out of range.
+    A run whose time is not :func:`usable_time` (None, NaN, inf, zero or negative) counts as
+    not converged whatever its flag says, so such a time never reaches the score (defence in
+    depth: the parser already gives an invalid log no time).  Raises ValueError when the two
+    sequences differ in length or the parameters are out of range.
     """
     if len(times_s) != len(converged):
         raise ValueError(
@@ -73,7 +86,7 @@ def olympic_score(
         raise ValueError(f"labels has {len(labels)} entries for {len(times_s)} runs")
     names = list(labels) if labels is not None else list(range(len(times_s)))
     n_runs = len(times_s)
-    conv = [bool(c) for c in converged]
+    conv = [bool(c) and usable_time(t) for c, t in zip(converged, times_s, strict=True)]
     n_conv = sum(conv)
 
     def invalid(reason: str) -> Score:
@@ -91,18 +104,8 @@ def olympic_score(
             f"MLPerf allows at most {max_nonconverged}"
         )
 
-    conv_times: list[tuple[float, int]] = []
-    no_time: list[int] = []
-    for i, (t, c) in enumerate(zip(times_s, conv, strict=True)):
-        if not c:
-            continue
-        if t is None or not math.isfinite(float(t)):
-            no_time.append(i)
-        else:
-            conv_times.append((float(t), i))
-    if no_time:
-        return invalid(f"converged {_fmt_runs([names[i] for i in no_time])} without a finite time")
-
+    # every converged run has a usable time (see conv above)
+    conv_times = [(float(t), i) for i, (t, c) in enumerate(zip(times_s, conv, strict=True)) if c]
     # (time, position) sorts by time, then lowest position first on ties.
     conv_times.sort()
     fastest = conv_times[0][1]

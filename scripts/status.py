@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster
+from scripts import cluster, layout, seals
 from scripts import config as cfg
 
 
 @dataclass(slots=True)
 class RunState:
     run: str
-    state: str  # done, failed, running, interrupted, missing
+    state: str  # done, tampered, corrupt, failed, running, interrupted, trained, missing
     detail: str
 
 
@@ -43,7 +43,7 @@ def _alive(pid: int) -> bool:
 
 def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Path, str] | None:
     attempts = sorted(
-        (root / "logs" / "failed" / benchmark / system).glob(f"run_{run}.attempt*.log"),
+        (root / "logs" / "failed" / benchmark / system).glob(layout.failed_logs_glob(run)),
         key=lambda p: p.stat().st_mtime,
     )
     if not attempts:
@@ -58,16 +58,10 @@ def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Pa
 
 
 def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
-    d = root / "results" / benchmark / system / f"run_{run}"
-    marker = root / "logs" / "running" / benchmark / system / f"run_{run}.json"
+    d = layout.run_dir(root, benchmark, system, run)
+    marker = layout.running_marker(root, benchmark, system, run)
     if (d / "result.json").exists():
-        r = json.loads((d / "result.json").read_text())
-        conv = "converged" if r.get("converged") else "NOT converged"
-        return RunState(
-            run,
-            "done",
-            f"{conv}, {r.get('time_to_train_s')} s, {r.get('epochs')} epochs, seed {r.get('seed')}",
-        )
+        return finished_run_state(d, benchmark, system, run)
     if marker.exists():
         info = json.loads(marker.read_text())
         host = info.get("host")
@@ -87,6 +81,33 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
         path, why = failure
         return RunState(run, "failed", f"{why} (log {path.relative_to(root)})")
     return RunState(run, "missing", "")
+
+
+def finished_run_state(d: Path, benchmark: str, system: str, run: str) -> RunState:
+    """A run with a result.json: done, or tampered (its log changed since it was sealed), or
+    corrupt (its result.json is not valid JSON: the next invocation re-parses it)."""
+    if d.is_relative_to(Path.cwd()):
+        d = d.relative_to(Path.cwd())  # messages name results/... as the user sees it
+    state, detail, _ = seals.check_run(d, None)
+    if state == "tampered":
+        redo = seals.rerun_command(benchmark, system, run)
+        return RunState(run, "tampered", f"{detail}; redo it: {redo}")
+    try:
+        r = seals.read_json(d / "result.json")
+    except seals.CorruptFile as exc:
+        state, detail = "corrupt_result", str(exc)
+    if state == "corrupt_result" or not isinstance(r, dict):
+        why = detail or f"{d / 'result.json'} is not a JSON object"
+        redo = "the next invocation re-parses its log (no training)"
+        return RunState(run, "corrupt", f"{why}; {redo}")
+    conv = "converged" if r.get("converged") else "NOT converged"
+    unsealed = " (unsealed: from before sealing)" if state == "unsealed" else ""
+    return RunState(
+        run,
+        "done",
+        f"{conv}, {r.get('time_to_train_s')} s, {r.get('epochs')} epochs, seed {r.get('seed')}"
+        + unsealed,
+    )
 
 
 def remote_run_state(run: str, info: dict[str, Any], d: Path) -> RunState:

@@ -12,6 +12,17 @@ command): a mapping of fault name to the list of run numbers it applies to:
 - ``hang``: sleeps forever after the first epoch (for timeouts and kill -9 of snakemake);
 - ``garbage``: prints malformed and truncated MLPerf lines between valid ones;
 - ``truncate``: exits 0 in the middle of the log, without run_stop;
+- ``long_line``: prints a line of 100,000 characters after the first epoch (e.g. a tensor dump).
+- ``clock_back``: the clock steps back 59 s before the end: run_stop is logged before run_start
+  (exit 0; the log is not a valid MLPerf log);
+- ``dup_run_start``: a second run_start, 378 s after the first, before the first epoch (exit 0);
+- ``deep_json``: a line with JSON nested 100,000 deep after the first epoch (a malformed line:
+  the run is still a result);
+- ``infinity``: an eval_accuracy line whose time_ms is ``Infinity`` (a log problem: exit 0,
+  but the run is a crash).
+- ``gate``: after the first epoch, touches ``<gate_file>.waiting.<N>`` (its log is flushed) and
+  waits until the file ``gate_file`` (a string) exists, then goes on: a test checks what it
+  needs while the run is alive, then lets the campaign finish.
 - ``edit_dataset``: appends a line to every file of ``data/fake/dataset`` (the fake campaign's
   unpacked dataset, relative to the working directory), as a trainer that writes into its input.
 
@@ -63,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     mllog.config(default_stack_offset=1)
     log.event(key=C.SUBMISSION_BENCHMARK, value="fake")
     log.event(key=C.SEED, value=args.seed)
-    log.start(key=C.RUN_START)
+    start_ms = int(time.time() * 1000)
+    log.start(key=C.RUN_START, time_ms=start_ms)
+    if has("dup_run_start"):
+        log.start(key=C.RUN_START, time_ms=start_ms + 378_000)
     epochs = 2 + args.seed % 3
     for epoch in range(1, epochs + 1):
         log.start(key=C.EPOCH_START, metadata={C.EPOCH_NUM: epoch})
@@ -73,23 +87,43 @@ def main(argv: list[str] | None = None) -> int:
             print(":::MLL 12.5 broken: {not json", flush=True)
             print("\x00\x01 binary junk", flush=True)
         log.end(key=C.EPOCH_STOP, metadata={C.EPOCH_NUM: epoch})
+        if has("long_line") and epoch == 1:
+            print("tensor(" + "0.1234, " * 12_500 + ")", flush=True)
         if has("crash") or (has("crash_node1") and os.environ.get("MLPERF_NODE_RANK") == "1"):
             print("fake trainer: crashing on purpose", file=sys.stderr, flush=True)
             return 3
         if has("signal"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if has("gate") and epoch == 1:
+            wait_for_gate(Path(faults["gate_file"]), args.run)
         if has("hang"):
             while True:
                 time.sleep(3600)
         if has("truncate"):
             sys.stdout.write(':::MLLOG {"namespace": "", "time_ms": 1')
             return 0
+        if has("deep_json") and epoch == 1:
+            print(":::MLLOG " + "[" * 100_000 + "]" * 100_000, flush=True)
+        if has("infinity") and epoch == 1:
+            print(
+                ':::MLLOG {"namespace": "", "time_ms": Infinity, "event_type": "POINT_IN_TIME", '
+                '"key": "eval_accuracy", "value": Infinity, "metadata": {"epoch_num": 1}}',
+                flush=True,
+            )
         quality = args.target * (epoch / epochs if not has("no_converge") else 0.5)
         log.event(key=C.EVAL_ACCURACY, value=round(quality, 4), metadata={C.EPOCH_NUM: epoch})
     status = C.ABORTED if has("no_converge") else C.SUCCESS
-    log.end(key=C.RUN_STOP, metadata={C.STATUS: status})
+    stop_ms = start_ms - 59_000 if has("clock_back") else None  # None: now
+    log.end(key=C.RUN_STOP, metadata={C.STATUS: status}, time_ms=stop_ms)
     record(end=time.time())
     return 0
+
+
+def wait_for_gate(gate: Path, run: int) -> None:
+    sys.stdout.flush()
+    Path(f"{gate}.waiting.{run}").touch()
+    while not gate.exists():
+        time.sleep(0.05)
 
 
 RECORDED_ENV = (

@@ -21,6 +21,7 @@ class Served:
     body: bytes
     ranges: bool = True  # honour "Range: bytes=N-"
     fail_first: list[int] = field(default_factory=list)  # statuses answered before the body
+    retry_after: str | None = None  # a Retry-After header on those answers
     cut_after: list[int] = field(default_factory=list)  # the next bodies stop after N bytes
     etag: bool = True
 
@@ -65,7 +66,14 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404, "Not Found")
                 return
             if served.fail_first:
-                self.send_error(served.fail_first.pop(0))
+                status = served.fail_first.pop(0)
+                if served.retry_after is None:
+                    self.send_error(status)
+                    return
+                self.send_response(status)
+                self.send_header("Retry-After", served.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             body, start = served.body, 0
             etag = f'"{hashlib.md5(body).hexdigest()}"'

@@ -55,6 +55,12 @@ def test_dry_run_scale() -> None:
     assert number(r"-n -q [\d.]+ s = ([\d.]+)x its floor", out) > 0  # the floor was measured
 
 
+def test_seal_check() -> None:
+    out = bench("seal_check.py")
+    assert "200 sealed runs" in out and number(r"seal check of 200 runs: ([\d.]+) s", out) > 0
+    assert "a truncated log among them was found: yes" in out
+
+
 @pytest.mark.parametrize(
     ("name", "pattern"),
     [
@@ -65,3 +71,11 @@ def test_dry_run_scale() -> None:
 )
 def test_workflow_benches(name: str, pattern: str) -> None:
     number(pattern, bench(name, timeout=600))
+
+
+def test_parse_memory() -> None:
+    out = bench("parse_memory.py")
+    assert "logs of 20 MB" in out
+    rows = re.findall(r"^(parse|import)\s+(random|text|one-line)\s+[\d.]+\s+[\d.]+", out, re.M)
+    assert len(rows) == 4  # every log was parsed in its own process
+    assert number(r"highest peak RSS: ([\d.]+) MB", out) > 0

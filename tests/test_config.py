@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +144,45 @@ def test_load_files_merges_overlays_like_snakemake(tmp_path: Path) -> None:
     full = cfg.load_files([overlay])
     assert full["benchmarks"]["gnmt"]["runs"] == 3
     assert full["benchmarks"]["gnmt"]["quality"]["target"] == 90.0  # merged, not replaced
+
+
+HOSTILE = "a b; touch pwned; $(touch pwned2) `touch pwned3` 'q\" *"
+
+
+def test_every_placeholder_is_one_shell_word_through_a_real_shell(tmp_path: Path) -> None:
+    """A value with spaces, ';', '$(...)', backquotes, quotes or a glob stays one argument
+    and never runs as code, for every kind of placeholder: {hp[name]}, {hp_args} and paths."""
+    echo = "import json, sys; print(json.dumps(sys.argv[1:]))"
+    command = f"{{python}} -c {shlex.quote(echo)} {{hp[note]}} {{hp_args}} {{run_dir}} {{seed}}"
+    overlay = {
+        "benchmarks": {
+            "gnmt": {
+                "implementation": {
+                    "command": command,
+                    "hyperparameters": {"note": HOSTILE},
+                    "env": {"NOTE": "{hp[note]}", "WHERE": "{run_dir}"},
+                }
+            }
+        }
+    }
+    full = cfg.load_and_validate(*merged(("q.yaml", overlay)))
+    run_dir = str(tmp_path / "run dir; touch pwned4")
+    spec = cfg.run_spec(
+        full, "gnmt", "local", 1, python=sys.executable, dataset_dir="d", run_dir=run_dir
+    )
+    out = subprocess.run(
+        ["/bin/bash", "-c", spec.command], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    hp = cfg.hyperparameters(full, "gnmt", "local")
+    expected_hp = [w for k, v in hp.items() for w in (f"--{k.replace('_', '-')}", str(v))]
+    assert json.loads(out.stdout) == [HOSTILE, *expected_hp, run_dir, str(spec.seed)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing ran, nothing matched
+    # environment values are not shell words: they are the plain values
+    assert spec.env["NOTE"] == HOSTILE and spec.env["WHERE"] == run_dir
+
+
+def test_a_lone_brace_in_a_command_is_a_config_error() -> None:
+    overlay = {"benchmarks": {"gnmt": {"implementation": {"command": "train {seed"}}}}
+    msg = error_of(("c.yaml", overlay))
+    assert "benchmarks.gnmt.implementation.command" in msg and "literal brace" in msg

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +188,31 @@ def test_bad_urls_and_names_stop_before_any_job(
     assert rc != 0
     assert message in out and "benchmarks.gnmt-v0.6.dataset.files" in out
     assert not (wf / "data").exists() and jobs_run(out) == []
+
+
+def test_each_retry_of_a_download_reaches_the_console(wf: Path) -> None:
+    """A mirror that refuses connections: the console (snakemake's stderr) shows one line per
+    retry (retries 2), though the download's output goes to its log file."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mirror = f"http://127.0.0.1:{s.getsockname()[1]}/mirror/"
+    files = ["config/benchmarks/gnmt-v0.6.yaml", "standin.yaml", site(wf, {"mirror": mirror})]
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", *files, timeout=300)
+    assert proc.returncode != 0
+    # show-failed-logs prints each failed job's log afterwards: leave those blocks out
+    live = re.sub(r"(?ms)^Logfile .*?:\n=+\n.*?^=+\n", "", proc.stderr)
+    assert live.count("Logfile logs/download_file/") == 0
+    names = [f["name"] for f in standin_files()]
+    for name in names:
+        shown = [
+            line
+            for line in live.splitlines()
+            if line.startswith(f"download {name}: connection refused ({mirror}")
+        ]
+        assert [line.rsplit("; ", 1)[1] for line in shown] == [
+            "retry 1 of 2 in 0.1 s",
+            "retry 2 of 2 in 0.2 s",
+        ], proc.stderr[-3000:]
+        log = (wf / f"logs/download_file/gnmt-v0.6/{name}.log").read_text()
+        assert log.count(f"download {name}: connection refused") == 2
+        assert "connection refused; gave up after 2 retries (3 attempts in " in log

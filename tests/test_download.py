@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts import dataset
+from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
@@ -241,3 +248,126 @@ def test_a_changed_checksum_makes_a_script_made_manifest_stale(tmp_path: Path) -
         outdated_manifest(manifest, [{"name": "a", "md5": "2" * 32}]) or ""
     )
     assert "files changed" in (outdated_manifest(manifest, [{"name": "b", "md5": "1" * 32}]) or "")
+
+
+# -- one retry policy: download.retries and backoff_s mean what they say, each retry is one line
+
+RETRY_LINE = re.compile(
+    r"^download (?P<file>\S+): (?P<why>.+) \((?P<url>\S+)\); "
+    r"retry (?P<k>\d+) of (?P<n>\d+) in (?P<wait>[\d.]+) s$"
+)
+
+
+def retry_lines(err: str) -> list[re.Match[str]]:
+    return [m for line in err.splitlines() if (m := RETRY_LINE.match(line))]
+
+
+def refused_url(name: str = "x.bin") -> str:
+    """A URL on 127.0.0.1 with nothing listening: every connection is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+def test_the_budget_is_every_wait_plus_two_timeouts_per_attempt() -> None:
+    default = dataset.Policy()
+    assert [default.wait(k) for k in range(1, 6)] == [1, 2, 4, 8, 16]
+    assert default.budget_s() == 31 + 6 * 2 * 60
+    assert dataset.Policy(retries=10, backoff_s=1).wait(8) == dataset.MAX_WAIT_S  # 128 -> 60
+    assert dataset.Policy(backoff_s=0.1).wait(1, retry_after=5) == 5  # the server asks longer
+    assert dataset.Policy(backoff_s=0.1).wait(1, retry_after=3600) == dataset.MAX_WAIT_S
+    assert dataset.Policy(retries=0, timeout_s=3).budget_s() == 6
+
+
+def test_a_refused_connection_fails_within_its_budget_with_one_line_per_retry(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    policy = dataset.Policy(retries=2, backoff_s=0.1, timeout_s=5, progress=False)
+    url = refused_url()
+    t0 = time.monotonic()
+    with pytest.raises(dataset.DatasetError) as info:
+        dataset.fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
+    elapsed = time.monotonic() - t0
+    assert 0.1 + 0.2 <= elapsed <= policy.budget_s()  # slept exactly the two backoffs
+    lines = retry_lines(capfd.readouterr().err)
+    assert [(m["file"], m["why"], m["url"], m["k"], m["n"], m["wait"]) for m in lines] == [
+        ("x.bin", "connection refused", url, "1", "2", "0.1"),
+        ("x.bin", "connection refused", url, "2", "2", "0.2"),
+    ]
+    msg = str(info.value)
+    assert msg.startswith(f"{url}: connection refused; gave up after 2 retries (3 attempts in ")
+    assert "bytes are kept" not in msg  # nothing arrived
+
+
+def test_503_n_times_then_200_succeeds_with_n_retry_lines(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server.files["/data.bin"] = Served(BODY, fail_first=[503] * 3)
+    dest = tmp_path / "data.bin"
+    dataset.fetch(server.url("data.bin"), dest, {"sha256": sha(BODY)}, FAST)
+    assert dest.read_bytes() == BODY
+    assert len(server.asked("data.bin")) == 4  # no hidden retries inside urllib3
+    lines = retry_lines(capfd.readouterr().err)
+    assert [m["why"] for m in lines] == ["HTTP 503 Service Unavailable"] * 3
+    assert [m["k"] for m in lines] == ["1", "2", "3"]
+
+
+def test_retry_after_is_honoured(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server.files["/data.bin"] = Served(BODY, fail_first=[429], retry_after="1")
+    t0 = time.monotonic()
+    dataset.fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
+    assert time.monotonic() - t0 >= 1.0  # not FAST's 0.01 s
+    (line,) = retry_lines(capfd.readouterr().err)
+    assert line["why"] == "HTTP 429 Too Many Requests" and line["wait"] == "1"
+
+
+def test_other_4xx_fail_at_once(server: Server, tmp_path: Path) -> None:
+    server.files["/data.bin"] = Served(BODY, fail_first=[403])
+    with pytest.raises(dataset.DatasetError, match=r"data.bin: HTTP 403 Forbidden$"):
+        dataset.fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
+    assert len(server.asked("data.bin")) == 1
+
+
+def test_a_server_that_never_answers_fails_within_the_budget(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """It accepts the connection (the kernel does) and says nothing: each attempt waits
+    timeout_s for the answer."""
+    policy = dataset.Policy(retries=1, backoff_s=0.1, timeout_s=1, progress=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/x.bin"
+        t0 = time.monotonic()
+        with pytest.raises(dataset.DatasetError, match=r"no bytes for 1 s; gave up after 1 retr"):
+            dataset.fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
+        elapsed = time.monotonic() - t0
+    assert 2 * 1 + 0.1 <= elapsed <= policy.budget_s()
+    (line,) = retry_lines(capfd.readouterr().err)
+    assert line["why"] == "no bytes for 1 s" and line["wait"] == "0.1"
+
+
+def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path: Path) -> None:
+    """rules/dataset.smk: the job's output goes to its log, fd 3 is snakemake's stderr."""
+    url = refused_url()
+    log = tmp_path / "download.log"
+    read_end, write_end = os.pipe()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scripts.dataset", "fetch", "--url", url, "--dest",
+             str(tmp_path / "x.bin"), "--retries", "2", "--backoff-s", "0.05", "--timeout-s",
+             "5", "--no-progress", "--console-fd", str(write_end)],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write_end,),
+        )  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end) as console:
+        shown = console.read()
+    assert proc.wait() == 1
+    assert [m["k"] for m in retry_lines(shown)] == ["1", "2"]
+    assert len(shown.splitlines()) == 2  # only the retries; the rest is in the log
+    logged = log.read_text()
+    assert [m["k"] for m in retry_lines(logged)] == ["1", "2"]  # the log has the whole story
+    assert f"error: {url}: connection refused; gave up after 2 retries" in logged

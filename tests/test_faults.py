@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from scripts import locks
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
 pytestmark = pytest.mark.integration
@@ -159,11 +161,12 @@ def test_kill_9_of_snakemake_leaves_no_trainer_and_the_plain_command_resumes(
     main.wait()
     trainer = int(next((wf / "markers").glob("run_2.*")).name.split(".")[1])
     _wait_for(lambda: not _alive(trainer), timeout=15)  # the runner saw its parent die
-    assert list((wf / ".snakemake" / "locks").glob("*.lock"))  # kill -9 left the locks
+    assert locks.lock_files(wf) and (wf / locks.RECORD).exists()  # kill -9 left the locks
     set_faults(wf, {"marker_dir": "markers"})
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Removing stale Snakemake locks" in proc.stderr
+    assert f"Removing stale Snakemake locks of snakemake pid {main.pid} on this host" in proc.stderr
+    assert not (wf / locks.RECORD).exists()  # the resumed invocation released the folder
     after = snapshot(wf)
     assert {k: after[k] for k in before} == before  # what existed before the kill is untouched
     trained = {j.split("run=")[1] for j in jobs_run(proc.stderr) if j.startswith("train_run")}
@@ -173,18 +176,31 @@ def test_kill_9_of_snakemake_leaves_no_trainer_and_the_plain_command_resumes(
 
 def test_a_second_snakemake_is_told_the_folder_is_locked(workflow_copy: Path) -> None:
     wf = workflow_copy
-    overlay = campaign(wf, {"hang": [1, 2, 3]}, timeout_s=10)
+    # run 1 waits at a gate that this test opens: it is alive, its log is flushed and no file
+    # under results/ changes until then, however slow the machine (no timeout can strike)
+    overlay = campaign(wf, {"gate": [1], "gate_file": "gate"}, timeout_s=3600)
     main = _start(wf, overlay)
     try:
-        _wait_for(lambda: any((wf / "markers").glob("run_*")))
+        _wait_for(lambda: (wf / "gate.waiting.1").exists() or main.poll() is not None, 600)
+        assert main.poll() is None, main.communicate()[0][-3000:]
         before = snapshot(wf)
+        record = (wf / locks.RECORD).read_bytes()
+        held = locks.lock_files(wf)
         second = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
         assert second.returncode != 0
-        assert f"locked: another snakemake (pid {main.pid})" in second.stderr
+        assert (
+            f"locked by snakemake pid {main.pid} on {socket.gethostname()} since "
+        ) in second.stderr
+        assert "if it is no longer running: snakemake --unlock" in second.stderr
+        assert "Directory cannot be locked" not in second.stderr
         assert snapshot(wf) == before
+        assert (wf / locks.RECORD).read_bytes() == record and locks.lock_files(wf) == held
     finally:
-        main.send_signal(signal.SIGINT)
-        main.wait(timeout=60)
+        (wf / "gate").touch()
+        out = main.communicate(timeout=600)[0]
+    assert main.returncode == 0, out[-3000:]  # the campaign was left alone and finished
+    assert executions(wf) == {1: 1, 2: 1, 3: 1}
+    assert not (wf / locks.RECORD).exists() and not locks.lock_files(wf)  # released
 
 
 def test_a_config_change_stops_and_names_the_runs_then_archive_redoes_them(

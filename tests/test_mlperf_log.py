@@ -307,22 +307,45 @@ def test_mixed_formats() -> None:
     assert parse_text("no events here\n").fmt == "none"
 
 
-def test_first_run_start_last_run_stop_and_last_result_line() -> None:
+def test_repeated_run_start_and_run_stop_at_the_same_time_are_one_and_last_result_line() -> None:
+    """A rank printing the event twice at the same time is accepted (the compliance checker
+    only warns about repeats of the same value); first run_start, last run_stop."""
     lines = [
         mll_line("run_start", None, 100.0),
-        mll_line("run_start", None, 101.0),
+        mll_line("run_start", None, 100.0),
         mll_line("eval_accuracy", 25.0, 150.0, epoch_num=1),
-        mll_line("run_stop", None, 190.0, status="aborted"),
+        mll_line("run_stop", None, 200.0, status="aborted"),
         mll_line("run_stop", None, 200.0, status="success"),
         "RESULT,RNN_TRANSLATOR,,90,nvidia,2019-06-18 01:46:01 AM",
         "RESULT,RNN_TRANSLATOR,,123.5,nvidia,2019-06-18 01:50:00 AM",
     ]
     parsed = parse_text("\n".join(lines))
     out = run_outcome(parsed, GNMT_TARGET)
+    assert out.log_problems == [] and out.valid_log
     assert out.time_to_train_s == 100.0
     assert out.status == "success" and out.converged is True
     assert out.result_line_wall_s == 123.5
     assert parsed.result_line is not None and parsed.result_line.start == "2019-06-18 01:50:00 AM"
+
+
+def test_repeated_run_start_or_run_stop_at_different_times_is_a_log_problem() -> None:
+    """Taking the first of two run_starts silently would change the score (1225 s -> 1603 s)."""
+    lines = [
+        mll_line("run_start", None, 100.0),
+        mll_line("run_start", None, 101.0),
+        mll_line("eval_accuracy", 25.0, 150.0, epoch_num=1),
+        mll_line("run_stop", None, 190.0, status="success"),
+        mll_line("run_stop", None, 200.0, status="success"),
+    ]
+    out = run_outcome(parse_text("\n".join(lines)), GNMT_TARGET)
+    assert out.log_problems == [
+        "2 run_start events at different times (100.0, 101.0; lines 1, 2): "
+        "MLPerf requires exactly one",
+        "2 run_stop events at different times (190.0, 200.0; lines 4, 5): "
+        "MLPerf requires exactly one",
+    ]
+    assert not out.valid_log and out.converged is False and out.time_to_train_s is None
+    assert out.problems[:2] == out.log_problems
 
 
 def test_non_numeric_final_eval() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,15 @@ import pytest
 
 from scripts import dataset
 from scripts.config import RunSpec
-from scripts.run_training import RunFailed, execute
+from scripts.run_training import (
+    LINE_CHARS,
+    TAIL_BYTES,
+    TAIL_LINES,
+    RunFailed,
+    crash_report,
+    execute,
+)
+from tests.conftest import REPO
 
 MLLOG = (
     ':::MLLOG {"namespace": "", "time_ms": %d, "event_type": "%s", "key": "%s", '
@@ -80,7 +89,7 @@ def test_a_successful_run_writes_its_log_and_metadata(tmp_path: Path, paths) -> 
     [
         ("echo started; exit 3", "exited with status 3"),
         ("echo started; kill -9 $$", "killed by signal 9"),
-        ("echo no events here", "no run_stop event"),
+        ("echo no events here", "no MLPerf events: not an MLPerf log"),
     ],
 )
 def test_a_crash_fails_and_keeps_every_attempts_log(paths, command: str, reason: str) -> None:
@@ -144,3 +153,116 @@ def test_a_log_line_matching_a_fail_pattern_makes_the_run_a_crash(tmp_path: Path
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "Unknown system, assuming DGX1" in kept.read_text()
     assert execute(spec(good_log_command(tmp_path)), **paths)["exit_code"] == 0
+
+
+# -- a crash report: the reason and the kept log first, then a bounded tail with lines cut
+
+
+def test_the_crash_report_starts_with_the_reason_and_the_kept_log_and_cuts_long_lines(
+    tmp_path: Path,
+) -> None:
+    kept = tmp_path / "run_03.attempt1.T.log"
+    body = [f"line {i} " + "x" * (i * 20) for i in range(1, 101)]  # up to 2 kB per line
+    kept.write_text("\n".join(body) + "\n\x00\x1b[31mjunk\tend\n\n# workflow: attempt failed: r\n")
+    report = crash_report(spec("c", run=3), "trainer exited with status 1", kept).splitlines()
+    assert report[0] == (
+        f"run 3 of b/s failed: trainer exited with status 1; its log is kept at {kept}"
+    )
+    assert report[1] == "  its last 20 lines:"
+    tail = report[2:]
+    assert len(tail) == TAIL_LINES
+    assert tail[-1] == r"  | \x00\x1b[31mjunk  end"  # no control character reaches a console
+    assert tail[0].startswith("  | line 82 xxx") and tail[-2].startswith("  | line 100 ")
+    assert all(len(t) <= len("  | ") + LINE_CHARS + 3 for t in tail)
+    assert tail[-2].endswith("x...")
+    assert not any("# workflow:" in t for t in tail)  # the reason is on the first line already
+
+
+def test_the_crash_report_reads_only_the_end_of_a_huge_log(tmp_path: Path) -> None:
+    kept = tmp_path / "huge.log"
+    with kept.open("w") as fh:  # 64 MiB in one line, then a last line
+        for _ in range(64):
+            fh.write("y" * (1 << 20))
+        fh.write("\nthe end\n")
+    before = _rchar()
+    report = crash_report(spec("c"), "timed out", kept).splitlines()
+    assert _rchar() - before < 2 * TAIL_BYTES  # the last 64 KiB, not 64 MiB
+    assert report[2:] == ["  | ..." + "y" * (LINE_CHARS - 3) + "...", "  | the end"]
+
+
+def test_the_crash_report_of_an_empty_or_missing_log(tmp_path: Path) -> None:
+    (tmp_path / "empty.log").write_text("")
+    for log in (tmp_path / "empty.log", tmp_path / "missing.log"):
+        assert crash_report(spec("c"), "why", log).splitlines()[1:] == [
+            "  (the trainer wrote nothing)"
+        ]
+
+
+def test_a_crashed_attempt_carries_its_report(paths) -> None:
+    with pytest.raises(RunFailed) as info:
+        execute(spec("echo about to fail; exit 3"), **paths)
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert info.value.report == (
+        f"run 1 of b/s failed: trainer exited with status 3; its log is kept at {kept}\n"
+        "  its last 1 lines:\n"
+        "  | about to fail"
+    )
+
+
+def runner_main(paths: dict[str, Path], s: RunSpec, job_log: Path) -> int:
+    """The runner as the rule runs it: ``> {log} 2>&1``."""
+    args = [
+        sys.executable, "-m", "scripts.run_training", "--spec", s.to_json(),
+        "--log", str(paths["log_path"]), "--meta", str(paths["meta_path"]),
+        "--failed-dir", str(paths["failed_dir"]),
+        "--dataset-manifest", str(paths["dataset_manifest"]),
+        "--environment", str(paths["environment"]),
+    ]  # fmt: skip
+    with job_log.open("w") as out:
+        return subprocess.run(args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def test_the_job_log_starts_with_the_reason(tmp_path: Path, paths) -> None:
+    """The first line of the job's log is the reason, with the kept log's path, then the tail;
+    what the runner printed before follows."""
+    job_log = tmp_path / "job.log"
+    command = "python3 -c \"print('w' * 5000)\"; echo 'Traceback: boom' >&2; exit 1"
+    assert runner_main(paths, spec(command), job_log) == 1
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    lines = job_log.read_text().splitlines()
+    assert lines == [
+        f"error: run 1 of b/s failed: trainer exited with status 1; its log is kept at {kept}",
+        "  its last 2 lines:",
+        "  | " + "w" * LINE_CHARS + "...",
+        "  | Traceback: boom",
+        "",
+        "runner: its output before that:",
+        "runner: b/s run 1 seed 7",
+        f"runner: command: {command}",
+    ]
+
+
+def test_with_retries_the_job_log_starts_with_the_last_attempt(tmp_path: Path, paths) -> None:
+    job_log = tmp_path / "job.log"
+    s = spec("echo attempt; exit 2")
+    s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "retries": 1})
+    assert runner_main(paths, s, job_log) == 1
+    first, second = sorted(paths["failed_dir"].glob("run_01.attempt*.log"))
+    text = job_log.read_text()
+    assert text.startswith(
+        f"error: run 1 of b/s failed: trainer exited with status 2; its log is kept at {second}\n"
+    )
+    before = text.split("runner: its output before that:\n", 1)[1]
+    assert before.splitlines()[2:6] == [
+        f"runner: run 1 of b/s failed: trainer exited with status 2; its log is kept at {first}",
+        "  its last 1 lines:",
+        "  | attempt",
+        "runner: retrying: attempt 2 of 2",
+    ]
+
+
+def _rchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")

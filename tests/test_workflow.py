@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -110,7 +111,8 @@ def test_a_nonconverged_run_is_a_result_and_is_dropped_as_slowest(workflow_copy:
 
 def test_a_crashed_run_fails_keeps_its_log_and_leaves_the_others(workflow_copy: Path) -> None:
     wf = workflow_copy
-    overlay = str(fake_campaign(wf, runs=3, faults={"crash": [2]}))
+    # run 2 prints a 100 kB line, then crashes
+    overlay = str(fake_campaign(wf, runs=3, faults={"crash": [2], "long_line": [2]}))
     proc = snakemake(wf, "results/fake/summary.csv", "--cores", "1", "--configfile", overlay)
     assert proc.returncode != 0
     assert not (wf / "results/fake/local/run_02/mlperf.log").exists()
@@ -119,6 +121,23 @@ def test_a_crashed_run_fails_keeps_its_log_and_leaves_the_others(workflow_copy: 
     kept = list((wf / "logs/failed/fake/local").glob("run_02.attempt1.*.log"))
     assert len(kept) == 1 and "exited with status 3" in kept[0].read_text()
     assert not (wf / "results/fake/summary.csv").exists()
+    # the job's output (its log, shown on the console) starts with the reason and the kept
+    # log's path, then a tail of that log with long lines cut
+    first = (
+        "error: run 2 of fake/local failed: trainer exited with status 3; its log is kept at "
+        f"logs/failed/fake/local/{kept[0].name}"
+    )
+    job_log = (wf / "logs/train_run/fake/local/run_02.log").read_text().splitlines()
+    assert job_log[0] == first
+    block = re.search(
+        r"^Logfile logs/train_run/fake/local/run_02\.log:\n=+\n(.*?)\n=+$", proc.stderr, re.M | re.S
+    )
+    assert block, proc.stderr[-3000:]
+    shown = block.group(1).splitlines()  # what snakemake's show-failed-logs prints
+    assert shown[0] == first and shown == job_log
+    assert "  | fake trainer: crashing on purpose" in shown
+    assert max(len(line) for line in shown) < 300  # the 100 kB line is cut
+    assert any(line.startswith("  | ") and line.endswith("...") for line in shown)
 
 
 def test_the_embedded_gnmt_campaign_of_three_runs(workflow_copy: Path) -> None:

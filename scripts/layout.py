@@ -1,0 +1,66 @@
+"""Where a run's files live, and the one format of a run id.
+
+A run id is the run's number with at least two digits, widened to the digits of the campaign's
+run count (``01`` .. ``10`` for 10 runs, ``001`` .. ``120`` for 120), so ids sort as numbers and
+name the same run everywhere: its folder ``results/<benchmark>/<system>/run_<id>``, its running
+marker ``logs/running/<benchmark>/<system>/run_<id>.json``, its failed logs
+``logs/failed/<benchmark>/<system>/run_<id>.attempt<N>.<time>.log``, ``status`` and ``rerun``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+RUN_NAME = re.compile(r"run_(\d{2,})")
+
+
+def run_id(run: int, runs: int) -> str:
+    """The id of run ``run`` (1-based) of a campaign of ``runs`` runs."""
+    if run < 1:
+        raise ValueError(f"run numbers start at 1, not {run}")
+    width = max(2, len(str(max(runs, run))))
+    return f"{run:0{width}d}"
+
+
+def run_ids(runs: int) -> list[str]:
+    """The ids of every run of a campaign of ``runs`` runs: ``01``, ``02``, ..."""
+    return [run_id(i, runs) for i in range(1, runs + 1)]
+
+
+def run_name(run_id: str) -> str:
+    """``run_<id>``: the name of a run's folder, and the stem of its marker and failed logs."""
+    return f"run_{run_id}"
+
+
+def run_number(name: str) -> int | None:
+    """The run number of a run folder's name (``run_105`` -> 105), or None for another name."""
+    m = RUN_NAME.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def run_dir(root: Path, benchmark: str, system: str, run_id: str) -> Path:
+    return root / "results" / benchmark / system / run_name(run_id)
+
+
+def running_marker(root: Path, benchmark: str, system: str, run_id: str) -> Path:
+    """The marker a run's runner keeps while its trainer is alive."""
+    return root / "logs" / "running" / benchmark / system / f"{run_name(run_id)}.json"
+
+
+def failed_logs_glob(run_id: str) -> str:
+    """The glob, in logs/failed/<benchmark>/<system>, of one run's kept failed logs."""
+    return f"{run_name(run_id)}.attempt*.log"
+
+
+def failed_log_name(run_id: str, attempt: int, stamp: str) -> str:
+    return f"{run_name(run_id)}.attempt{attempt}.{stamp}.log"
+
+
+def find_run_dir(system_dir: Path, run: int) -> Path | None:
+    """The folder of run number ``run`` in a system's results folder, whatever its id's
+    width, or None; ValueError when two folders have that number (run_05 and run_005)."""
+    found = sorted(d for d in system_dir.glob("run_*") if d.is_dir() and run_number(d.name) == run)
+    if len(found) > 1:
+        raise ValueError(f"{' and '.join(map(str, found))} are both run {run}")
+    return found[0] if found else None

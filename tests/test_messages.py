@@ -1,0 +1,339 @@
+"""Bad inputs get one clear message, never a traceback: config files that are missing, folders,
+not YAML, or targets written after --configfile; non-finite numbers; names with a newline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts import config as cfg
+from scripts import config_files
+from tests.conftest import copy_workflow, fake_campaign, snakemake
+from tests.test_config import error_of
+
+TARGET = "results/gnmt/summary.csv"
+
+
+def short_error(proc: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """The run failed with a short stderr holding every ``expected`` text, no traceback."""
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert "Traceback" not in err and 'File "' not in err, err
+    assert len(err.splitlines()) <= 3, err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+# ---------------------------------------------------------------------------------------------
+# Config files: missing, a folder, a YAML error, a target after --configfile
+
+
+def test_a_yaml_error_names_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load_yaml(bad)
+    msg = str(info.value)
+    assert msg.startswith(f"{bad}, line 4, column 1: YAML syntax error: expected ',' or ']'")
+    assert "while parsing a flow sequence at line 3, column 11" in msg
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("a:\n\tb: 1\n")
+    with pytest.raises(cfg.ConfigError, match=r"tab.yaml, line 2, column 1: .*'\\t'"):
+        cfg.load_yaml(tab)
+
+
+def test_missing_and_folder_config_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError, match=r"^\S*nope.yaml \(a config file\) does not exist$"):
+        cfg.load_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(cfg.ConfigError, match=r"is a folder, not a YAML file$"):
+        cfg.load_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("results/gnmt/summary.csv", True),
+        ("results/gnmt/report.html", True),
+        ("results/gnmt/local/run_01/result.json", True),
+        ("data/gnmt-v0.6/manifest.json", True),
+        ("plots.png", True),
+        ("my.yaml", False),
+        ("config/systems/dgx1.yaml", False),
+        ("site.json", False),
+        ("results/overlay.yaml", False),
+    ],
+)
+def test_what_looks_like_a_target(value: str, target: bool) -> None:
+    assert config_files.looks_like_target(value) is target
+
+
+def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "ok.json").write_text('{"benchmarks": {"gnmt": {"runs": 3}}}')
+    problems = config_files.configfile_problems(
+        [tmp_path / "list.yaml", tmp_path / "empty.yaml", tmp_path / "ok.json"]
+    )
+    assert problems == [
+        f"{tmp_path / name} (given with --configfile): a config file must be a mapping of keys "
+        f"at the top level, found {found}"
+        for name, found in (("list.yaml", "list"), ("empty.yaml", "nothing"))
+    ]
+
+
+def test_status_names_a_bad_overlay_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts import status
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("systems: {local: [\n")
+    assert status.main(["--configfile", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}, line 2, column 1: YAML syntax error: ")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the workflow for the command-line cases (none of them writes anything)."""
+    wf = copy_workflow(tmp_path_factory.mktemp("messages") / "wf")
+    (wf / "bad.yaml").write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
+    (wf / "small.yaml").write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
+    return wf
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--configfile", "nope.yaml"],
+            ["error: nope.yaml (given with --configfile) does not exist"],
+        ),
+        (["--configfile", "config"], ["error: config (given with --configfile) is a folder"]),
+        (
+            ["--configfile", "bad.yaml"],
+            ["error: bad.yaml, line 4, column 1: YAML syntax error", "line 3, column 11"],
+        ),
+        (
+            ["--configfile", "small.yaml", TARGET],
+            [f"error: {TARGET} was given to --configfile but is a target: targets go before "],
+        ),
+    ],
+    ids=["missing", "folder", "yaml-error", "target-after-configfile"],
+)
+def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
+    wf: Path, args: list[str], expected: list[str]
+) -> None:
+    proc = snakemake(wf, "-n", "--cores", "1", *(args if TARGET in args else [TARGET, *args]))
+    short_error(proc, *expected)
+    assert not (wf / "results").exists() and not (wf / ".snakemake" / "locks").exists()
+
+
+@pytest.mark.integration
+def test_a_yaml_error_in_a_default_config_file_names_it(tmp_path: Path) -> None:
+    wf = copy_workflow(tmp_path / "wf")
+    with (wf / "config/config.yaml").open("a") as fh:
+        fh.write("statistics: {min_effect: [\n")
+    proc = snakemake(wf, TARGET, "-n", "--cores", "1")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr  # snakemake prints a Snakefile's error on stdout
+    assert "Traceback" not in out and "config_files.py" not in out
+    assert re.search(r"config/config\.yaml, line 4\d, column 1: YAML syntax error", out), out
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite numbers
+
+
+@pytest.mark.parametrize(
+    ("overlay", "expected"),
+    [
+        ({"benchmarks": {"gnmt": {"timeout_s": float("inf")}}}, "benchmarks.gnmt.timeout_s: .inf"),
+        (
+            {"benchmarks": {"gnmt": {"quality": {"target": float("nan")}}}},
+            "benchmarks.gnmt.quality.target: .nan",
+        ),
+        ({"systems": {"local": {"timeout_s": float("-inf")}}}, "systems.local.timeout_s: -.inf"),
+        (
+            {"benchmarks": {"gnmt": {"implementation": {"hyperparameters": {"lr": float("nan")}}}}},
+            "benchmarks.gnmt.implementation.hyperparameters.lr: .nan",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused_with_file_and_key(
+    overlay: dict[str, Any], expected: str
+) -> None:
+    msg = error_of(("inf.yaml", overlay))
+    assert f"inf.yaml: {expected} is not a finite number" in msg
+
+
+@pytest.mark.integration
+def test_snakemake_refuses_timeout_inf_before_any_job(wf: Path) -> None:
+    (wf / "inf.yaml").write_text("benchmarks:\n  gnmt:\n    timeout_s: .inf\n")
+    proc = snakemake(wf, TARGET, "-n", "--cores", "1", "--configfile", "inf.yaml")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "OverflowError" not in out and "Traceback" not in out
+    assert "inf.yaml: benchmarks.gnmt.timeout_s: .inf is not a finite number" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema patterns match the whole string, in Python (jsonschema: re.search) and ECMA-262
+
+# a valid example of every pattern of the schema
+EXAMPLES = {
+    "^[A-Za-z_][A-Za-z0-9_]*$(?!\\n)": "train_run",
+    "^[A-Za-z0-9][A-Za-z0-9_.-]*$(?!\\n)": "dgx1-v0.6",
+    "^[A-Za-z][A-Za-z0-9_]*$(?!\\n)": "lr",
+    "^(https?|file)://\\S+$(?!\\n)": "https://example.invalid/a.tar",
+    "^[0-9a-f]{64}$(?!\\n)": "0" * 64,
+    "^[0-9a-f]{32}$(?!\\n)": "0" * 32,
+    "^[0-9a-f]{40}$(?!\\n)": "0" * 40,
+    "^[a-z0-9][a-z0-9_./-]*$(?!\\n)": "mlperf/gnmt",
+    "^/[^\\n]*$(?!\\n)": "/data",
+    "^[A-Za-z0-9-]+$(?!\\n)": "GPU-0",
+    "^[0-9]+[bkmgBKMG]?$(?!\\n)": "8g",
+    "^[a-z]+$(?!\\n)": "memlock",
+    "^-?[0-9]+(:-?[0-9]+)?$(?!\\n)": "-1:-1",
+    "^/dev/\\S+$(?!\\n)": "/dev/infiniband/uverbs0",
+    "^(seccomp|apparmor|label|no-new-privileges)([=:][^\\n]*)?$(?!\\n)": "seccomp=unconfined",
+}
+
+
+def schema_patterns(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(schema_patterns(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(schema_patterns(v) for v in node))
+    return set()
+
+
+def test_every_schema_pattern_matches_the_whole_string_only() -> None:
+    patterns = schema_patterns(cfg.load_schema())
+    assert patterns == set(EXAMPLES)  # a new pattern needs an example here
+    for pattern, example in EXAMPLES.items():
+        assert re.search(pattern, example), pattern
+        for bad in (example + "\n", "\n" + example, example + "\nx", example + " \n"):
+            assert not re.search(pattern, bad), (pattern, bad)
+
+
+def test_the_patterns_mean_the_same_in_ecma_262() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to check ECMA-262 regular expressions")
+    cases = [(p, s) for p, e in EXAMPLES.items() for s in (e, e + "\n", e + "\nx", "x" + e)]
+    script = (
+        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(cases.map(([p, s]) => new RegExp(p, 'u').test(s))));"
+    )
+    out = subprocess.run(
+        [node, "-e", script], input=json.dumps(cases), capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == [bool(re.search(p, s)) for p, s in cases]
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    [
+        {"systems": {"local\n": {"backend": "local"}}},
+        {"campaign": {"benchmarks": ["gnmt\n"]}},
+        {"benchmarks": {"gnmt": {"implementation": {"hyperparameters": {"lr\n": 1}}}}},
+        {"systems": {"local": {"env": {"PATH\n": "x"}}}},
+    ],
+)
+def test_a_name_ending_in_a_newline_is_refused(overlay: dict[str, Any]) -> None:
+    assert "nl.yaml" in error_of(("nl.yaml", yaml.safe_load(yaml.safe_dump(overlay))))
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk (a real tmpfs in a mount namespace of its own)
+
+
+def _in_full_disk(tmp_path: Path, setup: str, command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``setup`` then ``command`` (bash) in a mount namespace where ``$FULL`` is a 1 MiB
+    tmpfs; ``fill`` fills it up. Skips where this machine cannot make one."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    full = tmp_path / "full"
+    full.mkdir()
+    script = (
+        f"set -e; FULL={shlex.quote(str(full))}; fill() {{ head -c 2m /dev/zero > $FULL/filler "
+        "2>/dev/null || true; }; "
+        'mount -t tmpfs -o size=1m tmpfs "$FULL" || exit 77; '
+        f"{setup}; set +e; {command}"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    proc = subprocess.run(
+        ["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, env=env
+    )
+    if proc.returncode == 77 or "unshare failed" in proc.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    return proc
+
+
+@pytest.mark.integration
+def test_a_full_disk_is_one_line_before_snakemake_writes_anything(tmp_path: Path) -> None:
+    wf = copy_workflow(tmp_path / "src")
+    snake = f"{shlex.quote(sys.executable)} -m snakemake {TARGET} --cores 1"
+    proc = _in_full_disk(
+        tmp_path, f'cp -a {shlex.quote(str(wf))} "$FULL/wf"; fill', f'cd "$FULL/wf"; {snake}'
+    )
+    short_error(proc, "error: the disk of ", "/full/wf is full (", "room for its log and locks")
+
+
+@pytest.mark.integration
+def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> None:
+    """results/ on a full disk: the run fails, its partial log is removed (the attempt's log is
+    kept under logs/failed/), and no result or table is left behind."""
+    wf = copy_workflow(tmp_path / "wf")
+    overlay = fake_campaign(wf, runs=2, faults={"epoch_s": 0})
+    prep = snakemake(
+        wf, "data/fake/dataset", "results/fake/local/environment.json", "--cores", "1",
+        "--configfile", str(overlay),
+    )  # fmt: skip
+    assert prep.returncode == 0, prep.stderr[-3000:]
+    keep = tmp_path / "keep"
+    shutil.copytree(wf / "results", keep)
+    target = "results/fake/summary.csv"
+    snake = f"{shlex.quote(sys.executable)} -m snakemake {target} --cores 1 --configfile fake.yaml"
+    proc = _in_full_disk(
+        tmp_path,
+        f'cp -a {shlex.quote(str(keep))}/. "$FULL"/; fill; cd {shlex.quote(str(wf))}; '
+        'mount --bind "$FULL" results',
+        f"{snake}; echo EXIT=$?; find results -type f | sort",
+    )
+    assert "EXIT=1" in proc.stdout, proc.stdout + proc.stderr
+    left = [line for line in proc.stdout.splitlines() if line.startswith("results/")]
+    assert left == ["results/fake/local/environment.json", "results/filler"]
+    kept = sorted((wf / "logs/failed/fake/local").glob("run_*.attempt1.*.log"))
+    assert len(kept) == 2
+    for run in ("01", "02"):
+        out = (wf / f"logs/train_run/fake/local/run_{run}.log").read_text()
+        assert re.search(
+            rf"/results/fake/local/run_{run} is full \(\d+ KiB free\) while writing "
+            rf"results/fake/local/run_{run}/mlperf.log; ",
+            out,
+        ), out
+
+
+@pytest.mark.integration
+def test_a_target_ending_in_a_newline_is_no_rules_output(wf: Path) -> None:
+    name = cfg.load_files()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
+    proc = snakemake(wf, f"data/gnmt/download/{name}\n", "-n", "--cores", "1")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"No rule to produce data/gnmt/download/{name}\n" in out and "Traceback" not in out
