@@ -62,9 +62,14 @@ def uses_script(benchmark):
     return bool(ds.get("script")) and not ds.get("mirror")
 
 
+def dataset_folder(benchmark):
+    """Where a benchmark's dataset files are: fetched into download/, or made by its script."""
+    sub = "generated" if uses_script(benchmark) else "download"
+    return f"{DATA_DIR}/{benchmark}/{sub}"
+
+
 def dataset_files_dir(wildcards):
-    sub = "generated" if uses_script(wildcards.benchmark) else "download"
-    return f"{DATA_DIR}/{wildcards.benchmark}/{sub}"
+    return dataset_folder(wildcards.benchmark)
 
 
 def dataset_inputs(wildcards):
@@ -501,6 +506,61 @@ def refresh_seal_cache():
             seals.check_system(Path(), b, s, system_run_ids(b, s))
 
 
+def remake_dataset_files(benchmark):
+    """How restore_dataset_trees makes missing dataset files again: the benchmark's dataset
+    script, or each file's download (as the rules do)."""
+    folder = Path(dataset_folder(benchmark))
+    if uses_script(benchmark):
+        script = BENCHMARKS[benchmark]["dataset"]["script"]
+        cwd = Path(dataset.expand_url(script["cwd"], WORKFLOW_DIR))
+        return lambda names: dataset.run_script(script["command"], cwd, folder)
+    d = CONFIG["download"]
+    policy = dataset.Policy(
+        retries=d["retries"],
+        backoff_s=d["backoff_s"],
+        timeout_s=d["timeout_s"],
+        progress=d["progress"],
+    )
+
+    def fetch(names):
+        for name in names:
+            f = dataset_file(benchmark, name)
+            expected = {a: f[a] for a in dataset.HASHES if a in f}
+            dataset.fetch(
+                dataset_sources(benchmark, name), folder / name, expected, policy
+            )
+
+    return fetch
+
+
+def restore_dataset_trees():
+    """A dataset tree (the folder the trainer reads) that differs from its manifest, has none
+    or is missing, while its files were verified, is unpacked again before the plan is built
+    (scripts/dataset.py: restore_tree says why Snakemake cannot). A dry run only warns.
+    """
+    dry = campaign.is_dry_run(sys.argv)
+    for benchmark in BENCHMARKS:
+        if not dataset_files(benchmark):
+            continue
+        tree = Path(DATA_DIR) / benchmark / "dataset"
+        folder = Path(dataset_folder(benchmark))
+        try:
+            done = dataset.restore_tree(
+                tree,
+                dataset_files(benchmark),
+                folder,
+                remake_dataset_files(benchmark),
+                dry_run=dry,
+                # looked for only when the tree is gone (then Snakemake would retrain them)
+                runs_used_it=not tree.is_dir()
+                and any(Path("results", benchmark).glob("*/run_*/run.json")),
+            )
+        except dataset.DatasetError as exc:
+            raise WorkflowError(f"{tree} cannot be unpacked again: {exc}") from None
+        if done:
+            logger.warning(done)
+
+
 def check_comparability():
     """Stop, naming the runs, if finished runs were made under a different configuration,
     dataset or environment than the current ones: never redo or mix them silently."""
@@ -512,6 +572,7 @@ def check_comparability():
                 cfg.comparability(CONFIG, benchmark, system),
                 manifest=root / DATA_DIR / benchmark / "manifest.json",
                 environment=root / "results" / benchmark / system / "environment.json",
+                dataset_tree=root / DATA_DIR / benchmark / "dataset.manifest.json",
             )
             bad = campaign.incomparable_runs(
                 root, benchmark, system, system_run_ids(benchmark, system), current
@@ -535,6 +596,7 @@ if main_invocation():
     check_images()
     parse_unparsed_runs()
     remove_stale_derived_files()
+    restore_dataset_trees()
 
 
 onsuccess:

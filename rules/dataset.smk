@@ -1,5 +1,5 @@
 # Dataset: fetch each file (from the mirror, else its url; checksum computed on the way) or make
-# them all with a script, then verify all into a manifest, then unpack.
+# them all with a script, then verify all into a manifest, then unpack (and record the tree).
 
 
 rule download_file:
@@ -58,11 +58,15 @@ rule verify_dataset:
         "--manifest {output:q} {params.script} > {log:q} 2>&1"
 
 
+# The tree the trainer reads, read-only, and beside it the manifest of its every file (size,
+# sha256, mtime): the runner checks the tree against it before each run, and every invocation
+# unpacks a changed tree again before any job (common.smk: restore_dataset_trees).
 rule unpack_dataset:
     input:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",
     output:
-        directory(f"{DATA_DIR}/{{benchmark}}/dataset"),
+        tree=directory(f"{DATA_DIR}/{{benchmark}}/dataset"),
+        manifest=f"{DATA_DIR}/{{benchmark}}/dataset.manifest.json",
     log:
         "logs/unpack_dataset/{benchmark}.log",
     params:
@@ -70,4 +74,4 @@ rule unpack_dataset:
         dir=dataset_files_dir,
     shell:
         "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
-        "--dest {output:q} > {log:q} 2>&1"
+        "--dest {output.tree:q} --manifest {output.manifest:q} > {log:q} 2>&1"

@@ -212,8 +212,10 @@ def incomparable_runs(
     """Finished runs of (benchmark, system) that differ from ``current``, with what differs.
 
     ``current`` has ``comparability`` (the config record) and its ``config_fingerprint``, and,
-    where known,
-    ``dataset_manifest_sha256`` and ``environment_digest``.
+    where known, ``dataset_manifest_sha256``, ``dataset_tree_sha256`` and
+    ``environment_digest``. A key that a run did not record (e.g. ``dataset_tree_sha256`` of a
+    run made before the workflow recorded the unpacked tree) is "not recorded", never a
+    difference.
     """
     found: dict[str, list[str]] = {}
     for run in runs:
@@ -232,6 +234,7 @@ def incomparable_runs(
             diffs = []
         for key, label in (
             ("dataset_manifest_sha256", "the verified dataset (manifest.json)"),
+            ("dataset_tree_sha256", "the unpacked dataset (dataset.manifest.json)"),
             ("environment_digest", "the environment (environment.json digest)"),
         ):
             if current.get(key) and meta.get(key) and meta[key] != current[key]:
@@ -239,6 +242,28 @@ def incomparable_runs(
         if diffs:
             found[run] = diffs
     return found
+
+
+# Keys that joined the run fingerprint after campaigns had started. A system whose finished
+# runs were fingerprinted without one goes on without it, so that its runs stay one group
+# (results.py refuses to mix fingerprints) until it is archived; the run still records it.
+LATER_FINGERPRINT_KEYS = ("dataset_tree_sha256",)
+
+
+def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
+    """The keys of LATER_FINGERPRINT_KEYS that the finished runs in ``system_dir`` (other than
+    ``this_run``) were fingerprinted with: all of them when there is none. The runs of a system
+    agree (each new one follows those before it), so the first readable run.json decides; one
+    without ``fingerprint_keys`` was made before any of them. O(1): this runs after every run."""
+    for meta_path in sorted(system_dir.glob("run_*/run.json")):
+        if meta_path.parent == this_run:
+            continue
+        try:
+            used = json.loads(meta_path.read_text()).get("fingerprint_keys") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        return [k for k in LATER_FINGERPRINT_KEYS if k in used]
+    return list(LATER_FINGERPRINT_KEYS)
 
 
 def git_head(path: Path) -> str | None:
@@ -251,10 +276,17 @@ def git_head(path: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def current_state(record: dict[str, Any], manifest: Path, environment: Path) -> dict[str, Any]:
+def current_state(
+    record: dict[str, Any],
+    manifest: Path,
+    environment: Path,
+    dataset_tree: Path | None = None,
+) -> dict[str, Any]:
     """What finished runs are compared against (see :func:`incomparable_runs`): the config's
-    comparability record, and the dataset manifest and environment digest where they exist."""
+    comparability record, and the dataset manifest, the unpacked tree's digest (from its
+    manifest ``dataset_tree``) and the environment digest where they exist."""
     from scripts.config import fingerprint
+    from scripts.dataset import tree_digest_of
 
     return {
         "comparability": record,
@@ -262,6 +294,7 @@ def current_state(record: dict[str, Any], manifest: Path, environment: Path) -> 
         "dataset_manifest_sha256": (
             hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
         ),
+        "dataset_tree_sha256": tree_digest_of(dataset_tree) if dataset_tree else None,
         "environment_digest": (
             json.loads(environment.read_text()).get("digest") if environment.exists() else None
         ),

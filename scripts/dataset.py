@@ -17,6 +17,9 @@ fails after its retries keeps its ``.part``: the next attempt resumes from there
 
 A dataset can also be made by a script (``dataset.script``, e.g. an MLPerf implementation's
 ``download_dataset.sh``); its output folder is verified the same way.
+
+The unpacked tree that the trainer reads gets a manifest of its every file, checked before each
+run and repaired before each plan: see "The unpacked tree" below.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import os
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
@@ -607,11 +611,20 @@ def safe_unpack(archive: Path, dest: Path) -> list[str]:
         return [m.name for m in members]
 
 
-def prepare(files: Sequence[Mapping[str, Any]], download_dir: Path, dest: Path) -> None:
-    """Make ``dest``: archives unpacked, other files hard-linked (copied across devices)."""
+def prepare(
+    files: Sequence[Mapping[str, Any]],
+    download_dir: Path,
+    dest: Path,
+    manifest: Path | None = None,
+    keep_replaced: Path | None = None,
+) -> None:
+    """Make ``dest``: archives unpacked, other files hard-linked (copied across devices), every
+    file made read-only, and, with ``manifest``, the tree's manifest written beside it (see
+    :func:`tree_manifest`). The old ``dest`` is removed, or moved to ``keep_replaced``."""
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    sources: dict[str, str] = {}
     for f in files:
         src = download_dir / f["name"]
         if f.get("unpack"):
@@ -621,8 +634,284 @@ def prepare(files: Sequence[Mapping[str, Any]], download_dir: Path, dest: Path) 
                 os.link(src, tmp / f["name"])
             except OSError:
                 shutil.copy2(src, tmp / f["name"])
+            sources[f["name"]] = os.path.relpath(src, dest.parent)
+    make_read_only(tmp)
+    record = tree_manifest(tmp, sources) if manifest is not None else None
+    if manifest is not None:
+        manifest.unlink(missing_ok=True)  # never an old manifest beside a new tree
+    if keep_replaced is not None and dest.exists():
+        os.replace(dest, keep_replaced)
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
+    if manifest is not None and record is not None:
+        _write_json(manifest, record)
+
+
+# ---------------------------------------------------------------------------------------------
+# The unpacked tree (data/<benchmark>/dataset/), the folder the trainer reads. The unpack job
+# records every file of it (path, size, sha256, mtime_ns) in data/<benchmark>/dataset.manifest.json,
+# beside the tree, never inside it. The runner checks the tree against it before each attempt
+# (tree_problem), and every invocation before it builds its plan (restore_tree): size and mtime
+# first, the sha256 only of a file whose size or mtime differs. An edit that keeps a file's size
+# and mtime (e.g. `touch -d` after the edit) passes that cheap check; check-tree --full hashes
+# every file. Files are made read-only (directories are not, so `rm -rf` and re-unpacking work).
+
+TREE_FORMAT_VERSION = 1
+# what Snakemake itself writes into a directory() output once its job is done: not the dataset's
+SNAKEMAKE_MARKER = ".snakemake_timestamp"
+TREE_REDO = (
+    "the trainer reads the dataset only as it was unpacked: run the same snakemake command "
+    "again, and before any job it unpacks the dataset again from the verified downloads "
+    "(finished runs are kept)"
+)
+
+
+def tree_manifest_path(tree: Path) -> Path:
+    """The manifest of an unpacked tree: data/<b>/dataset -> data/<b>/dataset.manifest.json."""
+    return tree.with_name(f"{tree.name}.manifest.json")
+
+
+def unpacked_tree(verified_manifest: Path) -> Path:
+    """The tree unpacked from the files that ``verified_manifest`` (data/<b>/manifest.json)
+    verified: data/<b>/dataset (rules/dataset.smk)."""
+    return verified_manifest.with_name("dataset")
+
+
+def make_read_only(tree: Path) -> None:
+    """chmod a-w every regular file under ``tree`` (not the folders, nor what links point to)."""
+    for root, _dirs, names in os.walk(tree):
+        for name in names:
+            path = Path(root) / name
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode):
+                path.chmod(stat.S_IMODE(st.st_mode) & ~0o222)
+
+
+def _scan(tree: Path) -> dict[str, os.stat_result]:
+    """lstat of everything under ``tree`` but its folders, by path relative to it ('/'); links
+    are listed, never followed. Plain strings and scandir: this runs before every run."""
+    found: dict[str, os.stat_result] = {}
+    stack = [(str(tree), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                else:
+                    found[rel] = entry.stat(follow_symlinks=False)
+    found.pop(SNAKEMAKE_MARKER, None)
+    return dict(sorted(found.items()))
+
+
+def _entry(tree: Path, rel: str, st: os.stat_result) -> dict[str, Any]:
+    path = tree / rel
+    if stat.S_ISLNK(st.st_mode):
+        return {"path": rel, "symlink": os.readlink(path)}
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"{path}: not a regular file, folder or link; a dataset holds none")
+    digests, size = hash_file(path, ["sha256"])
+    return {"path": rel, "size": size, "sha256": digests["sha256"], "mtime_ns": st.st_mtime_ns}
+
+
+def tree_digest(entries: Sequence[Mapping[str, Any]]) -> str:
+    """sha256 of what the tree holds: each path with its size and sha256 (or link target), as
+    canonical JSON. Not mtimes: the same bytes unpacked again give the same digest."""
+    content = [
+        {k: e[k] for k in ("path", "size", "sha256", "symlink") if k in e}
+        for e in sorted(entries, key=lambda e: e["path"])
+    ]
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def tree_manifest(tree: Path, sources: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The manifest of ``tree``: every file's path, size, sha256 and mtime_ns, every link's
+    target; ``sources`` names, for a file linked (or copied) from a download, that download
+    (relative to the tree's parent folder)."""
+    entries = [_entry(tree, rel, st) for rel, st in _scan(tree).items()]
+    for e in entries:
+        if sources and e["path"] in sources:
+            e["source"] = sources[e["path"]]
+    return {
+        "format_version": TREE_FORMAT_VERSION,
+        "digest": tree_digest(entries),
+        "files": entries,
+    }
+
+
+def write_tree_manifest(tree: Path, manifest: Path | None = None) -> dict[str, Any]:
+    """Record ``tree`` as it is now in ``manifest`` (default: beside it), atomically."""
+    record = tree_manifest(tree)
+    _write_json(manifest or tree_manifest_path(tree), record)
+    return record
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_tree_manifest(path: Path) -> dict[str, Any]:
+    """A tree manifest, checked: its format version, and its digest against its files."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path} cannot be read ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise DatasetError(f"{path} is not a dataset manifest (no files list)")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > TREE_FORMAT_VERSION:
+        raise DatasetError(
+            f"{path} has format_version {version!r}; this workflow reads up to "
+            f"{TREE_FORMAT_VERSION} (made by a newer workflow?)"
+        )
+    if data.get("digest") != tree_digest(data["files"]):
+        raise DatasetError(f"{path} was edited: its digest does not match its files")
+    return data
+
+
+def tree_digest_of(manifest: Path) -> str | None:
+    """The recorded digest of an unpacked tree, or None where there is no readable manifest."""
+    try:
+        return read_tree_manifest(manifest)["digest"]
+    except DatasetError:
+        return None
+
+
+def tree_changes(
+    tree: Path, manifest: Mapping[str, Any], *, full: bool = False
+) -> list[tuple[str, str]]:
+    """(path under ``tree``, what changed) for each file that differs from ``manifest``. Size
+    and mtime first; the sha256 only of a file whose mtime differs (of every file: ``full``)."""
+    on_disk = _scan(tree)
+    changes: list[tuple[str, str]] = []
+    for e in manifest["files"]:
+        rel = e["path"]
+        st = on_disk.pop(rel, None)
+        if st is None:
+            changes.append((rel, "removed after unpacking"))
+        elif "symlink" in e:
+            if not stat.S_ISLNK(st.st_mode) or os.readlink(tree / rel) != e["symlink"]:
+                changes.append((rel, "no longer the link that was unpacked"))
+        elif not stat.S_ISREG(st.st_mode):
+            changes.append((rel, "no longer a regular file"))
+        elif st.st_size != e["size"]:
+            changes.append(
+                (
+                    rel,
+                    f"size {st.st_size} bytes differs from the dataset manifest's {e['size']} "
+                    "(edited after unpacking?)",
+                )
+            )
+        elif full or st.st_mtime_ns != e["mtime_ns"]:
+            if hash_file(tree / rel, ["sha256"])[0]["sha256"] != e["sha256"]:
+                changes.append(
+                    (rel, "sha256 differs from the dataset manifest (edited after unpacking?)")
+                )
+    changes += [(rel, "not in the dataset manifest (added after unpacking?)") for rel in on_disk]
+    return sorted(changes)
+
+
+def describe_changes(tree: Path, changes: Sequence[tuple[str, str]], limit: int = 5) -> str:
+    """'data/b/dataset/x: what; data/b/dataset/y: what; and N more'."""
+    text = "; ".join(f"{tree / rel}: {what}" for rel, what in changes[:limit])
+    return text + (f"; and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
+def tree_problem(tree: Path, *, full: bool = False) -> str | None:
+    """Why the trainer must not read ``tree`` (a changed, added or removed file, or no manifest
+    to check it against), with what to do; None when it is as unpacked."""
+    try:
+        manifest = read_tree_manifest(tree_manifest_path(tree))
+    except DatasetError as exc:
+        return f"{exc}, so {tree} cannot be checked; {TREE_REDO}"
+    if not tree.is_dir():
+        return f"{tree} is missing; {TREE_REDO}"
+    changes = tree_changes(tree, manifest, full=full)
+    return f"{describe_changes(tree, changes)}; {TREE_REDO}" if changes else None
+
+
+def _changed_sources(
+    tree: Path, manifest: Mapping[str, Any], changes: Sequence[tuple[str, str]]
+) -> list[Path]:
+    """The downloads (or script's files) that are the same file as a changed file of the tree:
+    a hard link edited in place changes both."""
+    sources = {e["path"]: tree.parent / e["source"] for e in manifest["files"] if "source" in e}
+    return [
+        sources[rel]
+        for rel, _ in changes
+        if rel in sources
+        and (tree / rel).exists()
+        and sources[rel].exists()
+        and os.path.samefile(tree / rel, sources[rel])
+    ]
+
+
+def restore_tree(
+    tree: Path,
+    files: Sequence[Mapping[str, Any]],
+    source_dir: Path,
+    remake: Callable[[Sequence[str]], None],
+    *,
+    dry_run: bool = False,
+    runs_used_it: bool = False,
+) -> str | None:
+    """Before a plan is built: unpack ``tree`` again from its verified files when it is gone
+    but was unpacked (its manifest is left, or ``runs_used_it``: finished runs exist), has no
+    readable manifest, or differs from its manifest. Returns what was found and done (a
+    warning for the user), or None when the tree is as unpacked or was never made.
+
+    Snakemake cannot be left to do this: it redoes no upstream job of finished runs, and it
+    trains every finished run again when the (ancient) tree is missing as its plan is built. A
+    file of ``source_dir`` that is the same file as a changed one of the tree (a hard link edited
+    in place) changed with it: it is removed, and ``remake(names)`` makes the missing files again
+    (a download, or the dataset script). Then every file is verified and the tree unpacked; a
+    changed tree is kept aside as ``<tree>.edited-<time>``, never deleted."""
+    verified = tree.with_name("manifest.json")  # rules/dataset.smk: verify_dataset
+    manifest_path = tree_manifest_path(tree)
+    keep, changed = None, []
+    if not verified.exists():
+        return None  # never verified: the workflow's own jobs make it
+    if not tree.is_dir():
+        if not manifest_path.exists() and not runs_used_it:
+            return None  # never unpacked: the workflow's own jobs make it when a run needs it
+        why = f"{tree} is missing"
+    elif not manifest_path.exists():
+        why = f"{tree} has no manifest ({manifest_path}; unpacked by an older workflow?)"
+    else:
+        try:
+            manifest = read_tree_manifest(manifest_path)
+        except DatasetError as exc:
+            why = str(exc)
+        else:
+            changes = tree_changes(tree, manifest)
+            if not changes:
+                return None
+            why = describe_changes(tree, changes)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            keep = tree.with_name(f"{tree.name}.edited-{stamp}")
+            changed = _changed_sources(tree, manifest, changes)
+    remade = "a real run makes it again" if dry_run else "made again"
+    found = "; ".join(
+        [why]
+        + [f"{src} is the same file (a hard link) and changed with it: {remade}" for src in changed]
+    )
+    if dry_run:
+        return f"{found}; a real run unpacks {tree} again before any job"
+    for src in changed:
+        src.unlink()
+    missing = [f["name"] for f in files if not (source_dir / f["name"]).exists()]
+    if missing:
+        remake(missing)  # fetched again, or the script runs again
+    _write_json(verified, {"files": verify(files, source_dir)})
+    prepare(files, source_dir, tree, manifest_path, keep_replaced=keep)
+    kept = f"; the changed tree is kept as {keep}" if keep else ""
+    return f"{found}; unpacked {tree} again from the verified files{kept}"
 
 
 def run_script(command: str, cwd: Path, output: Path) -> None:
@@ -711,6 +1000,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     u.add_argument("--files-json", required=True)
     u.add_argument("--dir", type=Path, required=True)
     u.add_argument("--dest", type=Path, required=True)
+    u.add_argument(
+        "--manifest", type=Path, help="the tree's manifest to write (every file's size, sha256)"
+    )
+    c = sub.add_parser(
+        "check-tree", help="check an unpacked tree against its manifest (size, mtime, sha256)"
+    )
+    c.add_argument("tree", type=Path, help="e.g. data/gnmt/dataset")
+    c.add_argument(
+        "--full", action="store_true", help="hash every file, not only those whose mtime changed"
+    )
     s = sub.add_parser("script", help="make a dataset folder with a script")
     s.add_argument("--command", required=True, help="shell command; {output_dir} is replaced")
     s.add_argument("--cwd", type=Path, required=True, help="folder to run it from")
@@ -737,8 +1036,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, args.manifest)
             print(f"verified {len(entries)} files -> {args.manifest}")
         elif args.cmd == "unpack":
-            prepare(json.loads(args.files_json), args.dir, args.dest)
-            print(f"prepared {args.dest}")
+            prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)
+            print(f"prepared {args.dest}" + (f" and {args.manifest}" if args.manifest else ""))
+        elif args.cmd == "check-tree":
+            problem = tree_problem(args.tree, full=args.full)
+            if problem:
+                raise DatasetError(problem)
+            print(f"{args.tree} is as unpacked ({tree_manifest_path(args.tree)})")
         else:
             run_script(args.command, args.cwd, args.output)
             print(f"made {args.output}")

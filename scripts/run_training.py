@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, docker_backend, gpus, layout, seals
+from scripts import campaign, cluster, dataset, docker_backend, gpus, layout, seals
 from scripts.config import RunSpec, fingerprint
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
@@ -316,7 +316,11 @@ def _attempts(
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
 ) -> dict[str, Any]:
+    tree = dataset.unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
+        # the trainer reads the dataset only as unpacked (scripts/dataset.py: tree_problem)
+        if problem := dataset.tree_problem(tree):
+            raise RunFailed(problem)
         if spec.backend == "docker":
             assert image_stamp is not None
             launch = docker_launch(spec, image_stamp, user, gpu_devices)
@@ -350,6 +354,7 @@ def _attempts(
             "config_fingerprint": spec.config_fingerprint,
             "comparability": spec.comparability,
             "dataset_manifest_sha256": file_digest(dataset_manifest),
+            "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
             "environment_digest": json.loads(environment.read_text()).get("digest", ""),
             **placement,
         }
@@ -361,6 +366,8 @@ def _attempts(
             meta["docker_argv"] = launch.argv
             meta["image_id"] = launch.image["image_id"]
             fingerprinted.append("image_id")
+        fingerprinted += campaign.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
+        meta["fingerprint_keys"] = sorted(fingerprinted)
         meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
         seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         tmp = meta_path.with_name(meta_path.name + ".tmp")

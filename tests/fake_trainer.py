@@ -23,6 +23,8 @@ command): a mapping of fault name to the list of run numbers it applies to:
 - ``gate``: after the first epoch, touches ``<gate_file>.waiting.<N>`` (its log is flushed) and
   waits until the file ``gate_file`` (a string) exists, then goes on: a test checks what it
   needs while the run is alive, then lets the campaign finish.
+- ``edit_dataset``: appends a line to every file of ``data/fake/dataset`` (the fake campaign's
+  unpacked dataset, relative to the working directory), as a trainer that writes into its input.
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -62,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(faults["marker_dir"], exist_ok=True)
         Path(faults["marker_dir"], f"run_{args.run}.{os.getpid()}").touch()
     record = record_env(faults.get("env_dir"), args.run)
+    if has("edit_dataset"):
+        for path in sorted(Path("data/fake/dataset").rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                with path.open("a") as fh:
+                    fh.write(f"written by run {args.run}\n")
     epoch_s = float(faults.get("epoch_s", args.epoch_s))
     log = mllog.get_mllogger()
     mllog.config(default_stack_offset=1)

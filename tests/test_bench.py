@@ -36,6 +36,12 @@ def test_dataset_verify() -> None:
     assert 1.0 <= number(r"([\d.]+) reads per byte", out) < 1.1  # the one-pass proof holds
 
 
+def test_dataset_tree() -> None:
+    out = bench("dataset_tree.py")
+    assert number(r"check of an intact tree \(each run\): ([\d.]+) ms", out) > 0
+    assert number(r"check with one touched file \(hashed\): ([\d.]+) ms", out) > 0
+
+
 def test_parse_logs() -> None:
     out = bench("parse_logs.py")
     assert "50 logs" in out and number(r"speed-up over mlp_parser: ([\d.]+)x", out) > 0

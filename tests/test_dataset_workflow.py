@@ -154,6 +154,22 @@ def test_from_the_implementations_download_dataset_sh(
     check_manifest(wf)
     assert (wf / "data/gnmt-v0.6/generated/ran_in.txt").read_text().strip() == str(impl)
 
+    # unpacked, then a file edited in place: the script's file is the same (a hard link), so
+    # the next invocation runs the script again before it unpacks the tree again
+    files = ["config/benchmarks/gnmt-v0.6.yaml", "standin.yaml", overlay]
+    tree = "data/gnmt-v0.6/dataset"
+    proc = snakemake(wf, tree, "--cores", "1", "--configfile", *files, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wf / "data/gnmt-v0.6/generated/ran_in.txt").unlink()
+    (wf / tree / "newstest2014.de").chmod(0o644)  # unpacked read-only
+    with (wf / tree / "newstest2014.de").open("a") as fh:
+        fh.write("edited\n")
+    proc = snakemake(wf, tree, "--cores", "1", "--configfile", *files, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "generated/newstest2014.de is the same file (a hard link)" in proc.stderr
+    assert (wf / "data/gnmt-v0.6/generated/ran_in.txt").exists()  # the script ran again
+    assert (wf / tree / "newstest2014.de").read_bytes() == standin_content("newstest2014.de")
+
 
 @pytest.mark.parametrize(
     ("file", "message"),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from scripts import docker_backend
+from scripts import dataset, docker_backend
 from scripts.config import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, containers_labelled, need_docker
@@ -148,6 +148,9 @@ def run_spec(tmp_path: Path, command: str, timeout_s: float | None = 60) -> RunS
 def paths(tmp_path: Path) -> dict[str, Path]:
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
+    # the unpacked tree beside it (run_spec made it), and its manifest: the runner checks them
+    (tmp_path / "dataset").mkdir(exist_ok=True)
+    dataset.write_tree_manifest(tmp_path / "dataset")
     environment = tmp_path / "environment.json"
     environment.write_text(json.dumps({"digest": "d"}))
     run_dir = tmp_path / "results/b/s/run_01"

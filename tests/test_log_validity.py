@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import mlperf_log, report, results, run_training
+from scripts import dataset, mlperf_log, report, results, run_training
 from scripts.config import RunSpec
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
 from tests.conftest import (
@@ -304,6 +304,8 @@ def spec(command: str, retries: int = 0) -> RunSpec:
 def paths(tmp_path: Path) -> dict[str, Path]:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": []}))
+    # the unpacked tree beside it, and its manifest: the runner checks them before each run
+    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
     environment = tmp_path / "environment.json"
     environment.write_text(json.dumps({"digest": "d"}))
     return {

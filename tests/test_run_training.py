@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts import dataset
 from scripts.config import RunSpec
 from scripts.run_training import (
     LINE_CHARS,
@@ -48,6 +49,8 @@ def spec(command: str, timeout_s: float | None = 30, run: int = 1) -> RunSpec:
 def paths(tmp_path: Path) -> dict[str, Path]:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": []}))
+    # the unpacked tree beside it, and its manifest: the runner checks them before each run
+    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
     environment = tmp_path / "environment.json"
     environment.write_text(json.dumps({"digest": "envdigest"}))
     return {
