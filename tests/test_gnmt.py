@@ -337,3 +337,34 @@ def test_a_gpu_system_without_a_usable_gpu_stops_its_run_with_the_reason(tmp_pat
     assert "error: run 1 of gnmt/local-gpu failed: trainer exited with status 1" in out
     assert "error: --device cuda but torch.cuda.is_available() is False: " in out
     assert not (wf / "results/gnmt/local-gpu/run_01/result.json").exists()
+
+
+def test_the_wmt16_benchmark_runs_the_reference_preset_on_gnmt_v06s_files(tmp_path: Path) -> None:
+    from scripts import config
+
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "benchmarks: {gnmt-wmt16: {dataset: {mirror: /srv/mlperf/wmt16}}}\n"
+        "campaign: {systems: [local-gpu]}\n"
+    )
+    conf = config.load_files(
+        [REPO / "config/benchmarks/gnmt-wmt16.yaml", REPO / "config/systems/local-gpu.yaml", site]
+    )
+    v06 = yaml.safe_load((REPO / "config/benchmarks/gnmt-v0.6.yaml").read_text())
+    assert (
+        conf["benchmarks"]["gnmt-wmt16"]["dataset"]["files"]
+        == v06["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
+    )
+    assert config.benchmark_systems(conf, "gnmt-wmt16") == ["local-gpu"]
+    conf["systems"]["local-gpu"]["hyperparameters"] = {"gnmt-wmt16": {"amp": True}}
+    spec = config.run_spec(
+        conf, "gnmt-wmt16", "local-gpu", 1, python="python", dataset_dir="d", run_dir="r"
+    )
+    argv = shlex.split(spec.command)[3:]
+    assert argv[-2:] == ["--amp", "True"] and "--gpus" in argv
+    # the same command on a CPU-only system (gpus: 0, no amp) parses to the reference preset
+    cpu_argv = argv[:-2]
+    cpu_argv[cpu_argv.index("--gpus") + 1] = "0"
+    cpu = train.parse_args(cpu_argv)
+    assert (cpu.corpus, cpu.preset, cpu.hidden, cpu.device) == ("wmt16", "reference", 1024, "cpu")
+    assert cpu.target_bleu == 24.0
