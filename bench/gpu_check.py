@@ -123,8 +123,6 @@ def main() -> int:
     args = p.parse_args()
     if args.device == "cuda" and (why := cuda_problem()):
         raise SystemExit(f"error: no usable GPU: {why}")
-    if args.device == "cpu" and args.precision != "fp32":
-        args.precision = "fp32"  # the trainer refuses --amp on the CPU
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         wf = copy_workflow(args.keep or Path(tmp) / "wf")
         rows = campaign(wf, args.device, args.runs, args.quick)

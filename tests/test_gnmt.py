@@ -207,17 +207,23 @@ def test_the_device_follows_the_systems_gpus_through_the_command() -> None:
     assert train.parse_args(trainer_args("local-gpu")).device == "cpu"
 
 
-def test_amp_on_the_cpu_is_refused_with_the_reason(
-    tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
+def test_amp_on_the_cpu_is_bfloat16_autocast_with_the_same_events(
+    tiny_corpus: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        train.parse_args(tiny_args(tiny_corpus, "--device", "cpu", "--amp"))
-    assert exc.value.code == 2
-    assert "--amp needs --device cuda" in capsys.readouterr().err
+    assert train.main(tiny_args(tiny_corpus, "--device", "cpu")) == 0
+    fp32 = capfd.readouterr().out
+    assert train.main(tiny_args(tiny_corpus, "--device", "cpu", "--amp")) == 0
+    amp = capfd.readouterr().out
+    assert event_keys(amp) == event_keys(fp32)
+    assert "tokens/s on cpu amp," in amp and "tokens/s on cpu," in fp32
+    device = torch.device("cpu")
+    with train.autocast(device, True):
+        assert torch.nn.Linear(4, 4)(torch.ones(1, 4)).dtype == torch.bfloat16
+    assert not train.grad_scaler(device, True).is_enabled()  # bfloat16 needs no loss scaling
     # the workflow writes a boolean hyper-parameter as "--amp True" / "--amp False"
     assert train.parse_args(tiny_args(tiny_corpus, "--amp", "False")).amp is False
-    with pytest.raises(SystemExit):
-        train.parse_args(tiny_args(tiny_corpus, "--amp", "True"))  # still the CPU here
+    assert train.parse_args(tiny_args(tiny_corpus, "--amp", "True")).amp is True
+    assert train.parse_args(tiny_args(tiny_corpus, "--amp")).amp is True
     with pytest.raises(SystemExit):
         train.parse_args(tiny_args(tiny_corpus, "--amp", "maybe"))
 
@@ -316,8 +322,8 @@ def test_speed_times_a_preset_on_synthetic_tokens(capfd: pytest.CaptureFixture[s
     line = capfd.readouterr().out
     m = re.search(r"timed: [\d.]+ s, (\d+) steps, (\d+) tokens/s .*batch 4 x 5 tokens, cpu", line)
     assert m and int(m.group(1)) >= 1 and int(m.group(2)) > 0, line
-    with pytest.raises(SystemExit):
-        speed.main([*argv, "--device", "cpu", "--amp"])
+    assert speed.main([*argv, "--seconds", "0.2", "--device", "cpu", "--amp"]) == 0
+    assert re.search(r"batch 4 x 5 tokens, cpu amp$", capfd.readouterr().out.strip())
 
 
 @pytest.mark.skipif(CUDA, reason="torch can use a GPU here")

@@ -33,14 +33,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=60.0, help="timed training time")
     p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--amp", action="store_true", help="float16 autocast + GradScaler (cuda)")
+    p.add_argument("--amp", action="store_true", help="float16 (cuda) / bfloat16 (CPU) autocast")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     gpus = 1 if args.device == "auto" and torch.cuda.is_available() else 0
     args.device = str(pick_device(args.device, gpus))
-    if args.amp and args.device != "cuda":
-        p.error("--amp needs --device cuda (see scripts/gnmt/train.py)")
     if args.vocab <= PAD + 4 or args.seq_len < 1 or args.seconds <= 0:
         p.error("--vocab must be > 4, --seq-len >= 1 and --seconds > 0")
     return args
@@ -62,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer = Trainer(
         model,
         torch.optim.Adam(model.parameters(), lr=preset.learning_rate),
-        torch.amp.GradScaler(device.type, enabled=args.amp),
+        train.grad_scaler(device, args.amp),
         nn.CrossEntropyLoss(ignore_index=PAD),
         device,
         args.amp,
