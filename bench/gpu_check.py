@@ -57,6 +57,16 @@ def cuda_problem() -> str | None:
     )
 
 
+def describe(device: str) -> str:
+    """torch's version and the device's name."""
+    import torch
+
+    name = (
+        torch.cuda.get_device_name(0) if device == "cuda" else f"{torch.get_num_threads()} threads"
+    )
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}), {device}: {name}"
+
+
 def overlay(device: str, runs: int, quick: bool) -> dict[str, object]:
     """The campaign of the check: one system, ``runs`` runs. Quick: one epoch of a 32-unit
     model in batches of 256, target BLEU 0 (every run converges at once), so that a loaded CPU
@@ -80,7 +90,10 @@ def campaign(wf: Path, device: str, runs: int, quick: bool) -> list[dict[str, st
     extra = wf / "gpu-check.yaml"
     extra.write_text(yaml.safe_dump(overlay(device, runs, quick)))
     files = ["config/systems/local-gpu.yaml", str(extra)] if device == "cuda" else [str(extra)]
-    _, proc = snakemake(wf, "--cores", "1", "results/gnmt/summary.csv", "--configfile", *files)
+    try:
+        snakemake(wf, "--cores", "1", "results/gnmt/summary.csv", "--configfile", *files)
+    except RuntimeError as exc:  # its output, the failed run's reason included, last
+        raise SystemExit(f"error: the campaign failed: {str(exc)[-6000:]}") from None
     with (wf / "results/gnmt/runs.csv").open() as f:
         rows = list(csv.DictReader(f))
     ids = config.run_ids(runs)  # the run folders' suffixes (01, 02, ...)
@@ -131,6 +144,7 @@ def main() -> int:
             for amp in {"amp": [True], "fp32": [False], "both": [False, True]}[args.precision]
         ]
     print(f"GPU check on {args.device}, commit {commit()}{' (quick)' if args.quick else ''}")
+    print(describe(args.device))
     print(f"embedded campaign, {len(rows)} runs (snakemake, fresh copy of the workflow):")
     print(
         f"{'run':>5}{'seed':>12}{'converged':>11}{'epochs':>8}{'time to target s':>18}"

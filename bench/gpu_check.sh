@@ -6,7 +6,7 @@
 #
 # Needs: this repository, `pip install -r requirements.txt` done, an NVIDIA driver and a CUDA
 # build of torch (requirements.txt may have installed a CPU-only one: the script says so).
-#   bash bench/gpu_check.sh                         # about 3-5 minutes on one GPU
+#   bash bench/gpu_check.sh                         # a few minutes (never run on a GPU yet)
 #   bash bench/gpu_check.sh --precision both        # the timed minute in fp32 and in amp
 #   bash bench/gpu_check.sh --seconds 120 --runs 5  # longer
 #   bash bench/gpu_check.sh --device cpu --quick --seconds 2   # the same path on the CPU, small
