@@ -202,7 +202,9 @@ def test_the_device_follows_the_systems_gpus_through_the_command() -> None:
     else:  # gpus: 1 on a machine without a usable GPU: a clear stop, never a CPU run
         with pytest.raises(SystemExit, match=r"--device cuda but torch.cuda.is_available\(\)"):
             train.parse_args(trainer_args("local-gpu"))
-    # a system can still pin the device through its hyper-parameters (hp_args come last)
+    # the device is the system's hyper-parameter (hp_args come last); local's command is the
+    # one its finished runs were fingerprinted with
+    assert "--device" not in trainer_args("local") and "--gpus" not in trainer_args("local")
     conf["systems"]["local-gpu"]["hyperparameters"] = {"gnmt": {"device": "cpu"}}
     assert train.parse_args(trainer_args("local-gpu")).device == "cpu"
 
