@@ -3,13 +3,22 @@ run on demand and their numbers are in docs/PERFORMANCE.md. Nothing here asserts
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def bench(name: str, timeout: float = 300) -> str:
@@ -79,3 +88,51 @@ def test_parse_memory() -> None:
     rows = re.findall(r"^(parse|import)\s+(random|text|one-line)\s+[\d.]+\s+[\d.]+", out, re.M)
     assert len(rows) == 4  # every log was parsed in its own process
     assert number(r"highest peak RSS: ([\d.]+) MB", out) > 0
+
+
+def gpu_check(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_check.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_gpu_check_runs_its_whole_path_on_the_cpu() -> None:
+    """The CPU smoke mode: the campaign through snakemake and the timed training, small."""
+    proc = gpu_check("--device", "cpu", "--quick", "--runs", "1", "--seconds", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "embedded campaign, 1 runs" in out
+    assert number(r"median time to target: ([\d.]+) s", out) > 0
+    assert number(r"median time per epoch: ([\d.]+) s", out) > 0
+    assert number(r"median tokens/s: (\d+)", out) > 0
+    assert number(r"synthetic tokens: timed: [\d.]+ s, \d+ steps, (\d+) tokens/s", out) > 0
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has nvidia-smi")
+def test_gpu_check_without_a_gpu_says_so_and_fails(tmp_path: Path) -> None:
+    proc = gpu_check()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no NVIDIA GPU here: nvidia-smi is not installed")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch_cuda(), reason="torch can use a GPU here")
+def test_gpu_check_with_a_cpu_only_torch_says_so(tmp_path: Path) -> None:
+    """A driver is there (a stand-in nvidia-smi that lists one GPU, as the real one would) but
+    torch cannot use it: the message says which torch and what to install."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, NVIDIA Test GPU, 550.00, 81559 MiB'\n")
+    smi.chmod(0o755)
+    proc = gpu_check(path=f"{tmp_path}:{os.environ['PATH']}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "nvidia-smi: 0, NVIDIA Test GPU" in proc.stdout
+    assert re.match(r"error: the GPU is there but torch cannot use it: torch \S+ ", proc.stderr)
+    assert "Traceback" not in proc.stderr

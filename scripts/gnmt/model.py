@@ -138,9 +138,9 @@ class GNMT(nn.Module):
         keys = self.encoder(src, src_len)
         proj_keys = self.decoder.attention.key(keys)
         mask = src == PAD
-        tok = torch.full((src.size(0), 1), BOS, dtype=torch.long)
+        tok = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=src.device)
         state = None
-        done = torch.zeros(src.size(0), dtype=torch.bool)
+        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
         out: list[torch.Tensor] = []
         for _ in range(max_len):
             logits, state = self.decoder(tok, keys, proj_keys, mask, state)

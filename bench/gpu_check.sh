@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# GPU check of a machine: 3 seeds of the embedded campaign on its NVIDIA GPU (snakemake with
+# config/systems/local-gpu.yaml, in a fresh copy of the workflow) and one timed minute of the
+# GNMT model at reference size (4+4 LSTM layers of 1024 units, vocabulary 32000; synthetic
+# tokens, mixed precision). Prints tokens/s, time per epoch and time to target.
+#
+# Needs: this repository, `pip install -r requirements.txt` done, an NVIDIA driver and a CUDA
+# build of torch (requirements.txt may have installed a CPU-only one: the script says so).
+#   bash bench/gpu_check.sh                         # a few minutes (never run on a GPU yet)
+#   bash bench/gpu_check.sh --precision both        # the timed minute in fp32 and in amp
+#   bash bench/gpu_check.sh --seconds 120 --runs 5  # longer
+#   bash bench/gpu_check.sh --device cpu --quick --seconds 2   # the same path on the CPU, small
+#                                                   # (tests/test_bench.py runs it)
+# Every other option goes to bench/gpu_check.py (--help lists them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+device=cuda
+for ((i = 1; i <= $#; i++)); do
+    if [[ "${!i}" == "--device" ]]; then
+        j=$((i + 1))
+        device="${!j:-}"
+    fi
+done
+
+if [[ "$device" == "cuda" ]]; then
+    if ! command -v nvidia-smi >/dev/null 2>&1; then
+        echo "error: no NVIDIA GPU here: nvidia-smi is not installed (no NVIDIA driver);" \
+            "this check needs a GPU (--device cpu runs its CPU smoke mode)" >&2
+        exit 2
+    fi
+    if ! gpus="$(nvidia-smi --query-gpu=index,name,driver_version,memory.total \
+        --format=csv,noheader 2>&1)" || [[ -z "$gpus" ]]; then
+        echo "error: no NVIDIA GPU here: nvidia-smi found none: ${gpus:-no output}" >&2
+        exit 2
+    fi
+    echo "nvidia-smi: ${gpus//$'\n'/; }"
+    if ! why="$("$PYTHON" -c 'import sys
+from bench.gpu_check import cuda_problem
+why = cuda_problem()
+print(why or "")
+sys.exit(1 if why else 0)' 2>&1 | tail -n 1)"; then
+        echo "error: the GPU is there but torch cannot use it: $why" >&2
+        exit 2
+    fi
+fi
+exec "$PYTHON" bench/gpu_check.py "$@"
