@@ -59,3 +59,19 @@ def test_dry_run_scale() -> None:
 )
 def test_workflow_benches(name: str, pattern: str) -> None:
     number(pattern, bench(name, timeout=600))
+
+
+def test_slurm_latency_skips_without_slurm(tmp_path) -> None:
+    """Without Slurm's commands the Slurm bench says so and exits 0 (tests/test_slurm.py runs
+    it where a Slurm is up)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "slurm_latency.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("slurm_latency: skipped: no Slurm here (Slurm's client commands")
+    assert ".ci/slurm-up.sh" in proc.stdout
