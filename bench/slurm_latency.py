@@ -2,11 +2,12 @@
 
     python bench/slurm_latency.py            # 5 runs, --jobs 1 and queued, baseline 10 s vs profile
     python bench/slurm_latency.py --quick    # 3 runs, --jobs 1, the profile's setting (CI)
-    python bench/slurm_latency.py --init-seconds 40 10 5 --runs 6
+    python bench/slurm_latency.py --init-seconds 10 5 2 --runs 6
 
 Needs a running Slurm (.ci/slurm-up.sh); without one it says so and exits 0 (skipped).
 
-A campaign of fake runs (tests/fake_trainer.py, about 1-4 s each) goes through profiles/slurm,
+A campaign of fake runs (tests/fake_trainer.py: run N trains 2-4 epochs of N s, so the jobs end
+at different points of the poll schedule; --quick: 1-2 s each) goes through profiles/slurm,
 one Slurm job per run, on a fresh copy of the workflow per case. `squeue` is a counting wrapper
 first on PATH (for snakemake only): it records the time and output of every call, so we know
 which call first reported a job COMPLETED, and how many calls were made. Per run:
@@ -25,13 +26,15 @@ which call first reported a job COMPLETED, and how many calls were made. Per run
 
 The executor (snakemake-executor-plugin-slurm 2.8.0) polls `--slurm-init-seconds-before-status-
 checks` (I) after the start, adds 10 s after every poll that found no job finished (at most
-180 s) and goes back to I when one has finished. The table at the end is that schedule: the
-worst-case seen latency of a run lasting T, and squeue calls per minute.
+180 s) and goes back to I when one has finished. The table at the end is that schedule, for a
+job lasting T: its worst-case and mean seen latency (mean over jobs of T/2 to 3T/2) and the
+squeue calls per minute while it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
@@ -58,13 +61,15 @@ PLUGIN_MAX_S = 180  # the executor's cap on the interval between polls
 PLUGIN_STEP_S = 10  # what it adds after each poll that found nothing finished
 
 WRAPPER = """#!/bin/sh
-# squeue, counted: appends '@ start end rc args' and the output to $SQUEUE_CALL_LOG
+# {name}, counted: appends '@ start end rc name job args' and the output to $SLURM_CALL_LOG
+# (job: the Slurm job the caller runs in, '-' for the snakemake that submits)
 t0=$(date +%s.%N)
 out=$("{real}" "$@")
 rc=$?
 t1=$(date +%s.%N)
 printf '%s\\n' "$out"
-printf '@ %s %s %s %s\\n%s\\n' "$t0" "$t1" "$rc" "$*" "$out" >>"$SQUEUE_CALL_LOG"
+printf '@ %s %s %s {name} %s %s\\n%s\\n' "$t0" "$t1" "$rc" "${{SLURM_JOB_ID:--}}" "$*" "$out" \\
+    >>"$SLURM_CALL_LOG"
 exit $rc
 """
 
@@ -95,8 +100,10 @@ def profile_init_seconds() -> int:
 class Call:
     start: float
     end: float
+    command: str  # squeue or scontrol
+    job: str  # the Slurm job of the caller, "-" outside a job
     args: str
-    states: dict[str, str]  # slurm job id -> state
+    states: dict[str, str]  # slurm job id -> state (squeue)
 
 
 def read_calls(path: Path) -> list[Call]:
@@ -105,9 +112,9 @@ def read_calls(path: Path) -> list[Call]:
         return calls
     for line in path.read_text().splitlines():
         if line.startswith("@ "):
-            _, t0, t1, _rc, *args = line.split(" ")
-            calls.append(Call(float(t0), float(t1), " ".join(args), {}))
-        elif calls and "|" in line:
+            _, t0, t1, _rc, command, job, *args = line.split(" ")
+            calls.append(Call(float(t0), float(t1), command, job, " ".join(args), {}))
+        elif calls and calls[-1].command == "squeue" and "|" in line:
             job, state = line.split("|", 1)
             calls[-1].states[job.strip()] = state.strip()
     return calls
@@ -162,6 +169,8 @@ class Case:
     after: list[float]  # run_stop -> the job's end (its last write)
     gaps: list[float]  # (b) per consecutive pair: run_stop -> the next run's run_start
     calls: int  # the executor's squeue calls
+    configs: int  # its `scontrol show config` calls (it re-reads MinJobAge at every check)
+    job_configs: int  # those of the jobs' own snakemakes (at their start)
     rpcs: int | None  # slurmctld REQUEST_JOB_INFO during the invocation
     wall_s: float
     run_s: list[float]  # run_start -> run_stop
@@ -172,21 +181,34 @@ class Case:
         return self.calls / (self.wall_s / 60)
 
 
-def run_case(tmp: Path, runs: int, init_s: int, jobs: int | None, epoch_s: float) -> Case:
+def run_case(tmp: Path, runs: int, init_s: int, jobs: int | None, epoch_s: float | None) -> Case:
     wf = copy_workflow(tmp / f"wf-{init_s}-{jobs or 'q'}")
-    bench = fake_campaign(wf, runs=runs, faults={"epoch_s": epoch_s})
+    # the trainer runs 2-4 epochs of epoch_s, or (None) run N's epochs last N s: the jobs then
+    # end at different points of the executor's poll schedule
+    longest = epoch_s if epoch_s is not None else runs
+    bench = fake_campaign(
+        wf,
+        runs=runs,
+        faults={} if epoch_s is None else {"epoch_s": epoch_s},
+        timeout_s=60 + 8 * longest,
+    )
+    if epoch_s is None:
+        overlay = yaml.safe_load(bench.read_text())
+        overlay["benchmarks"]["fake"]["implementation"]["command"] += " --epoch-s {run}"
+        bench.write_text(yaml.safe_dump(overlay))
     system = wf / "slurm-bench.yaml"
     # only the runs are Slurm jobs; exclusive (the default): one run at a time on the node
     system.write_text(yaml.safe_dump({"cluster_rules": ["train_run"]}))
     bin_dir = wf / "bench-bin"
     bin_dir.mkdir()
-    wrapper = bin_dir / "squeue"
-    wrapper.write_text(WRAPPER.format(real=shutil.which("squeue")))
-    wrapper.chmod(0o755)
-    call_log = wf / "squeue-calls.log"
+    for name in ("squeue", "scontrol"):
+        wrapper = bin_dir / name
+        wrapper.write_text(WRAPPER.format(name=name, real=shutil.which(name)))
+        wrapper.chmod(0o755)
+    call_log = wf / "slurm-calls.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
-    env["SQUEUE_CALL_LOG"] = str(call_log)
+    env["SLURM_CALL_LOG"] = str(call_log)
     cmd = [sys.executable, "-m", "snakemake", "results/fake/summary.csv"]
     cmd += ["--profile", "profiles/slurm", "--configfile", str(bench), str(system)]
     cmd += ["--slurm-init-seconds-before-status-checks", str(init_s)]
@@ -208,7 +230,10 @@ def run_case(tmp: Path, runs: int, init_s: int, jobs: int | None, epoch_s: float
     )
     if len(submitted) != runs:
         raise RuntimeError(f"expected {runs} Slurm jobs, the executor reported {submitted}")
-    calls = [c for c in read_calls(call_log) if "--name" in c.args]
+    every = read_calls(call_log)
+    calls = [c for c in every if c.command == "squeue" and c.job == "-" and "--name" in c.args]
+    configs = [c for c in every if c.command == "scontrol" and c.args.startswith("show config")]
+    login_configs = sum(c.job == "-" for c in configs)
     timeline = []
     seen, before, after = [], [], []
     for run, job in sorted(submitted.items()):
@@ -229,7 +254,21 @@ def run_case(tmp: Path, runs: int, init_s: int, jobs: int | None, epoch_s: float
     rpcs = None if rpcs_before is None or rpcs_after is None else rpcs_after - rpcs_before
     run_s = [b - a for a, b in timeline]
     intervals = [b.start - a.start for a, b in zip(calls, calls[1:], strict=False)]
-    return Case(init_s, jobs, seen, before, after, gaps, len(calls), rpcs, wall_s, run_s, intervals)
+    return Case(
+        init_s,
+        jobs,
+        seen,
+        before,
+        after,
+        gaps,
+        len(calls),
+        login_configs,
+        len(configs) - login_configs,
+        rpcs,
+        wall_s,
+        run_s,
+        intervals,
+    )
 
 
 def worst_seen(init_s: int, run_s: float) -> float:
@@ -240,6 +279,21 @@ def worst_seen(init_s: int, run_s: float) -> float:
         t += interval
         interval = min(interval + PLUGIN_STEP_S, PLUGIN_MAX_S)
     return interval
+
+
+def mean_seen(init_s: int, run_s: float, samples: int = 1000) -> float:
+    """The executor's schedule: the mean wait until the poll that sees a job, over jobs lasting
+    run_s/2 to 3 run_s/2 (submitted right after a poll)."""
+    polls, t, interval = [], 0.0, init_s
+    while t < 2 * run_s + PLUGIN_MAX_S:
+        t += interval
+        polls.append(t)
+        interval = min(interval + PLUGIN_STEP_S, PLUGIN_MAX_S)
+    waits = []
+    for k in range(samples):
+        end = run_s * (0.5 + (k + 0.5) / samples)
+        waits.append(polls[bisect.bisect_left(polls, end)] - end)
+    return statistics.mean(waits)
 
 
 def polls_per_min(init_s: int, run_s: float) -> float:
@@ -258,6 +312,22 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.median(values):4.1f} / {max(values):4.1f}"
 
 
+def print_schedule(inits: list[int]) -> None:
+    print(
+        "the executor's schedule (2.8.0), for a job of T: worst-case / mean seen latency (s), "
+        "squeue calls a minute"
+    )
+    lengths = [10, 60, 600, 5400]
+    print(f"{'I s':>4} " + " ".join(f"{f'T={t}s':>22}" for t in lengths))
+    for init_s in inits:
+        cells = [
+            f"{worst_seen(init_s, t):3.0f} / {mean_seen(init_s, t):3.0f} "
+            f"{polls_per_min(init_s, t):5.2f}/min"
+            for t in lengths
+        ]
+        print(f"{init_s:>4} " + " ".join(f"{c:>22}" for c in cells))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--runs", type=int, default=5)
@@ -268,7 +338,12 @@ def main() -> int:
         help=f"values of I to compare (default: {BASELINE_INIT_S}, the profile before tuning, "
         "and the profile's)",
     )
-    p.add_argument("--epoch-s", type=float, default=0.5, help="fake trainer's seconds per epoch")
+    p.add_argument(
+        "--epoch-s",
+        type=float,
+        help="the fake trainer's seconds per epoch (2-4 epochs; --quick: 0.5); default: run N's "
+        "epochs last N s, so the runs end at different points of the poll schedule",
+    )
     p.add_argument(
         "--mode",
         choices=("both", "one", "queued"),
@@ -277,7 +352,15 @@ def main() -> int:
         "profile's jobs (all runs wait in Slurm); both (default)",
     )
     p.add_argument("--quick", action="store_true", help="3 runs, --jobs 1, the profile's I")
+    p.add_argument(
+        "--schedule",
+        action="store_true",
+        help="only print the executor's schedule for the --init-seconds values (no Slurm needed)",
+    )
     args = p.parse_args()
+    if args.schedule:
+        print_schedule(args.init_seconds or [BASELINE_INIT_S, profile_init_seconds(), 40])
+        return 0
     problem = slurm_problem()
     if problem is not None:
         print(f"slurm_latency: skipped: no Slurm here ({problem}); start one: .ci/slurm-up.sh")
@@ -292,38 +375,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-slurm-latency-") as tmp:
         for init_s in inits:
             for jobs in modes:
-                cases.append(run_case(Path(tmp), runs, init_s, jobs, args.epoch_s))
+                epoch_s = 0.5 if args.quick and args.epoch_s is None else args.epoch_s
+                cases.append(run_case(Path(tmp), runs, init_s, jobs, epoch_s))
     runs_s = [s for c in cases for s in c.run_s]
     print(
         f"Slurm latency: {runs} fake runs per case ({min(runs_s):.1f}-{max(runs_s):.1f} s each), "
         f"commit {commit()}; profile I = {profile_s} s, baseline I = {BASELINE_INIT_S} s"
     )
-    print("median / max seconds; I = --slurm-init-seconds-before-status-checks")
+    print(
+        "median / max seconds; I = --slurm-init-seconds-before-status-checks; squeue/min and "
+        "config/min: the submitting snakemake's squeue and `scontrol show config` calls a minute; "
+        "RPCs: slurmctld's REQUEST_JOB_INFO count (sdiag) during the invocation"
+    )
     head = f"{'I s':>4} {'jobs':>7} {'(a) seen':>13} {'(b) gap':>13} {'job start':>13}"
-    print(f"{head} {'job end':>13} {'squeue/min':>10} {'RPCs':>5} {'wall s':>7}")
+    print(f"{head} {'job end':>13} {'squeue/min':>10} {'config/min':>10} {'RPCs':>5} {'wall s':>7}")
     for c in cases:
         jobs = "1" if c.jobs == 1 else "queued"
         print(
             f"{c.init_s:>4} {jobs:>7} {fmt(c.seen):>13} {fmt(c.gaps):>13} {fmt(c.before):>13} "
-            f"{fmt(c.after):>13} {c.per_min:>10.1f} {c.rpcs if c.rpcs is not None else '-':>5} "
-            f"{c.wall_s:>7.1f}"
+            f"{fmt(c.after):>13} {c.per_min:>10.1f} {c.configs / (c.wall_s / 60):>10.1f} "
+            f"{c.rpcs if c.rpcs is not None else '-':>5} {c.wall_s:>7.1f}"
         )
     for c in cases:
         print(
             f"I={c.init_s} jobs={'1' if c.jobs == 1 else 'queued'}: seen latency median "
             f"{statistics.median(c.seen):.1f} s max {max(c.seen):.1f} s; gap median "
             f"{statistics.median(c.gaps):.1f} s max {max(c.gaps):.1f} s; "
-            f"{c.per_min:.1f} squeue calls/min; intervals between them (s): "
+            f"{c.per_min:.1f} squeue calls/min; {c.configs} + {c.job_configs} in jobs "
+            "`scontrol show config`; intervals between its squeue calls (s): "
             + " ".join(f"{i:.1f}" for i in c.intervals)
         )
-    print("\nthe executor's schedule (2.8.0): worst-case seen latency for a run of T; squeue/min")
-    lengths = [10, 60, 600, 5400]
-    print(f"{'I s':>4} " + " ".join(f"{f'T={t}s':>18}" for t in lengths))
-    for init_s in sorted({*inits, 40}):
-        cells = [
-            f"{worst_seen(init_s, t):4.0f} s {polls_per_min(init_s, t):5.2f}/min" for t in lengths
-        ]
-        print(f"{init_s:>4} " + " ".join(f"{c:>18}" for c in cells))
+    print()
+    print_schedule(sorted({*inits, 40}))
     return 0
 
 

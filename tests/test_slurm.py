@@ -291,7 +291,8 @@ def test_the_latency_bench_measures_the_profile_on_slurm(slurm):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = re.search(
         r"^I=(\d+) jobs=1: seen latency median ([\d.]+) s max ([\d.]+) s; gap median ([\d.]+) s "
-        r"max ([\d.]+) s; ([\d.]+) squeue calls/min; intervals between them \(s\): ([\d. ]+)$",
+        r"max ([\d.]+) s; ([\d.]+) squeue calls/min; (\d+) \+ (\d+) in jobs `scontrol show "
+        r"config`; intervals between its squeue calls \(s\): ([\d. ]+)$",
         proc.stdout,
         re.M,
     )
@@ -301,9 +302,12 @@ def test_the_latency_bench_measures_the_profile_on_slurm(slurm):
     # a job is seen after it ended (the latency is not negative), the next run starts after
     assert 0 <= seen_median <= seen_max and 0 < gap_median <= gap_max
     assert per_min > 0
+    # the executor re-reads the cluster's config (MinJobAge) at every status check, and each of
+    # the 3 jobs' snakemakes reads it as it starts
+    assert int(m.group(7)) >= len(m.group(9).split()) and int(m.group(8)) >= 3
     # the executor polled at the profile's interval: never sooner, and right after a run was
     # seen finished it waited about that long again (the margin is for a loaded machine)
-    intervals = [float(i) for i in m.group(7).split()]
+    intervals = [float(i) for i in m.group(9).split()]
     assert len(intervals) >= 2
     assert min(intervals) >= init_s - 0.5
     assert min(intervals) < init_s + 5
