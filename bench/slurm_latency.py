@@ -55,7 +55,7 @@ from common import REPO, commit  # noqa: E402
 
 from tests.conftest import copy_workflow, fake_campaign  # noqa: E402
 
-BASELINE_INIT_S = 10  # profiles/slurm before tuning (main at a62271c)
+BASELINE_INIT_S = 10  # profiles/slurm before tuning (main at 1f547fb)
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 PLUGIN_MAX_S = 180  # the executor's cap on the interval between polls
 PLUGIN_STEP_S = 10  # what it adds after each poll that found nothing finished
