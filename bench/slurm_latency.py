@@ -85,7 +85,8 @@ def slurm_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "sinfo did not answer in 20 s"
     if proc.returncode != 0:
-        return f"sinfo failed: {proc.stderr.strip() or proc.returncode}"
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return f"sinfo failed: {last}"
     if not {s.rstrip("*") for s in proc.stdout.split()} & {"idle", "mixed", "allocated"}:
         return f"no usable node (sinfo: {' '.join(proc.stdout.split())})"
     return None
