@@ -136,3 +136,38 @@ def test_gpu_check_with_a_cpu_only_torch_says_so(tmp_path: Path) -> None:
     assert "nvidia-smi: 0, NVIDIA Test GPU" in proc.stdout
     assert re.match(r"error: the GPU is there but torch cannot use it: torch \S+ ", proc.stderr)
     assert "Traceback" not in proc.stderr
+
+def test_slurm_latency_skips_without_slurm(tmp_path) -> None:
+    """Without Slurm's commands the Slurm bench says so and exits 0 (tests/test_slurm.py runs
+    it where a Slurm is up)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "slurm_latency.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("slurm_latency: skipped: no Slurm here (Slurm's client commands")
+    assert ".ci/slurm-up.sh" in proc.stdout
+
+
+def test_slurm_latency_schedule_is_the_executors() -> None:
+    """The schedule the Slurm bench prints (no Slurm needed) is the executor's: the first check
+    after I s, then 10 s more after each check that found nothing, at most 180 s."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench/slurm_latency.py"), "--schedule", "--init-seconds", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = re.search(r"^\s+5 (.*)$", proc.stdout, re.M)
+    assert row, proc.stdout
+    cells = re.findall(r"(\d+) / +(\d+) +([\d.]+)/min", row.group(1))
+    # T=10 s: checks at 5 and 20 s; T=60 s: at 45 and 80 s; T=5400 s: at the 180 s cap
+    assert [int(worst) for worst, _, _ in cells] == [15, 35, 105, 180]
+    assert int(cells[3][1]) == 90  # a long run is seen on average half the cap late
+    assert float(cells[0][2]) == 6.0  # 2 checks in the first 20 s

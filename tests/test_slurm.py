@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from scripts import status
-from tests.conftest import fake_campaign, set_faults, snakemake, snapshot
+from tests.conftest import REPO, fake_campaign, set_faults, snakemake, snapshot
 
 pytestmark = pytest.mark.integration
 NODES = ("c0", "n1", "n2")
-# the profile's 10 s before the first status check, shortened for tests
+# the profile's 5 s before the first status check, pinned: a slower profile does not slow the tests
 FAST = ("--slurm-init-seconds-before-status-checks", "5")
 
 
@@ -273,3 +273,41 @@ def test_a_two_node_run_starts_one_srun_per_node_and_a_dead_node_fails_it(
     run_dir = wf / "results/fake/local/run_01"
     assert ':::MLLOG {"namespace": "", ' in (run_dir / "node_1.log").read_text()
     assert "run_stop" in (run_dir / "mlperf.log").read_text()
+
+
+def test_the_latency_bench_measures_the_profile_on_slurm(slurm):
+    """bench/slurm_latency.py --quick (3 runs, --jobs 1) on this Slurm: every run's job was seen
+    finished after it ended, by the executor's squeue polls at the profile's interval."""
+    init_s = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())[
+        "slurm-init-seconds-before-status-checks"
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench/slurm_latency.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = re.search(
+        r"^I=(\d+) jobs=1: seen latency median ([\d.]+) s max ([\d.]+) s; gap median ([\d.]+) s "
+        r"max ([\d.]+) s; ([\d.]+) squeue calls/min; (\d+) \+ (\d+) in jobs `scontrol show "
+        r"config`; intervals between its squeue calls \(s\): ([\d. ]+)$",
+        proc.stdout,
+        re.M,
+    )
+    assert m, proc.stdout
+    assert int(m.group(1)) == init_s
+    seen_median, seen_max, gap_median, gap_max, per_min = map(float, m.group(2, 3, 4, 5, 6))
+    # a job is seen after it ended (the latency is not negative), the next run starts after
+    assert 0 <= seen_median <= seen_max and 0 < gap_median <= gap_max
+    assert per_min > 0
+    # the executor re-reads the cluster's config (MinJobAge) at every status check, and each of
+    # the 3 jobs' snakemakes reads it as it starts
+    assert int(m.group(7)) >= len(m.group(9).split()) and int(m.group(8)) >= 3
+    # the executor polled at the profile's interval: never sooner, and right after a run was
+    # seen finished it waited about that long again (the margin is for a loaded machine)
+    intervals = [float(i) for i in m.group(9).split()]
+    assert len(intervals) >= 2
+    assert min(intervals) >= init_s - 0.5
+    assert min(intervals) < init_s + 5
