@@ -27,8 +27,12 @@ from tests.conftest import REPO, containers_labelled, need_docker
 EMIT = r"""
 import json, os, sys, time
 
+last = [0]
+
 def ev(key, kind, **md):
-    print(":::MLLOG " + json.dumps({"namespace": "", "time_ms": int(time.time() * 1000),
+    # strictly increasing: a run_stop at its run_start is not a valid MLPerf log
+    last[0] = max(int(time.time() * 1000), last[0] + 1)
+    print(":::MLLOG " + json.dumps({"namespace": "", "time_ms": last[0],
           "event_type": kind, "key": key, "value": None, "metadata": md}), flush=True)
 
 mode = sys.argv[1]
