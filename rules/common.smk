@@ -454,12 +454,9 @@ def remove_stale_derived_files():
 def check_locks():
     """Take the folder for this invocation (scripts/locks.py): a second snakemake, seen or
     not (another host, container or PID namespace), is told who holds it; locks left by a
-    killed one on this host are removed so the plain command resumes. --unlock clears our
-    record too; --nolock and dry runs take and check nothing."""
+    killed one on this host are removed so the plain command resumes. --nolock and dry runs
+    take and check nothing (--unlock clears our record and runs no check: see below)."""
     root = Path.cwd()
-    if "--unlock" in sys.argv:
-        locks.unlock(root)  # Snakemake removes its own lock files
-        return
     if "--nolock" in sys.argv or campaign.is_dry_run(sys.argv):
         return
     try:
@@ -551,8 +548,11 @@ def restore_dataset_trees():
                 folder,
                 remake_dataset_files(benchmark),
                 dry_run=dry,
-                # looked for only when the tree is gone (then Snakemake would retrain them)
-                runs_used_it=not tree.is_dir()
+                # looked for only when the tree or its verification is gone (then Snakemake
+                # would make them again in its plan and retrain every finished run after them)
+                runs_used_it=(
+                    not tree.is_dir() or not tree.with_name("manifest.json").exists()
+                )
                 and any(Path("results", benchmark).glob("*/run_*/run.json")),
             )
         except dataset.DatasetError as exc:
@@ -586,7 +586,11 @@ def check_comparability():
         )
 
 
-if main_invocation():
+if main_invocation() and "--unlock" in sys.argv:
+    # --unlock only clears the locks: no check may stop it, or Snakemake's lock files stay
+    # while our record is gone (and the next invocation could no longer name the holder)
+    locks.unlock(Path.cwd())  # Snakemake removes its own lock files
+elif main_invocation():
     check_locks()
     check_seals()
     try:

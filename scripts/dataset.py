@@ -876,8 +876,12 @@ def restore_tree(
     manifest_path = tree_manifest_path(tree)
     keep, changed = None, []
     if not verified.exists():
-        return None  # never verified: the workflow's own jobs make it
-    if not tree.is_dir():
+        if not runs_used_it:
+            return None  # never verified: the workflow's own jobs make it
+        # finished runs used it: left to Snakemake, the downloads, the verification and the
+        # tree would be made again in the plan, and every finished run trained again after them
+        why = f"{verified} is missing while finished runs used it"
+    elif not tree.is_dir():
         if not manifest_path.exists() and not runs_used_it:
             return None  # never unpacked: the workflow's own jobs make it when a run needs it
         why = f"{tree} is missing"
@@ -1031,9 +1035,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{exc}\n{args.dir} was made by the dataset script, which exited 0; to run "
                     f"the script again, move the folder away (mv {args.dir} {args.dir}.old)"
                 ) from None
-            tmp = args.manifest.with_name(args.manifest.name + ".tmp")
-            tmp.write_text(json.dumps({"files": entries}, indent=2) + "\n")
-            os.replace(tmp, args.manifest)
+            # the same bytes as restore_tree writes: the manifest's sha256 is in fingerprints
+            _write_json(args.manifest, {"files": entries})
             print(f"verified {len(entries)} files -> {args.manifest}")
         elif args.cmd == "unpack":
             prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)

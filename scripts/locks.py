@@ -260,12 +260,13 @@ def _create(root: Path, record: dict[str, Any]) -> bool:
     try:
         os.link(tmp, path)
         return True
-    except FileExistsError:
-        return False
     except OSError as exc:
-        # NFS may report a failed link that in fact happened: the link count says
+        # NFS may report a failed link (even EEXIST, for a retransmitted request) that in
+        # fact happened: the link count says (open(2), O_EXCL on NFS)
         if tmp.stat().st_nlink == 2:
             return True
+        if isinstance(exc, FileExistsError):
+            return False
         if exc.errno not in NO_HARD_LINKS:
             raise
     finally:

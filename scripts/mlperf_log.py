@@ -698,7 +698,10 @@ def _as_float(x: Any) -> float | None:
             return None
     if isinstance(x, bool) or not isinstance(x, int | float):
         return None
-    f = float(x)
+    try:
+        f = float(x)
+    except OverflowError:  # an integer beyond a float's range (e.g. 10**400)
+        return None
     return f if math.isfinite(f) else None
 
 

@@ -38,6 +38,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from scripts.results import names_log_problems  # noqa: E402
 from scripts.scoring import usable_time  # noqa: E402
 
 DPI = 100
@@ -313,7 +314,7 @@ def plottable(runs: pd.DataFrame, evals: pd.DataFrame) -> tuple[pd.DataFrame, pd
     evaluations), and no time to train that is negative, zero or not finite (such a row keeps
     its place with no time)."""
     if "log_problems" in runs:
-        bad = [isinstance(x, str) and x.strip() != "" for x in runs["log_problems"]]
+        bad = [names_log_problems(x) for x in runs["log_problems"]]
         dropped = {
             (s, int(r)) for s, r, b in zip(runs["system"], runs["run"], bad, strict=True) if b
         }

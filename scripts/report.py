@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from scripts import layout, stats
-from scripts.results import choose_reference
+from scripts.results import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 CAPTIONS_DIR = WORKFLOW_DIR / "report"
@@ -409,7 +409,7 @@ def _run_notes(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         s = rows.get(r["system"], {})
         outliers = str(s.get("outlier_runs") or "").split()
         note = []
-        if isinstance(r.get("log_problems"), str) and r["log_problems"].strip():
+        if names_log_problems(r.get("log_problems")):
             note.append("invalid log (no result)")
         if (
             not is_missing(s.get("dropped_fastest_run"))

@@ -167,13 +167,17 @@ def log_problems_cell(result: Mapping[str, Any]) -> str:
     return LOG_PROBLEMS_SEP.join(str(p) for p in result.get("log_problems") or [])
 
 
+def names_log_problems(cell: Any) -> bool:
+    """Whether a log_problems cell of runs.csv names a problem (an empty cell reads back as
+    NaN)."""
+    return isinstance(cell, str) and cell.strip() != ""
+
+
 def has_log_problems(runs: pd.DataFrame) -> pd.Series:
-    """Per row of runs.csv, whether its log has problems (an empty cell reads back as NaN)."""
+    """Per row of runs.csv, whether its log has problems."""
     if "log_problems" not in runs:
         return pd.Series(False, index=runs.index)
-    return pd.Series(
-        [isinstance(x, str) and x.strip() != "" for x in runs["log_problems"]], index=runs.index
-    )
+    return pd.Series([names_log_problems(x) for x in runs["log_problems"]], index=runs.index)
 
 
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:

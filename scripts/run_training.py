@@ -369,7 +369,13 @@ def _attempts(
         fingerprinted += campaign.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
         meta["fingerprint_keys"] = sorted(fingerprinted)
         meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
-        seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
+        try:
+            seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
+        except seals.SealError as exc:  # e.g. the log changed while it was hashed
+            reason = f"its log could not be sealed ({exc})"
+            kept = keep_failed_log(log_path, failed_dir, spec, reason)
+            report = crash_report(spec, reason, kept)
+            raise RunFailed(f"{reason}; log kept as {kept}", report) from None
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, meta_path)
@@ -618,11 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 (the job fails; its log must not be lost with it)
         reason = f"its result could not be parsed ({type(exc).__name__}: {exc})"
         kept = keep_failed_log(args.log, args.failed_dir, spec, reason)
-        print(
-            f"error: run {spec.run} of {spec.benchmark}/{spec.system}: {reason}; "
-            f"log kept as {kept}",
-            file=sys.stderr,
-        )
+        print_first(f"error: {crash_report(spec, reason, kept)}")
         return 1
     return 0
 

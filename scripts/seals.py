@@ -187,8 +187,14 @@ def _load_cache(path: Path) -> dict[str, Any]:
         for run, entry in runs.items()
         if isinstance(entry, dict)
         and isinstance(entry.get("meta"), list)
+        and all(_is_stamp(entry.get(k)) for k in ("log", "result"))
         and (entry.get("seal") is None or _is_seal(entry["seal"]))
     }
+
+
+def _is_stamp(value: Any) -> bool:
+    """A cached stat of a file (a list of ints), or nothing cached."""
+    return value is None or (isinstance(value, list) and all(type(v) is int for v in value))
 
 
 def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:

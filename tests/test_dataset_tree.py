@@ -497,3 +497,25 @@ def test_a_tree_removed_by_hand_is_unpacked_again_and_no_finished_run_is_trained
     assert "data/fake/dataset is missing; unpacked data/fake/dataset again" in proc.stderr
     assert {k: v for k, v in snapshot(wf).items() if "/run_01/" in k} == before
     assert dataset.tree_problem(wf / "data/fake/dataset") is None
+
+
+@pytest.mark.integration
+def test_the_whole_data_folder_removed_is_made_again_and_no_finished_run_is_trained_again(
+    workflow_copy: Path,
+) -> None:
+    """rm -rf data/<b> (to free disk after a campaign): the downloads, their verification and
+    the tree are made again before the plan; Snakemake alone would make them in its plan and
+    then train every finished run again ("Input files updated by another job")."""
+    wf = workflow_copy
+    overlay = str(fake_campaign(wf, runs=2))
+    assert snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay).returncode == 0
+    shutil.rmtree(wf / "data/fake")
+    (wf / "results/fake/local/run_02/mlperf.log").unlink()  # one run to do again
+    before = {k: v for k, v in snapshot(wf).items() if "/run_01/" in k}
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = [j for j in jobs_run(proc.stderr) if j.startswith("train_run")]
+    assert trained == ["train_run benchmark=fake, system=local, run=02"]
+    assert "data/fake/manifest.json is missing while finished runs used it" in proc.stderr
+    assert {k: v for k, v in snapshot(wf).items() if "/run_01/" in k} == before
+    assert dataset.tree_problem(wf / "data/fake/dataset") is None

@@ -252,3 +252,28 @@ def test_an_invocation_releases_the_folder_however_it_ends(workflow_copy: Path) 
     assert not (wf / locks.RECORD).exists() and not locks.lock_files(wf)
     dry = snakemake(wf, TARGET, "-n", "--configfile", overlay)
     assert dry.returncode == 0 and not (wf / locks.RECORD).exists()
+
+
+def test_unlock_clears_every_lock_and_runs_no_check_even_with_a_tampered_run(
+    workflow_copy: Path,
+) -> None:
+    """--unlock only clears: a check that stops the workflow (here a tampered run) must not
+    stop it, or Snakemake's lock files would stay while our record is gone."""
+    wf = workflow_copy
+    overlay = str(fake_campaign(wf, runs=2))
+    assert snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay).returncode == 0
+    record = {"host": "login2", "pid": 4242, "taken_utc": "2026-12-01T07:40:00Z"}
+    (wf / locks.RECORD).write_text(json.dumps(record))
+    lock_dir = wf / ".snakemake" / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("0.input.lock", "0.output.lock"):
+        (lock_dir / name).write_text("results/fake/summary.csv\n")
+    log = wf / "results/fake/local/run_01/mlperf.log"
+    log.write_bytes(log.read_bytes()[: log.stat().st_size // 2])  # tampered
+    unlock = snakemake(wf, TARGET, "--unlock", "--configfile", overlay, timeout=WAIT_S)
+    assert unlock.returncode == 0, unlock.stdout[-2000:] + unlock.stderr[-2000:]
+    assert not (wf / locks.RECORD).exists() and not locks.lock_files(wf)
+    # the next invocation still stops on the tampered run, naming it
+    proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay, timeout=WAIT_S)
+    assert proc.returncode != 0
+    assert "run_01: mlperf.log changed since the run finished" in proc.stdout + proc.stderr

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import dataset, mlperf_log, report, results, run_training
+from scripts import dataset, mlperf_log, report, results, run_training, seals
 from scripts.config import RunSpec
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
 from tests.conftest import (
@@ -133,6 +133,20 @@ def test_a_non_finite_value_is_not_a_quality_and_reaches_nothing(value: str) -> 
     minigo[1] = minigo[1].replace('"timestamp": 1.0', f'"timestamp": {value}')
     out = run_outcome(parse_text("\n".join(minigo)), 0.5, time_source="eval_result")
     assert out.converged is False and out.time_to_train_s is None
+    json.dumps(out.to_dict(), allow_nan=False)
+
+
+def test_an_integer_beyond_a_floats_range_is_not_a_quality_and_no_crash() -> None:
+    """A value of 401 digits (float() raises OverflowError on it) is no number: the run is a
+    non-converged result, never a traceback in the import or the re-parse."""
+    huge = "1" + "0" * 400
+    lines = [
+        mllog("run_start", 1000),
+        mllog("eval_accuracy", 2000, epoch_num=1).replace('"value": null', f'"value": {huge}'),
+        mllog("run_stop", 3000, status="success"),
+    ]
+    out = run_outcome(parse_text("\n".join(lines)), 24.0)
+    assert out.valid_log and out.converged is False and out.final_quality is None
     json.dumps(out.to_dict(), allow_nan=False)
 
 
@@ -333,6 +347,24 @@ def test_a_failing_parser_keeps_the_log_as_a_failed_log(
         run_training.execute(spec(f"{sys.executable} {script}"), **paths)
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "some output" in kept.read_text() and "RecursionError" in kept.read_text()
+
+
+def test_a_log_that_cannot_be_sealed_is_kept_as_a_failed_log(
+    tmp_path: Path, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: sealing the finished log fails (e.g. it changed while it was hashed):
+    the attempt is a crash whose log is kept, never a log that Snakemake deletes unkept."""
+    script = tmp_path / "emit.py"
+    script.write_text(f"print({chr(10).join(good())!r})\n")
+
+    def broken(_meta: object, _log: object) -> None:
+        raise seals.SealError("mlperf.log changed while it was sealed")
+
+    monkeypatch.setattr(run_training.seals, "add_seal", broken)
+    with pytest.raises(run_training.RunFailed, match="could not be sealed"):
+        run_training.execute(spec(f"{sys.executable} {script}"), **paths)
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert "run_start" in kept.read_text() and "could not be sealed" in kept.read_text()
 
 
 @pytest.mark.integration

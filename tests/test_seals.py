@@ -478,3 +478,17 @@ def test_runs_from_before_sealing_keep_working(workflow_copy: Path) -> None:
     log.write_bytes(log.read_bytes()[:10])
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)
     assert proc.returncode != 0 and "run_01: mlperf.log changed" in proc.stderr
+
+
+def test_a_cache_entry_whose_stats_are_not_stats_is_dropped(tmp_path: Path) -> None:
+    """A cache entry with a log or result stat that is not a list of ints is rebuilt from
+    run.json, never a TypeError before any job."""
+    d = finished_run(tmp_path)
+    cache = seals.cache_path(tmp_path, "b", "s")
+    assert check(tmp_path).tampered == {} and cache.exists()
+    data = json.loads(cache.read_text())
+    for bad in (5, "x", [1, "2"]):
+        data["runs"]["01"]["log"] = bad
+        cache.write_text(json.dumps(data))
+        os.utime(d / "mlperf.log")  # touched: the check looks past size and mtime
+        assert check(tmp_path) == seals.SystemCheck("b", "s")
