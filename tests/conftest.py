@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import dataset
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 WORKFLOW_PARTS = (
@@ -163,3 +165,21 @@ def containers_labelled(label: str = "org.mlperf-workflow.container") -> list[st
         check=True,
     )
     return out.stdout.split()
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> dict[str, Path]:
+    """The files scripts.run_training.execute takes, for a run made in ``tmp_path``."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": []}))
+    # the unpacked tree beside it, and its manifest: the runner checks them before each run
+    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
+    environment = tmp_path / "environment.json"
+    environment.write_text(json.dumps({"digest": "envdigest"}))
+    return {
+        "log_path": tmp_path / "run_01" / "mlperf.log",
+        "meta_path": tmp_path / "run_01" / "run.json",
+        "failed_dir": tmp_path / "logs" / "failed" / "b" / "s",
+        "dataset_manifest": manifest,
+        "environment": environment,
+    }

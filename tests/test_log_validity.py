@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import dataset, mlperf_log, report, results, run_training, seals
+from scripts import mlperf_log, report, results, run_training, seals
 from scripts.config import RunSpec
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
 from tests.conftest import (
@@ -312,23 +312,6 @@ def spec(command: str, retries: int = 0) -> RunSpec:
         comparability={},
         retries=retries,
     )
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> dict[str, Path]:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"files": []}))
-    # the unpacked tree beside it, and its manifest: the runner checks them before each run
-    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
-    environment = tmp_path / "environment.json"
-    environment.write_text(json.dumps({"digest": "d"}))
-    return {
-        "log_path": tmp_path / "run_01" / "mlperf.log",
-        "meta_path": tmp_path / "run_01" / "run.json",
-        "failed_dir": tmp_path / "logs" / "failed" / "b" / "s",
-        "dataset_manifest": manifest,
-        "environment": environment,
-    }
 
 
 def test_a_failing_parser_keeps_the_log_as_a_failed_log(

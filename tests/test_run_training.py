@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from scripts import dataset
 from scripts.config import RunSpec
 from scripts.run_training import (
     LINE_CHARS,
@@ -43,23 +42,6 @@ def spec(command: str, timeout_s: float | None = 30, run: int = 1) -> RunSpec:
         config_fingerprint="cfp",
         comparability={"a": 1},
     )
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> dict[str, Path]:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"files": []}))
-    # the unpacked tree beside it, and its manifest: the runner checks them before each run
-    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
-    environment = tmp_path / "environment.json"
-    environment.write_text(json.dumps({"digest": "envdigest"}))
-    return {
-        "log_path": tmp_path / "run_01" / "mlperf.log",
-        "meta_path": tmp_path / "run_01" / "run.json",
-        "failed_dir": tmp_path / "logs" / "failed" / "b" / "s",
-        "dataset_manifest": manifest,
-        "environment": environment,
-    }
 
 
 def good_log_command(tmp_path: Path) -> str:

@@ -22,6 +22,7 @@ from tests.conftest import (
     snakemake,
     snapshot,
 )
+from tests.test_faults import executions
 
 QUALITY = {"metric": "acc", "target": 0.9, "direction": "higher"}
 LOG = (
@@ -347,14 +348,6 @@ def test_status_shows_a_tampered_run_and_a_corrupt_result_as_such(
 
 
 TARGET = "results/fake/summary.csv"
-
-
-def executions(wf: Path) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for marker in (wf / "markers").glob("run_*.*"):
-        run = int(marker.name.split(".")[0].split("_")[1])
-        counts[run] = counts.get(run, 0) + 1
-    return counts
 
 
 def run_status(wf: Path, overlay: str) -> str:
