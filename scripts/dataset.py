@@ -374,7 +374,7 @@ def _fetch_http(
                     hashing.reset()
                     offset = 0
                 validator = _strong_validator(r.headers)
-                meta.write_text(json.dumps({"url": url, "validator": validator}) + "\n")
+                write_json(meta, {"url": url, "validator": validator}, indent=None)
                 length = r.headers.get("Content-Length")
                 total = offset + int(length) if length and length.isdigit() else None
                 with (
