@@ -57,11 +57,13 @@ def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Pa
     return attempts[-1], f"{reason}; last line: {last[:120]}"
 
 
-def _json_or_none(path: Path) -> Any:
+def _check_run_json(path: Path) -> None:
+    """Raise NewerFormat for a run.json of a newer workflow; one that cannot be read is named
+    by the workflow when it parses the run."""
     try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None  # unreadable: the workflow names it when it parses the run
+        formats.read_json(path, "run.json")
+    except (OSError, formats.CorruptFile):
+        pass
 
 
 def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
@@ -82,7 +84,7 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
             )
         return RunState(run, "interrupted", "its runner is gone; the next invocation redoes it")
     if (d / "mlperf.log").exists() and (d / "run.json").exists():
-        formats.check_version(_json_or_none(d / "run.json"), d / "run.json", "run.json")
+        _check_run_json(d / "run.json")
         return RunState(run, "trained", "log complete, result not parsed yet")
     failure = _last_failure(root, benchmark, system, run)
     if failure:

@@ -185,3 +185,6 @@ def test_status_refuses_a_run_json_of_a_newer_workflow(
     (run_dir / "run.json").write_text(json.dumps({"run": 1}))  # from before versions
     assert status.main(["--configfile", str(overlay)]) == 0
     assert "run_01  trained" in capsys.readouterr().out
+    (run_dir / "run.json").write_text('{"format_version": "x"}')  # named when it is parsed
+    assert status.main(["--configfile", str(overlay)]) == 0
+    assert "run_01  trained" in capsys.readouterr().out
