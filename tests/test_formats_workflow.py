@@ -64,6 +64,7 @@ def test_a_campaign_made_before_format_versions_is_picked_up_without_running_aga
         )
     assert "format_version" not in json.loads((wf / "data/fake/manifest.json").read_text())
     before, starts = snapshot(wf), trainer_starts(wf)
+    assert "results/fake/local/run_02/result.json" in before and TARGET in before
     assert starts == 2
     # the new workflow's code in place of the old; results/, data/, logs/, .snakemake stay
     for part in WORKFLOW_PARTS:
@@ -76,6 +77,7 @@ def test_a_campaign_made_before_format_versions_is_picked_up_without_running_aga
     again = snakemake(wf, TARGET, "--cores", "2", "--configfile", overlay)
     assert again.returncode == 0, again.stderr[-3000:]
     jobs = jobs_run(again.stdout + again.stderr)
+    print("jobs of the new workflow:", jobs)
     assert not [j for j in jobs if j.startswith(("train_run", "verify_dataset", "unpack"))], jobs
     assert trainer_starts(wf) == starts
     assert snapshot(wf) == before  # every file under results/: same bytes, same mtime
