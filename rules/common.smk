@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
-from scripts import locks, seals
+from scripts import formats, locks, seals
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -586,11 +586,7 @@ def check_comparability():
         )
 
 
-if main_invocation() and "--unlock" in sys.argv:
-    # --unlock only clears the locks: no check may stop it, or Snakemake's lock files stay
-    # while our record is gone (and the next invocation could no longer name the holder)
-    locks.unlock(Path.cwd())  # Snakemake removes its own lock files
-elif main_invocation():
+def load_time_checks():
     check_locks()
     check_seals()
     try:
@@ -601,6 +597,18 @@ elif main_invocation():
     parse_unparsed_runs()
     remove_stale_derived_files()
     restore_dataset_trees()
+
+
+if main_invocation() and "--unlock" in sys.argv:
+    # --unlock only clears the locks: no check may stop it, or Snakemake's lock files stay
+    # while our record is gone (and the next invocation could no longer name the holder)
+    locks.unlock(Path.cwd())  # Snakemake removes its own lock files
+elif main_invocation():
+    try:
+        load_time_checks()
+    except formats.NewerFormat as exc:
+        # a file of a newer workflow (scripts/formats.py): nothing is run or changed
+        raise WorkflowError(str(exc)) from None
 
 
 onsuccess:

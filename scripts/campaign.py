@@ -15,7 +15,6 @@ Raw run logs are never touched here.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shlex
@@ -25,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import layout
+from scripts import formats, layout
 
 DRY_RUN_FLAGS = {
     "--dry-run",
@@ -134,7 +133,7 @@ def outdated_manifest(manifest: Path, files: Sequence[dict[str, Any]]) -> str | 
     """Why a dataset manifest no longer describes the configured files (another file list, or a
     changed checksum, e.g. of a dataset made by a script), or None."""
     try:
-        recorded = {e["name"]: e for e in json.loads(manifest.read_text())["files"]}
+        recorded = {e["name"]: e for e in formats.read_json(manifest, "manifest.json")["files"]}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if set(recorded) != {f["name"] for f in files}:
@@ -223,7 +222,7 @@ def incomparable_runs(
         if not meta_path.exists():
             continue
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = formats.read_json(meta_path, "run.json")
         except (OSError, ValueError):
             continue
         if "comparability" in meta:
@@ -259,7 +258,7 @@ def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
         if meta_path.parent == this_run:
             continue
         try:
-            used = json.loads(meta_path.read_text()).get("fingerprint_keys") or []
+            used = formats.read_json(meta_path, "run.json").get("fingerprint_keys") or []
         except (OSError, ValueError, AttributeError):
             continue
         return [k for k in LATER_FINGERPRINT_KEYS if k in used]
@@ -286,13 +285,13 @@ def current_state(
     comparability record, and the dataset manifest, the unpacked tree's digest (from its
     manifest ``dataset_tree``) and the environment digest where they exist."""
     from scripts.config import fingerprint
-    from scripts.dataset import tree_digest_of
+    from scripts.dataset import tree_digest_of, verified_manifest_sha256
 
     return {
         "comparability": record,
         "config_fingerprint": fingerprint(record),
         "dataset_manifest_sha256": (
-            hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+            verified_manifest_sha256(manifest) if manifest.exists() else None
         ),
         "dataset_tree_sha256": tree_digest_of(dataset_tree) if dataset_tree else None,
         "environment_digest": (

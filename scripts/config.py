@@ -21,7 +21,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scripts import layout
+from scripts import hashing, layout
 from scripts.cluster import check_slurm_config
 from scripts.config_files import ConfigError, read_config_file
 from scripts.dataset import check_dataset
@@ -479,8 +479,7 @@ def render_command(template: str, context: Mapping[str, Any], *, shell: bool = T
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of ``parts`` (sorted keys, no whitespace)."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashing.canonical_sha256(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 from urllib.parse import quote, unquote, urlparse
 
+from scripts import formats
+from scripts.hashing import canonical_sha256, write_json
+
 CHUNK = 1 << 20
 HASHES = ("sha256", "md5")
 SCHEMES = ("http", "https", "file")
@@ -371,7 +374,7 @@ def _fetch_http(
                     hashing.reset()
                     offset = 0
                 validator = _strong_validator(r.headers)
-                meta.write_text(json.dumps({"url": url, "validator": validator}) + "\n")
+                write_json(meta, {"url": url, "validator": validator}, indent=None)
                 length = r.headers.get("Content-Length")
                 total = offset + int(length) if length and length.isdigit() else None
                 with (
@@ -537,7 +540,7 @@ def _finish(
         )
     os.replace(part, dest)
     entry = {"name": dest.name, "size": size, **digests}
-    checksums_path(dest).write_text(json.dumps(entry) + "\n")
+    write_json(checksums_path(dest), entry, indent=None)
     return entry
 
 
@@ -575,6 +578,29 @@ def verify(files: Sequence[Mapping[str, Any]], directory: Path) -> list[dict[str
     if problems:
         raise DatasetError("dataset verification failed:\n  " + "\n  ".join(problems))
     return entries
+
+
+def write_verified_manifest(path: Path, entries: Sequence[Mapping[str, Any]]) -> None:
+    """data/<benchmark>/manifest.json: the verified files (name, size, checksums), versioned."""
+    write_json(path, formats.stamped("manifest.json", {"files": list(entries)}))
+
+
+def verified_manifest_sha256(path: Path) -> str:
+    """The digest of a verified manifest that runs record (``dataset_manifest_sha256``): the
+    sha256 of the file as it was written before manifests had a ``format_version``. A file
+    without one is hashed as it is (every manifest of an existing campaign); a versioned one as
+    the same files were written then, so that verifying the same files again after an update of
+    the workflow gives the digest its finished runs recorded."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and formats.FORMAT_KEY in data:
+        formats.check_version(data, path, "manifest.json")
+        rest = {k: v for k, v in data.items() if k != formats.FORMAT_KEY}
+        raw = (json.dumps(rest, indent=2) + "\n").encode()
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _inside(base: Path, target: Path) -> bool:
@@ -644,7 +670,7 @@ def prepare(
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     if manifest is not None and record is not None:
-        _write_json(manifest, record)
+        write_json(manifest, record)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,7 +682,7 @@ def prepare(
 # and mtime (e.g. `touch -d` after the edit) passes that cheap check; check-tree --full hashes
 # every file. Files are made read-only (directories are not, so `rm -rf` and re-unpacking work).
 
-TREE_FORMAT_VERSION = 1
+TREE_FORMAT_VERSION = formats.version("dataset.manifest.json")
 # what Snakemake itself writes into a directory() output once its job is done: not the dataset's
 SNAKEMAKE_MARKER = ".snakemake_timestamp"
 TREE_REDO = (
@@ -722,8 +748,7 @@ def tree_digest(entries: Sequence[Mapping[str, Any]]) -> str:
         {k: e[k] for k in ("path", "size", "sha256", "symlink") if k in e}
         for e in sorted(entries, key=lambda e: e["path"])
     ]
-    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return canonical_sha256(content)
 
 
 def tree_manifest(tree: Path, sources: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -744,14 +769,8 @@ def tree_manifest(tree: Path, sources: Mapping[str, str] | None = None) -> dict[
 def write_tree_manifest(tree: Path, manifest: Path | None = None) -> dict[str, Any]:
     """Record ``tree`` as it is now in ``manifest`` (default: beside it), atomically."""
     record = tree_manifest(tree)
-    _write_json(manifest or tree_manifest_path(tree), record)
+    write_json(manifest or tree_manifest_path(tree), record)
     return record
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def read_tree_manifest(path: Path) -> dict[str, Any]:
@@ -912,7 +931,7 @@ def restore_tree(
     missing = [f["name"] for f in files if not (source_dir / f["name"]).exists()]
     if missing:
         remake(missing)  # fetched again, or the script runs again
-    _write_json(verified, {"files": verify(files, source_dir)})
+    write_verified_manifest(verified, verify(files, source_dir))
     prepare(files, source_dir, tree, manifest_path, keep_replaced=keep)
     kept = f"; the changed tree is kept as {keep}" if keep else ""
     return f"{found}; unpacked {tree} again from the verified files{kept}"
@@ -1035,8 +1054,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{exc}\n{args.dir} was made by the dataset script, which exited 0; to run "
                     f"the script again, move the folder away (mv {args.dir} {args.dir}.old)"
                 ) from None
-            # the same bytes as restore_tree writes: the manifest's sha256 is in fingerprints
-            _write_json(args.manifest, {"files": entries})
+            write_verified_manifest(args.manifest, entries)
             print(f"verified {len(entries)} files -> {args.manifest}")
         elif args.cmd == "unpack":
             prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)

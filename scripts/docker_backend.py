@@ -35,7 +35,6 @@ import json
 import os
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -43,6 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scripts import formats, hashing
 
 DOCKER = "docker"
 # labels on everything the workflow creates, so a test (or a person) can find leftovers
@@ -58,50 +59,17 @@ class DockerError(RuntimeError):
 # Hashes
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_sha256(root: Path, exclude: Sequence[str] = (".git",)) -> str:
-    """sha256 over every file below ``root``: relative path, executable bit and content (a
-    symlink by its target), in sorted order. Names in ``exclude`` are skipped at any depth."""
-    h = hashlib.sha256()
-    entries: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in exclude)
-        entries += [Path(dirpath) / f for f in filenames if f not in exclude]
-    for path in sorted(entries, key=lambda p: p.relative_to(root).as_posix()):
-        rel = path.relative_to(root).as_posix()
-        st = path.lstat()
-        if stat.S_ISLNK(st.st_mode):
-            kind, digest = "l", hashlib.sha256(os.readlink(path).encode()).hexdigest()
-        else:
-            kind = "x" if st.st_mode & 0o111 else "f"
-            digest = file_sha256(path)
-        h.update(f"{rel}\0{kind}\0{digest}\n".encode())
-    return h.hexdigest()
-
-
 def _file_hashes(path: Path, dest: str) -> dict[str, str]:
     """sha256 of a file, or of each file below a folder, by its path in the build context (as
     stage_context copies them: without __pycache__ and .pyc files)."""
     if not path.is_dir():
-        return {dest: file_sha256(path)}
+        return {dest: hashing.file_sha256(path)}
     out: dict[str, str] = {}
     for f in sorted(path.rglob("*")):
         if f.is_dir() or "__pycache__" in f.parts or f.suffix == ".pyc":
             continue
-        out[f"{dest}/{f.relative_to(path).as_posix()}"] = file_sha256(f)
+        out[f"{dest}/{f.relative_to(path).as_posix()}"] = hashing.file_sha256(f)
     return out
-
-
-def _canonical_sha256(data: Any) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +202,9 @@ def image_spec(
         "tag": tag,
         "build_args": args,
         "build_network": cont.get("build_network", "none"),
-        "generated": {name: _canonical_sha256(text) for name, text in sorted(generated.items())},
+        "generated": {
+            name: hashing.canonical_sha256(text) for name, text in sorted(generated.items())
+        },
     }
     if source:
         src = source_dir_for(benchmark, cont, workdir)
@@ -250,7 +220,11 @@ def image_spec(
                     f"benchmarks.{benchmark}.implementation.container.source.path: {root} is "
                     "not a folder (expected a checkout of the implementation's source)"
                 )
-            inputs["source"] = {"path": str(src), "subdir": subdir, "tree": tree_sha256(root)}
+            inputs["source"] = {
+                "path": str(src),
+                "subdir": subdir,
+                "tree": hashing.tree_sha256(root),
+            }
         else:
             inputs["source"] = {"git": source["git"], "commit": source["commit"], "subdir": subdir}
         inputs["dockerfile"] = dockerfile
@@ -280,8 +254,8 @@ def image_spec(
     if requirements:
         req = workflow_dir / requirements
         inputs["wheels"] = {
-            "requirements": file_sha256(req),
-            "constraints": file_sha256(workflow_dir / "requirements.txt"),
+            "requirements": hashing.file_sha256(req),
+            "constraints": hashing.file_sha256(workflow_dir / "requirements.txt"),
         }
         wheels_dir = str(wheels_dir_for(benchmark, workdir))
         requirements = str(req)
@@ -298,7 +272,7 @@ def image_spec(
         requirements=requirements,
         generated=generated,
         inputs=inputs,
-        inputs_sha256=_canonical_sha256(inputs),
+        inputs_sha256=hashing.canonical_sha256(inputs),
     )
 
 
@@ -386,7 +360,7 @@ def image_exists(image: str) -> bool:
 def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
     """Stage the context, ``docker build`` it (output streamed to stdout), write the stamp."""
     stage_context(spec, context)
-    context_sha = tree_sha256(context)
+    context_sha = hashing.tree_sha256(context)
     iidfile = context.parent / "image.iid"
     iidfile.unlink(missing_ok=True)
     argv = build_argv(spec, context, iidfile)
@@ -403,7 +377,7 @@ def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
         "image_id": image_id,
         "build_args": spec.build_args,
         "dockerfile": spec.dockerfile,
-        "dockerfile_sha256": file_sha256(context / spec.dockerfile),
+        "dockerfile_sha256": hashing.file_sha256(context / spec.dockerfile),
         "context_sha256": context_sha,
         "generated": sorted(spec.generated),
         "inputs": spec.inputs,
@@ -413,10 +387,7 @@ def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
         "built_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_s": round(time.monotonic() - t0, 2),
     }
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, stamp)
+    hashing.write_json(stamp, formats.stamped("image.json", record), sort_keys=True)
     print(f"build: {spec.tag} is {image_id} ({record['build_s']} s)", flush=True)
     return record
 
@@ -424,7 +395,7 @@ def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
 def stale_reason(stamp: Path, spec: ImageSpec, check_engine: bool = True) -> str | None:
     """Why an existing stamp no longer describes the image to use, or None if it does."""
     try:
-        record = json.loads(stamp.read_text())
+        record = formats.read_json(stamp, "image.json")  # a newer one: NewerFormat, not stale
     except (OSError, ValueError):
         return "it cannot be read"
     if record.get("inputs_sha256") != spec.inputs_sha256:
@@ -673,9 +644,11 @@ def containers_named(name: str) -> list[str]:
 
 def read_stamp(stamp: Path) -> dict[str, Any]:
     try:
-        record = json.loads(stamp.read_text())
+        record = formats.read_json(stamp, "image.json")
     except (OSError, ValueError) as exc:
         raise DockerError(f"cannot read the image stamp {stamp}: {exc}") from None
+    except formats.NewerFormat as exc:
+        raise DockerError(str(exc)) from None
     if not record.get("image_id"):
         raise DockerError(f"{stamp} records no image id; delete it to rebuild the image")
     return record

@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from scripts import formats, hashing
+
 PACKAGES = ("torch", "numpy", "sacrebleu", "mlperf-logging", "snakemake", "pandas")
 COMPARABLE = ("python", "packages", "cpu_model", "cpu_count", "gpus", "os")
 
@@ -131,7 +133,7 @@ def capture(
     }
     comparable = list(COMPARABLE)
     if image_stamp is not None:
-        stamp = json.loads(image_stamp.read_text())
+        stamp = formats.read_json(image_stamp, "image.json")
         env["image"] = {k: stamp.get(k) for k in ("tag", "image_id", "inputs_sha256")}
         software = image_software(stamp["image_id"], image_python)
         env["host_python"], env["host_packages"] = env["python"], env["packages"]
@@ -153,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--image-python", default="python3", help="docker: the image's Python")
     args = p.parse_args(argv)
     env = capture(args.system, args.backend, args.workflow_dir, args.image_stamp, args.image_python)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(env, indent=2) + "\n")
+    hashing.write_json(args.output, env)
     print(
         f"{args.system}: python {env['python']}, torch {env['packages']['torch']}, "
         f"{env['cpu_count']} x {env['cpu_model']}, {len(env['gpus'])} GPUs"

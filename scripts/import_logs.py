@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import seals
+from scripts import formats, hashing, seals
 from scripts.config import fingerprint
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.run_result import add_result_arguments, write_result_if_asked
@@ -112,6 +112,7 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
     shutil.copyfile(source, tmp_log)
     os.replace(tmp_log, log_path)
     meta = {
+        "format_version": formats.version("run.json"),
         "benchmark": spec["benchmark"],
         "system": spec["system"],
         "run": spec["run"],
@@ -130,9 +131,7 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
     }
     meta["fingerprint"] = fingerprint({"config_fingerprint": spec["config_fingerprint"]})
     seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, meta_path)
+    hashing.write_json(meta_path, meta, sort_keys=True)
     return meta
 
 

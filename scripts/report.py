@@ -20,7 +20,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from scripts import layout, stats
+from scripts import formats, hashing, layout, stats
 from scripts.results import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -346,7 +345,7 @@ def provenance(
         ("backend", config.get("backend")),
         ("fingerprint", fingerprint),
     ]
-    metas = [json.loads(p.read_text()) for p in sorted(system_dir.glob("run_*/run.json"))]
+    metas = [formats.read_json(p, "run.json") for p in sorted(system_dir.glob("run_*/run.json"))]
     if config.get("backend") == "import":
         items.append(("import_dir", config.get("import_dir")))
         sub = metas[0].get("submission", {}) if metas else {}
@@ -440,7 +439,7 @@ def render(
     bench = context.get("benchmark", {})
     systems_cfg = context.get("systems", {})
     results = [
-        json.loads(p.read_text())
+        formats.read_json(p, "result.json")
         for system in sorted(systems_cfg)
         for p in sorted((results_dir / system).glob("run_*/result.json"))
     ]
@@ -516,9 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output", type=Path, required=True)
     args = p.parse_args(argv)
     page = render(args.benchmark, args.results_dir, json.loads(args.context_json))
-    tmp = args.output.with_name(args.output.name + ".tmp")
-    tmp.write_text(page)
-    os.replace(tmp, args.output)
+    hashing.write_atomic(args.output, page)
     print(f"wrote {args.output} ({len(page) // 1024} KiB)")
     return 0
 

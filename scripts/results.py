@@ -28,10 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from scripts import stats
-from scripts.run_result import parse_run, write_atomic  # noqa: F401 (re-exported)
+from scripts import formats, stats
+from scripts.formats import CorruptFile, NewerFormat, read_json
+from scripts.hashing import write_atomic, write_json
+from scripts.run_result import parse_run
 from scripts.scoring import describe, olympic_score, usable_time
-from scripts.seals import CorruptFile, read_json
 
 RUN_COLUMNS = [
     "benchmark",
@@ -181,7 +182,7 @@ def has_log_problems(runs: pd.DataFrame) -> pd.Series:
 
 
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    results = [read_json(Path(f)) for f in result_files]  # a corrupt one is named
+    results = [read_json(Path(f), "result.json") for f in result_files]  # a corrupt one is named
     rows = [
         {
             **r,
@@ -582,15 +583,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.cmd == "parse":
-        meta = json.loads(args.meta.read_text())
-        result = parse_run(args.log, meta, json.loads(args.quality_json), args.time_to_train)
-        write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+        meta = formats.read_json(args.meta, "run.json")
+        quality = json.loads(args.quality_json)
+        parsed = parse_run(args.log, meta, quality, args.time_to_train)
+        result = formats.stamped("result.json", parsed)
+        write_json(args.output, result)
         state = "converged" if result["converged"] else "did NOT converge"
         print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
     elif args.cmd == "collect":
         write_atomic(args.output, collect(args.results).to_csv(index=False))
     elif args.cmd == "evals":
-        rows = [r for f in args.results for r in eval_rows(read_json(Path(f)))]
+        rows = [r for f in args.results for r in eval_rows(read_json(Path(f), "result.json"))]
         write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
     elif args.cmd == "compare":
         runs = pd.read_csv(args.runs)
@@ -630,6 +633,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         raise SystemExit(main())
-    except CorruptFile as exc:  # e.g. a half-written result.json: named, no traceback
+    except (CorruptFile, NewerFormat) as exc:  # e.g. a half-written result.json: named
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts import seals
+from scripts import formats, hashing, seals
 from scripts.mlperf_log import parse_file, run_outcome
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def parse_run(
@@ -84,10 +76,10 @@ def write_result(
 ) -> dict[str, Any]:
     """Parse a finished run and write its result.json (atomically), with the sha256 of the log
     it was parsed from (scripts/seals.py)."""
-    meta = json.loads(meta_path.read_text())
-    result = parse_run(log, meta, quality, time_to_train)
+    meta = formats.read_json(meta_path, "run.json")
+    result = formats.stamped("result.json", parse_run(log, meta, quality, time_to_train))
     result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
-    write_atomic(output, json.dumps(result, indent=2) + "\n")
+    hashing.write_json(output, result)
     return result
 
 

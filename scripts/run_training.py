@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -49,7 +48,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import campaign, cluster, dataset, docker_backend, gpus, layout, seals
+from scripts import (
+    campaign,
+    cluster,
+    dataset,
+    docker_backend,
+    formats,
+    gpus,
+    hashing,
+    layout,
+    seals,
+)
 from scripts.config import RunSpec, fingerprint
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
@@ -181,7 +190,7 @@ def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
         if meta_path.parent == run_dir:
             continue
         try:
-            other = (json.loads(meta_path.read_text()).get("image") or {}).get("image_id")
+            other = (formats.read_json(meta_path, "run.json").get("image") or {}).get("image_id")
         except (OSError, ValueError):
             continue
         if other and other != image_id:
@@ -197,10 +206,6 @@ def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
     """logs/running/<benchmark>/<system>/run_<id>.json while a run's trainer is alive."""
     root = failed_dir.parents[3]  # failed_dir is <root>/logs/failed/<benchmark>/<system>
     return layout.running_marker(root, spec.benchmark, spec.system, spec.run_id)
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def keep_failed_log(
@@ -337,6 +342,7 @@ def _attempts(
             print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
         meta = {
+            "format_version": formats.version("run.json"),
             "benchmark": spec.benchmark,
             "system": spec.system,
             "run": spec.run,
@@ -353,7 +359,7 @@ def _attempts(
             "wall_s": round(elapsed_s, 3),
             "config_fingerprint": spec.config_fingerprint,
             "comparability": spec.comparability,
-            "dataset_manifest_sha256": file_digest(dataset_manifest),
+            "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
             "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
             "environment_digest": json.loads(environment.read_text()).get("digest", ""),
             **placement,
@@ -376,9 +382,7 @@ def _attempts(
             kept = keep_failed_log(log_path, failed_dir, spec, reason)
             report = crash_report(spec, reason, kept)
             raise RunFailed(f"{reason}; log kept as {kept}", report) from None
-        tmp = meta_path.with_name(meta_path.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, meta_path)
+        hashing.write_json(meta_path, meta, sort_keys=True)
         print(f"runner: finished in {elapsed_s:.1f} s", flush=True)
         return meta
     raise AssertionError("unreachable")
@@ -423,8 +427,8 @@ def _attempt(
         launch.kill(proc, grace_s)
 
     running = running_marker(failed_dir, spec)
-    running.parent.mkdir(parents=True, exist_ok=True)
-    running.write_text(
+    hashing.write_atomic(  # scripts/status.py reads it while the run goes on
+        running,
         json.dumps(
             {
                 "pid": os.getpid(),

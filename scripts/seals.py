@@ -35,7 +35,6 @@ run folders only (``run.json`` stays the record): a cache entry is used only whi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -44,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts import layout
+from scripts import hashing, layout
+from scripts.formats import CorruptFile, NewerFormat, read_json  # noqa: F401 (re-exported)
 
 SEAL_KEY = "log_seal"
 RESULT_KEY = "log_sha256"
@@ -52,17 +52,11 @@ LOG = "mlperf.log"
 CACHE_FORMAT = 1
 
 
-class CorruptFile(ValueError):
-    """A JSON file of a run that cannot be read (half-written, or not JSON at all)."""
-
-
 class SealError(RuntimeError):
     """A log that kept changing while it was sealed (something still writes to it)."""
 
 
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+sha256_file = hashing.file_sha256  # the name tests/test_seals.py uses
 
 
 def seal(log: Path) -> dict[str, Any]:
@@ -92,22 +86,6 @@ def parsed_from(log: Path, meta: Mapping[str, Any]) -> str:
         if (st.st_size, st.st_mtime_ns) == (sealed.get("size"), sealed.get("mtime_ns")):
             return str(sealed["sha256"])
     return sha256_file(log)
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file of a run; a file that is not valid JSON raises CorruptFile naming it."""
-    try:
-        return json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
-        size = path.stat().st_size
-        raise CorruptFile(
-            f"{path} is not valid JSON ({size} bytes; half-written?): {_short(exc)}"
-        ) from None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def verify_log(
@@ -200,9 +178,7 @@ def _is_stamp(value: Any) -> bool:
 def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format_version": CACHE_FORMAT, "runs": runs}))
-        os.replace(tmp, path)
+        hashing.write_atomic(path, json.dumps({"format_version": CACHE_FORMAT, "runs": runs}))
     except OSError:
         pass  # a cache: the next invocation checks again
 
@@ -210,7 +186,7 @@ def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:
 def _check_result(result: Path, sealed: Mapping[str, Any] | None) -> str | None:
     """Why a run's result.json must be parsed again from its log, or None."""
     try:
-        data = read_json(result)
+        data = read_json(result, "result.json")
     except CorruptFile as exc:
         return str(exc)
     if not isinstance(data, dict):
@@ -234,7 +210,7 @@ def check_run(
     entry = dict(entry) if entry and entry.get("meta") == meta_key else None
     if entry is None:
         try:
-            meta = read_json(run_dir / "run.json")
+            meta = read_json(run_dir / "run.json", "run.json")
         except CorruptFile as exc:
             return "tampered", str(exc).replace(f"{run_dir}/", "", 1), None
         sealed = meta.get(SEAL_KEY) if isinstance(meta, dict) else None
@@ -363,13 +339,11 @@ def seal_folder(folder: Path) -> list[Path]:
     metas += sorted(folder.glob("run_*/run.json"))
     changed = []
     for meta_path in metas:
-        meta = read_json(meta_path)
+        meta = read_json(meta_path, "run.json")
         if not isinstance(meta, dict) or SEAL_KEY in meta or not (meta_path.parent / LOG).exists():
             continue
         add_seal(meta, meta_path.parent / LOG)
-        tmp = meta_path.with_name(meta_path.name + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, meta_path)
+        hashing.write_json(meta_path, meta, sort_keys=True)
         changed.append(meta_path)
     return changed
 
@@ -390,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         try:
             changed = seal_folder(folder)
-        except (CorruptFile, OSError, SealError) as exc:
+        except (CorruptFile, NewerFormat, OSError, SealError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{folder}: sealed {len(changed)} run(s)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import cluster, layout, seals
+from scripts import cluster, formats, layout, seals
 from scripts import config as cfg
 
 
@@ -57,6 +57,15 @@ def _last_failure(root: Path, benchmark: str, system: str, run: str) -> tuple[Pa
     return attempts[-1], f"{reason}; last line: {last[:120]}"
 
 
+def _check_run_json(path: Path) -> None:
+    """Raise NewerFormat for a run.json of a newer workflow; one that cannot be read is named
+    by the workflow when it parses the run."""
+    try:
+        formats.read_json(path, "run.json")
+    except (OSError, formats.CorruptFile):
+        pass
+
+
 def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
     d = layout.run_dir(root, benchmark, system, run)
     marker = layout.running_marker(root, benchmark, system, run)
@@ -75,6 +84,7 @@ def run_state(root: Path, benchmark: str, system: str, run: str) -> RunState:
             )
         return RunState(run, "interrupted", "its runner is gone; the next invocation redoes it")
     if (d / "mlperf.log").exists() and (d / "run.json").exists():
+        _check_run_json(d / "run.json")
         return RunState(run, "trained", "log complete, result not parsed yet")
     failure = _last_failure(root, benchmark, system, run)
     if failure:
@@ -93,7 +103,7 @@ def finished_run_state(d: Path, benchmark: str, system: str, run: str) -> RunSta
         redo = seals.rerun_command(benchmark, system, run)
         return RunState(run, "tampered", f"{detail}; redo it: {redo}")
     try:
-        r = seals.read_json(d / "result.json")
+        r = seals.read_json(d / "result.json", "result.json")
     except seals.CorruptFile as exc:
         state, detail = "corrupt_result", str(exc)
     if state == "corrupt_result" or not isinstance(r, dict):
@@ -162,7 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (cfg.ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report(config, Path.cwd()))
+    try:
+        print(report(config, Path.cwd()))
+    except formats.NewerFormat as exc:  # a campaign of a newer workflow: not read, not changed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
