@@ -13,7 +13,7 @@ import pytest
 from scripts import campaign, dataset, docker_backend, formats, seals, status
 from scripts.config import fingerprint
 from scripts.run_training import execute
-from tests.test_run_training import good_log_command, paths, spec  # noqa: F401 (fixture)
+from tests.test_run_training import good_log_command, spec
 
 NEWER = r"format_version 2, but this workflow reads {kind} up to version 1 \(made by a newer"
 
