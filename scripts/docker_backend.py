@@ -387,7 +387,8 @@ def build(spec: ImageSpec, stamp: Path, context: Path) -> dict[str, Any]:
         "built_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "build_s": round(time.monotonic() - t0, 2),
     }
-    hashing.write_json(stamp, formats.stamped("image.json", record), sort_keys=True)
+    record = formats.stamped("image.json", record)  # what the stamp holds is what is returned
+    hashing.write_json(stamp, record, sort_keys=True)
     print(f"build: {spec.tag} is {image_id} ({record['build_s']} s)", flush=True)
     return record
 
