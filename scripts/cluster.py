@@ -11,7 +11,7 @@ A system with ``slurm.nodes > 1`` gets one allocation of that many nodes. The jo
 snakemake then runs in the batch step on the allocation's first node (the plugin's ``mpi``
 mode: no ``srun`` around it), and the runner starts the training command on every node with
 one ``srun`` per node, all at once, as NVIDIA's v0.6 ``run.sub`` does
-(:func:`multinode_script`). Each node's command gets its rank through the environment:
+(:func:`multinode_command`). Each node's command gets its rank through the environment:
 ``MLPERF_NNODES``, ``MLPERF_NODE_RANK``, ``MLPERF_MASTER_ADDR``, ``MLPERF_MASTER_PORT``, and
 ``MULTI_NODE`` in the exact form NVIDIA's ``run_and_time.sh`` appends to its launcher
 (`` --nnodes=N --node_rank=R --master_addr=IP --master_port=P``). Node 0's output is the run's
@@ -20,14 +20,17 @@ one ``srun`` per node, all at once, as NVIDIA's v0.6 ``run.sub`` does
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import shlex
 import socket
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 # the names a multi-node run's command (or a container backend) passes on to every node
 MULTINODE_ENV_VARS = (
@@ -283,7 +286,7 @@ def srun_node_argv(
     return argv
 
 
-def multinode_script(
+def multinode_command(
     command: str,
     hosts: Sequence[str],
     run_dir: Path,
@@ -293,44 +296,78 @@ def multinode_script(
     addr: str,
     port: int,
 ) -> str:
-    """A bash script that starts ``command`` on every host at once (one ``srun`` per node, in
-    the background, as run.sub does), waits for all of them, and exits with the first failing
-    node's status, stopping the others then (a distributed run whose peer died would hang)."""
+    """The command line that starts ``command`` on every host at once (one ``srun`` per node,
+    as run.sub does) through :func:`supervise_nodes`: it waits for all of them and exits with
+    the first failing node's status, stopping the others then (a distributed run whose peer
+    died would hang).
+
+    The supervisor is this file run as a script (it imports nothing outside the standard
+    library, so it needs no PYTHONPATH), not a bash ``wait -n`` loop: bash loses the status of
+    a node that exits in the same instant as another (seen as a spurious status 127)."""
     if len(hosts) < 2:
         raise ClusterError(f"a multi-node launch needs at least 2 hosts, got {list(hosts)}")
-    lines = [
-        "# one srun per node, started together (NVIDIA v0.6 run.sub)",
-        "pids=()",
+    plan = [
+        {
+            "argv": srun_node_argv(
+                command,
+                host,
+                rank,
+                len(hosts),
+                cpus_per_task=cpus_per_task,
+                gpus_per_node=gpus_per_node,
+                addr=addr,
+                port=port,
+            ),
+            "host": host,
+            "log": None if rank == 0 else str(node_log(run_dir, rank)),
+        }
+        for rank, host in enumerate(hosts)
     ]
-    for rank, host in enumerate(hosts):
-        argv = srun_node_argv(
-            command,
-            host,
-            rank,
-            len(hosts),
-            cpus_per_task=cpus_per_task,
-            gpus_per_node=gpus_per_node,
-            addr=addr,
-            port=port,
-        )
-        redirect = "" if rank == 0 else f" > {shlex.quote(str(node_log(run_dir, rank)))} 2>&1"
-        lines.append(f"echo {shlex.quote(f'launch: node {rank} of {len(hosts)}: {host}')} >&2")
-        lines.append(f"{shlex.join(argv)}{redirect} &")
-        lines.append("pids+=($!)")
-    lines += [
-        "status=0",
-        'for _ in "${pids[@]}"; do',
-        "    wait -n",
-        "    s=$?",
-        '    if [ "$s" -ne 0 ] && [ "$status" -eq 0 ]; then',
-        "        status=$s",
-        '        echo "launch: a node failed with status $s; stopping the others" >&2',
-        '        kill "${pids[@]}" 2>/dev/null',
-        "    fi",
-        "done",
-        'exit "$status"',
-    ]
-    return "\n".join(lines) + "\n"
+    return shlex.join(
+        # -I: no script directory on sys.path, so nothing in scripts/ can shadow the stdlib
+        [sys.executable, "-I", str(Path(__file__).resolve()), "launch", json.dumps(plan)]
+    )
+
+
+def supervise_nodes(plan: Sequence[Mapping[str, Any]], err: TextIO = sys.stderr) -> int:
+    """Start every node's ``argv`` at once (node R's output to its ``log``, node 0's to ours),
+    wait for all, and return 0 or the first failing node's status (128 + N for a signal N, as
+    a shell reports it), terminating the nodes still running at the first failure.
+
+    ``os.wait`` collects each child's status from the kernel exactly once, whatever order or
+    instant they exit in."""
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    for rank, node in enumerate(plan):
+        print(f"launch: node {rank} of {len(plan)}: {node['host']}", file=err, flush=True)
+        if node.get("log"):
+            with open(node["log"], "wb") as out:
+                proc = subprocess.Popen(node["argv"], stdout=out, stderr=subprocess.STDOUT)
+        else:
+            proc = subprocess.Popen(node["argv"])
+        running[proc.pid] = proc
+    status = 0
+    while running:
+        pid, wait_status = os.wait()
+        proc = running.pop(pid, None)
+        if proc is None:  # not one of ours (nothing else is started here)
+            continue
+        code = os.waitstatus_to_exitcode(wait_status)
+        proc.returncode = code  # reaped here: Popen must not wait for it again
+        code = 128 - code if code < 0 else code
+        if code != 0 and status == 0:
+            status = code
+            message = f"launch: a node failed with status {code}; stopping the others"
+            print(message, file=err, flush=True)
+            for other in running.values():
+                other.terminate()
+    return status
+
+
+def _main(argv: Sequence[str]) -> int:
+    if len(argv) != 2 or argv[0] != "launch":
+        print("usage: cluster.py launch PLAN_JSON (see multinode_command)", file=sys.stderr)
+        return 2
+    return supervise_nodes(json.loads(argv[1]))
 
 
 def launch_command(
@@ -361,7 +398,7 @@ def launch_command(
             f"this system runs on {nodes} nodes but Slurm job {job['slurm_job_id']} has "
             f"{len(hosts)} ({job['slurm_job_nodelist']})"
         )
-    script = multinode_script(
+    script = multinode_command(
         command,
         hosts,
         run_dir,
@@ -380,3 +417,7 @@ def _job_hosts(job: Mapping[str, Any]) -> list[str]:
         except ClusterError:
             return [job["slurm_job_nodelist"]]
     return [socket.gethostname()]
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
