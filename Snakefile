@@ -27,9 +27,9 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
-# Defaults (config/config.yaml, config/benchmarks/gnmt.yaml, config/systems/local.yaml), then
-# overlays: later files win, and any --configfile given on the command line is merged on top
-# of all of them (e.g. --configfile config/systems/my-server.yaml).
+# Defaults (scripts/config.py DEFAULT_CONFIGFILES: config/config.yaml, config/benchmarks/gnmt.yaml,
+# config/systems/local.yaml, config/benchmarks/mlperf-v0.6.yaml), then overlays: later files win, and any --configfile given
+# on the command line is merged on top of all of them (e.g. --configfile config/systems/x.yaml).
 for _configfile in DEFAULT_CONFIGFILES:
 
     configfile: _configfile

@@ -43,7 +43,7 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 sys.path.insert(0, {repo!r})
-from scripts import import_logs, mlperf_log, run_result  # noqa: F401
+from scripts import import_logs, mlperf_log, result_json  # noqa: F401
 base = hwm()
 t = time.perf_counter()
 work, path, out = sys.argv[1], sys.argv[2], sys.argv[3]

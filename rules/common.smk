@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, cluster, dataset, docker_backend, import_logs, run_result
+from scripts import campaign, cluster, dataset, docker_backend, import_logs, result_json
 from scripts import formats, locks, seals
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
@@ -407,7 +407,7 @@ def parse_unparsed_runs():
         for d in (
             d.relative_to(root) for d in found
         ):  # relative, as the jobs write them
-            run_result.write_result(
+            result_json.write_result(
                 d / "mlperf.log",
                 d / "run.json",
                 bench["quality"],
@@ -441,12 +441,12 @@ def remove_stale_derived_files():
     if campaign.is_dry_run(sys.argv):
         logger.warning(
             "These derived files are out of date and a real run will rebuild them:\n"
-            + campaign.describe(stale, root)
+            + campaign.describe_stale(stale, root)
         )
         return
     logger.warning(
         "Removing derived files that no longer match the runs on disk (they are rebuilt):\n"
-        + campaign.describe(stale, root)
+        + campaign.describe_stale(stale, root)
     )
     campaign.remove_stale(stale)
 

@@ -9,7 +9,7 @@ rule collect_runs:
     log:
         "logs/collect_runs/{benchmark}.log",
     shell:
-        "{PY} scripts.results collect --output {output:q} {input:q} > {log:q} 2>&1"
+        "{PY} scripts.tables collect --output {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule summarize:
@@ -29,7 +29,7 @@ rule summarize:
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
     shell:
-        "{PY} scripts.results summarize --runs {input:q} "
+        "{PY} scripts.tables summarize --runs {input:q} "
         "--max-nonconverged {params.max_nonconverged} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output:q} > {log:q} 2>&1"
@@ -54,7 +54,7 @@ rule summarize_partial:
         ),
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
     shell:
-        "{PY} scripts.results partial --expected-json {params.expected} "
+        "{PY} scripts.tables partial --expected-json {params.expected} "
         "--max-nonconverged {params.max_nonconverged} --output {output:q} {input:q} "
         "> {log:q} 2>&1"
 
@@ -68,7 +68,7 @@ rule collect_evals:
     log:
         "logs/collect_evals/{benchmark}.log",
     shell:
-        "{PY} scripts.results evals --output {output:q} {input:q} > {log:q} 2>&1"
+        "{PY} scripts.tables evals --output {output:q} {input:q} > {log:q} 2>&1"
 
 
 # Each system against the reference system (campaign.reference_system; the first system by
@@ -92,7 +92,7 @@ rule compare_systems:
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
     shell:
-        "{PY} scripts.results compare --runs {input.runs:q} --summary {input.summary:q} "
+        "{PY} scripts.tables compare --runs {input.runs:q} --summary {input.summary:q} "
         "--reference {params.reference:q} --min-effect {params.min_effect} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output:q} > {log:q} 2>&1"

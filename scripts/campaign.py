@@ -174,7 +174,7 @@ def is_dry_run(argv: Sequence[str]) -> bool:
     return False
 
 
-def describe(stale: Sequence[tuple[Path, str]], root: Path) -> str:
+def describe_stale(stale: Sequence[tuple[Path, str]], root: Path) -> str:
     return "\n".join(f"  {shlex.quote(str(p.relative_to(root)))}: {reason}" for p, reason in stale)
 
 

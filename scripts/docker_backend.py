@@ -655,7 +655,7 @@ def read_stamp(stamp: Path) -> dict[str, Any]:
     return record
 
 
-def prepare(
+def prepare_data(
     options: Mapping[str, Any],
     stamp: Path,
     command: str,
@@ -730,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "build":
             build(ImageSpec.from_json(args.spec), args.stamp, args.context)
         else:
-            rc = prepare(
+            rc = prepare_data(
                 json.loads(args.options),
                 args.stamp,
                 args.command,

@@ -35,7 +35,7 @@ from typing import Any
 from scripts import formats, hashing, seals
 from scripts.config import fingerprint
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
-from scripts.run_result import add_result_arguments, write_result_if_asked
+from scripts.result_json import add_result_arguments, write_result_if_asked
 
 RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 # NVIDIA's run scripts print the node they ran on

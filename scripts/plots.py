@@ -38,8 +38,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from scripts.results import names_log_problems  # noqa: E402
 from scripts.scoring import usable_time  # noqa: E402
+from scripts.tables import names_log_problems  # noqa: E402
 
 DPI = 100
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")

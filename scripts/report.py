@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from scripts import formats, hashing, layout, stats
-from scripts.results import choose_reference, names_log_problems
+from scripts.tables import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 CAPTIONS_DIR = WORKFLOW_DIR / "report"

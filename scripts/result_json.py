@@ -1,6 +1,6 @@
 """One run's result.json from its mlperf.log and the runner's run.json.
 
-Kept apart from :mod:`scripts.results` (pandas, scipy) because every training job imports it:
+Kept apart from :mod:`scripts.tables` (pandas, scipy) because every training job imports it:
 the runner writes result.json as soon as a run ends, so a run is one job, not two.
 """
 

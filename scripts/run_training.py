@@ -62,7 +62,7 @@ from scripts import (
 from scripts.config import RunSpec, fingerprint
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
-from scripts.run_result import add_result_arguments, write_result_if_asked
+from scripts.result_json import add_result_arguments, write_result_if_asked
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 

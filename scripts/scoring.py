@@ -1,9 +1,11 @@
-"""The one place for the MLPerf scoring rule and for summary statistics of run times.
+"""The MLPerf scoring rule, and the plain description of a system's run times.
 
 ``olympic_score`` implements the MLPerf Training (v0.7 and later) rule for combining
 the times to train of repeated runs; ``describe`` gives plain descriptive statistics
-with a Student-t confidence interval.  Which runs to pass to ``describe`` (for example
-converged runs only) is the caller's decision.
+with a Student-t confidence interval. Every other estimator (bootstrap intervals, tests,
+the minimum detectable difference) is one named function in :mod:`scripts.stats`.
+Which runs to pass to ``describe`` (for example converged runs only) is the caller's
+decision.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """From raw run logs to the campaign's tables: result.json per run, runs.csv, summary.csv.
 
 - ``parse``: one run's ``mlperf.log`` (+ the runner's ``run.json``) -> ``result.json``, by hand
-  (a run's own job writes it through :mod:`scripts.run_result`).
+  (a run's own job writes it through :mod:`scripts.result_json`).
 - ``collect``: every ``result.json`` of a benchmark -> ``runs.csv`` (one row per run).
 - ``summarize``: ``runs.csv`` -> ``summary.csv`` (one row per system): the MLPerf score
   (olympic mean, :func:`scripts.scoring.olympic_score`) and statistics of the converged runs'
@@ -31,7 +31,7 @@ import pandas as pd
 from scripts import formats, stats
 from scripts.formats import CorruptFile, NewerFormat, read_json
 from scripts.hashing import write_atomic, write_json
-from scripts.run_result import parse_run
+from scripts.result_json import parse_run
 from scripts.scoring import describe, olympic_score, usable_time
 
 RUN_COLUMNS = [

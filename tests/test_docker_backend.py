@@ -441,7 +441,7 @@ def test_the_image_identity_changes_with_its_context_not_with_other_files(
 
     first = identity()
     assert identity() == first
-    (wf / "scripts/results.py").write_text("# not in the image\n")
+    (wf / "scripts/tables.py").write_text("# not in the image\n")
     assert identity() == first
     (wf / "scripts/gnmt/model.py").write_text((wf / "scripts/gnmt/model.py").read_text() + "#\n")
     second = identity()

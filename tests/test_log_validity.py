@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import mlperf_log, report, results, run_training, seals
+from scripts import mlperf_log, report, run_training, seals, tables
 from scripts.config import RunSpec
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
 from tests.conftest import (
@@ -250,12 +250,12 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
         f = tmp_path / f"r{r['run']}.json"
         f.write_text(json.dumps(r))
         files.append(f)
-    runs = results.collect(files)
+    runs = tables.collect(files)
     assert runs.loc[5, "log_problems"] == "no MLPerf events: not an MLPerf log; x"
     assert runs.loc[0, "log_problems"] == ""
     csv = tmp_path / "runs.csv"
     csv.write_text(runs.to_csv(index=False))
-    summary = results.summarize(pd.read_csv(csv), max_nonconverged=1)
+    summary = tables.summarize(pd.read_csv(csv), max_nonconverged=1)
     row = summary.iloc[0]
     assert row["n_log_problems"] == 1
     assert not row["valid"] and "runs 6, 7, 8" in row["reason"]  # none has a usable time

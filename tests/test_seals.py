@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, import_logs, results, seals, status
-from scripts.run_result import write_result
+from scripts import campaign, import_logs, seals, status, tables
+from scripts.result_json import write_result
 from tests.conftest import (
     REPO,
     fake_campaign,
@@ -214,10 +214,10 @@ def test_the_tables_name_a_half_written_result_never_a_bare_decode_error(tmp_pat
     d = finished_run(tmp_path)
     (d / "result.json").write_text('{"benchmark": "b", "sys')
     with pytest.raises(seals.CorruptFile, match="result.json is not valid JSON"):
-        results.collect([d / "result.json"])
+        tables.collect([d / "result.json"])
     for cmd in ("collect", "evals"):
         proc = subprocess.run(
-            [sys.executable, "-m", "scripts.results", cmd, "--output", str(tmp_path / "t.csv")]
+            [sys.executable, "-m", "scripts.tables", cmd, "--output", str(tmp_path / "t.csv")]
             + [str(d / "result.json")],
             capture_output=True,
             text=True,
