@@ -25,6 +25,27 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def archived_workflow(rev: str, dest: Path) -> Path:
+    """The workflow as it was at git revision ``rev`` (``git archive``: tracked files only, as a
+    fresh clone has them), plus today's trivial trainer: the baseline of ``--against REV``."""
+    dest.mkdir(parents=True)
+    tar = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    shutil.copy2(REPO / "bench" / "trivial_trainer.py", dest / "trivial_trainer.py")
+    return dest
+
+
+def short_rev(rev: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def trivial_campaign(wf: Path, systems: int, runs: int) -> Path:
     """Benchmark 'trivial' (bench/trivial_trainer.py) on ``systems`` local systems x ``runs``;
     returns the overlay (it replaces the default benchmark and system)."""
