@@ -95,6 +95,14 @@ def test_workflow_benches_compare_with_a_git_revision_in_one_run(name: str, patt
     assert number(pattern, bench(name, 600, "--against", "HEAD")) > 0
 
 
+def test_perturbation() -> None:
+    out = bench("perturbation.py", 900)
+    assert number(r"time to train, workflow / bare: ([\d.]+)", out) > 0
+    assert number(r"time per epoch, workflow / bare: ([\d.]+)", out) > 0
+    assert number(r"harness CPU per second of training: ([\d.]+)% of a core", out) >= 0
+    assert number(r"chatty trainer, bare / workflow time to train: ([\d.]+)", out) > 0
+
+
 def test_parse_memory() -> None:
     out = bench("parse_memory.py")
     assert "logs of 20 MB" in out
