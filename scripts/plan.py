@@ -16,9 +16,10 @@ the result, without running anything:
   wildcards. A run's seed is configured or derived from the benchmark and the run number
   (:func:`seed_for`), the same on every system;
 - **the command of a run**: the hyper-parameters with the system's overrides, and the command
-  context (the 12 placeholders of ``implementation.command`` and ``env``), built once by
-  :func:`command_context` for the run command, the container's data preparation and the
-  config check; :func:`render_command` fills a template, each value one shell word;
+  context (the 12 placeholders of ``implementation.command`` and ``env``), listed once in
+  :func:`_context`: :func:`command_context` gives a run's values (for its command and the
+  container's data preparation), the config check gives sample values;
+  :func:`render_command` fills a template, each value one shell word;
 - **the run spec** (:class:`RunSpec`), all that one training run needs, as JSON for the runner;
 - **comparability**: the record that makes two runs of (benchmark, system) comparable
   (:func:`comparability`; its fingerprint is ``hashing.canonical_sha256`` of it), what differs
