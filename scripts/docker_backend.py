@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import formats, hashing
+from scripts.config import ConfigError
 
 DOCKER = "docker"
 # labels on everything the workflow creates, so a test (or a person) can find leftovers
@@ -111,8 +112,6 @@ class ImageSpec:
 
 def container_config(config: Mapping[str, Any], benchmark: str) -> dict[str, Any]:
     """The benchmark implementation's ``container`` section; a clear error when it has none."""
-    from scripts.config import ConfigError
-
     cont = config["benchmarks"][benchmark].get("implementation", {}).get("container")
     if not cont:
         raise ConfigError(
@@ -160,8 +159,10 @@ def generated_files(config: Mapping[str, Any], benchmark: str, system: str) -> d
     if not kind:
         return {}
     if kind == "nvidia-v0.6":
+        # here, not at the top: nvidia_v06 and plan import this module (a cycle that the
+        # backend interface of scripts/backends/ removes)
         from scripts import nvidia_v06
-        from scripts.config import hyperparameters
+        from scripts.plan import hyperparameters
 
         bench = config["benchmarks"][benchmark]
         timeout = config["systems"][system].get("timeout_s") or bench.get("timeout_s")
@@ -214,8 +215,6 @@ def image_spec(
         if source.get("path"):  # a checkout the user gives wins over git and commit
             root = src / subdir
             if not root.is_dir():
-                from scripts.config import ConfigError
-
                 raise ConfigError(
                     f"benchmarks.{benchmark}.implementation.container.source.path: {root} is "
                     "not a folder (expected a checkout of the implementation's source)"
@@ -240,8 +239,6 @@ def image_spec(
         for src_path, dest in copies:
             p = Path(src_path)
             if not p.exists():
-                from scripts.config import ConfigError
-
                 raise ConfigError(
                     f"benchmarks.{benchmark}.implementation.container: {p} does not exist "
                     "(the Dockerfile and context paths are relative to the workflow folder)"
@@ -400,7 +397,7 @@ def stale_reason(stamp: Path, spec: ImageSpec, check_engine: bool = True) -> str
     except (OSError, ValueError):
         return "it cannot be read"
     if record.get("inputs_sha256") != spec.inputs_sha256:
-        from scripts.campaign import differences
+        from scripts.plan import differences  # here: plan imports this module (see above)
 
         diffs = differences(record.get("inputs", {}), spec.inputs)
         return "what the image is built from changed: " + "; ".join(diffs[:5] or ["inputs"])

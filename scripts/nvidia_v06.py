@@ -24,9 +24,14 @@ BIND_LAUNCH        hyper-parameter ``BIND_LAUNCH``: 1 binds each process to its 
 
 from __future__ import annotations
 
+import argparse
 import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any
+
+from scripts import docker_backend, plan
+from scripts.config import ConfigError
 
 # config_DGX1.sh's order of the DL parameters; other hyper-parameters follow, sorted
 DL_PARAMS = (
@@ -130,12 +135,6 @@ def config_sh(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    from scripts import config as cfg
-    from scripts import docker_backend
-
     p = argparse.ArgumentParser(
         prog="python -m scripts.nvidia_v06",
         description="Print the config_<SYSTEM>.sh that the workflow writes into the build "
@@ -146,15 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
     args = p.parse_args(argv)
     try:
-        config = cfg.load_files(args.configfile)
+        config = plan.load_campaign(args.configfile)
         for kind, name in (("systems", args.system), ("benchmarks", args.benchmark)):
             if name not in config[kind]:
-                raise cfg.ConfigError(
+                raise ConfigError(
                     f"no {kind[:-1]} {name!r} in these config files; defined: "
                     + ", ".join(sorted(config[kind]))
                 )
         files = docker_backend.generated_files(config, args.benchmark, args.system)
-    except (cfg.ConfigError, SystemConfigError) as exc:
+    except (ConfigError, SystemConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not files:

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 from scripts import (
-    campaign,
     cluster,
     dataset,
     docker_backend,
@@ -57,11 +56,12 @@ from scripts import (
     gpus,
     hashing,
     layout,
+    plan,
     seals,
 )
-from scripts.config import RunSpec, fingerprint
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
+from scripts.plan import RunSpec
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
@@ -372,9 +372,9 @@ def _attempts(
             meta["docker_argv"] = launch.argv
             meta["image_id"] = launch.image["image_id"]
             fingerprinted.append("image_id")
-        fingerprinted += campaign.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
+        fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
         meta["fingerprint_keys"] = sorted(fingerprinted)
-        meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
+        meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
         try:
             seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         except seals.SealError as exc:  # e.g. the log changed while it was hashed

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from scripts import dataset, docker_backend
-from scripts.config import RunSpec
+from scripts.plan import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, containers_labelled, need_docker
 
