@@ -25,6 +25,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -358,8 +359,11 @@ def supervise_nodes(plan: Sequence[Mapping[str, Any]], err: TextIO = sys.stderr)
             status = code
             message = f"launch: a node failed with status {code}; stopping the others"
             print(message, file=err, flush=True)
-            for other in running.values():
-                other.terminate()
+            for other in running:
+                # os.kill, not Popen.terminate: that polls, and a poll reaps an exited node
+                # whose status os.wait must still collect (a pid not yet collected is never
+                # reused, so signalling it is safe)
+                os.kill(other, signal.SIGTERM)
     return status
 
 
