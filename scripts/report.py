@@ -23,11 +23,14 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pandas as pd
+from docutils.core import publish_parts
 
-from scripts import formats, hashing, layout, stats
+from scripts import columns, formats, hashing, layout, stats
 from scripts.tables import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -81,9 +84,34 @@ def fmt_num(x: Any, spec: str = ".3g") -> str:
 
 
 def caption(name: str) -> str:
-    """The caption text of a plot or table (report/<name>.rst, plain text)."""
+    """The caption text of a plot (report/<name>.rst, plain text)."""
     path = CAPTIONS_DIR / f"{name}.rst"
     return path.read_text().strip() if path.exists() else ""
+
+
+class _CaptionJob:
+    """What a caption template reads, as Snakemake's report gives it to the template of a
+    rule's output: ``snakemake.params.columns`` (rules/report.smk passes the registry)."""
+
+    def __init__(self, registry: columns.Registry) -> None:
+        self.params = SimpleNamespace(columns=registry)
+
+
+def render_caption(name: str, registry: columns.Registry) -> str:
+    """report/<name>.rst rendered as Snakemake renders a caption (a Jinja2 template with
+    ``trim_blocks`` and ``lstrip_blocks``), with ``registry`` as ``snakemake.params.columns``:
+    reStructuredText."""
+    template = (CAPTIONS_DIR / f"{name}.rst").read_text()
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(snakemake=_CaptionJob(registry))
+
+
+def caption_html(name: str, registry: columns.Registry) -> str:
+    """The caption of a table as HTML: :func:`render_caption`, turned into HTML by docutils
+    (the body part, as Snakemake's report does)."""
+    text = render_caption(name, registry)
+    settings = {"report_level": 5, "halt_level": 5}  # a caption never prints warnings
+    return publish_parts(text, writer_name="html", settings_overrides=settings)["body"]
 
 
 def data_uri(path: Path) -> str:
@@ -266,51 +294,34 @@ def _p(x: Any) -> str:
     return "n/a" if is_missing(x) else f"{float(x):.3g}"
 
 
-SUMMARY_TABLE = [
-    ("system", "system", esc),
-    ("n_runs", "runs", _int),
-    ("n_converged", "converged", _int),
-    ("valid", "valid", _yes),
-    ("score_s", "MLPerf score (s)", fmt_s),
-    ("mean_s", "mean (s)", fmt_s),
-    ("std_s", "std (s)", fmt_s),
-    ("cv", "cv", _pct),
-    ("ci95_low_s", "t 95% CI low", fmt_s),
-    ("ci95_high_s", "t 95% CI high", fmt_s),
-    ("boot_ci95_low_s", "bootstrap low", fmt_s),
-    ("boot_ci95_high_s", "bootstrap high", fmt_s),
-    ("median_s", "median (s)", fmt_s),
-    ("mad_s", "MAD (s)", fmt_s),
-    ("q1_s", "q1 (s)", fmt_s),
-    ("q3_s", "q3 (s)", fmt_s),
-    ("min_s", "min (s)", fmt_s),
-    ("max_s", "max (s)", fmt_s),
-    ("outlier_runs", "outlier runs", esc),
-    ("unstable", "unstable", _yes),
-    ("runs_for_5pct_ci", "runs for +/-5%", _int),
-    ("epochs_to_converge_mean", "epochs (mean)", fmt_num),
-    ("epochs_to_converge_std", "epochs (std)", fmt_num),
-    ("time_per_epoch_mean_s", "s per epoch", fmt_s),
-    ("time_per_epoch_cv", "cv per epoch", _pct),
-]
-COMPARISON_TABLE = [
-    ("system", "system", esc),
-    ("reference", "reference", esc),
-    ("n", "runs", _int),
-    ("n_reference", "ref. runs", _int),
-    ("speedup", "speedup", lambda x: fmt_num(x, ".3f")),
-    ("speedup_ci95_low", "95% CI low", lambda x: fmt_num(x, ".3f")),
-    ("speedup_ci95_high", "95% CI high", lambda x: fmt_num(x, ".3f")),
-    ("score_speedup", "score speedup", lambda x: fmt_num(x, ".3f")),
-    ("epoch_speedup", "per-epoch speedup", lambda x: fmt_num(x, ".3f")),
-    ("p_welch", "Welch p", _p),
-    ("p_welch_holm", "Welch p (Holm)", _p),
-    ("p_mannwhitney", "Mann-Whitney p", _p),
-    ("p_mannwhitney_holm", "M-W p (Holm)", _p),
-    ("prob_faster", "P(run faster)", lambda x: fmt_num(x, ".2f")),
-    ("significant", "significant", _yes),
-    ("mdd_rel", "detectable at 80%", _pct),
-]
+def _ratio3(x: Any) -> str:
+    return fmt_num(x, ".3f")
+
+
+def _prob(x: Any) -> str:
+    return fmt_num(x, ".2f")
+
+
+# How a column's value is shown, by the name its registry entry gives (Column.fmt)
+FORMATS = {
+    "text": esc,
+    "int": _int,
+    "yes": _yes,
+    "s": fmt_s,
+    "pct": _pct,
+    "num": fmt_num,
+    "ratio": _ratio3,
+    "prob": _prob,
+    "p": _p,
+}
+
+
+def table_columns(registry: columns.Registry) -> list[tuple[str, str, Any]]:
+    """The (column, header, formatter) triples of report.html's table of a registry's table:
+    its columns that have a header, in file order."""
+    return [(c.name, c.header, FORMATS[c.fmt]) for c in registry if c.header is not None]
+
+
 RUNS_TABLE = [
     ("system", "system", esc),
     ("run", "run", _int),
@@ -463,11 +474,11 @@ def render(
         "<h2>Warnings</h2>",
         "".join(f'<div class="warn">{esc(w)}</div>' for w in warns) or "<p>None.</p>",
         "<h2>Summary</h2>",
-        f"<p>{esc(caption('summary'))}</p>",
-        table_by_system(summary, SUMMARY_TABLE),
+        caption_html("summary", columns.SUMMARY),
+        table_by_system(summary, table_columns(columns.SUMMARY)),
         "<h2>Comparison</h2>",
-        f"<p>{esc(caption('comparison'))}</p>",
-        table(comparison, COMPARISON_TABLE)
+        caption_html("comparison", columns.COMPARISON),
+        table(comparison, table_columns(columns.COMPARISON))
         if len(comparison)
         else "<p>One system: nothing to compare.</p>",
         "<h2>Plots</h2>",
