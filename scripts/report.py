@@ -111,7 +111,7 @@ def caption_html(name: str, registry: columns.Registry) -> str:
     (the body part, as Snakemake's report does)."""
     text = render_caption(name, registry)
     settings = {"report_level": 5, "halt_level": 5}  # a caption never prints warnings
-    return publish_parts(text, writer_name="html", settings_overrides=settings)["body"]
+    return publish_parts(text, writer="html", settings_overrides=settings)["body"]
 
 
 def data_uri(path: Path) -> str:
