@@ -351,7 +351,92 @@ def summarize_partial(
     return frame
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse(args: argparse.Namespace) -> int:
+    """mlperf.log + run.json -> result.json."""
+    meta = formats.read_json(args.meta, "run.json")
+    quality = json.loads(args.quality_json)
+    parsed = parse_run(args.log, meta, quality, args.time_to_train)
+    result = formats.stamped("result.json", parsed)
+    write_json(args.output, result)
+    state = "converged" if result["converged"] else "did NOT converge"
+    print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    """result.json files -> runs.csv."""
+    write_atomic(args.output, collect(args.results).to_csv(index=False))
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    """runs.csv -> summary.csv; runs of different configurations are refused (exit 1)."""
+    try:
+        table = summarize(
+            pd.read_csv(args.runs),
+            args.max_nonconverged,
+            resamples=args.bootstrap_resamples,
+            seed=args.bootstrap_seed,
+        )
+    except AggregationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    print(
+        table.to_string(
+            index=False,
+            columns=["system", "n_runs", "n_converged", "valid", "score_s", "mean_s", "cv"],
+        )
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """runs.csv + summary.csv -> comparison.csv."""
+    runs = pd.read_csv(args.runs)
+    table = compare(
+        runs,
+        pd.read_csv(args.summary),
+        args.reference,
+        min_effect=args.min_effect,
+        resamples=args.bootstrap_resamples,
+        seed=args.bootstrap_seed,
+    )
+    _, note = choose_reference(sorted(set(runs["system"])), args.reference)
+    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    print(note or f"reference system: {args.reference}")
+    print("\n".join(table["verdict"]) or "one system: nothing to compare")
+    return 0
+
+
+def _evals(args: argparse.Namespace) -> int:
+    """result.json files -> evals.csv."""
+    rows = [r for f in args.results for r in eval_rows(read_json(Path(f), "result.json"))]
+    write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
+    return 0
+
+
+def _partial(args: argparse.Namespace) -> int:
+    """finished result.json files -> summary.partial.csv."""
+    frame = collect(args.results) if args.results else pd.DataFrame(columns=RUN_COLUMNS)
+    table = summarize_partial(frame, json.loads(args.expected_json), args.max_nonconverged)
+    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    print(
+        table.to_string(
+            index=False,
+            columns=["system", "partial", "n_runs", "n_expected", "score_s", "mean_s"],
+        )
+    )
+    return 0
+
+
+def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
+    parser.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per table, each with the function that makes it."""
     p = argparse.ArgumentParser(description="Parse runs and aggregate them into tables.")
     sub = p.add_subparsers(dest="cmd", required=True)
     pa = sub.add_parser("parse", help="mlperf.log + run.json -> result.json")
@@ -371,16 +456,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     su = sub.add_parser("summarize", help="runs.csv -> summary.csv")
     su.add_argument("--runs", type=Path, required=True)
     su.add_argument("--max-nonconverged", type=int, default=1)
-    su.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
-    su.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
+    _bootstrap_options(su)
     su.add_argument("--output", type=Path, required=True)
     cm = sub.add_parser("compare", help="runs.csv + summary.csv -> comparison.csv")
     cm.add_argument("--runs", type=Path, required=True)
     cm.add_argument("--summary", type=Path, required=True)
     cm.add_argument("--reference", default=None, help="the reference system")
     cm.add_argument("--min-effect", type=float, default=0.0)
-    cm.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
-    cm.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
+    _bootstrap_options(cm)
     cm.add_argument("--output", type=Path, required=True)
     ev = sub.add_parser("evals", help="result.json files -> evals.csv")
     ev.add_argument("--output", type=Path, required=True)
@@ -390,64 +473,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     pt.add_argument("--max-nonconverged", type=int, default=1)
     pt.add_argument("--output", type=Path, required=True)
     pt.add_argument("results", type=Path, nargs="*")
-    args = p.parse_args(argv)
-    if args.cmd == "partial":
-        frame = collect(args.results) if args.results else pd.DataFrame(columns=RUN_COLUMNS)
-        table = summarize_partial(frame, json.loads(args.expected_json), args.max_nonconverged)
-        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
-        print(
-            table.to_string(
-                index=False,
-                columns=["system", "partial", "n_runs", "n_expected", "score_s", "mean_s"],
-            )
-        )
-        return 0
-    if args.cmd == "parse":
-        meta = formats.read_json(args.meta, "run.json")
-        quality = json.loads(args.quality_json)
-        parsed = parse_run(args.log, meta, quality, args.time_to_train)
-        result = formats.stamped("result.json", parsed)
-        write_json(args.output, result)
-        state = "converged" if result["converged"] else "did NOT converge"
-        print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
-    elif args.cmd == "collect":
-        write_atomic(args.output, collect(args.results).to_csv(index=False))
-    elif args.cmd == "evals":
-        rows = [r for f in args.results for r in eval_rows(read_json(Path(f), "result.json"))]
-        write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
-    elif args.cmd == "compare":
-        runs = pd.read_csv(args.runs)
-        table = compare(
-            runs,
-            pd.read_csv(args.summary),
-            args.reference,
-            min_effect=args.min_effect,
-            resamples=args.bootstrap_resamples,
-            seed=args.bootstrap_seed,
-        )
-        _, note = choose_reference(sorted(set(runs["system"])), args.reference)
-        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
-        print(note or f"reference system: {args.reference}")
-        print("\n".join(table["verdict"]) or "one system: nothing to compare")
-    else:
-        try:
-            table = summarize(
-                pd.read_csv(args.runs),
-                args.max_nonconverged,
-                resamples=args.bootstrap_resamples,
-                seed=args.bootstrap_seed,
-            )
-        except AggregationError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
-        print(
-            table.to_string(
-                index=False,
-                columns=["system", "n_runs", "n_converged", "valid", "score_s", "mean_s", "cv"],
-            )
-        )
-    return 0
+    for name, command in SUBCOMMANDS.items():
+        sub.choices[name].set_defaults(run=command)
+    return p
+
+
+SUBCOMMANDS = {
+    "parse": _parse,
+    "collect": _collect,
+    "summarize": _summarize,
+    "compare": _compare,
+    "evals": _evals,
+    "partial": _partial,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":
