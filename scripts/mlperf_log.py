@@ -44,7 +44,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -762,45 +762,121 @@ def run_outcome(
     target = float(target)
     higher = direction == "higher"
     also = {k: float(v) for k, v in (also_targets or {}).items()}
-    problems: list[str] = []
 
     invalid = log_problems(parsed, time_source)
-    problems: list[str] = list(invalid)
+    timing = _timing(parsed, time_source, valid_log=not invalid)
+    evals = _evaluations(parsed, target, higher, value_key, also, timing.run_start_s)
+    quality_problems, components_met = _quality_problems(evals, target, higher, value_key, also)
+    converged = (
+        not invalid
+        and timing.time_to_train_s is not None
+        and timing.time_to_train_s > 0
+        and timing.status is not None
+        and timing.status.lower() == "success"
+        and evals.final_quality is not None
+        and _meets(evals.final_quality, target, higher)
+        and components_met
+    )
+    epochs, time_per_epoch_s = _epochs(parsed, evals.history)
+    seed_ev = parsed.first("seed")
+    seed = _as_int(seed_ev.value) if seed_ev is not None else None
+    if seed is None and parsed.result_line is not None:
+        seed = _as_int(parsed.result_line.seed)
+    bench_ev = parsed.first("submission_benchmark")
+    benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
+    result_line_wall_s = (
+        max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
+    )
+    malformed = [m] if (m := _malformed_problem(parsed)) else []
+    return RunOutcome(
+        run_start_s=timing.run_start_s,
+        run_stop_s=timing.run_stop_s,
+        time_to_train_s=timing.time_to_train_s,
+        status=timing.status,
+        converged=converged,
+        final_quality=evals.final_quality,
+        quality_target=target,
+        quality_direction=direction,
+        epochs=epochs,
+        epochs_to_converge=evals.epochs_to_converge if converged else None,
+        time_per_epoch_s=time_per_epoch_s,
+        seed=seed,
+        benchmark=benchmark,
+        result_line_wall_s=result_line_wall_s,
+        eval_history=evals.history,
+        problems=[*invalid, *timing.problems, *quality_problems, *malformed],
+        final_components=evals.final_components,
+        log_problems=invalid,
+    )
 
-    start_ev = parsed.first("run_start")
-    run_start_s = start_ev.time_s if start_ev is not None else None
+
+@dataclass
+class _Timing:
+    """When the run started and stopped, its time to train and status, and what is wrong
+    with them."""
+
+    run_start_s: float | None = None
     run_stop_s: float | None = None
     time_to_train_s: float | None = None
     status: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _timing(parsed: ParsedLog, time_source: str, *, valid_log: bool) -> _Timing:
+    """The run's times and status by ``time_source`` (see :func:`run_outcome`); a log that is
+    not valid has no time to train."""
+    start_ev = parsed.first("run_start")
+    t = _Timing(run_start_s=start_ev.time_s if start_ev is not None else None)
     if time_source == "run_stop":
         stop_ev = parsed.last("run_stop")
-        run_stop_s = stop_ev.time_s if stop_ev is not None else None
-        if run_start_s is not None and run_stop_s is not None and not invalid:
-            time_to_train_s = round(run_stop_s - run_start_s, 3)
+        t.run_stop_s = stop_ev.time_s if stop_ev is not None else None
+        if t.run_start_s is not None and t.run_stop_s is not None and valid_log:
+            t.time_to_train_s = round(t.run_stop_s - t.run_start_s, 3)
         if stop_ev is not None:
             raw_status = stop_ev.metadata.get("status")
             if raw_status is None:
-                problems.append("run_stop has no status")
+                t.problems.append("run_stop has no status")
             else:
-                status = str(raw_status)
-                if status.lower() != "success":
-                    problems.append(f"run_stop status is {_short(status)}")
+                t.status = str(raw_status)
+                if t.status.lower() != "success":
+                    t.problems.append(f"run_stop status is {_short(t.status)}")
+        return t
+    result_ev = parsed.last("eval_result")
+    stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
+    if result_ev is None:
+        t.problems.append("no eval_result event (no model beat the target)")
+    elif stamp is None or stamp <= 0:
+        t.problems.append(f"eval_result timestamp {_short(result_ev.metadata.get('timestamp'))}")
     else:
-        result_ev = parsed.last("eval_result")
-        stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
-        if result_ev is None:
-            problems.append("no eval_result event (no model beat the target)")
-        elif stamp is None or stamp <= 0:
-            problems.append(f"eval_result timestamp {_short(result_ev.metadata.get('timestamp'))}")
-        else:
-            status = "success"
-            if not invalid:
-                time_to_train_s = round(stamp, 3)
-            if run_start_s is not None:
-                run_stop_s = run_start_s + stamp
+        t.status = "success"
+        if valid_log:
+            t.time_to_train_s = round(stamp, 3)
+        if t.run_start_s is not None:
+            t.run_stop_s = t.run_start_s + stamp
+    return t
 
-    # Evaluations, in file order.
-    eval_history: list[tuple[int | None, float, float | None]] = []
+
+@dataclass
+class _Evaluations:
+    """The eval_accuracy events of a log, in file order."""
+
+    history: list[tuple[int | None, float, float | None]]  # (epoch, quality, s since start)
+    final_quality: float | None  # of the last eval_accuracy (None: not a number)
+    final_components: dict[str, float | None]  # the also_targets' parts of the last one
+    epochs_to_converge: int | None  # epoch of the first evaluation that met every target
+    n_eval: int
+    last_eval: Event | None  # the last eval_accuracy event
+
+
+def _evaluations(
+    parsed: ParsedLog,
+    target: float,
+    higher: bool,
+    value_key: str | None,
+    also: Mapping[str, float],
+    run_start_s: float | None,
+) -> _Evaluations:
+    history: list[tuple[int | None, float, float | None]] = []
     final_quality: float | None = None
     final_components: dict[str, float | None] = {k: None for k in also}
     epochs_to_converge: int | None = None
@@ -818,43 +894,55 @@ def run_outcome(
         final_quality = val
         ep = _as_int(ev.metadata.get("epoch_num"))
         since = round(ev.time_s - run_start_s, 3) if run_start_s is not None else None
-        eval_history.append((ep, val, since))
+        history.append((ep, val, since))
         parts_met = all(p is not None and _meets(p, also[k], higher) for k, p in parts.items())
         if epochs_to_converge is None and _meets(val, target, higher) and parts_met:
             epochs_to_converge = ep
-    last_eval = parsed.last("eval_accuracy")
+    return _Evaluations(
+        history=history,
+        final_quality=final_quality,
+        final_components=final_components,
+        epochs_to_converge=epochs_to_converge,
+        n_eval=n_eval,
+        last_eval=parsed.last("eval_accuracy"),
+    )
+
+
+def _quality_problems(
+    evals: _Evaluations,
+    target: float,
+    higher: bool,
+    value_key: str | None,
+    also: Mapping[str, float],
+) -> tuple[list[str], bool]:
+    """What is wrong with the final quality, and whether every also_targets part is met."""
+    problems: list[str] = []
     what = "final eval_accuracy" + (f" {value_key}" if value_key else "")
-    if n_eval == 0:
+    final = evals.final_quality
+    if evals.n_eval == 0:
         problems.append("no eval_accuracy event")
-    elif final_quality is None and last_eval is not None:
-        problems.append(f"{what} {_short(last_eval.value)} is not a number")
-    elif final_quality is not None and not _meets(final_quality, target, higher):
+    elif final is None and evals.last_eval is not None:
+        problems.append(f"{what} {_short(evals.last_eval.value)} is not a number")
+    elif final is not None and not _meets(final, target, higher):
         problems.append(
-            f"{what} {final_quality!r} does not meet target {target!r}"
+            f"{what} {final!r} does not meet target {target!r}"
             + ("" if higher else " (lower is better)")
         )
     components_met = True
-    if n_eval:
+    if evals.n_eval:
         for k, t in also.items():
-            got = final_components.get(k)
+            got = evals.final_components.get(k)
             if got is None or not _meets(got, t, higher):
                 components_met = False
                 problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
+    return problems, components_met
 
-    converged = (
-        not invalid
-        and time_to_train_s is not None
-        and time_to_train_s > 0
-        and status is not None
-        and status.lower() == "success"
-        and final_quality is not None
-        and _meets(final_quality, target, higher)
-        and components_met
-    )
-    if not converged:
-        epochs_to_converge = None
 
-    # Epochs and time per epoch, matched by metadata epoch_num.
+def _epochs(
+    parsed: ParsedLog, history: Sequence[tuple[int | None, float, float | None]]
+) -> tuple[int | None, float | None]:
+    """The number of epochs (the last epoch_stop's epoch_num, else the last evaluated epoch)
+    and the mean time per epoch (epoch_start and epoch_stop matched by epoch_num)."""
     starts: dict[int, float] = {}
     stops: dict[int, float] = {}
     for ev in parsed.events:
@@ -871,45 +959,16 @@ def run_outcome(
     if stops:
         epochs = max(stops)
     else:
-        eval_epochs = [ep for ep, _, _ in eval_history if ep is not None]
+        eval_epochs = [ep for ep, _, _ in history if ep is not None]
         epochs = max(eval_epochs) if eval_epochs else None
     durations = [stops[ep] - starts[ep] for ep in stops if ep in starts]
     time_per_epoch_s = math.fsum(durations) / len(durations) if durations else None
+    return epochs, time_per_epoch_s
 
-    seed_ev = parsed.first("seed")
-    seed = _as_int(seed_ev.value) if seed_ev is not None else None
-    if seed is None and parsed.result_line is not None:
-        seed = _as_int(parsed.result_line.seed)
-    bench_ev = parsed.first("submission_benchmark")
-    benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
-    result_line_wall_s = (
-        max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
-    )
 
-    if parsed.malformed_lines:
-        n = parsed.malformed_lines
-        first_at = parsed.malformed_line_nos[0] if parsed.malformed_line_nos else "?"
-        problems.append(
-            f"{n} malformed MLPerf line{'s' if n != 1 else ''} (first at line {first_at})"
-        )
-
-    return RunOutcome(
-        run_start_s=run_start_s,
-        run_stop_s=run_stop_s,
-        time_to_train_s=time_to_train_s,
-        status=status,
-        converged=converged,
-        final_quality=final_quality,
-        quality_target=target,
-        quality_direction=direction,
-        epochs=epochs,
-        epochs_to_converge=epochs_to_converge,
-        time_per_epoch_s=time_per_epoch_s,
-        seed=seed,
-        benchmark=benchmark,
-        result_line_wall_s=result_line_wall_s,
-        eval_history=eval_history,
-        problems=problems,
-        final_components=final_components,
-        log_problems=invalid,
-    )
+def _malformed_problem(parsed: ParsedLog) -> str | None:
+    if not parsed.malformed_lines:
+        return None
+    n = parsed.malformed_lines
+    first_at = parsed.malformed_line_nos[0] if parsed.malformed_line_nos else "?"
+    return f"{n} malformed MLPerf line{'s' if n != 1 else ''} (first at line {first_at})"
