@@ -292,6 +292,8 @@ def _scan_segment(
 ) -> None:
     """Add the events of ``text`` (whole lines, str or bytes) to ``state``; ``count_rest``
     False: no line follows, so the lines after the last marker need no counting."""
+    # long: the parser's hot loop (bench/parse_logs.py): both event formats inline, with the
+    # locals bound here, which every part of a split would need passed in
     append = state.events.append
     scan = _scan_json
     count = text.count
@@ -639,28 +641,32 @@ def log_problems(parsed: ParsedLog, time_source: str = "run_stop") -> list[str]:
             problems.append(f"eval_result timestamp {raw!r} is not finite")
         return problems
     stops = _once(parsed, "run_stop", problems)
-    if not starts or not stops:
-        return problems
-    start, stop = starts[0].time_s, stops[-1].time_s
+    if starts and stops:
+        problems += _window_problems(parsed, starts[0].time_s, stops[-1].time_s)
+    return problems
+
+
+def _window_problems(parsed: ParsedLog, start: float, stop: float) -> list[str]:
+    """What is wrong with the run's window from run_start to run_stop (the first that
+    applies): run_stop not after run_start, a time to train that is not a time, epoch or
+    evaluation events before run_start."""
     if stop <= start:
         word = "before" if stop < start else "at"
-        problems.append(f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})")
-        return problems
+        return [f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})"]
     if not stop - start < MAX_TIME_TO_TRAIN_S:
-        problems.append(
+        return [
             f"time to train {stop - start:.6g} s is longer than {MAX_TIME_TO_TRAIN_S:.0e} s: "
             "not a time"
-        )
-        return problems
+        ]
     early = [ev for ev in parsed.events if ev.key in WINDOW_KEYS and ev.time_s < start]
-    if early:
-        first = early[0]
-        n = len(early)
-        problems.append(
-            f"{n} epoch/evaluation event{'s' if n != 1 else ''} before run_start "
-            f"({_t(start)}); first: {first.key} at {_t(first.time_s)} (line {first.line_no})"
-        )
-    return problems
+    if not early:
+        return []
+    first = early[0]
+    n = len(early)
+    return [
+        f"{n} epoch/evaluation event{'s' if n != 1 else ''} before run_start "
+        f"({_t(start)}); first: {first.key} at {_t(first.time_s)} (line {first.line_no})"
+    ]
 
 
 def log_problems_of(path: str | os.PathLike[str], time_source: str = "run_stop") -> list[str]:
@@ -755,38 +761,17 @@ def run_outcome(
     ``eval_result`` event (seconds from run_start to the saving of the first model that beat
     the target); status "success" when that timestamp is > 0.
     """
-    if direction not in ("higher", "lower"):
-        raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
-    if time_source not in TIME_SOURCES:
-        raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
+    _check_choices(direction, time_source)
     target = float(target)
     higher = direction == "higher"
     also = {k: float(v) for k, v in (also_targets or {}).items()}
-
     invalid = log_problems(parsed, time_source)
     timing = _timing(parsed, time_source, valid_log=not invalid)
     evals = _evaluations(parsed, target, higher, value_key, also, timing.run_start_s)
-    quality_problems, components_met = _quality_problems(evals, target, higher, value_key, also)
-    converged = (
-        not invalid
-        and timing.time_to_train_s is not None
-        and timing.time_to_train_s > 0
-        and timing.status is not None
-        and timing.status.lower() == "success"
-        and evals.final_quality is not None
-        and _meets(evals.final_quality, target, higher)
-        and components_met
-    )
+    quality_problems, quality_met = _quality_problems(evals, target, higher, value_key, also)
+    converged = not invalid and _finished(timing) and quality_met
     epochs, time_per_epoch_s = _epochs(parsed, evals.history)
-    seed_ev = parsed.first("seed")
-    seed = _as_int(seed_ev.value) if seed_ev is not None else None
-    if seed is None and parsed.result_line is not None:
-        seed = _as_int(parsed.result_line.seed)
-    bench_ev = parsed.first("submission_benchmark")
-    benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
-    result_line_wall_s = (
-        max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
-    )
+    seed, benchmark, result_line_wall_s = _identity(parsed)
     malformed = [m] if (m := _malformed_problem(parsed)) else []
     return RunOutcome(
         run_start_s=timing.run_start_s,
@@ -807,6 +792,23 @@ def run_outcome(
         problems=[*invalid, *timing.problems, *quality_problems, *malformed],
         final_components=evals.final_components,
         log_problems=invalid,
+    )
+
+
+def _check_choices(direction: str, time_source: str) -> None:
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+    if time_source not in TIME_SOURCES:
+        raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
+
+
+def _finished(timing: _Timing) -> bool:
+    """The run has a positive time to train and ended with status success."""
+    return (
+        timing.time_to_train_s is not None
+        and timing.time_to_train_s > 0
+        and timing.status is not None
+        and timing.status.lower() == "success"
     )
 
 
@@ -915,7 +917,8 @@ def _quality_problems(
     value_key: str | None,
     also: Mapping[str, float],
 ) -> tuple[list[str], bool]:
-    """What is wrong with the final quality, and whether every also_targets part is met."""
+    """What is wrong with the final quality, and whether it meets the target and every
+    also_targets part meets its own."""
     problems: list[str] = []
     what = "final eval_accuracy" + (f" {value_key}" if value_key else "")
     final = evals.final_quality
@@ -935,7 +938,8 @@ def _quality_problems(
             if got is None or not _meets(got, t, higher):
                 components_met = False
                 problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
-    return problems, components_met
+    met = final is not None and _meets(final, target, higher) and components_met
+    return problems, met
 
 
 def _epochs(
@@ -964,6 +968,21 @@ def _epochs(
     durations = [stops[ep] - starts[ep] for ep in stops if ep in starts]
     time_per_epoch_s = math.fsum(durations) / len(durations) if durations else None
     return epochs, time_per_epoch_s
+
+
+def _identity(parsed: ParsedLog) -> tuple[int | None, str | None, float | None]:
+    """The run's seed (the seed event, else the RESULT line's), its benchmark
+    (submission_benchmark) and the latest RESULT line's wall time."""
+    seed_ev = parsed.first("seed")
+    seed = _as_int(seed_ev.value) if seed_ev is not None else None
+    if seed is None and parsed.result_line is not None:
+        seed = _as_int(parsed.result_line.seed)
+    bench_ev = parsed.first("submission_benchmark")
+    benchmark = str(bench_ev.value) if bench_ev is not None and bench_ev.value is not None else None
+    result_line_wall_s = (
+        max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
+    )
+    return seed, benchmark, result_line_wall_s
 
 
 def _malformed_problem(parsed: ParsedLog) -> str | None:

@@ -288,6 +288,14 @@ def compare(
         for system in systems
         if system != ref
     ]
+    return pd.DataFrame(comparison_rows(pairs, registry), columns=registry.names)
+
+
+def comparison_rows(
+    pairs: Sequence[columns.Pair], registry: columns.Registry
+) -> list[dict[str, Any]]:
+    """The rows of comparison.csv: first every column that reads its pair, then those that
+    read the whole table (Holm), then those that read their finished row."""
     rows = [{c.name: c.source(p) for c in registry if c.reads == "pair"} for p in pairs]
     for c in registry:
         if c.reads == "table":
@@ -297,7 +305,7 @@ def compare(
         for c in registry:
             if c.reads == "row":
                 row[c.name] = c.source(row)
-    return pd.DataFrame(rows, columns=registry.names)
+    return rows
 
 
 def eval_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
