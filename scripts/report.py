@@ -157,44 +157,7 @@ def warnings(
         out.append(reference_note + ".")
     required = int(benchmark.get("runs") or 0)
     for row in summary.to_dict("records"):
-        s = row["system"]
-        if not row["valid"]:
-            out.append(
-                f"{s}: no MLPerf score: {row['reason']}. Do not rerun only the failed runs "
-                "(that would be cherry-picking); find out why they did not converge, then run "
-                "the whole set again."
-            )
-        if required and row["n_runs"] < required:
-            out.append(
-                f"{s}: {row['n_runs']} runs, but MLPerf scores this benchmark on {required}: "
-                f"its score is not comparable with published ones; make {required} runs."
-            )
-        if row.get("unstable") is True or row.get("unstable") == "True":
-            need = row.get("runs_for_5pct_ci")
-            more = (
-                f"about {int(need)} runs would give a +/-5% confidence interval of the mean"
-                if not is_missing(need)
-                else "more runs are needed for a +/-5% interval"
-            )
-            out.append(
-                f"{s}: the standard deviation ({fmt_s(row['std_s'])} s) is "
-                f"{float(row['cv']):.0%} of the mean ({fmt_s(row['mean_s'])} s), at or above "
-                f"the {stats.UNSTABLE_CV:.0%} threshold: results are unstable. Use more runs "
-                f"({more}) and check what else runs on the machine."
-            )
-        if not is_missing(row.get("outlier_runs")) and str(row.get("outlier_runs")).strip():
-            out.append(
-                f"{s}: run(s) {row['outlier_runs']} lie outside {stats.IQR_K} IQR of the "
-                f"quartiles or have a modified z-score above {stats.MODIFIED_Z_THRESHOLD}: "
-                "flagged, not dropped. Look at their epochs to converge and time per epoch "
-                "to tell a slow machine from an unlucky seed."
-            )
-        nonconv = row["n_runs"] - row["n_converged"]
-        if row["valid"] and nonconv == 1:
-            out.append(
-                f"{s}: run {row['dropped_slowest_run']} did not reach the target; the MLPerf "
-                "rule counts it as the slowest run and drops it."
-            )
+        out.extend(system_warnings(row, required))
     for row in comparison.to_dict("records"):
         if not row["significant"] and not is_missing(row["mdd_rel"]):
             out.append(
@@ -213,6 +176,51 @@ def warnings(
             if expected and ("does not meet target" in problem or "status is" in problem):
                 continue
             out.append(f"{r['system']} run {r['run']}: {problem} (in {r.get('log')}).")
+    return out
+
+
+def system_warnings(row: Mapping[str, Any], required: int) -> list[str]:
+    """The warnings of one system's summary row: no score, too few runs, unstable, outliers,
+    a non-converged run dropped."""
+    out: list[str] = []
+    s = row["system"]
+    if not row["valid"]:
+        out.append(
+            f"{s}: no MLPerf score: {row['reason']}. Do not rerun only the failed runs "
+            "(that would be cherry-picking); find out why they did not converge, then run "
+            "the whole set again."
+        )
+    if required and row["n_runs"] < required:
+        out.append(
+            f"{s}: {row['n_runs']} runs, but MLPerf scores this benchmark on {required}: "
+            f"its score is not comparable with published ones; make {required} runs."
+        )
+    if row.get("unstable") is True or row.get("unstable") == "True":
+        need = row.get("runs_for_5pct_ci")
+        more = (
+            f"about {int(need)} runs would give a +/-5% confidence interval of the mean"
+            if not is_missing(need)
+            else "more runs are needed for a +/-5% interval"
+        )
+        out.append(
+            f"{s}: the standard deviation ({fmt_s(row['std_s'])} s) is "
+            f"{float(row['cv']):.0%} of the mean ({fmt_s(row['mean_s'])} s), at or above "
+            f"the {stats.UNSTABLE_CV:.0%} threshold: results are unstable. Use more runs "
+            f"({more}) and check what else runs on the machine."
+        )
+    if not is_missing(row.get("outlier_runs")) and str(row.get("outlier_runs")).strip():
+        out.append(
+            f"{s}: run(s) {row['outlier_runs']} lie outside {stats.IQR_K} IQR of the "
+            f"quartiles or have a modified z-score above {stats.MODIFIED_Z_THRESHOLD}: "
+            "flagged, not dropped. Look at their epochs to converge and time per epoch "
+            "to tell a slow machine from an unlucky seed."
+        )
+    nonconv = row["n_runs"] - row["n_converged"]
+    if row["valid"] and nonconv == 1:
+        out.append(
+            f"{s}: run {row['dropped_slowest_run']} did not reach the target; the MLPerf "
+            "rule counts it as the slowest run and drops it."
+        )
     return out
 
 
@@ -358,57 +366,76 @@ def provenance(
     ]
     metas = [formats.read_json(p, "run.json") for p in sorted(system_dir.glob("run_*/run.json"))]
     if config.get("backend") == "import":
-        items.append(("import_dir", config.get("import_dir")))
-        sub = metas[0].get("submission", {}) if metas else {}
-        for key in ("org", "platform", "division", "status"):
-            items.append((f"submission {key}", sub.get(key)))
-        entry = sub.get("entry")
-        if isinstance(entry, dict):
-            for key in ("hardware", "framework", "os", "interconnect"):
-                items.append((key, entry.get(key)))
-            nodes = entry.get("nodes")
-            if isinstance(nodes, dict):
-                for key in ("num_nodes", "cpu", "accelerator", "num_accelerators", "sys_mem_size"):
-                    items.append((key, nodes.get(key)))
-            libs = entry.get("libraries")
-            if isinstance(libs, dict):
-                items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
-        for m in metas:
-            run = layout.run_id(m["run"], len(metas))
-            items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
+        items += _imported_provenance(config, metas)
     else:
-        env_path = system_dir / "environment.json"
-        env = json.loads(env_path.read_text()) if env_path.exists() else {}
-        git = env.get("workflow_git") or {}
-        items += [
-            ("threads per run", config.get("threads")),
-            ("GPUs per run", config.get("gpus")),
-            ("host", env.get("host")),
-            ("CPU", f"{env.get('cpu_count')} x {env.get('cpu_model')}" if env else None),
-            ("GPUs", ", ".join(env.get("gpus") or []) or "none"),
-            ("OS", env.get("os")),
-            ("Python", env.get("python")),
-            (
-                "packages",
-                ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items()),
-            ),
-            (
-                "workflow commit",
-                f"{git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}"
-                if git
-                else None,
-            ),
-            ("environment captured", env.get("captured_utc")),
-            ("environment digest", env.get("digest")),
-        ]
-        image = env.get("image") or {}
-        if image:  # the docker backend: the software is the image's
-            items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
-        if metas:
-            items.append(("command of run 01", metas[0].get("command")))
-            if metas[0].get("docker_argv"):
-                items.append(("docker run of run 01", shlex.join(metas[0]["docker_argv"])))
+        items += _local_provenance(config, system_dir, metas)
     return f"<h3>{esc(system)}</h3>" + _definition_list(items)
+
+
+def _imported_provenance(
+    config: Mapping[str, Any], metas: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Any]]:
+    """An imported system: its folder, what the submission says about its hardware, and the
+    source log of every run."""
+    items: list[tuple[str, Any]] = []
+    items.append(("import_dir", config.get("import_dir")))
+    sub = metas[0].get("submission", {}) if metas else {}
+    for key in ("org", "platform", "division", "status"):
+        items.append((f"submission {key}", sub.get(key)))
+    entry = sub.get("entry")
+    if isinstance(entry, dict):
+        for key in ("hardware", "framework", "os", "interconnect"):
+            items.append((key, entry.get(key)))
+        nodes = entry.get("nodes")
+        if isinstance(nodes, dict):
+            for key in ("num_nodes", "cpu", "accelerator", "num_accelerators", "sys_mem_size"):
+                items.append((key, nodes.get(key)))
+        libs = entry.get("libraries")
+        if isinstance(libs, dict):
+            items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
+    for m in metas:
+        run = layout.run_id(m["run"], len(metas))
+        items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
+    return items
+
+
+def _local_provenance(
+    config: Mapping[str, Any], system_dir: Path, metas: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Any]]:
+    """A system that ran here: its resources, its environment.json, its image, its command."""
+    items: list[tuple[str, Any]] = []
+    env_path = system_dir / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    git = env.get("workflow_git") or {}
+    items += [
+        ("threads per run", config.get("threads")),
+        ("GPUs per run", config.get("gpus")),
+        ("host", env.get("host")),
+        ("CPU", f"{env.get('cpu_count')} x {env.get('cpu_model')}" if env else None),
+        ("GPUs", ", ".join(env.get("gpus") or []) or "none"),
+        ("OS", env.get("os")),
+        ("Python", env.get("python")),
+        (
+            "packages",
+            ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items()),
+        ),
+        (
+            "workflow commit",
+            f"{git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}"
+            if git
+            else None,
+        ),
+        ("environment captured", env.get("captured_utc")),
+        ("environment digest", env.get("digest")),
+    ]
+    image = env.get("image") or {}
+    if image:  # the docker backend: the software is the image's
+        items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
+    if metas:
+        items.append(("command of run 01", metas[0].get("command")))
+        if metas[0].get("docker_argv"):
+            items.append(("docker run of run 01", shlex.join(metas[0]["docker_argv"])))
+    return items
 
 
 def _run_notes(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -457,17 +484,8 @@ def render(
     _, note = choose_reference(sorted(set(runs["system"])), context.get("reference_system"))
     lines, compared = verdicts(summary, comparison, note)
     warns = warnings(summary, comparison, bench, results, note if compared else "")
-    quality = bench.get("quality") or {}
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(benchmark)}: time to train</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>{esc(benchmark)}: time to train</h1>",
-        f'<p class="scale">{esc(bench.get("description"))}<br>scale: '
-        f"<b>{esc(bench.get('scale'))}</b><br>quality target: {esc(quality.get('metric'))} "
-        f"{'>=' if quality.get('direction', 'higher') == 'higher' else '<='} "
-        f"{esc(quality.get('target'))}; MLPerf runs: {esc(bench.get('runs'))}</p>",
+        *_page_head(benchmark, bench),
         f'<div class="verdict{"" if compared else " none"}" id="verdict">'
         + "<br>".join(esc(v) for v in lines)
         + "</div>",
@@ -483,13 +501,7 @@ def render(
         else "<p>One system: nothing to compare.</p>",
         "<h2>Plots</h2>",
     ]
-    for name in PLOTS:
-        png = results_dir / "plots" / f"{name}.png"
-        parts.append(
-            f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
-            f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
-            f"{esc(caption(name))}</figcaption></figure>"
-        )
+    parts += [_figure(name, results_dir / "plots" / f"{name}.png") for name in PLOTS]
     parts += [
         "<h2>Runs</h2>",
         table(_run_notes(runs, summary), RUNS_TABLE),
@@ -500,8 +512,38 @@ def render(
         parts.append(
             provenance(system, systems_cfg[system], results_dir / system, fingerprints.get(system))
         )
-    st = context.get("statistics", {})
-    parts += [
+    parts += _methods(context.get("statistics", {}), results_dir, generated)
+    return "\n".join(parts) + "\n"
+
+
+def _page_head(benchmark: str, bench: Mapping[str, Any]) -> list[str]:
+    """The page up to the verdict: title, the benchmark's description, scale and target."""
+    quality = bench.get("quality") or {}
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(benchmark)}: time to train</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{esc(benchmark)}: time to train</h1>",
+        f'<p class="scale">{esc(bench.get("description"))}<br>scale: '
+        f"<b>{esc(bench.get('scale'))}</b><br>quality target: {esc(quality.get('metric'))} "
+        f"{'>=' if quality.get('direction', 'higher') == 'higher' else '<='} "
+        f"{esc(quality.get('target'))}; MLPerf runs: {esc(bench.get('runs'))}</p>",
+    ]
+
+
+def _figure(name: str, png: Path) -> str:
+    """A plot, embedded, with its title and caption (report/<name>.rst)."""
+    return (
+        f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
+        f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
+        f"{esc(caption(name))}</figcaption></figure>"
+    )
+
+
+def _methods(st: Mapping[str, Any], results_dir: Path, generated: str | None) -> list[str]:
+    """The end of the page: the methods, the statistics settings, when and from what."""
+    return [
         "<h2>Methods</h2>",
         f"<p>{esc(caption('methods'))}</p>",
         f"<p>Bootstrap: {esc(st.get('bootstrap_resamples', stats.BOOTSTRAP_RESAMPLES))} "
@@ -511,7 +553,6 @@ def render(
         f" from {esc(results_dir)}.</p>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
