@@ -10,6 +10,11 @@
   reference system (speedup with a bootstrap interval, tests, minimum detectable difference).
 - ``evals``: every ``result.json`` -> ``evals.csv`` (one row per evaluation: the convergence
   curves).
+- ``partial``: the finished runs' ``result.json`` -> ``summary.partial.csv`` (the summary so
+  far, each system marked partial).
+
+The columns of summary.csv and comparison.csv, and the function that computes each, are the
+registry :mod:`scripts.columns`; this module selects the runs each row is computed from.
 
 Aggregation refuses to mix runs of one system whose fingerprints differ (different dataset,
 target, command, hyper-parameters or environment): such runs are not comparable.
