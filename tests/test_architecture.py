@@ -159,26 +159,24 @@ def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]
 
 def unexplained_function_imports(path: Path) -> list[str]:
     comments = comment_lines(path)
-    tree = parse(path)
-    starts = {
-        n.lineno
-        for f in functions(tree)
-        for n in ast.walk(f)
-        if isinstance(n, ast.Import | ast.ImportFrom)
-    }
-    bad = []
-    for f in functions(tree):
+    imports: dict[int, tuple[ast.Import | ast.ImportFrom, str]] = {}  # first line -> (node, def)
+    for f in functions(parse(path)):  # outer functions first: the innermost one names it
         for node in ast.walk(f):
-            if not isinstance(node, ast.Import | ast.ImportFrom):
-                continue
-            line = node.lineno
-            # walk up a block of imports to the line above its first one
-            above = line - 1
-            while above in starts and above not in comments:
-                above -= 1
-            if line not in comments and above not in comments:
-                bad.append(f"{path.name}:{line} in {f.name}(): {ast.unparse(node)}")
-    return sorted(set(bad))
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                imports[node.lineno] = (node, f.name)
+    starts_by_end = {node.end_lineno: line for line, (node, _) in imports.items()}
+
+    def explained(line: int) -> bool:
+        if line in comments or line - 1 in comments:
+            return True
+        above = starts_by_end.get(line - 1)  # an import right above shares its comment
+        return above is not None and explained(above)
+
+    return [
+        f"{path.name}:{line} in {name}(): {ast.unparse(node)}"
+        for line, (node, name) in sorted(imports.items())
+        if not explained(line)
+    ]
 
 
 def unexplained_long_functions(path: Path) -> list[str]:
@@ -234,6 +232,13 @@ def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
         f"def long_bad():\n{filler}\n"
     )
     assert unexplained_function_imports(src) == ["m.py:9 in g(): import json"]
+    nested = tmp_path / "n.py"
+    nested.write_text(
+        "def outer():\n    def inner():\n        # lazy: slow\n        from os import (\n"
+        "            path,\n        )\n        import json\n\n        import csv\n"
+        "        return path, json, csv\n    return inner\n"
+    )
+    assert unexplained_function_imports(nested) == ["n.py:9 in inner(): import csv"]
     assert unexplained_long_functions(src) == [
         f"m.py:{14 + MAX_LINES + 3} long_bad() is {MAX_LINES + 1} lines"
     ]
