@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
@@ -108,7 +108,6 @@ class SystemRuns:
     converged_rows: pd.DataFrame  # their rows
     resamples: int = stats.BOOTSTRAP_RESAMPLES
     seed: int = stats.BOOTSTRAP_SEED
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def described(self) -> Describe | None:
