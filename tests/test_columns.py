@@ -83,7 +83,9 @@ def test_without_additions_the_tables_keep_their_golden_columns_and_bytes(tmp_pa
     assert tables.COMPARISON_COLUMNS == columns.COMPARISON.names
 
 
-@pytest.mark.parametrize("registry", [columns.SUMMARY, columns.COMPARISON], ids=str)
+@pytest.mark.parametrize(
+    "registry", [columns.SUMMARY, columns.COMPARISON], ids=["summary", "comparison"]
+)
 def test_every_entry_is_complete(registry: columns.Registry) -> None:
     names = registry.names
     assert len(names) == len(set(names)), "a column is listed twice"
