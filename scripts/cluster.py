@@ -138,7 +138,7 @@ def check_slurm_config(name: str, system: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     extra = (system.get("slurm") or {}).get("extra") or ""
     if extra:
-        try:
+        try:  # lazy: the Slurm plugin is needed only for a system with slurm.extra
             from snakemake_executor_plugin_slurm.validation import get_forbidden_slurm_options
         except ImportError:  # the plugin checks again at submission
             return problems
