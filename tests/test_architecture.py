@@ -18,6 +18,10 @@
   docstring's lines or the line of its first statement::
 
       def main(argv):  # long: one option per line of the command line; nothing to split
+
+  The embedded benchmark's code (:data:`FINGERPRINTED`) is exempt from this rule: it is copied
+  into the benchmark's image and its bytes are in every container run's fingerprint, so an
+  edit (even a comment) stops every finished docker or podman campaign as incomparable.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 MAX_LINES = 60
 LONG_MARK = "# long:"
+# the implementation of the embedded benchmark (config/benchmarks/gnmt.yaml container.context)
+FINGERPRINTED = ("scripts/gnmt/",)
 
 
 def module_name(path: Path) -> str:
@@ -208,7 +214,12 @@ def test_an_import_inside_a_function_says_why(path: Path) -> None:
     assert not bad, "imports inside functions without a comment: " + "; ".join(bad)
 
 
-@pytest.mark.parametrize("path", MODULES.values(), ids=IDS)
+SIZED = {
+    i: p for i, p in zip(IDS, MODULES.values(), strict=True) if not i.startswith(FINGERPRINTED)
+}
+
+
+@pytest.mark.parametrize("path", SIZED.values(), ids=SIZED.keys())
 def test_a_function_over_60_lines_says_why(path: Path) -> None:
     bad = unexplained_long_functions(path)
     assert not bad, f"functions over {MAX_LINES} lines without a '{LONG_MARK}' comment: " + (
