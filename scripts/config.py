@@ -30,6 +30,8 @@ from scripts.gpus import declared_devices
 if TYPE_CHECKING:
     import jsonschema
 
+    from scripts.backends import Backend
+
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = WORKFLOW_DIR / "config" / "schemas" / "config.schema.yaml"
 # the config files the Snakefile loads, in merge order (overlays come after them)
@@ -256,17 +258,7 @@ def check_references(
                     f"systems.{sname}.hyperparameters names benchmark {bname!r}, "
                     "which is not defined"
                 )
-        if system["backend"] == "docker":
-            for bname in config["campaign"]["benchmarks"]:
-                impl = config["benchmarks"].get(bname, {}).get("implementation")
-                if impl is None or "docker" not in (impl.get("backends") or ["docker"]):
-                    continue  # not meant to run on this system
-                if not impl.get("container"):
-                    problems.append(
-                        f"systems.{sname} has backend 'docker' but benchmarks.{bname}."
-                        "implementation has no container section (how to build and run its "
-                        "image); add one, or leave this system out of campaign.systems"
-                    )
+        problems += _backend(system["backend"]).config_problems(config, sname)
     if not problems:  # names resolve: the import checks can look the systems up
         problems += _import_problems(config, sources)
     if problems:
@@ -362,7 +354,7 @@ def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:
     backends = implementation.get("backends")
     if backends and backend not in backends:
         return False  # e.g. an implementation that only runs in its container
-    return backend != "docker" or bool(implementation.get("container"))
+    return _backend(backend).can_run(implementation)
 
 
 def benchmark_systems(config: Mapping[str, Any], benchmark: str) -> list[str]:
@@ -507,8 +499,9 @@ class RunSpec:
     # nodes per run (> 1: one srun per node inside a Slurm allocation) and CPUs per node
     nodes: int = 1
     cpus_per_node: int = 1
-    # 'local' or 'docker'; for docker, how the container runs (scripts/docker_backend.py:
-    # run_options) plus the host paths of the dataset, run and prepared-data folders
+    # the name of its backend (scripts/backends/); for a container backend, how the container
+    # runs (scripts/backends/container.py: run_options) plus the host paths of the dataset, run
+    # and prepared-data folders
     backend: str = "local"
     container: dict[str, Any] = dc_field(default_factory=dict)
     # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
@@ -548,38 +541,22 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
         "implementation_env": implementation.get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
-        **_container_record(config, benchmark, system),
+        **_backend(sys_["backend"]).fingerprint_record(config, benchmark, system),
     }
-    if sys_["backend"] == "import":
-        record["system"]["import_dir"] = sys_["import_dir"]
+    record["system"].update(_backend(sys_["backend"]).system_record(sys_))
     nodes = (sys_.get("slurm") or {}).get("nodes", 1)
     if nodes != 1:  # only then, so single-node runs keep the record they were made with
         record["system"]["nodes"] = nodes
     return record
 
 
-def _container_record(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
-    """For a docker system: the image's identity (what it is built from) and how containers
-    run. Empty for other backends, so their records stay as they were."""
-    if config["systems"][system]["backend"] != "docker":
-        return {}
-    from scripts import docker_backend
+def _backend(name: str) -> Backend:
+    """The backend of a system (scripts/backends/)."""
+    # here, not at the top: the backends import this module (hyperparameters, ConfigError);
+    # scripts/plan.py takes over these calls, and then this import goes
+    from scripts import backends
 
-    spec = docker_backend.image_spec(config, benchmark, system, WORKFLOW_DIR)
-    options = docker_backend.run_options(config, benchmark, system)
-    cont = config["benchmarks"][benchmark]["implementation"]["container"]
-    return {
-        "container": {
-            "image_inputs_sha256": spec.inputs_sha256,
-            "image": spec.inputs,
-            "topology": config["systems"][system].get("topology"),
-            "run": {k: v for k, v in options.items() if k != "stop_grace_s"},
-            "prepare": cont.get("prepare"),
-            "fail_patterns": config["benchmarks"][benchmark]["implementation"].get(
-                "fail_patterns", []
-            ),
-        }
-    }
+    return backends.get(name)
 
 
 def run_spec(
@@ -599,21 +576,18 @@ def run_spec(
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     seed = seed_for(bench, benchmark, run)
     hp = hyperparameters(config, benchmark, system)
-    container: dict[str, Any] = {}
-    if sys_["backend"] == "docker":
-        from scripts import docker_backend
-
-        # the command runs inside the container: its python and the mount points
-        container = docker_backend.run_options(config, benchmark, system)
-        container["host_dataset_dir"] = dataset_dir
-        container["host_run_dir"] = run_dir
-        container["host_prepared_dir"] = prepared_dir
-        python = container["python"]
-        dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
+    # e.g. in a container: the image's python and the mount points
+    container, paths = _backend(sys_["backend"]).run_setup(
+        config,
+        benchmark,
+        system,
+        python=python,
+        dataset_dir=dataset_dir,
+        run_dir=run_dir,
+        prepared_dir=prepared_dir,
+    )
     context = {
-        "python": python,
-        "dataset_dir": dataset_dir,
-        "run_dir": run_dir,
+        **paths,
         "seed": seed,
         "run": run,
         "target": bench["quality"]["target"],

@@ -5,7 +5,7 @@ implementations/pytorch``) read the system's launch settings and hyper-parameter
 ``config_${DGXSYSTEM}.sh``, which ``run_and_time.sh`` sources *inside the container*. The file
 must therefore be in the build context before ``docker build``: if it is missing, the scripts
 print "Unknown system, assuming DGX1" and silently train with DGX-1's settings. The workflow
-writes it into the context from the system yaml (the image build of ``scripts/docker_backend.py``
+writes it into the context from the system yaml (the image build of ``scripts/backends/image.py``
 calls :func:`config_sh`), so editing the yaml, not a copy of ``config_DGX1.sh``, configures it.
 
 The layout follows NVIDIA's ``config_DGX1.sh``: run parameters, then the DL parameters as
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from scripts import config as cfg
-    from scripts import docker_backend
+    from scripts.backends import image
 
     p = argparse.ArgumentParser(
         prog="python -m scripts.nvidia_v06",
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"no {kind[:-1]} {name!r} in these config files; defined: "
                     + ", ".join(sorted(config[kind]))
                 )
-        files = docker_backend.generated_files(config, args.benchmark, args.system)
+        files = image.generated_files(config, args.benchmark, args.system)
     except (cfg.ConfigError, SystemConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
