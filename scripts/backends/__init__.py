@@ -4,13 +4,13 @@ the interface). A new backend is one module here with a ``BACKEND`` object, its 
 
 from __future__ import annotations
 
-from scripts.backends import docker, imports, local
+from scripts.backends import docker, imports, local, podman
 from scripts.backends.base import Backend, BackendError, Launch
 
 __all__ = ["NAMES", "Backend", "BackendError", "Launch", "get"]
 
 _BACKENDS: dict[str, Backend] = {
-    b.name: b for b in (local.BACKEND, docker.BACKEND, imports.BACKEND)
+    b.name: b for b in (local.BACKEND, docker.BACKEND, podman.BACKEND, imports.BACKEND)
 }
 NAMES: tuple[str, ...] = tuple(_BACKENDS)
 
