@@ -1,6 +1,6 @@
 # The embedded GNMT trainer (scripts/gnmt) in a container, built offline.
 #
-# The build context is assembled by the workflow (rule build_image, scripts/backends/image.py):
+# The build context is assembled by the workflow (rule build_image, scripts/docker_backend.py):
 #   wheels/           every wheel the trainer needs, downloaded on the host (rule fetch_wheels),
 #                     with wheels/requirements.txt (envs/gnmt.requirements.txt)
 #   scripts/          the trainer's code (scripts/__init__.py, scripts/gnmt/)
