@@ -75,7 +75,6 @@ class Launch:
     kill: Callable[[subprocess.Popen[bytes], float], None]
     # after the attempt, whatever happened (e.g. make sure the container is gone)
     cleanup: Callable[[], None] = _no_cleanup
-    image: dict[str, Any] | None = None
     # what the runner added to the environment (e.g. the assigned GPUs), for the job's log
     added_env: dict[str, str] | None = None
     # run.json keys of this launch (e.g. the image and the engine's command line), and which

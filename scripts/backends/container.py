@@ -539,7 +539,6 @@ class ContainerBackend:
             dict(os.environ),
             kill,
             lambda: self.remove_container(name),
-            image,
             record=self._run_record(argv, image),
             fingerprinted=("image_id",),  # the exact image makes runs comparable
             shown_as=f"{self.cli}: {shlex.join(argv)}",
