@@ -25,17 +25,45 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def trivial_campaign(wf: Path, systems: int, runs: int) -> Path:
-    """Benchmark 'trivial' (bench/trivial_trainer.py) on ``systems`` local systems x ``runs``;
-    returns the overlay (it replaces the default benchmark and system)."""
+def archived_workflow(rev: str, dest: Path) -> Path:
+    """The workflow as it was at git revision ``rev`` (``git archive``: tracked files only, as a
+    fresh clone has them), plus today's trivial trainer: the baseline of ``--against REV``."""
+    dest.mkdir(parents=True)
+    tar = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    shutil.copy2(REPO / "bench" / "trivial_trainer.py", dest / "trivial_trainer.py")
+    return dest
+
+
+def short_rev(rev: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def trivial_campaign(
+    wf: Path,
+    systems: int,
+    runs: int,
+    *,
+    benchmark: str = "trivial",
+    command: str = "{python} trivial_trainer.py --seed {seed}",
+) -> Path:
+    """Benchmark ``benchmark`` (default: bench/trivial_trainer.py) on ``systems`` local systems
+    x ``runs``; returns the overlay (it replaces the default benchmark and system)."""
     data = wf / "tiny.txt"
     data.write_text("a tiny dataset\n")
     names = [f"sys{i:03d}" for i in range(systems)]
     overlay = {
-        "campaign": {"benchmarks": ["trivial"], "systems": names, "reference_system": names[0]},
+        "campaign": {"benchmarks": [benchmark], "systems": names, "reference_system": names[0]},
         "benchmarks": {
-            "trivial": {
-                "description": "prints a valid MLPerf log and exits",
+            benchmark: {
+                "description": "a stand-in trainer of the benchmarks under bench/",
                 "scale": "bench",
                 "runs": runs,
                 "quality": {"metric": "acc", "target": 0.5},
@@ -48,12 +76,12 @@ def trivial_campaign(wf: Path, systems: int, runs: int) -> Path:
                         }
                     ]
                 },
-                "implementation": {"command": "{python} trivial_trainer.py --seed {seed}"},
+                "implementation": {"command": command},
             }
         },
         "systems": {n: {"description": "bench", "backend": "local", "threads": 1} for n in names},
     }
-    path = wf / "trivial.yaml"
+    path = wf / f"{benchmark}.yaml"
     path.write_text(yaml.safe_dump(overlay))
     return path
 

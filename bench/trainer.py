@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts import config as cfg  # noqa: E402
-from scripts import dataset, mlperf_log  # noqa: E402
+from scripts import dataset, mlperf_log, plan  # noqa: E402
 
 
 def main() -> int:
@@ -35,16 +34,16 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    conf = cfg.load_and_validate(cfg.load_files(), [])
+    conf = plan.load_campaign()
     bench = conf["benchmarks"]["gnmt"]
     system = conf["systems"]["local"]
     target = 40.0 if args.quick else bench["quality"]["target"]
-    seeds = [cfg.derive_seed("gnmt", r) for r in range(1, (2 if args.quick else args.seeds) + 1)]
+    seeds = [plan.derive_seed("gnmt", r) for r in range(1, (2 if args.quick else args.seeds) + 1)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:
         data = Path(tmp) / "dataset"
         dataset.safe_unpack(REPO / "resources" / "toy-ende-v1.tar.gz", data)
-        hp = shlex.join(cfg.hp_args(cfg.hyperparameters(conf, "gnmt", "local")))
+        hp = shlex.join(plan.hp_args(plan.hyperparameters(conf, "gnmt", "local")))
         for seed in seeds:
             cmd = (
                 f"{sys.executable} -m scripts.gnmt.train --data-dir {data}/toy-ende-v1 "

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from scripts import backends, campaign, cluster, dataset, import_logs, result_json
-from scripts import formats, locks, seals
+from scripts import formats, hashing, layout, locks, plan, seals
 from scripts.backends import container as containers
 from scripts.backends import image as images
 from scripts import config as cfg
@@ -28,7 +28,9 @@ def _config_sources():
 
 
 try:
-    CONFIG = cfg.load_and_validate(config, _config_sources())
+    _SOURCES = _config_sources()
+    CONFIG = cfg.load_and_validate(config, _SOURCES)
+    plan.check_campaign(CONFIG, _SOURCES)
 except cfg.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -106,22 +108,22 @@ def dataset_file(benchmark, name):
 
 
 def run_ids(benchmark):
-    return cfg.run_ids(BENCHMARKS[benchmark]["runs"])
+    return plan.run_ids(BENCHMARKS[benchmark]["runs"])
 
 
 def campaign_systems():
-    return cfg.campaign_systems(CONFIG)
+    return plan.campaign_systems(CONFIG)
 
 
 def benchmark_systems(benchmark):
     """The systems of the campaign with runs of this benchmark (an import system only where
     it has the benchmark's logs; other systems where the benchmark has an implementation).
     """
-    return cfg.benchmark_systems(CONFIG, benchmark)
+    return plan.benchmark_systems(CONFIG, benchmark)
 
 
 def system_run_ids(benchmark, system):
-    return cfg.system_run_ids(CONFIG, benchmark, system)
+    return plan.system_run_ids(CONFIG, benchmark, system)
 
 
 def run_results(benchmark):
@@ -150,11 +152,11 @@ def campaign_targets():
 
 
 def run_spec_json(wildcards):
-    spec = cfg.run_spec(
+    spec = plan.run_spec(
         CONFIG,
         wildcards.benchmark,
         wildcards.system,
-        int(wildcards.run),
+        layout.parse_run_id(wildcards.run),
         python=sys.executable,
         dataset_dir=f"{DATA_DIR}/{wildcards.benchmark}/dataset",
         run_dir=f"results/{wildcards.benchmark}/{wildcards.system}/run_{wildcards.run}",
@@ -204,32 +206,17 @@ def image_spec(benchmark, system):
 
 def prepare_command(benchmark, system):
     """The data preparation command, with the run command's placeholders (run 1's values)."""
-    spec = cfg.run_spec(
+    options = containers.run_options(CONFIG, benchmark, system)
+    context = plan.command_context(
         CONFIG,
         benchmark,
         system,
         1,
-        python=sys.executable,
-        dataset_dir=f"{DATA_DIR}/{benchmark}/dataset",
-        run_dir="",
+        python=options["python"],
+        dataset_dir=options["dataset_mount"],
+        run_dir=options["run_mount"],
     )
-    hp = cfg.hyperparameters(CONFIG, benchmark, system)
-    options = containers.run_options(CONFIG, benchmark, system)
-    context = {
-        "python": options["python"],
-        "dataset_dir": options["dataset_mount"],
-        "run_dir": options["run_mount"],
-        "seed": spec.seed,
-        "run": 1,
-        "target": BENCHMARKS[benchmark]["quality"]["target"],
-        "threads": SYSTEMS[system]["threads"],
-        "gpus": SYSTEMS[system]["gpus"],
-        "system": system,
-        "port": cfg.run_port(1),
-        "hp": hp,
-        "hp_args": cfg.hp_args(hp),
-    }
-    return cfg.render_command(container_cfg(benchmark)["prepare"]["command"], context)
+    return plan.render_command(container_cfg(benchmark)["prepare"]["command"], context)
 
 
 def image_build_inputs(wildcards):
@@ -576,17 +563,17 @@ def check_comparability():
     problems = []
     for benchmark in BENCHMARKS:
         for system in benchmark_systems(benchmark):
-            current = campaign.current_state(
-                cfg.comparability(CONFIG, benchmark, system),
+            current = plan.current_state(
+                plan.comparability(CONFIG, benchmark, system),
                 manifest=root / DATA_DIR / benchmark / "manifest.json",
                 environment=root / "results" / benchmark / system / "environment.json",
                 dataset_tree=root / DATA_DIR / benchmark / "dataset.manifest.json",
             )
-            bad = campaign.incomparable_runs(
+            bad = plan.incomparable_runs(
                 root, benchmark, system, system_run_ids(benchmark, system), current
             )
             if bad:
-                problems.append(campaign.incomparable_message(benchmark, system, bad))
+                problems.append(plan.incomparable_message(benchmark, system, bad))
     if problems:
         raise WorkflowError(
             "finished runs would no longer be comparable; nothing was run:\n  "
@@ -645,25 +632,25 @@ def import_systems_regex():
 
 def import_source(wildcards):
     """The published result_N.txt that is run NN of an import system."""
-    folder = cfg.import_folder(CONFIG, wildcards.benchmark, wildcards.system)
+    folder = plan.import_folder(CONFIG, wildcards.benchmark, wildcards.system)
     if folder is None:
         raise WorkflowError(
             f"system {wildcards.system!r} has no folder of {wildcards.benchmark!r} results"
         )
-    return str(import_logs.source_of(folder, int(wildcards.run)))
+    return str(import_logs.source_of(folder, layout.parse_run_id(wildcards.run)))
 
 
 def import_spec_json(wildcards):
-    record = cfg.comparability(CONFIG, wildcards.benchmark, wildcards.system)
+    record = plan.comparability(CONFIG, wildcards.benchmark, wildcards.system)
     bench = BENCHMARKS[wildcards.benchmark]
     return json.dumps(
         {
             "benchmark": wildcards.benchmark,
             "system": wildcards.system,
-            "run": int(wildcards.run),
+            "run": layout.parse_run_id(wildcards.run),
             "scale": bench["scale"],
             "mlperf_name": bench.get("mlperf_name"),
-            "config_fingerprint": cfg.fingerprint(record),
+            "config_fingerprint": hashing.canonical_sha256(record),
             "comparability": record,
         },
         sort_keys=True,

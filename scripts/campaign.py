@@ -9,22 +9,26 @@ that no longer describe what is on disk (they are rebuilt from the runs):
   no longer exists), and
 - a benchmark's ``runs.csv`` and ``summary.csv`` when any of their runs lacks its result.
 
-Raw run logs are never touched here.
+Raw run logs are never touched here. ``python -m scripts.campaign archive|rerun`` moves
+finished runs aside (kept, never deleted). Whether finished runs are still comparable with the
+config is decided in ``scripts/plan.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from scripts import formats, layout
+from scripts.dataset import outdated_download
 
 DRY_RUN_FLAGS = {
     "--dry-run",
@@ -106,8 +110,6 @@ def unparsed_runs(
 def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[tuple[Path, str]]:
     """Downloads whose configured checksum changed since they were fetched, and the manifest
     and unpacked dataset built from them (``dataset_dir`` is <data_dir>/<benchmark>)."""
-    from scripts.dataset import outdated_download
-
     stale: list[tuple[Path, str]] = []
     why = outdated_manifest(dataset_dir / "manifest.json", files)
     if why:
@@ -179,140 +181,15 @@ def describe_stale(stale: Sequence[tuple[Path, str]], root: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Comparability: finished runs are never silently redone or mixed after a config change.
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every leaf that differs between two comparability records."""
-    a, b = _flatten(old), _flatten(new)
-    return [
-        f"{k}: {json.dumps(a.get(k))} -> {json.dumps(b.get(k))}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-    ]
-
-
-def incomparable_runs(
-    root: Path,
-    benchmark: str,
-    system: str,
-    runs: Sequence[str],
-    current: dict[str, Any],
-) -> dict[str, list[str]]:
-    """Finished runs of (benchmark, system) that differ from ``current``, with what differs.
-
-    ``current`` has ``comparability`` (the config record) and its ``config_fingerprint``, and,
-    where known, ``dataset_manifest_sha256``, ``dataset_tree_sha256`` and
-    ``environment_digest``. A key that a run did not record (e.g. ``dataset_tree_sha256`` of a
-    run made before the workflow recorded the unpacked tree) is "not recorded", never a
-    difference.
-    """
-    found: dict[str, list[str]] = {}
-    for run in runs:
-        meta_path = run_dir(root, benchmark, system, run) / "run.json"
-        if not meta_path.exists():
-            continue
-        try:
-            meta = formats.read_json(meta_path, "run.json")
-        except (OSError, ValueError):
-            continue
-        if "comparability" in meta:
-            diffs = differences(meta["comparability"], current["comparability"])
-        elif meta.get("config_fingerprint") != current.get("config_fingerprint"):
-            diffs = ["the configuration (fingerprint) changed"]
-        else:
-            diffs = []
-        for key, label in (
-            ("dataset_manifest_sha256", "the verified dataset (manifest.json)"),
-            ("dataset_tree_sha256", "the unpacked dataset (dataset.manifest.json)"),
-            ("environment_digest", "the environment (environment.json digest)"),
-        ):
-            if current.get(key) and meta.get(key) and meta[key] != current[key]:
-                diffs.append(f"{label} changed")
-        if diffs:
-            found[run] = diffs
-    return found
-
-
-# Keys that joined the run fingerprint after campaigns had started. A system whose finished
-# runs were fingerprinted without one goes on without it, so that its runs stay one group
-# (results.py refuses to mix fingerprints) until it is archived; the run still records it.
-LATER_FINGERPRINT_KEYS = ("dataset_tree_sha256",)
-
-
-def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
-    """The keys of LATER_FINGERPRINT_KEYS that the finished runs in ``system_dir`` (other than
-    ``this_run``) were fingerprinted with: all of them when there is none. The runs of a system
-    agree (each new one follows those before it), so the first readable run.json decides; one
-    without ``fingerprint_keys`` was made before any of them. O(1): this runs after every run."""
-    for meta_path in sorted(system_dir.glob("run_*/run.json")):
-        if meta_path.parent == this_run:
-            continue
-        try:
-            used = formats.read_json(meta_path, "run.json").get("fingerprint_keys") or []
-        except (OSError, ValueError, AttributeError):
-            continue
-        return [k for k in LATER_FINGERPRINT_KEYS if k in used]
-    return list(LATER_FINGERPRINT_KEYS)
+# Moving finished runs aside, and what the image check asks of git.
 
 
 def git_head(path: Path) -> str | None:
     """The commit checked out in ``path``, or None."""
-    import subprocess
-
     out = subprocess.run(
         ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
     )
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-def current_state(
-    record: dict[str, Any],
-    manifest: Path,
-    environment: Path,
-    dataset_tree: Path | None = None,
-) -> dict[str, Any]:
-    """What finished runs are compared against (see :func:`incomparable_runs`): the config's
-    comparability record, and the dataset manifest, the unpacked tree's digest (from its
-    manifest ``dataset_tree``) and the environment digest where they exist."""
-    from scripts.config import fingerprint
-    from scripts.dataset import tree_digest_of, verified_manifest_sha256
-
-    return {
-        "comparability": record,
-        "config_fingerprint": fingerprint(record),
-        "dataset_manifest_sha256": (
-            verified_manifest_sha256(manifest) if manifest.exists() else None
-        ),
-        "dataset_tree_sha256": tree_digest_of(dataset_tree) if dataset_tree else None,
-        "environment_digest": (
-            json.loads(environment.read_text()).get("digest") if environment.exists() else None
-        ),
-    }
-
-
-def incomparable_message(benchmark: str, system: str, bad: dict[str, list[str]]) -> str:
-    """What differs for which runs, and what to do about it."""
-    changes = sorted({d for diffs in bad.values() for d in diffs})
-    if len(changes) > 12:
-        changes = changes[:12] + [f"... and {len(changes) - 12} more"]
-    return (
-        f"results/{benchmark}/{system}: runs {', '.join(sorted(bad))} were made under a "
-        "different configuration:\n    "
-        + "\n    ".join(changes)
-        + "\n  Restore the previous configuration to continue this campaign, or move the old "
-        "runs aside (kept, not deleted) and start anew:\n"
-        f"    python -m scripts.campaign archive results/{benchmark}/{system}"
-    )
 
 
 def archive(path: Path, root: Path) -> Path:
@@ -344,8 +221,6 @@ def replace_run(root: Path, benchmark: str, system: str, run: int) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
     p = argparse.ArgumentParser(
         prog="python -m scripts.campaign",
         description="Move finished runs aside (kept, never deleted) so the workflow redoes them.",

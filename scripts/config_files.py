@@ -1,5 +1,5 @@
-"""Reading config files, with one-line messages, and the check of ``--configfile`` arguments
-that runs before Snakemake reads them (and of the free space it needs).
+"""The check of ``--configfile`` arguments that runs before Snakemake reads them (and of the
+free space it needs).
 
 Snakemake 9 opens every ``--configfile`` itself, in its command-line layer
 (``ConfigSettings.__post_init__``), before the Snakefile runs: a missing file or a folder gives
@@ -8,19 +8,19 @@ file's name. The only workflow code that runs earlier is the workflow profile
 (``profiles/default/config.yaml``), which Snakemake renders with YTE: it calls
 :func:`preflight`, which checks the same files and stops with one line per problem.
 
-Only the standard library and PyYAML here: this runs at every snakemake start.
+A config file is read by ``scripts/config.py``'s :func:`read_config_file` (one-line messages).
+This imports nothing else: it runs at every snakemake start, and ``config.py`` imports only the
+standard library and PyYAML (``jsonschema`` only when it validates).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
+from scripts.config import ConfigError, read_config_file
 
 # what a target looks like: a file the workflow makes, or a path under its output folders
 TARGET_SUFFIXES = (".csv", ".html", ".png", ".pdf", ".svg", ".tsv", ".log", ".txt")
@@ -28,48 +28,6 @@ TARGET_FOLDERS = ("results", "logs", "data")
 # less free space than this on the working directory's disk: stop before Snakemake writes
 MIN_FREE_BYTES = 1024 * 1024
 EXAMPLE = "snakemake --cores 1 results/gnmt/summary.csv --configfile my.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with a message meant for the user."""
-
-
-def yaml_error_message(path: str | Path, exc: yaml.YAMLError) -> str:
-    """'<file>, line L, column C: YAML syntax error: <what is wrong>' (1-based, as editors
-    count), with where the construct that it breaks began."""
-    problem = getattr(exc, "problem", None)
-    mark = getattr(exc, "problem_mark", None)
-    if problem is None or mark is None:
-        return f"{path}: YAML syntax error: {' '.join(str(exc).split())}"
-    msg = f"{path}, line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
-    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and start is not None and (start.line, start.column) != (mark.line, mark.column):
-        msg += f" ({context} at line {start.line + 1}, column {start.column + 1})"
-    elif context:
-        msg += f" ({context})"
-    return msg
-
-
-def read_config_file(path: str | Path, given_as: str = "a config file") -> Any:
-    """The data of a JSON or YAML config file (JSON first, as Snakemake reads them); a missing
-    file, a folder, an unreadable file or a syntax error raise ConfigError in one line."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{path} ({given_as}) does not exist")
-    if p.is_dir():
-        raise ConfigError(f"{path} ({given_as}) is a folder, not a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} ({given_as}) cannot be read: {exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(yaml_error_message(path, exc)) from None
 
 
 def looks_like_target(value: str | Path) -> bool:

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from scripts import formats, hashing, seals
-from scripts.config import fingerprint
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
@@ -129,7 +128,8 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
     }
-    meta["fingerprint"] = fingerprint({"config_fingerprint": spec["config_fingerprint"]})
+    fingerprinted = {"config_fingerprint": spec["config_fingerprint"]}
+    meta["fingerprint"] = hashing.canonical_sha256(fingerprinted)
     seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
     hashing.write_json(meta_path, meta, sort_keys=True)
     return meta

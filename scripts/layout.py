@@ -5,6 +5,10 @@ run count (``01`` .. ``10`` for 10 runs, ``001`` .. ``120`` for 120), so ids sor
 name the same run everywhere: its folder ``results/<benchmark>/<system>/run_<id>``, its running
 marker ``logs/running/<benchmark>/<system>/run_<id>.json``, its failed logs
 ``logs/failed/<benchmark>/<system>/run_<id>.attempt<N>.<time>.log``, ``status`` and ``rerun``.
+
+The run's *number* is an ``int`` everywhere else (``RunSpec.run``, ``run.json``'s ``"run"``,
+seeds, ``rerun``'s argument): :func:`run_id` makes the id from it, :func:`parse_run_id` reads
+it back (a wildcard, a folder's name), and nothing else does either.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-RUN_NAME = re.compile(r"run_(\d{2,})")
+RUN_ID = re.compile(r"\d{2,}")
+RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 
 
 def run_id(run: int, runs: int) -> str:
@@ -28,6 +33,14 @@ def run_ids(runs: int) -> list[str]:
     return [run_id(i, runs) for i in range(1, runs + 1)]
 
 
+def parse_run_id(run_id: str) -> int:
+    """The number of the run with id ``run_id`` (``07`` and ``007`` -> 7); ValueError for text
+    that is not a run id."""
+    if not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"{run_id!r} is not a run id (two or more digits, e.g. 07)")
+    return int(run_id)
+
+
 def run_name(run_id: str) -> str:
     """``run_<id>``: the name of a run's folder, and the stem of its marker and failed logs."""
     return f"run_{run_id}"
@@ -36,7 +49,7 @@ def run_name(run_id: str) -> str:
 def run_number(name: str) -> int | None:
     """The run number of a run folder's name (``run_105`` -> 105), or None for another name."""
     m = RUN_NAME.fullmatch(name)
-    return int(m.group(1)) if m else None
+    return parse_run_id(m.group(1)) if m else None
 
 
 def run_dir(root: Path, benchmark: str, system: str, run_id: str) -> Path:

@@ -24,10 +24,16 @@ BIND_LAUNCH        hyper-parameter ``BIND_LAUNCH``: 1 binds each process to its 
 
 from __future__ import annotations
 
+import argparse
 import shlex
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from scripts.config import ConfigError, config_sources, load_and_validate, merge_sources
+from scripts.records import hyperparameters
+
+KIND = "nvidia-v0.6"  # the benchmark's implementation.container.config_script
 # config_DGX1.sh's order of the DL parameters; other hyper-parameters follow, sorted
 DL_PARAMS = (
     "LR",
@@ -129,13 +135,23 @@ def config_sh(
     return "\n".join(lines)
 
 
+def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
+    """The file of (benchmark, system) that the image build writes into its context
+    (scripts/backends/image.py: generated_files, for ``config_script: nvidia-v0.6``)."""
+    bench = config["benchmarks"][benchmark]
+    timeout = config["systems"][system].get("timeout_s") or bench.get("timeout_s")
+    return {
+        config_filename(system): config_sh(
+            system,
+            config["systems"][system],
+            hyperparameters(config, benchmark, system),
+            target=bench["quality"]["target"],
+            timeout_s=timeout,
+        )
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    from scripts import config as cfg
-    from scripts.backends import image
-
     p = argparse.ArgumentParser(
         prog="python -m scripts.nvidia_v06",
         description="Print the config_<SYSTEM>.sh that the workflow writes into the build "
@@ -146,15 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
     args = p.parse_args(argv)
     try:
-        config = cfg.load_files(args.configfile)
+        # validated with defaults (not cross-checked: the plan is above this module, whose
+        # config_files the image build calls)
+        sources = config_sources(args.configfile)
+        config = load_and_validate(merge_sources(sources), sources)
         for kind, name in (("systems", args.system), ("benchmarks", args.benchmark)):
             if name not in config[kind]:
-                raise cfg.ConfigError(
+                raise ConfigError(
                     f"no {kind[:-1]} {name!r} in these config files; defined: "
                     + ", ".join(sorted(config[kind]))
                 )
-        files = image.generated_files(config, args.benchmark, args.system)
-    except (cfg.ConfigError, SystemConfigError) as exc:
+        cont = config["benchmarks"][args.benchmark].get("implementation", {}).get("container")
+        kind = (cont or {}).get("config_script")
+        files = config_files(config, args.benchmark, args.system) if kind == KIND else {}
+    except (ConfigError, SystemConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not files:

@@ -47,11 +47,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import backends, campaign, cluster, dataset, formats, gpus, hashing, layout, seals
+from scripts import backends, cluster, dataset, formats, gpus, hashing, layout, plan, seals
 from scripts.backends.base import GRACE_S, Launch
-from scripts.config import RunSpec, fingerprint
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
+from scripts.plan import RunSpec
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
 
@@ -237,9 +237,9 @@ def _attempts(
         fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
         meta.update(launch.record)  # e.g. the image and the engine's command line
         fingerprinted += launch.fingerprinted
-        fingerprinted += campaign.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
+        fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
         meta["fingerprint_keys"] = sorted(fingerprinted)
-        meta["fingerprint"] = fingerprint({k: meta[k] for k in fingerprinted})
+        meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
         try:
             seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         except seals.SealError as exc:  # e.g. the log changed while it was hashed

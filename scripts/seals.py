@@ -110,8 +110,8 @@ def verify_log(
     return None, stat_now
 
 
-def rerun_command(benchmark: str, system: str, run: str) -> str:
-    return f"python -m scripts.campaign rerun {benchmark} {system} {int(run)}"
+def rerun_command(benchmark: str, system: str, run_id: str) -> str:
+    return f"python -m scripts.campaign rerun {benchmark} {system} {layout.parse_run_id(run_id)}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scripts import backends
+from scripts import backends, plan
 from scripts import config as cfg
 from scripts.backends import container, docker, podman
 from scripts.backends.base import Backend
@@ -28,7 +28,7 @@ def podman_cpu_config(tmp_path: Path) -> dict[str, Any]:
         "  docker-cpu: {container: {memory: 4g, cpus: 1.5, shm_size: 256m}}\n"
     )
     files = [REPO / "config/systems/podman-cpu.yaml", REPO / "config/systems/docker-cpu.yaml"]
-    return cfg.load_files([*files, overlay])
+    return plan.load_campaign([*files, overlay])
 
 
 def test_the_registry_has_exactly_the_backends_the_schema_allows() -> None:
@@ -60,7 +60,7 @@ def test_every_backend_has_every_method_of_the_interface(name: str) -> None:
 
 
 def test_the_import_backend_never_trains() -> None:
-    spec = cfg.RunSpec(
+    spec = plan.RunSpec(
         benchmark="b",
         system="published",
         run=1,
@@ -106,7 +106,7 @@ def test_the_exact_podman_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
     as_docker = docker.build_argv(spec, ctx, tmp_path / "iid")
     assert argv == ["podman", *as_docker[1:]]
     assert "mlperf-gnmt:podman-cpu" in argv
-    run = cfg.run_spec(
+    run = plan.run_spec(
         config,
         "gnmt",
         "podman-cpu",
@@ -162,8 +162,8 @@ def test_the_exact_podman_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
 
 def test_a_podman_systems_record_is_a_docker_systems_with_its_backend(tmp_path: Path) -> None:
     config = podman_cpu_config(tmp_path)
-    ours = cfg.comparability(config, "gnmt", "podman-cpu")
-    theirs = cfg.comparability(config, "gnmt", "docker-cpu")
+    ours = plan.comparability(config, "gnmt", "podman-cpu")
+    theirs = plan.comparability(config, "gnmt", "docker-cpu")
     assert ours["system"].pop("backend") == "podman"
     assert theirs["system"].pop("backend") == "docker"
     assert ours["container"]["image"]["tag"] == "mlperf-gnmt:podman-cpu"
@@ -178,7 +178,7 @@ def test_a_podman_system_needs_a_benchmark_with_a_container(tmp_path: Path) -> N
     overlay = tmp_path / "nocont.yaml"
     overlay.write_text("benchmarks: {gnmt: {implementation: {container: null}}}")
     with pytest.raises(cfg.ConfigError, match=r"podman-cpu has backend 'podman' but "):
-        cfg.load_files([REPO / "config/systems/podman-cpu.yaml", overlay])
+        plan.load_campaign([REPO / "config/systems/podman-cpu.yaml", overlay])
 
 
 def test_container_backends_ask_for_their_image_and_local_for_nothing(tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ def torch_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def bench(name: str, timeout: float = 300) -> str:
+def bench(name: str, timeout: float = 300, *args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / name), "--quick"],
+        [sys.executable, str(REPO / "bench" / name), "--quick", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -80,6 +80,27 @@ def test_seal_check() -> None:
 )
 def test_workflow_benches(name: str, pattern: str) -> None:
     number(pattern, bench(name, timeout=600))
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [
+        ("overhead_per_run.py", r"overhead ratio this commit / \w+: ([\d.]+) \(medians"),
+        ("noop.py", r"no-op ratio this commit / \w+: ([\d.]+) \(medians"),
+    ],
+)
+def test_workflow_benches_compare_with_a_git_revision_in_one_run(name: str, pattern: str) -> None:
+    # HEAD against itself: the archived copy (tracked files, as a clone has them) runs the same
+    # campaign, so both sides really ran; nothing is asserted about the ratio's size
+    assert number(pattern, bench(name, 600, "--against", "HEAD")) > 0
+
+
+def test_perturbation() -> None:
+    out = bench("perturbation.py", 900)
+    assert number(r"time to train, workflow / bare: ([\d.]+)", out) > 0
+    assert number(r"time per epoch, workflow / bare: ([\d.]+)", out) > 0
+    assert number(r"harness CPU per second of training: ([\d.]+)% of a core", out) >= 0
+    assert number(r"chatty trainer, bare / workflow time to train: ([\d.]+)", out) > 0
 
 
 def test_parse_memory() -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import cluster, status
+from scripts import cluster, plan, status
 from scripts import config as cfg
 from tests.conftest import snakemake
 
 
 def system(**slurm):
     """A system as the workflow sees it after validation (defaults filled in)."""
-    full = cfg.load_files()
+    full = plan.load_campaign()
     sys_ = full["systems"]["local"]
     sys_["slurm"].update(slurm)
     return sys_
@@ -103,7 +103,7 @@ def test_extra_flags_that_the_executor_sets_are_refused_with_the_key_to_use(tmp_
         yaml.safe_dump({"systems": {"local": {"slurm": {"extra": "--partition=big --exclusive"}}}})
     )
     with pytest.raises(cfg.ConfigError) as err:
-        cfg.load_files([overlay])
+        plan.load_campaign([overlay])
     msg = str(err.value)
     assert "systems.local.slurm.extra: '--partition=big --exclusive' sets the partition" in msg
     assert "use the matching key of systems.local.slurm" in msg
@@ -113,21 +113,22 @@ def test_unknown_slurm_keys_and_bad_values_name_the_file_and_key(tmp_path):
     overlay = tmp_path / "cluster.yaml"
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"node": 2}}}}))
     with pytest.raises(cfg.ConfigError, match=r"cluster.yaml: unknown key 'systems.local.slurm"):
-        cfg.load_files([overlay])
+        plan.load_campaign([overlay])
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"nodes": 0}}}}))
     with pytest.raises(cfg.ConfigError, match=r"systems.local.slurm.nodes: 0 is less than"):
-        cfg.load_files([overlay])
+        plan.load_campaign([overlay])
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"gpus": 2, "gpu_devices": [3]}}}))
     with pytest.raises(cfg.ConfigError, match=r"gpu_devices lists only 1 GPU"):
-        cfg.load_files([overlay])
+        plan.load_campaign([overlay])
 
 
 def test_nodes_count_for_comparability_only_when_more_than_one(tmp_path):
-    base = cfg.comparability(cfg.load_files(), "gnmt", "local")
+    base = plan.comparability(plan.load_campaign(), "gnmt", "local")
     assert "nodes" not in base["system"]  # single-node runs keep the record they were made with
     overlay = tmp_path / "n2.yaml"
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"nodes": 2}}}}))
-    assert cfg.comparability(cfg.load_files([overlay]), "gnmt", "local")["system"]["nodes"] == 2
+    two_nodes = plan.load_campaign([overlay])
+    assert plan.comparability(two_nodes, "gnmt", "local")["system"]["nodes"] == 2
 
 
 def test_one_node_launch_runs_the_command_as_is():
@@ -255,8 +256,8 @@ def test_slurm_job_outside_slurm_is_empty():
 
 
 def test_the_example_cluster_system_validates_and_becomes_the_campaign():
-    full = cfg.load_files([cfg.WORKFLOW_DIR / "config/systems/slurm-example.yaml"])
-    assert cfg.campaign_systems(full) == ["cluster-node"]
+    full = plan.load_campaign([cfg.WORKFLOW_DIR / "config/systems/slurm-example.yaml"])
+    assert plan.campaign_systems(full) == ["cluster-node"]
     res = cluster.job_resources(full["systems"]["cluster-node"], timeout_s=600, grace_s=10)
     assert res["cpus_per_task"] == 4 and res["mem_mb"] == 8000 and res["nodes"] == 1
     assert res["slurm_extra"] == "--exclusive"

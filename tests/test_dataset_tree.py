@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts import campaign, dataset
-from scripts.config import RunSpec, fingerprint
+from scripts import campaign, dataset, plan
+from scripts.hashing import canonical_sha256 as fingerprint
+from scripts.plan import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
@@ -308,10 +309,10 @@ def test_a_run_without_the_tree_digest_is_not_recorded_not_incomparable(tmp_path
         run_dir.mkdir(parents=True)
         meta = {"comparability": record, **({"dataset_tree_sha256": tree} if tree else {})}
         (run_dir / "run.json").write_text(json.dumps(meta))
-    bad = campaign.incomparable_runs(tmp_path, "b", "s", ["01", "02", "03"], current)
+    bad = plan.incomparable_runs(tmp_path, "b", "s", ["01", "02", "03"], current)
     assert bad == {"03": ["the unpacked dataset (dataset.manifest.json) changed"]}
     # and where the tree has no manifest now, nothing is compared
-    assert not campaign.incomparable_runs(
+    assert not plan.incomparable_runs(
         tmp_path, "b", "s", ["03"], {**current, "dataset_tree_sha256": None}
     )
 
@@ -321,14 +322,14 @@ def test_a_system_whose_runs_were_fingerprinted_without_the_tree_goes_on_without
 ) -> None:
     system = tmp_path / "results" / "b" / "s"
     this = system / "run_03"
-    assert campaign.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
+    assert plan.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
     (system / "run_01").mkdir(parents=True)
     keys = ["config_fingerprint", "dataset_tree_sha256"]
     (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint_keys": keys}))
-    assert campaign.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
+    assert plan.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
     (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint": "made before"}))
-    assert campaign.later_fingerprint_keys(system, this) == []
-    assert campaign.later_fingerprint_keys(system, system / "run_01") == ["dataset_tree_sha256"]
+    assert plan.later_fingerprint_keys(system, this) == []
+    assert plan.later_fingerprint_keys(system, system / "run_01") == ["dataset_tree_sha256"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from scripts import dataset
 from scripts.backends import container, docker
 from scripts.backends.image import ImageSpec
-from scripts.config import RunSpec
+from scripts.plan import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, containers_labelled, need_docker
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, dataset, formats, seals, status
+from scripts import campaign, dataset, formats, plan, seals, status
 from scripts.backends import container
-from scripts.config import fingerprint
+from scripts.hashing import canonical_sha256 as fingerprint
 from scripts.run_training import execute
 from tests.test_run_training import good_log_command, spec
 
@@ -91,12 +91,12 @@ def test_a_run_json_from_before_versions_stays_comparable(tmp_path: Path) -> Non
         run_dir = campaign.run_dir(tmp_path, "b", "s", run)
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    assert campaign.incomparable_runs(tmp_path, "b", "s", ["01", "02"], current) == {}
+    assert plan.incomparable_runs(tmp_path, "b", "s", ["01", "02"], current) == {}
     newer = campaign.run_dir(tmp_path, "b", "s", "03")
     newer.mkdir()
     (newer / "run.json").write_text(json.dumps({"format_version": 2, **old}))
     with pytest.raises(formats.NewerFormat):
-        campaign.incomparable_runs(tmp_path, "b", "s", ["01", "03"], current)
+        plan.incomparable_runs(tmp_path, "b", "s", ["01", "03"], current)
 
 
 def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Pat
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"files": entries}))
     assert dataset.verified_manifest_sha256(odd) == hashlib.sha256(odd.read_bytes()).hexdigest()
-    assert campaign.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (
+    assert plan.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (
         old_digest
     )
     new.write_text(json.dumps({"format_version": 2, "files": entries}))

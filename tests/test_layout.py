@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import campaign, layout
-from scripts import config as cfg
+from scripts import campaign, layout, plan
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake
 
 TARGET = "results/fake/summary.csv"
@@ -27,20 +26,20 @@ def test_run_ids_widen_with_the_run_count() -> None:
     ids = layout.run_ids(120)
     assert ids[0] == "001" and ids[6] == "007" and ids[-1] == "120"
     assert ids == sorted(ids)  # as text, in run order
-    assert cfg.run_ids(120) == ids  # the config's ids are the layout's
+    assert plan.run_ids(120) == ids  # the config's ids are the layout's
     assert [layout.run_number(layout.run_name(i)) for i in ids] == list(range(1, 121))
     assert layout.run_number("run_7") is None and layout.run_number("run_01.json") is None
 
 
 def test_a_run_spec_carries_the_id_of_its_campaign() -> None:
-    full = cfg.load_files()
+    full = plan.load_campaign()
     full["benchmarks"]["gnmt"]["runs"] = 120
-    spec = cfg.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
+    spec = plan.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
     assert spec.run_id == "007"
-    assert cfg.RunSpec.from_json(spec.to_json()).run_id == "007"
+    assert plan.RunSpec.from_json(spec.to_json()).run_id == "007"
     old = json.loads(spec.to_json())
     del old["run_id"]  # a spec written before run ids were recorded: at least two digits
-    assert cfg.RunSpec.from_json(json.dumps(old)).run_id == "07"
+    assert plan.RunSpec.from_json(json.dumps(old)).run_id == "07"
 
 
 def test_rerun_finds_a_run_whatever_the_width(tmp_path: Path) -> None:

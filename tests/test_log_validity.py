@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from scripts import mlperf_log, report, run_training, seals, tables
-from scripts.config import RunSpec
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
+from scripts.plan import RunSpec
 from tests.conftest import (
     REPO,
     copy_workflow,

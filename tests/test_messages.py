@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from scripts import config as cfg
-from scripts import config_files
+from scripts import config_files, plan
 from tests.conftest import copy_workflow, fake_campaign, snakemake
 from tests.test_config import error_of
 
@@ -335,7 +335,7 @@ def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> 
 
 @pytest.mark.integration
 def test_a_target_ending_in_a_newline_is_no_rules_output(wf: Path) -> None:
-    name = cfg.load_files()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
+    name = plan.load_campaign()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
     proc = snakemake(wf, f"data/gnmt/download/{name}\n", "-n", "--cores", "1")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr

@@ -22,7 +22,7 @@ import yaml
 
 from scripts.backends import container, podman
 from scripts.backends.image import ImageSpec
-from scripts.config import RunSpec
+from scripts.plan import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, containers_labelled, jobs_run, need_podman, snakemake, snapshot
 from tests.test_docker_engine import DOCKERFILE, EMIT, paths

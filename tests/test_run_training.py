@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.config import RunSpec
+from scripts.plan import RunSpec
 from scripts.run_training import (
     LINE_CHARS,
     TAIL_BYTES,

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # types only: scripts.config imports the backends
+if TYPE_CHECKING:  # types only: scripts.plan imports the backends
     from scripts.backends.image import ImageSpec
-    from scripts.config import RunSpec
+    from scripts.plan import RunSpec
 
 GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 

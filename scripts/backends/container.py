@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Any
 from scripts import formats, hashing
 from scripts.backends.base import BackendError, Launch, kill_group
 from scripts.backends.image import ImageSpec, container_config, image_spec, image_tag, stage_context
-from scripts.campaign import differences
+from scripts.records import differences
 
-if TYPE_CHECKING:  # types only: scripts.config imports the backends
-    from scripts.config import RunSpec
+if TYPE_CHECKING:  # types only: scripts.plan imports the backends
+    from scripts.plan import RunSpec
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[2]
 # labels on everything the workflow creates, so a test (or a person) can find leftovers

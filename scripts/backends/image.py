@@ -26,8 +26,7 @@ from typing import Any, NamedTuple
 
 from scripts import hashing, nvidia_v06
 from scripts.backends.base import BackendError
-from scripts.config import hyperparameters
-from scripts.config_files import ConfigError
+from scripts.config import ConfigError
 
 
 class ImageError(BackendError):
@@ -132,18 +131,8 @@ def generated_files(config: Mapping[str, Any], benchmark: str, system: str) -> d
     kind = cont.get("config_script")
     if not kind:
         return {}
-    if kind == "nvidia-v0.6":
-        bench = config["benchmarks"][benchmark]
-        timeout = config["systems"][system].get("timeout_s") or bench.get("timeout_s")
-        return {
-            nvidia_v06.config_filename(system): nvidia_v06.config_sh(
-                system,
-                config["systems"][system],
-                hyperparameters(config, benchmark, system),
-                target=bench["quality"]["target"],
-                timeout_s=timeout,
-            )
-        }
+    if kind == nvidia_v06.KIND:
+        return nvidia_v06.config_files(config, benchmark, system)
     raise ValueError(f"unknown config_script {kind!r}")
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from scripts.backends.base import BackendError, Launch
 from scripts.backends.local import LocalBackend
 
-if TYPE_CHECKING:  # types only: scripts.config imports the backends
-    from scripts.config import RunSpec
+if TYPE_CHECKING:  # types only: scripts.plan imports the backends
+    from scripts.plan import RunSpec
 
 
 class ImportBackend(LocalBackend):

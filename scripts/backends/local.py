@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from scripts.backends.base import Launch, kill_group
 
-if TYPE_CHECKING:  # types only: scripts.config imports the backends
+if TYPE_CHECKING:  # types only: scripts.plan imports the backends
     from scripts.backends.image import ImageSpec
-    from scripts.config import RunSpec
+    from scripts.plan import RunSpec
 
 
 class LocalBackend:

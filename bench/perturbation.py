@@ -1,0 +1,288 @@
+"""Does the harness disturb what it measures? The embedded trainer bare and through the workflow.
+
+    python bench/perturbation.py             # 5 pairs of GNMT runs, 3 pairs of chatty runs
+    python bench/perturbation.py --quick     # 1 pair each, a lower BLEU target (CI)
+
+1. **Time to train.** The default campaign's GNMT runs (same seeds, same command, same threads),
+   each once through the workflow (`snakemake --cores 1 results/gnmt/local/run_NN/mlperf.log`,
+   local backend) and once bare (the run's own command, taken from the workflow's dry run, in a
+   shell with the runner's environment, its output to a file), interleaved: pair i runs the
+   workflow first when i is odd, bare first when it is even, so a drift of the machine hits
+   both sides alike. Reported: the ratio workflow / bare of time to train and of time per
+   epoch (from each run's MLPerf log), per pair and as a mean with its 95% t interval.
+   Goal: within 1%.
+2. **The harness's CPU.** While a run trains, a sampler (every 0.25 s, from /proc) sums the CPU
+   time of every process of the invocation that is not the trainer: snakemake, the job's shell,
+   the runner (the trainer runs in its own session, so it is told apart by its session id).
+   Reported: that CPU per second of training (run_start to run_stop). Goal: under 0.5% of a
+   core. The sampler also runs (its numbers unused) during the bare runs, so both sides of a
+   pair carry its own small cost.
+3. **A chatty trainer.** bench/chatty_trainer.py writes 500,000 plain lines at 50,000 lines per
+   second between run_start and run_stop: bare (to a file) against through the workflow (the
+   runner gives the trainer the run's log file as its stdout), interleaved. Reported: bare /
+   workflow of its time to train. Goal: at least 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import yaml  # noqa: E402
+from common import REPO, commit, copy_workflow, trivial_campaign  # noqa: E402
+
+from scripts import mlperf_log, scoring  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sampler:
+    """CPU seconds of the processes of one invocation (a process tree started in its own
+    session), sampled from /proc; the trainer's own session is left out."""
+
+    root: int
+    period_s: float = 0.25
+    samples: list[tuple[float, dict[int, float]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), harness_cpu(self.root)))
+            self._stop.wait(self.period_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_between(self, start: float, stop: float) -> float:
+        """CPU seconds the harness used from ``start`` to ``stop`` (epoch seconds): for each
+        process, its last sample in the window minus its first."""
+        first: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for t, cpu in self.samples:
+            if start <= t <= stop:
+                for pid, seconds in cpu.items():
+                    first.setdefault(pid, seconds)
+                    last[pid] = seconds
+        return sum(last[pid] - first[pid] for pid in last)
+
+
+def _stat(pid: str) -> tuple[int, int, float] | None:
+    """(ppid, session, CPU seconds) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command: state ppid pgrp session ... utime (12th) stime (13th)
+    return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def harness_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of every live process under ``root`` that is in ``root``'s session."""
+    stats = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and (st := _stat(pid)) is not None:
+            stats[int(pid)] = st
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in stats.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {pid: stats[pid][2] for pid in tree if pid in stats and stats[pid][1] == root}
+
+
+@dataclass
+class Run:
+    time_to_train_s: float
+    time_per_epoch_s: float | None
+    harness_cpu_per_s: float | None  # CPU seconds of the harness per second of training
+
+
+def outcome_of(log: Path, target: float) -> mlperf_log.RunOutcome:
+    outcome = mlperf_log.run_outcome(mlperf_log.parse_file(log), target)
+    if outcome.time_to_train_s is None or outcome.run_start_s is None:
+        raise RuntimeError(f"{log}: no time to train ({outcome.problems})")
+    return outcome
+
+
+def measure(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], log: Path, target: float, out: Path
+) -> Run:
+    """One run: ``argv`` writes the MLPerf log ``log`` (its stdout goes to ``out``)."""
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        sampler = Sampler(proc.pid)
+        rc = proc.wait()
+        sampler.stop()
+    if rc != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited with {rc}; see {out}")
+    o = outcome_of(log, target)
+    assert o.run_stop_s is not None and o.time_to_train_s is not None
+    cpu = sampler.cpu_between(o.run_start_s or 0.0, o.run_stop_s)
+    return Run(o.time_to_train_s, o.time_per_epoch_s, cpu / o.time_to_train_s)
+
+
+def run_commands(wf: Path, target_of: str, overlays: Sequence[Path]) -> dict[str, str]:
+    """The spec of every training job the workflow would run for ``target_of``'s runs: the
+    rendered command and the runner's environment, from ``snakemake -n -p`` (what the rule
+    really runs, whatever the code that renders it)."""
+    proc = snakemake_proc(wf, "-n", "-p", target_of, overlays)
+    specs = {}
+    for line in proc.stdout.splitlines():
+        if "scripts.run_training" in line and "--spec" in line:
+            words = shlex.split(line.strip())
+            spec = yaml.safe_load(words[words.index("--spec") + 1])  # JSON is YAML
+            specs[spec["run_id"]] = spec
+    return specs
+
+
+def snakemake_proc(
+    wf: Path, *args: str | Sequence[Path], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "snakemake", "--cores", "1"]
+    for a in args:
+        if isinstance(a, str):
+            argv.append(a)
+        else:
+            argv += [w for p in a for w in ("--configfile", str(p))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    proc = subprocess.run(argv, cwd=wf, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def bare_env(spec: dict) -> dict[str, str]:
+    """The environment the runner gives a local run (scripts/run_training.py local_launch)."""
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in spec.get("env", {}).items()})
+    env.setdefault("OMP_NUM_THREADS", str(spec["threads"]))
+    env["MLPERF_WORKFLOW_SEED"] = str(spec["seed"])
+    return env
+
+
+def pairs_of(
+    wf: Path, benchmark: str, system: str, n: int, overlays: Sequence[Path], target: float
+) -> list[tuple[Run, Run]]:
+    """``n`` interleaved (workflow, bare) runs of ``benchmark`` on ``system``."""
+    run_dirs = [f"results/{benchmark}/{system}/run_{i:02d}" for i in range(1, n + 1)]
+    specs = run_commands(wf, f"results/{benchmark}/runs.csv", overlays)
+    (wf / "bare").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    sm = [sys.executable, "-m", "snakemake", "--cores", "1"]
+    # after the target: --configfile takes every word that follows it
+    configs = ["--configfile", *map(str, overlays)]
+    pairs = []
+    for i, run_dir in enumerate(run_dirs, start=1):
+        spec = specs[f"{i:02d}"]
+        bare_log = wf / "bare" / f"{benchmark}_{i:02d}.log"
+        # (argv, environment, the MLPerf log it writes, where its stdout goes)
+        sides = {
+            "workflow": (
+                [*sm, f"{run_dir}/mlperf.log", *configs], env, wf / run_dir / "mlperf.log",
+                wf / "bare" / f"snakemake_{benchmark}_{i:02d}.out",
+            ),
+            "bare": (["/bin/bash", "-c", spec["command"]], bare_env(spec), bare_log, bare_log),
+        }  # fmt: skip
+        order = ("workflow", "bare") if i % 2 else ("bare", "workflow")
+        got = {}
+        for side in order:
+            argv, side_env, log, out = sides[side]
+            got[side] = measure(argv, wf, side_env, log, target, out)
+        pairs.append((got["workflow"], got["bare"]))
+        w, b = got["workflow"].time_to_train_s, got["bare"].time_to_train_s
+        print(f"  pair {i} ({order[0]} first): workflow {w:.3f} s, bare {b:.3f} s", flush=True)
+    return pairs
+
+
+def interval(values: Sequence[float]) -> str:
+    d = scoring.describe(values)
+    if d.n < 2:
+        return f"{d.mean_s:.4f} (1 pair: no interval)"
+    return f"{d.mean_s:.4f} (95% CI {d.ci95_low_s:.4f} to {d.ci95_high_s:.4f}, n={d.n})"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--pairs", type=int, default=5, help="GNMT pairs (workflow, bare)")
+    p.add_argument("--chatty-pairs", type=int, default=3)
+    p.add_argument("--chatty-lines", type=int, default=500_000)
+    p.add_argument("--quick", action="store_true", help="1 pair each, BLEU target 40")
+    args = p.parse_args()
+    pairs, chatty_pairs, lines = (1, 1, 20_000) if args.quick else (
+        args.pairs, args.chatty_pairs, args.chatty_lines
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-perturbation-") as tmp:
+        wf = copy_workflow(Path(tmp) / "wf")
+        shutil.copy2(REPO / "bench" / "chatty_trainer.py", wf / "chatty_trainer.py")
+        gnmt = wf / "gnmt-pairs.yaml"
+        bench: dict = {"runs": max(pairs, 1)}
+        if args.quick:
+            bench["quality"] = {"target": 40.0}
+        gnmt.write_text(yaml.safe_dump({"benchmarks": {"gnmt": bench}}))
+        target = 40.0 if args.quick else 90.0
+        print(f"embedded GNMT, {pairs} pairs, commit {commit()}", flush=True)
+        gnmt_pairs = pairs_of(wf, "gnmt", "local", pairs, [gnmt], target)
+        chatty = trivial_campaign(
+            wf, systems=1, runs=chatty_pairs, benchmark="chatty",
+            command=f"{{python}} chatty_trainer.py --seed {{seed}} --lines {lines}",
+        )  # fmt: skip
+        print(f"chatty trainer, {lines} lines at 50,000 per second, {chatty_pairs} pairs")
+        chatty_runs = pairs_of(wf, "chatty", "sys000", chatty_pairs, [chatty], 0.5)
+    report(gnmt_pairs, chatty_runs)
+    return 0
+
+
+def report(gnmt: Sequence[tuple[Run, Run]], chatty: Sequence[tuple[Run, Run]]) -> None:
+    ttt = [w.time_to_train_s / b.time_to_train_s for w, b in gnmt]
+    tpe = [
+        w.time_per_epoch_s / b.time_per_epoch_s
+        for w, b in gnmt
+        if w.time_per_epoch_s and b.time_per_epoch_s
+    ]
+    cpu = [w.harness_cpu_per_s for w, _ in gnmt if w.harness_cpu_per_s is not None]
+    print(f"{'pair':>4}{'workflow s':>12}{'bare s':>10}{'ratio':>8}{'harness CPU %':>15}")
+    for i, (w, b) in enumerate(gnmt, start=1):
+        print(
+            f"{i:>4}{w.time_to_train_s:>12.3f}{b.time_to_train_s:>10.3f}"
+            f"{w.time_to_train_s / b.time_to_train_s:>8.4f}"
+            f"{100 * (w.harness_cpu_per_s or 0):>15.3f}"
+        )
+    print(f"time to train, workflow / bare: {interval(ttt)} (goal within 1%)")
+    if tpe:
+        print(f"time per epoch, workflow / bare: {interval(tpe)} (goal within 1%)")
+    print(
+        f"harness CPU per second of training: {100 * statistics.mean(cpu):.3f}% of a core "
+        f"(max {100 * max(cpu):.3f}%; goal < 0.5%)"
+    )
+    chat = [b.time_to_train_s / w.time_to_train_s for w, b in chatty]
+    print(f"chatty trainer, bare / workflow time to train: {interval(chat)} (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
