@@ -25,6 +25,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -137,7 +138,7 @@ def check_slurm_config(name: str, system: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     extra = (system.get("slurm") or {}).get("extra") or ""
     if extra:
-        try:
+        try:  # lazy: the Slurm plugin is needed only for a system with slurm.extra
             from snakemake_executor_plugin_slurm.validation import get_forbidden_slurm_options
         except ImportError:  # the plugin checks again at submission
             return problems
@@ -358,8 +359,11 @@ def supervise_nodes(plan: Sequence[Mapping[str, Any]], err: TextIO = sys.stderr)
             status = code
             message = f"launch: a node failed with status {code}; stopping the others"
             print(message, file=err, flush=True)
-            for other in running.values():
-                other.terminate()
+            for other in running:
+                # os.kill, not Popen.terminate: that polls, and a poll reaps an exited node
+                # whose status os.wait must still collect (a pid not yet collected is never
+                # reused, so signalling it is safe)
+                os.kill(other, signal.SIGTERM)
     return status
 
 

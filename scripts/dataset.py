@@ -40,6 +40,7 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 from urllib.parse import quote, unquote, urlparse
@@ -242,7 +243,7 @@ class _LineStream:
 
 
 def _progress(name: str, total: int | None, initial: int, policy: Policy) -> Any:
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy, as requests below: only a download needs it
 
     tty = sys.stderr.isatty()
     big = total is None or total >= PROGRESS_MIN_BYTES
@@ -279,6 +280,8 @@ def _fetch_file(url: str, part: Path, hashing: Hashing, policy: Policy) -> None:
 
 
 def _session() -> Any:
+    # lazy: requests and urllib3 take 0.2 s to import, and every workflow load imports this
+    # module (rules/common.smk); only a download needs them
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
@@ -332,9 +335,7 @@ def _fetch_http(
 ) -> None:
     """Fetch ``url`` into ``part``: ``1 + policy.retries`` attempts, the wait before each retry
     from :meth:`Policy.wait`, each retry announced with ``say`` (one line)."""
-    import requests
-    import urllib3
-
+    network_errors = _network_errors()
     session = _session()
     meta = part.with_name(part.name + ".json")
     name = part.name.removesuffix(".part")
@@ -343,28 +344,15 @@ def _fetch_http(
     failures = 0
     while True:
         offset = hashing.size
-        headers = {"Accept-Encoding": "identity"}
-        if offset:
-            # without a validator the final checksum still catches bytes of two versions
-            headers["Range"] = f"bytes={offset}-"
-            if validator:
-                headers["If-Range"] = validator
+        headers = _request_headers(offset, validator)
         try:
             with session.get(url, headers=headers, stream=True, timeout=policy.timeout_s) as r:
-                if r.status_code in (404, 410):
-                    raise SourceMissing(f"{url}: HTTP {r.status_code} {r.reason}")
                 if r.status_code == 416 and offset:  # our offset is past the end: file changed
                     _note(f"{url}: range {offset}- not satisfiable; restarting from byte 0")
                     hashing.reset()
                     validator = None
                     continue
-                if r.status_code in RETRY_STATUSES:
-                    raise _TryAgain(
-                        f"HTTP {r.status_code} {r.reason}",
-                        _retry_after(r.headers.get("Retry-After")),
-                    )
-                if r.status_code >= 400:
-                    raise DatasetError(f"{url}: HTTP {r.status_code} {r.reason}")
+                _check_status(r, url)
                 resumed = r.status_code == 206 and _range_start(r.headers) == offset
                 if offset and not resumed:
                     _note(
@@ -377,41 +365,19 @@ def _fetch_http(
                 write_json(meta, {"url": url, "validator": validator}, indent=None)
                 length = r.headers.get("Content-Length")
                 total = offset + int(length) if length and length.isdigit() else None
-                with (
-                    part.open("ab" if offset else "wb") as out,
-                    _progress(part.stem, total, offset, policy) as bar,
-                ):
-                    # read1: whatever has arrived, so a cut-off body loses no byte it delivered
-                    while chunk := r.raw.read1(CHUNK):
-                        hashing.update(chunk)
-                        out.write(chunk)
-                        bar.update(len(chunk))
+                _write_body(r, part, offset, total, hashing, policy)
                 if total is not None and hashing.size != total:
                     raise _TryAgain(f"the body was cut off at byte {hashing.size} of {total}")
             meta.unlink(missing_ok=True)
             return
         except _TryAgain as exc:
             why, retry_after = exc.why, exc.retry_after
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError,  # from r.raw: a cut-off body, a read timeout
-        ) as exc:
+        except network_errors as exc:
             why, retry_after = _why(exc, policy.timeout_s, hashing.size), None
         failures += 1
         if failures > policy.retries:
-            kept = (
-                f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
-                if hashing.size
-                else ""
-            )
-            retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
-            attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
-            raise DatasetError(
-                f"{url}: {why}; gave up after {retries} ({attempts} in "
-                f"{time.monotonic() - t0:.1f} s; config download: retries, backoff_s, "
-                f"timeout_s){kept}"
+            raise _gave_up(
+                url, why, failures, time.monotonic() - t0, part, hashing, policy
             ) from None
         wait = policy.wait(failures, retry_after)
         say(
@@ -421,6 +387,85 @@ def _fetch_http(
         time.sleep(wait)
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of a failed attempt that a retry may cure."""
+    import requests  # lazy: see _session
+    import urllib3
+
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,  # from r.raw: a cut-off body, a read timeout
+    )
+
+
+def _request_headers(offset: int, validator: str | None) -> dict[str, str]:
+    """The request of bytes ``offset``- (all of the file from 0), only if the file is still
+    the one ``validator`` names."""
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        # without a validator the final checksum still catches bytes of two versions
+        headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator
+    return headers
+
+
+def _check_status(r: Any, url: str) -> None:
+    """SourceMissing (404, 410), _TryAgain (a status worth retrying, after its Retry-After) or
+    DatasetError (any other error status) for a response that brings no file."""
+    if r.status_code in (404, 410):
+        raise SourceMissing(f"{url}: HTTP {r.status_code} {r.reason}")
+    if r.status_code in RETRY_STATUSES:
+        raise _TryAgain(
+            f"HTTP {r.status_code} {r.reason}",
+            _retry_after(r.headers.get("Retry-After")),
+        )
+    if r.status_code >= 400:
+        raise DatasetError(f"{url}: HTTP {r.status_code} {r.reason}")
+
+
+def _write_body(
+    r: Any, part: Path, offset: int, total: int | None, hashing: Hashing, policy: Policy
+) -> None:
+    """Append the response's body to ``part`` (from byte ``offset``), hashed as it comes."""
+    with (
+        part.open("ab" if offset else "wb") as out,
+        _progress(part.stem, total, offset, policy) as bar,
+    ):
+        # read1: whatever has arrived, so a cut-off body loses no byte it delivered
+        while chunk := r.raw.read1(CHUNK):
+            hashing.update(chunk)
+            out.write(chunk)
+            bar.update(len(chunk))
+
+
+def _gave_up(
+    url: str,
+    why: str,
+    failures: int,
+    elapsed_s: float,
+    part: Path,
+    hashing: Hashing,
+    policy: Policy,
+) -> DatasetError:
+    """The error of a download that failed its last retry: why, after how many attempts in
+    how long, where its bytes are kept."""
+    kept = (
+        f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
+        if hashing.size
+        else ""
+    )
+    retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
+    attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
+    return DatasetError(
+        f"{url}: {why}; gave up after {retries} ({attempts} in "
+        f"{elapsed_s:.1f} s; config download: retries, backoff_s, "
+        f"timeout_s){kept}"
+    )
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (a number of seconds or an HTTP date), or None."""
     if not value:
@@ -428,8 +473,6 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -455,7 +498,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def _why(exc: BaseException, timeout_s: float, at_byte: int) -> str:
     """A failed attempt in a few words: 'connection refused', 'no answer for 60 s', ..."""
-    import requests
+    import requests  # lazy: see _session
     import urllib3
 
     chain = _causes(exc)
@@ -871,29 +914,14 @@ def _changed_sources(
     ]
 
 
-def restore_tree(
-    tree: Path,
-    files: Sequence[Mapping[str, Any]],
-    source_dir: Path,
-    remake: Callable[[Sequence[str]], None],
-    *,
-    dry_run: bool = False,
-    runs_used_it: bool = False,
-) -> str | None:
-    """Before a plan is built: unpack ``tree`` again from its verified files when it is gone
-    but was unpacked (its manifest is left, or ``runs_used_it``: finished runs exist), has no
-    readable manifest, or differs from its manifest. Returns what was found and done (a
-    warning for the user), or None when the tree is as unpacked or was never made.
-
-    Snakemake cannot be left to do this: it redoes no upstream job of finished runs, and it
-    trains every finished run again when the (ancient) tree is missing as its plan is built. A
-    file of ``source_dir`` that is the same file as a changed one of the tree (a hard link edited
-    in place) changed with it: it is removed, and ``remake(names)`` makes the missing files again
-    (a download, or the dataset script). Then every file is verified and the tree unpacked; a
-    changed tree is kept aside as ``<tree>.edited-<time>``, never deleted."""
-    verified = tree.with_name("manifest.json")  # rules/dataset.smk: verify_dataset
-    manifest_path = tree_manifest_path(tree)
-    keep, changed = None, []
+def _tree_damage(
+    tree: Path, verified: Path, manifest_path: Path, runs_used_it: bool
+) -> tuple[str, Path | None, list[Path]] | None:
+    """What is wrong with an unpacked ``tree`` (see :func:`restore_tree`): why it must be
+    unpacked again, where a changed tree is kept aside (None: it is not kept), and the source
+    files that changed with it; None when nothing is wrong or the tree was never made."""
+    keep: Path | None = None
+    changed: list[Path] = []
     if not verified.exists():
         if not runs_used_it:
             return None  # never verified: the workflow's own jobs make it
@@ -919,6 +947,35 @@ def restore_tree(
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             keep = tree.with_name(f"{tree.name}.edited-{stamp}")
             changed = _changed_sources(tree, manifest, changes)
+    return why, keep, changed
+
+
+def restore_tree(
+    tree: Path,
+    files: Sequence[Mapping[str, Any]],
+    source_dir: Path,
+    remake: Callable[[Sequence[str]], None],
+    *,
+    dry_run: bool = False,
+    runs_used_it: bool = False,
+) -> str | None:
+    """Before a plan is built: unpack ``tree`` again from its verified files when it is gone
+    but was unpacked (its manifest is left, or ``runs_used_it``: finished runs exist), has no
+    readable manifest, or differs from its manifest. Returns what was found and done (a
+    warning for the user), or None when the tree is as unpacked or was never made.
+
+    Snakemake cannot be left to do this: it redoes no upstream job of finished runs, and it
+    trains every finished run again when the (ancient) tree is missing as its plan is built. A
+    file of ``source_dir`` that is the same file as a changed one of the tree (a hard link edited
+    in place) changed with it: it is removed, and ``remake(names)`` makes the missing files again
+    (a download, or the dataset script). Then every file is verified and the tree unpacked; a
+    changed tree is kept aside as ``<tree>.edited-<time>``, never deleted."""
+    verified = tree.with_name("manifest.json")  # rules/dataset.smk: verify_dataset
+    manifest_path = tree_manifest_path(tree)
+    damage = _tree_damage(tree, verified, manifest_path, runs_used_it)
+    if damage is None:
+        return None
+    why, keep, changed = damage
     remade = "a real run makes it again" if dry_run else "made again"
     found = "; ".join(
         [why]
@@ -981,11 +1038,54 @@ def _console_say(fd: int | None) -> Callable[[str], None]:
     return say
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description="Fetch, verify and unpack dataset files, or make them with a script."
-    )
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _fetch(args: argparse.Namespace) -> None:
+    expected = {a: getattr(args, a) for a in HASHES if getattr(args, a)}
+    policy = Policy(args.retries, args.backoff_s, args.timeout_s, not args.no_progress)
+    entry = fetch(args.url, args.dest, expected, policy, _console_say(args.console_fd))
+    print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
+
+
+def _verify(args: argparse.Namespace) -> None:
+    try:
+        entries = verify(json.loads(args.files_json), args.dir)
+    except DatasetError as exc:
+        if not args.made_by_script:
+            raise
+        raise DatasetError(
+            f"{exc}\n{args.dir} was made by the dataset script, which exited 0; to run "
+            f"the script again, move the folder away (mv {args.dir} {args.dir}.old)"
+        ) from None
+    write_verified_manifest(args.manifest, entries)
+    print(f"verified {len(entries)} files -> {args.manifest}")
+
+
+def _unpack(args: argparse.Namespace) -> None:
+    prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)
+    print(f"prepared {args.dest}" + (f" and {args.manifest}" if args.manifest else ""))
+
+
+def _check_tree(args: argparse.Namespace) -> None:
+    problem = tree_problem(args.tree, full=args.full)
+    if problem:
+        raise DatasetError(problem)
+    print(f"{args.tree} is as unpacked ({tree_manifest_path(args.tree)})")
+
+
+def _script(args: argparse.Namespace) -> None:
+    run_script(args.command, args.cwd, args.output)
+    print(f"made {args.output}")
+
+
+COMMANDS = {
+    "fetch": _fetch,
+    "verify": _verify,
+    "unpack": _unpack,
+    "check-tree": _check_tree,
+    "script": _script,
+}
+
+
+def _add_fetch_parser(sub: Any) -> None:
     f = sub.add_parser(
         "fetch",
         help="fetch one file to a path from the first URL that has it, checking its checksums",
@@ -1012,6 +1112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gives snakemake's stderr as 3, so retries reach the console while the rest goes to the "
         "job's log)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Fetch, verify and unpack dataset files, or make them with a script."
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add_fetch_parser(sub)
     v = sub.add_parser("verify", help="verify every file of a dataset, write its manifest")
     v.add_argument("--files-json", required=True, help="the benchmark's dataset.files as JSON")
     v.add_argument("--dir", type=Path, required=True, help="folder holding the files")
@@ -1037,36 +1145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--command", required=True, help="shell command; {output_dir} is replaced")
     s.add_argument("--cwd", type=Path, required=True, help="folder to run it from")
     s.add_argument("--output", type=Path, required=True, help="the folder to make")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        if args.cmd == "fetch":
-            expected = {a: getattr(args, a) for a in HASHES if getattr(args, a)}
-            policy = Policy(args.retries, args.backoff_s, args.timeout_s, not args.no_progress)
-            entry = fetch(args.url, args.dest, expected, policy, _console_say(args.console_fd))
-            print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
-        elif args.cmd == "verify":
-            try:
-                entries = verify(json.loads(args.files_json), args.dir)
-            except DatasetError as exc:
-                if not args.made_by_script:
-                    raise
-                raise DatasetError(
-                    f"{exc}\n{args.dir} was made by the dataset script, which exited 0; to run "
-                    f"the script again, move the folder away (mv {args.dir} {args.dir}.old)"
-                ) from None
-            write_verified_manifest(args.manifest, entries)
-            print(f"verified {len(entries)} files -> {args.manifest}")
-        elif args.cmd == "unpack":
-            prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)
-            print(f"prepared {args.dest}" + (f" and {args.manifest}" if args.manifest else ""))
-        elif args.cmd == "check-tree":
-            problem = tree_problem(args.tree, full=args.full)
-            if problem:
-                raise DatasetError(problem)
-            print(f"{args.tree} is as unpacked ({tree_manifest_path(args.tree)})")
-        else:
-            run_script(args.command, args.cwd, args.output)
-            print(f"made {args.output}")
+        COMMANDS[args.cmd](args)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

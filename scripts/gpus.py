@@ -170,6 +170,57 @@ class GpuLocks:
         return got
 
 
+def _scheduler_assignment(
+    gpus: int, env: Mapping[str, str], log: Callable[[str], None]
+) -> Assignment:
+    """The job's CUDA_VISIBLE_DEVICES, with a note (logged) when it does not hold ``gpus``."""
+    visible = parse_visible(env.get("CUDA_VISIBLE_DEVICES"))
+    notes: tuple[str, ...] = ()
+    if visible is None or len(visible) != gpus:
+        note = (
+            f"the system asks for {gpus} GPU(s) per run, but the scheduler's "
+            f"CUDA_VISIBLE_DEVICES is {env.get('CUDA_VISIBLE_DEVICES')!r}"
+        )
+        log(f"gpus: warning: {note}")
+        notes = (note,)
+    return Assignment(visible or (), "scheduler", notes=notes)
+
+
+def _wait_for_locks(
+    locks: GpuLocks,
+    gpus: int,
+    devices: Sequence[str],
+    lock_dir: Path,
+    timeout_s: float | None,
+    stop_waiting: Callable[[], str | None],
+    log: Callable[[str], None],
+) -> list[str]:
+    """Poll until ``gpus`` of ``devices`` are locked (the wait announced once); GpuError when
+    ``stop_waiting`` gives a reason or ``timeout_s`` passes."""
+    t0 = time.monotonic()
+    announced = False
+    while True:
+        got = locks.acquire(gpus, devices)
+        if got:
+            return got
+        if not announced:
+            busy = ", ".join(f"{d} (pid {locks.holder(d)})" for d in devices)
+            log(
+                f"gpus: waiting for {gpus} free GPU(s) of {list(devices)}; in use: {busy} "
+                f"(locks in {lock_dir})"
+            )
+            announced = True
+        why = stop_waiting()
+        if why:
+            raise GpuError(f"stopped waiting for {gpus} GPU(s) of {list(devices)}: {why}")
+        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+            raise GpuError(
+                f"no {gpus} free GPU(s) of {list(devices)} within {timeout_s} s "
+                f"(locks in {lock_dir})"
+            )
+        time.sleep(POLL_S)
+
+
 @contextlib.contextmanager
 def assign(
     gpus: int,
@@ -195,16 +246,7 @@ def assign(
         yield Assignment((), "none")
         return
     if mode == "scheduler":
-        visible = parse_visible(env.get("CUDA_VISIBLE_DEVICES"))
-        notes: tuple[str, ...] = ()
-        if visible is None or len(visible) != gpus:
-            note = (
-                f"the system asks for {gpus} GPU(s) per run, but the scheduler's "
-                f"CUDA_VISIBLE_DEVICES is {env.get('CUDA_VISIBLE_DEVICES')!r}"
-            )
-            log(f"gpus: warning: {note}")
-            notes = (note,)
-        yield Assignment(visible or (), "scheduler", notes=notes)
+        yield _scheduler_assignment(gpus, env, log)
         return
     if mode != "local":
         raise ValueError(f"unknown GPU assignment mode {mode!r}")
@@ -215,27 +257,7 @@ def assign(
         )
     locks = GpuLocks(lock_dir)
     t0 = time.monotonic()
-    announced = False
-    while True:
-        got = locks.acquire(gpus, devices)
-        if got:
-            break
-        if not announced:
-            busy = ", ".join(f"{d} (pid {locks.holder(d)})" for d in devices)
-            log(
-                f"gpus: waiting for {gpus} free GPU(s) of {list(devices)}; in use: {busy} "
-                f"(locks in {lock_dir})"
-            )
-            announced = True
-        why = stop_waiting()
-        if why:
-            raise GpuError(f"stopped waiting for {gpus} GPU(s) of {list(devices)}: {why}")
-        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-            raise GpuError(
-                f"no {gpus} free GPU(s) of {list(devices)} within {timeout_s} s "
-                f"(locks in {lock_dir})"
-            )
-        time.sleep(POLL_S)
+    got = _wait_for_locks(locks, gpus, devices, lock_dir, timeout_s, stop_waiting, log)
     waited = time.monotonic() - t0
     log(f"gpus: assigned {got} (waited {waited:.1f} s)")
     try:

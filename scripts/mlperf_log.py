@@ -44,7 +44,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,6 +292,8 @@ def _scan_segment(
 ) -> None:
     """Add the events of ``text`` (whole lines, str or bytes) to ``state``; ``count_rest``
     False: no line follows, so the lines after the last marker need no counting."""
+    # long: the parser's hot loop (bench/parse_logs.py): both event formats inline, with the
+    # locals bound here, which every part of a split would need passed in
     append = state.events.append
     scan = _scan_json
     count = text.count
@@ -639,28 +641,32 @@ def log_problems(parsed: ParsedLog, time_source: str = "run_stop") -> list[str]:
             problems.append(f"eval_result timestamp {raw!r} is not finite")
         return problems
     stops = _once(parsed, "run_stop", problems)
-    if not starts or not stops:
-        return problems
-    start, stop = starts[0].time_s, stops[-1].time_s
+    if starts and stops:
+        problems += _window_problems(parsed, starts[0].time_s, stops[-1].time_s)
+    return problems
+
+
+def _window_problems(parsed: ParsedLog, start: float, stop: float) -> list[str]:
+    """What is wrong with the run's window from run_start to run_stop (the first that
+    applies): run_stop not after run_start, a time to train that is not a time, epoch or
+    evaluation events before run_start."""
     if stop <= start:
         word = "before" if stop < start else "at"
-        problems.append(f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})")
-        return problems
+        return [f"run_stop ({_t(stop)}) is {word} run_start ({_t(start)})"]
     if not stop - start < MAX_TIME_TO_TRAIN_S:
-        problems.append(
+        return [
             f"time to train {stop - start:.6g} s is longer than {MAX_TIME_TO_TRAIN_S:.0e} s: "
             "not a time"
-        )
-        return problems
+        ]
     early = [ev for ev in parsed.events if ev.key in WINDOW_KEYS and ev.time_s < start]
-    if early:
-        first = early[0]
-        n = len(early)
-        problems.append(
-            f"{n} epoch/evaluation event{'s' if n != 1 else ''} before run_start "
-            f"({_t(start)}); first: {first.key} at {_t(first.time_s)} (line {first.line_no})"
-        )
-    return problems
+    if not early:
+        return []
+    first = early[0]
+    n = len(early)
+    return [
+        f"{n} epoch/evaluation event{'s' if n != 1 else ''} before run_start "
+        f"({_t(start)}); first: {first.key} at {_t(first.time_s)} (line {first.line_no})"
+    ]
 
 
 def log_problems_of(path: str | os.PathLike[str], time_source: str = "run_stop") -> list[str]:
@@ -755,52 +761,124 @@ def run_outcome(
     ``eval_result`` event (seconds from run_start to the saving of the first model that beat
     the target); status "success" when that timestamp is > 0.
     """
+    _check_choices(direction, time_source)
+    target = float(target)
+    higher = direction == "higher"
+    also = {k: float(v) for k, v in (also_targets or {}).items()}
+    invalid = log_problems(parsed, time_source)
+    timing = _timing(parsed, time_source, valid_log=not invalid)
+    evals = _evaluations(parsed, target, higher, value_key, also, timing.run_start_s)
+    quality_problems, quality_met = _quality_problems(evals, target, higher, value_key, also)
+    converged = not invalid and _finished(timing) and quality_met
+    epochs, time_per_epoch_s = _epochs(parsed, evals.history)
+    seed, benchmark, result_line_wall_s = _identity(parsed)
+    malformed = [m] if (m := _malformed_problem(parsed)) else []
+    return RunOutcome(
+        run_start_s=timing.run_start_s,
+        run_stop_s=timing.run_stop_s,
+        time_to_train_s=timing.time_to_train_s,
+        status=timing.status,
+        converged=converged,
+        final_quality=evals.final_quality,
+        quality_target=target,
+        quality_direction=direction,
+        epochs=epochs,
+        epochs_to_converge=evals.epochs_to_converge if converged else None,
+        time_per_epoch_s=time_per_epoch_s,
+        seed=seed,
+        benchmark=benchmark,
+        result_line_wall_s=result_line_wall_s,
+        eval_history=evals.history,
+        problems=[*invalid, *timing.problems, *quality_problems, *malformed],
+        final_components=evals.final_components,
+        log_problems=invalid,
+    )
+
+
+def _check_choices(direction: str, time_source: str) -> None:
     if direction not in ("higher", "lower"):
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
     if time_source not in TIME_SOURCES:
         raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
-    target = float(target)
-    higher = direction == "higher"
-    also = {k: float(v) for k, v in (also_targets or {}).items()}
-    problems: list[str] = []
 
-    invalid = log_problems(parsed, time_source)
-    problems: list[str] = list(invalid)
 
-    start_ev = parsed.first("run_start")
-    run_start_s = start_ev.time_s if start_ev is not None else None
+def _finished(timing: _Timing) -> bool:
+    """The run has a positive time to train and ended with status success."""
+    return (
+        timing.time_to_train_s is not None
+        and timing.time_to_train_s > 0
+        and timing.status is not None
+        and timing.status.lower() == "success"
+    )
+
+
+@dataclass
+class _Timing:
+    """When the run started and stopped, its time to train and status, and what is wrong
+    with them."""
+
+    run_start_s: float | None = None
     run_stop_s: float | None = None
     time_to_train_s: float | None = None
     status: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _timing(parsed: ParsedLog, time_source: str, *, valid_log: bool) -> _Timing:
+    """The run's times and status by ``time_source`` (see :func:`run_outcome`); a log that is
+    not valid has no time to train."""
+    start_ev = parsed.first("run_start")
+    t = _Timing(run_start_s=start_ev.time_s if start_ev is not None else None)
     if time_source == "run_stop":
         stop_ev = parsed.last("run_stop")
-        run_stop_s = stop_ev.time_s if stop_ev is not None else None
-        if run_start_s is not None and run_stop_s is not None and not invalid:
-            time_to_train_s = round(run_stop_s - run_start_s, 3)
+        t.run_stop_s = stop_ev.time_s if stop_ev is not None else None
+        if t.run_start_s is not None and t.run_stop_s is not None and valid_log:
+            t.time_to_train_s = round(t.run_stop_s - t.run_start_s, 3)
         if stop_ev is not None:
             raw_status = stop_ev.metadata.get("status")
             if raw_status is None:
-                problems.append("run_stop has no status")
+                t.problems.append("run_stop has no status")
             else:
-                status = str(raw_status)
-                if status.lower() != "success":
-                    problems.append(f"run_stop status is {_short(status)}")
+                t.status = str(raw_status)
+                if t.status.lower() != "success":
+                    t.problems.append(f"run_stop status is {_short(t.status)}")
+        return t
+    result_ev = parsed.last("eval_result")
+    stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
+    if result_ev is None:
+        t.problems.append("no eval_result event (no model beat the target)")
+    elif stamp is None or stamp <= 0:
+        t.problems.append(f"eval_result timestamp {_short(result_ev.metadata.get('timestamp'))}")
     else:
-        result_ev = parsed.last("eval_result")
-        stamp = _as_float(result_ev.metadata.get("timestamp")) if result_ev is not None else None
-        if result_ev is None:
-            problems.append("no eval_result event (no model beat the target)")
-        elif stamp is None or stamp <= 0:
-            problems.append(f"eval_result timestamp {_short(result_ev.metadata.get('timestamp'))}")
-        else:
-            status = "success"
-            if not invalid:
-                time_to_train_s = round(stamp, 3)
-            if run_start_s is not None:
-                run_stop_s = run_start_s + stamp
+        t.status = "success"
+        if valid_log:
+            t.time_to_train_s = round(stamp, 3)
+        if t.run_start_s is not None:
+            t.run_stop_s = t.run_start_s + stamp
+    return t
 
-    # Evaluations, in file order.
-    eval_history: list[tuple[int | None, float, float | None]] = []
+
+@dataclass
+class _Evaluations:
+    """The eval_accuracy events of a log, in file order."""
+
+    history: list[tuple[int | None, float, float | None]]  # (epoch, quality, s since start)
+    final_quality: float | None  # of the last eval_accuracy (None: not a number)
+    final_components: dict[str, float | None]  # the also_targets' parts of the last one
+    epochs_to_converge: int | None  # epoch of the first evaluation that met every target
+    n_eval: int
+    last_eval: Event | None  # the last eval_accuracy event
+
+
+def _evaluations(
+    parsed: ParsedLog,
+    target: float,
+    higher: bool,
+    value_key: str | None,
+    also: Mapping[str, float],
+    run_start_s: float | None,
+) -> _Evaluations:
+    history: list[tuple[int | None, float, float | None]] = []
     final_quality: float | None = None
     final_components: dict[str, float | None] = {k: None for k in also}
     epochs_to_converge: int | None = None
@@ -818,43 +896,57 @@ def run_outcome(
         final_quality = val
         ep = _as_int(ev.metadata.get("epoch_num"))
         since = round(ev.time_s - run_start_s, 3) if run_start_s is not None else None
-        eval_history.append((ep, val, since))
+        history.append((ep, val, since))
         parts_met = all(p is not None and _meets(p, also[k], higher) for k, p in parts.items())
         if epochs_to_converge is None and _meets(val, target, higher) and parts_met:
             epochs_to_converge = ep
-    last_eval = parsed.last("eval_accuracy")
+    return _Evaluations(
+        history=history,
+        final_quality=final_quality,
+        final_components=final_components,
+        epochs_to_converge=epochs_to_converge,
+        n_eval=n_eval,
+        last_eval=parsed.last("eval_accuracy"),
+    )
+
+
+def _quality_problems(
+    evals: _Evaluations,
+    target: float,
+    higher: bool,
+    value_key: str | None,
+    also: Mapping[str, float],
+) -> tuple[list[str], bool]:
+    """What is wrong with the final quality, and whether it meets the target and every
+    also_targets part meets its own."""
+    problems: list[str] = []
     what = "final eval_accuracy" + (f" {value_key}" if value_key else "")
-    if n_eval == 0:
+    final = evals.final_quality
+    if evals.n_eval == 0:
         problems.append("no eval_accuracy event")
-    elif final_quality is None and last_eval is not None:
-        problems.append(f"{what} {_short(last_eval.value)} is not a number")
-    elif final_quality is not None and not _meets(final_quality, target, higher):
+    elif final is None and evals.last_eval is not None:
+        problems.append(f"{what} {_short(evals.last_eval.value)} is not a number")
+    elif final is not None and not _meets(final, target, higher):
         problems.append(
-            f"{what} {final_quality!r} does not meet target {target!r}"
+            f"{what} {final!r} does not meet target {target!r}"
             + ("" if higher else " (lower is better)")
         )
     components_met = True
-    if n_eval:
+    if evals.n_eval:
         for k, t in also.items():
-            got = final_components.get(k)
+            got = evals.final_components.get(k)
             if got is None or not _meets(got, t, higher):
                 components_met = False
                 problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
+    met = final is not None and _meets(final, target, higher) and components_met
+    return problems, met
 
-    converged = (
-        not invalid
-        and time_to_train_s is not None
-        and time_to_train_s > 0
-        and status is not None
-        and status.lower() == "success"
-        and final_quality is not None
-        and _meets(final_quality, target, higher)
-        and components_met
-    )
-    if not converged:
-        epochs_to_converge = None
 
-    # Epochs and time per epoch, matched by metadata epoch_num.
+def _epochs(
+    parsed: ParsedLog, history: Sequence[tuple[int | None, float, float | None]]
+) -> tuple[int | None, float | None]:
+    """The number of epochs (the last epoch_stop's epoch_num, else the last evaluated epoch)
+    and the mean time per epoch (epoch_start and epoch_stop matched by epoch_num)."""
     starts: dict[int, float] = {}
     stops: dict[int, float] = {}
     for ev in parsed.events:
@@ -871,11 +963,16 @@ def run_outcome(
     if stops:
         epochs = max(stops)
     else:
-        eval_epochs = [ep for ep, _, _ in eval_history if ep is not None]
+        eval_epochs = [ep for ep, _, _ in history if ep is not None]
         epochs = max(eval_epochs) if eval_epochs else None
     durations = [stops[ep] - starts[ep] for ep in stops if ep in starts]
     time_per_epoch_s = math.fsum(durations) / len(durations) if durations else None
+    return epochs, time_per_epoch_s
 
+
+def _identity(parsed: ParsedLog) -> tuple[int | None, str | None, float | None]:
+    """The run's seed (the seed event, else the RESULT line's), its benchmark
+    (submission_benchmark) and the latest RESULT line's wall time."""
     seed_ev = parsed.first("seed")
     seed = _as_int(seed_ev.value) if seed_ev is not None else None
     if seed is None and parsed.result_line is not None:
@@ -885,31 +982,12 @@ def run_outcome(
     result_line_wall_s = (
         max(r.wall_time_s for r in parsed.result_lines) if parsed.result_lines else None
     )
+    return seed, benchmark, result_line_wall_s
 
-    if parsed.malformed_lines:
-        n = parsed.malformed_lines
-        first_at = parsed.malformed_line_nos[0] if parsed.malformed_line_nos else "?"
-        problems.append(
-            f"{n} malformed MLPerf line{'s' if n != 1 else ''} (first at line {first_at})"
-        )
 
-    return RunOutcome(
-        run_start_s=run_start_s,
-        run_stop_s=run_stop_s,
-        time_to_train_s=time_to_train_s,
-        status=status,
-        converged=converged,
-        final_quality=final_quality,
-        quality_target=target,
-        quality_direction=direction,
-        epochs=epochs,
-        epochs_to_converge=epochs_to_converge,
-        time_per_epoch_s=time_per_epoch_s,
-        seed=seed,
-        benchmark=benchmark,
-        result_line_wall_s=result_line_wall_s,
-        eval_history=eval_history,
-        problems=problems,
-        final_components=final_components,
-        log_problems=invalid,
-    )
+def _malformed_problem(parsed: ParsedLog) -> str | None:
+    if not parsed.malformed_lines:
+        return None
+    n = parsed.malformed_lines
+    first_at = parsed.malformed_line_nos[0] if parsed.malformed_line_nos else "?"
+    return f"{n} malformed MLPerf line{'s' if n != 1 else ''} (first at line {first_at})"

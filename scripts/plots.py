@@ -100,22 +100,7 @@ def plot_runs(runs: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
         ax=ax,
         label="converged run",
     )
-    rows = {r["system"]: r for r in summary.to_dict("records")}
-    marks = [("dropped_fastest_run", "v", "tab:green", "dropped as fastest")]
-    marks.append(("dropped_slowest_run", "^", "tab:red", "dropped as slowest"))
-    for column, marker, color, label in marks:
-        xs, ys = [], []
-        for y, system in enumerate(systems):
-            run = rows.get(system, {}).get(column)
-            if run is None or pd.isna(run):
-                continue
-            hit = runs[(runs["system"] == system) & (runs["run"] == int(run))]
-            t = hit["time_to_train_s"].iloc[0] if len(hit) else None
-            if t is not None and not pd.isna(t):
-                xs.append(float(t))
-                ys.append(y)
-        if xs:
-            ax.scatter(xs, ys, marker=marker, s=110, color=color, zorder=5, label=label)
+    _mark_dropped(ax, runs, summary, systems)
     bad = runs[~runs["converged"].astype(bool) & runs["time_to_train_s"].notna()]
     if len(bad):
         ys = [systems.index(s) for s in bad["system"]]
@@ -135,6 +120,26 @@ def plot_runs(runs: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("")
     ax.set_title("Time to train of every run")
     _save(fig, path)
+
+
+def _mark_dropped(ax: Any, runs: pd.DataFrame, summary: pd.DataFrame, systems: list[str]) -> None:
+    """Triangles on the runs the MLPerf score drops (summary.csv's dropped_*_run)."""
+    rows = {r["system"]: r for r in summary.to_dict("records")}
+    marks = [("dropped_fastest_run", "v", "tab:green", "dropped as fastest")]
+    marks.append(("dropped_slowest_run", "^", "tab:red", "dropped as slowest"))
+    for column, marker, color, label in marks:
+        xs, ys = [], []
+        for y, system in enumerate(systems):
+            run = rows.get(system, {}).get(column)
+            if run is None or pd.isna(run):
+                continue
+            hit = runs[(runs["system"] == system) & (runs["run"] == int(run))]
+            t = hit["time_to_train_s"].iloc[0] if len(hit) else None
+            if t is not None and not pd.isna(t):
+                xs.append(float(t))
+                ys.append(y)
+        if xs:
+            ax.scatter(xs, ys, marker=marker, s=110, color=color, zorder=5, label=label)
 
 
 def start_order(runs: pd.DataFrame) -> pd.Series:

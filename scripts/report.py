@@ -23,11 +23,14 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pandas as pd
+from docutils.core import publish_parts
 
-from scripts import formats, hashing, layout, stats
+from scripts import columns, formats, hashing, layout, stats
 from scripts.tables import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -81,9 +84,34 @@ def fmt_num(x: Any, spec: str = ".3g") -> str:
 
 
 def caption(name: str) -> str:
-    """The caption text of a plot or table (report/<name>.rst, plain text)."""
+    """The caption text of a plot (report/<name>.rst, plain text)."""
     path = CAPTIONS_DIR / f"{name}.rst"
     return path.read_text().strip() if path.exists() else ""
+
+
+class _CaptionJob:
+    """What a caption template reads, as Snakemake's report gives it to the template of a
+    rule's output: ``snakemake.params.columns`` (rules/report.smk passes the registry)."""
+
+    def __init__(self, registry: columns.Registry) -> None:
+        self.params = SimpleNamespace(columns=registry)
+
+
+def render_caption(name: str, registry: columns.Registry) -> str:
+    """report/<name>.rst rendered as Snakemake renders a caption (a Jinja2 template with
+    ``trim_blocks`` and ``lstrip_blocks``), with ``registry`` as ``snakemake.params.columns``:
+    reStructuredText."""
+    template = (CAPTIONS_DIR / f"{name}.rst").read_text()
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(snakemake=_CaptionJob(registry))
+
+
+def caption_html(name: str, registry: columns.Registry) -> str:
+    """The caption of a table as HTML: :func:`render_caption`, turned into HTML by docutils
+    (the body part, as Snakemake's report does)."""
+    text = render_caption(name, registry)
+    settings = {"report_level": 5, "halt_level": 5}  # a caption never prints warnings
+    return publish_parts(text, writer="html", settings_overrides=settings)["body"]
 
 
 def data_uri(path: Path) -> str:
@@ -129,44 +157,7 @@ def warnings(
         out.append(reference_note + ".")
     required = int(benchmark.get("runs") or 0)
     for row in summary.to_dict("records"):
-        s = row["system"]
-        if not row["valid"]:
-            out.append(
-                f"{s}: no MLPerf score: {row['reason']}. Do not rerun only the failed runs "
-                "(that would be cherry-picking); find out why they did not converge, then run "
-                "the whole set again."
-            )
-        if required and row["n_runs"] < required:
-            out.append(
-                f"{s}: {row['n_runs']} runs, but MLPerf scores this benchmark on {required}: "
-                f"its score is not comparable with published ones; make {required} runs."
-            )
-        if row.get("unstable") is True or row.get("unstable") == "True":
-            need = row.get("runs_for_5pct_ci")
-            more = (
-                f"about {int(need)} runs would give a +/-5% confidence interval of the mean"
-                if not is_missing(need)
-                else "more runs are needed for a +/-5% interval"
-            )
-            out.append(
-                f"{s}: the standard deviation ({fmt_s(row['std_s'])} s) is "
-                f"{float(row['cv']):.0%} of the mean ({fmt_s(row['mean_s'])} s), at or above "
-                f"the {stats.UNSTABLE_CV:.0%} threshold: results are unstable. Use more runs "
-                f"({more}) and check what else runs on the machine."
-            )
-        if not is_missing(row.get("outlier_runs")) and str(row.get("outlier_runs")).strip():
-            out.append(
-                f"{s}: run(s) {row['outlier_runs']} lie outside {stats.IQR_K} IQR of the "
-                f"quartiles or have a modified z-score above {stats.MODIFIED_Z_THRESHOLD}: "
-                "flagged, not dropped. Look at their epochs to converge and time per epoch "
-                "to tell a slow machine from an unlucky seed."
-            )
-        nonconv = row["n_runs"] - row["n_converged"]
-        if row["valid"] and nonconv == 1:
-            out.append(
-                f"{s}: run {row['dropped_slowest_run']} did not reach the target; the MLPerf "
-                "rule counts it as the slowest run and drops it."
-            )
+        out.extend(system_warnings(row, required))
     for row in comparison.to_dict("records"):
         if not row["significant"] and not is_missing(row["mdd_rel"]):
             out.append(
@@ -185,6 +176,51 @@ def warnings(
             if expected and ("does not meet target" in problem or "status is" in problem):
                 continue
             out.append(f"{r['system']} run {r['run']}: {problem} (in {r.get('log')}).")
+    return out
+
+
+def system_warnings(row: Mapping[str, Any], required: int) -> list[str]:
+    """The warnings of one system's summary row: no score, too few runs, unstable, outliers,
+    a non-converged run dropped."""
+    out: list[str] = []
+    s = row["system"]
+    if not row["valid"]:
+        out.append(
+            f"{s}: no MLPerf score: {row['reason']}. Do not rerun only the failed runs "
+            "(that would be cherry-picking); find out why they did not converge, then run "
+            "the whole set again."
+        )
+    if required and row["n_runs"] < required:
+        out.append(
+            f"{s}: {row['n_runs']} runs, but MLPerf scores this benchmark on {required}: "
+            f"its score is not comparable with published ones; make {required} runs."
+        )
+    if row.get("unstable") is True or row.get("unstable") == "True":
+        need = row.get("runs_for_5pct_ci")
+        more = (
+            f"about {int(need)} runs would give a +/-5% confidence interval of the mean"
+            if not is_missing(need)
+            else "more runs are needed for a +/-5% interval"
+        )
+        out.append(
+            f"{s}: the standard deviation ({fmt_s(row['std_s'])} s) is "
+            f"{float(row['cv']):.0%} of the mean ({fmt_s(row['mean_s'])} s), at or above "
+            f"the {stats.UNSTABLE_CV:.0%} threshold: results are unstable. Use more runs "
+            f"({more}) and check what else runs on the machine."
+        )
+    if not is_missing(row.get("outlier_runs")) and str(row.get("outlier_runs")).strip():
+        out.append(
+            f"{s}: run(s) {row['outlier_runs']} lie outside {stats.IQR_K} IQR of the "
+            f"quartiles or have a modified z-score above {stats.MODIFIED_Z_THRESHOLD}: "
+            "flagged, not dropped. Look at their epochs to converge and time per epoch "
+            "to tell a slow machine from an unlucky seed."
+        )
+    nonconv = row["n_runs"] - row["n_converged"]
+    if row["valid"] and nonconv == 1:
+        out.append(
+            f"{s}: run {row['dropped_slowest_run']} did not reach the target; the MLPerf "
+            "rule counts it as the slowest run and drops it."
+        )
     return out
 
 
@@ -266,51 +302,34 @@ def _p(x: Any) -> str:
     return "n/a" if is_missing(x) else f"{float(x):.3g}"
 
 
-SUMMARY_TABLE = [
-    ("system", "system", esc),
-    ("n_runs", "runs", _int),
-    ("n_converged", "converged", _int),
-    ("valid", "valid", _yes),
-    ("score_s", "MLPerf score (s)", fmt_s),
-    ("mean_s", "mean (s)", fmt_s),
-    ("std_s", "std (s)", fmt_s),
-    ("cv", "cv", _pct),
-    ("ci95_low_s", "t 95% CI low", fmt_s),
-    ("ci95_high_s", "t 95% CI high", fmt_s),
-    ("boot_ci95_low_s", "bootstrap low", fmt_s),
-    ("boot_ci95_high_s", "bootstrap high", fmt_s),
-    ("median_s", "median (s)", fmt_s),
-    ("mad_s", "MAD (s)", fmt_s),
-    ("q1_s", "q1 (s)", fmt_s),
-    ("q3_s", "q3 (s)", fmt_s),
-    ("min_s", "min (s)", fmt_s),
-    ("max_s", "max (s)", fmt_s),
-    ("outlier_runs", "outlier runs", esc),
-    ("unstable", "unstable", _yes),
-    ("runs_for_5pct_ci", "runs for +/-5%", _int),
-    ("epochs_to_converge_mean", "epochs (mean)", fmt_num),
-    ("epochs_to_converge_std", "epochs (std)", fmt_num),
-    ("time_per_epoch_mean_s", "s per epoch", fmt_s),
-    ("time_per_epoch_cv", "cv per epoch", _pct),
-]
-COMPARISON_TABLE = [
-    ("system", "system", esc),
-    ("reference", "reference", esc),
-    ("n", "runs", _int),
-    ("n_reference", "ref. runs", _int),
-    ("speedup", "speedup", lambda x: fmt_num(x, ".3f")),
-    ("speedup_ci95_low", "95% CI low", lambda x: fmt_num(x, ".3f")),
-    ("speedup_ci95_high", "95% CI high", lambda x: fmt_num(x, ".3f")),
-    ("score_speedup", "score speedup", lambda x: fmt_num(x, ".3f")),
-    ("epoch_speedup", "per-epoch speedup", lambda x: fmt_num(x, ".3f")),
-    ("p_welch", "Welch p", _p),
-    ("p_welch_holm", "Welch p (Holm)", _p),
-    ("p_mannwhitney", "Mann-Whitney p", _p),
-    ("p_mannwhitney_holm", "M-W p (Holm)", _p),
-    ("prob_faster", "P(run faster)", lambda x: fmt_num(x, ".2f")),
-    ("significant", "significant", _yes),
-    ("mdd_rel", "detectable at 80%", _pct),
-]
+def _ratio3(x: Any) -> str:
+    return fmt_num(x, ".3f")
+
+
+def _prob(x: Any) -> str:
+    return fmt_num(x, ".2f")
+
+
+# How a column's value is shown, by the name its registry entry gives (Column.fmt)
+FORMATS = {
+    "text": esc,
+    "int": _int,
+    "yes": _yes,
+    "s": fmt_s,
+    "pct": _pct,
+    "num": fmt_num,
+    "ratio": _ratio3,
+    "prob": _prob,
+    "p": _p,
+}
+
+
+def table_columns(registry: columns.Registry) -> list[tuple[str, str, Any]]:
+    """The (column, header, formatter) triples of report.html's table of a registry's table:
+    its columns that have a header, in file order."""
+    return [(c.name, c.header, FORMATS[c.fmt]) for c in registry if c.header is not None]
+
+
 RUNS_TABLE = [
     ("system", "system", esc),
     ("run", "run", _int),
@@ -347,59 +366,78 @@ def provenance(
     ]
     metas = [formats.read_json(p, "run.json") for p in sorted(system_dir.glob("run_*/run.json"))]
     if config.get("backend") == "import":
-        items.append(("import_dir", config.get("import_dir")))
-        sub = metas[0].get("submission", {}) if metas else {}
-        for key in ("org", "platform", "division", "status"):
-            items.append((f"submission {key}", sub.get(key)))
-        entry = sub.get("entry")
-        if isinstance(entry, dict):
-            for key in ("hardware", "framework", "os", "interconnect"):
-                items.append((key, entry.get(key)))
-            nodes = entry.get("nodes")
-            if isinstance(nodes, dict):
-                for key in ("num_nodes", "cpu", "accelerator", "num_accelerators", "sys_mem_size"):
-                    items.append((key, nodes.get(key)))
-            libs = entry.get("libraries")
-            if isinstance(libs, dict):
-                items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
-        for m in metas:
-            run = layout.run_id(m["run"], len(metas))
-            items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
+        items += _imported_provenance(config, metas)
     else:
-        env_path = system_dir / "environment.json"
-        env = json.loads(env_path.read_text()) if env_path.exists() else {}
-        git = env.get("workflow_git") or {}
-        items += [
-            ("threads per run", config.get("threads")),
-            ("GPUs per run", config.get("gpus")),
-            ("host", env.get("host")),
-            ("CPU", f"{env.get('cpu_count')} x {env.get('cpu_model')}" if env else None),
-            ("GPUs", ", ".join(env.get("gpus") or []) or "none"),
-            ("OS", env.get("os")),
-            ("Python", env.get("python")),
-            (
-                "packages",
-                ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items()),
-            ),
-            (
-                "workflow commit",
-                f"{git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}"
-                if git
-                else None,
-            ),
-            ("environment captured", env.get("captured_utc")),
-            ("environment digest", env.get("digest")),
-        ]
-        image = env.get("image") or {}
-        if image:  # the docker backend: the software is the image's
-            items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
-        if metas:
-            items.append(("command of run 01", metas[0].get("command")))
-            # a container backend's command line (run.json: docker_argv, podman_argv)
-            argv = metas[0].get(f"{metas[0].get('backend')}_argv")
-            if argv:
-                items.append((f"{argv[0]} run of run 01", shlex.join(argv)))
+        items += _local_provenance(config, system_dir, metas)
     return f"<h3>{esc(system)}</h3>" + _definition_list(items)
+
+
+def _imported_provenance(
+    config: Mapping[str, Any], metas: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Any]]:
+    """An imported system: its folder, what the submission says about its hardware, and the
+    source log of every run."""
+    items: list[tuple[str, Any]] = []
+    items.append(("import_dir", config.get("import_dir")))
+    sub = metas[0].get("submission", {}) if metas else {}
+    for key in ("org", "platform", "division", "status"):
+        items.append((f"submission {key}", sub.get(key)))
+    entry = sub.get("entry")
+    if isinstance(entry, dict):
+        for key in ("hardware", "framework", "os", "interconnect"):
+            items.append((key, entry.get(key)))
+        nodes = entry.get("nodes")
+        if isinstance(nodes, dict):
+            for key in ("num_nodes", "cpu", "accelerator", "num_accelerators", "sys_mem_size"):
+                items.append((key, nodes.get(key)))
+        libs = entry.get("libraries")
+        if isinstance(libs, dict):
+            items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
+    for m in metas:
+        run = layout.run_id(m["run"], len(metas))
+        items.append((f"run {run}", f"{m.get('source')} (sha256 {m.get('source_sha256')})"))
+    return items
+
+
+def _local_provenance(
+    config: Mapping[str, Any], system_dir: Path, metas: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Any]]:
+    """A system that ran here: its resources, its environment.json, its image, its command."""
+    items: list[tuple[str, Any]] = []
+    env_path = system_dir / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    git = env.get("workflow_git") or {}
+    items += [
+        ("threads per run", config.get("threads")),
+        ("GPUs per run", config.get("gpus")),
+        ("host", env.get("host")),
+        ("CPU", f"{env.get('cpu_count')} x {env.get('cpu_model')}" if env else None),
+        ("GPUs", ", ".join(env.get("gpus") or []) or "none"),
+        ("OS", env.get("os")),
+        ("Python", env.get("python")),
+        (
+            "packages",
+            ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items()),
+        ),
+        (
+            "workflow commit",
+            f"{git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}"
+            if git
+            else None,
+        ),
+        ("environment captured", env.get("captured_utc")),
+        ("environment digest", env.get("digest")),
+    ]
+    image = env.get("image") or {}
+    if image:  # the docker backend: the software is the image's
+        items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
+    if metas:
+        items.append(("command of run 01", metas[0].get("command")))
+        # a container backend's command line (run.json: docker_argv, podman_argv)
+        argv = metas[0].get(f"{metas[0].get('backend')}_argv")
+        if argv:
+            items.append((f"{argv[0]} run of run 01", shlex.join(argv)))
+    return items
 
 
 def _run_notes(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -448,39 +486,24 @@ def render(
     _, note = choose_reference(sorted(set(runs["system"])), context.get("reference_system"))
     lines, compared = verdicts(summary, comparison, note)
     warns = warnings(summary, comparison, bench, results, note if compared else "")
-    quality = bench.get("quality") or {}
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(benchmark)}: time to train</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>{esc(benchmark)}: time to train</h1>",
-        f'<p class="scale">{esc(bench.get("description"))}<br>scale: '
-        f"<b>{esc(bench.get('scale'))}</b><br>quality target: {esc(quality.get('metric'))} "
-        f"{'>=' if quality.get('direction', 'higher') == 'higher' else '<='} "
-        f"{esc(quality.get('target'))}; MLPerf runs: {esc(bench.get('runs'))}</p>",
+        *_page_head(benchmark, bench),
         f'<div class="verdict{"" if compared else " none"}" id="verdict">'
         + "<br>".join(esc(v) for v in lines)
         + "</div>",
         "<h2>Warnings</h2>",
         "".join(f'<div class="warn">{esc(w)}</div>' for w in warns) or "<p>None.</p>",
         "<h2>Summary</h2>",
-        f"<p>{esc(caption('summary'))}</p>",
-        table_by_system(summary, SUMMARY_TABLE),
+        caption_html("summary", columns.SUMMARY),
+        table_by_system(summary, table_columns(columns.SUMMARY)),
         "<h2>Comparison</h2>",
-        f"<p>{esc(caption('comparison'))}</p>",
-        table(comparison, COMPARISON_TABLE)
+        caption_html("comparison", columns.COMPARISON),
+        table(comparison, table_columns(columns.COMPARISON))
         if len(comparison)
         else "<p>One system: nothing to compare.</p>",
         "<h2>Plots</h2>",
     ]
-    for name in PLOTS:
-        png = results_dir / "plots" / f"{name}.png"
-        parts.append(
-            f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
-            f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
-            f"{esc(caption(name))}</figcaption></figure>"
-        )
+    parts += [_figure(name, results_dir / "plots" / f"{name}.png") for name in PLOTS]
     parts += [
         "<h2>Runs</h2>",
         table(_run_notes(runs, summary), RUNS_TABLE),
@@ -491,8 +514,38 @@ def render(
         parts.append(
             provenance(system, systems_cfg[system], results_dir / system, fingerprints.get(system))
         )
-    st = context.get("statistics", {})
-    parts += [
+    parts += _methods(context.get("statistics", {}), results_dir, generated)
+    return "\n".join(parts) + "\n"
+
+
+def _page_head(benchmark: str, bench: Mapping[str, Any]) -> list[str]:
+    """The page up to the verdict: title, the benchmark's description, scale and target."""
+    quality = bench.get("quality") or {}
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(benchmark)}: time to train</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{esc(benchmark)}: time to train</h1>",
+        f'<p class="scale">{esc(bench.get("description"))}<br>scale: '
+        f"<b>{esc(bench.get('scale'))}</b><br>quality target: {esc(quality.get('metric'))} "
+        f"{'>=' if quality.get('direction', 'higher') == 'higher' else '<='} "
+        f"{esc(quality.get('target'))}; MLPerf runs: {esc(bench.get('runs'))}</p>",
+    ]
+
+
+def _figure(name: str, png: Path) -> str:
+    """A plot, embedded, with its title and caption (report/<name>.rst)."""
+    return (
+        f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
+        f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
+        f"{esc(caption(name))}</figcaption></figure>"
+    )
+
+
+def _methods(st: Mapping[str, Any], results_dir: Path, generated: str | None) -> list[str]:
+    """The end of the page: the methods, the statistics settings, when and from what."""
+    return [
         "<h2>Methods</h2>",
         f"<p>{esc(caption('methods'))}</p>",
         f"<p>Bootstrap: {esc(st.get('bootstrap_resamples', stats.BOOTSTRAP_RESAMPLES))} "
@@ -502,7 +555,6 @@ def render(
         f" from {esc(results_dir)}.</p>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -187,7 +187,7 @@ def _attempts(
     image_stamp: Path | None = None,
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # long: the retry loop (launch, attempt, record, seal), each step a call
     tree = dataset.unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
         # the trainer reads the dataset only as unpacked (scripts/dataset.py: tree_problem)
@@ -211,35 +211,18 @@ def _attempts(
             print(f"runner: {exc.report or exc}", flush=True)
             print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
-        meta = {
-            "format_version": formats.version("run.json"),
-            "benchmark": spec.benchmark,
-            "system": spec.system,
-            "run": spec.run,
-            "seed": spec.seed,
-            "scale": spec.scale,
-            "command": spec.command,
-            "timeout_s": spec.timeout_s,
-            "threads": spec.threads,
-            "host": socket.gethostname(),
-            "python": platform.python_version(),
-            "exit_code": rc,
-            "attempts": attempt,
-            "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-            "wall_s": round(elapsed_s, 3),
-            "config_fingerprint": spec.config_fingerprint,
-            "comparability": spec.comparability,
-            "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
-            "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
-            "environment_digest": json.loads(environment.read_text()).get("digest", ""),
-            **placement,
-        }
-        fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
-        meta.update(launch.record)  # e.g. the image and the engine's command line
-        fingerprinted += launch.fingerprinted
-        fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
-        meta["fingerprint_keys"] = sorted(fingerprinted)
-        meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
+        meta = _run_meta(
+            spec,
+            launch,
+            meta_path,
+            dataset_manifest,
+            environment,
+            tree,
+            placement=placement,
+            outcome={"exit_code": rc, "attempts": attempt},
+            started=started,
+            elapsed_s=elapsed_s,
+        )
         try:
             seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         except seals.SealError as exc:  # e.g. the log changed while it was hashed
@@ -251,6 +234,53 @@ def _attempts(
         print(f"runner: finished in {elapsed_s:.1f} s", flush=True)
         return meta
     raise AssertionError("unreachable")
+
+
+def _run_meta(
+    spec: RunSpec,
+    launch: Launch,
+    meta_path: Path,
+    dataset_manifest: Path,
+    environment: Path,
+    tree: Path,
+    *,
+    placement: dict[str, Any],
+    outcome: dict[str, Any],
+    started: float,
+    elapsed_s: float,
+) -> dict[str, Any]:
+    """run.json of a finished run (before its seal): what ran, how it ended (``outcome``:
+    exit code and attempts), where, and its fingerprint over what makes runs comparable,
+    with what the backend's launch records (e.g. the image and the engine's command line)."""
+    meta = {
+        "format_version": formats.version("run.json"),
+        "benchmark": spec.benchmark,
+        "system": spec.system,
+        "run": spec.run,
+        "seed": spec.seed,
+        "scale": spec.scale,
+        "command": spec.command,
+        "timeout_s": spec.timeout_s,
+        "threads": spec.threads,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        **outcome,
+        "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
+        "wall_s": round(elapsed_s, 3),
+        "config_fingerprint": spec.config_fingerprint,
+        "comparability": spec.comparability,
+        "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
+        "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
+        "environment_digest": json.loads(environment.read_text()).get("digest", ""),
+        **placement,
+    }
+    fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
+    meta.update(launch.record)  # e.g. the image and the engine's command line
+    fingerprinted += launch.fingerprinted
+    fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
+    meta["fingerprint_keys"] = sorted(fingerprinted)
+    meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
+    return meta
 
 
 def _attempt(
@@ -270,14 +300,7 @@ def _attempt(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     t0 = time.monotonic()
-    print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
-    print(f"runner: command: {spec.command}", flush=True)
-    if launch.shown_as is not None:
-        print(f"runner: {launch.shown_as}", flush=True)
-    elif launch.argv[-1] != spec.command:
-        print(f"runner: launched as:\n{launch.argv[-1]}", flush=True)
-    if launch.added_env:
-        print(f"runner: environment: {launch.added_env}", flush=True)
+    _announce(spec, launch)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             launch.argv,
@@ -291,19 +314,67 @@ def _attempt(
     def kill(grace_s: float) -> None:
         launch.kill(proc, grace_s)
 
-    running = running_marker(failed_dir, spec)
-    hashing.write_atomic(  # scripts/status.py reads it while the run goes on
+    running = _write_running_marker(failed_dir, spec, proc.pid)
+    stop = _guard(
+        kill,
         running,
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "trainer_pid": proc.pid,
-                "started_utc": dt.datetime.now(dt.UTC).isoformat(),
-                "host": socket.gethostname(),
-                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            }
-        )
+        lambda signum: keep_failed_log(
+            log_path, failed_dir, spec, f"interrupted by signal {signum}", node_logs
+        ),
     )
+    timed_out = False
+    try:
+        rc = proc.wait(timeout=spec.timeout_s)
+    except subprocess.TimeoutExpired:
+        kill(GRACE_S)
+        rc = proc.wait()
+        timed_out = True
+    finally:
+        stop.set()
+        running.unlink(missing_ok=True)
+        launch.cleanup()
+    elapsed = time.monotonic() - t0
+    _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out)
+    return started, elapsed, rc
+
+
+def _raise_if_failed(
+    spec: RunSpec,
+    launch: Launch,
+    log_path: Path,
+    failed_dir: Path,
+    node_logs: Sequence[Path],
+    rc: int,
+    timed_out: bool,
+) -> None:
+    """Raise RunFailed, the log kept, when the attempt failed (:func:`failure_reason`; a full
+    disk is named first, as the likely cause)."""
+    clean_exit = rc == 0 and not timed_out  # only then does the log decide
+    invalid_log, fail_match = _log_facts(log_path, spec.fail_patterns) if clean_exit else ("", None)
+    reason = failure_reason(
+        rc,
+        timed_out=timed_out,
+        timeout_s=spec.timeout_s,
+        container=launch.engine is not None,
+        engine=launch.engine or "",
+        start_failures=launch.start_failures,
+        invalid_log=invalid_log,
+        fail_match=fail_match,
+    )
+    if reason and (full := disk_full_problem(log_path.parent)):
+        reason = f"{full} while writing {log_path}; {reason}"
+    if reason:
+        kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
+        raise RunFailed(f"{reason}; log kept as {kept}", crash_report(spec, reason, kept))
+
+
+def _guard(
+    kill: Callable[[float], None], running: Path, keep_log: Callable[[int], Any]
+) -> threading.Event:
+    """Kill the trainer when the runner's parent (snakemake) dies, or when the runner gets
+    SIGTERM or SIGINT (then its log is kept by ``keep_log(signum)`` and the runner exits
+    128 + signum); the running marker goes either way. Set the returned event to end the
+    watch of the parent."""
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_parent,
@@ -315,37 +386,93 @@ def _attempt(
     def forward(signum: int, _frame: Any) -> None:
         kill(5.0)
         running.unlink(missing_ok=True)
-        keep_failed_log(log_path, failed_dir, spec, f"interrupted by signal {signum}", node_logs)
+        keep_log(signum)
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    what = launch.stopped
-    try:
-        rc = proc.wait(timeout=spec.timeout_s)
-        reason = ""
-    except subprocess.TimeoutExpired:
-        kill(GRACE_S)
-        rc = proc.wait()
-        reason = f"timed out after {spec.timeout_s} s; {what}"
-    finally:
-        stop.set()
-        running.unlink(missing_ok=True)
-        launch.cleanup()
-    elapsed = time.monotonic() - t0
-    if not reason and rc != 0:
-        reason = f"trainer killed by signal {-rc}" if rc < 0 else f"trainer exited with status {rc}"
-        reason = launch.explain_exit(rc, reason)
-    if not reason:
-        reason = invalid_log_reason(log_path)
-    if not reason and spec.fail_patterns:
-        reason = matched_fail_pattern(log_path, spec.fail_patterns) or ""
-    if reason and (full := disk_full_problem(log_path.parent)):
-        reason = f"{full} while writing {log_path}; {reason}"
-    if reason:
-        kept = keep_failed_log(log_path, failed_dir, spec, reason, node_logs)
-        raise RunFailed(f"{reason}; log kept as {kept}", crash_report(spec, reason, kept))
-    return started, elapsed, rc
+    return stop
+
+
+def _announce(spec: RunSpec, launch: Launch) -> None:
+    """The runner's first lines in the job log: the run, its command, how it is launched."""
+    print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
+    print(f"runner: command: {spec.command}", flush=True)
+    if launch.shown_as is not None:
+        print(f"runner: {launch.shown_as}", flush=True)
+    elif launch.argv[-1] != spec.command:
+        print(f"runner: launched as:\n{launch.argv[-1]}", flush=True)
+    if launch.added_env:
+        print(f"runner: environment: {launch.added_env}", flush=True)
+
+
+def _write_running_marker(failed_dir: Path, spec: RunSpec, trainer_pid: int) -> Path:
+    """The marker of a run in progress (scripts/status.py reads it while the run goes on)."""
+    running = running_marker(failed_dir, spec)
+    hashing.write_atomic(
+        running,
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "trainer_pid": trainer_pid,
+                "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+                "host": socket.gethostname(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            }
+        ),
+    )
+    return running
+
+
+def _log_facts(log_path: Path, fail_patterns: Sequence[str]) -> tuple[str, str | None]:
+    """What :func:`failure_reason` needs to know of the log of a trainer that exited 0: why
+    it is not a valid MLPerf log of a finished run (no run_stop, ...; "" when it is one), and
+    else the first line that matches a failure pattern (None: none does)."""
+    invalid = invalid_log_reason(log_path)
+    if invalid or not fail_patterns:
+        return invalid, None
+    return invalid, matched_fail_pattern(log_path, fail_patterns)
+
+
+def failure_reason(
+    exit_status: int,
+    *,
+    timed_out: bool = False,
+    timeout_s: float | None = None,
+    container: bool = False,
+    engine: str = "docker",
+    start_failures: Sequence[int] = (125,),
+    invalid_log: str = "",
+    fail_match: str | None = None,
+) -> str | None:
+    """Why an attempt failed, or None when it succeeded: a pure function of how the trainer
+    ended and what its log says, first match wins:
+
+    - it ran past ``timeout_s`` (and was killed: its container stopped and removed, or its
+      process group killed);
+    - it exited with a nonzero status, or was killed by a signal (a negative status); in a
+      container (``container``), one of ``start_failures`` is the ``engine`` (docker: 125;
+      podman: 125, 126) failing to start it and above 128 a signal inside it;
+    - it exited 0 but its log is not a valid MLPerf log of a finished run (``invalid_log``,
+      from :func:`invalid_log_reason`);
+    - a line of its log matches a failure pattern (``fail_match``, from
+      :func:`matched_fail_pattern`).
+    """
+    if timed_out:
+        what = "container stopped and removed" if container else "process group killed"
+        return f"timed out after {timeout_s} s; {what}"
+    if exit_status != 0:
+        if exit_status < 0:
+            return f"trainer killed by signal {-exit_status}"
+        reason = f"trainer exited with status {exit_status}"
+        if container and exit_status in start_failures:
+            return f"{engine} could not start the container (exit {exit_status}; the log says why)"
+        if container and exit_status > 128:
+            reason += (
+                f" (killed by signal {exit_status - 128} in the container; 137: SIGKILL or OOM)"
+            )
+        return reason
+    return invalid_log or fail_match or None
 
 
 TAIL_LINES = 20  # lines of the trainer's log in a crash report

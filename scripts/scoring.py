@@ -48,6 +48,29 @@ def _fmt_runs(indices: Sequence[int]) -> str:
     return f"{word} {', '.join(str(i) for i in indices)}"
 
 
+def _check_arguments(
+    times_s: Sequence[float | None],
+    converged: Sequence[bool],
+    max_nonconverged: int,
+    min_runs: int,
+    labels: Sequence[int] | None,
+) -> None:
+    """ValueError for inputs :func:`olympic_score` cannot score."""
+    if len(times_s) != len(converged):
+        raise ValueError(
+            f"times_s and converged differ in length ({len(times_s)} != {len(converged)})"
+        )
+    if max_nonconverged not in (0, 1):
+        raise ValueError(
+            "max_nonconverged must be 0 or 1: a single non-converged run can be dropped "
+            f"as the slowest, more cannot; got {max_nonconverged}"
+        )
+    if min_runs < 3:
+        raise ValueError(f"min_runs must be at least 3 for an olympic mean, got {min_runs}")
+    if labels is not None and len(labels) != len(times_s):
+        raise ValueError(f"labels has {len(labels)} entries for {len(times_s)} runs")
+
+
 def olympic_score(
     times_s: Sequence[float | None],
     converged: Sequence[bool],
@@ -72,20 +95,7 @@ def olympic_score(
     depth: the parser already gives an invalid log no time).  Raises ValueError when the two
     sequences differ in length or the parameters are out of range.
     """
-    if len(times_s) != len(converged):
-        raise ValueError(
-            f"times_s and converged differ in length ({len(times_s)} != {len(converged)})"
-        )
-    if max_nonconverged not in (0, 1):
-        raise ValueError(
-            "max_nonconverged must be 0 or 1: a single non-converged run can be dropped "
-            f"as the slowest, more cannot; got {max_nonconverged}"
-        )
-    if min_runs < 3:
-        raise ValueError(f"min_runs must be at least 3 for an olympic mean, got {min_runs}")
-
-    if labels is not None and len(labels) != len(times_s):
-        raise ValueError(f"labels has {len(labels)} entries for {len(times_s)} runs")
+    _check_arguments(times_s, converged, max_nonconverged, min_runs, labels)
     names = list(labels) if labels is not None else list(range(len(times_s)))
     n_runs = len(times_s)
     conv = [bool(c) and usable_time(t) for c, t in zip(converged, times_s, strict=True)]
@@ -119,7 +129,7 @@ def olympic_score(
         t_max = rest[-1][0]
         slowest = min(i for t, i in rest if t == t_max)
     kept = [t for t, i in rest if i != slowest]
-    score = math.fsum(kept) / len(kept)
+    score = min(max(math.fsum(kept) / len(kept), min(kept)), max(kept))  # fsum/n: ulp off
     return Score(n_runs, n_conv, True, "", score, fastest, slowest)
 
 

@@ -235,6 +235,9 @@ def test_snakemake_report_collects_tables_plots_and_the_page(
         assert f"Adding {name}" in proc.stderr + proc.stdout
     text = out.read_text()
     assert "speedup is the ratio of mean times" in text  # a caption, from report/*.rst
+    # a column's caption from the registry (scripts/columns.py), given to the template as
+    # params.columns
+    assert "standard error of the mean" in text
     assert snapshot(wf) == before  # making the report changes no result
 
 

@@ -60,10 +60,6 @@ def _no_cleanup() -> None:
     """After an attempt of a backend that leaves nothing behind."""
 
 
-def _same_reason(rc: int, reason: str) -> str:
-    return reason
-
-
 @dataclass
 class Launch:
     """How one attempt starts and stops: the command line, its environment, and how to kill
@@ -83,11 +79,11 @@ class Launch:
     fingerprinted: tuple[str, ...] = ()
     # the line the runner prints before it starts (e.g. "docker: docker run ..."), or None
     shown_as: str | None = None
-    # what stopping it on a timeout did, for the failure reason
-    stopped: str = "process group killed"
-    # the failure reason of a non-zero exit status, made precise where the backend knows
-    # more (e.g. the engine could not start the container)
-    explain_exit: Callable[[int, str], str] = _same_reason
+    # a container's engine (its CLI's name), or None: stopping it stops and removes the
+    # container, and ``start_failures`` are the exit statuses of the engine failing to start
+    # it (scripts/run_training.py: failure_reason)
+    engine: str | None = None
+    start_failures: tuple[int, ...] = ()
 
 
 class Backend(Protocol):

@@ -542,8 +542,8 @@ class ContainerBackend:
             record=self._run_record(argv, image),
             fingerprinted=("image_id",),  # the exact image makes runs comparable
             shown_as=f"{self.cli}: {shlex.join(argv)}",
-            stopped="container stopped and removed",
-            explain_exit=self.explain_exit,
+            engine=self.cli,
+            start_failures=self.start_failures,
         )
 
     def _run_record(self, argv: list[str], image: dict[str, Any]) -> dict[str, Any]:
@@ -555,14 +555,6 @@ class ContainerBackend:
             f"{self.cli}_argv": argv,
             "image_id": image["image_id"],
         }
-
-    def explain_exit(self, rc: int, reason: str) -> str:
-        """The reason of a non-zero exit status of ``<engine> run``."""
-        if rc in self.start_failures:
-            return f"{self.cli} could not start the container (exit {rc}; the log says why)"
-        if rc > 128:
-            return reason + f" (killed by signal {rc - 128} in the container; 137: SIGKILL or OOM)"
-        return reason
 
     def prepare_data(
         self,

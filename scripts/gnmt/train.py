@@ -356,6 +356,28 @@ def model_config(args: argparse.Namespace, src_vocab: int, tgt_vocab: int) -> GN
     )
 
 
+def _log_submission(log: Any, args: argparse.Namespace) -> None:
+    """The submission events of the MLPerf log: who, which benchmark, at which scale."""
+    log.event(key=C.SUBMISSION_BENCHMARK, value=C.GNMT)
+    log.event(key=C.SUBMISSION_ORG, value="mlperf-workflow")
+    log.event(key=C.SUBMISSION_DIVISION, value="open")
+    log.event(key=C.SUBMISSION_STATUS, value="research")
+    log.event(key=C.SUBMISSION_PLATFORM, value=args.platform)
+    log.event(key="workflow_scale", value=WMT16_LABEL if args.corpus == "wmt16" else SCALE_LABEL)
+
+
+def _log_hyperparameters(
+    log: Any, args: argparse.Namespace, pairs: Sequence[tuple[Any, Any]], n_eval: int
+) -> None:
+    """The hyper-parameter and data-size events of the MLPerf log."""
+    log.event(key=C.GLOBAL_BATCH_SIZE, value=args.batch_size)
+    log.event(key=C.OPT_NAME, value="adam")
+    log.event(key=C.OPT_BASE_LR, value=args.learning_rate)
+    log.event(key=C.MAX_SEQUENCE_LENGTH, value=max(len(s) for s, _ in pairs))
+    log.event(key=C.TRAIN_SAMPLES, value=len(pairs))
+    log.event(key=C.EVAL_SAMPLES, value=n_eval)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log = mllog.get_mllogger()
@@ -363,12 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if log.logger is not logger:
         mllog.config(logger=logger)
     mllog.config(default_stack_offset=1)
-    log.event(key=C.SUBMISSION_BENCHMARK, value=C.GNMT)
-    log.event(key=C.SUBMISSION_ORG, value="mlperf-workflow")
-    log.event(key=C.SUBMISSION_DIVISION, value="open")
-    log.event(key=C.SUBMISSION_STATUS, value="research")
-    log.event(key=C.SUBMISSION_PLATFORM, value=args.platform)
-    log.event(key="workflow_scale", value=WMT16_LABEL if args.corpus == "wmt16" else SCALE_LABEL)
+    _log_submission(log, args)
     log.start(key=C.INIT_START)
 
     if args.threads > 0:
@@ -386,12 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scaler = grad_scaler(device, args.amp)
     loss_fn = nn.CrossEntropyLoss(ignore_index=PAD)
     rng = random.Random(args.seed)
-    log.event(key=C.GLOBAL_BATCH_SIZE, value=args.batch_size)
-    log.event(key=C.OPT_NAME, value="adam")
-    log.event(key=C.OPT_BASE_LR, value=args.learning_rate)
-    log.event(key=C.MAX_SEQUENCE_LENGTH, value=max(len(s) for s, _ in pairs))
-    log.event(key=C.TRAIN_SAMPLES, value=len(pairs))
-    log.event(key=C.EVAL_SAMPLES, value=len(dev_ids))
+    _log_hyperparameters(log, args, pairs, len(dev_ids))
     log.end(key=C.INIT_STOP)
 
     log.start(key=C.RUN_START)
