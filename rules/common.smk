@@ -10,8 +10,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import campaign, cluster, dataset, docker_backend, import_logs, result_json
+from scripts import backends, campaign, cluster, dataset, import_logs, result_json
 from scripts import formats, hashing, layout, locks, plan, seals
+from scripts.backends import container as containers
+from scripts.backends import image as images
 from scripts import config as cfg
 from scripts.run_training import GRACE_S
 
@@ -170,11 +172,13 @@ def run_spec_json(wildcards):
 
 
 # ---------------------------------------------------------------------------------------------
-# The docker backend (rules/image.smk): images, sources, wheels, prepared data.
+# Backends (scripts/backends/): what a system's runs need beyond the dataset and environment;
+# for container backends (rules/image.smk) images, sources, wheels, prepared data.
 
 
-def is_docker(system):
-    return SYSTEMS[system]["backend"] == "docker"
+def backend_of(system):
+    """The system's backend: every rule asks it, none names it."""
+    return backends.get(SYSTEMS[system]["backend"])
 
 
 def container_cfg(benchmark):
@@ -182,27 +186,27 @@ def container_cfg(benchmark):
 
 
 def image_stamp(benchmark, system):
-    return f"results/{benchmark}/{system}/image.json"
+    return containers.image_stamp(benchmark, system)
 
 
 def prepared_dir(benchmark, system):
-    return f"{DATA_DIR}/{benchmark}/prepared/{system}"
+    return containers.prepared_dir(CONFIG, benchmark, system)
 
 
 def needs_prepare(benchmark, system):
-    return is_docker(system) and bool(container_cfg(benchmark).get("prepare"))
+    return backend_of(system).needs_prepare(CONFIG, benchmark)
 
 
 def image_spec(benchmark, system):
     try:
-        return docker_backend.image_spec(CONFIG, benchmark, system, WORKFLOW_DIR)
+        return images.image_spec(CONFIG, benchmark, system, WORKFLOW_DIR)
     except cfg.ConfigError as exc:
         raise WorkflowError(str(exc)) from None
 
 
 def prepare_command(benchmark, system):
     """The data preparation command, with the run command's placeholders (run 1's values)."""
-    options = docker_backend.run_options(CONFIG, benchmark, system)
+    options = containers.run_options(CONFIG, benchmark, system)
     context = plan.command_context(
         CONFIG,
         benchmark,
@@ -227,44 +231,48 @@ def image_build_inputs(wildcards):
 
 
 def container_run_inputs(wildcards):
-    """The image (and prepared data) of a docker run; nothing for other backends. ancient():
-    a rebuilt image does not by itself redo finished runs; check_comparability stops instead.
+    """What a run needs from its backend (a container backend: the image and the prepared
+    data). ancient(): a rebuilt image does not by itself redo finished runs;
+    check_comparability stops instead.
     """
-    if not is_docker(wildcards.system):
-        return {}
-    inputs = {"image": ancient(image_stamp(wildcards.benchmark, wildcards.system))}
-    if needs_prepare(wildcards.benchmark, wildcards.system):
-        inputs["prepared"] = ancient(
-            prepared_dir(wildcards.benchmark, wildcards.system)
-        )
-    return inputs
+    needed = backend_of(wildcards.system).run_inputs(
+        CONFIG, wildcards.benchmark, wildcards.system
+    )
+    return {name: ancient(path) for name, path in needed.items()}
 
 
 def image_stamp_arg(wildcards):
-    if not is_docker(wildcards.system):
-        return ""
-    stamp = image_stamp(wildcards.benchmark, wildcards.system)
-    return f"--image-stamp {shlex.quote(stamp)}"
+    backend = backend_of(wildcards.system)
+    return shlex.join(backend.runner_args(wildcards.benchmark, wildcards.system))
+
+
+def image_module(wildcards):
+    """The module whose command line builds and uses the system's images."""
+    return backend_of(wildcards.system).module
 
 
 def environment_inputs(wildcards):
-    """A docker system's environment is its image's: captured again when the image changes."""
-    if not is_docker(wildcards.system):
-        return {}
-    return {"image": image_stamp(wildcards.benchmark, wildcards.system)}
+    """A container system's environment is its image's: captured again when it changes."""
+    return backend_of(wildcards.system).environment_inputs(
+        wildcards.benchmark, wildcards.system
+    )
 
 
 def environment_image_args(wildcards):
-    if not is_docker(wildcards.system):
-        return ""
-    python = container_cfg(wildcards.benchmark).get("python", "python3")
-    stamp = image_stamp(wildcards.benchmark, wildcards.system)
-    return f"--image-stamp {shlex.quote(stamp)} --image-python {shlex.quote(python)}"
+    backend = backend_of(wildcards.system)
+    return shlex.join(
+        backend.environment_args(CONFIG, wildcards.benchmark, wildcards.system)
+    )
 
 
-def docker_pairs():
-    """(benchmark, system) of every docker system of the campaign that runs the benchmark."""
-    return [(b, s) for b in BENCHMARKS for s in benchmark_systems(b) if is_docker(s)]
+def image_pairs():
+    """(benchmark, system) of every system of the campaign whose runs need an image."""
+    return [
+        (b, s)
+        for b in BENCHMARKS
+        for s in benchmark_systems(b)
+        if backend_of(s).has_image()
+    ]
 
 
 def check_images():
@@ -274,7 +282,7 @@ def check_images():
     """
     root = Path.cwd()
     dry = campaign.is_dry_run(sys.argv)
-    for benchmark in {b for b, _ in docker_pairs()}:
+    for benchmark in {b for b, _ in image_pairs()}:
         source = container_cfg(benchmark).get("source") or {}
         src = root / "build" / benchmark / "source"
         if source.get("git") and src.is_dir():
@@ -286,11 +294,11 @@ def check_images():
                 )
                 if not dry:
                     shutil.rmtree(src)
-    for benchmark, system in docker_pairs():
+    for benchmark, system in image_pairs():
         stamp = root / image_stamp(benchmark, system)
         if not stamp.exists():
             continue
-        why = docker_backend.stale_reason(stamp, image_spec(benchmark, system))
+        why = backend_of(system).stale_reason(stamp, image_spec(benchmark, system))
         if not why:
             continue
         finished = [
@@ -302,8 +310,8 @@ def check_images():
             raise WorkflowError(
                 f"{stamp.relative_to(root)}: {why}.\n  Runs {', '.join(finished)} of "
                 f"{benchmark}/{system} ran in that image, and a rebuilt image would not be the "
-                "same; nothing was run. Restore the image (e.g. docker load), or move the old "
-                f"runs aside (kept) and start anew:\n"
+                f"same; nothing was run. Restore the image (e.g. {backend_of(system).name} load), "
+                "or move the old runs aside (kept) and start anew:\n"
                 f"    python -m scripts.campaign archive results/{benchmark}/{system}"
             )
         if dry:

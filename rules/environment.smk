@@ -4,7 +4,7 @@
 
 rule capture_environment:
     input:
-        # docker systems: the image (its software is the environment)
+        # container systems: the image (its software is the environment)
         unpack(environment_inputs),
     output:
         "results/{benchmark}/{system}/environment.json",

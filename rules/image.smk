@@ -1,6 +1,7 @@
-# Images of the docker backend (scripts/docker_backend.py): the implementation's source and
-# the wheels its image installs, the image build (one per benchmark x system, its stamp a file
-# target), and the implementation's one-time data preparation inside the image.
+# Images of the container backends (docker, podman: scripts/backends/container.py): the
+# implementation's source and the wheels its image installs (scripts/backends/image.py), the
+# image build (one per benchmark x system, its stamp a file target, by the system's engine),
+# and the implementation's one-time data preparation inside the image.
 # When the image's inputs change, common.smk (check_images) removes the stamp so it is rebuilt.
 
 
@@ -14,7 +15,7 @@ rule fetch_source:
         commit=lambda w: container_cfg(w.benchmark)["source"]["commit"],
         subdir=lambda w: container_cfg(w.benchmark)["source"].get("subdir") or "",
     shell:
-        "{PY} scripts.docker_backend fetch-source --git {params.git:q} "
+        "{PY} scripts.backends.image fetch-source --git {params.git:q} "
         "--commit {params.commit:q} --subdir {params.subdir:q} --dest {output:q} > {log:q} 2>&1"
 
 
@@ -28,7 +29,7 @@ rule fetch_wheels:
     params:
         constraints=f"{WORKFLOW_DIR}/requirements.txt",
     shell:
-        "{PY} scripts.docker_backend fetch-wheels --requirements {input:q} "
+        "{PY} scripts.backends.image fetch-wheels --requirements {input:q} "
         "--constraints {params.constraints:q} --dest {output:q} > {log:q} 2>&1"
 
 
@@ -42,8 +43,9 @@ rule build_image:
     params:
         spec=lambda w: image_spec(w.benchmark, w.system).to_json(),
         context="build/{benchmark}/{system}/context",
+        module=image_module,
     shell:
-        "{PY} scripts.docker_backend build --spec {params.spec:q} "
+        "{PY} {params.module} build --spec {params.spec:q} "
         "--context {params.context:q} --stamp {output:q} > {log:q} 2>&1"
 
 
@@ -57,11 +59,12 @@ rule prepare_data:
         "logs/prepare_data/{benchmark}/{system}.log",
     params:
         options=lambda w: json_arg(
-            docker_backend.run_options(CONFIG, w.benchmark, w.system)
+            containers.run_options(CONFIG, w.benchmark, w.system)
         ),
         command=lambda w: prepare_command(w.benchmark, w.system),
         name=lambda w: f"mlperf-{w.benchmark}-{w.system}-prepare",
+        module=image_module,
     shell:
-        "{PY} scripts.docker_backend prepare --options {params.options} --stamp {input.image:q} "
+        "{PY} {params.module} prepare --options {params.options} --stamp {input.image:q} "
         "--command {params.command:q} --dataset-dir {input.dataset:q} --output {output:q} "
         "--name {params.name:q} > {log:q} 2>&1"

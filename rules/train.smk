@@ -6,7 +6,7 @@ rule train_run:
     # ancient(): a re-verified dataset or re-captured environment does not by itself redo
     # finished runs; if its content changed, check_comparability() stops with the runs named
     input:
-        # docker systems: the image stamp and prepared data, ancient() as well
+        # container systems: the image stamp and prepared data, ancient() as well
         unpack(container_run_inputs),
         dataset=ancient(f"{DATA_DIR}/{{benchmark}}/dataset"),
         manifest=ancient(f"{DATA_DIR}/{{benchmark}}/manifest.json"),

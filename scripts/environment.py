@@ -5,9 +5,11 @@ GPUs, the OS, and the workflow's git commit. ``digest`` hashes the parts that ma
 comparable (versions, CPU model, GPUs): not the host name, the time or the git commit, so the
 same software on an identical machine gives the same digest.
 
-With the ``docker`` backend the software is the image's: Python and package versions are read
-inside a container of the image (``--image-stamp``), the image's tag and id are recorded, and
-the id is part of the digest, so a rebuilt image is a changed environment.
+Where the system's backend runs the trainer elsewhere (a container backend: docker, podman),
+the backend probes what the runs see (:meth:`scripts.backends.base.Backend.probe`): Python and
+package versions are read inside a container of the image (``--image-stamp``), the image's tag
+and id are recorded, and the id is part of the digest, so a rebuilt image is a changed
+environment. This Python's versions are kept as ``host_python`` and ``host_packages``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from scripts import formats, hashing
+from scripts import backends, hashing
 
 PACKAGES = ("torch", "numpy", "sacrebleu", "mlperf-logging", "snakemake", "pandas")
 COMPARABLE = ("python", "packages", "cpu_model", "cpu_count", "gpus", "os")
@@ -76,41 +78,6 @@ def git_commit(workflow_dir: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-# Run inside an image by any Python from 3.6 on (NVIDIA's v0.6 images have 3.6): versions of
-# the packages named in argv, as JSON.
-_IMAGE_PROBE = r"""
-import json, platform, sys
-try:
-    from importlib import metadata
-    def version(name):
-        try:
-            return metadata.version(name)
-        except Exception:
-            return None
-except ImportError:
-    import pkg_resources
-    def version(name):
-        try:
-            return pkg_resources.get_distribution(name).version
-        except Exception:
-            return None
-print(json.dumps({"python": platform.python_version(),
-                  "packages": {n: version(n) for n in sys.argv[1:]}}))
-"""
-IMAGE_PACKAGES = ("torch", "numpy", "sacrebleu", "mlperf-logging", "mlperf-compliance", "apex")
-
-
-def image_software(image_id: str, python: str) -> dict[str, Any]:
-    """Python and package versions inside ``image_id`` (a throw-away container, no network)."""
-    argv = ["docker", "run", "--rm", "--network", "none", "--entrypoint", python, image_id]
-    argv += ["-c", _IMAGE_PROBE, *IMAGE_PACKAGES]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        raise RuntimeError(f"cannot read the image's versions: {out.stderr.strip()[-500:]}")
-    data: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return data
-
-
 def capture(
     system: str,
     backend: str,
@@ -132,13 +99,12 @@ def capture(
         "workflow_git": git_commit(workflow_dir),
     }
     comparable = list(COMPARABLE)
-    if image_stamp is not None:
-        stamp = formats.read_json(image_stamp, "image.json")
-        env["image"] = {k: stamp.get(k) for k in ("tag", "image_id", "inputs_sha256")}
-        software = image_software(stamp["image_id"], image_python)
+    probed = backends.get(backend).probe(image_stamp, image_python)
+    if probed is not None:
+        env["image"] = probed["image"]
         env["host_python"], env["host_packages"] = env["python"], env["packages"]
-        env["python"], env["packages"] = software["python"], software["packages"]
-        env["image_id"] = stamp["image_id"]
+        env["python"], env["packages"] = probed["python"], probed["packages"]
+        env["image_id"] = probed["image_id"]
         comparable.append("image_id")
     blob = json.dumps({k: env[k] for k in comparable}, sort_keys=True).encode()
     env["digest"] = hashlib.sha256(blob).hexdigest()
@@ -151,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", required=True)
     p.add_argument("--workflow-dir", type=Path, required=True)
     p.add_argument("--output", type=Path, required=True)
-    p.add_argument("--image-stamp", type=Path, default=None, help="docker: the image.json")
-    p.add_argument("--image-python", default="python3", help="docker: the image's Python")
+    p.add_argument("--image-stamp", type=Path, default=None, help="containers: the image.json")
+    p.add_argument("--image-python", default="python3", help="containers: the image's Python")
     args = p.parse_args(argv)
     env = capture(args.system, args.backend, args.workflow_dir, args.image_stamp, args.image_python)
     hashing.write_json(args.output, env)

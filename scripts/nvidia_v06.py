@@ -5,7 +5,7 @@ implementations/pytorch``) read the system's launch settings and hyper-parameter
 ``config_${DGXSYSTEM}.sh``, which ``run_and_time.sh`` sources *inside the container*. The file
 must therefore be in the build context before ``docker build``: if it is missing, the scripts
 print "Unknown system, assuming DGX1" and silently train with DGX-1's settings. The workflow
-writes it into the context from the system yaml (the image build of ``scripts/docker_backend.py``
+writes it into the context from the system yaml (the image build of ``scripts/backends/image.py``
 calls :func:`config_sh`), so editing the yaml, not a copy of ``config_DGX1.sh``, configures it.
 
 The layout follows NVIDIA's ``config_DGX1.sh``: run parameters, then the DL parameters as
@@ -30,9 +30,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from scripts import docker_backend, plan
-from scripts.config import ConfigError
+from scripts.config import ConfigError, config_sources, load_and_validate, merge_sources
+from scripts.records import hyperparameters
 
+KIND = "nvidia-v0.6"  # the benchmark's implementation.container.config_script
 # config_DGX1.sh's order of the DL parameters; other hyper-parameters follow, sorted
 DL_PARAMS = (
     "LR",
@@ -134,6 +135,22 @@ def config_sh(
     return "\n".join(lines)
 
 
+def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
+    """The file of (benchmark, system) that the image build writes into its context
+    (scripts/backends/image.py: generated_files, for ``config_script: nvidia-v0.6``)."""
+    bench = config["benchmarks"][benchmark]
+    timeout = config["systems"][system].get("timeout_s") or bench.get("timeout_s")
+    return {
+        config_filename(system): config_sh(
+            system,
+            config["systems"][system],
+            hyperparameters(config, benchmark, system),
+            target=bench["quality"]["target"],
+            timeout_s=timeout,
+        )
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m scripts.nvidia_v06",
@@ -145,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
     args = p.parse_args(argv)
     try:
-        config = plan.load_campaign(args.configfile)
+        # validated with defaults (not cross-checked: the plan is above this module, whose
+        # config_files the image build calls)
+        sources = config_sources(args.configfile)
+        config = load_and_validate(merge_sources(sources), sources)
         for kind, name in (("systems", args.system), ("benchmarks", args.benchmark)):
             if name not in config[kind]:
                 raise ConfigError(
                     f"no {kind[:-1]} {name!r} in these config files; defined: "
                     + ", ".join(sorted(config[kind]))
                 )
-        files = docker_backend.generated_files(config, args.benchmark, args.system)
+        cont = config["benchmarks"][args.benchmark].get("implementation", {}).get("container")
+        kind = (cont or {}).get("config_script")
+        files = config_files(config, args.benchmark, args.system) if kind == KIND else {}
     except (ConfigError, SystemConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,8 +26,9 @@ the result, without running anything:
   between two records (:func:`differences`), and the finished runs that differ from the
   current config, dataset or environment (:func:`incomparable_runs`).
 
-The docker-specific parts (:func:`_container_record`, :func:`_container_options`) are small
-functions of their own: they are what the backend interface replaces.
+Whatever depends on a system's backend (its config checks, its part of the record, how its
+run's command sees its paths) the backend answers (:mod:`scripts.backends`); nothing here names
+one, the import backend's topology aside (its runs are the files of its folder).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
-from scripts import docker_backend, formats, hashing, layout
+from scripts import backends, formats, hashing, layout
 from scripts.cluster import check_slurm_config
 from scripts.config import (
     WORKFLOW_DIR,
@@ -55,6 +56,7 @@ from scripts.config import (
 from scripts.dataset import check_dataset, tree_digest_of, verified_manifest_sha256
 from scripts.gpus import declared_devices
 from scripts.import_logs import result_files
+from scripts.records import differences, hyperparameters
 
 # ---------------------------------------------------------------------------------------------
 # Loading a campaign: the validated config, cross-checked.
@@ -148,24 +150,8 @@ def _system_problems(config: Mapping[str, Any], sname: str) -> list[str]:
             problems.append(
                 f"systems.{sname}.hyperparameters names benchmark {bname!r}, which is not defined"
             )
-    if system["backend"] == "docker":
-        problems += _docker_problems(config, sname)
-    return problems
-
-
-def _docker_problems(config: Mapping[str, Any], sname: str) -> list[str]:
-    """A docker system needs a container section of every campaign benchmark it runs."""
-    problems: list[str] = []
-    for bname in config["campaign"]["benchmarks"]:
-        impl = config["benchmarks"].get(bname, {}).get("implementation")
-        if impl is None or "docker" not in (impl.get("backends") or ["docker"]):
-            continue  # not meant to run on this system
-        if not impl.get("container"):
-            problems.append(
-                f"systems.{sname} has backend 'docker' but benchmarks.{bname}."
-                "implementation has no container section (how to build and run its "
-                "image); add one, or leave this system out of campaign.systems"
-            )
+    # e.g. a container backend: a container section of every campaign benchmark it runs
+    problems += backends.get(system["backend"]).config_problems(config, sname)
     return problems
 
 
@@ -237,15 +223,15 @@ def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:
     """Whether a system has runs of a benchmark: an import system when it has a folder of
     the benchmark's results, any other system when the benchmark has an implementation."""
     backend = config["systems"][system]["backend"]
-    if backend == "import":
+    if not backends.get(backend).trains:  # the import backend: the files of its folder
         return import_folder(config, benchmark, system) is not None
     implementation = config["benchmarks"][benchmark].get("implementation")
     if implementation is None:
         return False
-    backends = implementation.get("backends")
-    if backends and backend not in backends:
+    allowed = implementation.get("backends")
+    if allowed and backend not in allowed:
         return False  # e.g. an implementation that only runs in its container
-    return backend != "docker" or bool(implementation.get("container"))
+    return backends.get(backend).can_run(implementation)  # e.g. a container section
 
 
 def benchmark_systems(config: Mapping[str, Any], benchmark: str) -> list[str]:
@@ -290,13 +276,6 @@ def seed_for(bench: Mapping[str, Any], benchmark: str, run: int) -> int:
     """Run ``run``'s seed: the benchmark's ``seeds[run - 1]``, or :func:`derive_seed`."""
     seeds = bench.get("seeds")
     return int(seeds[run - 1]) if seeds else derive_seed(benchmark, run)
-
-
-def hyperparameters(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
-    """The benchmark's hyper-parameters with the system's overrides applied."""
-    hp = dict(config["benchmarks"][benchmark].get("implementation", {}).get("hyperparameters", {}))
-    hp.update(config["systems"][system].get("hyperparameters", {}).get(benchmark, {}))
-    return hp
 
 
 def hp_args(hp: Mapping[str, Any]) -> list[str]:
@@ -454,8 +433,9 @@ class RunSpec:
     # nodes per run (> 1: one srun per node inside a Slurm allocation) and CPUs per node
     nodes: int = 1
     cpus_per_node: int = 1
-    # 'local' or 'docker'; for docker, how the container runs (scripts/docker_backend.py:
-    # run_options) plus the host paths of the dataset, run and prepared-data folders
+    # the name of its backend (scripts/backends/); for a container backend, how the container
+    # runs (scripts/backends/container.py: run_options) plus the host paths of the dataset, run
+    # and prepared-data folders
     backend: str = "local"
     container: dict[str, Any] = dc_field(default_factory=dict)
     # regular expressions: a log line that matches one makes the run a crash (e.g. NVIDIA's
@@ -496,17 +476,17 @@ def run_spec(
     ``run_dir`` are the host's; ``gpu_assign``: "scheduler" when the run executes as a cluster
     job (its GPUs are the job's), "local" otherwise (scripts/gpus.py assigns them)."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
-    container: dict[str, Any] = {}
-    if sys_["backend"] == "docker":
-        container = _container_options(
-            config, benchmark, system, dataset_dir, run_dir, prepared_dir
-        )
-        # the command runs inside the container: its python and the mount points
-        python = container["python"]
-        dataset_dir, run_dir = container["dataset_mount"], container["run_mount"]
-    context = command_context(
-        config, benchmark, system, run, python=python, dataset_dir=dataset_dir, run_dir=run_dir
+    # e.g. in a container: how it runs, and the image's python and the mount points
+    container, paths = backends.get(sys_["backend"]).run_setup(
+        config,
+        benchmark,
+        system,
+        python=python,
+        dataset_dir=dataset_dir,
+        run_dir=run_dir,
+        prepared_dir=prepared_dir,
     )
+    context = command_context(config, benchmark, system, run, **paths)
     # env values may use the command's placeholders (e.g. NVIDIA's LR: "{hp[LR]}")
     env = {
         k: render_command(str(v), context, shell=False)
@@ -540,23 +520,6 @@ def run_spec(
     )
 
 
-def _container_options(
-    config: Mapping[str, Any],
-    benchmark: str,
-    system: str,
-    dataset_dir: str,
-    run_dir: str,
-    prepared_dir: str | None,
-) -> dict[str, Any]:
-    """A docker run's ``RunSpec.container``: how its container runs, and the host folders
-    mounted into it (the dataset, the run's folder, the prepared data)."""
-    container = docker_backend.run_options(config, benchmark, system)
-    container["host_dataset_dir"] = dataset_dir
-    container["host_run_dir"] = run_dir
-    container["host_prepared_dir"] = prepared_dir
-    return container
-
-
 # ---------------------------------------------------------------------------------------------
 # Comparability: finished runs are never silently redone or mixed after a config change.
 
@@ -576,55 +539,14 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
         "implementation_env": implementation.get("env", {}),
         "hyperparameters": hyperparameters(config, benchmark, system),
         "system": {k: sys_.get(k) for k in ("backend", "threads", "gpus", "env")},
-        **_container_record(config, benchmark, system),
+        # e.g. a container system's image and how its containers run
+        **backends.get(sys_["backend"]).fingerprint_record(config, benchmark, system),
     }
-    if sys_["backend"] == "import":
-        record["system"]["import_dir"] = sys_["import_dir"]
+    record["system"].update(backends.get(sys_["backend"]).system_record(sys_))
     nodes = (sys_.get("slurm") or {}).get("nodes", 1)
     if nodes != 1:  # only then, so single-node runs keep the record they were made with
         record["system"]["nodes"] = nodes
     return record
-
-
-def _container_record(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
-    """For a docker system: the image's identity (what it is built from) and how containers
-    run. Empty for other backends, so their records stay as they were."""
-    if config["systems"][system]["backend"] != "docker":
-        return {}
-    spec = docker_backend.image_spec(config, benchmark, system, WORKFLOW_DIR)
-    options = docker_backend.run_options(config, benchmark, system)
-    cont = config["benchmarks"][benchmark]["implementation"]["container"]
-    return {
-        "container": {
-            "image_inputs_sha256": spec.inputs_sha256,
-            "image": spec.inputs,
-            "topology": config["systems"][system].get("topology"),
-            "run": {k: v for k, v in options.items() if k != "stop_grace_s"},
-            "prepare": cont.get("prepare"),
-            "fail_patterns": config["benchmarks"][benchmark]["implementation"].get(
-                "fail_patterns", []
-            ),
-        }
-    }
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every leaf that differs between two comparability records."""
-    a, b = _flatten(old), _flatten(new)
-    return [
-        f"{k}: {json.dumps(a.get(k))} -> {json.dumps(b.get(k))}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-    ]
 
 
 def current_state(

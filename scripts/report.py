@@ -433,8 +433,10 @@ def _local_provenance(
         items.append(("image", f"{image.get('tag')} ({image.get('image_id')})"))
     if metas:
         items.append(("command of run 01", metas[0].get("command")))
-        if metas[0].get("docker_argv"):
-            items.append(("docker run of run 01", shlex.join(metas[0]["docker_argv"])))
+        # a container backend's command line (run.json: docker_argv, podman_argv)
+        argv = metas[0].get(f"{metas[0].get('backend')}_argv")
+        if argv:
+            items.append((f"{argv[0]} run of run 01", shlex.join(argv)))
     return items
 
 

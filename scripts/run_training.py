@@ -1,12 +1,13 @@
-"""Execute one training run (the ``local`` and ``docker`` backends) and record what happened.
+"""Execute one training run and record what happened.
 
-``local``: the trainer runs in its own process group with its combined stdout/stderr streamed
-to the run's ``mlperf.log``. ``docker``: the same, with the trainer in a container of the
-system's image (``scripts/docker_backend.py`` builds the ``docker run`` command line); the
-container's output reaches the log through the docker CLI as it comes, and stopping the run
-means ``docker stop`` (SIGTERM, then SIGKILL after the grace period) and ``docker rm``, so no
-container outlives its run. A container left by a runner that was itself killed (kill -9) has
-the same deterministic name and is removed before the run starts again.
+The run's backend (:mod:`scripts.backends`, by the spec's ``backend``) says how an attempt
+starts and stops: ``local``, the trainer in its own process group here; ``docker`` and
+``podman``, the trainer in a container of the system's image, whose output reaches the log
+through the engine's CLI as it comes, and which is stopped (SIGTERM, then SIGKILL after the
+grace period) and removed, so no container outlives its run; a container left by a runner that
+was itself killed (kill -9) has the same deterministic name and is removed before the run
+starts again. Whatever the backend, the trainer's combined stdout/stderr streams to the run's
+``mlperf.log``, and this runner owns the timeout, the retries and the watch on its parent.
 
 The run is a *crash* (exit status non-zero, so Snakemake removes the outputs and the next
 invocation redoes it) when the trainer exits non-zero, dies from a signal, exceeds the
@@ -22,7 +23,7 @@ Before the first attempt the run gets its GPUs (:mod:`scripts.gpus`: disjoint de
 concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
 the Slurm allocation (:mod:`scripts.cluster`: one ``srun`` per node). Both are recorded in
 ``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
-``hosts``, ``nodes``. A docker run gets its GPUs the same way, as ``--gpus "device=..."``.
+``hosts``, ``nodes``. A container run gets its GPUs the same way, as the engine's flags.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -44,27 +44,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import (
-    cluster,
-    dataset,
-    docker_backend,
-    formats,
-    gpus,
-    hashing,
-    layout,
-    plan,
-    seals,
-)
+from scripts import backends, cluster, dataset, formats, gpus, hashing, layout, plan, seals
+from scripts.backends.base import GRACE_S, Launch
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
 from scripts.plan import RunSpec
 from scripts.result_json import add_result_arguments, write_result_if_asked
-
-GRACE_S = 10.0  # between SIGTERM and SIGKILL of the trainer's process group
 
 
 class RunFailed(RuntimeError):
@@ -74,23 +62,6 @@ class RunFailed(RuntimeError):
     def __init__(self, message: str, report: str | None = None) -> None:
         super().__init__(message)
         self.report = report
-
-
-def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
-    """SIGTERM the trainer's process group, then SIGKILL whatever is left after ``grace_s``."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            # the leader is gone; make sure no member of its group survives
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _watch_parent(
@@ -105,101 +76,6 @@ def _watch_parent(
             kill(2.0)
             on_parent_death()
             os._exit(137)
-
-
-@dataclass
-class Launch:
-    """How one attempt starts and stops: the command line, its environment, and how to kill
-    everything it started (``kill(proc, grace_s)``) for each backend."""
-
-    argv: list[str]
-    env: dict[str, str]
-    kill: Callable[[subprocess.Popen[bytes], float], None]
-    # after the attempt, whatever happened (e.g. make sure the container is gone)
-    cleanup: Callable[[], None] = lambda: None
-    image: dict[str, Any] | None = None
-    # what the runner added to the environment (e.g. the assigned GPUs), for the job's log
-    added_env: dict[str, str] | None = None
-
-
-def local_launch(spec: RunSpec, command: str, extra_env: dict[str, str]) -> Launch:
-    env = dict(os.environ)
-    env.update(spec.env)
-    env.update(extra_env)
-    env.setdefault("OMP_NUM_THREADS", str(spec.threads))
-    env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
-    return Launch(["/bin/bash", "-c", command], env, _kill_group, added_env=extra_env)
-
-
-def container_env(spec: RunSpec) -> dict[str, str]:
-    """The environment given to the container: the benchmark's and system's variables and the
-    seed. Not OMP_NUM_THREADS: inside an image its own settings (or the implementation's
-    launcher) decide, as they do when its run scripts start it; give it in env if wanted. Not
-    CUDA_VISIBLE_DEVICES: the container gets its GPUs with --gpus and numbers them from 0."""
-    env = dict(spec.env)
-    env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
-    return env
-
-
-def docker_launch(
-    spec: RunSpec,
-    image_stamp: Path,
-    user: str | None = None,
-    gpu_devices: Sequence[str] = (),
-) -> Launch:
-    """``docker run`` of the run's command in the system's image (by id, from the stamp), with
-    the GPUs assigned to the run (:mod:`scripts.gpus`)."""
-    opts = spec.container
-    record = docker_backend.read_stamp(image_stamp)
-    run_dir = Path(opts["host_run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    prepared = opts.get("host_prepared_dir")
-    name = docker_backend.container_name(spec.benchmark, spec.system, spec.run, run_dir)
-    argv = docker_backend.run_argv(
-        opts,
-        image=record["image_id"],
-        name=name,
-        command=spec.command,
-        env=container_env(spec),
-        dataset_dir=Path(opts["host_dataset_dir"]),
-        run_dir=run_dir,
-        prepared_dir=Path(prepared) if prepared else None,
-        user=user,
-        gpu_devices=gpu_devices,
-    )
-    grace = float(opts.get("stop_grace_s", docker_backend.STOP_GRACE_S))
-
-    def kill(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-        # the container first (the docker CLI does not take it down when it is killed)
-        docker_backend.stop_container(name, min(grace_s, grace))
-        _kill_group(proc, grace_s=2.0)
-
-    # a container of this name is a leftover of a runner that was killed: it must not keep
-    # training next to this attempt
-    docker_backend.remove_container(name)
-    image = {k: record.get(k) for k in ("tag", "image_id", "inputs_sha256", "context_sha256")}
-    return Launch(
-        argv, dict(os.environ), kill, lambda: docker_backend.remove_container(name), image
-    )
-
-
-def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
-    """Refuse to run when finished runs of the same system used another image: they would
-    no longer be comparable (the workflow's comparability check names what to do)."""
-    for meta_path in sorted(run_dir.parent.glob("run_*/run.json")):
-        if meta_path.parent == run_dir:
-            continue
-        try:
-            other = (formats.read_json(meta_path, "run.json").get("image") or {}).get("image_id")
-        except (OSError, ValueError):
-            continue
-        if other and other != image_id:
-            raise RunFailed(
-                f"{meta_path.parent.name} ran in image {other}, but the image of "
-                f"{spec.benchmark}/{spec.system} is now {image_id}; runs of two images are not "
-                "comparable. Archive the old runs (python -m scripts.campaign archive "
-                f"{run_dir.parent}) or rebuild the old image"
-            )
 
 
 def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
@@ -241,21 +117,12 @@ def execute(
     """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
     log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed.
 
-    ``image_stamp`` (the docker backend's image.json) and ``user`` (``uid:gid`` in the
-    container; default: the caller's) apply to the docker backend only."""
-    if spec.backend == "docker":
-        if image_stamp is None:
-            raise RunFailed("the docker backend needs the image stamp (--image-stamp)")
-        if spec.nodes > 1:
-            raise RunFailed(
-                f"{spec.system} has backend docker and slurm.nodes {spec.nodes}: the docker "
-                "backend runs on one node; set slurm.nodes to 1"
-            )
-        try:
-            image_id = docker_backend.read_stamp(image_stamp)["image_id"]
-        except docker_backend.DockerError as exc:
-            raise RunFailed(str(exc)) from None
-        check_same_image(spec, log_path.parent, image_id)
+    ``image_stamp`` (a container backend's image.json) and ``user`` (``uid:gid`` in the
+    container; default: the caller's) apply to container backends only."""
+    try:
+        backends.get(spec.backend).check_run(spec, image_stamp, log_path.parent)
+    except backends.BackendError as exc:
+        raise RunFailed(str(exc)) from None
     try:
         command, placement = cluster.launch_command(
             spec.command,
@@ -320,17 +187,20 @@ def _attempts(
     image_stamp: Path | None = None,
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # long: the retry loop (launch, attempt, record, seal), each step a call
     tree = dataset.unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
         # the trainer reads the dataset only as unpacked (scripts/dataset.py: tree_problem)
         if problem := dataset.tree_problem(tree):
             raise RunFailed(problem)
-        if spec.backend == "docker":
-            assert image_stamp is not None
-            launch = docker_launch(spec, image_stamp, user, gpu_devices)
-        else:
-            launch = local_launch(spec, command, extra_env)
+        launch = backends.get(spec.backend).launch(
+            spec,
+            command,
+            extra_env,
+            image_stamp=image_stamp,
+            user=user,
+            gpu_devices=gpu_devices,
+        )
         try:
             started, elapsed_s, rc = _attempt(
                 spec, log_path, failed_dir, launch, node_logs=node_logs
@@ -341,40 +211,18 @@ def _attempts(
             print(f"runner: {exc.report or exc}", flush=True)
             print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
-        meta = {
-            "format_version": formats.version("run.json"),
-            "benchmark": spec.benchmark,
-            "system": spec.system,
-            "run": spec.run,
-            "seed": spec.seed,
-            "scale": spec.scale,
-            "command": spec.command,
-            "timeout_s": spec.timeout_s,
-            "threads": spec.threads,
-            "host": socket.gethostname(),
-            "python": platform.python_version(),
-            "exit_code": rc,
-            "attempts": attempt,
-            "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-            "wall_s": round(elapsed_s, 3),
-            "config_fingerprint": spec.config_fingerprint,
-            "comparability": spec.comparability,
-            "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
-            "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
-            "environment_digest": json.loads(environment.read_text()).get("digest", ""),
-            **placement,
-        }
-        fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
-        if launch.image is not None:
-            # the exact image is part of what makes runs comparable
-            meta["backend"] = "docker"
-            meta["image"] = launch.image
-            meta["docker_argv"] = launch.argv
-            meta["image_id"] = launch.image["image_id"]
-            fingerprinted.append("image_id")
-        fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
-        meta["fingerprint_keys"] = sorted(fingerprinted)
-        meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
+        meta = _run_meta(
+            spec,
+            launch,
+            meta_path,
+            dataset_manifest,
+            environment,
+            tree,
+            placement=placement,
+            outcome={"exit_code": rc, "attempts": attempt},
+            started=started,
+            elapsed_s=elapsed_s,
+        )
         try:
             seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/seals.py)
         except seals.SealError as exc:  # e.g. the log changed while it was hashed
@@ -386,6 +234,53 @@ def _attempts(
         print(f"runner: finished in {elapsed_s:.1f} s", flush=True)
         return meta
     raise AssertionError("unreachable")
+
+
+def _run_meta(
+    spec: RunSpec,
+    launch: Launch,
+    meta_path: Path,
+    dataset_manifest: Path,
+    environment: Path,
+    tree: Path,
+    *,
+    placement: dict[str, Any],
+    outcome: dict[str, Any],
+    started: float,
+    elapsed_s: float,
+) -> dict[str, Any]:
+    """run.json of a finished run (before its seal): what ran, how it ended (``outcome``:
+    exit code and attempts), where, and its fingerprint over what makes runs comparable,
+    with what the backend's launch records (e.g. the image and the engine's command line)."""
+    meta = {
+        "format_version": formats.version("run.json"),
+        "benchmark": spec.benchmark,
+        "system": spec.system,
+        "run": spec.run,
+        "seed": spec.seed,
+        "scale": spec.scale,
+        "command": spec.command,
+        "timeout_s": spec.timeout_s,
+        "threads": spec.threads,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        **outcome,
+        "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
+        "wall_s": round(elapsed_s, 3),
+        "config_fingerprint": spec.config_fingerprint,
+        "comparability": spec.comparability,
+        "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
+        "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
+        "environment_digest": json.loads(environment.read_text()).get("digest", ""),
+        **placement,
+    }
+    fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
+    meta.update(launch.record)  # e.g. the image and the engine's command line
+    fingerprinted += launch.fingerprinted
+    fingerprinted += plan.later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
+    meta["fingerprint_keys"] = sorted(fingerprinted)
+    meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
+    return meta
 
 
 def _attempt(
@@ -401,7 +296,7 @@ def _attempt(
 
     ``launch`` (default: the spec's command here) is what runs: e.g. a multi-node launch
     script with the assigned GPUs in its environment, or a ``docker run``."""
-    launch = launch or local_launch(spec, spec.command, {})
+    launch = launch or backends.get("local").launch(spec, spec.command, {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     t0 = time.monotonic()
@@ -460,7 +355,9 @@ def _raise_if_failed(
         rc,
         timed_out=timed_out,
         timeout_s=spec.timeout_s,
-        container=launch.image is not None,
+        container=launch.engine is not None,
+        engine=launch.engine or "",
+        start_failures=launch.start_failures,
         invalid_log=invalid_log,
         fail_match=fail_match,
     )
@@ -501,8 +398,8 @@ def _announce(spec: RunSpec, launch: Launch) -> None:
     """The runner's first lines in the job log: the run, its command, how it is launched."""
     print(f"runner: {spec.benchmark}/{spec.system} run {spec.run} seed {spec.seed}", flush=True)
     print(f"runner: command: {spec.command}", flush=True)
-    if launch.image is not None:
-        print(f"runner: docker: {shlex.join(launch.argv)}", flush=True)
+    if launch.shown_as is not None:
+        print(f"runner: {launch.shown_as}", flush=True)
     elif launch.argv[-1] != spec.command:
         print(f"runner: launched as:\n{launch.argv[-1]}", flush=True)
     if launch.added_env:
@@ -543,6 +440,8 @@ def failure_reason(
     timed_out: bool = False,
     timeout_s: float | None = None,
     container: bool = False,
+    engine: str = "docker",
+    start_failures: Sequence[int] = (125,),
     invalid_log: str = "",
     fail_match: str | None = None,
 ) -> str | None:
@@ -552,8 +451,8 @@ def failure_reason(
     - it ran past ``timeout_s`` (and was killed: its container stopped and removed, or its
       process group killed);
     - it exited with a nonzero status, or was killed by a signal (a negative status); in a
-      container (``container``), 125 is docker failing to start it and above 128 a signal
-      inside it;
+      container (``container``), one of ``start_failures`` is the ``engine`` (docker: 125;
+      podman: 125, 126) failing to start it and above 128 a signal inside it;
     - it exited 0 but its log is not a valid MLPerf log of a finished run (``invalid_log``,
       from :func:`invalid_log_reason`);
     - a line of its log matches a failure pattern (``fail_match``, from
@@ -566,8 +465,8 @@ def failure_reason(
         if exit_status < 0:
             return f"trainer killed by signal {-exit_status}"
         reason = f"trainer exited with status {exit_status}"
-        if container and exit_status == 125:
-            return "docker could not start the container (exit 125; the log says why)"
+        if container and exit_status in start_failures:
+            return f"{engine} could not start the container (exit {exit_status}; the log says why)"
         if container and exit_status > 128:
             reason += (
                 f" (killed by signal {exit_status - 128} in the container; 137: SIGKILL or OOM)"
@@ -687,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dataset-manifest", type=Path, required=True)
     p.add_argument("--environment", type=Path, required=True)
     p.add_argument(
-        "--image-stamp", type=Path, default=None, help="docker backend: the image.json to run"
+        "--image-stamp", type=Path, default=None, help="container backends: the image.json"
     )
     add_result_arguments(p)
     args = p.parse_args(argv)

@@ -134,31 +134,47 @@ def need_docker() -> str:
     """A Docker engine that answers, and the name of the local base image the docker tests
     build on (MLPERF_CI_BASE_IMAGE, made by .ci/docker-up.sh). Missing is a failure under CI,
     a skip elsewhere."""
+    return need_engine("docker", 'eval "$(.ci/docker-up.sh)"')
+
+
+def need_podman() -> str:
+    """Podman that works (its containers.conf and store from .ci/podman-up.sh, in
+    CONTAINERS_CONF and CONTAINERS_STORAGE_CONF), and the local base image in its store.
+    Missing is a failure under CI, a skip elsewhere."""
+    return need_engine("podman", 'eval "$(.ci/podman-up.sh)"')
+
+
+def need_engine(cli: str, start: str) -> str:
+    """The base image of the container tests of engine ``cli``, or a failure (under CI) or a
+    skip naming what is missing and ``start``, the command that provides it."""
     base = os.environ.get("MLPERF_CI_BASE_IMAGE", "mlperf-ci/debian-python:bookworm")
     problem = None
     try:
         out = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Id}}", base],
+            [cli, "image", "inspect", "--format", "{{.Id}}", base],
             capture_output=True,
             text=True,
             timeout=30,
         )
         if out.returncode != 0:
-            problem = f"docker cannot use the base image {base}: {out.stderr.strip()}"
+            problem = f"{cli} cannot use the base image {base}: {out.stderr.strip()}"
     except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = f"no docker engine: {exc}"
+        problem = f"no {cli} engine: {exc}"
     if problem is None:
         return base
-    hint = '; start one with: eval "$(.ci/docker-up.sh)"'
+    hint = f"; start one with: {start}"
     if os.environ.get("CI") == "true":
         pytest.fail(problem + hint)
     pytest.skip(problem + hint)
 
 
-def containers_labelled(label: str = "org.mlperf-workflow.container") -> list[str]:
-    """Names of the containers (running or not) that the workflow started."""
+def containers_labelled(
+    label: str = "org.mlperf-workflow.container", cli: str = "docker"
+) -> list[str]:
+    """Names of the containers (running or not) that the workflow started, in the engine
+    ``cli``."""
     out = subprocess.run(
-        ["docker", "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}"],
+        [cli, "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,8 +15,10 @@ import pytest
 import yaml
 
 from scripts import config as cfg
-from scripts import docker_backend, nvidia_v06, plan
-from scripts.run_training import container_env
+from scripts import nvidia_v06, plan
+from scripts.backends import docker
+from scripts.backends import image as images
+from scripts.backends.container import container_env
 from tests.conftest import REPO, need_fixtures
 
 NVIDIA_OVERLAYS = ("config/benchmarks/gnmt-v0.6.yaml", "config/benchmarks/gnmt-v0.6-nvidia.yaml")
@@ -79,7 +81,7 @@ BIND_LAUNCH=1
 
 def test_the_4xv100_example_generates_this_config_SUT_sh(tmp_path: Path) -> None:
     config = nvidia_config(tmp_path)
-    files = docker_backend.generated_files(config, "gnmt-v0.6", "SUT")
+    files = images.generated_files(config, "gnmt-v0.6", "SUT")
     assert list(files) == ["config_SUT.sh"]
     assert files["config_SUT.sh"] == CONFIG_SUT_SH
 
@@ -105,7 +107,7 @@ def sourced(script: str, tmp_path: Path, env: dict[str, str] | None = None) -> d
 
 def test_the_dgx1_example_has_the_values_of_nvidias_config_DGX1_sh(tmp_path: Path) -> None:
     config = nvidia_config(tmp_path)
-    script = docker_backend.generated_files(config, "gnmt-v0.6", "DGX1")["config_DGX1.sh"]
+    script = images.generated_files(config, "gnmt-v0.6", "DGX1")["config_DGX1.sh"]
     values = sourced(script, tmp_path)
     # training_results_v0.6/NVIDIA/benchmarks/gnmt/implementations/pytorch/config_DGX1.sh
     assert values | {"EXTRA_OPTS": " ".join(values["EXTRA_OPTS"].split())} == values | {
@@ -156,8 +158,8 @@ def test_a_changed_system_yaml_changes_the_generated_file_and_the_image(tmp_path
     overlay.write_text(
         "systems:\n  SUT:\n    gpus: 2\n    hyperparameters: {gnmt-v0.6: {TRAIN_BATCH_SIZE: 128}}\n"
     )
-    before = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO)
-    after = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
+    before = images.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO)
+    after = images.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
     text = after.generated["config_SUT.sh"]
     assert "DGXNGPU=2\n" in text and "TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-128}" in text
     assert after.inputs_sha256 != before.inputs_sha256
@@ -198,9 +200,9 @@ def test_the_run_environment_is_what_nvidias_run_sub_passed_in_the_published_dgx
 
 
 def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) -> None:
-    spec = docker_backend.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO, tmp_path)
+    spec = images.image_spec(nvidia_config(tmp_path), "gnmt-v0.6", "SUT", REPO, tmp_path)
     ctx = tmp_path / "build/gnmt-v0.6/SUT/context"
-    argv = docker_backend.build_argv(spec, ctx, tmp_path / "image.iid")
+    argv = docker.build_argv(spec, ctx, tmp_path / "image.iid")
     assert argv == [
         "docker",
         "build",
@@ -241,7 +243,7 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
     )
     assert spec.backend == "docker" and spec.command == "./run_and_time.sh"
     opts = spec.container
-    argv = docker_backend.run_argv(
+    argv = docker.run_argv(
         opts,
         image="sha256:0123",
         name="mlperf-gnmt-v0.6-SUT-run3-abcd1234",
@@ -322,9 +324,9 @@ def docker_cpu_config(tmp_path: Path) -> dict[str, Any]:
 
 def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> None:
     config = docker_cpu_config(tmp_path)
-    image = docker_backend.image_spec(config, "gnmt", "docker-cpu", REPO, tmp_path)
+    image = images.image_spec(config, "gnmt", "docker-cpu", REPO, tmp_path)
     ctx = tmp_path / "ctx"
-    assert docker_backend.build_argv(image, ctx, tmp_path / "iid") == [
+    assert docker.build_argv(image, ctx, tmp_path / "iid") == [
         "docker",
         "build",
         "--file",
@@ -358,7 +360,7 @@ def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
     assert spec.command.startswith(
         f"python3 -m scripts.gnmt.train --data-dir /data/toy-ende-v1 --seed {spec.seed} "
     )
-    argv = docker_backend.run_argv(
+    argv = docker.run_argv(
         spec.container,
         image="sha256:feed",
         name="c",
@@ -416,7 +418,7 @@ def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
 def test_gpu_flags_from_the_system_config(
     gpus: Any, count: int, assigned: tuple[str, ...], flags: list[str]
 ) -> None:
-    assert docker_backend.gpu_flags(gpus, count, assigned) == flags
+    assert docker.gpu_flags(gpus, count, assigned) == flags
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,7 +439,7 @@ def test_the_image_identity_changes_with_its_context_not_with_other_files(
     config = docker_cpu_config(tmp_path)
 
     def identity() -> str:
-        return docker_backend.image_spec(config, "gnmt", "docker-cpu", wf, tmp_path).inputs_sha256
+        return images.image_spec(config, "gnmt", "docker-cpu", wf, tmp_path).inputs_sha256
 
     first = identity()
     assert identity() == first
@@ -448,7 +450,7 @@ def test_the_image_identity_changes_with_its_context_not_with_other_files(
     assert second != first
     (wf / "envs/gnmt.requirements.txt").write_text("torch==2.13.0\n")
     assert identity() != second
-    spec = docker_backend.image_spec(config, "gnmt", "docker-cpu", wf, tmp_path)
+    spec = images.image_spec(config, "gnmt", "docker-cpu", wf, tmp_path)
     assert set(spec.inputs["files"]) >= {"gnmt.Dockerfile", "scripts/gnmt/model.py"}
     assert spec.inputs["build_args"] == {"BASE_IMAGE": "python:3.11-slim-bookworm"}
 
@@ -465,10 +467,10 @@ def test_a_checkout_given_as_path_wins_over_git_and_is_identified_by_content(
         f"{{path: {src}, subdir: impl}}}}}}}}}}"
     )
     config = nvidia_config(tmp_path, overlay)
-    spec = docker_backend.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
+    spec = images.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
     assert spec.source_dir == f"{src}/impl" and "git" not in spec.inputs["source"]
     (src / "impl/run_and_time.sh").write_text("echo\n")
-    again = docker_backend.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
+    again = images.image_spec(config, "gnmt-v0.6", "SUT", REPO, tmp_path)
     assert again.inputs_sha256 != spec.inputs_sha256
 
 
@@ -477,28 +479,28 @@ def test_a_system_build_arg_overrides_the_benchmarks(tmp_path: Path) -> None:
     overlay.write_text(
         "systems: {SUT: {container: {build_args: {FROM_IMAGE_NAME: 'my.registry/pytorch:19.05'}}}}"
     )
-    spec = docker_backend.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
+    spec = images.image_spec(nvidia_config(tmp_path, overlay), "gnmt-v0.6", "SUT", REPO)
     assert spec.build_args == {"FROM_IMAGE_NAME": "my.registry/pytorch:19.05"}
 
 
 def test_a_stamp_is_stale_when_what_the_image_is_built_from_changes(tmp_path: Path) -> None:
     config = docker_cpu_config(tmp_path)
-    spec = docker_backend.image_spec(config, "gnmt", "docker-cpu", REPO, tmp_path)
+    spec = images.image_spec(config, "gnmt", "docker-cpu", REPO, tmp_path)
     stamp = tmp_path / "image.json"
     stamp.write_text(
         json.dumps({"image_id": "sha256:1", "inputs_sha256": spec.inputs_sha256, "inputs": {}})
     )
-    assert docker_backend.stale_reason(stamp, spec, check_engine=False) is None
+    assert docker.stale_reason(stamp, spec, check_engine=False) is None
     overlay = tmp_path / "arg.yaml"
     overlay.write_text("systems: {docker-cpu: {container: {build_args: {BASE_IMAGE: other}}}}")
-    changed = docker_backend.image_spec(
+    changed = images.image_spec(
         plan.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay]),
         "gnmt",
         "docker-cpu",
         REPO,
         tmp_path,
     )
-    why = docker_backend.stale_reason(stamp, changed, check_engine=False)
+    why = docker.stale_reason(stamp, changed, check_engine=False)
     assert why is not None and "build_args.BASE_IMAGE" in why
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from scripts import dataset, docker_backend
+from scripts import dataset
+from scripts.backends import container, docker
+from scripts.backends.image import ImageSpec
 from scripts.plan import RunSpec
 from scripts.run_training import RunFailed, execute
 from tests.conftest import REPO, containers_labelled, need_docker
@@ -66,7 +68,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     src = tmp_path_factory.mktemp("image-src")
     (src / "emit.py").write_text(EMIT)
     (src / "Dockerfile").write_text(DOCKERFILE)
-    spec = docker_backend.ImageSpec(
+    spec = ImageSpec(
         benchmark="enginetest",
         system="s",
         tag="mlperf-enginetest:s",
@@ -79,7 +81,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     work = tmp_path_factory.mktemp("build")
     stamp = work / "image.json"
-    record = docker_backend.build(spec, stamp, work / "context")
+    record = docker.build(spec, stamp, work / "context")
     return {"spec": spec, "stamp": stamp, "record": record, "work": work}
 
 
@@ -99,7 +101,7 @@ def test_a_build_writes_a_stamp_and_the_same_inputs_give_the_same_image(image) -
         "build",
     ]
     assert json.loads(image["stamp"].read_text()) == record
-    again = docker_backend.build(image["spec"], image["work"] / "again.json", image["work"] / "c2")
+    again = docker.build(image["spec"], image["work"] / "again.json", image["work"] / "c2")
     assert again["image_id"] == record["image_id"]  # the build cache: no new image
     assert again["context_sha256"] == record["context_sha256"]
 
@@ -169,7 +171,7 @@ def paths(tmp_path: Path) -> dict[str, Path]:
 
 def name_of(spec: RunSpec) -> str:
     run_dir = Path(spec.container["host_run_dir"])
-    return docker_backend.container_name(spec.benchmark, spec.system, spec.run, run_dir)
+    return container.container_name(spec.benchmark, spec.system, spec.run, run_dir)
 
 
 def test_a_container_run_streams_its_log_and_writes_as_the_given_user(
@@ -231,7 +233,7 @@ def test_a_run_past_its_timeout_leaves_no_container_behind(image, tmp_path: Path
         execute(spec, **p, image_stamp=image["stamp"])
     assert time.monotonic() - t0 < 30
     assert name_of(spec) not in containers_labelled()
-    assert docker_backend.containers_named(name_of(spec)) == []
+    assert docker.containers_named(name_of(spec)) == []
     (kept,) = p["failed_dir"].glob("run_01.attempt1.*.log")
     assert "started" in kept.read_text()
 
@@ -253,7 +255,7 @@ def test_a_container_left_by_a_killed_runner_is_removed_before_the_run(
     assert meta["exit_code"] == 0
     gone = subprocess.run(["docker", "inspect", leftover], capture_output=True)
     assert gone.returncode != 0
-    assert docker_backend.containers_named(name) == []
+    assert docker.containers_named(name) == []
 
 
 def test_when_the_runner_loses_its_parent_its_container_is_stopped(image, tmp_path: Path) -> None:
@@ -294,9 +296,9 @@ def test_when_the_runner_loses_its_parent_its_container_is_stopped(image, tmp_pa
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and docker_backend.containers_named(name):
+    while time.monotonic() < deadline and docker.containers_named(name):
         time.sleep(0.2)
-    assert docker_backend.containers_named(name) == []
+    assert docker.containers_named(name) == []
     pid = int(runner_pid.read_text())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

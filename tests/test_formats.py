@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, dataset, docker_backend, formats, plan, seals, status
+from scripts import campaign, dataset, formats, plan, seals, status
+from scripts.backends import container
 from scripts.hashing import canonical_sha256 as fingerprint
 from scripts.run_training import execute
 from tests.test_run_training import good_log_command, spec
@@ -140,12 +141,12 @@ def test_the_dataset_verify_command_writes_a_versioned_manifest(tmp_path: Path) 
 def test_an_image_stamp_of_a_newer_workflow_is_refused(tmp_path: Path) -> None:
     stamp = tmp_path / "image.json"
     stamp.write_text(json.dumps({"format_version": 1, "image_id": "sha256:1"}))
-    assert docker_backend.read_stamp(stamp)["image_id"] == "sha256:1"
+    assert container.read_stamp(stamp)["image_id"] == "sha256:1"
     stamp.write_text(json.dumps({"image_id": "sha256:1"}))  # from before versions
-    assert docker_backend.read_stamp(stamp)["image_id"] == "sha256:1"
+    assert container.read_stamp(stamp)["image_id"] == "sha256:1"
     stamp.write_text(json.dumps({"format_version": 2, "image_id": "sha256:1"}))
-    with pytest.raises(docker_backend.DockerError, match=NEWER.format(kind="image.json")):
-        docker_backend.read_stamp(stamp)
+    with pytest.raises(container.ContainerError, match=NEWER.format(kind="image.json")):
+        container.read_stamp(stamp)
 
 
 def test_a_result_json_of_a_newer_workflow_stops_the_seal_check(tmp_path: Path) -> None:

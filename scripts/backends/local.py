@@ -1,0 +1,100 @@
+"""The ``local`` backend: the trainer runs here, in this Python environment, as a subprocess in
+its own process group (stopped by killing the group), with the GPUs assigned to the run in its
+``CUDA_VISIBLE_DEVICES``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scripts.backends.base import Launch, kill_group
+
+if TYPE_CHECKING:  # types only: scripts.plan imports the backends
+    from scripts.backends.image import ImageSpec
+    from scripts.plan import RunSpec
+
+
+class LocalBackend:
+    """Runs are subprocesses of the runner; nothing is added to the fingerprint."""
+
+    name = "local"
+    trains = True
+    module = None
+
+    def can_run(self, implementation: Mapping[str, Any]) -> bool:
+        return True
+
+    def config_problems(self, config: Mapping[str, Any], system: str) -> list[str]:
+        return []
+
+    def fingerprint_record(
+        self, config: Mapping[str, Any], benchmark: str, system: str
+    ) -> dict[str, Any]:
+        return {}
+
+    def system_record(self, system: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def run_setup(
+        self,
+        config: Mapping[str, Any],
+        benchmark: str,
+        system: str,
+        *,
+        python: str,
+        dataset_dir: str,
+        run_dir: str,
+        prepared_dir: str | None,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        return {}, {"python": python, "dataset_dir": dataset_dir, "run_dir": run_dir}
+
+    def has_image(self) -> bool:
+        return False
+
+    def stale_reason(self, stamp: Path, spec: ImageSpec, check_engine: bool = True) -> str | None:
+        return None  # no image
+
+    def needs_prepare(self, config: Mapping[str, Any], benchmark: str) -> bool:
+        return False
+
+    def run_inputs(self, config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
+        return {}
+
+    def runner_args(self, benchmark: str, system: str) -> list[str]:
+        return []
+
+    def environment_inputs(self, benchmark: str, system: str) -> dict[str, str]:
+        return {}
+
+    def environment_args(self, config: Mapping[str, Any], benchmark: str, system: str) -> list[str]:
+        return []
+
+    def check_run(self, spec: RunSpec, image_stamp: Path | None, run_dir: Path) -> None:
+        return None
+
+    def launch(
+        self,
+        spec: RunSpec,
+        command: str,
+        extra_env: Mapping[str, str],
+        *,
+        image_stamp: Path | None = None,
+        user: str | None = None,
+        gpu_devices: Sequence[str] = (),
+    ) -> Launch:
+        """``bash -c command`` with the spec's environment, the assigned GPUs
+        (``extra_env``), OMP_NUM_THREADS (unless set) and the seed."""
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update(extra_env)
+        env.setdefault("OMP_NUM_THREADS", str(spec.threads))
+        env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
+        return Launch(["/bin/bash", "-c", command], env, kill_group, added_env=dict(extra_env))
+
+    def probe(self, image_stamp: Path | None, python: str) -> dict[str, Any] | None:
+        return None  # the software is this Python's, which scripts/environment.py reads
+
+
+BACKEND = LocalBackend()
