@@ -1,7 +1,8 @@
 # Images of the docker backend (scripts/docker_backend.py): the implementation's source and
 # the wheels its image installs, the image build (one per benchmark x system, its stamp a file
 # target), and the implementation's one-time data preparation inside the image.
-# When the image's inputs change, common.smk (check_images) removes the stamp so it is rebuilt.
+# When the image's inputs change, scripts/preflight.py (RebuildImage) removes the stamp so
+# it is rebuilt.
 
 
 rule fetch_source:
