@@ -749,8 +749,9 @@ def _gather_dataset(
 
 
 def lock_actions(mode: Mode, root: Path) -> list[Action]:
-    """The lock, before anything is read: --unlock clears our record (and nothing is checked);
-    --nolock and dry runs take and check nothing; a job's own snakemake neither."""
+    """The lock, taken before anything else is read: --unlock clears our record (and nothing
+    is checked); --nolock and dry runs take no lock and look at none (the checks still run);
+    a job's own snakemake does neither."""
     if mode.job:
         return []
     if mode.unlock:
