@@ -3,15 +3,14 @@
 import json
 import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import backends, campaign, cluster, dataset, import_logs, result_json
-from scripts import formats, hashing, layout, locks, plan, seals
+from scripts import backends, cluster, dataset, formats, hashing, import_logs, layout
+from scripts import plan, preflight
 from scripts.backends import container as containers
 from scripts.backends import image as images
 from scripts import config as cfg
@@ -105,10 +104,6 @@ def dataset_file(benchmark, name):
         if f["name"] == name:
             return f
     raise WorkflowError(f"benchmark {benchmark!r} has no dataset file {name!r}")
-
-
-def run_ids(benchmark):
-    return plan.run_ids(BENCHMARKS[benchmark]["runs"])
 
 
 def campaign_systems():
@@ -232,8 +227,8 @@ def image_build_inputs(wildcards):
 
 def container_run_inputs(wildcards):
     """What a run needs from its backend (a container backend: the image and the prepared
-    data). ancient(): a rebuilt image does not by itself redo finished runs;
-    check_comparability stops instead.
+    data). ancient(): a rebuilt image does not by itself redo finished runs; the comparability
+    check (scripts/preflight.py) stops instead.
     """
     needed = backend_of(wildcards.system).run_inputs(
         CONFIG, wildcards.benchmark, wildcards.system
@@ -263,64 +258,6 @@ def environment_image_args(wildcards):
     return shlex.join(
         backend.environment_args(CONFIG, wildcards.benchmark, wildcards.system)
     )
-
-
-def image_pairs():
-    """(benchmark, system) of every system of the campaign whose runs need an image."""
-    return [
-        (b, s)
-        for b in BENCHMARKS
-        for s in benchmark_systems(b)
-        if backend_of(s).has_image()
-    ]
-
-
-def check_images():
-    """An image stamp that no longer matches the config (or whose image is gone) is removed,
-    so the image is rebuilt; a fetched source at another commit is fetched again. When
-    finished runs used the image and it would change, stop instead and say what to do.
-    """
-    root = Path.cwd()
-    dry = campaign.is_dry_run(sys.argv)
-    for benchmark in {b for b, _ in image_pairs()}:
-        source = container_cfg(benchmark).get("source") or {}
-        src = root / "build" / benchmark / "source"
-        if source.get("git") and src.is_dir():
-            head = campaign.git_head(src)
-            if head != source["commit"]:
-                logger.warning(
-                    f"{src.relative_to(root)} is at {head}, not at the configured commit "
-                    f"{source['commit']}: it is fetched again"
-                )
-                if not dry:
-                    shutil.rmtree(src)
-    for benchmark, system in image_pairs():
-        stamp = root / image_stamp(benchmark, system)
-        if not stamp.exists():
-            continue
-        why = backend_of(system).stale_reason(stamp, image_spec(benchmark, system))
-        if not why:
-            continue
-        finished = [
-            r
-            for r in run_ids(benchmark)
-            if (campaign.run_dir(root, benchmark, system, r) / "run.json").exists()
-        ]
-        if finished:
-            raise WorkflowError(
-                f"{stamp.relative_to(root)}: {why}.\n  Runs {', '.join(finished)} of "
-                f"{benchmark}/{system} ran in that image, and a rebuilt image would not be the "
-                f"same; nothing was run. Restore the image (e.g. {backend_of(system).name} load), "
-                "or move the old runs aside (kept) and start anew:\n"
-                f"    python -m scripts.campaign archive results/{benchmark}/{system}"
-            )
-        if dry:
-            logger.warning(
-                f"{stamp.relative_to(root)} is out of date ({why}); a real run rebuilds it"
-            )
-            continue
-        logger.warning(f"Rebuilding the image of {benchmark}/{system}: {why}")
-        stamp.unlink()
 
 
 def job_resources(job):
@@ -363,12 +300,6 @@ def set_local_rules():
     workflow.localrules(*sorted(names - set(CONFIG["cluster_rules"])))
 
 
-def main_invocation():
-    """The snakemake the user started, not a job step of a cluster or subprocess executor:
-    only it checks the campaign before the plan is built."""
-    return not (workflow.remote_exec or workflow.subprocess_exec)
-
-
 def result_args(wildcards):
     """What train_run and import_run need to write result.json in the same job."""
     bench = BENCHMARKS[wildcards.benchmark]
@@ -379,236 +310,31 @@ def result_args(wildcards):
     )
 
 
-def parse_unparsed_runs():
-    """A run whose result.json is missing but whose log and run.json exist is parsed here,
-    before the plan is built: train_run makes all three files, and Snakemake would otherwise
-    train the run again for its result.json. A dry run only says so."""
-    root = Path.cwd()
-    for benchmark in BENCHMARKS:
-        systems = benchmark_systems(benchmark)
-        found = campaign.unparsed_runs(
-            root, benchmark, systems, {s: system_run_ids(benchmark, s) for s in systems}
-        )
-        if not found:
-            continue
-        names = ", ".join(str(d.relative_to(root)) for d in found)
-        if campaign.is_dry_run(sys.argv):
-            logger.warning(
-                f"A real run re-parses these runs' logs (no training): {names}"
-            )
-            continue
-        logger.warning(f"Re-parsing the logs of runs without result.json: {names}")
-        bench = BENCHMARKS[benchmark]
-        for d in (
-            d.relative_to(root) for d in found
-        ):  # relative, as the jobs write them
-            result_json.write_result(
-                d / "mlperf.log",
-                d / "run.json",
-                bench["quality"],
-                bench["log"]["time_to_train"],
-                d / "result.json",
-            )
-        # the tables built from the result files go and are rebuilt (Snakemake redoes neither
-        # a job whose input only became newer, nor one whose intermediate output is missing)
-        for table in ("runs.csv", "evals.csv", "summary.csv"):
-            (root / "results" / benchmark / table).unlink(missing_ok=True)
+# ---------------------------------------------------------------------------------------------
+# The load-time checks (scripts/preflight.py): the lock, seals, comparability, images, runs to
+# parse again, stale derived files and dataset trees, before the plan is built. Only the
+# snakemake the user started checks, not a job's own snakemake (cluster or subprocess executor).
 
+JOB_SNAKEMAKE = workflow.remote_exec or workflow.subprocess_exec
 
-def remove_stale_derived_files():
-    """Missing run files, or a changed dataset checksum, make derived files stale: remove them
-    so they are rebuilt (scripts/campaign.py says why). A dry run only warns."""
-    root = Path.cwd()
-    stale = []
-    for benchmark in BENCHMARKS:
-        stale += campaign.stale_downloads(
-            root / DATA_DIR / benchmark, dataset_files(benchmark)
-        )
-        systems = benchmark_systems(benchmark)
-        stale += campaign.stale_derived_files(
-            root,
-            benchmark,
-            systems,
-            {s: system_run_ids(benchmark, s) for s in systems},
-        )
-    if not stale:
-        return
-    if campaign.is_dry_run(sys.argv):
-        logger.warning(
-            "These derived files are out of date and a real run will rebuild them:\n"
-            + campaign.describe_stale(stale, root)
-        )
-        return
-    logger.warning(
-        "Removing derived files that no longer match the runs on disk (they are rebuilt):\n"
-        + campaign.describe_stale(stale, root)
+try:
+    preflight.run(
+        CONFIG,
+        Path.cwd(),
+        sys.argv,
+        job=JOB_SNAKEMAKE,
+        workflow_dir=WORKFLOW_DIR,
+        warn=logger.warning,
     )
-    campaign.remove_stale(stale)
-
-
-def check_locks():
-    """Take the folder for this invocation (scripts/locks.py): a second snakemake, seen or
-    not (another host, container or PID namespace), is told who holds it; locks left by a
-    killed one on this host are removed so the plain command resumes. --nolock and dry runs
-    take and check nothing (--unlock clears our record and runs no check: see below)."""
-    root = Path.cwd()
-    if "--nolock" in sys.argv or campaign.is_dry_run(sys.argv):
-        return
-    try:
-        removed = locks.hold(root, sys.argv)
-    except locks.Locked as exc:
-        raise WorkflowError(str(exc)) from None
-    if removed:
-        logger.warning(removed)
-
-
-def check_seals():
-    """Stop, naming the run, if a finished run's log changed since it was sealed; a corrupt
-    result.json of an intact run is named and removed, so parse_unparsed_runs re-parses it
-    (scripts/seals.py). A dry run only says so."""
-    root = Path()  # the working directory: messages name results/... relative to it
-    checks = [
-        seals.check_system(root, b, s, system_run_ids(b, s))
-        for b in BENCHMARKS
-        for s in benchmark_systems(b)
-    ]
-    message = seals.tampered_message(checks)
-    if message:
-        raise WorkflowError(message)
-    unsealed = seals.unsealed_message(checks)
-    if unsealed:
-        logger.warning(unsealed)
-    dry = campaign.is_dry_run(sys.argv)
-    for c in checks:
-        for run, why in sorted(c.corrupt_results.items()):
-            logger.warning(
-                f"{why}: {'a real run re-parses' if dry else 're-parsing'} it from its "
-                "intact log (no training)"
-            )
-            if not dry:
-                (c.run_dir(root, run) / "result.json").unlink(missing_ok=True)
-
-
-def refresh_seal_cache():
-    """After a successful invocation: check the runs it made once more, so their seals are
-    in the cache and the next no-op invocation reads no run.json (bench/seal_check.py).
-    """
-    for b in BENCHMARKS:
-        for s in benchmark_systems(b):
-            seals.check_system(Path(), b, s, system_run_ids(b, s))
-
-
-def remake_dataset_files(benchmark):
-    """How restore_dataset_trees makes missing dataset files again: the benchmark's dataset
-    script, or each file's download (as the rules do)."""
-    folder = Path(dataset_folder(benchmark))
-    if uses_script(benchmark):
-        script = BENCHMARKS[benchmark]["dataset"]["script"]
-        cwd = Path(dataset.expand_url(script["cwd"], WORKFLOW_DIR))
-        return lambda names: dataset.run_script(script["command"], cwd, folder)
-    d = CONFIG["download"]
-    policy = dataset.Policy(
-        retries=d["retries"],
-        backoff_s=d["backoff_s"],
-        timeout_s=d["timeout_s"],
-        progress=d["progress"],
-    )
-
-    def fetch(names):
-        for name in names:
-            f = dataset_file(benchmark, name)
-            expected = {a: f[a] for a in dataset.HASHES if a in f}
-            dataset.fetch(
-                dataset_sources(benchmark, name), folder / name, expected, policy
-            )
-
-    return fetch
-
-
-def restore_dataset_trees():
-    """A dataset tree (the folder the trainer reads) that differs from its manifest, has none
-    or is missing, while its files were verified, is unpacked again before the plan is built
-    (scripts/dataset.py: restore_tree says why Snakemake cannot). A dry run only warns.
-    """
-    dry = campaign.is_dry_run(sys.argv)
-    for benchmark in BENCHMARKS:
-        if not dataset_files(benchmark):
-            continue
-        tree = Path(DATA_DIR) / benchmark / "dataset"
-        folder = Path(dataset_folder(benchmark))
-        try:
-            done = dataset.restore_tree(
-                tree,
-                dataset_files(benchmark),
-                folder,
-                remake_dataset_files(benchmark),
-                dry_run=dry,
-                # looked for only when the tree or its verification is gone (then Snakemake
-                # would make them again in its plan and retrain every finished run after them)
-                runs_used_it=(
-                    not tree.is_dir() or not tree.with_name("manifest.json").exists()
-                )
-                and any(Path("results", benchmark).glob("*/run_*/run.json")),
-            )
-        except dataset.DatasetError as exc:
-            raise WorkflowError(f"{tree} cannot be unpacked again: {exc}") from None
-        if done:
-            logger.warning(done)
-
-
-def check_comparability():
-    """Stop, naming the runs, if finished runs were made under a different configuration,
-    dataset or environment than the current ones: never redo or mix them silently."""
-    root = Path.cwd()
-    problems = []
-    for benchmark in BENCHMARKS:
-        for system in benchmark_systems(benchmark):
-            current = plan.current_state(
-                plan.comparability(CONFIG, benchmark, system),
-                manifest=root / DATA_DIR / benchmark / "manifest.json",
-                environment=root / "results" / benchmark / system / "environment.json",
-                dataset_tree=root / DATA_DIR / benchmark / "dataset.manifest.json",
-            )
-            bad = plan.incomparable_runs(
-                root, benchmark, system, system_run_ids(benchmark, system), current
-            )
-            if bad:
-                problems.append(plan.incomparable_message(benchmark, system, bad))
-    if problems:
-        raise WorkflowError(
-            "finished runs would no longer be comparable; nothing was run:\n  "
-            + "\n  ".join(problems)
-        )
-
-
-def load_time_checks():
-    check_locks()
-    check_seals()
-    try:
-        check_comparability()
-    except cfg.ConfigError as exc:
-        raise WorkflowError(str(exc)) from None
-    check_images()
-    parse_unparsed_runs()
-    remove_stale_derived_files()
-    restore_dataset_trees()
-
-
-if main_invocation() and "--unlock" in sys.argv:
-    # --unlock only clears the locks: no check may stop it, or Snakemake's lock files stay
-    # while our record is gone (and the next invocation could no longer name the holder)
-    locks.unlock(Path.cwd())  # Snakemake removes its own lock files
-elif main_invocation():
-    try:
-        load_time_checks()
-    except formats.NewerFormat as exc:
-        # a file of a newer workflow (scripts/formats.py): nothing is run or changed
-        raise WorkflowError(str(exc)) from None
+except (preflight.Refused, formats.NewerFormat) as exc:
+    # NewerFormat: a file of a newer workflow (scripts/formats.py); nothing is run or changed
+    raise WorkflowError(str(exc)) from None
 
 
 onsuccess:
-    if main_invocation():
-        refresh_seal_cache()
+    preflight.after_success(
+        CONFIG, Path.cwd(), sys.argv, job=JOB_SNAKEMAKE, warn=logger.warning
+    )
 
 
 def finished_results(benchmark):

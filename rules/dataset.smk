@@ -8,7 +8,7 @@ rule download_file:
     log:
         "logs/download_file/{benchmark}/{file}.log",
     params:
-        # a changed checksum in config redoes the download (common.smk: remove_stale_derived_files)
+        # a changed checksum in config redoes the download (scripts/preflight.py: stale_downloads)
         urls=lambda w: " ".join(
             f"--url {shlex.quote(u)}" for u in dataset_sources(w.benchmark, w.file)
         ),
@@ -60,7 +60,7 @@ rule verify_dataset:
 
 # The tree the trainer reads, read-only, and beside it the manifest of its every file (size,
 # sha256, mtime): the runner checks the tree against it before each run, and every invocation
-# unpacks a changed tree again before any job (common.smk: restore_dataset_trees).
+# unpacks a changed tree again before any job (scripts/preflight.py: RestoreDatasetTree).
 rule unpack_dataset:
     input:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",

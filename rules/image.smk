@@ -2,7 +2,8 @@
 # implementation's source and the wheels its image installs (scripts/backends/image.py), the
 # image build (one per benchmark x system, its stamp a file target, by the system's engine),
 # and the implementation's one-time data preparation inside the image.
-# When the image's inputs change, common.smk (check_images) removes the stamp so it is rebuilt.
+# When the image's inputs change, scripts/preflight.py (RebuildImage) removes the stamp so
+# it is rebuilt.
 
 
 rule fetch_source:

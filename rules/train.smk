@@ -4,7 +4,8 @@
 
 rule train_run:
     # ancient(): a re-verified dataset or re-captured environment does not by itself redo
-    # finished runs; if its content changed, check_comparability() stops with the runs named
+    # finished runs; if its content changed, the load-time check (scripts/preflight.py) stops
+    # with the runs named
     input:
         # container systems: the image stamp and prepared data, ancient() as well
         unpack(container_run_inputs),

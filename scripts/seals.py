@@ -222,7 +222,7 @@ def check_run(
         try:
             changed, verified = verify_log(run_dir / LOG, sealed, entry.get("log"))
         except FileNotFoundError:
-            return "ok", None, entry  # deleted: the run is redone (scripts/campaign.py)
+            return "ok", None, entry  # deleted: the run is redone (scripts/preflight.py)
         if changed:
             return "tampered", changed, {k: v for k, v in entry.items() if k in ("meta", "seal")}
         if verified is not None:

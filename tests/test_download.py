@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scripts import dataset
+from scripts.preflight import outdated_manifest
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
@@ -239,8 +240,6 @@ def test_check_dataset_names_every_problem() -> None:
 
 
 def test_a_changed_checksum_makes_a_script_made_manifest_stale(tmp_path: Path) -> None:
-    from scripts.campaign import outdated_manifest
-
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": [{"name": "a", "size": 1, "md5": "1" * 32}]}))
     assert outdated_manifest(manifest, [{"name": "a", "md5": "1" * 32}]) is None

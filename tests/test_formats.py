@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, dataset, formats, plan, seals, status
+from scripts import campaign, dataset, formats, plan, preflight, seals, status
 from scripts.backends import container
 from scripts.hashing import canonical_sha256 as fingerprint
 from scripts.run_training import execute
@@ -123,9 +123,9 @@ def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Pat
     new.write_text(json.dumps({"format_version": 2, "files": entries}))
     with pytest.raises(formats.NewerFormat):
         dataset.verified_manifest_sha256(new)
-    assert campaign.outdated_manifest(old, files) is None
+    assert preflight.outdated_manifest(old, files) is None
     with pytest.raises(formats.NewerFormat):
-        campaign.outdated_manifest(new, files)
+        preflight.outdated_manifest(new, files)
 
 
 def test_the_dataset_verify_command_writes_a_versioned_manifest(tmp_path: Path) -> None:
