@@ -25,18 +25,20 @@ from tests.conftest import (
 TARGET = "results/fake/summary.csv"
 # main's head when format versions were added (the last workflow without them)
 BEFORE_VERSIONS = "73864c044948fa391b621cfad4f974e91f491297"
+# main's head before plan.py, backends/, preflight.py and the column registry (issue 13)
+BEFORE_PLAN = "03872ebec71641e2f2aaace91948816d35e90f10"
 
 
-def old_workflow(dest: Path) -> Path:
-    """The whole tree of the workflow before format versions, from this repository's git."""
+def old_workflow(dest: Path, commit: str = BEFORE_VERSIONS) -> Path:
+    """The whole tree of the workflow at ``commit``, from this repository's git."""
     known = subprocess.run(
-        ["git", "-C", str(REPO), "cat-file", "-e", f"{BEFORE_VERSIONS}^{{commit}}"],
+        ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"],
         capture_output=True,
     )
     if known.returncode != 0:
-        pytest.skip(f"this checkout has no commit {BEFORE_VERSIONS[:12]} (a shallow clone?)")
+        pytest.skip(f"this checkout has no commit {commit[:12]} (a shallow clone?)")
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", BEFORE_VERSIONS], capture_output=True, check=True
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
     ).stdout
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
@@ -47,25 +49,11 @@ def trainer_starts(wf: Path) -> int:
     return len(list((wf / "markers").glob("run_*.*")))
 
 
-@pytest.mark.integration
-def test_a_campaign_made_before_format_versions_is_picked_up_without_running_again(
-    tmp_path: Path,
+def picked_up_by_the_new_code(
+    wf: Path, overlay: str, before: dict[str, object], starts: int
 ) -> None:
-    wf = old_workflow(tmp_path / "wf")
-    overlay = str(fake_campaign(wf, runs=2, faults={"marker_dir": "markers"}))
-    first = snakemake(wf, TARGET, "--cores", "2", "--configfile", overlay)
-    assert first.returncode == 0, first.stderr[-3000:]
-    for run in ("01", "02"):  # made by the old code: no versions
-        assert "format_version" not in json.loads(
-            (wf / f"results/fake/local/run_{run}/run.json").read_text()
-        )
-        assert "format_version" not in json.loads(
-            (wf / f"results/fake/local/run_{run}/result.json").read_text()
-        )
-    assert "format_version" not in json.loads((wf / "data/fake/manifest.json").read_text())
-    before, starts = snapshot(wf), trainer_starts(wf)
-    assert "results/fake/local/run_02/result.json" in before and TARGET in before
-    assert starts == 2
+    """This workflow's code in place of the old one in ``wf``: it runs no training, changes no
+    file under results/, and status sees every run done."""
     # the new workflow's code in place of the old; results/, data/, logs/, .snakemake stay
     for part in WORKFLOW_PARTS:
         path = wf / part
@@ -89,6 +77,44 @@ def test_a_campaign_made_before_format_versions_is_picked_up_without_running_aga
     )
     assert status.returncode == 0, status.stderr
     assert "2 runs: 2 done" in status.stdout
+
+
+@pytest.mark.integration
+def test_a_campaign_made_before_format_versions_is_picked_up_without_running_again(
+    tmp_path: Path,
+) -> None:
+    wf = old_workflow(tmp_path / "wf")
+    overlay = str(fake_campaign(wf, runs=2, faults={"marker_dir": "markers"}))
+    first = snakemake(wf, TARGET, "--cores", "2", "--configfile", overlay)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for run in ("01", "02"):  # made by the old code: no versions
+        assert "format_version" not in json.loads(
+            (wf / f"results/fake/local/run_{run}/run.json").read_text()
+        )
+        assert "format_version" not in json.loads(
+            (wf / f"results/fake/local/run_{run}/result.json").read_text()
+        )
+    assert "format_version" not in json.loads((wf / "data/fake/manifest.json").read_text())
+    before, starts = snapshot(wf), trainer_starts(wf)
+    assert "results/fake/local/run_02/result.json" in before and TARGET in before
+    assert starts == 2
+    picked_up_by_the_new_code(wf, overlay, before, starts)
+
+
+@pytest.mark.integration
+def test_a_campaign_made_before_the_plan_and_backends_split_is_picked_up_without_running_again(
+    tmp_path: Path,
+) -> None:
+    # issue 13: plan.py, backends/, preflight.py, the column registry, renamed modules
+    wf = old_workflow(tmp_path / "wf", BEFORE_PLAN)
+    overlay = str(fake_campaign(wf, runs=2, faults={"marker_dir": "markers"}))
+    first = snakemake(wf, TARGET, "--cores", "2", "--configfile", overlay)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (wf / "scripts/docker_backend.py").exists() and not (wf / "scripts/plan.py").exists()
+    before, starts = snapshot(wf), trainer_starts(wf)
+    assert "results/fake/local/run_02/result.json" in before and TARGET in before
+    assert starts == 2
+    picked_up_by_the_new_code(wf, overlay, before, starts)
 
 
 @pytest.mark.integration
