@@ -26,12 +26,13 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from scripts import stats
 from scripts.scoring import Describe, Score, describe
+
+if TYPE_CHECKING:  # types only: pandas is imported on first use (see _isna)
+    import pandas as pd
 
 Reads = Literal["runs", "pair", "table", "row"]
 
@@ -85,8 +86,16 @@ def nan_to_none(x: Any) -> Any:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
+def _isna(value: Any) -> bool:
+    """``pandas.isna`` of one value. pandas is imported on first use: it costs about 0.3 s, and
+    every snakemake invocation imports this module (the report's captions list the columns)."""
+    import pandas as pd  # lazy: see the docstring
+
+    return bool(pd.isna(value))
+
+
 def optional_floats(column: pd.Series) -> list[float]:
-    return [float(x) for x in column if not pd.isna(x)]
+    return [float(x) for x in column if not _isna(x)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +401,7 @@ class Pair:
     def both_scores(self) -> bool:
         """Both systems have an MLPerf score."""
         score, ref_score = self.summary.get("score_s"), self.reference_summary.get("score_s")
-        return not (pd.isna(score) or pd.isna(ref_score)) if score is not None else False
+        return not (_isna(score) or _isna(ref_score)) if score is not None else False
 
     def score_if_both(self, summary: Mapping[str, Any]) -> Any:
         return summary.get("score_s") if self.both_scores else None
@@ -400,7 +409,7 @@ class Pair:
 
 def ratio(numerator: Any, denominator: Any) -> float | None:
     """numerator / denominator, or None when either is missing or the denominator is 0."""
-    if numerator is None or denominator is None or pd.isna(numerator) or pd.isna(denominator):
+    if numerator is None or denominator is None or _isna(numerator) or _isna(denominator):
         return None
     return float(numerator) / float(denominator) if float(denominator) else None
 

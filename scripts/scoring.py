@@ -14,8 +14,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 from scripts.mlperf_log import MAX_TIME_TO_TRAIN_S
 
 __all__ = ["Describe", "Score", "describe", "olympic_score", "usable_time"]
@@ -178,6 +176,8 @@ def describe(times_s: Sequence[float]) -> Describe:
         std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
         cv = std / mean if mean != 0 else nan
         sem = std / math.sqrt(n)
+        from scipy import stats  # lazy: 0.6 s; the workflow's load imports this module
+
         half = float(stats.t.ppf(0.975, n - 1)) * sem
         lo, hi = mean - half, mean + half
     return Describe(

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy import stats as sps
+if TYPE_CHECKING:  # types only: numpy is imported on first use (_np)
+    import numpy as np
+
 
 __all__ = [
     "ALPHA",
@@ -59,7 +61,23 @@ POWER = 0.80  # power of the minimum detectable difference
 NAN = float("nan")
 
 
+def _np() -> Any:
+    """numpy, imported on first use, like scipy (:func:`_sps`)."""
+    import numpy  # lazy: see _sps
+
+    return numpy
+
+
+def _sps() -> Any:
+    """scipy.stats, imported on first use: it costs about 0.6 s, and every snakemake
+    invocation imports this module (the sources of the column registry) to load the workflow."""
+    from scipy import stats  # lazy: see the docstring
+
+    return stats
+
+
 def _values(xs: Sequence[float]) -> np.ndarray:
+    np = _np()
     arr = np.asarray([float(x) for x in xs], dtype=float)
     if not np.all(np.isfinite(arr)):
         raise ValueError("statistics need finite values")
@@ -94,6 +112,7 @@ def sem(xs: Sequence[float]) -> float:
 def quartiles(xs: Sequence[float]) -> tuple[float, float, float]:
     """(q1, median, q3) by linear interpolation between order statistics: numpy's
     ``method="linear"`` (Hyndman and Fan type 7, the default of numpy, R and Excel)."""
+    np = _np()
     v = _values(xs)
     if len(v) == 0:
         return NAN, NAN, NAN
@@ -104,6 +123,7 @@ def quartiles(xs: Sequence[float]) -> tuple[float, float, float]:
 def mad(xs: Sequence[float]) -> float:
     """Median absolute deviation from the median, unscaled (not multiplied by 1.4826);
     nan for no values."""
+    np = _np()
     v = _values(xs)
     if len(v) == 0:
         return NAN
@@ -115,12 +135,13 @@ def t_interval(xs: Sequence[float], confidence: float = CONFIDENCE) -> tuple[flo
     t from ``scipy.stats.t.ppf``; (nan, nan) when n < 2."""
     if len(xs) < 2:
         return NAN, NAN
-    half = float(sps.t.ppf(0.5 + confidence / 2, len(xs) - 1)) * sem(xs)
+    half = float(_sps().t.ppf(0.5 + confidence / 2, len(xs) - 1)) * sem(xs)
     m = mean(xs)
     return m - half, m + half
 
 
 def _percentile_interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    np = _np()
     lo, hi = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2], method="linear")
     return float(lo), float(hi)
 
@@ -138,6 +159,7 @@ def bootstrap_mean_interval(
     (1+confidence)/2 quantiles (numpy ``method="linear"``) of the resampled means. The same
     seed gives the same interval. (nan, nan) when n < 2.
     """
+    np = _np()
     v = _values(xs)
     if len(v) < 2:
         return NAN, NAN
@@ -168,6 +190,7 @@ def bootstrap_speedup_interval(
     quantiles of mean(reference*) / mean(system*) as in :func:`bootstrap_mean_interval`.
     (nan, nan) when either side has fewer than 2 values.
     """
+    np = _np()
     ref, sys_ = _values(reference_s), _values(system_s)
     if len(ref) < 2 or len(sys_) < 2:
         return NAN, NAN
@@ -193,6 +216,7 @@ def modified_z_outliers(xs: Sequence[float], threshold: float = MODIFIED_Z_THRES
     ``threshold`` in absolute value (Iglewicz and Hoaglin, 1993; MAD unscaled as in
     :func:`mad`). Flagged, never dropped. Empty for fewer than 3 values, and when the MAD is
     0 (the score is undefined: more than half the values are equal)."""
+    np = _np()
     v = _values(xs)
     if len(v) < 3:
         return []
@@ -221,7 +245,7 @@ def runs_for_relative_ci(
     if s == 0:
         return 2
     for n in range(2, max_runs + 1):
-        if float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * s / math.sqrt(n) <= (
+        if float(_sps().t.ppf(0.5 + confidence / 2, n - 1)) * s / math.sqrt(n) <= (
             relative_half_width * abs(m)
         ):
             return n
@@ -235,7 +259,7 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
     va, vb = _values(a), _values(b)
     if len(va) < 2 or len(vb) < 2 or (std(va) == 0 and std(vb) == 0):
         return NAN
-    return float(sps.ttest_ind(va, vb, equal_var=False).pvalue)
+    return float(_sps().ttest_ind(va, vb, equal_var=False).pvalue)
 
 
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
@@ -245,7 +269,7 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     va, vb = _values(a), _values(b)
     if len(va) == 0 or len(vb) == 0:
         return NAN
-    return float(sps.mannwhitneyu(va, vb, alternative="two-sided", method="auto").pvalue)
+    return float(_sps().mannwhitneyu(va, vb, alternative="two-sided", method="auto").pvalue)
 
 
 def prob_faster(system_s: Sequence[float], reference_s: Sequence[float]) -> float:
@@ -295,4 +319,4 @@ def min_detectable_difference(
     if se == 0:
         return 0.0
     df = (ea + eb) ** 2 / (ea**2 / (len(va) - 1) + eb**2 / (len(vb) - 1))
-    return (float(sps.t.ppf(1 - alpha / 2, df)) + float(sps.t.ppf(power, df))) * se
+    return (float(_sps().t.ppf(1 - alpha / 2, df)) + float(_sps().t.ppf(power, df))) * se
