@@ -151,7 +151,10 @@ def run_commands(wf: Path, target_of: str, overlays: Sequence[Path]) -> dict[str
     """The spec of every training job the workflow would run for ``target_of``'s runs: the
     rendered command and the runner's environment, from ``snakemake -n -p`` (what the rule
     really runs, whatever the code that renders it)."""
-    proc = snakemake_proc(wf, "-n", "-p", target_of, overlays)
+    argv = snakemake_argv("-n", "-p", target_of, overlays=overlays)
+    proc = subprocess.run(argv, cwd=wf, capture_output=True, text=True, env=snakemake_env())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
     specs = {}
     for line in proc.stdout.splitlines():
         if "scripts.run_training" in line and "--spec" in line:
@@ -161,20 +164,16 @@ def run_commands(wf: Path, target_of: str, overlays: Sequence[Path]) -> dict[str
     return specs
 
 
-def snakemake_proc(
-    wf: Path, *args: str | Sequence[Path], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "snakemake", "--cores", "1"]
-    for a in args:
-        if isinstance(a, str):
-            argv.append(a)
-        else:
-            argv += [w for p in a for w in ("--configfile", str(p))]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
-    proc = subprocess.run(argv, cwd=wf, capture_output=True, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def snakemake_argv(*targets: str, overlays: Sequence[Path]) -> list[str]:
+    """``snakemake --cores 1 TARGETS --configfile OVERLAYS`` (the overlays last: --configfile
+    takes every word that follows it)."""
+    return [sys.executable, "-m", "snakemake", "--cores", "1", *targets, "--configfile",
+            *map(str, overlays)]  # fmt: skip
+
+
+def snakemake_env() -> dict[str, str]:
+    """This environment without a calling snakemake's variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
 
 
 def bare_env(spec: dict) -> dict[str, str]:
@@ -193,10 +192,7 @@ def pairs_of(
     run_dirs = [f"results/{benchmark}/{system}/run_{i:02d}" for i in range(1, n + 1)]
     specs = run_commands(wf, f"results/{benchmark}/runs.csv", overlays)
     (wf / "bare").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
-    sm = [sys.executable, "-m", "snakemake", "--cores", "1"]
-    # after the target: --configfile takes every word that follows it
-    configs = ["--configfile", *map(str, overlays)]
+    env = snakemake_env()
     pairs = []
     for i, run_dir in enumerate(run_dirs, start=1):
         spec = specs[f"{i:02d}"]
@@ -204,7 +200,8 @@ def pairs_of(
         # (argv, environment, the MLPerf log it writes, where its stdout goes)
         sides = {
             "workflow": (
-                [*sm, f"{run_dir}/mlperf.log", *configs], env, wf / run_dir / "mlperf.log",
+                snakemake_argv(f"{run_dir}/mlperf.log", overlays=overlays), env,
+                wf / run_dir / "mlperf.log",
                 wf / "bare" / f"snakemake_{benchmark}_{i:02d}.out",
             ),
             "bare": (["/bin/bash", "-c", spec["command"]], bare_env(spec), bare_log, bare_log),
