@@ -51,4 +51,4 @@ set_local_rules()
 rule all:
     default_target: True
     input:
-        campaign_targets(),
+        inputs.campaign_targets(),

@@ -9,19 +9,13 @@ rule download_file:
         "logs/download_file/{benchmark}/{file}.log",
     params:
         # a changed checksum in config redoes the download (scripts/preflight.py: stale_downloads)
-        urls=lambda w: " ".join(
-            f"--url {shlex.quote(u)}" for u in dataset_sources(w.benchmark, w.file)
-        ),
-        hashes=lambda w: " ".join(
-            f"--{a} {dataset_file(w.benchmark, w.file)[a]}"
-            for a in ("sha256", "md5")
-            if a in dataset_file(w.benchmark, w.file)
-        ),
-        policy=download_policy_args,
+        # --url for the mirror, then the file's url; --sha256/--md5
+        sources=inputs.download_args,
+        policy=inputs.download_policy_args,
     # everything goes to the log; each retry's one line also to snakemake's stderr (fd 3 here),
     # so the console shows that a download is waiting, and why
     shell:
-        "{PY} scripts.dataset fetch {params.urls} --dest {output:q} {params.hashes} "
+        "{PY} scripts.dataset fetch {params.sources} --dest {output:q} "
         "{params.policy} --console-fd 3 3>&2 > {log:q} 2>&1"
 
 
@@ -33,10 +27,8 @@ rule dataset_script:
     log:
         "logs/dataset_script/{benchmark}.log",
     params:
-        command=lambda w: BENCHMARKS[w.benchmark]["dataset"]["script"]["command"],
-        cwd=lambda w: dataset.expand_url(
-            BENCHMARKS[w.benchmark]["dataset"]["script"]["cwd"], WORKFLOW_DIR
-        ),
+        command=lambda w: inputs.dataset_script(w.benchmark)[0],
+        cwd=lambda w: inputs.dataset_script(w.benchmark)[1],
     shell:
         "{PY} scripts.dataset script --command {params.command:q} --cwd {params.cwd:q} "
         "--output {output:q} > {log:q} 2>&1"
@@ -44,15 +36,15 @@ rule dataset_script:
 
 rule verify_dataset:
     input:
-        dataset_inputs,
+        inputs.dataset_inputs,
     output:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",
     log:
         "logs/verify_dataset/{benchmark}.log",
     params:
-        files=lambda w: json_arg(dataset_files(w.benchmark)),
-        dir=dataset_files_dir,
-        script=lambda w: "--made-by-script" if uses_script(w.benchmark) else "",
+        files=inputs.files_json,
+        dir=inputs.dataset_files_dir,
+        script=lambda w: "--made-by-script" if inputs.uses_script(w.benchmark) else "",
     shell:
         "{PY} scripts.dataset verify --files-json {params.files} --dir {params.dir:q} "
         "--manifest {output:q} {params.script} > {log:q} 2>&1"
@@ -70,8 +62,8 @@ rule unpack_dataset:
     log:
         "logs/unpack_dataset/{benchmark}.log",
     params:
-        files=lambda w: json_arg(dataset_files(w.benchmark)),
-        dir=dataset_files_dir,
+        files=inputs.files_json,
+        dir=inputs.dataset_files_dir,
     shell:
         "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
         "--dest {output.tree:q} --manifest {output.manifest:q} > {log:q} 2>&1"

@@ -5,17 +5,17 @@
 rule capture_environment:
     input:
         # container systems: the image (its software is the environment)
-        unpack(environment_inputs),
+        unpack(inputs.environment_inputs),
     output:
         "results/{benchmark}/{system}/environment.json",
     log:
         "logs/capture_environment/{benchmark}/{system}.log",
     # under Slurm it runs on a node like the runs' (same partition, constraint and GPUs)
     resources:
-        **job_resources("environment"),
+        **inputs.job_resources("environment"),
     params:
-        backend=lambda w: SYSTEMS[w.system]["backend"],
-        image=environment_image_args,
+        # --backend NAME and the backend's own arguments (a container system: its image)
+        backend=inputs.environment_args,
     shell:
-        "{PY} scripts.environment --system {wildcards.system} --backend {params.backend} "
-        "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} {params.image} > {log:q} 2>&1"
+        "{PY} scripts.environment --system {wildcards.system} {params.backend} "
+        "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} > {log:q} 2>&1"

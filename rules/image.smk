@@ -12,17 +12,15 @@ rule fetch_source:
     log:
         "logs/fetch_source/{benchmark}.log",
     params:
-        git=lambda w: container_cfg(w.benchmark)["source"]["git"],
-        commit=lambda w: container_cfg(w.benchmark)["source"]["commit"],
-        subdir=lambda w: container_cfg(w.benchmark)["source"].get("subdir") or "",
+        # --git, --commit, --subdir
+        source=inputs.source_args,
     shell:
-        "{PY} scripts.backends.image fetch-source --git {params.git:q} "
-        "--commit {params.commit:q} --subdir {params.subdir:q} --dest {output:q} > {log:q} 2>&1"
+        "{PY} scripts.backends.image fetch-source {params.source} --dest {output:q} > {log:q} 2>&1"
 
 
 rule fetch_wheels:
     input:
-        lambda w: f"{WORKFLOW_DIR}/{container_cfg(w.benchmark)['wheels']}",
+        inputs.wheels_requirements,
     output:
         directory("build/{benchmark}/wheels"),
     log:
@@ -36,15 +34,15 @@ rule fetch_wheels:
 
 rule build_image:
     input:
-        unpack(image_build_inputs),
+        unpack(inputs.image_build_inputs),
     output:
         "results/{benchmark}/{system}/image.json",
     log:
         "logs/build_image/{benchmark}/{system}.log",
     params:
-        spec=lambda w: image_spec(w.benchmark, w.system).to_json(),
+        spec=inputs.image_spec_json,
         context="build/{benchmark}/{system}/context",
-        module=image_module,
+        module=inputs.image_module,
     shell:
         "{PY} {params.module} build --spec {params.spec:q} "
         "--context {params.context:q} --stamp {output:q} > {log:q} 2>&1"
@@ -59,12 +57,10 @@ rule prepare_data:
     log:
         "logs/prepare_data/{benchmark}/{system}.log",
     params:
-        options=lambda w: json_arg(
-            containers.run_options(CONFIG, w.benchmark, w.system)
-        ),
-        command=lambda w: prepare_command(w.benchmark, w.system),
+        options=inputs.run_options_json,
+        command=inputs.prepare_command,
         name=lambda w: f"mlperf-{w.benchmark}-{w.system}-prepare",
-        module=image_module,
+        module=inputs.image_module,
     shell:
         "{PY} {params.module} prepare --options {params.options} --stamp {input.image:q} "
         "--command {params.command:q} --dataset-dir {input.dataset:q} --output {output:q} "

@@ -9,7 +9,7 @@ ruleorder: import_run > train_run
 
 rule import_run:
     input:
-        import_source,
+        inputs.import_source,
     output:
         log="results/{benchmark}/{system}/run_{run}/mlperf.log",
         meta="results/{benchmark}/{system}/run_{run}/run.json",
@@ -17,10 +17,10 @@ rule import_run:
     log:
         "logs/import_run/{benchmark}/{system}/run_{run}.log",
     wildcard_constraints:
-        system=import_systems_regex(),
+        system=inputs.import_systems_regex(),
     params:
-        spec=import_spec_json,
-        result=result_args,
+        spec=inputs.import_spec_json,
+        result=inputs.result_args,
     shell:
         "{PY} scripts.import_logs --source {input:q} --spec {params.spec:q} "
         "--log {output.log:q} --meta {output.meta:q} {params.result} > {log:q} 2>&1"

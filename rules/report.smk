@@ -8,7 +8,7 @@ from scripts import columns
 
 rule collect_runs:
     input:
-        lambda w: run_results(w.benchmark),
+        lambda w: inputs.run_results(w.benchmark),
     output:
         "results/{benchmark}/runs.csv",
     log:
@@ -46,18 +46,13 @@ rule summarize:
 # always waits for every run.
 rule summarize_partial:
     input:
-        lambda w: finished_results(w.benchmark),
+        lambda w: inputs.finished_results(w.benchmark),
     output:
         "results/{benchmark}/summary.partial.csv",
     log:
         "logs/summarize_partial/{benchmark}.log",
     params:
-        expected=lambda w: json_arg(
-            {
-                s: len(system_run_ids(w.benchmark, s))
-                for s in benchmark_systems(w.benchmark)
-            }
-        ),
+        expected=lambda w: json_arg(inputs.expected_runs(w.benchmark)),
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
     shell:
         "{PY} scripts.tables partial --expected-json {params.expected} "
@@ -68,7 +63,7 @@ rule summarize_partial:
 # Every evaluation of every run (the convergence curves of the report).
 rule collect_evals:
     input:
-        lambda w: run_results(w.benchmark),
+        lambda w: inputs.run_results(w.benchmark),
     output:
         "results/{benchmark}/evals.csv",
     log:
@@ -139,14 +134,10 @@ rule write_report:
         runs="results/{benchmark}/runs.csv",
         summary="results/{benchmark}/summary.csv",
         comparison="results/{benchmark}/comparison.csv",
-        plots=lambda w: [f"results/{w.benchmark}/plots/{name}.png" for name in PLOTS],
-        results=lambda w: run_results(w.benchmark),
+        plots=lambda w: inputs.plots(w.benchmark),
+        results=lambda w: inputs.run_results(w.benchmark),
         # provenance of the systems that ran here (import systems have their run.json)
-        environments=lambda w: [
-            f"results/{w.benchmark}/{s}/environment.json"
-            for s in benchmark_systems(w.benchmark)
-            if s not in IMPORT_SYSTEMS
-        ],
+        environments=lambda w: inputs.environments(w.benchmark),
     output:
         report(
             "results/{benchmark}/report.html",
@@ -157,7 +148,7 @@ rule write_report:
     log:
         "logs/write_report/{benchmark}.log",
     params:
-        context=lambda w: json_arg(report_context(w.benchmark)),
+        context=lambda w: json_arg(inputs.report_context(w.benchmark)),
     shell:
         "{PY} scripts.report --benchmark {wildcards.benchmark} "
         "--results-dir results/{wildcards.benchmark} --context-json {params.context} "

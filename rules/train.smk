@@ -8,7 +8,7 @@ rule train_run:
     # with the runs named
     input:
         # container systems: the image stamp and prepared data, ancient() as well
-        unpack(container_run_inputs),
+        unpack(inputs.container_run_inputs),
         dataset=ancient(f"{DATA_DIR}/{{benchmark}}/dataset"),
         manifest=ancient(f"{DATA_DIR}/{{benchmark}}/manifest.json"),
         environment=ancient("results/{benchmark}/{system}/environment.json"),
@@ -18,15 +18,15 @@ rule train_run:
         result="results/{benchmark}/{system}/run_{run}/result.json",
     log:
         "logs/train_run/{benchmark}/{system}/run_{run}.log",
-    threads: lambda w: SYSTEMS[w.system]["threads"]
+    threads: inputs.threads
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:
-        **job_resources("train"),
+        **inputs.job_resources("train"),
     params:
-        spec=run_spec_json,
+        spec=inputs.run_spec_json,
         failed_dir="logs/failed/{benchmark}/{system}",
-        image=image_stamp_arg,
-        result=result_args,
+        image=inputs.image_stamp_arg,
+        result=inputs.result_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
         "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "

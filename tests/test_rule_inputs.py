@@ -1,0 +1,167 @@
+"""The rules' input, params and resources functions (scripts/rule_inputs.py), without snakemake."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from scripts import plan
+from scripts.config import ConfigError
+from scripts.rule_inputs import PLOTS, RuleInputs
+
+REPO = Path(__file__).resolve().parents[1]
+V06 = REPO.parent / "shared" / "fixtures" / "mlperf-v0.6-nvidia"
+
+
+def w(benchmark: str = "gnmt", system: str = "local", run: str = "01", **extra: str):
+    return SimpleNamespace(benchmark=benchmark, system=system, run=run, **extra)
+
+
+def inputs_for(tmp_path: Path, *overlays: object, **kwargs: object) -> RuleInputs:
+    files = []
+    for i, overlay in enumerate(overlays):
+        if isinstance(overlay, dict):
+            path = tmp_path / f"overlay{i}.yaml"
+            path.write_text(yaml.safe_dump(overlay))
+            files.append(path)
+        else:
+            files.append(REPO / str(overlay))
+    config = plan.load_campaign(files)
+    return RuleInputs(config, REPO, python="/usr/bin/python3", **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_default_campaign_targets_and_its_runs(tmp_path):
+    inputs = inputs_for(tmp_path)
+    assert inputs.campaign_targets() == [
+        "results/gnmt/summary.csv",
+        "results/gnmt/comparison.csv",
+        "results/gnmt/report.html",
+    ]
+    runs = inputs.run_results("gnmt")
+    assert runs[0] == "results/gnmt/local/run_01/result.json"
+    assert len(runs) == inputs.config["benchmarks"]["gnmt"]["runs"]
+    assert inputs.expected_runs("gnmt") == {"local": len(runs)}
+    assert inputs.plots("gnmt") == [f"results/gnmt/plots/{p}.png" for p in PLOTS]
+    assert inputs.environments("gnmt") == ["results/gnmt/local/environment.json"]
+
+
+def test_a_benchmark_without_systems_is_one_clear_error(tmp_path):
+    inputs = inputs_for(tmp_path)
+    with pytest.raises(ConfigError, match="no system of the campaign has runs of benchmark 'gnmt-v0.6'"):
+        inputs.run_results("gnmt-v0.6")
+
+
+def test_a_generated_dataset_is_checked_as_its_folder_and_a_fetched_one_file_by_file(tmp_path):
+    inputs = inputs_for(tmp_path)
+    ds = inputs.config["benchmarks"]["gnmt"]["dataset"]
+    data = inputs.data_dir
+    if inputs.uses_script("gnmt"):
+        assert inputs.dataset_inputs(w()) == [f"{data}/gnmt/generated"]
+    else:
+        assert inputs.dataset_inputs(w()) == [f"{data}/gnmt/download/{f['name']}" for f in ds["files"]]
+        assert inputs.dataset_files_dir(w()) == f"{data}/gnmt/download"
+    assert json.loads(shlex.split(inputs.files_json(w()))[0]) == ds.get("files", [])
+
+
+def test_download_arguments_try_the_mirror_first_and_carry_the_checksums(tmp_path):
+    inputs = inputs_for(tmp_path)
+    files = inputs.dataset_files("gnmt")
+    name = files[0]["name"]
+    mirror = {"benchmarks": {"gnmt": {"dataset": {"mirror": "http://127.0.0.1:9/m"}}}}
+    mirrored = inputs_for(tmp_path, mirror)
+    words = shlex.split(mirrored.download_args(SimpleNamespace(benchmark="gnmt", file=name)))
+    urls = [words[i + 1] for i, x in enumerate(words) if x == "--url"]
+    assert urls[0] == f"http://127.0.0.1:9/m/{name}"
+    assert f"--sha256" in words and files[0]["sha256"] in words
+    with pytest.raises(ConfigError, match="has no dataset file 'nope'"):
+        inputs.dataset_file("gnmt", "nope")
+    assert "--retries" in inputs.download_policy_args()
+
+
+def test_a_run_spec_is_the_plan_s_for_the_run(tmp_path):
+    inputs = inputs_for(tmp_path)
+    spec = json.loads(inputs.run_spec_json(w(run="03")))
+    expected = json.loads(
+        plan.run_spec(
+            inputs.config, "gnmt", "local", 3, python="/usr/bin/python3",
+            dataset_dir=f"{inputs.data_dir}/gnmt/dataset", run_dir="results/gnmt/local/run_03",
+            gpu_assign="local", prepared_dir=None,
+        ).to_json()
+    )  # fmt: skip
+    assert spec == expected
+    remote = inputs_for(tmp_path, remote_exec=True)
+    assert json.loads(remote.run_spec_json(w(run="03"))) != spec  # GPUs from the scheduler
+    words = shlex.split(inputs.result_args(w(run="03")))
+    assert words[words.index("--result") + 1] == "results/gnmt/local/run_03/result.json"
+    assert json.loads(words[words.index("--quality-json") + 1]) == inputs.config["benchmarks"]["gnmt"]["quality"]
+
+
+def test_a_container_system_asks_its_backend_and_marks_the_image_ancient(tmp_path):
+    marked = []
+
+    def ancient(path: str) -> str:
+        marked.append(path)
+        return f"ancient:{path}"
+
+    inputs = inputs_for(tmp_path, "config/systems/docker-cpu.yaml", ancient=ancient)
+    job = w(system="docker-cpu")
+    assert inputs.container_run_inputs(job)["image"] == "ancient:results/gnmt/docker-cpu/image.json"
+    assert inputs.image_stamp_arg(job) == "--image-stamp results/gnmt/docker-cpu/image.json"
+    assert inputs.environment_inputs(job) == {"image": "results/gnmt/docker-cpu/image.json"}
+    words = shlex.split(inputs.environment_args(job))
+    assert words[:2] == ["--backend", "docker"] and "--image-stamp" in words
+    assert inputs.image_module(job) == inputs.backend_of("docker-cpu").module
+    spec = json.loads(inputs.image_spec_json(job))
+    assert spec  # the backend's image spec, as JSON
+    build = inputs.image_build_inputs(job)
+    assert all(v.startswith("ancient:build/gnmt/") for v in build.values())
+    # a local system needs nothing of the kind
+    local = w(system="local")
+    assert inputs.container_run_inputs(local) == {}
+    assert inputs.image_stamp_arg(local) == ""
+    assert shlex.split(inputs.environment_args(local)) == ["--backend", "local"]
+
+
+def test_resources_the_same_for_every_job_are_values_not_functions(tmp_path):
+    partition = {"systems": {"cluster-node": {"slurm": {"partition": "gpu"}}}}
+    inputs = inputs_for(tmp_path, "config/systems/slurm-example.yaml", partition)
+    res = inputs.job_resources("train")
+    jobs = [w(b, s) for b in inputs.benchmarks for s in inputs.systems]
+    assert any(callable(v) for v in res.values()) and not all(callable(v) for v in res.values())
+    for name, value in res.items():
+        if callable(value):
+            assert len({repr(value(job)) for job in jobs}) > 1, name
+        else:
+            assert value is not None, name
+    # the Slurm system's partition is its own; the local system has none
+    partition = res["slurm_partition"]
+    assert callable(partition) and partition(w(system="local")) is None
+    assert partition(w(system="cluster-node")) == "gpu"
+
+
+def test_import_systems_match_exactly_and_name_their_published_log(tmp_path):
+    if not V06.is_dir():
+        pytest.skip(f"{V06} is missing")
+    overlay = {"systems": {"nvidia-dgx1-v0.6": {"import_dir": str(V06 / "dgx1_ngc19.05_pytorch")}}}
+    inputs = inputs_for(tmp_path, "config/systems/nvidia-dgx1-v0.6.yaml", overlay)
+    assert inputs.import_systems == ["nvidia-dgx1-v0.6"]
+    assert inputs.import_systems_regex() == r"nvidia\-dgx1\-v0\.6"
+    job = w("gnmt-v0.6", "nvidia-dgx1-v0.6", "01")
+    assert inputs.import_source(job) == str(V06 / "dgx1_ngc19.05_pytorch/gnmt/result_0.txt")
+    spec = json.loads(inputs.import_spec_json(job))
+    assert (spec["run"], spec["mlperf_name"]) == (1, "gnmt")
+    with pytest.raises(ConfigError, match="has no folder of 'resnet-v0.6' results"):
+        inputs.import_source(w("resnet-v0.6", "nvidia-dgx1-v0.6", "01"))
+    ctx = inputs.report_context("gnmt-v0.6")
+    assert set(ctx["systems"]) == {"nvidia-dgx1-v0.6"}
+    assert ctx["benchmark"]["quality"]["target"] == 24.0
+    assert inputs.environments("gnmt-v0.6") == []  # an import system has its run.json
+
+
+def test_no_import_system_matches_nothing(tmp_path):
+    assert inputs_for(tmp_path).import_systems_regex() == "(?!)"
