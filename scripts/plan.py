@@ -444,6 +444,10 @@ class RunSpec:
     # the run's id (scripts/layout.py): its folder, marker and failed logs are run_<run_id>;
     # empty: the id of a campaign of at most 99 runs
     run_id: str = ""
+    # the page cache before each attempt (scripts/pagecache.py): "cold" evicts the dataset's
+    # files, "warm" leaves them; drop_caches: also the machine's whole clean cache (root)
+    cache: str = "cold"
+    drop_caches: bool = False
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -517,6 +521,8 @@ def run_spec(
         container=container,
         fail_patterns=list(bench["implementation"].get("fail_patterns", [])),
         run_id=layout.run_id(run, bench["runs"]),
+        cache=sys_.get("cache", "cold"),
+        drop_caches=bool(sys_.get("drop_caches", False)),
     )
 
 
@@ -546,6 +552,8 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
     nodes = (sys_.get("slurm") or {}).get("nodes", 1)
     if nodes != 1:  # only then, so single-node runs keep the record they were made with
         record["system"]["nodes"] = nodes
+    if sys_.get("cache", "cold") != "cold":  # warm runs are not comparable with cold ones
+        record["system"]["cache"] = sys_["cache"]
     return record
 
 

@@ -47,7 +47,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import backends, cluster, dataset, formats, gpus, hashing, layout, plan, seals
+from scripts import backends, cluster, dataset, formats, gpus, hashing, hostload, layout, pagecache
+from scripts import plan, seals
 from scripts.backends.base import GRACE_S, Launch
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
@@ -201,8 +202,9 @@ def _attempts(
             user=user,
             gpu_devices=gpu_devices,
         )
+        cache = prepare_cache(spec, tree)  # cold: the dataset is read from disk, as run.sub
         try:
-            started, elapsed_s, rc = _attempt(
+            started, elapsed_s, rc, host = _attempt(
                 spec, log_path, failed_dir, launch, node_logs=node_logs
             )
         except RunFailed as exc:
@@ -219,7 +221,7 @@ def _attempts(
             environment,
             tree,
             placement=placement,
-            outcome={"exit_code": rc, "attempts": attempt},
+            outcome={"exit_code": rc, "attempts": attempt, **cache, "host_load": host},
             started=started,
             elapsed_s=elapsed_s,
         )
@@ -283,6 +285,36 @@ def _run_meta(
     return meta
 
 
+def prepare_cache(spec: RunSpec, tree: Path) -> dict[str, Any]:
+    """The page cache before an attempt, as the spec asks (scripts/pagecache.py), and the
+    dataset's residency just before the trainer starts: run.json's ``cache``,
+    ``drop_caches`` and ``dataset_residency``."""
+    files = pagecache.files_of(tree)
+    try:
+        if spec.drop_caches:
+            pagecache.drop_caches()
+    except pagecache.PageCacheError as exc:
+        raise RunFailed(str(exc)) from None
+    if spec.cache == "cold":
+        pagecache.evict(files)
+    residency = pagecache.residency(files)
+    return {
+        "cache": spec.cache,
+        "drop_caches": spec.drop_caches,
+        "dataset_residency": residency.to_meta(),
+    }
+
+
+def host_load_record(load: hostload.HostLoad, launch: Launch) -> dict[str, Any]:
+    """run.json's ``host_load``: what else used the machine during the attempt. A container's
+    processes are not the runner's children, so their CPU cannot be told from the others':
+    ``host_busy`` is then None (the load average is still recorded)."""
+    record = load.to_meta()
+    if launch.engine is not None:
+        record.update(host_busy=None, run_cpu_s=None, busy_note="a container's CPU is not the runner's")
+    return record
+
+
 def _attempt(
     spec: RunSpec,
     log_path: Path,
@@ -290,9 +322,9 @@ def _attempt(
     launch: Launch | None = None,
     *,
     node_logs: Sequence[Path] = (),
-) -> tuple[float, float, int]:
-    """One attempt: (start time, seconds, exit status) of a run that ended with run_stop;
-    raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
+) -> tuple[float, float, int, dict[str, Any]]:
+    """One attempt: (start time, seconds, exit status, host load) of a run that ended with
+    run_stop; raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
 
     ``launch`` (default: the spec's command here) is what runs: e.g. a multi-node launch
     script with the assigned GPUs in its environment, or a ``docker run``."""
@@ -301,6 +333,7 @@ def _attempt(
     started = time.time()
     t0 = time.monotonic()
     _announce(spec, launch)
+    meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             launch.argv,
@@ -334,8 +367,9 @@ def _attempt(
         running.unlink(missing_ok=True)
         launch.cleanup()
     elapsed = time.monotonic() - t0
+    host = host_load_record(meter.finish(), launch)
     _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out)
-    return started, elapsed, rc
+    return started, elapsed, rc, host
 
 
 def _raise_if_failed(

@@ -4,6 +4,7 @@ is not counted as other work."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from scripts import hostload
 
-BURN = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass\n"
+# {s} seconds of CPU, not of wall time: on a loaded machine it takes longer, never less work
+BURN = "import time\nwhile time.process_time() < {s}: pass\n"
 
 
 def burn(seconds: float) -> subprocess.Popen[bytes]:
@@ -41,9 +43,9 @@ def test_the_runs_own_cpu_is_not_other_work():
     assert load.host_busy <= before.host_busy + 0.3, (before, load)
 
 
-def test_the_others_cpu_is_measured_and_the_run_is_flagged(tmp_path: Path):
-    # the burner runs in another process tree (a grandchild that is not reaped by us: its
-    # parent exits at once), like another user's job
+def outside_burner() -> int:
+    """A burner in another process tree (a grandchild that is not reaped by us: its parent
+    exits at once), like another user's job; its pid."""
     outside = subprocess.run(
         [sys.executable, "-c",
          "import subprocess, sys\n"
@@ -52,11 +54,32 @@ def test_the_others_cpu_is_measured_and_the_run_is_flagged(tmp_path: Path):
          "print(p.pid)\n"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    burner = int(outside.stdout)
+    return int(outside.stdout)
+
+
+def test_the_others_cpu_is_measured_and_the_run_is_flagged(tmp_path: Path):
+    burner = outside_burner()
     try:
         measure_beside_a_burner()
     finally:
         gone(burner)
+
+
+def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
+    """The runner's own record: run.json's host_load names the others' cores."""
+    from scripts.run_training import execute
+    from tests.test_run_training import good_log_command, spec
+
+    trainer = f"{sys.executable} -c {shlex.quote(BURN.format(s=1.5))} && {good_log_command(tmp_path)}"
+    burner = outside_burner()
+    try:
+        meta = execute(spec(trainer), **paths)
+    finally:
+        gone(burner)
+    host = meta["host_load"]
+    assert host["host_busy"] >= 0.5 and host["seconds"] >= 1.0, host
+    assert host["run_cpu_s"] >= 1.0, host  # the trainer's own core is the run's
+    assert meta["cache"] == "cold" and meta["dataset_residency"]["files"] == 0
 
 
 def gone(pid: int) -> None:

@@ -89,3 +89,54 @@ def test_drop_caches_without_the_right_says_what_to_use_instead(tmp_path):
     # (root may write anywhere here: a path that cannot be opened stands for /proc's refusal)
     with pytest.raises(pagecache.PageCacheError, match="needs root on the host.*use cache: cold"):
         pagecache.drop_caches(tmp_path / "no" / "drop_caches")
+
+
+# --- the runner: cache cold | warm, recorded in run.json --------------------------------------
+
+
+def _runner_spec(cache: str, drop_caches: bool = False):
+    from scripts.plan import RunSpec
+
+    return RunSpec(
+        benchmark="b", system="s", run=1, seed=7, command="true", env={}, timeout_s=30,
+        threads=1, scale="test", config_fingerprint="cfp", comparability={},
+        cache=cache, drop_caches=drop_caches,
+    )  # fmt: skip
+
+
+def test_the_runner_evicts_a_cold_run_s_dataset_and_records_its_residency(tmp_path):
+    from scripts.run_training import prepare_cache
+
+    tree = tmp_path / "dataset"
+    warm_file(tree / "a" / "train.bin")
+    warm_file(tree / "val.bin", MIB)
+    cold = prepare_cache(_runner_spec("cold"), tree)
+    assert cold["cache"] == "cold" and cold["drop_caches"] is False
+    res = cold["dataset_residency"]
+    assert res["files"] == 2 and res["bytes"] == SIZE + MIB
+    assert res["fraction"] < 0.05, res
+    # warm: left as it is (read again: resident), and recorded as such
+    for f in (tree / "a" / "train.bin", tree / "val.bin"):
+        f.read_bytes()
+    warm = prepare_cache(_runner_spec("warm"), tree)
+    assert warm["cache"] == "warm" and warm["dataset_residency"]["fraction"] > 0.9, warm
+
+
+def test_drop_caches_without_root_fails_the_run_with_its_reason(tmp_path, monkeypatch):
+    from scripts.run_training import RunFailed, prepare_cache
+
+    def not_root(proc=None):
+        raise pagecache.PageCacheError("cannot drop the page cache (...: Permission denied)")
+
+    monkeypatch.setattr(pagecache, "drop_caches", not_root)
+    with pytest.raises(RunFailed, match="cannot drop the page cache"):
+        prepare_cache(_runner_spec("cold", drop_caches=True), tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drop_caches needs root")
+def test_drop_caches_as_root_leaves_the_dataset_cold(tmp_path):
+    from scripts.run_training import prepare_cache
+
+    warm_file(tmp_path / "dataset" / "x.bin")
+    rec = prepare_cache(_runner_spec("warm", drop_caches=True), tmp_path / "dataset")
+    assert rec["drop_caches"] is True and rec["dataset_residency"]["fraction"] < 0.05, rec
