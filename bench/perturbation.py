@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -45,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from common import REPO, commit, copy_workflow, trivial_campaign  # noqa: E402
 
-from scripts import mlperf_log, scoring  # noqa: E402
+from scripts import backends, mlperf_log, scoring  # noqa: E402
+from scripts.plan import RunSpec  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -177,12 +179,10 @@ def snakemake_env() -> dict[str, str]:
 
 
 def bare_env(spec: dict) -> dict[str, str]:
-    """The environment the runner gives a local run (scripts/run_training.py local_launch)."""
-    env = dict(os.environ)
-    env.update({k: str(v) for k, v in spec.get("env", {}).items()})
-    env.setdefault("OMP_NUM_THREADS", str(spec["threads"]))
-    env["MLPERF_WORKFLOW_SEED"] = str(spec["seed"])
-    return env
+    """The environment the runner gives a local run: the local backend's own launch
+    (scripts/backends/local.py), from this environment, which has no snakemake's."""
+    run_spec = RunSpec.from_json(json.dumps(spec))
+    return backends.get("local").launch(run_spec, run_spec.command, {}).env
 
 
 def pairs_of(

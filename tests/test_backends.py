@@ -15,6 +15,7 @@ from scripts import backends, plan
 from scripts import config as cfg
 from scripts.backends import container, docker, podman
 from scripts.backends.base import Backend
+from scripts.plan import RunSpec
 from scripts.backends.image import image_spec
 from tests.conftest import REPO
 
@@ -197,3 +198,21 @@ def test_container_backends_ask_for_their_image_and_local_for_nothing(tmp_path: 
     local = backends.get("local")
     assert local.run_inputs(config, "gnmt", "s") == {} and local.runner_args("gnmt", "s") == []
     assert local.environment_inputs("gnmt", "s") == {} and not local.has_image()
+
+
+def test_a_local_run_has_its_system_s_threads_whatever_snakemake_set(monkeypatch) -> None:
+    """Snakemake's job shell sets OMP_NUM_THREADS and the BLAS counts to the job's threads
+    capped at --cores (1 with --cores 1): the run gets its system's threads, unless the
+    system's env sets one."""
+    from scripts.backends.local import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, "1")  # as in `snakemake --cores 1`'s job shell
+    spec = RunSpec(
+        benchmark="b", system="s", run=1, seed=7, command="true", env={"MKL_NUM_THREADS": "3"},
+        timeout_s=None, threads=2, scale="t", config_fingerprint="c", comparability={},
+    )  # fmt: skip
+    env = backends.get("local").launch(spec, spec.command, {}).env
+    assert {n: env[n] for n in THREAD_VARIABLES} == {
+        n: "3" if n == "MKL_NUM_THREADS" else "2" for n in THREAD_VARIABLES
+    }

@@ -16,6 +16,18 @@ if TYPE_CHECKING:  # types only: scripts.plan imports the backends
     from scripts.plan import RunSpec
 
 
+# the thread counts of OpenMP and the BLAS libraries, as Snakemake sets them in a job's shell
+# (snakemake/shell.py)
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
 class LocalBackend:
     """Runs are subprocesses of the runner; nothing is added to the fingerprint."""
 
@@ -85,11 +97,15 @@ class LocalBackend:
         gpu_devices: Sequence[str] = (),
     ) -> Launch:
         """``bash -c command`` with the spec's environment, the assigned GPUs
-        (``extra_env``), OMP_NUM_THREADS (unless set) and the seed."""
+        (``extra_env``), the system's threads in every thread-count variable (unless the
+        spec's environment sets one) and the seed."""
         env = dict(os.environ)
+        # Snakemake's job shell has them at the job's threads capped at --cores (1 with
+        # --cores 1, where a run of 2 threads then trained 7% slower than bare: docs/
+        # PERFORMANCE.md section 12); a run uses its system's threads whatever --cores says
+        env.update({name: str(spec.threads) for name in THREAD_VARIABLES})
         env.update(spec.env)
         env.update(extra_env)
-        env.setdefault("OMP_NUM_THREADS", str(spec.threads))
         env["MLPERF_WORKFLOW_SEED"] = str(spec.seed)
         return Launch(["/bin/bash", "-c", command], env, kill_group, added_env=dict(extra_env))
 
