@@ -708,10 +708,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the folder of the files")
     args = parser.parse_args(argv)
     if args.action == "write":
-        for path in write(args.dir):
+        for path in write(args.dir, ROUNDS):
             print(f"wrote {path}")
         return 0
-    problems = check(args.dir)
+    problems = check(args.dir, ROUNDS)
+    new = sorted(set(package_rounds()) - set(ROUNDS), key=round_key)
+    if new:
+        problems.append(
+            f"{PACKAGE} {package_version()} has Training round(s) {', '.join(new)} that "
+            "scripts/rounds.py ROUNDS lacks: add them, then write"
+        )
     for line in problems:
         print(line, file=sys.stderr)
     if not problems:

@@ -320,6 +320,16 @@ def test_check_fails_when_the_package_changes_a_run_count(
     assert "benchmarks.rgat-v5.1.runs" in err and "bert-v5.0" not in err
 
 
+def test_check_names_a_round_the_package_has_and_rounds_py_lacks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(rounds, "ROUNDS", rounds.ROUNDS[:-1])
+    assert rounds.main(["check"]) == 1
+    assert (
+        "has Training round(s) 6.1 that scripts/rounds.py ROUNDS lacks" in capsys.readouterr().err
+    )
+
+
 def test_check_names_missing_files_benchmarks_and_edited_comments(tmp_path: Path) -> None:
     rounds.write(tmp_path, ["5.0", "5.1"])
     (tmp_path / "mlperf-v5.1.yaml").unlink()
