@@ -184,6 +184,7 @@ def validate(
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     lines = non_finite_numbers(config, sources) + [_describe(e, sources) for e in errors]
+    lines += mlperf_problems(config, sources)
     if lines:
         if len(lines) > MAX_ERRORS:
             lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS} more"]
@@ -214,6 +215,39 @@ def non_finite_numbers(config: Any, sources: Sequence[tuple[str, Any]] = ()) -> 
                 walk(item, [*path, i])
 
     walk(config, [])
+    return found
+
+
+def mlperf_problems(
+    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+) -> list[str]:
+    """One line per benchmark whose keys of an MLPerf round disagree in ways a schema cannot
+    say: max_nonconverged above mlperf.olympic_drop (the summarizer drops no more), or an
+    also_directions key that is not one of also_targets."""
+    found: list[str] = []
+    benchmarks = config.get("benchmarks")
+    for name, bench in benchmarks.items() if isinstance(benchmarks, Mapping) else []:
+        if not isinstance(bench, Mapping):
+            continue
+        mlperf, dropped = bench.get("mlperf"), bench.get("max_nonconverged", 1)
+        drop = mlperf.get("olympic_drop") if isinstance(mlperf, Mapping) else None
+        if isinstance(drop, int) and isinstance(dropped, int) and dropped > drop:
+            path = ["benchmarks", name, "max_nonconverged"]
+            where = source_of(path, sources) if sources else "the configuration"
+            found.append(
+                f"{where}: {_key_path(path)}: {dropped} non-converged runs cannot be dropped "
+                f"when the result summarizer drops {drop} at each end (mlperf.olympic_drop)"
+            )
+        quality = bench.get("quality")
+        quality = quality if isinstance(quality, Mapping) else {}
+        extra = set(quality.get("also_directions") or {}) - set(quality.get("also_targets") or {})
+        if extra:
+            path = ["benchmarks", name, "quality", "also_directions"]
+            where = source_of(path, sources) if sources else "the configuration"
+            found.append(
+                f"{where}: {_key_path(path)}: {', '.join(sorted(map(str, extra)))} "
+                "not in also_targets (a direction needs a target)"
+            )
     return found
 
 
