@@ -243,11 +243,11 @@ def describe_row(row: pd.Series | dict[str, Any]) -> str:
     if _cell(row, "rank") is None:
         return f"-  {row['system']}: unranked ({row['reason']})"
     lo, hi = row["score_ci95_low_s"], row["score_ci95_high_s"]
-    interval = "n/a" if pd.isna(lo) else f"{lo:.1f}-{hi:.1f} s"
+    interval = "n/a" if pd.isna(lo) else f"{lo:.5g}-{hi:.5g} s"
     acc = row.get("accelerator_minutes")
     cost = "" if _cell(row, "accelerator_minutes") is None else f", {acc:.0f} accelerator-min"
     return (
-        f"{int(row['rank'])}. {row['system']}: {row['score_s']:.1f} s "
+        f"{int(row['rank'])}. {row['system']}: {row['score_s']:.5g} s "
         f"(95% interval {interval}{cost}; {row['group']})"
     )
 
