@@ -1,22 +1,35 @@
-"""Parsing and aggregation: 1,000 MLPerf v0.6 GNMT-sized logs parsed and scored, against
-mlperf-logging's own parser (mlperf_logging.compliance_checker.mlp_parser) on the same files.
+"""Parsing and aggregation: 1,000 MLPerf logs parsed and scored, against mlperf-logging's own
+parser (mlperf_logging.compliance_checker.mlp_parser) on the same files.
 
-    python bench/parse_logs.py            # 1,000 logs of 140 KB (goal: <= 5 s, >= 5x mlp_parser)
-    python bench/parse_logs.py --quick    # 50 logs (CI)
+    python bench/parse_logs.py                  # 1,000 v0.6 logs of 140 KB (goal: <= 5 s, >= 5x)
+    python bench/parse_logs.py --quick          # 50 logs (CI)
+    python bench/parse_logs.py --round 5.0      # 1,020 real v5.0 logs (goal: >= 5x mlp_parser)
+    python bench/parse_logs.py --round 5.0 --quick   # the 68 fixture logs once (CI)
 
+v0.6 (the default):
 The logs are made from the real DGX-1 v0.6 GNMT log excerpt in tests/data (its :::MLL events,
 timestamps stretched per log so that times differ) padded with the TRAIN progress lines and
 "Gradient overflow" lines a real log has, to the size of NVIDIA's logs (about 140 KB, 1,300 lines).
 Ours: scripts.mlperf_log.parse_file + run_outcome for every log, then the MLPerf score of every
 group of 10 logs (a "system"). Baseline: mlp_parser.parse_file(path, ruleset="0.6.0") and the
 time to train from its run_start and run_stop lines; no scoring. Alternating order, one run.
+
+v5.0 (``--round 5.0``): NVIDIA's published v5.0 logs in ../shared/fixtures/mlperf-v5.0-nvidia
+(:::MLLOG JSON lines; 68 logs, 8 result folders, every v5.0 benchmark), unchanged, the whole
+tree copied as many times as ``--logs`` needs. Ours: parse_file + run_outcome with each
+benchmark's v5.0 quality target, and the MLPerf score of every result folder; the scores of the
+first copy are checked against expected.tsv (the official result summarizer's). Baseline:
+mlp_parser.parse_file(path, ruleset="5.0.0") and the time to train from run_start and run_stop.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -26,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts import mlperf_log, scoring  # noqa: E402
+from scripts.import_logs import result_files  # noqa: E402
 
 EXCERPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "v06_dgx1_result_0_excerpt.txt"
 TRAIN = (
@@ -33,6 +47,18 @@ TRAIN = (
     "Tok/s {tok} ({tok2})\tLoss/tok {loss:.4f} ({loss2:.4f})\tLR 2.000e-03"
 )
 STAMP = re.compile(r"^(:::MLL )(\d+\.\d+)")
+V50 = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
+# the v5.0 quality target of each benchmark's last eval_accuracy: (target, direction)
+# (stable_diffusion logs FID and CLIP as eval_accuracy; its last one is CLIP >= 0.15)
+V50_QUALITY = {
+    "bert": (0.720, "higher"),
+    "dlrm_dcnv2": (0.80275, "higher"),
+    "llama2_70b_lora": (0.925, "lower"),
+    "llama31_405b": (5.6, "lower"),
+    "retinanet": (0.340, "higher"),
+    "rgat": (0.72, "higher"),
+    "stable_diffusion": (0.15, "higher"),
+}
 
 
 def make_log(path: Path, rng: random.Random, size: int = 140_000) -> None:
@@ -100,12 +126,119 @@ def baseline(paths: list[Path]) -> float:
     return time.perf_counter() - t
 
 
+# ---------------------------------------------------------------------------------------------
+# v5.0: the real published logs
+
+
+Folder = tuple[str, str, list[Path]]  # (system, benchmark, its result_N.txt in the order of N)
+
+
+def v50_folders(dest: Path, copies: int) -> list[Folder]:
+    """``copies`` copies of the fixture tree under ``dest``, as result folders."""
+    folders: list[Folder] = []
+    for c in range(copies):
+        tree = dest / f"copy{c}"
+        shutil.copytree(V50 / "results", tree)
+        for bench_dir in sorted(tree.glob("*/*")):
+            system, benchmark = bench_dir.parent.name, bench_dir.name
+            folders.append((system, benchmark, result_files(bench_dir)))
+    return folders
+
+
+def ours_v50(folders: list[Folder]) -> tuple[float, list[float | None]]:
+    """Seconds to parse, judge and score every folder, and each folder's score (s)."""
+    t = time.perf_counter()
+    scores: list[float | None] = []
+    for _system, benchmark, paths in folders:
+        target, direction = V50_QUALITY[benchmark]
+        times: list[float | None] = []
+        converged: list[bool] = []
+        for path in paths:
+            outcome = mlperf_log.run_outcome(mlperf_log.parse_file(path), target, direction)
+            times.append(outcome.time_to_train_s)
+            converged.append(outcome.converged)
+        scores.append(scoring.olympic_score(times, converged).score_s)
+    return time.perf_counter() - t, scores
+
+
+def baseline_v50(folders: list[Folder]) -> float:
+    from mlperf_logging.compliance_checker import mlp_parser
+
+    t = time.perf_counter()
+    for _system, _benchmark, paths in folders:
+        for p in paths:
+            loglines, _errors = mlp_parser.parse_file(str(p), ruleset="5.0.0")
+            start = next(x.timestamp for x in loglines if x.key == "run_start")
+            stop = [x.timestamp for x in loglines if x.key == "run_stop"][-1]
+            assert stop > start
+    return time.perf_counter() - t
+
+
+def agreement(folders: list[Folder], scores: list[float | None]) -> tuple[int, int]:
+    """Of the fixture's result folders, how many our score (times scaling.json's factor)
+    gives the official result summarizer's score of (expected.tsv, minutes, rel 1e-6)."""
+    expected = {}
+    for line in (V50 / "expected.tsv").read_text().splitlines()[1:]:
+        _submitter, system, benchmark, _n, minutes, _factor = line.split("\t")
+        expected[(system, benchmark)] = float(minutes)
+    hits = 0
+    for (system, benchmark, paths), score in zip(folders, scores, strict=True):
+        scaling = paths[0].parent / "scaling.json"
+        factor = json.loads(scaling.read_text())["scaling_factor"] if scaling.exists() else 1.0
+        want = expected[(system, benchmark)]
+        hits += score is not None and math.isclose(score * factor / 60, want, rel_tol=1e-6)
+    return hits, len(expected)
+
+
+def main_v50(n: int, rounds: int) -> int:
+    if not V50.is_dir():
+        print(f"error: {V50} is missing (the shared fixtures)", file=sys.stderr)
+        return 1
+    n_fixture = len(list((V50 / "results").rglob("result_*.txt")))
+    copies = max(1, math.ceil(n / n_fixture))
+    with tempfile.TemporaryDirectory(prefix="bench-parse-v50-") as tmp:
+        folders = v50_folders(Path(tmp), copies)
+        paths = [p for _, _, ps in folders for p in ps]
+        mib = sum(p.stat().st_size for p in paths) / (1 << 20)
+        a: list[float] = []
+        b: list[float] = []
+        scores: list[float | None] = []
+        for r in range(rounds):
+            if r % 2:
+                b.append(baseline_v50(folders))
+            elapsed, scores = ours_v50(folders)
+            a.append(elapsed)
+            if not r % 2:
+                b.append(baseline_v50(folders))
+        hits, of = agreement(folders[: len(folders) // copies], scores[: len(folders) // copies])
+    ours_s, base_s = statistics.median(a), statistics.median(b)
+    n = len(paths)
+    print(
+        f"{n} real v5.0 logs ({copies} x the {n_fixture} fixture logs), {mib:.1f} MiB "
+        f"({mib * 1024 / n:.0f} KiB each), {len(folders)} result folders, "
+        f"{rounds} alternating round(s)"
+    )
+    print(f"{'parser':<52}{'median s':>10}{'logs/s':>10}")
+    print(
+        f"{'mlp_parser (ruleset 5.0.0), time to train only':<52}{base_s:>10.3f}{n / base_s:>10.0f}"
+    )
+    print(
+        f"{'scripts.mlperf_log + run_outcome + MLPerf score':<52}{ours_s:>10.3f}{n / ours_s:>10.0f}"
+    )
+    print(f"our score = the official result summarizer's: {hits} of {of} result folders")
+    print(f"speed-up over mlp_parser: {base_s / ours_s:.1f}x (goal >= 5x)")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--logs", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="50 logs, 1 round")
+    p.add_argument("--round", choices=["0.6", "5.0"], default="0.6", help="which logs")
+    p.add_argument("--quick", action="store_true", help="50 logs (v5.0: 68), 1 round")
     args = p.parse_args()
+    if args.round == "5.0":
+        return main_v50(1 if args.quick else args.logs, 1 if args.quick else args.rounds)
     n, rounds = (50, 1) if args.quick else (args.logs, args.rounds)
     rng = random.Random(6)
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:

@@ -14,7 +14,10 @@ Each plot is one function that writes one PNG (matplotlib's Agg backend, no disp
 - ``speedup``: each system's speedup over the reference with its bootstrap 95% interval from
   comparison.csv, and a line at 1.0 (no difference);
 - ``quality``: quality against time since run_start for every run (convergence curves from the
-  eval_accuracy events), with the target.
+  eval_accuracy events), with the target;
+- ``leaderboard`` (:func:`plot_leaderboard`, from leaderboard.csv, drawn by
+  ``python -m scripts.leaderboard --plot``): each ranked system's MLPerf score with its 95%
+  interval, fastest on top, accelerator-minutes written beside it, overlapping ranks one colour.
 
 The captions that explain them are ``report/<name>.rst`` (shown by report.html and by
 ``snakemake --report``).
@@ -304,6 +307,47 @@ def plot_quality(evals: pd.DataFrame, quality: Mapping[str, Any], path: Path) ->
     ax.set_xlabel("time since run_start (s)")
     ax.set_ylabel(str(quality.get("metric", "quality")))
     ax.set_title("Quality against time, every run (convergence curves)")
+    _save(fig, path)
+
+
+def plot_leaderboard(board: pd.DataFrame, path: Path) -> None:
+    """The ranked rows of leaderboard.csv: score and its interval per system, rank 1 on top,
+    accelerator-minutes beside each; the systems of one overlap group share a colour (the
+    colours alternate from group to group), and the unranked systems are named below."""
+    ranked = board[board["rank"].notna()].sort_values(["rank", "system"], kind="stable")
+    fig, ax = _figure(len(ranked))
+    if ranked.empty:
+        _empty(ax, "no system has an MLPerf score: nothing to rank")
+        _save(fig, path)
+        return
+    ys = list(range(len(ranked)))[::-1]  # rank 1 on top
+    score = ranked["score_s"].astype(float)
+    lo = (score - ranked["score_ci95_low_s"].astype(float)).fillna(0.0).clip(lower=0.0)
+    hi = (ranked["score_ci95_high_s"].astype(float) - score).fillna(0.0).clip(lower=0.0)
+    # a new group starts after a row whose interval does not overlap the next one
+    links = [str(x) for x in ranked["overlaps_next"]]
+    group_ids = [sum(link == "False" for link in links[:i]) for i in range(len(links))]
+    colors = ["tab:orange" if g % 2 else "tab:blue" for g in group_ids]
+    for y, x, below, above, c in zip(ys, score, lo, hi, colors, strict=True):
+        ax.errorbar([x], [y], xerr=[[below], [above]], fmt="o", capsize=6, color=c)
+    for y, x, above, minutes in zip(ys, score, hi, ranked["accelerator_minutes"], strict=True):
+        if not pd.isna(minutes):
+            ax.annotate(
+                f"{float(minutes):,.0f} acc-min",
+                (x + above, y),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize="small",
+            )
+    labels = [f"{int(r)}. {s}" for r, s in zip(ranked["rank"], ranked["system"], strict=True)]
+    ax.set_yticks(ys, labels)
+    ax.set_ylim(-0.7, len(ranked) - 0.3)
+    ax.margins(x=0.15)
+    unranked = board[board["rank"].isna()]["system"].tolist()
+    note = f"; unranked: {', '.join(map(str, unranked))}" if unranked else ""
+    ax.set_xlabel(f"MLPerf score (s), bootstrap 95% interval{note}")
+    ax.set_title("Leaderboard (one colour: intervals of neighbouring ranks overlap)")
     _save(fig, path)
 
 

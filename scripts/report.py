@@ -5,11 +5,15 @@
 
 Order of the page: the verdict first ("B is 1.72x faster than A, 95% CI 1.66-1.78"), then
 warnings (each says the value, the threshold and what to do), the summary and comparison
-tables, the plots with their captions (``report/<plot>.rst``), every run, the provenance of
-every system (its environment.json, or for an imported system the source logs and what the
-submission says about its hardware), and the methods. Everything is read from the campaign's
-files (summary.csv, comparison.csv, runs.csv, the runs' result.json and run.json); nothing is
-recomputed here.
+tables, the leaderboard (when leaderboard.csv is next to summary.csv: ``scripts.leaderboard``),
+the plots with their captions (``report/<plot>.rst``), every run, the provenance of every system
+(its environment.json, or for an imported system the source logs and what the submission says
+about its hardware), and the methods. Everything is read from the campaign's files
+(summary.csv, comparison.csv, leaderboard.csv, runs.csv, the runs' result.json and run.json);
+nothing is recomputed here.
+
+Every table is inside its own ``<div class="table-wrap">`` (``overflow-x: auto``): a table wider
+than the page scrolls within its box instead of being cut off at the page's edge.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ PLOT_TITLES = {
     "mean_ci": "Mean and confidence interval",
     "speedup": "Speedup over the reference",
     "quality": "Convergence curves",
+    "leaderboard": "Leaderboard",
 }
+LEADERBOARD_PLOT = "leaderboard"  # plots/leaderboard.png, drawn by scripts.leaderboard --plot
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -52,8 +58,8 @@ h1 { margin-bottom: 0.2em; } .scale { color: #555; margin-top: 0; }
 .verdict { font-size: 1.25em; background: #eef6ee; border-left: 6px solid #3a3; padding: 0.6em;}
 .verdict.none { background: #f4f4f4; border-color: #888; }
 .warn { background: #fff6e0; border-left: 6px solid #e90; padding: 0.4em 0.6em; margin: 0.3em 0;}
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; display: block;
-        overflow-x: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -91,13 +97,14 @@ def caption(name: str) -> str:
 
 class _CaptionJob:
     """What a caption template reads, as Snakemake's report gives it to the template of a
-    rule's output: ``snakemake.params.columns`` (rules/report.smk passes the registry)."""
+    rule's output: ``snakemake.params.columns`` (rules/report.smk passes the registry; None
+    for a caption that lists no columns)."""
 
-    def __init__(self, registry: columns.Registry) -> None:
+    def __init__(self, registry: columns.Registry | None) -> None:
         self.params = SimpleNamespace(columns=registry)
 
 
-def render_caption(name: str, registry: columns.Registry) -> str:
+def render_caption(name: str, registry: columns.Registry | None = None) -> str:
     """report/<name>.rst rendered as Snakemake renders a caption (a Jinja2 template with
     ``trim_blocks`` and ``lstrip_blocks``), with ``registry`` as ``snakemake.params.columns``:
     reStructuredText."""
@@ -106,7 +113,7 @@ def render_caption(name: str, registry: columns.Registry) -> str:
     return env.from_string(template).render(snakemake=_CaptionJob(registry))
 
 
-def caption_html(name: str, registry: columns.Registry) -> str:
+def caption_html(name: str, registry: columns.Registry | None = None) -> str:
     """The caption of a table as HTML: :func:`render_caption`, turned into HTML by docutils
     (the body part, as Snakemake's report does)."""
     text = render_caption(name, registry)
@@ -249,14 +256,20 @@ def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, Any]]) -> str:
     returns HTML-safe text (``esc`` for text columns, which are left-aligned)."""
 
     def cls(f: Any) -> str:
-        return ' class="text"' if f is esc else ""
+        return ' class="text"' if f in TEXT_FORMATS else ""
 
     head = "".join(f"<th{cls(f)}>{esc(h)}</th>" for _, h, f in columns)
     body = [
         "<tr>" + "".join(f"<td{cls(f)}>{f(row.get(c))}</td>" for c, _, f in columns) + "</tr>"
         for row in frame.to_dict("records")
     ]
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return wrap_table(f"<table><tr>{head}</tr>{''.join(body)}</table>")
+
+
+def wrap_table(table_html: str) -> str:
+    """A table in its own scrolling box (``.table-wrap``: ``overflow-x: auto``), so that a
+    wide one scrolls instead of running past the page. Every table of the page goes here."""
+    return f'<div class="table-wrap">{table_html}</div>'
 
 
 def table_by_system(frame: pd.DataFrame, rows: Sequence[tuple[str, str, Any]]) -> str:
@@ -271,7 +284,7 @@ def table_by_system(frame: pd.DataFrame, rows: Sequence[tuple[str, str, Any]]) -
         for c, h, f in rows
         if c != "system"
     ]
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return wrap_table(f"<table><tr>{head}</tr>{''.join(body)}</table>")
 
 
 def _yes(x: Any) -> str:
@@ -310,6 +323,18 @@ def _prob(x: Any) -> str:
     return fmt_num(x, ".2f")
 
 
+def _text(x: Any) -> str:
+    """Text, or nothing for an empty cell (a local system has no submitter)."""
+    return "" if is_missing(x) else esc(x)
+
+
+def _minutes(x: Any) -> str:
+    return "" if is_missing(x) else f"{float(x):,.1f}"
+
+
+TEXT_FORMATS = (esc, _text)  # left-aligned
+
+
 # How a column's value is shown, by the name its registry entry gives (Column.fmt)
 FORMATS = {
     "text": esc,
@@ -344,6 +369,35 @@ RUNS_TABLE = [
     ("host", "host", esc),
     ("note", "MLPerf score", esc),
 ]
+
+
+LEADERBOARD_TABLE = [
+    ("rank", "rank", _int),
+    ("system", "system", esc),
+    ("submitter", "submitter", _text),
+    ("accelerator", "accelerator", _text),
+    ("n_accelerators", "accelerators", lambda x: "" if is_missing(x) else _int(x)),
+    ("score_s", "MLPerf score (s)", fmt_s),
+    ("score_ci95_low_s", "95% low (s)", fmt_s),
+    ("score_ci95_high_s", "95% high (s)", fmt_s),
+    ("accelerator_minutes", "accelerator-minutes", _minutes),
+    ("group", "distinguishable?", _text),
+    ("reason", "unranked because", _text),
+]
+
+
+def leaderboard_section(results_dir: Path) -> list[str]:
+    """The leaderboard (leaderboard.csv next to summary.csv) with its caption and plot; nothing
+    when the benchmark has no leaderboard.csv."""
+    path = results_dir / "leaderboard.csv"
+    if not path.exists():
+        return []
+    board = pd.read_csv(path)
+    parts = ["<h2>Leaderboard</h2>", caption_html("leaderboard"), table(board, LEADERBOARD_TABLE)]
+    png = results_dir / "plots" / f"{LEADERBOARD_PLOT}.png"
+    if png.exists():
+        parts.append(_figure(LEADERBOARD_PLOT, png, text=""))
+    return parts
 
 
 def _definition_list(items: Sequence[tuple[str, Any]]) -> str:
@@ -501,6 +555,7 @@ def render(
         table(comparison, table_columns(columns.COMPARISON))
         if len(comparison)
         else "<p>One system: nothing to compare.</p>",
+        *leaderboard_section(results_dir),
         "<h2>Plots</h2>",
     ]
     parts += [_figure(name, results_dir / "plots" / f"{name}.png") for name in PLOTS]
@@ -534,12 +589,12 @@ def _page_head(benchmark: str, bench: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _figure(name: str, png: Path) -> str:
-    """A plot, embedded, with its title and caption (report/<name>.rst)."""
+def _figure(name: str, png: Path, text: str | None = None) -> str:
+    """A plot, embedded, with its title and caption (``text``, else report/<name>.rst)."""
     return (
         f'<figure id="plot-{name}"><img alt="{esc(PLOT_TITLES[name])}" '
         f'src="{data_uri(png)}"><figcaption><b>{esc(PLOT_TITLES[name])}.</b> '
-        f"{esc(caption(name))}</figcaption></figure>"
+        f"{esc(caption(name) if text is None else text)}</figcaption></figure>"
     )
 
 

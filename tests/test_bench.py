@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, need_fixtures
 
 
 def torch_cuda() -> bool:
@@ -54,6 +54,14 @@ def test_dataset_tree() -> None:
 def test_parse_logs() -> None:
     out = bench("parse_logs.py")
     assert "50 logs" in out and number(r"speed-up over mlp_parser: ([\d.]+)x", out) > 0
+
+
+def test_parse_logs_v50() -> None:
+    """The real v5.0 logs, once each; our scores are the official result summarizer's."""
+    need_fixtures()
+    out = bench("parse_logs.py", 300, "--round", "5.0")
+    assert "68 real v5.0 logs" in out and number(r"speed-up over mlp_parser: ([\d.]+)x", out) > 0
+    assert "our score = the official result summarizer's: 8 of 8 result folders" in out
 
 
 def test_dry_run_scale() -> None:

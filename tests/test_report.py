@@ -3,16 +3,19 @@ overlay runs alone and shows up compared; warnings say the value, the threshold,
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from scripts import report
+from scripts import leaderboard, plots, report, tables
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 
 
 def speed_overlay(wf: Path) -> Path:
@@ -152,3 +155,100 @@ def test_formatting_of_seconds() -> None:
     assert report.fmt_s(1233.20325) == "1233.2"
     assert report.fmt_s(0.0295) == "0.0295"
     assert report.fmt_s(float("nan")) == "n/a" and report.fmt_s(None) == "n/a"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every table fits the page or scrolls in its own box; the leaderboard section
+
+
+class _Tables(HTMLParser):
+    """The page's <style> text, and for each <table> the classes of the elements around it."""
+
+    VOID = {"br", "img", "meta", "hr", "input", "link", "col", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, set[str]]] = []
+        self.tables: list[list[set[str]]] = []
+        self.style = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([classes for _, classes in self.stack])
+        if tag not in self.VOID:
+            self.stack.append((tag, set((dict(attrs).get("class") or "").split())))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        while self.stack:  # close up to the matching tag (tolerates unclosed <p>, <li>)
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1][0] == "style":
+            self.style += data
+
+
+def scrolling_classes(css: str) -> set[str]:
+    """The classes whose own CSS rule lets their content scroll sideways."""
+    found = set()
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", css):
+        rules = {k.strip(): v.strip() for k, _, v in (d.partition(":") for d in body.split(";"))}
+        if rules.get("overflow-x") in ("auto", "scroll") or rules.get("overflow") == "auto":
+            found |= {s.strip()[1:] for s in selectors.split(",") if s.strip().startswith(".")}
+    return found
+
+
+def golden_results(tmp_path: Path, with_leaderboard: bool) -> Path:
+    """A results folder from the golden runs: the tables, real plots, and the leaderboard."""
+    res = tmp_path / "results"
+    res.mkdir()
+    runs = pd.read_csv(GOLDEN / "runs.csv")
+    runs.to_csv(res / "runs.csv", index=False)
+    summary = tables.summarize(runs, resamples=300, seed=1)
+    comparison = tables.compare(runs, summary, "a-baseline", resamples=300, seed=1)
+    summary.to_csv(res / "summary.csv", index=False)
+    comparison.to_csv(res / "comparison.csv", index=False)
+    evals = pd.DataFrame(columns=tables.EVAL_COLUMNS)
+    plots.plot_all(runs, summary, comparison, evals, {}, res / "plots")
+    if with_leaderboard:
+        argv = ["--summary", str(res / "summary.csv"), "--runs", str(res / "runs.csv")]
+        argv += ["--output", str(res / "leaderboard.csv"), "--bootstrap-resamples", "300"]
+        assert leaderboard.main([*argv, "--plot", str(res / "plots" / "leaderboard.png")]) == 0
+    return res
+
+
+def test_every_table_of_the_report_is_in_a_box_that_scrolls_sideways(tmp_path: Path) -> None:
+    res = golden_results(tmp_path, with_leaderboard=True)
+    page = report.render("golden", res, {"benchmark": {}, "systems": {}}, generated="now")
+    parsed = _Tables()
+    parsed.feed(page)
+    scrolling = scrolling_classes(parsed.style)
+    assert scrolling  # the page's CSS has such a box
+    # summary, comparison (24 columns, `significant` among the last), leaderboard, runs
+    assert len(parsed.tables) >= 4
+    for i, around in enumerate(parsed.tables):
+        assert any(classes & scrolling for classes in around), f"table {i} can be cut off"
+    assert "<th>significant</th>" in page
+
+
+def test_the_leaderboard_section_shows_the_ranking_with_intervals_and_its_plot(
+    tmp_path: Path,
+) -> None:
+    res = golden_results(tmp_path, with_leaderboard=True)
+    page = report.render("golden", res, {"benchmark": {}, "systems": {}}, generated="now")
+    board = pd.read_csv(res / "leaderboard.csv")
+    section = page[page.index("<h2>Leaderboard</h2>") : page.index("<h2>Plots</h2>")]
+    assert page.index("<h2>Comparison</h2>") < page.index("<h2>Leaderboard</h2>")
+    assert "percentile bootstrap of the olympic score" in section  # its caption
+    assert 'id="plot-leaderboard"' in section and "data:image/png;base64," in section
+    for row in board.to_dict("records"):
+        assert f'<td class="text">{row["system"]}</td>' in section
+        assert f"<td>{report.fmt_s(row['score_ci95_low_s'])}</td>" in section
+    first = board.iloc[0]
+    assert first["system"] == "b-faster" and first["rank"] == 1
+    # without leaderboard.csv the page has no such section
+    (res / "leaderboard.csv").unlink()
+    plain = report.render("golden", res, {"benchmark": {}, "systems": {}}, generated="now")
+    assert "<h2>Leaderboard</h2>" not in plain and "<h2>Plots</h2>" in plain
