@@ -127,6 +127,36 @@ rule plot_results:
         "--quality-json {params.quality} --outdir {params.outdir:q} > {log:q} 2>&1"
 
 
+# The systems ranked by MLPerf score, each with a bootstrap 95% interval of its score from its
+# own runs, accelerator-minutes, and which neighbouring ranks overlap (scripts/leaderboard.py).
+rule leaderboard:
+    input:
+        runs="results/{benchmark}/runs.csv",
+        summary="results/{benchmark}/summary.csv",
+    output:
+        table=report(
+            "results/{benchmark}/leaderboard.csv",
+            caption="../report/leaderboard.rst",
+            category="Tables",
+            subcategory="{benchmark}",
+        ),
+        plot=report(
+            "results/{benchmark}/plots/leaderboard.png",
+            caption="../report/leaderboard.rst",
+            category="Plots",
+            subcategory="{benchmark}",
+        ),
+    log:
+        "logs/leaderboard/{benchmark}.log",
+    params:
+        resamples=CONFIG["statistics"]["bootstrap_resamples"],
+        seed=CONFIG["statistics"]["bootstrap_seed"],
+    shell:
+        "{PY} scripts.leaderboard --summary {input.summary:q} --runs {input.runs:q} "
+        "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
+        "--output {output.table:q} --plot {output.plot:q} > {log:q} 2>&1"
+
+
 # One self-contained page: the verdict, the tables, the plots (embedded), warnings, and the
 # provenance of every system.
 rule write_report:
@@ -135,6 +165,8 @@ rule write_report:
         summary="results/{benchmark}/summary.csv",
         comparison="results/{benchmark}/comparison.csv",
         plots=lambda w: inputs.plots(w.benchmark),
+        leaderboard="results/{benchmark}/leaderboard.csv",
+        leaderboard_plot="results/{benchmark}/plots/leaderboard.png",
         results=lambda w: inputs.run_results(w.benchmark),
         # provenance of the systems that ran here (import systems have their run.json)
         environments=lambda w: inputs.environments(w.benchmark),
