@@ -2,6 +2,11 @@
 
     python bench/dry_run_scale.py            # 100, 1,000 and 10,000 runs (goal: <= 10 s at 10,000)
     python bench/dry_run_scale.py --quick    # 100 and 400 runs (CI)
+    python bench/dry_run_scale.py --against 4e6fe23 --repeat 3   # + that commit, largest size
+
+With ``--against REV`` the largest campaign is also planned by the workflow at git revision REV
+and by the floor, alternating ``--repeat`` times, all with ``-n -q``: the medians' ratios
+(this commit / REV, this commit / floor) compare the code in one run on a noisy machine.
 
 Campaign sizes are systems x runs: 10 x 10, 10 x 100, 100 x 100. Nothing exists yet, so the dry
 run plans every job: dataset, environment per system, one job per run, tables. Baseline, in the
@@ -12,13 +17,21 @@ same run: Snakemake's own floor, a minimal Snakefile with one rule and the same 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import commit, copy_workflow, snakemake, trivial_campaign  # noqa: E402
+from common import (  # noqa: E402
+    archived_workflow,
+    commit,
+    copy_workflow,
+    short_rev,
+    snakemake,
+    trivial_campaign,
+)
 
 FULL = [(10, 10), (10, 100), (100, 100)]
 QUICK = [(10, 10), (20, 20)]
@@ -54,7 +67,13 @@ def floor(tmp: Path, systems: int, runs: int, *flags: str) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--against", metavar="REV", help="also plan the largest campaign at this revision"
+    )
+    p.add_argument("--repeat", type=int, default=3, help="alternations with --against")
     args = p.parse_args()
+    if args.against:
+        return against(args.against, (QUICK if args.quick else FULL)[-1], args.repeat)
     sizes = QUICK if args.quick else FULL
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
@@ -86,6 +105,45 @@ def main() -> int:
     print(
         f"at {n1} runs: -n {s1:.2f} s = {s1 / b1:.2f}x Snakemake's floor ({b1:.2f} s); "
         f"-n -q {q1:.2f} s = {q1 / bq1:.2f}x its floor ({bq1:.2f} s)"
+    )
+    return 0
+
+
+def against(rev: str, size: tuple[int, int], repeat: int) -> int:
+    """``-n -q`` of the largest campaign: this commit, REV and the floor, alternating."""
+    systems, runs = size
+    times: dict[str, list[float]] = {"this": [], "old": [], "floor": []}
+    with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
+        new = copy_workflow(Path(tmp) / "new")
+        old = archived_workflow(rev, Path(tmp) / "old")
+        trees = {"this": new, "old": old}
+        overlays = {
+            k: str(trivial_campaign(wf, systems=systems, runs=runs)) for k, wf in trees.items()
+        }
+        for _ in range(repeat):
+            for key, wf in trees.items():
+                args = [
+                    "--cores",
+                    "1",
+                    "results/trivial/summary.csv",
+                    "--configfile",
+                    overlays[key],
+                ]
+                seconds, proc = snakemake(wf, "-n", "-q", *args)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{key}: snakemake failed:\n{proc.stderr[-2000:]}")
+                times[key].append(seconds)
+            times["floor"].append(floor(Path(tmp), systems, runs, "-q"))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"dry run (-n -q) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
+    for key, label in (("this", "this commit"), ("old", short_rev(rev)), ("floor", "floor")):
+        print(
+            f"{label:>14}: median {med[key]:7.2f} s  ({', '.join(f'{t:.2f}' for t in times[key])})"
+        )
+    print(
+        f"this / {short_rev(rev)}: {med['this'] / med['old']:.3f}; this / floor: "
+        f"{med['this'] / med['floor']:.2f}x; {short_rev(rev)} / floor: "
+        f"{med['old'] / med['floor']:.2f}x (goal: <= 1.5x the floor)"
     )
     return 0
 

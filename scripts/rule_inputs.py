@@ -14,11 +14,13 @@ cannot answer raises :class:`scripts.config.ConfigError` with a one-line message
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from scripts import backends, cluster, dataset, hashing, import_logs, layout, plan
@@ -74,9 +76,7 @@ class RuleInputs:
         self.python = python
         self.remote_exec = remote_exec
         self.ancient = ancient
-        self.import_systems = sorted(
-            s for s, v in self.systems.items() if v["backend"] == "import"
-        )
+        self.import_systems = sorted(s for s, v in self.systems.items() if v["backend"] == "import")
 
     # -- the campaign -------------------------------------------------------------------------
 
@@ -133,7 +133,8 @@ class RuleInputs:
         ]
 
     def _run_dir(self, benchmark: str, system: str, run: str) -> str:
-        return layout.run_dir(Path(), benchmark, system, run).as_posix()
+        # layout.run_dir's path as text, without a Path per job (10,000 of them in a dry run)
+        return f"results/{benchmark}/{system}/{layout.run_name(run)}"
 
     # -- the dataset ----------------------------------------------------------------------------
 
@@ -397,3 +398,24 @@ class RuleInputs:
                 for s in self.benchmark_systems(benchmark)
             },
         }
+
+
+# Snakemake reads the signature of every input, params and resources function for every job
+# (snakemake.common.get_function_params: inspect.signature, twice the work for a bound method):
+# 110,000 calls in a dry run of 10,000 runs. It takes a function's precomputed parameters from
+# this attribute instead (snakemake.common.overwrite_function_params, as its own ioutils do);
+# tests/test_rule_inputs.py checks the name against the installed Snakemake.
+SNAKEMAKE_PARAMS_ATTR = "_overwrite_params"
+
+
+def _precompute_signatures(cls: type) -> None:
+    """Give each method that takes ``wildcards`` its parameters as a bound method has them."""
+    for name, func in vars(cls).items():
+        if name.startswith("_") or not callable(func):
+            continue
+        params = list(inspect.signature(func).parameters.values())[1:]  # without self
+        if params and params[0].name == "wildcards":
+            setattr(func, SNAKEMAKE_PARAMS_ATTR, MappingProxyType({p.name: p for p in params}))
+
+
+_precompute_signatures(RuleInputs)

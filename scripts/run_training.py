@@ -47,8 +47,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import backends, cluster, dataset, formats, gpus, hashing, hostload, layout, pagecache
-from scripts import plan, seals
+from scripts import (
+    backends,
+    cluster,
+    dataset,
+    formats,
+    gpus,
+    hashing,
+    hostload,
+    layout,
+    pagecache,
+    plan,
+    seals,
+)
 from scripts.backends.base import GRACE_S, Launch
 from scripts.config_files import disk_full_problem
 from scripts.mlperf_log import log_problems_of
@@ -311,7 +322,9 @@ def host_load_record(load: hostload.HostLoad, launch: Launch) -> dict[str, Any]:
     ``host_busy`` is then None (the load average is still recorded)."""
     record = load.to_meta()
     if launch.engine is not None:
-        record.update(host_busy=None, run_cpu_s=None, busy_note="a container's CPU is not the runner's")
+        record.update(
+            host_busy=None, run_cpu_s=None, busy_note="a container's CPU is not the runner's"
+        )
     return record
 
 

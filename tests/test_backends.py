@@ -15,8 +15,8 @@ from scripts import backends, plan
 from scripts import config as cfg
 from scripts.backends import container, docker, podman
 from scripts.backends.base import Backend
-from scripts.plan import RunSpec
 from scripts.backends.image import image_spec
+from scripts.plan import RunSpec
 from tests.conftest import REPO
 
 

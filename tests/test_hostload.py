@@ -70,7 +70,9 @@ def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
     from scripts.run_training import execute
     from tests.test_run_training import good_log_command, spec
 
-    trainer = f"{sys.executable} -c {shlex.quote(BURN.format(s=1.5))} && {good_log_command(tmp_path)}"
+    trainer = (
+        f"{sys.executable} -c {shlex.quote(BURN.format(s=1.5))} && {good_log_command(tmp_path)}"
+    )
     burner = outside_burner()
     try:
         meta = execute(spec(trainer), **paths)

@@ -52,7 +52,9 @@ def test_the_default_campaign_targets_and_its_runs(tmp_path):
 
 def test_a_benchmark_without_systems_is_one_clear_error(tmp_path):
     inputs = inputs_for(tmp_path)
-    with pytest.raises(ConfigError, match="no system of the campaign has runs of benchmark 'gnmt-v0.6'"):
+    with pytest.raises(
+        ConfigError, match="no system of the campaign has runs of benchmark 'gnmt-v0.6'"
+    ):
         inputs.run_results("gnmt-v0.6")
 
 
@@ -63,7 +65,9 @@ def test_a_generated_dataset_is_checked_as_its_folder_and_a_fetched_one_file_by_
     if inputs.uses_script("gnmt"):
         assert inputs.dataset_inputs(w()) == [f"{data}/gnmt/generated"]
     else:
-        assert inputs.dataset_inputs(w()) == [f"{data}/gnmt/download/{f['name']}" for f in ds["files"]]
+        assert inputs.dataset_inputs(w()) == [
+            f"{data}/gnmt/download/{f['name']}" for f in ds["files"]
+        ]
         assert inputs.dataset_files_dir(w()) == f"{data}/gnmt/download"
     assert json.loads(shlex.split(inputs.files_json(w()))[0]) == ds.get("files", [])
 
@@ -77,7 +81,7 @@ def test_download_arguments_try_the_mirror_first_and_carry_the_checksums(tmp_pat
     words = shlex.split(mirrored.download_args(SimpleNamespace(benchmark="gnmt", file=name)))
     urls = [words[i + 1] for i, x in enumerate(words) if x == "--url"]
     assert urls[0] == f"http://127.0.0.1:9/m/{name}"
-    assert f"--sha256" in words and files[0]["sha256"] in words
+    assert "--sha256" in words and files[0]["sha256"] in words
     with pytest.raises(ConfigError, match="has no dataset file 'nope'"):
         inputs.dataset_file("gnmt", "nope")
     assert "--retries" in inputs.download_policy_args()
@@ -98,7 +102,10 @@ def test_a_run_spec_is_the_plan_s_for_the_run(tmp_path):
     assert json.loads(remote.run_spec_json(w(run="03"))) != spec  # GPUs from the scheduler
     words = shlex.split(inputs.result_args(w(run="03")))
     assert words[words.index("--result") + 1] == "results/gnmt/local/run_03/result.json"
-    assert json.loads(words[words.index("--quality-json") + 1]) == inputs.config["benchmarks"]["gnmt"]["quality"]
+    assert (
+        json.loads(words[words.index("--quality-json") + 1])
+        == inputs.config["benchmarks"]["gnmt"]["quality"]
+    )
 
 
 def test_a_container_system_asks_its_backend_and_marks_the_image_ancient(tmp_path):
@@ -165,3 +172,29 @@ def test_import_systems_match_exactly_and_name_their_published_log(tmp_path):
 
 def test_no_import_system_matches_nothing(tmp_path):
     assert inputs_for(tmp_path).import_systems_regex() == "(?!)"
+
+
+def test_snakemake_takes_the_precomputed_parameters_of_every_wildcards_method(tmp_path):
+    """Snakemake's own lookup (the name of its attribute, and what it returns) gives a bound
+    method's parameters without inspecting it again for every job."""
+    import inspect
+
+    from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, get_function_params
+
+    from scripts.rule_inputs import SNAKEMAKE_PARAMS_ATTR
+
+    assert FUNC_OVERWRITE_PARAMS_ATTR == SNAKEMAKE_PARAMS_ATTR
+    inputs = inputs_for(tmp_path)
+    checked = 0
+    for name in dir(inputs):
+        method = getattr(inputs, name)
+        if name.startswith("_") or not inspect.ismethod(method):
+            continue
+        real = inspect.signature(method).parameters
+        if next(iter(real), None) == "wildcards":
+            assert hasattr(method, SNAKEMAKE_PARAMS_ATTR), name
+            assert dict(get_function_params(method)) == dict(real), name
+            checked += 1
+        else:
+            assert not hasattr(method, SNAKEMAKE_PARAMS_ATTR), name
+    assert checked >= 20
