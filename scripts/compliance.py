@@ -344,57 +344,52 @@ def rcp_verdict(
     converge faster than the RCP mean, so the score is multiplied by ``factor`` (> 1); ``fail``
     as rcp_checker fails them (``detail`` its message); ``not applicable``: no ruleset, or
     mlperf-logging has no RCPs for the ruleset and benchmark."""
+    if ruleset is None:
+        return RcpVerdict(NOT_APPLICABLE, None, NO_RULESET, None, None, checker_version())
+    if not logs:
+        return RcpVerdict(NOT_APPLICABLE, None, "no runs", None, ruleset, checker_version())
+    with tempfile.TemporaryDirectory(prefix="rcp-") as tmp, _captured():
+        folder = Path(tmp)
+        for i, log in enumerate(logs):
+            (folder / f"result_{i}.txt").symlink_to(Path(log).resolve())
+        return _rcp_of_folder(folder, usage, ruleset, rcp_pass)
+
+
+def _rcp_of_folder(folder: Path, usage: str, ruleset: str, rcp_pass: str) -> RcpVerdict:
     # lazy: rcp_checker imports scipy.stats (about 1 s), which only this check needs
     from mlperf_logging.rcp_checker import rcp_checker
 
     version = checker_version()
-
-    def verdict(
-        status: RcpStatus, factor: float | None, detail: str, bench: str | None = None
-    ) -> RcpVerdict:
-        return RcpVerdict(status, factor, detail, bench, ruleset, version)
-
-    if ruleset is None:
-        return verdict(NOT_APPLICABLE, None, NO_RULESET)
-    if not logs:
-        return verdict(NOT_APPLICABLE, None, "no runs")
-    with tempfile.TemporaryDirectory(prefix="rcp-") as tmp, _captured():
-        folder = Path(tmp)
-        files = [folder / f"result_{i}.txt" for i in range(len(logs))]
-        for link, log in zip(files, logs, strict=True):
-            link.symlink_to(Path(log).resolve())
-        bs, _, benchmark = rcp_checker.get_submission_epochs(
-            [str(f) for f in files], ruleset, False
+    files = sorted(str(f) for f in folder.glob("result_*.txt"))
+    _, _, benchmark = rcp_checker.get_submission_epochs(files, ruleset, False)
+    if benchmark is None:
+        detail = "the runs name no single submission_benchmark and global_batch_size"
+        return RcpVerdict("fail", None, detail, None, ruleset, version)
+    if (
+        benchmark not in rcp_checker.submission_runs.get(usage, {})
+        or not _rcp_file(rcp_checker, usage, ruleset, benchmark).is_file()
+    ):
+        detail = f"{version} has no RCPs for {benchmark} {ruleset}"
+        return RcpVerdict(NOT_APPLICABLE, None, detail, benchmark, ruleset, version)
+    try:
+        # the summarizer's call (result_summarizer._compute_strong_scaling_scores)
+        passed, message, factor = rcp_checker.check_directory(
+            str(folder),
+            usage,
+            ruleset,
+            False,  # verbose
+            False,  # bert_train_samples
+            rcp_file=None,
+            rcp_pass=rcp_pass,
+            rcp_bypass=False,
+            set_scaling=True,
         )
-        if benchmark is None:
-            detail = "the runs name no single submission_benchmark and global_batch_size"
-            return verdict("fail", None, detail)
-        if (
-            benchmark not in rcp_checker.submission_runs.get(usage, {})
-            or not _rcp_file(rcp_checker, usage, ruleset, benchmark).is_file()
-        ):
-            return verdict(NOT_APPLICABLE, None, f"{version} has no RCPs for {benchmark} {ruleset}")
-        try:
-            # the summarizer's call (result_summarizer._compute_strong_scaling_scores)
-            passed, message, factor = rcp_checker.check_directory(
-                str(folder),
-                usage,
-                ruleset,
-                False,  # verbose
-                False,  # bert_train_samples
-                rcp_file=None,
-                rcp_pass=rcp_pass,
-                rcp_bypass=False,
-                set_scaling=True,
-            )
-        except Exception as exc:  # its arithmetic on odd logs (no evals, one run) raises
-            return verdict(
-                "fail", None, one_line(f"rcp_checker raised {type(exc).__name__}: {exc}")
-            )
+    except Exception as exc:  # its arithmetic on odd logs (no evals, one run) raises
+        detail = one_line(f"rcp_checker raised {type(exc).__name__}: {exc}")
+        return RcpVerdict("fail", None, detail, benchmark, ruleset, version)
     factor = float(factor)
-    if not passed:
-        return verdict("fail", factor, message, benchmark)
-    return verdict("scaled" if factor > 1.0 else "pass", factor, message, benchmark)
+    status: RcpStatus = "fail" if not passed else "scaled" if factor > 1.0 else "pass"
+    return RcpVerdict(status, factor, message, benchmark, ruleset, version)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
