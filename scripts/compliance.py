@@ -95,11 +95,16 @@ def checker_version() -> str:
     return f"mlperf-logging {metadata.version('mlperf-logging')}"
 
 
-def rulesets(usage: str = "training") -> list[str]:
+@cache
+def rulesets(usage: str = "training") -> tuple[str, ...]:
     """The rulesets the installed compliance checker has rules for (``<usage>_<ruleset>/``)."""
     root = Path(mlp_compliance.__file__).parent
-    return sorted(
-        p.name.split("_", 1)[1] for p in root.glob(f"{usage}_*") if (p / "common.yaml").is_file()
+    return tuple(
+        sorted(
+            p.name.split("_", 1)[1]
+            for p in root.glob(f"{usage}_*")
+            if (p / "common.yaml").is_file()
+        )
     )
 
 
@@ -209,6 +214,8 @@ def _run_checker(path: Path, usage: str, ruleset: str) -> tuple[bool, str]:
     with _captured() as output:
         try:
             valid, _, _, _ = mlp_compliance.main(str(path), config_file, checker)
+        except OSError:
+            raise  # the log cannot be read: no verdict on it
         except Exception as exc:  # its parser and rules raise on some malformed lines (KeyError)
             return False, one_line(f"the compliance checker raised {type(exc).__name__}: {exc}")
         finally:

@@ -138,6 +138,12 @@ def test_no_ruleset_is_not_applicable_and_never_reads_the_log(tmp_path: Path) ->
     assert not (tmp_path / "c").exists()
 
 
+def test_a_log_that_cannot_be_read_is_an_error_not_a_verdict(tmp_path: Path) -> None:
+    for cache in (None, tmp_path / "cache"):
+        with pytest.raises(FileNotFoundError):
+            compliance.check_log(tmp_path / "missing.txt", ruleset=RULESET, cache_dir=cache)
+
+
 def test_a_ruleset_the_checker_does_not_know_is_refused_naming_the_known_ones(
     results: Path,
 ) -> None:
