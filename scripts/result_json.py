@@ -2,6 +2,14 @@
 
 Kept apart from :mod:`scripts.tables` (pandas, scipy) because every training job imports it:
 the runner writes result.json as soon as a run ends, so a run is one job, not two.
+
+With ``--compliance-ruleset`` (e.g. 5.0.0), the log is also judged by mlperf-logging's own
+compliance checker (:func:`scripts.compliance.check_log`) and result.json records
+``compliance`` (pass, fail, not applicable) and ``compliance_detail`` (the checker's first
+failing rule). A log that fails counts as not converged, with the reason in ``problems``, as
+the official result summarizer drops it. Without the option, ``compliance`` is "not
+applicable"; a result.json written before these fields reads the same (:func:`compliance_of`):
+the fields are only added, so result.json stays format version 1.
 """
 
 from __future__ import annotations
@@ -12,8 +20,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts import formats, hashing, seals
+from scripts import compliance, formats, hashing, seals
 from scripts.mlperf_log import parse_file, run_outcome
+
+COMPLIANCE_KEY = "compliance"
+COMPLIANCE_DETAIL_KEY = "compliance_detail"
+NO_COMPLIANCE_RULESET = "no --compliance-ruleset given"
+
+
+def compliance_of(result: Mapping[str, Any]) -> tuple[str, str]:
+    """(compliance, compliance_detail) of a result.json; one written before the fields
+    existed, or without a ruleset, is ("not applicable", "")."""
+    status = result.get(COMPLIANCE_KEY)
+    if status not in compliance.STATUSES:
+        return compliance.NOT_APPLICABLE, ""
+    return str(status), str(result.get(COMPLIANCE_DETAIL_KEY) or "")
+
+
+def _judged(
+    out: dict[str, Any], problems: list[str], verdict: compliance.Verdict | None
+) -> compliance.Verdict:
+    """The verdict to record (None: "not applicable"); a failing one makes the outcome ``out``
+    not converged and names the rule in ``problems``, as the result summarizer drops it."""
+    if verdict is None:
+        return compliance.Verdict(compliance.NOT_APPLICABLE, NO_COMPLIANCE_RULESET, None, "")
+    if verdict.status == "fail":
+        out["converged"] = False
+        problems.append(
+            f"fails the compliance checker of {verdict.checker} (ruleset {verdict.ruleset}): "
+            f"{verdict.detail}"
+        )
+    return verdict
 
 
 def parse_run(
@@ -21,11 +58,14 @@ def parse_run(
     meta: Mapping[str, Any],
     quality: Mapping[str, Any],
     time_to_train: str = "run_stop",
+    verdict: compliance.Verdict | None = None,
 ) -> dict[str, Any]:
     """The result of one run: its log's outcome plus the runner's metadata.
 
     ``quality`` is the benchmark's quality section (target, direction, and optionally
-    value_key and also_targets); ``time_to_train`` its ``log.time_to_train``."""
+    value_key and also_targets); ``time_to_train`` its ``log.time_to_train``; ``verdict``
+    the compliance checker's on the log (None: not checked, "not applicable"). A log that
+    fails it is not converged, whatever its quality."""
     parsed = parse_file(log)
     outcome = run_outcome(
         parsed,
@@ -41,6 +81,7 @@ def parse_run(
     problems = list(out.pop("problems"))
     if outcome.seed is not None and outcome.seed != meta.get("seed"):
         problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
+    verdict = _judged(out, problems, verdict)
     return {
         "benchmark": meta["benchmark"],
         "system": meta["system"],
@@ -62,6 +103,10 @@ def parse_run(
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,
+        COMPLIANCE_KEY: verdict.status,
+        COMPLIANCE_DETAIL_KEY: verdict.detail,
+        "compliance_ruleset": verdict.ruleset,
+        "compliance_checker": verdict.checker or None,
         "fingerprint": meta.get("fingerprint"),
         "config_fingerprint": meta.get("config_fingerprint"),
     }
@@ -73,22 +118,44 @@ def write_result(
     quality: Mapping[str, Any],
     time_to_train: str,
     output: Path,
+    *,
+    compliance_ruleset: str | None = None,
+    compliance_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Parse a finished run and write its result.json (atomically), with the sha256 of the log
-    it was parsed from (scripts/seals.py)."""
+    it was parsed from (scripts/seals.py); with ``compliance_ruleset``, the log's compliance
+    verdict (cached in ``compliance_cache``)."""
     meta = formats.read_json(meta_path, "run.json")
-    result = formats.stamped("result.json", parse_run(log, meta, quality, time_to_train))
+    verdict = (
+        compliance.check_log(log, ruleset=compliance_ruleset, cache_dir=compliance_cache)
+        if compliance_ruleset is not None
+        else None
+    )
+    result = formats.stamped("result.json", parse_run(log, meta, quality, time_to_train, verdict))
     result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
     hashing.write_json(output, result)
     return result
 
 
 def add_result_arguments(parser: argparse.ArgumentParser) -> None:
-    """--result, --quality-json and --time-to-train: what a job needs to write result.json."""
+    """--result, --quality-json and --time-to-train: what a job needs to write result.json;
+    --compliance-ruleset and --compliance-cache: the compliance check, when it applies."""
     parser.add_argument("--result", type=Path, help="the run's result.json to write")
     parser.add_argument("--quality-json", help="the benchmark's quality section as JSON")
     parser.add_argument(
         "--time-to-train", default="run_stop", help="the benchmark's log.time_to_train"
+    )
+    parser.add_argument(
+        "--compliance-ruleset",
+        metavar="RULESET",
+        help="check the log with mlperf-logging's compliance checker of this training ruleset "
+        "(e.g. 5.0.0); a log that fails is not converged. Without it: 'not applicable'",
+    )
+    parser.add_argument(
+        "--compliance-cache",
+        type=Path,
+        metavar="DIR",
+        help="folder of cached compliance verdicts (by the log's sha256)",
     )
 
 
@@ -97,6 +164,16 @@ def write_result_if_asked(args: argparse.Namespace, log: Path, meta: Path) -> No
         return
     if args.quality_json is None:
         raise SystemExit("--result needs --quality-json")
-    result = write_result(log, meta, json.loads(args.quality_json), args.time_to_train, args.result)
+    result = write_result(
+        log,
+        meta,
+        json.loads(args.quality_json),
+        args.time_to_train,
+        args.result,
+        compliance_ruleset=getattr(args, "compliance_ruleset", None),
+        compliance_cache=getattr(args, "compliance_cache", None),
+    )
     state = "converged" if result["converged"] else "did NOT converge"
     print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
+    if result[COMPLIANCE_KEY] == "fail":
+        print(f"run {result['run']}: fails the compliance check: {result[COMPLIANCE_DETAIL_KEY]}")
