@@ -17,6 +17,9 @@ import re
 from pathlib import Path
 
 RUN_ID = re.compile(r"\d{2,}")
+# the compliance checker's verdicts, one small JSON per log sha256 (scripts/compliance.py),
+# relative to the folder snakemake runs in: derived data, like Snakemake's own metadata
+COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
 RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 
 

@@ -464,6 +464,14 @@ class RunSpec:
         return cls(**data)
 
 
+def compliance_ruleset(bench: Mapping[str, Any]) -> str | None:
+    """The mlperf-logging ruleset that checks this benchmark's logs (its ``mlperf`` section,
+    config/benchmarks/mlperf-v<round>.yaml), or None: not an MLPerf benchmark (the embedded
+    toy benchmark), whose runs are "not applicable", never a faked pass."""
+    ruleset: str | None = (bench.get("mlperf") or {}).get("ruleset")
+    return ruleset
+
+
 def run_spec(
     config: Mapping[str, Any],
     benchmark: str,

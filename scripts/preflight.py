@@ -228,6 +228,7 @@ class BenchmarkFacts:
     time_to_train: str
     stale_downloads: tuple[Stale, ...] | Refuse
     dataset: DatasetFacts | None  # None: the benchmark has no dataset files
+    compliance_ruleset: str | None = None  # plan.compliance_ruleset: None for a non-MLPerf one
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ class WriteResults(Action):
     quality: dict[str, Any]
     time_to_train: str
     tables: tuple[Path, ...]
+    compliance_ruleset: str | None = None  # as the run's own job checks it
 
     def apply(self, dry_run: bool, warn: Say) -> None:
         names = ", ".join(map(str, self.run_dirs))
@@ -378,6 +380,8 @@ class WriteResults(Action):
                 self.quality,
                 self.time_to_train,
                 d / "result.json",
+                compliance_ruleset=self.compliance_ruleset,
+                compliance_cache=layout.COMPLIANCE_CACHE,
             )
         for table in self.tables:
             table.unlink(missing_ok=True)
@@ -707,6 +711,7 @@ def _gather_benchmark(
         tables=frozenset(t for t in TABLES if (tables / t).exists()),
         quality=bench["quality"],
         time_to_train=bench["log"]["time_to_train"],
+        compliance_ruleset=plan.compliance_ruleset(bench),
         stale_downloads=downloads,
         dataset=_gather_dataset(config, root, benchmark, workflow_dir, bool(downloads))
         if files
@@ -890,6 +895,7 @@ def _parse_actions(state: State, disk: _Disk) -> list[Action]:
                 b.quality,
                 b.time_to_train,
                 tuple(tables / t for t in TABLES),
+                b.compliance_ruleset,
             )
         )
         if not state.mode.dry_run:

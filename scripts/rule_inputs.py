@@ -231,10 +231,16 @@ class RuleInputs:
         """What train_run and import_run need to write result.json in the same job."""
         bench = self.benchmarks[wildcards.benchmark]
         out = f"{self._run_dir(wildcards.benchmark, wildcards.system, wildcards.run)}/result.json"
-        return (
+        args = (
             f"--result {shlex.quote(out)} --quality-json {json_arg(bench['quality'])} "
             f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
         )
+        if ruleset := plan.compliance_ruleset(bench):  # mlperf-logging's checker on the log
+            args += (
+                f" --compliance-ruleset {shlex.quote(ruleset)}"
+                f" --compliance-cache {shlex.quote(str(layout.COMPLIANCE_CACHE))}"
+            )
+        return args
 
     def job_resources(self, job: str) -> dict[str, Any]:
         """The resources of a system's jobs (scripts/cluster.py): Slurm's partition, account,

@@ -198,3 +198,12 @@ def test_snakemake_takes_the_precomputed_parameters_of_every_wildcards_method(tm
         else:
             assert not hasattr(method, SNAKEMAKE_PARAMS_ATTR), name
     assert checked >= 20
+
+
+def test_an_mlperf_benchmark_s_results_are_checked_with_its_round_s_ruleset(tmp_path):
+    inputs = inputs_for(tmp_path)
+    toy = shlex.split(inputs.result_args(w(run="01")))
+    assert "--compliance-ruleset" not in toy  # the embedded benchmark is not MLPerf's
+    v06 = shlex.split(inputs.result_args(w("gnmt-v0.6", "local", "01")))
+    assert v06[v06.index("--compliance-ruleset") + 1] == "0.6.0"
+    assert v06[v06.index("--compliance-cache") + 1] == ".snakemake/compliance"
