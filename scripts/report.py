@@ -34,7 +34,7 @@ import jinja2
 import pandas as pd
 from docutils.core import publish_parts
 
-from scripts import columns, formats, hashing, layout, stats
+from scripts import columns, compliance, formats, hashing, hostload, layout, stats
 from scripts.tables import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -174,6 +174,8 @@ def warnings(
                 "More runs of both systems narrow this."
             )
     out.extend(log_problem_warnings(results))
+    out.extend(shared_core_warnings(results))
+    out.extend(seed_warnings(results))
     for r in results:
         expected = r.get("converged") is False
         named = set(r.get("log_problems") or [])
@@ -229,6 +231,44 @@ def system_warnings(row: Mapping[str, Any], required: int) -> list[str]:
             "rule counts it as the slowest run and drops it."
         )
     return out
+
+
+def shared_core_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One warning per system whose runs shared their cores with other work: others used at
+    least hostload.BUSY_CORES cores on average during the run (result.json ``host_busy``)."""
+    busy: dict[str, list[tuple[int, float, Any]]] = {}
+    for r in results:
+        x = r.get("host_busy")
+        if x is not None and not is_missing(x) and float(x) >= hostload.BUSY_CORES:
+            busy.setdefault(r["system"], []).append((int(r["run"]), float(x), r.get("load_1m")))
+    out = []
+    for system, runs in sorted(busy.items()):
+        runs.sort()
+        named = ", ".join(f"{n} ({x:.2f} cores)" for n, x, _ in runs)
+        worst = max(x for _, x, _ in runs)
+        out.append(
+            f"{system}: run(s) {named} shared the machine: other processes used up to "
+            f"{worst:.2f} cores on average while they trained (threshold "
+            f"{hostload.BUSY_CORES} cores). Their times measure the other work as well; run "
+            "them again on a quiet machine (snakemake ... --forcerun, or rerun) before "
+            "comparing."
+        )
+    return out
+
+
+def seed_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The MLPerf package checker's seed rule: every run of a system its own seed."""
+    seeds: dict[str, dict[str, int | None]] = {}
+    for r in results:
+        seed = r.get("seed")
+        seeds.setdefault(r["system"], {})[str(r["run"])] = (
+            None if seed is None or is_missing(seed) else int(seed)
+        )
+    return [
+        f"{system}: {line}"
+        for system, runs in sorted(seeds.items())
+        for line in compliance.check_seeds(runs)
+    ]
 
 
 def log_problem_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -37,6 +37,21 @@ def compliance_of(result: Mapping[str, Any]) -> tuple[str, str]:
     return str(status), str(result.get(COMPLIANCE_DETAIL_KEY) or "")
 
 
+def run_conditions(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """result.json's ``cache`` (cold | warm), ``dataset_resident`` (the fraction of the dataset
+    in the page cache just before the start), ``host_busy`` (the others' CPU per second of the
+    run, in cores; None where unknown: a container's, an imported run) and ``load_1m``."""
+    host = meta.get("host_load") or {}
+    residency = meta.get("dataset_residency") or {}
+    loads = [x for x in (host.get("load_1m_start"), host.get("load_1m_end")) if x is not None]
+    return {
+        "cache": meta.get("cache"),
+        "dataset_resident": residency.get("fraction"),
+        "host_busy": host.get("host_busy"),
+        "load_1m": max(loads) if loads else None,
+    }
+
+
 def _judged(
     out: dict[str, Any], problems: list[str], verdict: compliance.Verdict | None
 ) -> compliance.Verdict:
@@ -100,6 +115,9 @@ def parse_run(
         "gpu_assignment": meta.get("gpu_assignment"),
         "slurm_job_id": meta.get("slurm_job_id"),
         "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
+        # what the run measured under (scripts/run_training.py): the page cache of its dataset
+        # just before it started, and what else used the machine meanwhile
+        **run_conditions(meta),
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,

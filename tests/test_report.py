@@ -252,3 +252,22 @@ def test_the_leaderboard_section_shows_the_ranking_with_intervals_and_its_plot(
     (res / "leaderboard.csv").unlink()
     plain = report.render("golden", res, {"benchmark": {}, "systems": {}}, generated="now")
     assert "<h2>Leaderboard</h2>" not in plain and "<h2>Plots</h2>" in plain
+
+
+def test_runs_that_shared_their_cores_and_shared_seeds_are_warned_about() -> None:
+    from scripts import report
+
+    results = [
+        {"system": "a", "run": 1, "seed": 11, "host_busy": 0.05, "load_1m": 0.3},
+        {"system": "a", "run": 2, "seed": 12, "host_busy": 1.2, "load_1m": 2.5},
+        {"system": "a", "run": 3, "seed": 12, "host_busy": None},  # a container's: unknown
+        {"system": "b", "run": 1, "seed": 5},  # written before host_busy existed
+    ]
+    (busy,) = report.shared_core_warnings(results)
+    assert busy.startswith("a: run(s) 2 (1.20 cores) shared the machine")
+    (seed,) = report.seed_warnings(results)
+    assert seed.startswith("a: runs 2, 3 share seed 12")
+    warns = report.warnings(
+        pd.DataFrame(columns=["system"]), pd.DataFrame(columns=["significant"]), {}, results
+    )
+    assert busy in warns and seed in warns
