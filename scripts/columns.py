@@ -200,6 +200,20 @@ def _n_overlapped(r: SystemRuns) -> int | None:
     return int((r.runs["overlapping_runs"].fillna(0) > 0).sum())
 
 
+def published(column: str, kind: Callable[[Any], Any] = str) -> Callable[[SystemRuns], Any]:
+    """The source of a column of the published system description (runs.csv's ``column``,
+    from run.json's system_json): the first run's value as ``kind``, None without one."""
+
+    def source(r: SystemRuns) -> Any:
+        if column not in r.runs:
+            return None
+        value = nan_to_none(r.first(column))
+        return None if value is None or _isna(value) else kind(value)
+
+    source.__doc__ = f"runs.csv's {column} (the published systems/<system>.json)"
+    return source
+
+
 def _mean_or_none(xs: list[float]) -> float | None:
     return nan_to_none(stats.mean(xs)) if xs else None
 
@@ -210,6 +224,23 @@ SUMMARY = Registry(
     (
         C("benchmark", lambda r: r.first("benchmark")),
         C("system", lambda r: r.first("system"), header="system"),
+        C(
+            "submitter",
+            published("submitter"),
+            "the submitter of a published result, from the system description in its systems "
+            "folder as the MLPerf result summarizer reads it (empty for systems made here)",
+        ),
+        C("division", published("division"), "its division (closed, open)"),
+        C("accelerator", published("accelerator"), "its accelerator model", "accelerator"),
+        C(
+            "n_accelerators",
+            published("n_accelerators", int),
+            "its accelerators: accelerators_per_node x number_of_nodes",
+            "accelerators",
+            "int",
+        ),
+        C("n_nodes", published("n_nodes", int), "its number_of_nodes"),
+        C("framework", published("framework"), "its framework"),
         C("n_runs", lambda r: r.score.n_runs, "runs made", "runs", "int"),
         C(
             "n_converged",
@@ -235,10 +266,21 @@ SUMMARY = Registry(
             "score_s",
             lambda r: r.score.score_s,
             "the MLPerf score: the olympic mean of the times to train (the fastest and the "
-            "slowest run dropped; one run that missed the target counts as the slowest, two "
-            "make the result invalid)",
+            "slowest run dropped, 4 each for Unet3D; one run that missed the target counts as "
+            "the slowest, two make the result invalid), times the RCP scaling factor",
             "MLPerf score (s)",
             "s",
+        ),
+        C(
+            "score_unscaled_s",
+            lambda r: r.score.unscaled_s,
+            "the olympic mean itself, before the scaling factor",
+        ),
+        C(
+            "rcp_scaling_factor",
+            lambda r: r.score.scaling_factor,
+            "the RCP scaling factor of a published result folder (its scaling.json; 1.0 "
+            "without one and for runs made here)",
         ),
         C("mean_s", described("mean_s"), "mean time to train", "mean (s)", "s"),
         C("std_s", described("std_s"), "standard deviation (ddof=1)", "std (s)", "s"),

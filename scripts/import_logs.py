@@ -22,21 +22,28 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import fnmatch
 import hashlib
 import json
 import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scripts import formats, hashing, seals
+from scripts.config import WORKFLOW_DIR
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
 RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
+SCALING_FILE = "scaling.json"  # the RCP scaling factor of a result folder (v1.0 on)
+# summary.csv's columns from the submission's systems/<system>.json (system_columns)
+SYSTEM_COLUMNS = ("submitter", "division", "accelerator", "n_accelerators", "n_nodes", "framework")
 # NVIDIA's run scripts print the node they ran on
 _HOST_RE = re.compile(rb"^(?:Gathering sys log on|Clearing cache on|Launching on node) (\S+)", re.M)
 BLOCK_BYTES = 4 << 20
@@ -50,6 +57,91 @@ def result_files(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := RESULT_FILE_RE.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def benchmark_folder(import_dir: Path, benchmark: Mapping[str, Any]) -> Path | None:
+    """The folder of a benchmark's result_*.txt in an import system's folder: the first of
+    ``<import_dir>/<mlperf_name>`` and ``<import_dir>/<alias>`` (the benchmark's
+    ``folder_aliases``, e.g. Google's v0.6 ``mask`` for maskrcnn, as the result summarizer's
+    ``_benchmark_alias`` reads it) that holds result files; None when none does or the
+    benchmark has no mlperf_name."""
+    name = benchmark.get("mlperf_name")
+    if not name:
+        return None
+    for folder_name in (name, *benchmark.get("folder_aliases", [])):
+        folder = Path(import_dir) / str(folder_name)
+        if result_files(folder):
+            return folder
+    return None
+
+
+def scaling_factor(folder: Path) -> float:
+    """The RCP scaling factor of a result folder, as mlperf-logging's result summarizer reads
+    it (``_get_scaling_factor``): ``scaling_factor`` of its scaling.json, 1.0 without the
+    file. ValueError names the file when it is not JSON or its factor is not a number > 0."""
+    path = Path(folder) / SCALING_FILE
+    if not path.is_file():
+        return 1.0
+    try:
+        factor = json.loads(path.read_text())["scaling_factor"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f'{path}: expected {{"scaling_factor": <number>}}: {exc}') from None
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
+        raise ValueError(f"{path}: scaling_factor must be a number above 0, got {factor!r}")
+    return float(factor)
+
+
+def system_json(import_dir: Path) -> Path:
+    """Where a published system folder's description lies: ``<submitter>/results/<system>``
+    is described by ``<submitter>/systems/<system>.json``."""
+    folder = Path(import_dir)
+    return folder.parent.parent / "systems" / f"{folder.name}.json"
+
+
+def read_system_json(path: Path) -> dict[str, Any] | None:
+    """The system description at ``path``, or None when there is none (v0.6 folders copied
+    without their systems/); ValueError names a file that is not a JSON object."""
+    if not Path(path).is_file():
+        return None
+    try:
+        desc = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a JSON system description: {exc}") from None
+    if not isinstance(desc, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(desc).__name__}")
+    return desc
+
+
+def _count(text: Any) -> int | None:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return None
+
+
+def system_columns(desc: Mapping[str, Any] | None) -> dict[str, Any]:
+    """summary.csv's system columns as mlperf-logging's result summarizer derives them from a
+    systems/<system>.json: submitter, division, accelerator (``_pretty_accelerator_model_name``:
+    ``tpu-v3`` is ``TPUv3``), n_accelerators (accelerators_per_node x number_of_nodes), n_nodes
+    (number_of_nodes) and framework (``_pretty_framework``: TensorFlow's commit hash left out).
+    None for what the description lacks (and for every column without one)."""
+    if not desc:
+        return dict.fromkeys(SYSTEM_COLUMNS)
+    accelerator = desc.get("accelerator_model_name")
+    if accelerator == "tpu-v3":
+        accelerator = "TPUv3"
+    framework = desc.get("framework")
+    if isinstance(framework, str) and "TensorFlow" in framework:
+        framework = re.sub(r" commit hash = .*", "", framework, count=1)
+    nodes, per_node = _count(desc.get("number_of_nodes")), _count(desc.get("accelerators_per_node"))
+    return {
+        "submitter": desc.get("submitter"),
+        "division": desc.get("division"),
+        "accelerator": accelerator,
+        "n_accelerators": nodes * per_node if nodes is not None and per_node is not None else None,
+        "n_nodes": nodes,
+        "framework": framework,
+    }
 
 
 def source_of(folder: Path, run: int) -> Path:
@@ -92,8 +184,14 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
     """Copy one published log to ``log_path`` and write its ``run.json`` to ``meta_path``.
 
     ``spec`` holds benchmark, system, run, scale, mlperf_name, config_fingerprint and
-    comparability (see rules/import.smk). A log whose ``submission_benchmark`` is not the
-    benchmark's ``mlperf_name`` is refused (the folder is probably the wrong one)."""
+    comparability (see rules/import.smk), and optionally the benchmark's ``mlperf`` section
+    (round, ruleset, olympic_drop). A log whose ``submission_benchmark`` is not the
+    benchmark's ``mlperf_name`` is refused (the folder is probably the wrong one).
+
+    run.json also records what scores the run as the result summarizer does: the folder's
+    ``rcp_scaling_factor`` (scaling.json, 1.0 without), the benchmark's ``olympic_drop``, and
+    the published system description (``system_json``: its path, sha256 and the summary
+    columns of :func:`system_columns`; None without a systems/<system>.json)."""
     parsed = parse_file(source)
     info = submission(parsed)
     logged = str(info.get("benchmark", "")).lower()
@@ -125,6 +223,10 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
         "source": str(source.resolve()),
         "source_sha256": digest,
         "submission": info,
+        "rcp_scaling_factor": scaling_factor(source.parent),
+        "olympic_drop": int((spec.get("mlperf") or {}).get("olympic_drop", 1)),
+        "mlperf": dict(spec.get("mlperf") or {}),
+        "system_json": published_system(source.parent.parent),
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
     }
@@ -133,6 +235,22 @@ def import_run(source: Path, spec: dict[str, Any], log_path: Path, meta_path: Pa
     seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
     hashing.write_json(meta_path, meta, sort_keys=True)
     return meta
+
+
+def published_system(import_dir: Path) -> dict[str, Any] | None:
+    """The provenance and summary columns of a system folder's systems/<system>.json, or None
+    without one."""
+    path = system_json(import_dir)
+    desc = read_system_json(path)
+    if desc is None:
+        return None
+    return {
+        "path": str(path.resolve()),
+        "sha256": hashing.file_sha256(path),
+        "system_name": desc.get("system_name"),
+        "status": desc.get("status"),
+        **system_columns(desc),
+    }
 
 
 def _host_and_sha256(source: Path) -> tuple[str | None, str]:
@@ -178,18 +296,213 @@ def _seed_of_result_line(parsed: ParsedLog) -> int | None:
     return _as_int(parsed.result_line.seed) if parsed.result_line is not None else None
 
 
+# ---------------------------------------------------------------------------------------------
+# A whole published round as a config overlay: one import system per system folder
+
+
+ROUND_RE = re.compile(r"^(?:training_results|mlperf)[_-]v(\d+\.\d+)(?:$|[_-])", re.I)
+SYSTEM_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # the schema's name, lower case
+MAX_NAME = 64  # the schema's maxLength of a name
+
+
+class OverlayError(ValueError):
+    """The folder or options cannot make an overlay; the message says why, in one line."""
+
+
+def system_name(submitter: str, folder: str) -> str:
+    """An import system's name: ``<submitter>-<system folder>`` in lower case with each
+    ``_``, ``.`` and ``+`` replaced by ``-`` (``NVIDIA``, ``nyx_n1_ngc25.04_pytorch`` ->
+    ``nvidia-nyx-n1-ngc25-04-pytorch``). OverlayError when the result is not a valid name."""
+    name = re.sub(r"[_.+]", "-", f"{submitter}-{folder}".lower())
+    if not SYSTEM_NAME_RE.match(name) or len(name) > MAX_NAME:
+        raise OverlayError(
+            f"system folder {folder!r} of {submitter!r} gives the name {name!r}, which is not a "
+            f"system name (letters, digits, '-', at most {MAX_NAME} characters)"
+        )
+    return name
+
+
+def detect_round(root: Path) -> str:
+    """The MLPerf round of a results folder from its path: a component named
+    ``training_results_v<X.Y>`` (or ``mlperf-v<X.Y>...``) gives ``X.Y``."""
+    for part in reversed(Path(root).resolve().parts):
+        if m := ROUND_RE.match(part):
+            return m.group(1)
+    raise OverlayError(
+        f"cannot tell the MLPerf round of {root}: no training_results_v<X.Y> in its path; "
+        "give it with --round (e.g. --round 5.0)"
+    )
+
+
+def submitter_folders(root: Path, submitter: str | None = None) -> list[tuple[str, Path]]:
+    """(submitter, folder) of each submitter under ``root``: a training_results_vX.Y checkout
+    (``<root>/<submitter>/results/``) or one submitter's folder (``<root>/results/``
+    directly; its name is the ``submitter`` of its systems/*.json, else the folder's)."""
+    root = Path(root)
+    if (root / "results").is_dir():
+        found = [(_submitter_of(root), root)]
+    else:
+        found = sorted(
+            (d.name, d) for d in root.iterdir() if d.is_dir() and (d / "results").is_dir()
+        )
+    if submitter is not None:
+        found = [(s, d) for s, d in found if s.lower() == submitter.lower()]
+    if not found:
+        what = f"submitter {submitter!r}" if submitter else "a submitter"
+        raise OverlayError(
+            f"{root} holds no results of {what}: expected <submitter>/results/<system>/ "
+            "(a training_results_vX.Y checkout) or results/<system>/"
+        )
+    return found
+
+
+def _submitter_of(folder: Path) -> str:
+    for path in sorted((folder / "systems").glob("*.json")):
+        desc = read_system_json(path)
+        if desc and desc.get("submitter"):
+            return str(desc["submitter"])
+    return folder.name
+
+
+def round_benchmarks(round_: str, workflow_dir: Path = WORKFLOW_DIR) -> dict[str, Any] | None:
+    """The benchmark definitions of config/benchmarks/mlperf-v<round>.yaml (read now), or None
+    when the workflow has no such file."""
+    path = Path(workflow_dir) / "config" / "benchmarks" / f"mlperf-v{round_}.yaml"
+    if not path.is_file():
+        return None
+    return dict((yaml.safe_load(path.read_text()) or {}).get("benchmarks") or {})
+
+
+def describe_system(
+    submitter: str, folder: str, desc: Mapping[str, Any] | None, round_: str
+) -> str:
+    """The one-line description of an imported system, from its systems/<system>.json."""
+    where = f"published MLPerf Training v{round_} results"
+    if not desc:
+        return f"{submitter} {folder}; {where}"
+    cols = system_columns(desc)
+    parts = [f"{submitter} {desc.get('system_name') or folder}"]
+    if cols["n_accelerators"] is not None and cols["accelerator"]:
+        parts.append(f"{cols['n_accelerators']}x {cols['accelerator']}")
+    if cols["framework"]:
+        parts.append(str(cols["framework"]))
+    division = f" ({cols['division']})" if cols["division"] else ""
+    return f"{', '.join(parts)}; {where}{division}"
+
+
+def build_overlay(
+    root: Path,
+    *,
+    submitter: str | None = None,
+    system_glob: str = "*",
+    round_: str | None = None,
+    workflow_dir: Path = WORKFLOW_DIR,
+) -> tuple[dict[str, Any], list[str]]:
+    """A config overlay that imports every result folder of a published round, and notes.
+
+    One import system per ``<submitter>/results/<system>`` folder whose name matches
+    ``system_glob`` (named by :func:`system_name`); ``campaign.benchmarks`` is the round's
+    benchmarks (config/benchmarks/mlperf-v<round>.yaml) that have a folder
+    (:func:`benchmark_folder`) in one of them, and ``benchmarks`` holds their definitions, so
+    the overlay works alone. Without the round's file the overlay names the benchmarks
+    ``<folder>-v<round>`` and the notes say the definitions are missing."""
+    round_ = round_ or detect_round(root)
+    definitions = round_benchmarks(round_, workflow_dir)
+    notes: list[str] = []
+    if definitions is None:
+        notes.append(
+            f"config/benchmarks/mlperf-v{round_}.yaml does not exist: the overlay names the "
+            f"benchmarks <folder>-v{round_} but cannot define them"
+        )
+    systems: dict[str, Any] = {}
+    used: set[str] = set()
+    for sub, sub_dir in submitter_folders(root, submitter):
+        for folder in sorted((sub_dir / "results").iterdir()):
+            if not folder.is_dir() or not fnmatch.fnmatch(folder.name, system_glob):
+                continue
+            found = _folder_benchmarks(folder, definitions, round_)
+            if not found:
+                notes.append(f"{folder}: no result folder of a benchmark of v{round_}; skipped")
+                continue
+            name = system_name(sub, folder.name)
+            desc = read_system_json(system_json(folder))
+            systems[name] = {
+                "description": describe_system(sub, folder.name, desc, round_),
+                "backend": "import",
+                "import_dir": str(folder.resolve()),
+            }
+            used |= found
+    if not systems:
+        raise OverlayError(f"{root}: no system folder matching {system_glob!r} has results")
+    benchmarks = sorted(used)
+    overlay: dict[str, Any] = {
+        "campaign": {
+            "benchmarks": benchmarks,
+            "systems": sorted(systems),
+            "reference_system": sorted(systems)[0],
+        },
+        "systems": systems,
+    }
+    if definitions is not None:
+        overlay["benchmarks"] = {b: definitions[b] for b in benchmarks}
+    return overlay, notes
+
+
+def _folder_benchmarks(
+    folder: Path, definitions: Mapping[str, Any] | None, round_: str
+) -> set[str]:
+    """The benchmarks with results in a system folder: by the round's definitions, or without
+    them every sub-folder with result files as ``<folder>-v<round>``."""
+    if definitions is None:
+        return {f"{d.name}-v{round_}" for d in folder.iterdir() if result_files(d)}
+    return {b for b, d in definitions.items() if benchmark_folder(folder, d) is not None}
+
+
+def overlay_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.import_logs overlay",
+        description="Write a config overlay with one import system per published system folder "
+        "of an MLPerf round (training_results_vX.Y).",
+    )
+    p.add_argument("root", type=Path, help="a training_results_vX.Y checkout or one submitter")
+    p.add_argument("--submitter", help="only this submitter's folder (e.g. NVIDIA)")
+    p.add_argument("--system", default="*", help="only system folders matching this glob")
+    p.add_argument("--round", dest="round_", help="the round, e.g. 5.0 (default: from ROOT)")
+    p.add_argument("--output", type=Path, required=True, help="the overlay YAML to write")
+    args = p.parse_args(argv)
+    try:
+        overlay, notes = build_overlay(
+            args.root, submitter=args.submitter, system_glob=args.system, round_=args.round_
+        )
+    except (OverlayError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    header = f"# made by: python -m scripts.import_logs overlay {' '.join(map(str, argv))}\n"
+    hashing.write_atomic(args.output, header + yaml.safe_dump(overlay, sort_keys=False))
+    n_sys, n_bench = len(overlay["systems"]), len(overlay["campaign"]["benchmarks"])
+    print(f"{args.output}: {n_sys} import systems, {n_bench} benchmarks")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["overlay"]:
+        return overlay_main(argv[1:])
     p = argparse.ArgumentParser(
         prog="python -m scripts.import_logs",
-        description="Import one published MLPerf result log as a run of an import system.",
+        description="Import one published MLPerf result log as a run of an import system "
+        "(or: python -m scripts.import_logs overlay --help).",
     )
     p.add_argument("--source", type=Path, required=True, help="the published result_N.txt")
     p.add_argument("--spec", required=True, help="the run's specification as JSON")
+    p.add_argument("--mlperf-json", default="{}", help="the benchmark's mlperf section as JSON")
     p.add_argument("--log", type=Path, required=True, help="the run's mlperf.log to write")
     p.add_argument("--meta", type=Path, required=True, help="the run's run.json to write")
     add_result_arguments(p)
     args = p.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = {**json.loads(args.spec), "mlperf": json.loads(args.mlperf_json)}
     try:
         meta = import_run(args.source, spec, args.log, args.meta)
     except (OSError, ValueError) as exc:

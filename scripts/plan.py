@@ -55,7 +55,7 @@ from scripts.config import (
 )
 from scripts.dataset import check_dataset, tree_digest_of, verified_manifest_sha256
 from scripts.gpus import declared_devices
-from scripts.import_logs import result_files
+from scripts.import_logs import benchmark_folder, result_files
 from scripts.records import differences, hyperparameters
 
 # ---------------------------------------------------------------------------------------------
@@ -211,12 +211,12 @@ def import_dir(system: Mapping[str, Any]) -> Path:
 
 def import_folder(config: Mapping[str, Any], benchmark: str, system: str) -> Path | None:
     """The folder of result_*.txt that an import system has for a benchmark, or None (not an
-    import system, a benchmark without mlperf_name, or no such folder with results)."""
+    import system, a benchmark without mlperf_name, or no such folder with results): its
+    mlperf_name's folder, else one of its folder_aliases' (scripts.import_logs)."""
     sys_, bench = config["systems"][system], config["benchmarks"][benchmark]
-    if sys_["backend"] != "import" or "mlperf_name" not in bench:
+    if sys_["backend"] != "import":
         return None
-    folder = import_dir(sys_) / bench["mlperf_name"]
-    return folder if folder.is_dir() and result_files(folder) else None
+    return benchmark_folder(import_dir(sys_), bench)
 
 
 def can_produce(config: Mapping[str, Any], benchmark: str, system: str) -> bool:

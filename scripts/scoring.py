@@ -1,9 +1,12 @@
 """The MLPerf scoring rule, and the plain description of a system's run times.
 
 ``olympic_score`` implements the MLPerf Training (v0.7 and later) rule for combining
-the times to train of repeated runs; ``describe`` gives plain descriptive statistics
-with a Student-t confidence interval. Every other estimator (bootstrap intervals, tests,
-the minimum detectable difference) is one named function in :mod:`scripts.stats`.
+the times to train of repeated runs, as mlperf-logging's result summarizer computes it
+(``_compute_strong_score_standalone``, ``_compute_olympic_average``): the olympic mean of the
+converged runs, times the folder's RCP scaling factor (``scaling.json``); ``describe``
+gives plain descriptive statistics with a Student-t confidence interval. Every other
+estimator (bootstrap intervals, tests, the minimum detectable difference) is one named
+function in :mod:`scripts.stats`.
 Which runs to pass to ``describe`` (for example converged runs only) is the caller's
 decision.
 """
@@ -36,9 +39,13 @@ class Score:
     n_converged: int
     valid: bool
     reason: str  # "" when valid, else why no score is given
-    score_s: float | None  # olympic mean; None when invalid
+    score_s: float | None  # olympic mean times scaling_factor; None when invalid
     dropped_fastest: int | None  # position in the input of the run dropped as fastest
     dropped_slowest: int | None  # position of the run dropped as slowest (non-converged if any)
+    unscaled_s: float | None = None  # the olympic mean itself; None when invalid
+    scaling_factor: float = 1.0  # the RCP factor of scaling.json (1.0 without one)
+    # every position dropped, fastest first (with drop > 1 more than the two above)
+    dropped: tuple[int, ...] = ()
 
 
 def _fmt_runs(indices: Sequence[int]) -> str:
@@ -52,17 +59,23 @@ def _check_arguments(
     max_nonconverged: int,
     min_runs: int,
     labels: Sequence[int] | None,
+    drop: int = 1,
+    scaling_factor: float = 1.0,
 ) -> None:
     """ValueError for inputs :func:`olympic_score` cannot score."""
     if len(times_s) != len(converged):
         raise ValueError(
             f"times_s and converged differ in length ({len(times_s)} != {len(converged)})"
         )
-    if max_nonconverged not in (0, 1):
+    if isinstance(drop, bool) or not isinstance(drop, int) or drop < 1:
+        raise ValueError(f"drop must be an integer of at least 1, got {drop!r}")
+    if not 0 <= max_nonconverged <= drop:
         raise ValueError(
-            "max_nonconverged must be 0 or 1: a single non-converged run can be dropped "
-            f"as the slowest, more cannot; got {max_nonconverged}"
+            f"max_nonconverged must be between 0 and drop ({drop}): a non-converged run is "
+            f"dropped as one of the {drop} slowest, more cannot be; got {max_nonconverged}"
         )
+    if not (math.isfinite(scaling_factor) and scaling_factor > 0):
+        raise ValueError(f"scaling_factor must be a finite number above 0, got {scaling_factor}")
     if min_runs < 3:
         raise ValueError(f"min_runs must be at least 3 for an olympic mean, got {min_runs}")
     if labels is not None and len(labels) != len(times_s):
@@ -75,35 +88,42 @@ def olympic_score(
     max_nonconverged: int = 1,
     min_runs: int = 3,
     labels: Sequence[int] | None = None,
+    *,
+    drop: int = 1,
+    scaling_factor: float = 1.0,
 ) -> Score:
-    """MLPerf olympic mean of times to train.
+    """MLPerf olympic mean of times to train, times the RCP scaling factor.
 
-    Rule (MLPerf Training v0.7+): of the runs, drop the fastest and the slowest and
-    average the rest.  A run that did not converge counts as the slowest run and is the
-    one dropped (its time is irrelevant and may be None); the fastest converged run is
-    dropped too and the remaining converged runs are averaged.  More non-converged runs
-    than ``max_nonconverged`` (0 or 1), or fewer than ``min_runs`` runs (at least 3),
-    make the result invalid.
+    Rule (MLPerf Training v0.7+, mlperf-logging's ``_compute_olympic_average``): of the
+    runs, drop the ``drop`` fastest and the ``drop`` slowest (``drop`` is 1; 4 for Unet3D)
+    and average the rest. A run that did not converge counts as one of the slowest and is
+    dropped (its time is irrelevant and may be None); with k such runs the ``drop`` fastest
+    converged runs and the ``drop - k`` slowest converged runs are dropped too. More
+    non-converged runs than ``max_nonconverged`` (0 .. ``drop``), or fewer runs than
+    ``max(min_runs, 2 * drop + 1)`` (nothing would be left to average), make the result
+    invalid. ``score_s`` is the mean (``unscaled_s``) times ``scaling_factor``, the folder's
+    ``scaling.json`` factor (1.0 without one), as the summarizer multiplies it.
 
     Runs are identified by their position in the input (0-based); ``reason`` names them by
     ``labels`` (e.g. run numbers) when given, else by position.
-    Ties are deterministic: one instance only is dropped, the one at the lowest position.
+    Ties are deterministic: among equal times the run at the lowest position is dropped first.
     A run whose time is not :func:`usable_time` (None, NaN, inf, zero or negative) counts as
     not converged whatever its flag says, so such a time never reaches the score (defence in
     depth: the parser already gives an invalid log no time).  Raises ValueError when the two
     sequences differ in length or the parameters are out of range.
     """
-    _check_arguments(times_s, converged, max_nonconverged, min_runs, labels)
+    _check_arguments(times_s, converged, max_nonconverged, min_runs, labels, drop, scaling_factor)
     names = list(labels) if labels is not None else list(range(len(times_s)))
     n_runs = len(times_s)
     conv = [bool(c) and usable_time(t) for c, t in zip(converged, times_s, strict=True)]
     n_conv = sum(conv)
 
     def invalid(reason: str) -> Score:
-        return Score(n_runs, n_conv, False, reason, None, None, None)
+        return Score(n_runs, n_conv, False, reason, None, None, None, None, scaling_factor)
 
-    if n_runs < min_runs:
-        return invalid(f"need at least {min_runs} runs for an olympic mean, have {n_runs}")
+    need = max(min_runs, 2 * drop + 1)
+    if n_runs < need:
+        return invalid(f"need at least {need} runs for an olympic mean, have {n_runs}")
 
     nonconv = [i for i, c in enumerate(conv) if not c]
     if len(nonconv) > max_nonconverged:
@@ -114,21 +134,29 @@ def olympic_score(
             f"MLPerf allows at most {max_nonconverged}"
         )
 
-    # every converged run has a usable time (see conv above)
-    conv_times = [(float(t), i) for i, (t, c) in enumerate(zip(times_s, conv, strict=True)) if c]
-    # (time, position) sorts by time, then lowest position first on ties.
-    conv_times.sort()
-    fastest = conv_times[0][1]
-    rest = conv_times[1:]
-    if nonconv:
-        slowest = nonconv[0]
-    else:
-        # Slowest time; among equal times the lowest position (the fastest is excluded).
-        t_max = rest[-1][0]
-        slowest = min(i for t, i in rest if t == t_max)
-    kept = [t for t, i in rest if i != slowest]
-    score = min(max(math.fsum(kept) / len(kept), min(kept)), max(kept))  # fsum/n: ulp off
-    return Score(n_runs, n_conv, True, "", score, fastest, slowest)
+    # every converged run has a usable time (see conv above); (time, position) sorts by
+    # time, then lowest position first on ties
+    ranked = sorted((float(t), i) for i, (t, c) in enumerate(zip(times_s, conv, strict=True)) if c)
+    fastest = [i for _, i in ranked[:drop]]
+    rest = ranked[drop:]
+    n_slow = drop - len(nonconv)
+    # the slowest converged runs; among equal times the lowest position (stable: by -time)
+    slow = [i for _, i in sorted(rest, key=lambda ti: (-ti[0], ti[1]))[:n_slow]]
+    kept = [t for t, i in rest if i not in slow]
+    mean = min(max(math.fsum(kept) / len(kept), min(kept)), max(kept))  # fsum/n: ulp off
+    slowest = nonconv[0] if nonconv else slow[0]
+    return Score(
+        n_runs,
+        n_conv,
+        True,
+        "",
+        mean * scaling_factor,
+        fastest[0],
+        slowest,
+        mean,
+        scaling_factor,
+        (*fastest, *nonconv, *slow),
+    )
 
 
 @dataclass(slots=True)

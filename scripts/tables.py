@@ -35,6 +35,7 @@ import pandas as pd
 from scripts import columns, formats, stats
 from scripts.formats import CorruptFile, NewerFormat, read_json
 from scripts.hashing import write_atomic, write_json
+from scripts.import_logs import SYSTEM_COLUMNS
 from scripts.result_json import parse_run
 from scripts.scoring import olympic_score, usable_time
 
@@ -61,6 +62,11 @@ RUN_COLUMNS = [
     "overlapping_runs",
     "scale",
     "fingerprint",
+    # how the published result is scored (run.json; 1.0 and 1 for runs made here)
+    "rcp_scaling_factor",
+    "olympic_drop",
+    # the published systems/<system>.json (run.json's system_json; empty for runs made here)
+    *SYSTEM_COLUMNS,
 ]
 # The columns of summary.csv and comparison.csv, in file order: their registry
 # (scripts/columns.py) computes and describes them; these names are what it held at import.
@@ -125,7 +131,22 @@ def has_log_problems(runs: pd.DataFrame) -> pd.Series:
     return pd.Series([names_log_problems(x) for x in runs["log_problems"]], index=runs.index)
 
 
+def run_provenance(result_file: Path) -> dict[str, Any]:
+    """What the run.json beside a result.json says about scoring and the published system:
+    ``rcp_scaling_factor`` (1.0 without one: a run made here), ``olympic_drop`` (1) and the
+    system columns of its ``system_json`` (None each)."""
+    meta_path = Path(result_file).with_name("run.json")
+    meta = read_json(meta_path, "run.json") if meta_path.is_file() else {}
+    system = meta.get("system_json") or {}
+    return {
+        "rcp_scaling_factor": float(meta.get("rcp_scaling_factor", 1.0)),
+        "olympic_drop": int(meta.get("olympic_drop", 1)),
+        **{c: system.get(c) for c in SYSTEM_COLUMNS},
+    }
+
+
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
+    """runs.csv: one row per result.json (with :func:`run_provenance` of its run.json)."""
     results = [read_json(Path(f), "result.json") for f in result_files]  # a corrupt one is named
     rows = [
         {
@@ -133,8 +154,9 @@ def collect(result_files: Sequence[Path]) -> pd.DataFrame:
             "gpu_devices": ",".join(r.get("gpu_devices") or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
+            **run_provenance(Path(f)),
         }
-        for r, n in zip(results, overlapping_runs(results), strict=True)
+        for f, r, n in zip(result_files, results, overlapping_runs(results), strict=True)
     ]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return frame.sort_values(["system", "run"], kind="stable").reset_index(drop=True)
@@ -146,11 +168,37 @@ def summarize_system(
     *,
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
+    olympic_drop: int | None = None,
 ) -> dict[str, Any]:
     """One summary row from the runs of one benchmark on one system: every column of
     :data:`scripts.columns.SUMMARY`, from the runs as :func:`system_runs` reads them."""
-    system = system_runs(runs, max_nonconverged, resamples=resamples, seed=seed)
+    system = system_runs(
+        runs, max_nonconverged, resamples=resamples, seed=seed, olympic_drop=olympic_drop
+    )
     return {c.name: c.source(system) for c in columns.SUMMARY}
+
+
+def scoring_of(runs: pd.DataFrame, olympic_drop: int | None = None) -> tuple[int, float]:
+    """How a system's runs are scored: the olympic drop (``olympic_drop`` when given, else the
+    runs' ``olympic_drop`` column, else 1) and the RCP scaling factor (the runs'
+    ``rcp_scaling_factor``, 1.0 where a run has none). AggregationError when the runs of one
+    system carry different factors (they come from one published folder)."""
+    drop = olympic_drop
+    if drop is None:
+        logged = runs["olympic_drop"].dropna() if "olympic_drop" in runs else pd.Series([])
+        drop = int(logged.max()) if len(logged) else 1
+    factors = (
+        sorted({float(f) for f in runs["rcp_scaling_factor"].fillna(1.0)})
+        if "rcp_scaling_factor" in runs
+        else [1.0]
+    )
+    if len(factors) > 1:
+        raise AggregationError(
+            f"{runs['benchmark'].iloc[0]}/{runs['system'].iloc[0]}: the runs carry different "
+            f"RCP scaling factors ({', '.join(map(repr, factors))}); one system's runs come "
+            "from one folder and its scaling.json: import them again"
+        )
+    return drop, factors[0] if factors else 1.0
 
 
 def system_runs(
@@ -159,6 +207,7 @@ def system_runs(
     *,
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
+    olympic_drop: int | None = None,
 ) -> columns.SystemRuns:
     """The runs of one benchmark on one system, as the summary columns read them.
 
@@ -167,7 +216,11 @@ def system_runs(
     runs, time per epoch every run that logged epochs (throughput does not depend on
     convergence). The bootstrap interval uses ``resamples`` and ``seed``
     (:func:`scripts.stats.bootstrap_mean_interval`). Outliers are counted and named, never
-    dropped. Raises AggregationError when the runs' fingerprints differ."""
+    dropped. The score drops :func:`scoring_of`'s olympic drop at each end and is multiplied
+    by its scaling factor, as mlperf-logging's result summarizer does; with a drop above 1
+    (Unet3D: 4) as many runs may miss the target (the summarizer's ``max_dropped_scores``),
+    with 1, ``max_nonconverged``. Raises AggregationError when the runs' fingerprints (or
+    scaling factors) differ."""
     runs = runs.sort_values("run", kind="stable")
     fingerprints = sorted(set(runs["fingerprint"].dropna()))
     if len(fingerprints) > 1:
@@ -186,7 +239,15 @@ def system_runs(
     # times that are not usable the same way)
     converged = [bool(c) and not b for c, b in zip(runs["converged"], bad_log, strict=True)]
     run_numbers = runs["run"].tolist()
-    score = olympic_score(times, converged, max_nonconverged=max_nonconverged, labels=run_numbers)
+    drop, factor = scoring_of(runs, olympic_drop)
+    score = olympic_score(
+        times,
+        converged,
+        max_nonconverged=drop if drop > 1 else max_nonconverged,
+        labels=run_numbers,
+        drop=drop,
+        scaling_factor=factor,
+    )
     ok = [c and usable_time(t) for c, t in zip(converged, times, strict=True)]
     return columns.SystemRuns(
         runs=runs,
@@ -208,9 +269,12 @@ def summarize(
     *,
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
+    olympic_drop: int | None = None,
 ) -> pd.DataFrame:
     rows = [
-        summarize_system(g, max_nonconverged, resamples=resamples, seed=seed)
+        summarize_system(
+            g, max_nonconverged, resamples=resamples, seed=seed, olympic_drop=olympic_drop
+        )
         for _, g in runs.groupby("system", sort=True)
     ]
     return pd.DataFrame(rows, columns=columns.SUMMARY.names)
@@ -390,6 +454,7 @@ def _summarize(args: argparse.Namespace) -> int:
             args.max_nonconverged,
             resamples=args.bootstrap_resamples,
             seed=args.bootstrap_seed,
+            olympic_drop=args.olympic_drop,
         )
     except AggregationError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -469,6 +534,13 @@ def _parser() -> argparse.ArgumentParser:
     su = sub.add_parser("summarize", help="runs.csv -> summary.csv")
     su.add_argument("--runs", type=Path, required=True)
     su.add_argument("--max-nonconverged", type=int, default=1)
+    su.add_argument(
+        "--olympic-drop",
+        type=int,
+        default=None,
+        help="runs dropped at each end (the benchmark's mlperf.olympic_drop; default: the "
+        "runs' olympic_drop column, else 1)",
+    )
     _bootstrap_options(su)
     su.add_argument("--output", type=Path, required=True)
     cm = sub.add_parser("compare", help="runs.csv + summary.csv -> comparison.csv")
