@@ -105,12 +105,12 @@ def olympic_score(
     ``scaling.json`` factor (1.0 without one), as the summarizer multiplies it.
 
     Runs are identified by their position in the input (0-based); ``reason`` names them by
-    ``labels`` (e.g. run numbers) when given, else by position.
-    Ties are deterministic: among equal times the run at the lowest position is dropped first.
-    A run whose time is not :func:`usable_time` (None, NaN, inf, zero or negative) counts as
-    not converged whatever its flag says, so such a time never reaches the score (defence in
-    depth: the parser already gives an invalid log no time).  Raises ValueError when the two
-    sequences differ in length or the parameters are out of range.
+    ``labels`` (e.g. run numbers) when given, else by position. Ties are deterministic: among
+    equal times the run at the lowest position is dropped first. A run whose time is not
+    :func:`usable_time` (None, NaN, inf, zero or negative) counts as not converged whatever
+    its flag says, so such a time never reaches the score (defence in depth: the parser
+    already gives an invalid log no time). Raises ValueError when the two sequences differ
+    in length or the parameters are out of range.
     """
     _check_arguments(times_s, converged, max_nonconverged, min_runs, labels, drop, scaling_factor)
     names = list(labels) if labels is not None else list(range(len(times_s)))
@@ -134,29 +134,27 @@ def olympic_score(
             f"MLPerf allows at most {max_nonconverged}"
         )
 
-    # every converged run has a usable time (see conv above); (time, position) sorts by
-    # time, then lowest position first on ties
+    fastest, slow, mean = _middle_mean(times_s, conv, drop - len(nonconv), drop)
+    slowest = nonconv[0] if nonconv else slow[0]
+    dropped = (*fastest, *nonconv, *slow)
+    return Score(n_runs, n_conv, True, "", mean * scaling_factor, fastest[0], slowest, mean,
+                 scaling_factor, dropped)  # fmt: skip
+
+
+def _middle_mean(
+    times_s: Sequence[float | None], conv: Sequence[bool], n_slow: int, drop: int
+) -> tuple[list[int], list[int], float]:
+    """The positions of the ``drop`` fastest and the ``n_slow`` slowest converged runs, and
+    the mean of the converged runs left. Every converged run has a usable time; (time,
+    position) sorts by time, then lowest position first on ties (the slowest: the lowest
+    position among equal times too)."""
     ranked = sorted((float(t), i) for i, (t, c) in enumerate(zip(times_s, conv, strict=True)) if c)
     fastest = [i for _, i in ranked[:drop]]
     rest = ranked[drop:]
-    n_slow = drop - len(nonconv)
-    # the slowest converged runs; among equal times the lowest position (stable: by -time)
     slow = [i for _, i in sorted(rest, key=lambda ti: (-ti[0], ti[1]))[:n_slow]]
     kept = [t for t, i in rest if i not in slow]
     mean = min(max(math.fsum(kept) / len(kept), min(kept)), max(kept))  # fsum/n: ulp off
-    slowest = nonconv[0] if nonconv else slow[0]
-    return Score(
-        n_runs,
-        n_conv,
-        True,
-        "",
-        mean * scaling_factor,
-        fastest[0],
-        slowest,
-        mean,
-        scaling_factor,
-        (*fastest, *nonconv, *slow),
-    )
+    return fastest, slow, mean
 
 
 @dataclass(slots=True)
