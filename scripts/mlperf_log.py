@@ -745,15 +745,16 @@ def run_outcome(
     value_key: str | None = None,
     also_targets: Mapping[str, float] | None = None,
     time_source: str = "run_stop",
+    also_directions: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Summarise one parsed log against a quality target.
 
     ``direction`` is "higher" (quality meets the target when value >= target, e.g. BLEU,
     accuracy) or "lower" (value <= target, e.g. perplexity); anything else raises
     ValueError.  ``value_key`` names the part of a mapping-valued eval_accuracy that is the
-    quality; every entry of ``also_targets`` (component -> target, same direction) must be met
-    too.  The run converged when the run ended with status "success" and the last
-    eval_accuracy meets the target(s).
+    quality; every entry of ``also_targets`` (component -> target, in ``direction`` unless
+    ``also_directions`` names another) must be met too.  The run converged when the run ended
+    with status "success" and the last evaluation (:func:`eval_events`) meets the target(s).
 
     ``time_source`` "run_stop" (every benchmark but v0.6 MiniGo): time to train is
     ``run_stop - run_start`` and the status is run_stop's.  "eval_result" (v0.6 MiniGo, as
@@ -764,7 +765,7 @@ def run_outcome(
     _check_choices(direction, time_source)
     target = float(target)
     higher = direction == "higher"
-    also = {k: float(v) for k, v in (also_targets or {}).items()}
+    also = _also(also_targets, also_directions, direction)
     invalid = log_problems(parsed, time_source)
     timing = _timing(parsed, time_source, valid_log=not invalid)
     evals = _evaluations(parsed, target, higher, value_key, also, timing.run_start_s)
@@ -793,6 +794,21 @@ def run_outcome(
         final_components=evals.final_components,
         log_problems=invalid,
     )
+
+
+def _also(
+    also_targets: Mapping[str, float] | None,
+    also_directions: Mapping[str, str] | None,
+    direction: str,
+) -> dict[str, tuple[float, bool]]:
+    """Each also_targets component's (target, higher is better)."""
+    directions = dict(also_directions or {})
+    for d in directions.values():
+        _check_choices(d, "run_stop")
+    return {
+        k: (float(v), directions.get(k, direction) == "higher")
+        for k, v in (also_targets or {}).items()
+    }
 
 
 def _check_choices(direction: str, time_source: str) -> None:
@@ -875,7 +891,7 @@ def _evaluations(
     target: float,
     higher: bool,
     value_key: str | None,
-    also: Mapping[str, float],
+    also: Mapping[str, tuple[float, bool]],
     run_start_s: float | None,
 ) -> _Evaluations:
     history: list[tuple[int | None, float, float | None]] = []
@@ -883,9 +899,7 @@ def _evaluations(
     final_components: dict[str, float | None] = {k: None for k in also}
     epochs_to_converge: int | None = None
     n_eval = 0
-    for ev in parsed.events:
-        if ev.key != "eval_accuracy":
-            continue
+    for ev in eval_events(parsed):
         n_eval += 1
         val = _component(ev.value, value_key)
         parts = {k: _component(ev.value, k) for k in also}
@@ -897,7 +911,7 @@ def _evaluations(
         ep = _as_int(ev.metadata.get("epoch_num"))
         since = round(ev.time_s - run_start_s, 3) if run_start_s is not None else None
         history.append((ep, val, since))
-        parts_met = all(p is not None and _meets(p, also[k], higher) for k, p in parts.items())
+        parts_met = all(p is not None and _meets(p, *also[k]) for k, p in parts.items())
         if epochs_to_converge is None and _meets(val, target, higher) and parts_met:
             epochs_to_converge = ep
     return _Evaluations(
@@ -906,8 +920,35 @@ def _evaluations(
         final_components=final_components,
         epochs_to_converge=epochs_to_converge,
         n_eval=n_eval,
-        last_eval=parsed.last("eval_accuracy"),
+        last_eval=(eval_events(parsed) or [None])[-1],
     )
+
+
+def eval_events(parsed: ParsedLog) -> list[Event]:
+    """The log's eval_accuracy events in file order; those whose metadata names a ``metric``
+    are merged per ``samples_count`` into one event (at the first one's place) whose value
+    maps each metric to its value and whose time is the latest of them, as the v5.0
+    compliance checker builds ``aggregated_eval_accuracy`` for Stable Diffusion."""
+    out: list[Event] = []
+    merged: dict[Any, Event] = {}
+    for ev in parsed.events:
+        if ev.key != "eval_accuracy":
+            continue
+        metric = ev.metadata.get("metric")
+        if not isinstance(metric, str):
+            out.append(ev)
+            continue
+        count = ev.metadata.get("samples_count")
+        key = count if isinstance(count, int | float | str) else None
+        agg = merged.get(key)
+        if agg is None:
+            agg = Event(ev.key, {}, ev.time_s, {**ev.metadata}, ev.line_no)
+            agg.metadata.pop("metric", None)
+            merged[key] = agg
+            out.append(agg)
+        agg.value[metric] = ev.value
+        agg.time_s = max(agg.time_s, ev.time_s)
+    return out
 
 
 def _quality_problems(
@@ -915,7 +956,7 @@ def _quality_problems(
     target: float,
     higher: bool,
     value_key: str | None,
-    also: Mapping[str, float],
+    also: Mapping[str, tuple[float, bool]],
 ) -> tuple[list[str], bool]:
     """What is wrong with the final quality, and whether it meets the target and every
     also_targets part meets its own."""
@@ -933,9 +974,9 @@ def _quality_problems(
         )
     components_met = True
     if evals.n_eval:
-        for k, t in also.items():
+        for k, (t, part_higher) in also.items():
             got = evals.final_components.get(k)
-            if got is None or not _meets(got, t, higher):
+            if got is None or not _meets(got, t, part_higher):
                 components_met = False
                 problems.append(f"final eval_accuracy {k} {got!r} does not meet target {t!r}")
     met = final is not None and _meets(final, target, higher) and components_met
