@@ -178,15 +178,18 @@ def summarize_system(
     return {c.name: c.source(system) for c in columns.SUMMARY}
 
 
-def scoring_of(runs: pd.DataFrame, olympic_drop: int | None = None) -> tuple[int, float]:
+def scoring_of(
+    runs: pd.DataFrame, olympic_drop: int | None = None, max_nonconverged: int = 1
+) -> tuple[int, float]:
     """How a system's runs are scored: the olympic drop (``olympic_drop`` when given, else the
-    runs' ``olympic_drop`` column, else 1) and the RCP scaling factor (the runs'
+    runs' ``olympic_drop`` column, else ``max_nonconverged`` but at least 1: the summarizer's
+    ``max_dropped_scores`` is both numbers) and the RCP scaling factor (the runs'
     ``rcp_scaling_factor``, 1.0 where a run has none). AggregationError when the runs of one
     system carry different factors (they come from one published folder)."""
     drop = olympic_drop
     if drop is None:
         logged = runs["olympic_drop"].dropna() if "olympic_drop" in runs else pd.Series([])
-        drop = int(logged.max()) if len(logged) else 1
+        drop = int(logged.max()) if len(logged) else max(1, max_nonconverged)
     factors = (
         sorted({float(f) for f in runs["rcp_scaling_factor"].fillna(1.0)})
         if "rcp_scaling_factor" in runs
@@ -239,11 +242,11 @@ def system_runs(
     # times that are not usable the same way)
     converged = [bool(c) and not b for c, b in zip(runs["converged"], bad_log, strict=True)]
     run_numbers = runs["run"].tolist()
-    drop, factor = scoring_of(runs, olympic_drop)
+    drop, factor = scoring_of(runs, olympic_drop, max_nonconverged)
     score = olympic_score(
         times,
         converged,
-        max_nonconverged=drop if drop > 1 else max_nonconverged,
+        max_nonconverged=drop if drop > 1 else min(max_nonconverged, drop),
         labels=run_numbers,
         drop=drop,
         scaling_factor=factor,

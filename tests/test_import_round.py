@@ -272,6 +272,11 @@ def test_olympic_drop_reaches_the_summary_from_the_runs_or_the_command_line() ->
     assert row["score_s"] == 1.5 * row["score_unscaled_s"]
     one = tables.summarize_system(runs, resamples=100, olympic_drop=1)
     assert one["score_unscaled_s"] == sum(range(101, 109)) / 8
+    # runs made here record no drop: a benchmark allowing 4 misses drops 4 (the summarizer's
+    # max_dropped_scores is both numbers)
+    here = runs.drop(columns=["olympic_drop", "rcp_scaling_factor"])
+    assert tables.summarize_system(here, 4, resamples=100)["score_s"] == (104 + 105) / 2
+    assert tables.summarize_system(here, 1, resamples=100)["score_s"] == one["score_unscaled_s"]
     mixed = runs.assign(rcp_scaling_factor=[1.5] * 9 + [1.0])
     with pytest.raises(tables.AggregationError, match="different RCP scaling factors"):
         tables.summarize_system(mixed, resamples=100)
