@@ -211,11 +211,11 @@ def test_published_systems_are_imported_scored_as_published_and_compared(
 
     page = (res / "report.html").read_text()
     assert page.index(row["verdict"]) < page.index("<h2>Warnings</h2>")  # the verdict first
-    assert page.count('src="data:image/png;base64,') == 6
+    assert page.count('src="data:image/png;base64,') == 7  # the six plots and the leaderboard
     assert "http://" not in page and "https://" not in page  # self-contained
     for text in ("Tesla V100-SXM3-32GB", "sc-sdgx-629", meta["source_sha256"], "Provenance"):
         assert text in page
-    for name in ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality"):
+    for name in ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality", "leaderboard"):
         assert (res / "plots" / f"{name}.png").stat().st_size > 5000
 
     again = snakemake(wf, *imported["args"])
@@ -285,7 +285,7 @@ def test_the_report_renders_in_a_real_browser_with_every_image(
         timeout=120,
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert '<pre id="image-check">images 6/6</pre>' in dom.stdout
+    assert '<pre id="image-check">images 7/7</pre>' in dom.stdout
     assert "nvidia-dgx2-v0.6 is 1." in dom.stdout
     # the page itself, as a screenshot artifact
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -70,9 +70,11 @@ def import_folder(
     benchmark: str = "b",
     system: str = "s",
     mlperf: dict[str, Any] | None = None,
+    ruleset: str | None = None,
 ) -> pd.DataFrame:
     """Every result file of ``folder`` imported as the runs of one system (import_run, then
-    result.json as the import job writes it), collected into runs.csv's frame."""
+    result.json as the import job writes it: with ``ruleset``, judged by mlperf-logging's
+    compliance checker of that ruleset), collected into runs.csv's frame."""
     results = []
     mlperf_name = folder.name if folder.name != "mask" else "maskrcnn"
     for run, source in enumerate(import_logs.result_files(folder), start=1):
@@ -89,7 +91,15 @@ def import_folder(
         }
         log, meta = run_dir / "mlperf.log", run_dir / "run.json"
         import_logs.import_run(source, spec, log, meta)
-        write_result(log, meta, quality, "run_stop", run_dir / "result.json")
+        write_result(
+            log,
+            meta,
+            quality,
+            "run_stop",
+            run_dir / "result.json",
+            compliance_ruleset=ruleset,
+            compliance_cache=tmp / "compliance" if ruleset else None,
+        )
         results.append(run_dir / "result.json")
     return tables.collect(results)
 
@@ -169,7 +179,7 @@ def test_each_v50_folder_scores_as_the_official_result_summarizer(
 ) -> None:
     root = need_fixtures() / V50
     folder = root / "results" / row["system"] / row["benchmark"]
-    runs = import_folder(folder, tmp_path, v50_quality(row["benchmark"]))
+    runs = import_folder(folder, tmp_path, v50_quality(row["benchmark"]), ruleset="5.0.0")
     summary = tables.summarize_system(runs, resamples=200)
     assert summary["n_runs"] == int(row["n_logs"])
     assert summary["valid"], summary["reason"]
@@ -191,8 +201,10 @@ def test_each_v50_folder_scores_as_the_official_result_summarizer(
 
 def test_the_non_converged_tyche_bert_run_is_dropped_as_the_slowest(tmp_path: Path) -> None:
     folder = need_fixtures() / V50 / "results" / "tyche_ngpu64_ngc25.04_pytorch" / "bert"
-    runs = import_folder(folder, tmp_path, v50_quality("bert"))
+    runs = import_folder(folder, tmp_path, v50_quality("bert"))  # the parser alone
     assert runs["converged"].tolist() == [True] * 4 + [False] + [True] * 5  # result_4.txt
+    checked = import_folder(folder, tmp_path / "checked", v50_quality("bert"), ruleset="5.0.0")
+    assert checked["converged"].tolist() == runs["converged"].tolist()  # the checker agrees
     summary = tables.summarize_system(runs, resamples=200)
     assert summary["n_converged"] == 9 and summary["dropped_slowest_run"] == 5
     assert summary["rcp_scaling_factor"] == 1.0
