@@ -327,6 +327,10 @@ def table_by_system(frame: pd.DataFrame, rows: Sequence[tuple[str, str, Any]]) -
     return wrap_table(f"<table><tr>{head}</tr>{''.join(body)}</table>")
 
 
+def _share(x: Any) -> str:
+    return "n/a" if is_missing(x) else f"{float(x):.0%}"
+
+
 def _yes(x: Any) -> str:
     if is_missing(x):
         return "n/a"
@@ -406,6 +410,10 @@ RUNS_TABLE = [
     ("time_per_epoch_s", "s per epoch", fmt_s),
     ("final_quality", "final quality", fmt_num),
     ("result_line_wall_s", "RESULT line (s)", fmt_s),
+    ("compliance", "compliance", esc),
+    ("cache", "cache", esc),
+    ("dataset_resident", "dataset in page cache", _share),
+    ("host_busy", "others' cores", fmt_num),
     ("host", "host", esc),
     ("note", "MLPerf score", esc),
 ]

@@ -37,6 +37,22 @@ def compliance_of(result: Mapping[str, Any]) -> tuple[str, str]:
     return str(status), str(result.get(COMPLIANCE_DETAIL_KEY) or "")
 
 
+def run_place(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """When and where the run ran (run.json): its start, the runner's wall time, its host and
+    nodes, its GPUs (and who assigned them), its Slurm job."""
+    return {
+        "started_utc": meta.get("started_utc"),
+        "runner_wall_s": meta.get("wall_s"),
+        "host": meta.get("host"),
+        "hosts": meta.get("hosts") or [meta.get("host")],
+        "nodes": meta.get("nodes", 1),
+        "gpu_devices": meta.get("gpu_devices", []),
+        "gpu_assignment": meta.get("gpu_assignment"),
+        "slurm_job_id": meta.get("slurm_job_id"),
+        "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
+    }
+
+
 def run_conditions(meta: Mapping[str, Any]) -> dict[str, Any]:
     """result.json's ``cache`` (cold | warm), ``dataset_resident`` (the fraction of the dataset
     in the page cache just before the start), ``host_busy`` (the others' CPU per second of the
@@ -88,6 +104,7 @@ def parse_run(
         quality.get("direction", "higher"),
         value_key=quality.get("value_key"),
         also_targets=quality.get("also_targets"),
+        also_directions=quality.get("also_directions"),
         time_source=time_to_train,
     )
     out = outcome.to_dict()
@@ -105,16 +122,7 @@ def parse_run(
         "scale": meta.get("scale"),
         "quality_metric": quality.get("metric"),
         **out,
-        "started_utc": meta.get("started_utc"),
-        "runner_wall_s": meta.get("wall_s"),
-        "host": meta.get("host"),
-        # where it ran: the nodes, its GPUs (and who assigned them), its Slurm job
-        "hosts": meta.get("hosts") or [meta.get("host")],
-        "nodes": meta.get("nodes", 1),
-        "gpu_devices": meta.get("gpu_devices", []),
-        "gpu_assignment": meta.get("gpu_assignment"),
-        "slurm_job_id": meta.get("slurm_job_id"),
-        "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
+        **run_place(meta),
         # what the run measured under (scripts/run_training.py): the page cache of its dataset
         # just before it started, and what else used the machine meanwhile
         **run_conditions(meta),

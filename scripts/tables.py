@@ -32,11 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from scripts import columns, formats, stats
+from scripts import columns, compliance, formats, stats
 from scripts.formats import CorruptFile, NewerFormat, read_json
 from scripts.hashing import write_atomic, write_json
 from scripts.import_logs import SYSTEM_COLUMNS
-from scripts.result_json import parse_run
+from scripts.result_json import compliance_of, parse_run
 from scripts.scoring import olympic_score, usable_time
 
 RUN_COLUMNS = [
@@ -49,6 +49,9 @@ RUN_COLUMNS = [
     "converged",
     "status",
     "log_problems",
+    # the round's compliance checker (result.json; "not applicable" for a non-MLPerf benchmark)
+    "compliance",
+    "compliance_detail",
     "epochs",
     "epochs_to_converge",
     "time_per_epoch_s",
@@ -57,6 +60,12 @@ RUN_COLUMNS = [
     "result_line_wall_s",
     "runner_wall_s",
     "host",
+    # what the run measured under: its dataset's page cache just before it started, and the
+    # others' CPU (cores) and the load average while it trained (result.json; empty before)
+    "cache",
+    "dataset_resident",
+    "host_busy",
+    "load_1m",
     "gpu_devices",
     "slurm_job_id",
     "overlapping_runs",
@@ -154,6 +163,7 @@ def collect(result_files: Sequence[Path]) -> pd.DataFrame:
             "gpu_devices": ",".join(r.get("gpu_devices") or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
+            **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
             **run_provenance(Path(f)),
         }
         for f, r, n in zip(result_files, results, overlapping_runs(results), strict=True)
@@ -435,7 +445,14 @@ def _parse(args: argparse.Namespace) -> int:
     """mlperf.log + run.json -> result.json."""
     meta = formats.read_json(args.meta, "run.json")
     quality = json.loads(args.quality_json)
-    parsed = parse_run(args.log, meta, quality, args.time_to_train)
+    verdict = (
+        compliance.check_log(
+            args.log, ruleset=args.compliance_ruleset, cache_dir=args.compliance_cache
+        )
+        if args.compliance_ruleset
+        else None
+    )
+    parsed = parse_run(args.log, meta, quality, args.time_to_train, verdict)
     result = formats.stamped("result.json", parsed)
     write_json(args.output, result)
     state = "converged" if result["converged"] else "did NOT converge"
@@ -530,6 +547,12 @@ def _parser() -> argparse.ArgumentParser:
         default="run_stop",
         help="where time to train comes from (the benchmark's log.time_to_train)",
     )
+    pa.add_argument(
+        "--compliance-ruleset",
+        metavar="RULESET",
+        help="also judge the log with mlperf-logging's compliance checker of this ruleset",
+    )
+    pa.add_argument("--compliance-cache", type=Path, metavar="DIR", help="its verdicts' cache")
     pa.add_argument("--output", type=Path, required=True)
     co = sub.add_parser("collect", help="result.json files -> runs.csv")
     co.add_argument("--output", type=Path, required=True)
