@@ -64,6 +64,16 @@ def test_parse_logs_v50() -> None:
     assert "our score = the official result summarizer's: 8 of 8 result folders" in out
 
 
+def test_import_round() -> None:
+    """A whole round (the NVIDIA v5.0 fixtures) through the workflow and through the official
+    summarizer: both timed, every folder's score the same."""
+    need_fixtures()
+    out = bench("import_round.py", 600)
+    assert "68 logs" in out and number(r"summarizer / ours: ([\d.]+)x", out) > 0
+    assert number(r"ours again, nothing new: +([\d.]+) s", out) > 0
+    assert "scores equal to the summarizer's (relative 1e-9): 8 of 8 folders" in out
+
+
 def test_dry_run_scale() -> None:
     out = bench("dry_run_scale.py")
     rows = re.findall(r"^\s+(\d+)\s+(\d+)(?:\s+[\d.]+){5}$", out, re.M)

@@ -1,0 +1,156 @@
+"""Importing a whole published round: the workflow against mlperf-logging's result summarizer.
+
+    python bench/import_round.py ../training_results_v5.0 --round 5.0 --cores 2
+    python bench/import_round.py --quick        # the NVIDIA v5.0 fixtures (../shared), 1 round
+
+On the same tree, in one run:
+
+1. **Ours, cold**: ``python -m scripts.import_logs overlay ROOT`` writes the overlay, then
+   ``snakemake --cores N <every benchmark's summary.csv> --configfile overlay.yaml`` in a fresh
+   copy of the workflow: one import job per log (copy, parse, the round's compliance checker,
+   result.json), then runs.csv and summary.csv per benchmark. Nothing cached.
+2. **Ours, again**: the same command with nothing new (a no-op: every run is checked, no job
+   runs). Goal: under 5 s.
+3. **The summarizer**: ``python -m mlperf_logging.result_summarizer <submitter folder>
+   training <ruleset> --quiet`` for each submitter folder of the tree (it runs the compliance
+   checker and its own parser on every log). Goal for 1: at least 3x faster than this.
+
+Then every folder's score is compared: our ``score_s`` against the summarizer's own
+``_compute_strong_score_standalone`` on that folder (minutes x 60, relative 1e-9). The
+summarizer runs first: both then read the tree from the same warm file cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
+
+from scripts import import_logs, rounds  # noqa: E402
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
+
+
+def summarizer_seconds(root: Path, ruleset: str) -> float:
+    """The result summarizer's command line over every submitter folder of ``root``."""
+    t = time.perf_counter()
+    for _, folder in import_logs.submitter_folders(root):
+        cmd = [sys.executable, "-m", "mlperf_logging.result_summarizer", str(folder) + "/"]
+        subprocess.run(
+            [*cmd, "training", ruleset, "--quiet"], capture_output=True, text=True, check=True
+        )
+    return time.perf_counter() - t
+
+
+def official_scores(root: Path, ruleset: str) -> dict[tuple[str, str], float | None]:
+    """(system folder, benchmark) -> the summarizer's score in seconds (None: no score)."""
+    # the package's own function, as its command line calls it for every benchmark folder
+    import logging  # noqa: PLC0415 (its checker warns on the root logger)
+
+    from mlperf_logging.result_summarizer import result_summarizer as rs  # noqa: PLC0415
+
+    logging.disable(logging.WARNING)
+    out: dict[tuple[str, str], float | None] = {}
+    for _, folder in import_logs.submitter_folders(root):
+        for system in sorted((folder / "results").iterdir()):
+            for bench in sorted(p for p in system.iterdir() if p.is_dir()):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    score, _, _ = rs._compute_strong_score_standalone(
+                        bench.name, system.name, False, str(bench), "training", ruleset
+                    )
+                out[(system.name, bench.name)] = None if score is None else score * 60
+    return out
+
+
+def our_scores(wf: Path, overlay: dict) -> dict[tuple[str, str], float | None]:
+    """(system folder, mlperf benchmark name) -> summary.csv's score_s."""
+    folders = {s: Path(v["import_dir"]).name for s, v in overlay["systems"].items()}
+    out: dict[tuple[str, str], float | None] = {}
+    for name in overlay["campaign"]["benchmarks"]:
+        mlperf = overlay["benchmarks"][name]["mlperf_name"]
+        summary = pd.read_csv(wf / "results" / name / "summary.csv")
+        for row in summary.to_dict("records"):
+            valid = bool(row["valid"]) and not math.isnan(row["score_s"])
+            out[(folders[row["system"]], mlperf)] = float(row["score_s"]) if valid else None
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("root", nargs="?", type=Path, help="a training_results_vX.Y checkout")
+    p.add_argument("--round", dest="round_", help="the round (default: from the path)")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="the NVIDIA v5.0 fixtures (../shared)")
+    args = p.parse_args()
+    root = args.root or FIXTURES
+    if not root.is_dir():
+        raise SystemExit(f"error: {root} is not a folder (--quick needs ../shared/fixtures)")
+    round_ = args.round_ or ("5.0" if root == FIXTURES else import_logs.detect_round(root))
+    ruleset = rounds.ruleset_of(round_)
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        wf = copy_workflow(Path(tmp) / "wf")
+        baseline = summarizer_seconds(root, ruleset)
+        t = time.perf_counter()
+        make = [sys.executable, "-m", "scripts.import_logs", "overlay", str(root)]
+        subprocess.run(
+            [*make, "--round", round_, "--output", "round.yaml"], cwd=wf, check=True,
+            capture_output=True,
+        )  # fmt: skip
+        overlay = yaml.safe_load((wf / "round.yaml").read_text())
+        targets = [f"results/{b}/summary.csv" for b in overlay["campaign"]["benchmarks"]]
+        args_ = ["--cores", str(args.cores), *targets, "--configfile", "round.yaml"]
+        snakemake(wf, *args_)
+        cold = time.perf_counter() - t
+        again, _ = snakemake(wf, *args_)
+        ours = our_scores(wf, overlay)
+    official = official_scores(root, ruleset)
+    logs = sum(len(import_logs.result_files(Path(d))) for d in _bench_dirs(root))
+    print(f"import of a round ({root}, {logs} logs, ruleset {ruleset}), commit {commit()}")
+    print(f"  mlperf-logging result summarizer (baseline): {baseline:7.2f} s")
+    print(f"  ours, cold (--cores {args.cores}):               {cold:7.2f} s")
+    print(f"  ours again, nothing new:                     {again:7.2f} s (goal: < 5 s)")
+    print(f"  summarizer / ours: {baseline / cold:.2f}x (goal: >= 3x)")
+    return _compare(ours, official)
+
+
+def _bench_dirs(root: Path) -> list[Path]:
+    return [
+        b
+        for _, folder in import_logs.submitter_folders(root)
+        for system in (folder / "results").iterdir()
+        for b in system.iterdir()
+        if b.is_dir()
+    ]
+
+
+def _compare(ours: dict, official: dict) -> int:
+    bad = []
+    for key, want in sorted(official.items()):
+        got = ours.get(key)
+        same = (got is None and want is None) or (
+            got is not None and want is not None and abs(got - want) <= 1e-9 * abs(want)
+        )
+        if not same:
+            bad.append(f"{key}: ours {got}, the summarizer's {want}")
+    print(f"  scores equal to the summarizer's (relative 1e-9): {len(official) - len(bad)} "
+          f"of {len(official)} folders")  # fmt: skip
+    for line in bad:
+        print("    differs:", line)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
