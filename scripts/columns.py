@@ -277,8 +277,18 @@ SUMMARY = Registry(
         C(
             "rcp_scaling_factor",
             lambda r: r.score.scaling_factor,
-            "the RCP scaling factor of a published result folder (its scaling.json; 1.0 "
-            "without one and for runs made here)",
+            "the RCP scaling factor: a published result folder's (its scaling.json; 1.0 "
+            "without one), or for runs made here of an MLPerf benchmark the factor "
+            "mlperf-logging's RCP checker gives them (1.0 unless they converge faster than "
+            "the reference points allow)",
+        ),
+        C(
+            "rcp",
+            lambda r: r.first("rcp") if "rcp" in r.runs else None,
+            "the RCP check: published (the folder's scaling.json), pass, scaled (the runs "
+            "converged faster than the reference convergence points: the score is multiplied "
+            "by the factor), fail (rcp_checker's message in runs.csv's rcp_detail), or not "
+            "applicable (not an MLPerf benchmark, or no reference points for it)",
         ),
         C("mean_s", described("mean_s"), "mean time to train", "mean (s)", "s"),
         C("std_s", described("std_s"), "standard deviation (ddof=1)", "std (s)", "s"),

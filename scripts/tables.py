@@ -71,8 +71,11 @@ RUN_COLUMNS = [
     "overlapping_runs",
     "scale",
     "fingerprint",
-    # how the published result is scored (run.json; 1.0 and 1 for runs made here)
+    # how the result is scored: a published folder's scaling.json factor (run.json), or for
+    # runs made here of an MLPerf benchmark the factor of mlperf-logging's RCP checker on them
     "rcp_scaling_factor",
+    "rcp",
+    "rcp_detail",
     "olympic_drop",
     # the published systems/<system>.json (run.json's system_json; empty for runs made here)
     *SYSTEM_COLUMNS,
@@ -142,32 +145,67 @@ def has_log_problems(runs: pd.DataFrame) -> pd.Series:
 
 def run_provenance(result_file: Path) -> dict[str, Any]:
     """What the run.json beside a result.json says about scoring and the published system:
-    ``rcp_scaling_factor`` (1.0 without one: a run made here), ``olympic_drop`` (1) and the
+    ``published`` (an imported run), ``rcp_scaling_factor`` (1.0 without one: a run made
+    here), ``olympic_drop`` (1) and the
     system columns of its ``system_json`` (None each)."""
     meta_path = Path(result_file).with_name("run.json")
     meta = read_json(meta_path, "run.json") if meta_path.is_file() else {}
     system = meta.get("system_json") or {}
     return {
+        # a published run: its folder's factor (1.0 without scaling.json) is in run.json
+        "published": "rcp_scaling_factor" in meta,
         "rcp_scaling_factor": float(meta.get("rcp_scaling_factor", 1.0)),
         "olympic_drop": int(meta.get("olympic_drop", 1)),
         **{c: system.get(c) for c in SYSTEM_COLUMNS},
     }
 
 
+def own_rcp(
+    results: Sequence[Mapping[str, Any]], provenance: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Per system whose runs were made here (no published factor in run.json) and whose
+    benchmark is MLPerf's (result.json's compliance_ruleset): mlperf-logging's RCP checker on
+    its runs' logs (:func:`scripts.compliance.rcp_verdict`): pass, scaled by a factor, fail."""
+    logs: dict[str, list[str]] = {}
+    rulesets: dict[str, str] = {}
+    for r, p in zip(results, provenance, strict=True):
+        if p["published"] or not r.get("compliance_ruleset") or not r.get("log"):
+            continue
+        logs.setdefault(r["system"], []).append(str(r["log"]))
+        rulesets[r["system"]] = str(r["compliance_ruleset"])
+    return {s: compliance.rcp_verdict(logs[s], ruleset=rulesets[s]) for s in sorted(logs)}
+
+
+def _rcp_cells(system: str, published: bool, verdicts: Mapping[str, Any]) -> dict[str, Any]:
+    if published:
+        return {"rcp": "published", "rcp_detail": "the folder's scaling.json (1.0 without one)"}
+    verdict = verdicts.get(system)
+    if verdict is None:
+        return {"rcp": compliance.NOT_APPLICABLE, "rcp_detail": "not an MLPerf benchmark"}
+    cells = {"rcp": verdict.status, "rcp_detail": verdict.detail}
+    if verdict.status == "scaled" and verdict.factor is not None:
+        cells["rcp_scaling_factor"] = float(verdict.factor)
+    return cells
+
+
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
-    """runs.csv: one row per result.json (with :func:`run_provenance` of its run.json)."""
+    """runs.csv: one row per result.json (with :func:`run_provenance` of its run.json, and
+    :func:`own_rcp` for the runs made here of an MLPerf benchmark)."""
     results = [read_json(Path(f), "result.json") for f in result_files]  # a corrupt one is named
-    rows = [
-        {
+    provenance = [run_provenance(Path(f)) for f in result_files]
+    verdicts = own_rcp(results, provenance)
+    rows = []
+    for r, p, n in zip(results, provenance, overlapping_runs(results), strict=True):
+        row = {
             **r,
             "gpu_devices": ",".join(r.get("gpu_devices") or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
             **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
-            **run_provenance(Path(f)),
+            **{k: v for k, v in p.items() if k != "published"},
         }
-        for f, r, n in zip(result_files, results, overlapping_runs(results), strict=True)
-    ]
+        row.update(_rcp_cells(r["system"], p["published"], verdicts))
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return frame.sort_values(["system", "run"], kind="stable").reset_index(drop=True)
 

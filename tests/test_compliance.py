@@ -317,3 +317,38 @@ def test_the_command_line_prints_the_verdict_as_json(
     assert out["status"] == "fail" and "eval_accuracy" in out["detail"]
     assert compliance.main(["check", str(results / PASSING), "--ruleset", "9.9.9"]) == 2
     assert "no compliance rules" in capsys.readouterr().err
+
+
+def test_runs_made_here_of_an_mlperf_benchmark_get_the_rcp_checkers_factor_in_the_score(
+    v50: Path, results: Path, tmp_path: Path
+) -> None:
+    """The RCP check for your own runs: NVIDIA's dlrm logs as if they were run here (a run.json
+    as the runner writes it: no published factor) are scaled as rcp_checker scales them, and
+    the same logs imported keep their folder's scaling.json."""
+    from scripts import result_json, tables
+
+    folder = results / "nyx_n1_ngc25.03_hugectr/dlrm_dcnv2"
+    quality = {"target": 0.80275, "direction": "higher"}
+    files = []
+    for i, log in enumerate(result_files(folder), 1):
+        run_dir = tmp_path / "results/dlrm/mine" / f"run_{i:02d}"
+        run_dir.mkdir(parents=True)
+        shutil.copyfile(log, run_dir / "mlperf.log")
+        meta = {"benchmark": "dlrm", "system": "mine", "run": i, "seed": i, "fingerprint": "f"}
+        (run_dir / "run.json").write_text(json.dumps(meta))
+        result_json.write_result(
+            run_dir / "mlperf.log", run_dir / "run.json", quality, "run_stop",
+            run_dir / "result.json", compliance_ruleset=RULESET,
+        )  # fmt: skip
+        files.append(run_dir / "result.json")
+    runs = tables.collect(files)
+    want = compliance.rcp_verdict([f.with_name("mlperf.log") for f in files], ruleset=RULESET)
+    assert want.status == "scaled" and want.factor > 1
+    assert set(runs["rcp"]) == {"scaled"}
+    assert set(runs["rcp_scaling_factor"]) == {want.factor}
+    summary = tables.summarize(runs)
+    (row,) = summary.to_dict("records")
+    assert row["rcp"] == "scaled" and row["rcp_scaling_factor"] == want.factor
+    assert row["score_s"] == pytest.approx(row["score_unscaled_s"] * want.factor, rel=1e-12)
+    published = json.loads((folder / "scaling.json").read_text())["scaling_factor"]
+    assert want.factor == pytest.approx(published, rel=1e-12)  # what NVIDIA's folder holds
