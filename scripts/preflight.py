@@ -842,8 +842,7 @@ def _comparability_actions(state: State, disk: _Disk) -> list[Action]:
     if not state.incomparable:
         return []
     problems = [
-        plan.incomparable_message(i.benchmark, i.system, dict(i.runs))
-        for i in state.incomparable
+        plan.incomparable_message(i.benchmark, i.system, dict(i.runs)) for i in state.incomparable
     ]
     return [
         Refuse(
