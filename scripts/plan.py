@@ -604,6 +604,8 @@ def incomparable_runs(
     difference.
     """
     found: dict[str, list[str]] = {}
+    if not (root / "results" / benchmark / system).is_dir():
+        return found  # no run of it yet (a fresh campaign: one stat, not one per run)
     for run_id in run_ids:
         meta_path = layout.run_dir(root, benchmark, system, run_id) / "run.json"
         if not meta_path.exists():

@@ -489,6 +489,15 @@ def runs_on_disk(
     """Which files each run of ``runs`` (system -> its run ids) has."""
     found = []
     for system, ids in runs.items():
+        if not (root / "results" / benchmark / system).is_dir():
+            # no run of it yet (a fresh campaign): one stat instead of three per run
+            found += [
+                RunFiles(
+                    system, run, layout.run_dir(root, benchmark, system, run), False, False, False
+                )
+                for run in ids
+            ]
+            continue
         for run in ids:
             d = layout.run_dir(root, benchmark, system, run)
             found.append(

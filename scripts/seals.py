@@ -276,6 +276,8 @@ def check_system(
     """Check the seals of every finished run of one benchmark and system (see the module
     docstring); reads and updates the cache unless ``use_cache`` is false."""
     found = SystemCheck(benchmark, system)
+    if not (root / "results" / benchmark / system).is_dir():
+        return found  # no run of it yet: nothing sealed (one stat, not one per run)
     path = cache_path(root, benchmark, system)
     cache = _load_cache(path) if use_cache else {}
     new: dict[str, Any] = {}
