@@ -43,8 +43,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from mlperf_logging.compliance_checker import mlp_compliance, mlp_parser
-
 from scripts import formats, hashing
 
 Status = Literal["pass", "fail", "not applicable"]
@@ -95,10 +93,20 @@ def checker_version() -> str:
     return f"mlperf-logging {metadata.version('mlperf-logging')}"
 
 
+def _mlp_compliance() -> Any:
+    """mlperf-logging's compliance checker module, imported on first use: every training job
+    imports this module (through scripts/result_json.py), and only a benchmark with a
+    ruleset runs the checker (its import costs 18 ms of each job's start)."""
+    # lazy: for start-up speed (see the docstring)
+    from mlperf_logging.compliance_checker import mlp_compliance
+
+    return mlp_compliance
+
+
 @cache
 def rulesets(usage: str = "training") -> tuple[str, ...]:
     """The rulesets the installed compliance checker has rules for (``<usage>_<ruleset>/``)."""
-    root = Path(mlp_compliance.__file__).parent
+    root = Path(_mlp_compliance().__file__).parent
     return tuple(
         sorted(
             p.name.split("_", 1)[1]
@@ -207,6 +215,7 @@ def _run_checker(path: Path, usage: str, ruleset: str) -> tuple[bool, str]:
     """(valid, first failure) of one log, by mlperf-logging's compliance checker called as the
     result summarizer calls it (``_read_result_file``). The one function that runs it."""
     config_file = f"{usage}_{ruleset}/common.yaml"
+    mlp_compliance = _mlp_compliance()
     checker = mlp_compliance.make_checker(usage=usage, ruleset=ruleset, quiet=True, werror=False)
     recorder = _Recorder(checker)
     # a module-global queue: a check that raised midway leaves its configs in it
@@ -302,6 +311,9 @@ def check_log(
 def logged_seeds(path: Path | str, *, ruleset: str) -> list[int]:
     """The values of the log's ``seed`` events, read by mlperf-logging's parser (as the
     package checker's seed checker reads them); a value that is no integer is skipped."""
+    # lazy, as _mlp_compliance: only the seed check reads a log with the package's parser
+    from mlperf_logging.compliance_checker import mlp_parser
+
     with _captured():
         loglines, _ = mlp_parser.parse_file(str(path), ruleset=ruleset)
     seeds = []

@@ -37,10 +37,10 @@ import yaml
 
 from scripts import formats, hashing, seals
 from scripts.config import WORKFLOW_DIR
+from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
-RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 SCALING_FILE = "scaling.json"  # the RCP scaling factor of a result folder (v1.0 on)
 # summary.csv's columns from the submission's systems/<system>.json (system_columns)
 SYSTEM_COLUMNS = ("submitter", "division", "accelerator", "n_accelerators", "n_nodes", "framework")
@@ -49,30 +49,6 @@ _HOST_RE = re.compile(rb"^(?:Gathering sys log on|Clearing cache on|Launching on
 BLOCK_BYTES = 4 << 20
 LITERAL_MAX_CHARS = 64 << 10  # a longer submission_entry stays text
 SUBMISSION_KEYS = ("org", "platform", "division", "status", "benchmark", "poc_name")
-
-
-def result_files(folder: Path) -> list[Path]:
-    """``result_<N>.txt`` files of a folder, ordered by N (an empty list for no folder)."""
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := RESULT_FILE_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def benchmark_folder(import_dir: Path, benchmark: Mapping[str, Any]) -> Path | None:
-    """The folder of a benchmark's result_*.txt in an import system's folder: the first of
-    ``<import_dir>/<mlperf_name>`` and ``<import_dir>/<alias>`` (the benchmark's
-    ``folder_aliases``, e.g. Google's v0.6 ``mask`` for maskrcnn, as the result summarizer's
-    ``_benchmark_alias`` reads it) that holds result files; None when none does or the
-    benchmark has no mlperf_name."""
-    name = benchmark.get("mlperf_name")
-    if not name:
-        return None
-    for folder_name in (name, *benchmark.get("folder_aliases", [])):
-        folder = Path(import_dir) / str(folder_name)
-        if result_files(folder):
-            return folder
-    return None
 
 
 def scaling_factor(folder: Path) -> float:

@@ -14,9 +14,13 @@ it back (a wildcard, a folder's name), and nothing else does either.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 RUN_ID = re.compile(r"\d{2,}")
+# a published MLPerf result folder's logs: result_<N>.txt (N from 0 or from 1)
+RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 # the compliance checker's verdicts, one small JSON per log sha256 (scripts/compliance.py),
 # relative to the folder snakemake runs in: derived data, like Snakemake's own metadata
 COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
@@ -80,3 +84,31 @@ def find_run_dir(system_dir: Path, run: int) -> Path | None:
     if len(found) > 1:
         raise ValueError(f"{' and '.join(map(str, found))} are both run {run}")
     return found[0] if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Published result folders (training_results_vX.Y/<submitter>/results/<system>/<benchmark>/)
+
+
+def result_files(folder: Path) -> list[Path]:
+    """``result_<N>.txt`` files of a folder, ordered by N (an empty list for no folder)."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := RESULT_FILE_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def benchmark_folder(import_dir: Path, benchmark: Mapping[str, Any]) -> Path | None:
+    """The folder of a benchmark's result_*.txt in an import system's folder: the first of
+    ``<import_dir>/<mlperf_name>`` and ``<import_dir>/<alias>`` (the benchmark's
+    ``folder_aliases``, e.g. Google's v0.6 ``mask`` for maskrcnn, as the result summarizer's
+    ``_benchmark_alias`` reads it) that holds result files; None when none does or the
+    benchmark has no mlperf_name."""
+    name = benchmark.get("mlperf_name")
+    if not name:
+        return None
+    for folder_name in (name, *benchmark.get("folder_aliases", [])):
+        folder = Path(import_dir) / str(folder_name)
+        if result_files(folder):
+            return folder
+    return None

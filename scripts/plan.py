@@ -55,7 +55,7 @@ from scripts.config import (
 )
 from scripts.dataset import check_dataset, tree_digest_of, verified_manifest_sha256
 from scripts.gpus import declared_devices
-from scripts.import_logs import benchmark_folder, result_files
+from scripts.layout import benchmark_folder, result_files
 from scripts.records import differences, hyperparameters
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def import_dir(system: Mapping[str, Any]) -> Path:
 def import_folder(config: Mapping[str, Any], benchmark: str, system: str) -> Path | None:
     """The folder of result_*.txt that an import system has for a benchmark, or None (not an
     import system, a benchmark without mlperf_name, or no such folder with results): its
-    mlperf_name's folder, else one of its folder_aliases' (scripts.import_logs)."""
+    mlperf_name's folder, else one of its folder_aliases' (scripts.layout)."""
     sys_, bench = config["systems"][system], config["benchmarks"][benchmark]
     if sys_["backend"] != "import":
         return None
