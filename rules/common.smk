@@ -47,7 +47,11 @@ wildcard_constraints:
 
 
 inputs = RuleInputs(
-    CONFIG, WORKFLOW_DIR, python=sys.executable, remote_exec=workflow.remote_exec, ancient=ancient
+    CONFIG,
+    WORKFLOW_DIR,
+    python=sys.executable,
+    remote_exec=workflow.remote_exec,
+    ancient=ancient,
 )
 PLOTS = rule_inputs.PLOTS
 
