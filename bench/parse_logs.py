@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import mlperf_log, scoring  # noqa: E402
+from scripts import mlperf_log, rounds, scoring  # noqa: E402
 from scripts.import_logs import result_files  # noqa: E402
 
 EXCERPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "v06_dgx1_result_0_excerpt.txt"
@@ -48,19 +48,6 @@ TRAIN = (
 )
 STAMP = re.compile(r"^(:::MLL )(\d+\.\d+)")
 V50 = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
-# the v5.0 quality target of each benchmark's last eval_accuracy: (target, direction)
-# (stable_diffusion logs FID and CLIP as eval_accuracy; its last one is CLIP >= 0.15)
-V50_QUALITY = {
-    "bert": (0.720, "higher"),
-    "dlrm_dcnv2": (0.80275, "higher"),
-    "llama2_70b_lora": (0.925, "lower"),
-    "llama31_405b": (5.6, "lower"),
-    "retinanet": (0.340, "higher"),
-    "rgat": (0.72, "higher"),
-    "stable_diffusion": (0.15, "higher"),
-}
-
-
 def make_log(path: Path, rng: random.Random, size: int = 140_000) -> None:
     lines = EXCERPT.read_text().splitlines()
     t0 = next(float(m.group(2)) for line in lines if (m := STAMP.match(line)))
@@ -146,15 +133,25 @@ def v50_folders(dest: Path, copies: int) -> list[Folder]:
 
 
 def ours_v50(folders: list[Folder]) -> tuple[float, list[float | None]]:
-    """Seconds to parse, judge and score every folder, and each folder's score (s)."""
+    """Seconds to parse, judge and score every folder, and each folder's score (s). Each
+    benchmark's quality is its v5.0 definition (scripts/rounds.py, from mlperf-logging's rule
+    files: Stable Diffusion's FID and CLIP both), read as result.json reads it."""
+    quality = {d["mlperf_name"]: d["quality"] for d in rounds.definitions("5.0").values()}
     t = time.perf_counter()
     scores: list[float | None] = []
     for _system, benchmark, paths in folders:
-        target, direction = V50_QUALITY[benchmark]
+        q = quality[benchmark]
         times: list[float | None] = []
         converged: list[bool] = []
         for path in paths:
-            outcome = mlperf_log.run_outcome(mlperf_log.parse_file(path), target, direction)
+            outcome = mlperf_log.run_outcome(
+                mlperf_log.parse_file(path),
+                float(q["target"]),
+                q.get("direction", "higher"),
+                value_key=q.get("value_key"),
+                also_targets=q.get("also_targets"),
+                also_directions=q.get("also_directions"),
+            )
             times.append(outcome.time_to_train_s)
             converged.append(outcome.converged)
         scores.append(scoring.olympic_score(times, converged).score_s)
