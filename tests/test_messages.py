@@ -213,6 +213,8 @@ EXAMPLES = {
     "^-?[0-9]+(:-?[0-9]+)?$(?!\\n)": "-1:-1",
     "^/dev/\\S+$(?!\\n)": "/dev/infiniband/uverbs0",
     "^(seccomp|apparmor|label|no-new-privileges)([=:][^\\n]*)?$(?!\\n)": "seccomp=unconfined",
+    "^[0-9]+\\.[0-9]+$(?!\\n)": "5.0",  # an MLPerf round (benchmarks.<b>.mlperf.round)
+    "^[0-9]+\\.[0-9]+\\.[0-9]+$(?!\\n)": "5.0.0",  # its mlperf-logging ruleset
 }
 
 
@@ -267,16 +269,17 @@ def test_a_name_ending_in_a_newline_is_refused(overlay: dict[str, Any]) -> None:
 
 
 def _in_full_disk(tmp_path: Path, setup: str, command: str) -> subprocess.CompletedProcess[str]:
-    """Run ``setup`` then ``command`` (bash) in a mount namespace where ``$FULL`` is a 1 MiB
-    tmpfs; ``fill`` fills it up. Skips where this machine cannot make one."""
+    """Run ``setup`` then ``command`` (bash) in a mount namespace where ``$FULL`` is a 4 MiB
+    tmpfs (room for a copy of the workflow); ``fill`` fills it up. Skips where this machine
+    cannot make one."""
     if shutil.which("unshare") is None:
         pytest.skip("no unshare")
     full = tmp_path / "full"
     full.mkdir()
     script = (
-        f"set -e; FULL={shlex.quote(str(full))}; fill() {{ head -c 2m /dev/zero > $FULL/filler "
+        f"set -e; FULL={shlex.quote(str(full))}; fill() {{ head -c 8m /dev/zero > $FULL/filler "
         "2>/dev/null || true; }; "
-        'mount -t tmpfs -o size=1m tmpfs "$FULL" || exit 77; '
+        'mount -t tmpfs -o size=4m tmpfs "$FULL" || exit 77; '
         f"{setup}; set +e; {command}"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
