@@ -44,14 +44,21 @@ from scripts import import_logs, rounds  # noqa: E402
 FIXTURES = REPO.parent / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
 
 
-def summarizer_seconds(root: Path, ruleset: str) -> float:
-    """The result summarizer's command line over every submitter folder of ``root``."""
+def summarizer_seconds(root: Path, ruleset: str, cwd: Path) -> float:
+    """The result summarizer's command line over every submitter folder of ``root``, run in
+    ``cwd`` (it writes its summary.json into the folder it runs in)."""
     t = time.perf_counter()
     for _, folder in import_logs.submitter_folders(root):
-        cmd = [sys.executable, "-m", "mlperf_logging.result_summarizer", str(folder) + "/"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlperf_logging.result_summarizer",
+            str(folder.resolve()) + "/",
+        ]
         subprocess.run(
-            [*cmd, "training", ruleset, "--quiet"], capture_output=True, text=True, check=True
-        )
+            [*cmd, "training", ruleset, "--quiet"], capture_output=True, text=True, check=True,
+            cwd=cwd,
+        )  # fmt: skip
     return time.perf_counter() - t
 
 
@@ -102,7 +109,8 @@ def main() -> int:
     ruleset = rounds.ruleset_of(round_)
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         wf = copy_workflow(Path(tmp) / "wf")
-        baseline = summarizer_seconds(root, ruleset)
+        (Path(tmp) / "summarizer").mkdir()
+        baseline = summarizer_seconds(root, ruleset, Path(tmp) / "summarizer")
         t = time.perf_counter()
         make = [sys.executable, "-m", "scripts.import_logs", "overlay", str(root)]
         subprocess.run(
