@@ -57,6 +57,17 @@ def test_a_warm_file_is_cold_after_evict(tmp_path):
     assert pagecache.residency([f]).fraction < 0.05
 
 
+def test_a_file_written_just_now_is_cold_after_evict_too(tmp_path):
+    """A dataset unpacked just before the first run: its pages are still dirty (no sync),
+    and DONTNEED alone keeps dirty pages; evict writes them back first."""
+    f = tmp_path / "data" / "fresh.bin"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(os.urandom(SIZE))  # no os.sync(): dirty for up to 30 s
+    assert pagecache.residency([f]).fraction > 0.9
+    pagecache.evict([f])
+    assert pagecache.residency([f]).fraction < 0.05
+
+
 def test_residency_of_a_tree_counts_every_file_and_partial_reads(tmp_path):
     a = warm_file(tmp_path / "d" / "a.bin")
     b = warm_file(tmp_path / "d" / "sub" / "b.bin", 16 * MIB)
