@@ -68,6 +68,16 @@ def run_conditions(meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def verdict_of(
+    log: Path, ruleset: str | None, cache_dir: Path | None = None
+) -> compliance.Verdict | None:
+    """The compliance checker's verdict on ``log`` with ``ruleset`` (cached in ``cache_dir``),
+    or None without a ruleset (recorded as "not applicable")."""
+    if not ruleset:
+        return None
+    return compliance.check_log(log, ruleset=ruleset, cache_dir=cache_dir)
+
+
 def _judged(
     out: dict[str, Any], problems: list[str], verdict: compliance.Verdict | None
 ) -> compliance.Verdict:
@@ -152,11 +162,7 @@ def write_result(
     it was parsed from (scripts/seals.py); with ``compliance_ruleset``, the log's compliance
     verdict (cached in ``compliance_cache``)."""
     meta = formats.read_json(meta_path, "run.json")
-    verdict = (
-        compliance.check_log(log, ruleset=compliance_ruleset, cache_dir=compliance_cache)
-        if compliance_ruleset is not None
-        else None
-    )
+    verdict = verdict_of(log, compliance_ruleset, compliance_cache)
     result = formats.stamped("result.json", parse_run(log, meta, quality, time_to_train, verdict))
     result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
     hashing.write_json(output, result)

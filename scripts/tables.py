@@ -36,7 +36,7 @@ from scripts import columns, compliance, formats, stats
 from scripts.formats import CorruptFile, NewerFormat, read_json
 from scripts.hashing import write_atomic, write_json
 from scripts.import_logs import SYSTEM_COLUMNS
-from scripts.result_json import compliance_of, parse_run
+from scripts.result_json import compliance_of, parse_run, verdict_of
 from scripts.scoring import olympic_score, usable_time
 
 RUN_COLUMNS = [
@@ -483,13 +483,7 @@ def _parse(args: argparse.Namespace) -> int:
     """mlperf.log + run.json -> result.json."""
     meta = formats.read_json(args.meta, "run.json")
     quality = json.loads(args.quality_json)
-    verdict = (
-        compliance.check_log(
-            args.log, ruleset=args.compliance_ruleset, cache_dir=args.compliance_cache
-        )
-        if args.compliance_ruleset
-        else None
-    )
+    verdict = verdict_of(args.log, args.compliance_ruleset, args.compliance_cache)
     parsed = parse_run(args.log, meta, quality, args.time_to_train, verdict)
     result = formats.stamped("result.json", parsed)
     write_json(args.output, result)
