@@ -2,6 +2,7 @@
 # are every rule's input, params and resources functions (scripts/rule_inputs.py: unit-tested
 # without snakemake; rules call inputs.<question>).
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -35,6 +36,8 @@ SYSTEMS = CONFIG["systems"]
 DATA_DIR = CONFIG["data_dir"].rstrip("/")
 # the python (and so the environment) that runs snakemake also runs the rules' scripts
 PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executable)} -m"
+# an import batch's processes: every core (snakemake gives a job at most --cores of them)
+IMPORT_THREADS = os.cpu_count() or 1
 
 
 # names as the schema has them; (?!\n): a target ending in a newline is no rule's output

@@ -18,6 +18,9 @@ rule train_run:
         result="results/{benchmark}/{system}/run_{run}/result.json",
     log:
         "logs/train_run/{benchmark}/{system}/run_{run}.log",
+    # an import system's runs are its batch's outputs (import.smk), never trained
+    wildcard_constraints:
+        system=inputs.trained_systems_regex(),
     threads: inputs.threads
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:

@@ -24,6 +24,8 @@ RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 # the compliance checker's verdicts, one small JSON per log sha256 (scripts/compliance.py),
 # relative to the folder snakemake runs in: derived data, like Snakemake's own metadata
 COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
+# the import batches' plans (scripts/rule_inputs.py import_plan_file), named by their content
+IMPORT_PLANS = Path(".snakemake") / "import-plans"
 RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 
 

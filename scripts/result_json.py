@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import compliance, formats, hashing, seals
-from scripts.mlperf_log import parse_file, run_outcome
+from scripts.mlperf_log import ParsedLog, parse_file, run_outcome
 
 COMPLIANCE_KEY = "compliance"
 COMPLIANCE_DETAIL_KEY = "compliance_detail"
@@ -100,14 +100,17 @@ def parse_run(
     quality: Mapping[str, Any],
     time_to_train: str = "run_stop",
     verdict: compliance.Verdict | None = None,
+    *,
+    parsed: ParsedLog | None = None,
 ) -> dict[str, Any]:
-    """The result of one run: its log's outcome plus the runner's metadata.
+    """The result of one run: its log's outcome plus the runner's metadata (``parsed``: the log
+    already parsed, else it is parsed here).
 
     ``quality`` is the benchmark's quality section (target, direction, and optionally
     value_key and also_targets); ``time_to_train`` its ``log.time_to_train``; ``verdict``
     the compliance checker's on the log (None: not checked, "not applicable"). A log that
     fails it is not converged, whatever its quality."""
-    parsed = parse_file(log)
+    parsed = parse_file(log) if parsed is None else parsed
     outcome = run_outcome(
         parsed,
         float(quality["target"]),
@@ -157,13 +160,16 @@ def write_result(
     *,
     compliance_ruleset: str | None = None,
     compliance_cache: Path | None = None,
+    parsed: ParsedLog | None = None,
 ) -> dict[str, Any]:
     """Parse a finished run and write its result.json (atomically), with the sha256 of the log
     it was parsed from (scripts/seals.py); with ``compliance_ruleset``, the log's compliance
-    verdict (cached in ``compliance_cache``)."""
+    verdict (cached in ``compliance_cache``). ``parsed``: the log already parsed."""
     meta = formats.read_json(meta_path, "run.json")
     verdict = verdict_of(log, compliance_ruleset, compliance_cache)
-    result = formats.stamped("result.json", parse_run(log, meta, quality, time_to_train, verdict))
+    result = formats.stamped(
+        "result.json", parse_run(log, meta, quality, time_to_train, verdict, parsed=parsed)
+    )
     result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
     hashing.write_json(output, result)
     return result

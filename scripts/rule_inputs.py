@@ -14,11 +14,13 @@ cannot answer raises :class:`scripts.config.ConfigError` with a one-line message
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -33,6 +35,11 @@ from scripts.config import ConfigError
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 # the summary rules' tables and the report, per campaign benchmark (the default target)
 CAMPAIGN_FILES = ("summary.csv", "comparison.csv", "report.html")
+# runs per import job (whole systems; scripts/import_logs.py imports a batch): Snakemake matches
+# a requested file against every output of the rule that lists it, so one job of a benchmark's
+# 400 runs made the no-op of a 1,360-log round 5.3 s; batches of 100 make it 4.0 s and cost a
+# few more job starts (docs/PERFORMANCE.md section 14)
+IMPORT_BATCH_RUNS = 100
 
 
 class Wildcards(Protocol):
@@ -50,6 +57,37 @@ def json_arg(value: Any) -> str:
 
 def _same_path(path: str) -> str:
     return path
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """One job that imports every run of a benchmark's import systems (rules/import.smk)."""
+
+    benchmark: str
+    rule: str  # the rule's name: import_<benchmark> with every other character made _
+    folders: tuple[str, ...]  # each system's folder of the benchmark's logs (the inputs)
+    outputs: tuple[str, ...]  # mlperf.log, run.json and result.json of every run
+    plan: dict[str, Any]  # scripts.import_logs.batch_plan
+    sources: str  # the digest of every log's path, size and mtime: a changed log redoes it
+
+
+def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
+    """``prefix + name`` as a Python identifier (a rule's name), distinct from ``taken``."""
+    base = prefix + re.sub(r"\W", "_", name)
+    out, i = base, 2
+    while out in taken:
+        out, i = f"{base}_{i}", i + 1
+    taken.add(out)
+    return out
+
+
+def _sources_digest(paths: Iterable[Path]) -> str:
+    """sha256 over each path with its size and mtime (a stat each, no read)."""
+    sha = hashlib.sha256()
+    for path in paths:
+        st = path.stat()
+        sha.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return sha.hexdigest()
 
 
 class RuleInputs:
@@ -228,7 +266,7 @@ class RuleInputs:
         return spec.to_json()
 
     def result_args(self, wildcards: Wildcards) -> str:
-        """What train_run and import_run need to write result.json in the same job."""
+        """What train_run needs to write result.json in the same job."""
         bench = self.benchmarks[wildcards.benchmark]
         out = f"{self._run_dir(wildcards.benchmark, wildcards.system, wildcards.run)}/result.json"
         args = (
@@ -354,34 +392,82 @@ class RuleInputs:
 
     # -- import systems -------------------------------------------------------------------------
 
-    def import_systems_regex(self) -> str:
-        """A wildcard constraint that matches exactly the import systems (nothing if none)."""
-        return "|".join(re.escape(s) for s in self.import_systems) or "(?!)"
+    def trained_systems_regex(self) -> str:
+        """A wildcard constraint of train_run that matches exactly the systems that train: an
+        import system's runs come from its batch (import.smk) and are never trained."""
+        trained = [s for s in self.systems if s not in self.import_systems]
+        return "|".join(re.escape(s) for s in sorted(trained)) or "(?!)"
 
-    def import_source(self, wildcards: Wildcards) -> str:
-        """The published result_N.txt that is run NN of an import system."""
-        folder = plan.import_folder(self.config, wildcards.benchmark, wildcards.system)
-        if folder is None:
-            raise ConfigError(
-                f"system {wildcards.system!r} has no folder of {wildcards.benchmark!r} results"
-            )
-        return str(import_logs.source_of(folder, layout.parse_run_id(wildcards.run)))
+    def import_batches(self, max_runs: int = IMPORT_BATCH_RUNS) -> list[ImportBatch]:
+        """The import jobs: per benchmark that campaign import systems have logs of, their
+        runs in batches of whole systems, at most ``max_runs`` runs each unless one system has
+        more (rules/import.smk; scripts/import_logs.py)."""
+        batches: list[ImportBatch] = []
+        names: set[str] = set()
+        for benchmark, bench in self.benchmarks.items():
+            chunks: list[tuple[list[str], list[tuple[Path, str, dict[str, Any]]]]] = []
+            for system in self.benchmark_systems(benchmark):
+                folder = plan.import_folder(self.config, benchmark, system)
+                if folder is None:
+                    continue  # a system that trains
+                spec = self._import_spec(benchmark, system)
+                files = layout.result_files(folder)
+                runs = [
+                    (src, self._run_dir(benchmark, system, run), {**spec, "run": int(run)})
+                    for run, src in zip(layout.run_ids(len(files)), files, strict=True)
+                ]
+                if not chunks or len(chunks[-1][1]) + len(runs) > max_runs:
+                    chunks.append(([], []))
+                chunks[-1][0].append(str(folder))
+                chunks[-1][1].extend(runs)
+            ruleset = plan.compliance_ruleset(bench)
+            for folders, runs in chunks:
+                if not runs:
+                    continue
+                batch_plan = import_logs.batch_plan(
+                    benchmark,
+                    bench,
+                    runs,
+                    compliance_ruleset=ruleset,
+                    compliance_cache=str(layout.COMPLIANCE_CACHE) if ruleset else None,
+                )
+                outputs = tuple(f"{d}/{f}" for _, d, _ in runs for f in import_logs.RUN_FILES)
+                batches.append(
+                    ImportBatch(
+                        benchmark=benchmark,
+                        rule=_rule_name("import_", benchmark, names),
+                        folders=tuple(folders),
+                        outputs=outputs,
+                        plan=batch_plan,
+                        sources=_sources_digest(src for src, _, _ in runs),
+                    )
+                )
+        return batches
 
-    def import_spec_json(self, wildcards: Wildcards) -> str:
-        record = plan.comparability(self.config, wildcards.benchmark, wildcards.system)
-        bench = self.benchmarks[wildcards.benchmark]
-        return json.dumps(
-            {
-                "benchmark": wildcards.benchmark,
-                "system": wildcards.system,
-                "run": layout.parse_run_id(wildcards.run),
-                "scale": bench["scale"],
-                "mlperf_name": bench.get("mlperf_name"),
-                "config_fingerprint": hashing.canonical_sha256(record),
-                "comparability": record,
-            },
-            sort_keys=True,
-        )
+    def import_plan_file(self, batch: ImportBatch, root: Path = Path(".")) -> str:
+        """The batch's plan as a file, named by its content (written once): the rule's params
+        hold this path, not the plan (Snakemake keeps a copy of a rule's params and command
+        for each of its outputs: a plan of 200 runs would be stored 600 times)."""
+        text = json.dumps(batch.plan, sort_keys=True, indent=1) + "\n"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = root / layout.IMPORT_PLANS / f"{batch.benchmark}.{digest}.json"
+        if not path.is_file():
+            hashing.write_atomic(path, text)
+        return str(path)
+
+    def _import_spec(self, benchmark: str, system: str) -> dict[str, Any]:
+        """An import run's specification, as scripts.import_logs.import_run takes it (its run
+        number aside)."""
+        record = plan.comparability(self.config, benchmark, system)
+        bench = self.benchmarks[benchmark]
+        return {
+            "benchmark": benchmark,
+            "system": system,
+            "scale": bench["scale"],
+            "mlperf_name": bench.get("mlperf_name"),
+            "config_fingerprint": hashing.canonical_sha256(record),
+            "comparability": record,
+        }
 
     # -- the report -----------------------------------------------------------------------------
 

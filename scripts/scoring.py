@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scripts.mlperf_log import MAX_TIME_TO_TRAIN_S
+from scripts.stats import t_quantile
 
 __all__ = ["Describe", "Score", "describe", "olympic_score", "usable_time"]
 
@@ -180,7 +181,8 @@ def describe(times_s: Sequence[float]) -> Describe:
     with ddof=1 (divisor n-1); ``cv = std_s / mean_s``; ``sem_s = std_s / sqrt(n)``;
     median is the middle value (mean of the two middle values for even n); the 95%
     confidence interval of the mean is ``mean +/- t * sem`` with
-    ``t = scipy.stats.t.ppf(0.975, n - 1)`` (two-sided Student-t quantile).
+    ``t = scipy.stats.t.ppf(0.975, n - 1)`` (two-sided Student-t quantile, as
+    :func:`scripts.stats.t_quantile` computes it).
 
     std, cv, sem and the interval are nan when n < 2.  Raises ValueError for an empty
     input or a non-finite value.
@@ -202,9 +204,7 @@ def describe(times_s: Sequence[float]) -> Describe:
         std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
         cv = std / mean if mean != 0 else nan
         sem = std / math.sqrt(n)
-        from scipy import stats  # lazy: 0.6 s; the workflow's load imports this module
-
-        half = float(stats.t.ppf(0.975, n - 1)) * sem
+        half = t_quantile(0.975, n - 1) * sem
         lo, hi = mean - half, mean + half
     return Describe(
         n=n,

@@ -76,6 +76,16 @@ def _sps() -> Any:
     return stats
 
 
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom: ``scipy.stats.t.ppf(p,
+    df)``, computed by the function it calls (``scipy.special.stdtrit(df, p)``, the same
+    value), so that a job that only needs t does not import scipy.stats: 0.29 s against 0.79 s
+    (python -X importtime), in every summarize job."""
+    from scipy import special  # lazy: see the docstring
+
+    return float(special.stdtrit(df, p))
+
+
 def _values(xs: Sequence[float]) -> np.ndarray:
     np = _np()
     arr = np.asarray([float(x) for x in xs], dtype=float)
@@ -132,10 +142,10 @@ def mad(xs: Sequence[float]) -> float:
 
 def t_interval(xs: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student-t interval of the mean: mean +/- t(1 - (1 - confidence)/2, n - 1) * sem,
-    t from ``scipy.stats.t.ppf``; (nan, nan) when n < 2."""
+    t from ``scipy.stats.t.ppf`` (:func:`t_quantile`); (nan, nan) when n < 2."""
     if len(xs) < 2:
         return NAN, NAN
-    half = float(_sps().t.ppf(0.5 + confidence / 2, len(xs) - 1)) * sem(xs)
+    half = t_quantile(0.5 + confidence / 2, len(xs) - 1) * sem(xs)
     m = mean(xs)
     return m - half, m + half
 
@@ -245,7 +255,7 @@ def runs_for_relative_ci(
     if s == 0:
         return 2
     for n in range(2, max_runs + 1):
-        if float(_sps().t.ppf(0.5 + confidence / 2, n - 1)) * s / math.sqrt(n) <= (
+        if t_quantile(0.5 + confidence / 2, n - 1) * s / math.sqrt(n) <= (
             relative_half_width * abs(m)
         ):
             return n
@@ -319,4 +329,4 @@ def min_detectable_difference(
     if se == 0:
         return 0.0
     df = (ea + eb) ** 2 / (ea**2 / (len(va) - 1) + eb**2 / (len(vb) - 1))
-    return (float(_sps().t.ppf(1 - alpha / 2, df)) + float(_sps().t.ppf(power, df))) * se
+    return (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se

@@ -211,3 +211,11 @@ def test_reference_falls_back_to_the_first_system_with_a_note() -> None:
     ref, note = tables.choose_reference(["b", "a"], "local")
     assert ref == "a" and "'local' has no runs of this benchmark" in note
     assert tables.choose_reference([], "x")[0] is None
+
+
+def test_t_quantile_is_scipy_stats_t_ppf() -> None:
+    """t_quantile (scipy.special.stdtrit, so that summarize does not import scipy.stats) gives
+    exactly scipy.stats.t.ppf, for the quantiles the tables use and others."""
+    for df in (1, 2, 3, 4, 9, 29, 99, 1000, 2.5):
+        for p in (0.8, 0.9, 0.95, 0.975, 0.995, 0.5, 0.025):
+            assert stats.t_quantile(p, df) == float(sps.t.ppf(p, df)), (p, df)

@@ -1,0 +1,123 @@
+"""The import backend's batch: every run of a benchmark's import systems in one job
+(scripts/import_logs.py import_batch, ``python -m scripts.import_logs batch``), over one or
+several worker processes, with the same files either way, and a bad log that names itself
+without losing the others."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import import_logs
+from tests.conftest import REPO, need_fixtures
+
+V06 = "mlperf-v0.6-nvidia"
+GNMT = {"metric": "bleu", "target": 24.0, "direction": "higher"}
+
+
+def gnmt_plan(tmp_path: Path, folder: Path, *, ruleset: str | None = "0.6.0") -> dict:
+    """A batch plan of every log of ``folder`` as the runs of system ``dgx1``."""
+    runs = []
+    for run, source in enumerate(import_logs.result_files(folder), start=1):
+        spec = {
+            "benchmark": "gnmt-v0.6",
+            "system": "dgx1",
+            "run": run,
+            "scale": "MLPerf",
+            "mlperf_name": "gnmt",
+            "config_fingerprint": "cfp",
+            "comparability": {"x": 1},
+        }
+        runs.append((source, str(tmp_path / "results" / f"run_{run:02d}"), spec))
+    bench = {"quality": GNMT, "log": {"time_to_train": "run_stop"}, "mlperf": {"round": "0.6"}}
+    return import_logs.batch_plan(
+        "gnmt-v0.6",
+        bench,
+        runs,
+        compliance_ruleset=ruleset,
+        compliance_cache=str(tmp_path / "cache") if ruleset else None,
+    )
+
+
+def run_files(root: Path) -> dict[str, str]:
+    """Every file the batch wrote under results/ as text to compare: JSON without the seals'
+    mtimes (when the copy was written) and the tree's own path; a log by its sha256."""
+
+    def timeless(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k != "mtime_ns"}
+        return [timeless(v) for v in value] if isinstance(value, list) else value
+
+    out: dict[str, str] = {}
+    for path in sorted((root / "results").rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix == ".json":
+            text = json.dumps(timeless(json.loads(path.read_text())), sort_keys=True)
+            out[str(path.relative_to(root))] = text.replace(str(root), "<root>")
+        else:
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def test_two_workers_write_what_one_writes_in_plan_order(tmp_path: Path) -> None:
+    folder = need_fixtures() / V06 / "dgx1_ngc19.05_pytorch" / "gnmt"
+    written = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        plan = gnmt_plan(root, folder)
+        lines: list[str] = []
+        outcomes = import_logs.import_batch(plan, workers=workers, progress=lines.append)
+        assert [o["dir"] for o in outcomes] == [r["dir"] for r in plan["runs"]]
+        assert all(o["converged"] and o["compliance"] == "pass" for o in outcomes)
+        assert [line.split("]")[0] for line in lines] == [f"[{i}/10" for i in range(1, 11)]
+        written[workers] = run_files(root)
+    assert len(written[1]) == 30 and written[1].keys() == written[2].keys()
+    differ = [name for name in written[1] if written[1][name] != written[2][name]]
+    assert not differ, f"one and two workers wrote different {differ[:3]}"
+    result = json.loads((tmp_path / "w2" / "results" / "run_01" / "result.json").read_text())
+    assert result["time_to_train_s"] == 1225.22  # result_0.txt, as the per-run import gave it
+
+
+def test_a_bad_log_is_named_and_the_other_runs_are_imported(tmp_path: Path) -> None:
+    src = tmp_path / "gnmt"
+    shutil.copytree(need_fixtures() / V06 / "dgx1_ngc19.05_pytorch" / "gnmt", src)
+    plan = gnmt_plan(tmp_path, src)
+    plan["runs"][3]["spec"]["mlperf_name"] = "resnet"  # the folder of another benchmark
+    (src / "result_5.txt").unlink()  # gone since the plan was made
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.import_logs", "batch", "--plan", path, "--workers", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    wrong = "submission_benchmark is 'gnmt', but benchmark 'gnmt-v0.6' imports 'resnet'"
+    assert f"result_3.txt: {wrong}" in proc.stderr
+    assert "result_5.txt: [Errno 2] No such file or directory" in proc.stderr
+    assert "gnmt-v0.6: 8 of 10 runs imported" in proc.stdout
+    done = sorted(p.parent.name for p in (tmp_path / "results").glob("run_*/result.json"))
+    assert done == [f"run_{i:02d}" for i in (1, 2, 3, 5, 7, 8, 9, 10)]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("{", "not JSON"), ('{"format": 99, "runs": []}', "not a batch plan of format 1")],
+)
+def test_a_file_that_is_no_plan_is_refused_with_its_name(
+    tmp_path: Path, text: str, why: str
+) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.import_logs", "batch", "--plan", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"error: {path}: " in proc.stderr and why in proc.stderr
