@@ -230,6 +230,13 @@ def import_run(
     return meta
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """What an imported run.json records of a benchmark folder besides its log: the folder's
+    scaling.json and the system's systems/<system>.json (they may not exist)."""
+    folder = Path(folder)
+    return [folder / SCALING_FILE, system_json(folder.parent)]
+
+
 def published_system(import_dir: Path) -> dict[str, Any] | None:
     """The provenance and summary columns of a system folder's systems/<system>.json, or None
     without one."""
@@ -493,13 +500,17 @@ def batch_plan(
     *,
     compliance_ruleset: str | None,
     compliance_cache: str | None,
+    sources: str = "",
 ) -> dict[str, Any]:
     """The plan of one batch job: the benchmark's quality, time-to-train event, MLPerf section
     and compliance ruleset, and per run (source, run folder, specification as
-    :func:`import_run` takes it, without the mlperf section)."""
+    :func:`import_run` takes it, without the mlperf section). ``sources``: a digest of what
+    the runs are read from (the rules' plan file is named by its content, so a changed log
+    gives another file)."""
     return {
         "format": PLAN_FORMAT,
         "benchmark": benchmark,
+        "sources": sources,
         "quality": dict(bench["quality"]),
         "time_to_train": bench["log"]["time_to_train"],
         "mlperf": dict(bench.get("mlperf") or {}),

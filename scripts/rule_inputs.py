@@ -65,10 +65,10 @@ class ImportBatch:
 
     benchmark: str
     rule: str  # the rule's name: import_<benchmark> with every other character made _
-    folders: tuple[str, ...]  # each system's folder of the benchmark's logs (the inputs)
-    outputs: tuple[str, ...]  # mlperf.log, run.json and result.json of every run
-    plan: dict[str, Any]  # scripts.import_logs.batch_plan
-    sources: str  # the digest of every log's path, size and mtime: a changed log redoes it
+    folders: tuple[str, ...]  # each system's folder of the benchmark's logs
+    outputs: tuple[str, ...]  # result.json of every run, then run.json, then mlperf.log
+    plan: dict[str, Any]  # scripts.import_logs.batch_plan, with "sources"
+    sources: str  # the digest of what the runs are read from (:func:`_sources_digest`)
 
 
 def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
@@ -82,11 +82,16 @@ def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
 
 
 def _sources_digest(paths: Iterable[Path]) -> str:
-    """sha256 over each path with its size and mtime (a stat each, no read)."""
+    """sha256 over each path with its size and mtime (a stat each, no read; "-" for a path
+    that does not exist): what a batch's runs are read from."""
     sha = hashlib.sha256()
     for path in paths:
-        st = path.stat()
-        sha.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = path.stat()
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+        except FileNotFoundError:
+            stamp = "-"
+        sha.update(f"{path}\0{stamp}\n".encode())
     return sha.hexdigest()
 
 
@@ -418,37 +423,51 @@ class RuleInputs:
                 ]
                 if not chunks or len(chunks[-1][1]) + len(runs) > max_runs:
                     chunks.append(([], []))
-                chunks[-1][0].append(str(folder))
+                chunks[-1][0].append(folder)
                 chunks[-1][1].extend(runs)
             ruleset = plan.compliance_ruleset(bench)
             for folders, runs in chunks:
                 if not runs:
                     continue
+                # the logs, and what else a run.json records of their folders
+                sources = _sources_digest(
+                    [src for src, _, _ in runs]
+                    + [p for f in folders for p in import_logs.folder_files(f)]
+                )
                 batch_plan = import_logs.batch_plan(
                     benchmark,
                     bench,
                     runs,
                     compliance_ruleset=ruleset,
                     compliance_cache=str(layout.COMPLIANCE_CACHE) if ruleset else None,
+                    sources=sources,
                 )
-                outputs = tuple(f"{d}/{f}" for _, d, _ in runs for f in import_logs.RUN_FILES)
+                # result.json first: Snakemake looks a requested file (collect_runs asks for
+                # result.json) up in the rule's outputs in order, compiling each one's regex
+                outputs = tuple(
+                    f"{d}/{f}" for f in reversed(import_logs.RUN_FILES) for _, d, _ in runs
+                )
                 batches.append(
                     ImportBatch(
                         benchmark=benchmark,
                         rule=_rule_name("import_", benchmark, names),
-                        folders=tuple(folders),
+                        folders=tuple(str(f) for f in folders),
                         outputs=outputs,
                         plan=batch_plan,
-                        sources=_sources_digest(src for src, _, _ in runs),
+                        sources=sources,
                     )
                 )
         return batches
 
     def import_plan_file(self, batch: ImportBatch, root: Path = Path(".")) -> str:
-        """The batch's plan as a file, named by its content (written once): the rule's params
-        hold this path, not the plan (Snakemake keeps a copy of a rule's params and command
-        for each of its outputs: a plan of 200 runs would be stored 600 times)."""
-        text = json.dumps(batch.plan, sort_keys=True, indent=1) + "\n"
+        """The batch's plan as a file named by its content (written once), the rule's input.
+        Another plan (a log changed: its sources digest; the configuration changed: a run's
+        specification) is another file, so the job's input changed and the profile's
+        ``rerun-triggers: [mtime, input]`` redo it. A path, not the plan itself, because
+        Snakemake keeps a rule's params and command for each of its outputs (a plan of 100
+        runs would be stored 300 times)."""
+        # compact: json.dumps with indent is the pure-Python encoder (every invocation does this)
+        text = json.dumps(batch.plan, sort_keys=True) + "\n"
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         path = root / layout.IMPORT_PLANS / f"{batch.benchmark}.{digest}.json"
         if not path.is_file():

@@ -85,3 +85,20 @@ def test_snakemake_stops_on_a_bad_overlay_before_any_job(workflow_copy: Path) ->
     out = proc.stdout + proc.stderr
     assert "bad.yaml: benchmarks.gnmt.runs: 0 is less than the minimum of 1" in out
     assert not (workflow_copy / "results" / "gnmt").exists()
+
+
+def test_every_config_file_reads_as_pyyaml_s_safe_loader_reads_it() -> None:
+    """read_config_file parses with libyaml's loader (FAST_LOADER) where PyYAML has it: the
+    same data as yaml.safe_load for every YAML file of the workflow, and a syntax error is
+    still worded (with its line and column) by the pure-Python loader."""
+    files = sorted(REPO.glob("config/**/*.yaml")) + sorted(REPO.glob("profiles/**/*.yaml"))
+    assert len(files) >= 20
+    for path in files:
+        assert cfg.read_config_file(path) == yaml.safe_load(path.read_text()), path
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("systems:\n  a: [1, 2\n  b: 3\n")
+    with pytest.raises(cfg.ConfigError, match=r"bad\.yaml.*line \d+, column \d+"):
+        cfg.read_config_file(bad)

@@ -5,6 +5,7 @@ without losing the others."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
@@ -121,3 +122,38 @@ def test_a_file_that_is_no_plan_is_refused_with_its_name(
     )  # fmt: skip
     assert proc.returncode == 1
     assert f"error: {path}: " in proc.stderr and why in proc.stderr
+
+
+@pytest.mark.integration
+def test_a_changed_published_log_redoes_its_batch_and_nothing_else(tmp_path: Path) -> None:
+    """The workflow's batch job (rules/import.smk) imports the 10 runs; nothing is redone
+    when nothing changed; a log rewritten in place (its run_stop gone) redoes the batch under
+    the profile's rerun triggers, and runs.csv then shows that run unconverged."""
+    from tests.conftest import copy_workflow, jobs_run, snakemake
+
+    src = tmp_path / "dgx1"
+    shutil.copytree(need_fixtures() / V06 / "dgx1_ngc19.05_pytorch", src)
+    wf = copy_workflow(tmp_path / "wf")
+    overlay = wf / "overlay.yaml"
+    overlay.write_text(
+        json.dumps(
+            {
+                "campaign": {"benchmarks": ["gnmt-v0.6"], "systems": ["nvidia-dgx1-v0.6"]},
+                "systems": {"nvidia-dgx1-v0.6": {"import_dir": str(src)}},
+            }
+        )
+    )
+    args = ["results/gnmt-v0.6/runs.csv", "--cores", "2", "--configfile"]
+    args += ["config/systems/nvidia-dgx1-v0.6.yaml", str(overlay)]
+    first = snakemake(wf, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert [j for j in jobs_run(first.stderr) if j.startswith("import_")] == ["import_gnmt_v0_6"]
+    again = snakemake(wf, *args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    log = src / "gnmt" / "result_9.txt"  # run 10
+    log.write_text("".join(x for x in log.read_text().splitlines(True) if "run_stop" not in x))
+    redo = snakemake(wf, *args)
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert [j for j in jobs_run(redo.stderr) if not j.startswith("collect")] == ["import_gnmt_v0_6"]
+    runs = {int(r["run"]): r for r in csv.DictReader((wf / "results/gnmt-v0.6/runs.csv").open())}
+    assert runs[10]["converged"] == "False" and runs[9]["converged"] == "True"

@@ -172,8 +172,10 @@ def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):
     assert batch.folders == (str(tmp_path / "dgx1" / "gnmt"),)
     run01 = "results/gnmt-v0.6/nvidia-dgx1-v0.6/run_01"
     assert len(batch.outputs) == 30
-    assert batch.outputs[:3] == (f"{run01}/mlperf.log", f"{run01}/run.json", f"{run01}/result.json")
-    assert batch.outputs[-1] == "results/gnmt-v0.6/nvidia-dgx1-v0.6/run_10/result.json"
+    # result.json first (the file collect_runs asks for), each run in order
+    assert batch.outputs[:2] == (f"{run01}/result.json", f"{run01[:-1]}2/result.json")
+    assert batch.outputs[10] == f"{run01}/run.json" and batch.outputs[20] == f"{run01}/mlperf.log"
+    assert batch.outputs[-1] == "results/gnmt-v0.6/nvidia-dgx1-v0.6/run_10/mlperf.log"
     plan_ = batch.plan
     assert plan_["compliance_ruleset"] == "0.6.0"
     assert plan_["compliance_cache"] == ".snakemake/compliance"
@@ -188,11 +190,20 @@ def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):
     before = path.stat().st_mtime_ns
     assert inputs.import_plan_file(batch, tmp_path) == str(path)
     assert path.stat().st_mtime_ns == before
-    # a log touched (or rewritten) gives another sources digest: the batch is redone
+    # a log touched (or rewritten), or a scaling.json added: another sources digest, so
+    # another plan file, the job's input (the batch is redone)
     log = tmp_path / "dgx1" / "gnmt" / "result_3.txt"
     os.utime(log, ns=(log.stat().st_atime_ns, log.stat().st_mtime_ns + 1_000_000_000))
-    [again] = inputs_for(tmp_path, "config/systems/nvidia-dgx1-v0.6.yaml", overlay).import_batches()
-    assert again.sources != batch.sources and again.plan == plan_
+    seen = {batch.sources}
+    for change in ("touched", "scaling.json"):
+        if change == "scaling.json":
+            (tmp_path / "dgx1" / "gnmt" / "scaling.json").write_text('{"scaling_factor": 1.0}')
+        again = inputs_for(tmp_path, "config/systems/nvidia-dgx1-v0.6.yaml", overlay)
+        [other] = again.import_batches()
+        assert other.sources not in seen and other.plan["sources"] == other.sources
+        assert other.plan["runs"] == plan_["runs"]
+        assert again.import_plan_file(other, tmp_path) != str(path)
+        seen.add(other.sources)
     ctx = inputs.report_context("gnmt-v0.6")
     assert set(ctx["systems"]) == {"nvidia-dgx1-v0.6"}
     assert ctx["benchmark"]["quality"]["target"] == 24.0
@@ -219,7 +230,7 @@ def test_import_batches_hold_whole_systems_up_to_max_runs(tmp_path):
         assert (one.rule, two.rule) == ("import_gnmt_v0_6", "import_gnmt_v0_6_2")
         assert {r["spec"]["system"] for r in one.plan["runs"]} == {"nvidia-dgx1-v0.6"}
         assert {r["spec"]["system"] for r in two.plan["runs"]} == {"nvidia-dgx2-v0.6"}
-        assert one.outputs + two.outputs == both.outputs
+        assert set(one.outputs + two.outputs) == set(both.outputs)
         assert one.sources != two.sources
 
 
