@@ -50,6 +50,7 @@ from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noq
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
 from scripts.result_json import add_result_arguments, write_result, write_result_if_asked
 
+Parsed = ParsedLog | None  # a log parsed already, or None
 SCALING_FILE = "scaling.json"  # the RCP scaling factor of a result folder (v1.0 on)
 # summary.csv's columns from the submission's systems/<system>.json (system_columns)
 SYSTEM_COLUMNS = ("submitter", "division", "accelerator", "n_accelerators", "n_nodes", "framework")
@@ -166,17 +167,12 @@ def submission(parsed: ParsedLog) -> dict[str, Any]:
 
 
 def import_run(
-    source: Path,
-    spec: dict[str, Any],
-    log_path: Path,
-    meta_path: Path,
-    *,
-    parsed: ParsedLog | None = None,
+    source: Path, spec: dict[str, Any], log_path: Path, meta_path: Path, *, parsed: Parsed = None
 ) -> dict:
     """Copy one published log to ``log_path`` and write its ``run.json`` to ``meta_path``.
 
     ``spec`` holds benchmark, system, run, scale, mlperf_name, config_fingerprint and
-    comparability (see rules/import.smk), and optionally the benchmark's ``mlperf`` section
+    comparability (scripts/rule_inputs.py), and optionally the benchmark's ``mlperf`` section
     (round, ruleset, olympic_drop). A log whose ``submission_benchmark`` is not the
     benchmark's ``mlperf_name`` is refused (the folder is probably the wrong one).
 
@@ -184,7 +180,7 @@ def import_run(
     ``rcp_scaling_factor`` (scaling.json, 1.0 without), the benchmark's ``olympic_drop``, and
     the published system description (``system_json``: its path, sha256 and the summary
     columns of :func:`system_columns`; None without a systems/<system>.json). ``parsed``:
-    the source already parsed (the batch parses each log once)."""
+    the source's :class:`ParsedLog`, when the caller parsed it already (the batch does)."""
     parsed = parse_file(source) if parsed is None else parsed
     info = submission(parsed)
     logged = str(info.get("benchmark", "")).lower()
