@@ -26,6 +26,8 @@ RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
 COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
 # the import batches' plans (scripts/rule_inputs.py import_plan_file), named by their content
 IMPORT_PLANS = Path(".snakemake") / "import-plans"
+# per benchmark, what its tables were last computed with (scripts/preflight.py)
+TABLE_SETTINGS = Path(".snakemake") / "table-settings"
 RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 
 

@@ -538,6 +538,17 @@ def run_spec(
 # Comparability: finished runs are never silently redone or mixed after a config change.
 
 
+def table_settings(config: Mapping[str, Any], benchmark: str) -> dict[str, Any]:
+    """What a benchmark's tables, plots and report are computed with besides its runs: the
+    statistics section, the reference system and the benchmark's max_nonconverged
+    (scripts/preflight.py remakes them when these change)."""
+    return {
+        "statistics": dict(config["statistics"]),
+        "reference_system": config["campaign"].get("reference_system"),
+        "max_nonconverged": config["benchmarks"][benchmark]["max_nonconverged"],
+    }
+
+
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
     """What makes two runs of (benchmark, system) comparable, as configured."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]

@@ -23,7 +23,12 @@ campaign on disk and stops, or repairs what Snakemake itself would get wrong:
    their runs lacks its result; a download whose configured checksum changed is kept as
    ``<file>.outdated``, with the manifest and unpacked tree built from it removed. Raw run logs
    are never touched;
-7. a dataset tree that differs from its manifest (or is gone while finished runs used it) is
+7. a benchmark whose table settings (:func:`scripts.plan.table_settings`: statistics, reference
+   system, max_nonconverged) differ from the ones recorded in ``.snakemake/table-settings/``
+   loses its summary, comparison, leaderboard, plots and report, which are made again: the
+   workflow profile's rerun triggers never redo a rule for its params. Without a record (a
+   campaign of an older workflow) the settings are recorded and nothing is removed;
+8. a dataset tree that differs from its manifest (or is gone while finished runs used it) is
    unpacked again (:func:`scripts.dataset.restore_tree`).
 
 A dry run (``-n``, ``--summary``, ``--lint``...) changes nothing and says what a real run would
@@ -42,6 +47,7 @@ decided atomically, as it is taken. :func:`run` does the three in order; the rul
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
 import shutil
@@ -50,10 +56,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts import backends, campaign, dataset, formats, layout, locks, plan, result_json, seals
+from scripts import (
+    backends,
+    campaign,
+    dataset,
+    formats,
+    hashing,
+    layout,
+    locks,
+    plan,
+    result_json,
+    seals,
+)
 from scripts import config as cfg
 from scripts.backends import image as images
 from scripts.backends.base import Backend
+from scripts.records import differences
 
 Say = Callable[[str], None]  # how a warning is shown (Snakemake's logger)
 Stale = tuple[Path, str]  # (path, why it is out of date)
@@ -80,6 +98,12 @@ DRY_RUN_FLAGS = {
     "--report",
 }
 TABLES = ("runs.csv", "evals.csv", "summary.csv")  # the tables built from the result files
+# a benchmark's files that plan.table_settings shape (and its plots/*.png): made again when the
+# settings differ from the recorded ones, because the profile's rerun-triggers ([mtime, input])
+# never redo a rule for its params
+SETTINGS_FILES = (
+    "summary.csv", "summary.partial.csv", "comparison.csv", "leaderboard.csv", "report.html"
+)  # fmt: skip
 
 
 class Refused(Exception):
@@ -229,6 +253,12 @@ class BenchmarkFacts:
     stale_downloads: tuple[Stale, ...] | Refuse
     dataset: DatasetFacts | None  # None: the benchmark has no dataset files
     compliance_ruleset: str | None = None  # plan.compliance_ruleset: None for a non-MLPerf one
+    # what the tables are computed with (plan.table_settings), and what the last invocation
+    # recorded (None: no record, e.g. a campaign of an older workflow); the derived files of
+    # SETTINGS_FILES that exist
+    settings: dict[str, Any] | None = None
+    recorded_settings: dict[str, Any] | None = None
+    settings_files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -406,6 +436,18 @@ class RemoveStale(Action):
             + describe_stale(self.stale, self.root)
         )
         remove_stale(self.stale)
+
+
+@dataclass(frozen=True)
+class RecordTableSettings(Action):
+    """Record what a benchmark's tables are now computed with (a dry run records nothing)."""
+
+    path: Path
+    settings: dict[str, Any]
+
+    def apply(self, dry_run: bool, warn: Say) -> None:
+        if not dry_run:
+            hashing.write_json(self.path, self.settings, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -718,6 +760,12 @@ def _gather_benchmark(
             root, benchmark, {c.system: c.runs for c in runs if c.benchmark == benchmark}
         ),
         tables=frozenset(t for t in TABLES if (tables / t).exists()),
+        settings=plan.table_settings(config, benchmark),
+        recorded_settings=_recorded_settings(root, benchmark),
+        settings_files=tuple(
+            [tables / t for t in SETTINGS_FILES if (tables / t).exists()]
+            + sorted((tables / "plots").glob("*.png"))
+        ),
         quality=bench["quality"],
         time_to_train=bench["log"]["time_to_train"],
         compliance_ruleset=plan.compliance_ruleset(bench),
@@ -726,6 +774,20 @@ def _gather_benchmark(
         if files
         else None,
     )
+
+
+def _settings_record(root: Path, benchmark: str) -> Path:
+    return root / layout.TABLE_SETTINGS / f"{benchmark}.json"
+
+
+def _recorded_settings(root: Path, benchmark: str) -> dict[str, Any] | None:
+    """The settings the last invocation recorded for a benchmark's tables; None without a
+    record, or with one that is not a JSON object (it is written again)."""
+    try:
+        found = json.loads(_settings_record(root, benchmark).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _gather_dataset(
@@ -820,6 +882,7 @@ def plan_actions(state: State) -> list[Action]:
         _image_actions,
         _parse_actions,
         _stale_actions,
+        _settings_actions,
         _dataset_actions,
     ):
         for action in step(state, disk):
@@ -925,6 +988,28 @@ def _stale_actions(state: State, disk: _Disk) -> list[Action]:
     if not state.mode.dry_run:
         disk.removed.update(p for p, _ in stale)
     return [RemoveStale(tuple(stale), state.root)]
+
+
+def _settings_actions(state: State, disk: _Disk) -> list[Action]:
+    """A benchmark whose table settings differ from the recorded ones: its tables, plots and
+    report go (they are made again) and the new settings are recorded. Without a record (a
+    campaign of a workflow before this check) the settings are recorded and nothing goes."""
+    actions: list[Action] = []
+    stale: list[Stale] = []
+    for b in state.benchmarks:
+        if b.settings is None or b.settings == b.recorded_settings:
+            continue
+        if b.recorded_settings is not None:
+            why = "made with other settings: " + "; ".join(
+                differences(b.recorded_settings, b.settings)
+            )
+            stale += [(f, why) for f in b.settings_files if f not in disk.removed]
+        actions.append(RecordTableSettings(_settings_record(state.root, b.name), b.settings))
+    if stale:
+        if not state.mode.dry_run:
+            disk.removed.update(p for p, _ in stale)
+        actions.insert(0, RemoveStale(tuple(stale), state.root))
+    return actions
 
 
 def _dataset_actions(state: State, disk: _Disk) -> list[Action]:

@@ -157,3 +157,39 @@ def test_a_changed_published_log_redoes_its_batch_and_nothing_else(tmp_path: Pat
     assert [j for j in jobs_run(redo.stderr) if not j.startswith("collect")] == ["import_gnmt_v0_6"]
     runs = {int(r["run"]): r for r in csv.DictReader((wf / "results/gnmt-v0.6/runs.csv").open())}
     assert runs[10]["converged"] == "False" and runs[9]["converged"] == "True"
+
+
+@pytest.mark.integration
+def test_a_changed_statistics_setting_redoes_the_tables_and_no_run(tmp_path: Path) -> None:
+    """The profile never redoes a job for its params (rerun-triggers [mtime, input]); the
+    load-time check records the tables' settings (plan.table_settings), so another bootstrap
+    seed removes summary.csv and the leaderboard, which are made again, and imports nothing."""
+    from tests.conftest import copy_workflow, jobs_run, snakemake
+
+    wf = copy_workflow(tmp_path / "wf")
+    overlay = wf / "overlay.yaml"
+    src = need_fixtures() / V06 / "dgx1_ngc19.05_pytorch"
+    overlay.write_text(
+        json.dumps(
+            {
+                "campaign": {"benchmarks": ["gnmt-v0.6"], "systems": ["nvidia-dgx1-v0.6"]},
+                "systems": {"nvidia-dgx1-v0.6": {"import_dir": str(src)}},
+            }
+        )
+    )
+    seed = wf / "seed.yaml"
+    seed.write_text(json.dumps({"statistics": {"bootstrap_seed": 7}}))
+    targets = ["results/gnmt-v0.6/summary.csv", "results/gnmt-v0.6/leaderboard.csv"]
+    args = [*targets, "--cores", "2", "--configfile", "config/systems/nvidia-dgx1-v0.6.yaml"]
+    first = snakemake(wf, *args, str(overlay))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = (wf / targets[0]).read_text()
+    same = snakemake(wf, *args, str(overlay))
+    assert "Nothing to be done" in same.stdout + same.stderr
+    redo = snakemake(wf, *args, str(overlay), str(seed))
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    rules = sorted(j.split()[0] for j in jobs_run(redo.stderr))
+    assert rules == ["leaderboard", "summarize"]
+    assert "made with other settings: statistics.bootstrap_seed: 20190618 -> 7" in redo.stderr
+    after = (wf / targets[0]).read_text()
+    assert after != before  # the bootstrap interval drew other resamples

@@ -3,6 +3,7 @@ for in each mode, and what each action does, without running snakemake."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -582,7 +583,8 @@ def test_gather_reads_the_campaign_and_plans_the_parse_of_a_run_without_result(
     assert gnmt.tables == {"summary.csv"}
     assert gnmt.dataset is not None and not gnmt.dataset.tree_is_dir
     assert gnmt.dataset.finished_runs  # the tree is missing: runs were looked for
-    actions = [a for a in preflight.plan_actions(st) if not isinstance(a, RestoreDatasetTree)]
+    skip = (RestoreDatasetTree, preflight.RecordTableSettings)  # no record yet: one each
+    actions = [a for a in preflight.plan_actions(st) if not isinstance(a, skip)]
     assert kinds(actions) == ["WriteResults"]
     assert actions[0].run_dirs == (Path("results/gnmt/local/run_02"),)
 
@@ -595,3 +597,41 @@ def test_gather_reads_nothing_for_unlock_or_a_jobs_snakemake(tmp_path: Path) -> 
         st = preflight.gather(config, tmp_path, argv, job=job, workflow_dir=REPO)
         assert st == State(Mode.of(argv, job=job), tmp_path)
     assert not (tmp_path / ".snakemake").exists()  # not even the seal cache
+
+
+# ---------------------------------------------------------------------------------------------
+# the tables' settings (plan.table_settings): the profile never redoes a rule for its params
+
+SETTINGS = {"statistics": {"bootstrap_resamples": 10000}, "reference_system": "a"}
+DERIVED = (ROOT / "results/b/summary.csv", ROOT / "results/b/plots/runs.png")
+
+
+def with_settings(recorded, current=SETTINGS) -> BenchmarkFacts:
+    return dataclasses.replace(
+        bench(run_files()), settings=current, recorded_settings=recorded, settings_files=DERIVED
+    )
+
+
+def test_changed_table_settings_remove_the_tables_and_plots_and_are_recorded() -> None:
+    new = {**SETTINGS, "statistics": {"bootstrap_resamples": 2000}}
+    actions = preflight.plan_actions(state(benchmarks=(with_settings(SETTINGS, new),)))
+    assert kinds(actions) == ["RemoveStale", "RecordTableSettings"]
+    why = "made with other settings: statistics.bootstrap_resamples: 10000 -> 2000"
+    assert actions[0].stale == tuple((f, why) for f in DERIVED)
+    assert actions[1].settings == new
+    assert actions[1].path == ROOT / ".snakemake/table-settings/b.json"
+
+
+def test_table_settings_without_a_record_are_recorded_and_nothing_is_removed() -> None:
+    # a campaign of a workflow before the check: its tables stay, as the upgrade tests want
+    actions = preflight.plan_actions(state(benchmarks=(with_settings(None),)))
+    assert kinds(actions) == ["RecordTableSettings"]
+
+
+def test_unchanged_table_settings_do_nothing_and_a_dry_run_records_nothing(tmp_path) -> None:
+    assert preflight.plan_actions(state(benchmarks=(with_settings(SETTINGS),))) == []
+    record = preflight.RecordTableSettings(tmp_path / "b.json", SETTINGS)
+    record.apply(True, print)
+    assert not record.path.exists()
+    record.apply(False, print)
+    assert json.loads(record.path.read_text()) == SETTINGS
