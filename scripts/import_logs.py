@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from scripts import formats, hashing, seals
+from scripts.compliance import one_line as compliance_one_line
 from scripts.config import WORKFLOW_DIR
 from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
 from scripts.mlperf_log import ParsedLog, _as_int, parse_file
@@ -173,8 +174,11 @@ def import_run(
 
     ``spec`` holds benchmark, system, run, scale, mlperf_name, config_fingerprint and
     comparability (scripts/rule_inputs.py), and optionally the benchmark's ``mlperf`` section
-    (round, ruleset, olympic_drop). A log whose ``submission_benchmark`` is not the
-    benchmark's ``mlperf_name`` is refused (the folder is probably the wrong one).
+    (round, ruleset, olympic_drop). A log whose ``submission_benchmark`` is neither the
+    benchmark's ``mlperf_name`` nor one of its ``folder_aliases`` (Google's v0.6 ``mask``
+    logs of maskrcnn) is imported with that in run.json's ``import_problems``: the log of
+    another benchmark is a run without a result (:mod:`scripts.result_json`), and the
+    folder's other runs still count.
 
     run.json also records what scores the run as the result summarizer does: the folder's
     ``rcp_scaling_factor`` (scaling.json, 1.0 without), the benchmark's ``olympic_drop``, and
@@ -183,13 +187,7 @@ def import_run(
     the source's :class:`ParsedLog`, when the caller parsed it already (the batch does)."""
     parsed = parse_file(source) if parsed is None else parsed
     info = submission(parsed)
-    logged = str(info.get("benchmark", "")).lower()
-    wanted = str(spec.get("mlperf_name", "")).lower()
-    if logged and wanted and logged != wanted:
-        raise ValueError(
-            f"{source}: submission_benchmark is {info['benchmark']!r}, but benchmark "
-            f"{spec['benchmark']!r} imports {spec['mlperf_name']!r}; check import_dir"
-        )
+    problems = _benchmark_problems(info, spec)
     start = parsed.first("run_start")
     seed = parsed.first("seed")
     host, digest = _host_and_sha256(source)
@@ -218,10 +216,61 @@ def import_run(
         "system_json": published_system(source.parent.parent),
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
+        "import_problems": problems,
     }
     fingerprinted = {"config_fingerprint": spec["config_fingerprint"]}
     meta["fingerprint"] = hashing.canonical_sha256(fingerprinted)
     seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
+    hashing.write_json(meta_path, meta, sort_keys=True)
+    return meta
+
+
+def _benchmark_problems(info: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
+    """Why a log is not one of the benchmark it is imported as: its submission_benchmark is
+    neither the mlperf_name nor a folder alias (the summarizer's ``_benchmark_alias``)."""
+    logged = str(info.get("benchmark", "")).lower()
+    wanted = str(spec.get("mlperf_name") or "").lower()
+    names = {wanted, *(str(a).lower() for a in spec.get("folder_aliases") or [])}
+    if not logged or not wanted or logged in names:
+        return []
+    return [
+        f"submission_benchmark is {info['benchmark']!r}, but benchmark {spec['benchmark']!r} "
+        f"imports {' or '.join(repr(n) for n in sorted(names))}: the log of another "
+        "benchmark (check import_dir)"
+    ]
+
+
+def unreadable_run(
+    source: Path, spec: Mapping[str, Any], log_path: Path, meta_path: Path, why: str
+) -> dict[str, Any]:
+    """The run of a published log that cannot be read (gone since the plan was made, no
+    permission, not a regular file): an empty ``mlperf.log`` and a run.json whose
+    ``import_problems`` say why, so the run is one without a result and the folder's other
+    runs are imported and scored."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    hashing.write_atomic(log_path, "")
+    meta: dict[str, Any] = {
+        "format_version": formats.version("run.json"),
+        **{k: spec[k] for k in ("benchmark", "system", "run", "scale")},
+        "backend": "import",
+        "seed": None,
+        "command": None,
+        "host": None,
+        "started_utc": None,
+        "wall_s": None,
+        "source": str(source),
+        "source_sha256": None,
+        "submission": {},
+        "rcp_scaling_factor": 1.0,
+        "olympic_drop": int((spec.get("mlperf") or {}).get("olympic_drop", 1)),
+        "mlperf": dict(spec.get("mlperf") or {}),
+        "system_json": None,
+        "config_fingerprint": spec["config_fingerprint"],
+        "comparability": spec["comparability"],
+        "import_problems": [f"cannot read the published log: {why}"],
+        "fingerprint": hashing.canonical_sha256({"config_fingerprint": spec["config_fingerprint"]}),
+    }
+    seals.add_seal(meta, log_path)
     hashing.write_json(meta_path, meta, sort_keys=True)
     return meta
 
@@ -235,9 +284,20 @@ def folder_files(folder: Path) -> list[Path]:
 
 def published_system(import_dir: Path) -> dict[str, Any] | None:
     """The provenance and summary columns of a system folder's systems/<system>.json, or None
-    without one."""
+    without one. A file that is not a JSON object is recorded with its ``error`` and empty
+    columns: the logs are still imported, as the result summarizer scores them."""
     path = system_json(import_dir)
-    desc = read_system_json(path)
+    try:
+        desc = read_system_json(path)
+    except (OSError, ValueError) as exc:
+        return {
+            "path": str(path.resolve()),
+            "sha256": _sha256_or_none(path),
+            "error": compliance_one_line(str(exc)),
+            "system_name": None,
+            "status": None,
+            **system_columns(None),
+        }
     if desc is None:
         return None
     return {
@@ -247,6 +307,13 @@ def published_system(import_dir: Path) -> dict[str, Any] | None:
         "status": desc.get("status"),
         **system_columns(desc),
     }
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return hashing.file_sha256(path)
+    except OSError:
+        return None
 
 
 def _host_and_sha256(source: Path) -> tuple[str | None, str]:
@@ -306,15 +373,20 @@ class OverlayError(ValueError):
 
 
 def system_name(submitter: str, folder: str) -> str:
-    """An import system's name: ``<submitter>-<system folder>`` in lower case with each
-    ``_``, ``.`` and ``+`` replaced by ``-`` (``NVIDIA``, ``nyx_n1_ngc25.04_pytorch`` ->
-    ``nvidia-nyx-n1-ngc25-04-pytorch``). OverlayError when the result is not a valid name."""
-    name = re.sub(r"[_.+]", "-", f"{submitter}-{folder}".lower())
-    if not SYSTEM_NAME_RE.match(name) or len(name) > MAX_NAME:
-        raise OverlayError(
-            f"system folder {folder!r} of {submitter!r} gives the name {name!r}, which is not a "
-            f"system name (letters, digits, '-', at most {MAX_NAME} characters)"
-        )
+    """An import system's name, from any submitter and folder name: ``<submitter>-<folder>``
+    in lower case, each run of characters other than ``a-z`` and ``0-9`` (``_``, ``.``,
+    ``+``, spaces, anything else) made one ``-``, with none at either end (``NVIDIA``,
+    ``nyx_n1_ngc25.04_pytorch`` -> ``nvidia-nyx-n1-ngc25-04-pytorch``; nettrix's v1.0
+    ``X640 G40_A100_PCIe_NVBridge_mxnet`` -> ``nettrix-x640-g40-a100-pcie-nvbridge-mxnet``).
+    A name longer than MAX_NAME keeps its first characters and ends with 8 hex digits of the
+    sha256 of ``<submitter>/<folder>``, so it stays unique. Different folders can give the
+    same name (``nyx_n1`` and ``nyx.n1``): :func:`build_overlay` refuses both."""
+    name = re.sub(r"[^a-z0-9]+", "-", f"{submitter}-{folder}".lower()).strip("-")
+    if not name or len(name) > MAX_NAME:
+        digest = hashlib.sha256(f"{submitter}/{folder}".encode()).hexdigest()[:8]
+        name = f"{name[: MAX_NAME - 9].strip('-')}-{digest}".strip("-")
+    if not SYSTEM_NAME_RE.match(name):  # cannot happen: a guard for the rule above
+        raise OverlayError(f"system folder {folder!r} of {submitter!r} gives no system name")
     return name
 
 
@@ -354,7 +426,10 @@ def submitter_folders(root: Path, submitter: str | None = None) -> list[tuple[st
 
 def _submitter_of(folder: Path) -> str:
     for path in sorted((folder / "systems").glob("*.json")):
-        desc = read_system_json(path)
+        try:
+            desc = read_system_json(path)
+        except (OSError, ValueError):
+            continue  # build_overlay warns about it where a system folder uses it
         if desc and desc.get("submitter"):
             return str(desc["submitter"])
     return folder.name
@@ -410,24 +485,36 @@ def build_overlay(
             f"config/benchmarks/mlperf-v{round_}.yaml does not exist: the overlay names the "
             f"benchmarks <folder>-v{round_} but cannot define them"
         )
-    systems: dict[str, Any] = {}
-    used: set[str] = set()
+    found: dict[str, list[tuple[str, Path, set[str]]]] = {}  # name -> its folders
     for sub, sub_dir in submitter_folders(root, submitter):
-        for folder in sorted((sub_dir / "results").iterdir()):
-            if not folder.is_dir() or not fnmatch.fnmatch(folder.name, system_glob):
+        for folder in _system_folders(sub_dir, system_glob, notes):
+            try:
+                benchmarks = _folder_benchmarks(folder, definitions, round_)
+            except OSError as exc:
+                notes.append(f"{folder}: cannot be read ({exc.strerror or exc}); skipped")
                 continue
-            found = _folder_benchmarks(folder, definitions, round_)
-            if not found:
+            if not benchmarks:
                 notes.append(f"{folder}: no result folder of a benchmark of v{round_}; skipped")
                 continue
-            name = system_name(sub, folder.name)
-            desc = read_system_json(system_json(folder))
-            systems[name] = {
-                "description": describe_system(sub, folder.name, desc, round_),
-                "backend": "import",
-                "import_dir": str(folder.resolve()),
-            }
-            used |= found
+            found.setdefault(system_name(sub, folder.name), []).append((sub, folder, benchmarks))
+    systems: dict[str, Any] = {}
+    used: set[str] = set()
+    for name, folders in sorted(found.items()):
+        if len(folders) > 1:
+            both = " and ".join(repr(str(f)) for _, f, _ in folders)
+            notes.append(
+                f"{both} both give the system name {name!r} (scripts/import_logs.py "
+                "system_name): none of them is imported; import each with --system"
+            )
+            continue
+        sub, folder, benchmarks = folders[0]
+        desc = _system_description(folder, notes)
+        systems[name] = {
+            "description": describe_system(sub, folder.name, desc, round_),
+            "backend": "import",
+            "import_dir": str(folder.resolve()),
+        }
+        used |= benchmarks
     if not systems:
         raise OverlayError(f"{root}: no system folder matching {system_glob!r} has results")
     benchmarks = sorted(used)
@@ -442,6 +529,27 @@ def build_overlay(
     if definitions is not None:
         overlay["benchmarks"] = {b: definitions[b] for b in benchmarks}
     return overlay, notes
+
+
+def _system_folders(sub_dir: Path, system_glob: str, notes: list[str]) -> list[Path]:
+    """The system folders of a submitter's results/ matching ``system_glob`` (a folder that
+    cannot be listed is a note)."""
+    try:
+        entries = sorted((sub_dir / "results").iterdir())
+    except OSError as exc:
+        notes.append(f"{sub_dir / 'results'}: cannot be listed ({exc.strerror or exc}); skipped")
+        return []
+    return [f for f in entries if f.is_dir() and fnmatch.fnmatch(f.name, system_glob)]
+
+
+def _system_description(folder: Path, notes: list[str]) -> dict[str, Any] | None:
+    """A system folder's systems/<system>.json, or None; one that cannot be read is a
+    warning in ``notes`` (the logs are imported without it, as the summarizer reads them)."""
+    try:
+        return read_system_json(system_json(folder))
+    except (OSError, ValueError) as exc:
+        notes.append(f"warning: {exc}; {folder.name} is imported without its description")
+        return None
 
 
 def _folder_benchmarks(
@@ -535,8 +643,12 @@ def _import_one(task: tuple[Mapping[str, Any], Mapping[str, Any]]) -> dict[str, 
     spec = {**run["spec"], "mlperf": plan["mlperf"]}
     log, meta = run_dir / RUN_FILES[0], run_dir / RUN_FILES[1]
     try:
-        parsed = parse_file(source)  # once: the copy is the same bytes
-        import_run(source, spec, log, meta, parsed=parsed)
+        try:
+            parsed = parse_file(source)  # once: the copy is the same bytes
+            import_run(source, spec, log, meta, parsed=parsed)
+        except OSError as exc:  # a run without a result; the batch goes on
+            parsed = None
+            unreadable_run(source, spec, log, meta, exc.strerror or str(exc))
         result = write_result(
             log,
             meta,
@@ -555,6 +667,7 @@ def _import_one(task: tuple[Mapping[str, Any], Mapping[str, Any]]) -> dict[str, 
         "time_to_train_s": result["time_to_train_s"],
         "compliance": result["compliance"],
         "compliance_detail": result["compliance_detail"],
+        "log_problems": result["log_problems"],
     }
 
 
@@ -584,7 +697,9 @@ def _progress(
     else:
         state = "converged" if outcome["converged"] else "did NOT converge"
         line = f"{state}, time to train {outcome['time_to_train_s']} s"
-        if outcome["compliance"] == "fail":
+        if outcome.get("log_problems"):
+            line += f"; no result: {outcome['log_problems'][0]}"
+        elif outcome["compliance"] == "fail":
             line += f"; fails the compliance check: {outcome['compliance_detail']}"
     progress(f"[{i}/{n}] {outcome['dir']}: {line}")
     return outcome

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 RUN_ID = re.compile(r"\d{2,}")
-# a published MLPerf result folder's logs: result_<N>.txt (N from 0 or from 1)
-RESULT_FILE_RE = re.compile(r"^result_(\d+)\.txt$")
+# a published MLPerf result folder's logs: every result_*.txt, as mlperf-logging's result
+# summarizer globs them (result_<N>.txt with N from 0 or 1; Lambda's v4.1
+# result_<datestamp>_NN.txt, Intel's v0.7 result_1_1n4r_32k_1592751389.txt)
+RESULT_FILE_RE = re.compile(r"^result_(.*)\.txt$", re.S)
+_DIGITS = re.compile(r"(\d+)")
 # the compliance checker's verdicts, one small JSON per log sha256 (scripts/compliance.py),
 # relative to the folder snakemake runs in: derived data, like Snakemake's own metadata
 COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
@@ -94,12 +97,25 @@ def find_run_dir(system_dir: Path, run: int) -> Path | None:
 # Published result folders (training_results_vX.Y/<submitter>/results/<system>/<benchmark>/)
 
 
+def result_file_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """The order of a folder's logs: by the numbers and text of their names, numbers as
+    numbers (``result_2.txt`` before ``result_10.txt``, ``result_<stamp>_09.txt`` before
+    ``result_<stamp>_10.txt``). The summarizer scores the files in the order ``glob`` lists
+    them, which is no order; its scores do not depend on it (olympic means sort the times),
+    and run NN here is the NN-th file in this order."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(name) if part
+    )
+
+
 def result_files(folder: Path) -> list[Path]:
-    """``result_<N>.txt`` files of a folder, ordered by N (an empty list for no folder)."""
+    """The logs of a published result folder: every ``result_*.txt`` in it that is not a
+    folder, as the result summarizer's ``glob('<folder>/result_*.txt')`` finds them, in the
+    order of :func:`result_file_key` (an empty list for no folder)."""
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := RESULT_FILE_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
+    found = [p for p in folder.iterdir() if RESULT_FILE_RE.match(p.name) and not p.is_dir()]
+    return sorted(found, key=lambda p: (result_file_key(p.name), p.name))
 
 
 def benchmark_folder(import_dir: Path, benchmark: Mapping[str, Any]) -> Path | None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts import compliance, formats, hashing, seals
+from scripts import checker_outcome, compliance, formats, hashing, seals
 from scripts.mlperf_log import ParsedLog, parse_file, run_outcome
 
 COMPLIANCE_KEY = "compliance"
@@ -94,6 +94,31 @@ def _judged(
     return verdict
 
 
+def _published_outcome(
+    out: dict[str, Any],
+    problems: list[str],
+    parsed: ParsedLog,
+    meta: Mapping[str, Any],
+    verdict: compliance.Verdict,
+) -> None:
+    """An imported run's outcome: a log that run.json's ``import_problems`` reject (the log
+    of another benchmark, an unreadable one) has no result; otherwise, one that passed a
+    v0.7-or-later checker counts as the result summarizer counts it
+    (:mod:`scripts.checker_outcome`)."""
+    rejected = [str(p) for p in meta.get("import_problems") or []]
+    if rejected:
+        out["log_problems"] = [*rejected, *out["log_problems"]]
+        out["valid_log"] = False
+        out["converged"] = False
+        out["time_to_train_s"] = None
+        out["epochs_to_converge"] = None
+        problems[:0] = rejected
+    elif checker_outcome.checker_decides(meta, verdict.status, verdict.ruleset):
+        checker = f"compliance checker of {verdict.checker or 'mlperf-logging'} "
+        checker += f"(ruleset {verdict.ruleset})"
+        checker_outcome.as_checker_decides(out, problems, parsed, checker)
+
+
 def parse_run(
     log: Path,
     meta: Mapping[str, Any],
@@ -127,6 +152,7 @@ def parse_run(
     if outcome.seed is not None and outcome.seed != meta.get("seed"):
         problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
     verdict = _judged(out, problems, verdict)
+    _published_outcome(out, problems, parsed, meta, verdict)
     return {
         "benchmark": meta["benchmark"],
         "system": meta["system"],

@@ -486,6 +486,8 @@ class RuleInputs:
             "mlperf_name": bench.get("mlperf_name"),
             "config_fingerprint": hashing.canonical_sha256(record),
             "comparability": record,
+            # only where there are some: a key more would redo every batch's plan
+            **({"folder_aliases": list(a)} if (a := bench.get("folder_aliases")) else {}),
         }
 
     # -- the report -----------------------------------------------------------------------------

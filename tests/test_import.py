@@ -18,6 +18,7 @@ import yaml
 from scripts import config as cfg
 from scripts import import_logs, plan
 from scripts.mlperf_log import parse_file, run_outcome
+from scripts.result_json import write_result
 from tests.conftest import REPO, copy_workflow, jobs_run, need_fixtures, snakemake, snapshot
 
 V06 = "mlperf-v0.6-nvidia"
@@ -62,20 +63,43 @@ NVIDIA_SYSTEMS = ("config/systems/nvidia-dgx1-v0.6.yaml", "config/systems/nvidia
 # unit tests
 
 
-def test_result_files_are_ordered_by_their_number(tmp_path: Path) -> None:
+def test_result_files_are_every_result_txt_ordered_by_their_numbers(tmp_path: Path) -> None:
+    # the summarizer scores every result_*.txt (glob); the numbers in a name order them
     for n in (10, 2, 0, 1):
         (tmp_path / f"result_{n}.txt").write_text("")
     (tmp_path / "result_x.txt").write_text("")
+    (tmp_path / "result_.txt").write_text("")
     (tmp_path / "notes.txt").write_text("")
+    (tmp_path / "result_0.log").write_text("")
+    (tmp_path / "result_9.txt").mkdir()  # a folder is not a log
     assert [p.name for p in import_logs.result_files(tmp_path)] == [
         "result_0.txt",
         "result_1.txt",
         "result_2.txt",
         "result_10.txt",
+        "result_.txt",
+        "result_x.txt",
     ]
     assert import_logs.source_of(tmp_path, 4).name == "result_10.txt"
-    with pytest.raises(FileNotFoundError, match="has 4 result"):
-        import_logs.source_of(tmp_path, 5)
+    with pytest.raises(FileNotFoundError, match="has 6 result"):
+        import_logs.source_of(tmp_path, 7)
+
+
+def test_result_files_with_datestamps_order_by_their_run_number(tmp_path: Path) -> None:
+    # Lambda's v4.1 names (result_<datestamp>_NN.txt) and Intel's v0.7 ones
+    for n in (10, 2, 1, 9):
+        (tmp_path / f"result_240929051841195134739_{n:02d}.txt").write_text("")
+    (tmp_path / "result_03.txt").write_text("")
+    (tmp_path / "result_3.txt").write_text("")
+    names = [p.name for p in import_logs.result_files(tmp_path)]
+    assert names == [
+        "result_03.txt",  # the same number: by name, so the order never depends on the disk
+        "result_3.txt",
+        "result_240929051841195134739_01.txt",
+        "result_240929051841195134739_02.txt",
+        "result_240929051841195134739_09.txt",
+        "result_240929051841195134739_10.txt",
+    ]
     assert import_logs.result_files(tmp_path / "missing") == []
 
 
@@ -103,10 +127,22 @@ def test_an_imported_run_records_its_source_and_the_submission(tmp_path: Path) -
     assert meta["backend"] == "import" and meta["wall_s"] is None
 
 
-def test_a_log_of_another_benchmark_is_refused(tmp_path: Path) -> None:
+def test_a_log_of_another_benchmark_is_a_run_without_a_result(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
-    with pytest.raises(ValueError, match="submission_benchmark is 'ssd'.*check import_dir"):
-        import_logs.import_run(source, SPEC, tmp_path / "l", tmp_path / "m")
+    meta = import_logs.import_run(source, SPEC, tmp_path / "l", tmp_path / "m")
+    [why] = meta["import_problems"]
+    assert re.search(r"submission_benchmark is 'ssd'.*another benchmark.*check import_dir", why)
+    quality = {"metric": "bleu", "target": 24.0}
+    result = write_result(tmp_path / "l", tmp_path / "m", quality, "run_stop", tmp_path / "r")
+    assert not result["converged"] and result["log_problems"][0] == why
+
+
+def test_a_folder_alias_is_the_benchmark_of_its_logs(tmp_path: Path) -> None:
+    # Google's v0.6 mask folders log submission_benchmark "mask" (the summarizer's alias)
+    source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
+    spec = {**SPEC, "mlperf_name": "maskrcnn", "folder_aliases": ["ssd"]}
+    meta = import_logs.import_run(source, spec, tmp_path / "l", tmp_path / "m")
+    assert meta["import_problems"] == []
 
 
 def test_import_systems_are_validated_with_the_key_and_the_fix(tmp_path: Path) -> None:
