@@ -218,3 +218,62 @@ def test_a_long_folder_name_keeps_a_unique_name() -> None:
     a = import_logs.system_name("Org", "x" * 80 + "a")
     b = import_logs.system_name("Org", "x" * 80 + "b")
     assert a != b and len(a) <= import_logs.MAX_NAME and len(b) <= import_logs.MAX_NAME
+
+
+def _verdict(status: str, ruleset: str) -> Any:
+    from scripts.compliance import Verdict
+
+    return Verdict(status, "" if status == "pass" else "a rule", ruleset, "mlperf-logging")
+
+
+# PCL's v1.0 MindSpore BERT logs an eval_accuracy during init, before run_start (training
+# results v1.0, PCL/results/CloudBrainII_256_mindspore_close/bert/result_0.txt); the v1.0
+# checker accepts it, and the workflow's own rule made all 10 runs "did not converge"
+PCL_LIKE = _log(
+    (1000, "init_start", "{}"),
+    (1500, "eval_accuracy", '{"epoch_num": 0}'),
+    (2000, "init_stop", "{}"),
+    (3000, "run_start", "{}"),
+    (9000, "run_stop", '{"status": "aborted"}'),
+).replace('"key": "eval_accuracy", "value": null', '"key": "eval_accuracy", "value": 0.75')
+
+
+@pytest.mark.parametrize(
+    ("backend", "status", "ruleset", "converged"),
+    [
+        ("import", "pass", "1.0.0", True),  # the checker decides, as the summarizer counts it
+        ("import", "fail", "1.0.0", False),  # the summarizer drops a failed log
+        ("import", "pass", "0.6.0", False),  # v0.6: the workflow's rules (status success ...)
+        ("local", "pass", "1.0.0", False),  # a run made here: its own target and rules
+    ],
+)
+def test_a_log_the_checker_accepts_counts_only_for_an_import_of_v07_on(
+    tmp_path: Path, backend: str, status: str, ruleset: str, converged: bool
+) -> None:
+    from scripts.result_json import parse_run
+
+    log = tmp_path / "mlperf.log"
+    log.write_text(PCL_LIKE)
+    meta = {"benchmark": "b", "system": "s", "run": 1, "backend": backend}
+    quality = {"metric": "mlm", "target": 0.72}
+    result = parse_run(log, meta, quality, verdict=_verdict(status, ruleset))
+    assert result["converged"] is converged
+    if converged:
+        assert result["time_to_train_s"] == 6.0 and result["log_problems"] == []
+        assert all(p.startswith("note: ") for p in result["problems"])
+        text = " ".join(result["problems"])
+        assert "before run_start" in text and "aborted" in text
+
+
+def test_a_log_of_another_benchmark_has_no_result_even_when_the_checker_accepts_it(
+    tmp_path: Path,
+) -> None:
+    from scripts.result_json import parse_run
+
+    log = tmp_path / "mlperf.log"
+    log.write_text(PCL_LIKE)
+    meta = {"benchmark": "b", "system": "s", "run": 1, "backend": "import",
+            "import_problems": ["submission_benchmark is 'ssd'"]}  # fmt: skip
+    result = parse_run(log, meta, {"target": 0.72}, verdict=_verdict("pass", "1.0.0"))
+    assert not result["converged"] and result["time_to_train_s"] is None
+    assert result["log_problems"][0] == "submission_benchmark is 'ssd'"
