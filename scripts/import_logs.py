@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from scripts import formats, hashing, seals
+from scripts import formats, hashing, power, seals
 from scripts.compliance import one_line as compliance_one_line
 from scripts.config import WORKFLOW_DIR
 from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
@@ -214,6 +214,7 @@ def import_run(
         "olympic_drop": int((spec.get("mlperf") or {}).get("olympic_drop", 1)),
         "mlperf": dict(spec.get("mlperf") or {}),
         "system_json": published_system(source.parent.parent),
+        "power": power.result_power(source),  # None without power/ (scripts/power.py)
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
         "import_problems": problems,
@@ -277,9 +278,9 @@ def unreadable_run(
 
 def folder_files(folder: Path) -> list[Path]:
     """What an imported run.json records of a benchmark folder besides its log: the folder's
-    scaling.json and the system's systems/<system>.json (they may not exist)."""
+    scaling.json, the system's systems/<system>.json (they may not exist) and its power files."""
     folder = Path(folder)
-    return [folder / SCALING_FILE, system_json(folder.parent)]
+    return [folder / SCALING_FILE, system_json(folder.parent), *power.folder_paths(folder)]
 
 
 def published_system(import_dir: Path) -> dict[str, Any] | None:
