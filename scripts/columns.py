@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from scripts import stats
+from scripts import power, stats
 from scripts.scoring import Describe, Score, describe
 
 if TYPE_CHECKING:  # types only: pandas is imported on first use (see _isna)
@@ -214,6 +214,31 @@ def published(column: str, kind: Callable[[Any], Any] = str) -> Callable[[System
     return source
 
 
+J_PER_KWH = 3.6e6
+
+
+def energy_score(r: SystemRuns) -> float | None:
+    """The MLPerf energy score in joules (:func:`scripts.power.olympic_energy_j`, the result
+    summarizer's ``_index_olympic_average``): the runs.csv energies of exactly the runs the
+    time score averages, in the order of their times, averaged and multiplied by the same
+    scaling factor. None without a valid score or when one of those runs has no energy."""
+    if not r.score.valid or "energy_j" not in r.runs:
+        return None
+    position = {run: i for i, run in enumerate(r.run_numbers)}
+    energies = [nan_to_none(e) for e in r.runs["energy_j"]]
+    counted = [
+        (t, position[run], energies[position[run]])
+        for t, run in zip(r.times, r.time_runs, strict=True)
+        if position[run] not in r.score.dropped
+    ]
+    return power.olympic_energy_j(counted, r.score.scaling_factor)
+
+
+def _kwh(r: SystemRuns) -> float | None:
+    joules = energy_score(r)
+    return joules / J_PER_KWH if joules is not None else None
+
+
 def _mean_or_none(xs: list[float]) -> float | None:
     return nan_to_none(stats.mean(xs)) if xs else None
 
@@ -290,6 +315,17 @@ SUMMARY = Registry(
             "by the factor), fail (rcp_checker's message in runs.csv's rcp_detail), or not "
             "applicable (not an MLPerf benchmark, or no reference points for it)",
         ),
+        C(
+            "energy_j",
+            energy_score,
+            "the MLPerf energy score of a published power result (MLPerf Training v4.0 on), "
+            "in joules, as mlperf-logging's result summarizer computes it: each counted run's "
+            "energy (per node, the readings integrated over the measurement window times the "
+            "conversion efficiency, scaled to the time to train; per switch, its estimate "
+            "times the time to train) averaged over exactly the runs the MLPerf score "
+            "averages, times the same RCP scaling factor (empty without power results)",
+        ),
+        C("energy_kwh", _kwh, "the same in kWh (J / 3.6e6)", "energy (kWh)", "num"),
         C("mean_s", described("mean_s"), "mean time to train", "mean (s)", "s"),
         C("std_s", described("std_s"), "standard deviation (ddof=1)", "std (s)", "s"),
         C("cv", described("cv"), "coefficient of variation, std / mean", "cv", "pct"),

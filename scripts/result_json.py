@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts import checker_outcome, compliance, formats, hashing, seals
+from scripts import checker_outcome, compliance, formats, hashing, power, seals
 from scripts.mlperf_log import ParsedLog, parse_file, run_outcome
 
 COMPLIANCE_KEY = "compliance"
@@ -153,6 +153,8 @@ def parse_run(
         problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
     verdict = _judged(out, problems, verdict)
     _published_outcome(out, problems, parsed, meta, verdict)
+    energy = power.result_fields(meta, out["time_to_train_s"])  # never changes convergence
+    problems += energy["power_problems"]
     return {
         "benchmark": meta["benchmark"],
         "system": meta["system"],
@@ -168,6 +170,7 @@ def parse_run(
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,
+        **energy,  # energy_j and power_problems of a published power result (scripts/power.py)
         COMPLIANCE_KEY: verdict.status,
         COMPLIANCE_DETAIL_KEY: verdict.detail,
         "compliance_ruleset": verdict.ruleset,

@@ -77,6 +77,10 @@ RUN_COLUMNS = [
     "rcp",
     "rcp_detail",
     "olympic_drop",
+    # a published power result's energy (result.json, scripts/power.py; empty without one)
+    # and the power rules it breaks (named, never a log problem: convergence is unchanged)
+    "energy_j",
+    "power_problems",
     # the published systems/<system>.json (run.json's system_json; empty for runs made here)
     *SYSTEM_COLUMNS,
 ]
@@ -201,6 +205,7 @@ def collect(result_files: Sequence[Path]) -> pd.DataFrame:
             "gpu_devices": ",".join(r.get("gpu_devices") or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
+            "power_problems": LOG_PROBLEMS_SEP.join(map(str, r.get("power_problems") or [])),
             **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
             **{k: v for k, v in p.items() if k != "published"},
         }
