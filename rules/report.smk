@@ -146,6 +146,12 @@ rule leaderboard:
             category="Plots",
             subcategory="{benchmark}",
         ),
+        energy_plot=report(
+            "results/{benchmark}/plots/energy.png",
+            caption="../report/energy.rst",
+            category="Plots",
+            subcategory="{benchmark}",
+        ),
     log:
         "logs/leaderboard/{benchmark}.log",
     params:
@@ -154,7 +160,8 @@ rule leaderboard:
     shell:
         "{PY} scripts.leaderboard --summary {input.summary:q} --runs {input.runs:q} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
-        "--output {output.table:q} --plot {output.plot:q} > {log:q} 2>&1"
+        "--output {output.table:q} --plot {output.plot:q} "
+        "--energy-plot {output.energy_plot:q} > {log:q} 2>&1"
 
 
 # One self-contained page: the verdict, the tables, the plots (embedded), warnings, and the

@@ -17,6 +17,10 @@ one leaderboard is made from one summary.csv and its runs.csv.
   one (``score_s`` is then the scaled score).
 - ``accelerator_minutes``: score_s / 60 x n_accelerators, empty when the number of
   accelerators is unknown (local systems).
+- ``energy_j`` / ``energy_kwh``: summary.csv's MLPerf energy score of a published power result
+  (:func:`scripts.columns.energy_score`), empty without power results; ``--energy-plot``
+  draws time to train against energy for the systems that have one
+  (:func:`scripts.plots.plot_energy`).
 - ``overlaps_next``: whether this system's interval overlaps the next ranked one's (they are
   then not distinguishable); ``group``: the ranks joined by such overlaps, as text ("ranks 3
   to 5 overlap"), or "distinct" for a system whose interval overlaps neither neighbour.
@@ -55,6 +59,8 @@ COLUMNS = [
     "n_runs",
     "n_converged",
     "accelerator_minutes",
+    "energy_j",
+    "energy_kwh",
     "overlaps_next",
     "group",
     "reason",
@@ -201,6 +207,8 @@ def _base_row(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
         "n_runs": _cell(row, "n_runs"),
         "n_converged": _cell(row, "n_converged"),
         "accelerator_minutes": accelerator_minutes(score, n_acc),
+        "energy_j": _number(row, "energy_j"),
+        "energy_kwh": _number(row, "energy_kwh"),
     }
 
 
@@ -246,6 +254,8 @@ def describe_row(row: pd.Series | dict[str, Any]) -> str:
     interval = "n/a" if pd.isna(lo) else f"{lo:.5g}-{hi:.5g} s"
     acc = row.get("accelerator_minutes")
     cost = "" if _cell(row, "accelerator_minutes") is None else f", {acc:.0f} accelerator-min"
+    kwh = _number(row, "energy_kwh")
+    cost += "" if kwh is None else f", {kwh:.4g} kWh"
     return (
         f"{int(row['rank'])}. {row['system']}: {row['score_s']:.5g} s "
         f"(95% interval {interval}{cost}; {row['group']})"
@@ -262,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, required=True, help="its runs.csv")
     p.add_argument("--output", type=Path, required=True, help="leaderboard.csv to write")
     p.add_argument("--plot", type=Path, help="the leaderboard plot (PNG) to write")
+    p.add_argument("--energy-plot", type=Path, help="the time-against-energy plot (PNG)")
     p.add_argument("--bootstrap-resamples", type=int, default=stats.BOOTSTRAP_RESAMPLES)
     p.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
     args = p.parse_args(argv)
@@ -276,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scripts.plots import plot_leaderboard  # lazy: matplotlib only when plotting
 
         plot_leaderboard(board, args.plot)
+    if args.energy_plot is not None:
+        from scripts.plots import plot_energy  # lazy: matplotlib only when plotting
+
+        plot_energy(board, args.energy_plot)
     print("\n".join(describe_row(r) for r in board.to_dict("records")) or "no system")
     return 0
 

@@ -18,6 +18,9 @@ Each plot is one function that writes one PNG (matplotlib's Agg backend, no disp
 - ``leaderboard`` (:func:`plot_leaderboard`, from leaderboard.csv, drawn by
   ``python -m scripts.leaderboard --plot``): each ranked system's MLPerf score with its 95%
   interval, fastest on top, accelerator-minutes written beside it, overlapping ranks one colour.
+- ``energy`` (:func:`plot_energy`, from leaderboard.csv, drawn by
+  ``python -m scripts.leaderboard --energy-plot``): MLPerf score against MLPerf energy score,
+  one point per ranked system with power results (a note instead when none has).
 
 The captions that explain them are ``report/<name>.rst`` (shown by report.html and by
 ``snakemake --report``).
@@ -348,6 +351,31 @@ def plot_leaderboard(board: pd.DataFrame, path: Path) -> None:
     note = f"; unranked: {', '.join(map(str, unranked))}" if unranked else ""
     ax.set_xlabel(f"MLPerf score (s), bootstrap 95% interval{note}")
     ax.set_title("Leaderboard (one colour: intervals of neighbouring ranks overlap)")
+    _save(fig, path)
+
+
+def plot_energy(board: pd.DataFrame, path: Path) -> None:
+    """Time against energy: each ranked system of leaderboard.csv that has an energy score
+    (``energy_kwh``), its MLPerf score on x and its energy on y, named beside its point; a
+    note instead of points when no system has power results."""
+    energy = board["energy_kwh"] if "energy_kwh" in board else pd.Series(index=board.index)
+    has = board["rank"].notna() & pd.to_numeric(energy, errors="coerce").notna()
+    shown = board[has].sort_values(["rank", "system"], kind="stable")
+    fig, ax = _figure()
+    if shown.empty:
+        _empty(ax, "no ranked system has MLPerf power results: no energy to plot")
+        _save(fig, path)
+        return
+    xs, ys = shown["score_s"].astype(float), shown["energy_kwh"].astype(float)
+    ax.scatter(xs, ys, color="tab:green", zorder=3)
+    for x, y, system in zip(xs, ys, shown["system"], strict=True):
+        ax.annotate(
+            str(system), (x, y), xytext=(6, 4), textcoords="offset points", fontsize="small"
+        )
+    ax.margins(x=0.25, y=0.2)
+    ax.set_xlabel("MLPerf score: time to train (s)")
+    ax.set_ylabel("MLPerf energy score (kWh)")
+    ax.set_title("Time to train against energy (systems with power results)")
     _save(fig, path)
 
 

@@ -48,8 +48,10 @@ PLOT_TITLES = {
     "speedup": "Speedup over the reference",
     "quality": "Convergence curves",
     "leaderboard": "Leaderboard",
+    "energy": "Time against energy",
 }
 LEADERBOARD_PLOT = "leaderboard"  # plots/leaderboard.png, drawn by scripts.leaderboard --plot
+ENERGY_PLOT = "energy"  # plots/energy.png, drawn by scripts.leaderboard --energy-plot
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -429,6 +431,7 @@ LEADERBOARD_TABLE = [
     ("score_ci95_low_s", "95% low (s)", fmt_s),
     ("score_ci95_high_s", "95% high (s)", fmt_s),
     ("accelerator_minutes", "accelerator-minutes", _minutes),
+    ("energy_kwh", "energy (kWh)", fmt_num),
     ("group", "distinguishable?", _text),
     ("reason", "unranked because", _text),
 ]
@@ -445,6 +448,9 @@ def leaderboard_section(results_dir: Path) -> list[str]:
     png = results_dir / "plots" / f"{LEADERBOARD_PLOT}.png"
     if png.exists():
         parts.append(_figure(LEADERBOARD_PLOT, png, text=""))
+    energy_png = results_dir / "plots" / f"{ENERGY_PLOT}.png"
+    if energy_png.exists() and "energy_kwh" in board and board["energy_kwh"].notna().any():
+        parts.append(_figure(ENERGY_PLOT, energy_png))  # only with power results
     return parts
 
 
