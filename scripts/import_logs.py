@@ -486,18 +486,9 @@ def build_overlay(
             f"config/benchmarks/mlperf-v{round_}.yaml does not exist: the overlay names the "
             f"benchmarks <folder>-v{round_} but cannot define them"
         )
-    found: dict[str, list[tuple[str, Path, set[str]]]] = {}  # name -> its folders
-    for sub, sub_dir in submitter_folders(root, submitter):
-        for folder in _system_folders(sub_dir, system_glob, notes):
-            try:
-                benchmarks = _folder_benchmarks(folder, definitions, round_)
-            except OSError as exc:
-                notes.append(f"{folder}: cannot be read ({exc.strerror or exc}); skipped")
-                continue
-            if not benchmarks:
-                notes.append(f"{folder}: no result folder of a benchmark of v{round_}; skipped")
-                continue
-            found.setdefault(system_name(sub, folder.name), []).append((sub, folder, benchmarks))
+    found = _named_folders(
+        submitter_folders(root, submitter), system_glob, definitions, round_, notes
+    )
     systems: dict[str, Any] = {}
     used: set[str] = set()
     for name, folders in sorted(found.items()):
@@ -530,6 +521,30 @@ def build_overlay(
     if definitions is not None:
         overlay["benchmarks"] = {b: definitions[b] for b in benchmarks}
     return overlay, notes
+
+
+def _named_folders(
+    submitters: Sequence[tuple[str, Path]],
+    system_glob: str,
+    definitions: Mapping[str, Any] | None,
+    round_: str,
+    notes: list[str],
+) -> dict[str, list[tuple[str, Path, set[str]]]]:
+    """System name -> the (submitter, folder, benchmarks) that give it, for every system
+    folder with results of the round; a folder that cannot be read or has none is a note."""
+    found: dict[str, list[tuple[str, Path, set[str]]]] = {}
+    for sub, sub_dir in submitters:
+        for folder in _system_folders(sub_dir, system_glob, notes):
+            try:
+                benchmarks = _folder_benchmarks(folder, definitions, round_)
+            except OSError as exc:
+                notes.append(f"{folder}: cannot be read ({exc.strerror or exc}); skipped")
+                continue
+            if not benchmarks:
+                notes.append(f"{folder}: no result folder of a benchmark of v{round_}; skipped")
+                continue
+            found.setdefault(system_name(sub, folder.name), []).append((sub, folder, benchmarks))
+    return found
 
 
 def _system_folders(sub_dir: Path, system_glob: str, notes: list[str]) -> list[Path]:
