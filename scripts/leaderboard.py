@@ -43,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from scripts import stats
-from scripts.hashing import write_atomic
+from scripts.safe_csv import read_csv, write_csv
 from scripts.tables import FLOAT_FORMAT, converged_times
 
 COLUMNS = [
@@ -277,12 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bootstrap-seed", type=int, default=stats.BOOTSTRAP_SEED)
     args = p.parse_args(argv)
     board = leaderboard(
-        pd.read_csv(args.summary),
-        pd.read_csv(args.runs),
+        read_csv(args.summary),
+        read_csv(args.runs),
         resamples=args.bootstrap_resamples,
         seed=args.bootstrap_seed,
     )
-    write_atomic(args.output, board.to_csv(index=False, float_format=FLOAT_FORMAT))
+    write_csv(board, args.output, float_format=FLOAT_FORMAT)
     if args.plot is not None:
         from scripts.plots import plot_leaderboard  # lazy: matplotlib only when plotting
 

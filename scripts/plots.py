@@ -44,6 +44,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from scripts.safe_csv import read_csv  # noqa: E402
 from scripts.scoring import usable_time  # noqa: E402
 from scripts.tables import names_log_problems  # noqa: E402
 
@@ -456,10 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--outdir", type=Path, required=True)
     args = p.parse_args(argv)
     paths = plot_all(
-        pd.read_csv(args.runs),
-        pd.read_csv(args.summary),
-        pd.read_csv(args.comparison),
-        pd.read_csv(args.evals),
+        read_csv(args.runs),
+        read_csv(args.summary),
+        read_csv(args.comparison),
+        read_csv(args.evals),
         json.loads(args.quality_json),
         args.outdir,
     )

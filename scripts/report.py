@@ -35,6 +35,7 @@ import pandas as pd
 from docutils.core import publish_parts
 
 from scripts import columns, compliance, formats, hashing, hostload, layout, stats
+from scripts.safe_csv import read_csv
 from scripts.tables import choose_reference, names_log_problems
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1]
@@ -443,7 +444,7 @@ def leaderboard_section(results_dir: Path) -> list[str]:
     path = results_dir / "leaderboard.csv"
     if not path.exists():
         return []
-    board = pd.read_csv(path)
+    board = read_csv(path)
     parts = ["<h2>Leaderboard</h2>", caption_html("leaderboard"), table(board, LEADERBOARD_TABLE)]
     png = results_dir / "plots" / f"{LEADERBOARD_PLOT}.png"
     if png.exists():
@@ -581,9 +582,9 @@ def render(
     generated: str | None = None,
 ) -> str:
     """The whole page as a string."""
-    runs = pd.read_csv(results_dir / "runs.csv")
-    summary = pd.read_csv(results_dir / "summary.csv")
-    comparison = pd.read_csv(results_dir / "comparison.csv")
+    runs = read_csv(results_dir / "runs.csv")
+    summary = read_csv(results_dir / "summary.csv")
+    comparison = read_csv(results_dir / "comparison.csv")
     bench = context.get("benchmark", {})
     systems_cfg = context.get("systems", {})
     results = [

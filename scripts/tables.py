@@ -34,9 +34,10 @@ import pandas as pd
 
 from scripts import columns, compliance, formats, stats
 from scripts.formats import CorruptFile, NewerFormat, read_json
-from scripts.hashing import write_atomic, write_json
+from scripts.hashing import write_json
 from scripts.import_logs import SYSTEM_COLUMNS
 from scripts.result_json import compliance_of, parse_run, verdict_of
+from scripts.safe_csv import read_csv, write_csv
 from scripts.scoring import olympic_score, usable_time
 
 RUN_COLUMNS = [
@@ -499,7 +500,7 @@ def _parse(args: argparse.Namespace) -> int:
 
 def _collect(args: argparse.Namespace) -> int:
     """result.json files -> runs.csv."""
-    write_atomic(args.output, collect(args.results).to_csv(index=False))
+    write_csv(collect(args.results), args.output)
     return 0
 
 
@@ -507,7 +508,7 @@ def _summarize(args: argparse.Namespace) -> int:
     """runs.csv -> summary.csv; runs of different configurations are refused (exit 1)."""
     try:
         table = summarize(
-            pd.read_csv(args.runs),
+            read_csv(args.runs),
             args.max_nonconverged,
             resamples=args.bootstrap_resamples,
             seed=args.bootstrap_seed,
@@ -516,7 +517,7 @@ def _summarize(args: argparse.Namespace) -> int:
     except AggregationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    write_csv(table, args.output, float_format=FLOAT_FORMAT)
     print(
         table.to_string(
             index=False,
@@ -528,17 +529,17 @@ def _summarize(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     """runs.csv + summary.csv -> comparison.csv."""
-    runs = pd.read_csv(args.runs)
+    runs = read_csv(args.runs)
     table = compare(
         runs,
-        pd.read_csv(args.summary),
+        read_csv(args.summary),
         args.reference,
         min_effect=args.min_effect,
         resamples=args.bootstrap_resamples,
         seed=args.bootstrap_seed,
     )
     _, note = choose_reference(sorted(set(runs["system"])), args.reference)
-    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    write_csv(table, args.output, float_format=FLOAT_FORMAT)
     print(note or f"reference system: {args.reference}")
     print("\n".join(table["verdict"]) or "one system: nothing to compare")
     return 0
@@ -547,7 +548,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _evals(args: argparse.Namespace) -> int:
     """result.json files -> evals.csv."""
     rows = [r for f in args.results for r in eval_rows(read_json(Path(f), "result.json"))]
-    write_atomic(args.output, pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(index=False))
+    write_csv(pd.DataFrame(rows, columns=EVAL_COLUMNS), args.output)
     return 0
 
 
@@ -555,7 +556,7 @@ def _partial(args: argparse.Namespace) -> int:
     """finished result.json files -> summary.partial.csv."""
     frame = collect(args.results) if args.results else pd.DataFrame(columns=RUN_COLUMNS)
     table = summarize_partial(frame, json.loads(args.expected_json), args.max_nonconverged)
-    write_atomic(args.output, table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    write_csv(table, args.output, float_format=FLOAT_FORMAT)
     print(
         table.to_string(
             index=False,
