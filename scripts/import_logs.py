@@ -33,10 +33,10 @@ import datetime as dt
 import fnmatch
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from scripts import formats, hashing, power, seals
+from scripts import formats, hashing, power, published_files, seals
 from scripts.compliance import one_line as compliance_one_line
 from scripts.config import WORKFLOW_DIR
 from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
@@ -62,19 +62,35 @@ LITERAL_MAX_CHARS = 64 << 10  # a longer submission_entry stays text
 SUBMISSION_KEYS = ("org", "platform", "division", "status", "benchmark", "poc_name")
 
 
+# what mlperf-logging's RCP checker can write into a scaling.json (rcp_checker
+# _eval_submission_record: RCP mean / the submission's mean epochs, only when the submission
+# converged faster than the RCP mean and no faster than "Max Speedup", the RCP mean over the
+# fastest reference run: at most 2.5 in every round's RCP files of mlperf-logging 4.1.68)
+MIN_SCALING, MAX_SCALING = 1.0, 10.0
+
+
 def scaling_factor(folder: Path) -> float:
     """The RCP scaling factor of a result folder, as mlperf-logging's result summarizer reads
     it (``_get_scaling_factor``): ``scaling_factor`` of its scaling.json, 1.0 without the
-    file. ValueError names the file when it is not JSON or its factor is not a number > 0."""
+    file. ValueError names the file when it is not a regular JSON file
+    (:mod:`scripts.published_files`) or its factor is not a finite number from MIN_SCALING to
+    MAX_SCALING (``1e308`` would score infinity, ``1e-300`` a time of nothing)."""
     path = Path(folder) / SCALING_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return 1.0
     try:
-        factor = json.loads(path.read_text())["scaling_factor"]
+        factor = json.loads(published_files.read_regular(path))["scaling_factor"]
+    except published_files.RefusedFile:
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f'{path}: expected {{"scaling_factor": <number>}}: {exc}') from None
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
-        raise ValueError(f"{path}: scaling_factor must be a number above 0, got {factor!r}")
+    if isinstance(factor, bool) or not isinstance(factor, int | float):
+        raise ValueError(f"{path}: scaling_factor must be a number, got {factor!r}")
+    if not (math.isfinite(factor) and MIN_SCALING <= factor <= MAX_SCALING):
+        raise ValueError(
+            f"{path}: scaling_factor {factor!r} is not one the RCP checker can give "
+            f"(a finite number from {MIN_SCALING:g} to {MAX_SCALING:g})"
+        )
     return float(factor)
 
 
@@ -88,10 +104,15 @@ def system_json(import_dir: Path) -> Path:
 def read_system_json(path: Path) -> dict[str, Any] | None:
     """The system description at ``path``, or None when there is none (v0.6 folders copied
     without their systems/); ValueError names a file that is not a JSON object."""
-    if not Path(path).is_file():
+    path = Path(path)
+    if not os.path.lexists(path):
         return None
+    if path.parent.is_symlink():
+        raise published_files.RefusedFile(f"{path.parent} is a symbolic link: not read")
     try:
-        desc = json.loads(Path(path).read_text())
+        desc = json.loads(published_files.read_regular(path))
+    except published_files.RefusedFile:
+        raise
     except ValueError as exc:
         raise ValueError(f"{path}: not a JSON system description: {exc}") from None
     if not isinstance(desc, dict):
@@ -100,10 +121,25 @@ def read_system_json(path: Path) -> dict[str, Any] | None:
 
 
 def _count(text: Any) -> int | None:
+    """A count from a system description: a non-negative integer (or such a number as text),
+    else None (``"-1"``, ``2.5``, a list)."""
+    if isinstance(text, bool) or not isinstance(text, int | str):
+        return None
     try:
-        return int(str(text).strip())
+        n = int(str(text).strip())
     except ValueError:
         return None
+    return n if n >= 0 else None
+
+
+def _text(value: Any) -> str | None:
+    """A text field of a system description: text as it is, a number as text, anything else
+    (a mapping, a list) None rather than a Python repr."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def system_columns(desc: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -114,16 +150,16 @@ def system_columns(desc: Mapping[str, Any] | None) -> dict[str, Any]:
     None for what the description lacks (and for every column without one)."""
     if not desc:
         return dict.fromkeys(SYSTEM_COLUMNS)
-    accelerator = desc.get("accelerator_model_name")
+    accelerator = _text(desc.get("accelerator_model_name"))
     if accelerator == "tpu-v3":
         accelerator = "TPUv3"
-    framework = desc.get("framework")
+    framework = _text(desc.get("framework"))
     if isinstance(framework, str) and "TensorFlow" in framework:
         framework = re.sub(r" commit hash = .*", "", framework, count=1)
     nodes, per_node = _count(desc.get("number_of_nodes")), _count(desc.get("accelerators_per_node"))
     return {
-        "submitter": desc.get("submitter"),
-        "division": desc.get("division"),
+        "submitter": _text(desc.get("submitter")),
+        "division": _text(desc.get("division")),
         "accelerator": accelerator,
         "n_accelerators": nodes * per_node if nodes is not None and per_node is not None else None,
         "n_nodes": nodes,
@@ -184,17 +220,32 @@ def import_run(
     ``rcp_scaling_factor`` (scaling.json, 1.0 without), the benchmark's ``olympic_drop``, and
     the published system description (``system_json``: its path, sha256 and the summary
     columns of :func:`system_columns`; None without a systems/<system>.json). ``parsed``:
-    the source's :class:`ParsedLog`, when the caller parsed it already (the batch does)."""
-    parsed = parse_file(source) if parsed is None else parsed
+    the copy's :class:`ParsedLog`, when the caller parsed it already.
+
+    The source is read as data (:mod:`scripts.published_files`): a link, FIFO, device or a
+    log over MAX_LOG_BYTES raises :class:`scripts.published_files.RefusedFile` before anything
+    is written; the copy is what is parsed and hashed. A scaling.json that cannot be a factor
+    is an ``import_problems`` entry (the run has no result); a folder whose number of logs is
+    not the benchmark's run count (``spec["expected_runs"]``) an ``import_notes`` entry."""
+    return import_copy(source, spec, log_path, meta_path, parsed=parsed)[0]
+
+
+def import_copy(
+    source: Path, spec: dict[str, Any], log_path: Path, meta_path: Path, *, parsed: Parsed = None
+) -> tuple[dict[str, Any], ParsedLog]:
+    """:func:`import_run`, and the copied log parsed (the batch parses each log once)."""
+    digest = published_files.copy_regular(source, log_path)
+    parsed = parse_file(log_path) if parsed is None else parsed
     info = submission(parsed)
     problems = _benchmark_problems(info, spec)
+    try:
+        factor = scaling_factor(source.parent)
+    except ValueError as exc:
+        factor = 1.0
+        problems.append(f"{exc}: no run of this folder has a result")
     start = parsed.first("run_start")
     seed = parsed.first("seed")
-    host, digest = _host_and_sha256(source)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_log = log_path.with_name(log_path.name + ".tmp")
-    shutil.copyfile(source, tmp_log)
-    os.replace(tmp_log, log_path)
+    host, _ = _host_and_sha256(log_path)
     meta = {
         "format_version": formats.version("run.json"),
         "benchmark": spec["benchmark"],
@@ -210,7 +261,7 @@ def import_run(
         "source": str(source.resolve()),
         "source_sha256": digest,
         "submission": info,
-        "rcp_scaling_factor": scaling_factor(source.parent),
+        "rcp_scaling_factor": factor,
         "olympic_drop": int((spec.get("mlperf") or {}).get("olympic_drop", 1)),
         "mlperf": dict(spec.get("mlperf") or {}),
         "system_json": published_system(source.parent.parent),
@@ -218,12 +269,28 @@ def import_run(
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
         "import_problems": problems,
+        "import_notes": _count_notes(source.parent, spec),
     }
     fingerprinted = {"config_fingerprint": spec["config_fingerprint"]}
     meta["fingerprint"] = hashing.canonical_sha256(fingerprinted)
     seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
     hashing.write_json(meta_path, meta, sort_keys=True)
-    return meta
+    return meta, parsed
+
+
+def _count_notes(folder: Path, spec: Mapping[str, Any]) -> list[str]:
+    """A note when the folder holds another number of logs than the benchmark's run count:
+    the package checker requires exactly that many (``package_checker``: "Incorrect number of
+    files in dir"); the summarizer scores them all, and so does the workflow."""
+    expected = spec.get("expected_runs")
+    found = len(result_files(folder))
+    if not isinstance(expected, int) or found == expected:
+        return []
+    return [
+        f"{folder} holds {found} result_*.txt files; mlperf-logging's package checker requires "
+        f"exactly {expected} for this benchmark (\"Incorrect number of files in dir\"); all "
+        f"{found} are scored, as the result summarizer scores them"
+    ]
 
 
 def _benchmark_problems(info: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
@@ -268,7 +335,7 @@ def unreadable_run(
         "system_json": None,
         "config_fingerprint": spec["config_fingerprint"],
         "comparability": spec["comparability"],
-        "import_problems": [f"cannot read the published log: {why}"],
+        "import_problems": [f"the published log is not read: {why}"],
         "fingerprint": hashing.canonical_sha256({"config_fingerprint": spec["config_fingerprint"]}),
     }
     seals.add_seal(meta, log_path)
@@ -304,8 +371,8 @@ def published_system(import_dir: Path) -> dict[str, Any] | None:
     return {
         "path": str(path.resolve()),
         "sha256": hashing.file_sha256(path),
-        "system_name": desc.get("system_name"),
-        "status": desc.get("status"),
+        "system_name": _text(desc.get("system_name")),
+        "status": _text(desc.get("status")),
         **system_columns(desc),
     }
 
@@ -411,8 +478,10 @@ def submitter_folders(root: Path, submitter: str | None = None) -> list[tuple[st
     if (root / "results").is_dir():
         found = [(_submitter_of(root), root)]
     else:
-        found = sorted(
-            (d.name, d) for d in root.iterdir() if d.is_dir() and (d / "results").is_dir()
+        found = sorted(  # a link is not followed: a published tree is data
+            (d.name, d)
+            for d in root.iterdir()
+            if not d.is_symlink() and d.is_dir() and _real_dir(d / "results")
         )
     if submitter is not None:
         found = [(s, d) for s, d in found if s.lower() == submitter.lower()]
@@ -423,6 +492,10 @@ def submitter_folders(root: Path, submitter: str | None = None) -> list[tuple[st
             "(a training_results_vX.Y checkout) or results/<system>/"
         )
     return found
+
+
+def _real_dir(path: Path) -> bool:
+    return not path.is_symlink() and path.is_dir()
 
 
 def _submitter_of(folder: Path) -> str:
@@ -555,7 +628,15 @@ def _system_folders(sub_dir: Path, system_glob: str, notes: list[str]) -> list[P
     except OSError as exc:
         notes.append(f"{sub_dir / 'results'}: cannot be listed ({exc.strerror or exc}); skipped")
         return []
-    return [f for f in entries if f.is_dir() and fnmatch.fnmatch(f.name, system_glob)]
+    found = []
+    for f in entries:
+        if not fnmatch.fnmatch(f.name, system_glob):
+            continue
+        if f.is_symlink():
+            notes.append(f"{f}: a symbolic link (a published tree is data: not followed); skipped")
+        elif f.is_dir():
+            found.append(f)
+    return found
 
 
 def _system_description(folder: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -660,11 +741,13 @@ def _import_one(task: tuple[Mapping[str, Any], Mapping[str, Any]]) -> dict[str, 
     log, meta = run_dir / RUN_FILES[0], run_dir / RUN_FILES[1]
     try:
         try:
-            parsed = parse_file(source)  # once: the copy is the same bytes
-            import_run(source, spec, log, meta, parsed=parsed)
-        except OSError as exc:  # a run without a result; the batch goes on
+            parsed: Parsed = import_copy(source, spec, log, meta)[1]  # parsed once: the copy
+        except published_files.RefusedFile as exc:  # a run without a result; the batch goes on
             parsed = None
-            unreadable_run(source, spec, log, meta, exc.strerror or str(exc))
+            unreadable_run(source, spec, log, meta, str(exc))
+        except OSError as exc:
+            parsed = None
+            unreadable_run(source, spec, log, meta, f"{source}: {exc.strerror or exc}")
         result = write_result(
             log,
             meta,

@@ -111,8 +111,10 @@ def result_file_key(name: str) -> tuple[tuple[int, int | str], ...]:
 def result_files(folder: Path) -> list[Path]:
     """The logs of a published result folder: every ``result_*.txt`` in it that is not a
     folder, as the result summarizer's ``glob('<folder>/result_*.txt')`` finds them, in the
-    order of :func:`result_file_key` (an empty list for no folder)."""
-    if not folder.is_dir():
+    order of :func:`result_file_key` (an empty list for no folder, or a folder that is a
+    symbolic link: a published tree is data, scripts/published_files.py). A listed file may
+    still be a link, a FIFO or a device: reading it is refused by name, run by run."""
+    if folder.is_symlink() or not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if RESULT_FILE_RE.match(p.name) and not p.is_dir()]
     return sorted(found, key=lambda p: (result_file_key(p.name), p.name))

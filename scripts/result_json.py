@@ -106,6 +106,7 @@ def _published_outcome(
     v0.7-or-later checker counts as the result summarizer counts it
     (:mod:`scripts.checker_outcome`)."""
     rejected = [str(p) for p in meta.get("import_problems") or []]
+    problems += [f"note: {n}" for n in meta.get("import_notes") or []]
     if rejected:
         out["log_problems"] = [*rejected, *out["log_problems"]]
         out["valid_log"] = False

@@ -484,6 +484,7 @@ class RuleInputs:
             "system": system,
             "scale": bench["scale"],
             "mlperf_name": bench.get("mlperf_name"),
+            "expected_runs": bench.get("runs"),  # the package checker's count (a note)
             "config_fingerprint": hashing.canonical_sha256(record),
             "comparability": record,
             # only where there are some: a key more would redo every batch's plan

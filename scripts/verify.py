@@ -208,8 +208,10 @@ def verify_main(argv: Sequence[str]) -> int:
     lines, bad = compare(official, ours)
     print("\n".join(lines))
     n = len(official)
-    print(f"{n - bad} of {n} folders equal to mlperf-logging's result summarizer "
-          f"(ruleset {ruleset}, relative {REL:g}); its scoring function took {elapsed:.2f} s")  # fmt: skip
+    print(
+        f"{n - bad} of {n} folders equal to mlperf-logging's result summarizer (ruleset "
+        f"{ruleset}, relative {REL:g}); its scoring function took {elapsed:.2f} s"
+    )
     return 1 if bad else 0
 
 

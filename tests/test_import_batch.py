@@ -103,7 +103,7 @@ def test_a_bad_log_is_named_and_the_other_runs_are_imported(tmp_path: Path) -> N
     wrong = "submission_benchmark is 'gnmt', but benchmark 'gnmt-v0.6' imports 'resnet'"
     lines = proc.stdout.splitlines()
     assert any("run_04: did NOT converge" in x and wrong in x for x in lines), proc.stdout
-    gone = "cannot read the published log: No such file or directory"
+    gone = "result_5.txt cannot be read: No such file or directory"
     assert any("run_06: did NOT converge" in x and gone in x for x in lines), proc.stdout
     assert "gnmt-v0.6: 10 of 10 runs imported" in proc.stdout
     done = sorted(p.parent.name for p in (tmp_path / "results").glob("run_*/result.json"))

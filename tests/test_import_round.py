@@ -343,8 +343,8 @@ def checkout(tmp_path: Path) -> Path:
     """A training_results_v5.0 checkout holding the fixture's NVIDIA folder."""
     root = tmp_path / "training_results_v5.0"
     (root / "NVIDIA").mkdir(parents=True)
-    for part in ("results", "systems"):
-        (root / "NVIDIA" / part).symlink_to(need_fixtures() / V50 / part)
+    for part in ("results", "systems"):  # copies: a published tree's links are not followed
+        shutil.copytree(need_fixtures() / V50 / part, root / "NVIDIA" / part)
     (root / "Other" / "results" / "box" / "bert").mkdir(parents=True)
     return root
 
