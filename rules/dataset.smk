@@ -64,6 +64,8 @@ rule unpack_dataset:
     params:
         files=inputs.files_json,
         dir=inputs.dataset_files_dir,
+        # the most bytes the archives may unpack to (config dataset.max_unpacked_bytes)
+        limit=inputs.unpack_limit_args,
     shell:
         "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
-        "--dest {output.tree:q} --manifest {output.manifest:q} > {log:q} 2>&1"
+        "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} > {log:q} 2>&1"

@@ -35,9 +35,7 @@ import socket
 import stat
 import subprocess
 import sys
-import tarfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -45,7 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 from urllib.parse import quote, unquote, urlparse
 
-from scripts import formats
+from scripts import archives, formats
 from scripts.hashing import canonical_sha256, write_json
 
 CHUNK = 1 << 20
@@ -646,38 +644,13 @@ def verified_manifest_sha256(path: Path) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _inside(base: Path, target: Path) -> bool:
-    base, target = base.resolve(), target.resolve()
-    return target == base or base in target.parents
-
-
-def safe_unpack(archive: Path, dest: Path) -> list[str]:
-    """Unpack a .tar, .tar.gz or .zip into ``dest``; refuse members that would escape it
-    (checked for every member before anything is written)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            for name in names:
-                if name.startswith("/") or not _inside(dest, dest / name):
-                    raise DatasetError(
-                        f"{archive}: member {name!r} would be written outside {dest}"
-                    )
-            zf.extractall(dest)
-            return names
+def safe_unpack(archive: Path, dest: Path, max_unpacked_bytes: int | None = None) -> list[str]:
+    """Unpack a .tar, .tar.gz or .zip into ``dest``: every member checked before anything is
+    written, every byte counted while writing (:mod:`scripts.archives`)."""
     try:
-        tar = tarfile.open(archive)
-    except tarfile.TarError as exc:
-        raise DatasetError(f"{archive}: not a .tar, .tar.gz or .zip archive ({exc})") from None
-    with tar:
-        members = tar.getmembers()
-        for m in members:
-            if m.name.startswith("/") or not _inside(dest, dest / m.name):
-                raise DatasetError(f"{archive}: member {m.name!r} would be written outside {dest}")
-            if (m.issym() or m.islnk()) and not _inside(dest, (dest / m.name).parent / m.linkname):
-                raise DatasetError(f"{archive}: link {m.name!r} -> {m.linkname!r} escapes {dest}")
-        tar.extractall(dest, filter="data")
-        return [m.name for m in members]
+        return archives.unpack([archive], dest, max_unpacked_bytes)
+    except archives.ArchiveError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def prepare(
@@ -686,19 +659,28 @@ def prepare(
     dest: Path,
     manifest: Path | None = None,
     keep_replaced: Path | None = None,
+    max_unpacked_bytes: int | None = None,
 ) -> None:
-    """Make ``dest``: archives unpacked, other files hard-linked (copied across devices), every
-    file made read-only, and, with ``manifest``, the tree's manifest written beside it (see
-    :func:`tree_manifest`). The old ``dest`` is removed, or moved to ``keep_replaced``."""
+    """Make ``dest``: archives unpacked (all their members checked first, as one tree, and at
+    most ``max_unpacked_bytes`` or the default limit of :func:`scripts.archives.unpack_limit`
+    written), other files hard-linked (copied across devices), every file made read-only, and,
+    with ``manifest``, the tree's manifest written beside it (see :func:`tree_manifest`). The
+    old ``dest`` is removed, or moved to ``keep_replaced``; a refused archive leaves it as it
+    was and keeps nothing of what was unpacked."""
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        archives.unpack(
+            [download_dir / f["name"] for f in files if f.get("unpack")], tmp, max_unpacked_bytes
+        )
+    except archives.ArchiveError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DatasetError(str(exc)) from None
     sources: dict[str, str] = {}
     for f in files:
         src = download_dir / f["name"]
-        if f.get("unpack"):
-            safe_unpack(src, tmp)
-        else:
+        if not f.get("unpack"):
             try:
                 os.link(src, tmp / f["name"])
             except OSError:
@@ -958,6 +940,7 @@ def restore_tree(
     *,
     dry_run: bool = False,
     runs_used_it: bool = False,
+    max_unpacked_bytes: int | None = None,
 ) -> str | None:
     """Before a plan is built: unpack ``tree`` again from its verified files when it is gone
     but was unpacked (its manifest is left, or ``runs_used_it``: finished runs exist), has no
@@ -989,7 +972,7 @@ def restore_tree(
     if missing:
         remake(missing)  # fetched again, or the script runs again
     write_verified_manifest(verified, verify(files, source_dir))
-    prepare(files, source_dir, tree, manifest_path, keep_replaced=keep)
+    prepare(files, source_dir, tree, manifest_path, keep, max_unpacked_bytes)
     kept = f"; the changed tree is kept as {keep}" if keep else ""
     return f"{found}; unpacked {tree} again from the verified files{kept}"
 
@@ -1060,7 +1043,8 @@ def _verify(args: argparse.Namespace) -> None:
 
 
 def _unpack(args: argparse.Namespace) -> None:
-    prepare(json.loads(args.files_json), args.dir, args.dest, args.manifest)
+    files = json.loads(args.files_json)
+    prepare(files, args.dir, args.dest, args.manifest, None, args.max_unpacked_bytes)
     print(f"prepared {args.dest}" + (f" and {args.manifest}" if args.manifest else ""))
 
 
@@ -1133,6 +1117,13 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--dest", type=Path, required=True)
     u.add_argument(
         "--manifest", type=Path, help="the tree's manifest to write (every file's size, sha256)"
+    )
+    u.add_argument(
+        "--max-unpacked-bytes",
+        type=int,
+        default=None,
+        help="the most bytes the archives may unpack to (default: 100 x their size, at least "
+        "1 GiB; config dataset.max_unpacked_bytes)",
     )
     c = sub.add_parser(
         "check-tree", help="check an unpacked tree against its manifest (size, mtime, sha256)"

@@ -239,6 +239,7 @@ class DatasetFacts:
     tree_is_dir: bool
     verified: bool  # its manifest.json (the verified files) exists
     finished_runs: bool | None  # a run.json under results/<b>; None: not looked for (not needed)
+    max_unpacked_bytes: int | None = None  # config dataset.max_unpacked_bytes
 
 
 @dataclass(frozen=True)
@@ -460,6 +461,7 @@ class RestoreDatasetTree(Action):
     files: list[dict[str, Any]]
     remake: Remake
     runs_used_it: bool
+    max_unpacked_bytes: int | None = None
 
     def apply(self, dry_run: bool, warn: Say) -> None:
         try:
@@ -470,6 +472,7 @@ class RestoreDatasetTree(Action):
                 self.remake,
                 dry_run=dry_run,
                 runs_used_it=self.runs_used_it,
+                max_unpacked_bytes=self.max_unpacked_bytes,
             )
         except dataset.DatasetError as exc:
             raise Refused(f"{self.tree} cannot be unpacked again: {exc}") from None
@@ -825,7 +828,15 @@ def _gather_dataset(
             progress=d["progress"],
         ),
     )
-    return DatasetFacts(tree, ds.get("files", []), remake, tree_is_dir, verified, finished)
+    return DatasetFacts(
+        tree,
+        ds.get("files", []),
+        remake,
+        tree_is_dir,
+        verified,
+        finished,
+        ds.get("max_unpacked_bytes"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1024,7 +1035,11 @@ def _dataset_actions(state: State, disk: _Disk) -> list[Action]:
         # finished runs are looked for only when the tree or its verification is gone (then
         # Snakemake would make them again in its plan and retrain every finished run after them)
         runs_used_it = (not tree_is_dir or not verified) and bool(ds.finished_runs)
-        actions.append(RestoreDatasetTree(ds.tree, ds.files, ds.remake, runs_used_it))
+        actions.append(
+            RestoreDatasetTree(
+                ds.tree, ds.files, ds.remake, runs_used_it, ds.max_unpacked_bytes
+            )
+        )
     return actions
 
 

@@ -240,6 +240,12 @@ class RuleInputs:
     def files_json(self, wildcards: Wildcards) -> str:
         return json_arg(self.dataset_files(wildcards.benchmark))
 
+    def unpack_limit_args(self, wildcards: Wildcards) -> str:
+        """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
+        the default limit (scripts/archives.py: unpack_limit)."""
+        limit = self.benchmarks[wildcards.benchmark]["dataset"].get("max_unpacked_bytes")
+        return "" if limit is None else f"--max-unpacked-bytes {int(limit)}"
+
     # -- a training run -------------------------------------------------------------------------
 
     def backend_of(self, system: str) -> Backend:
