@@ -40,6 +40,12 @@ MAX_ERRORS = 10
 # invocation reads each config file three times, a round's overlay is 2,000 lines); the
 # pure-Python one words a syntax error
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# the largest config file read, in bytes: a file over it is refused before it is parsed (the
+# largest shipped, the schema, is 29 KiB, a round's definitions 5.4 KiB; an overlay of a whole
+# published round, one import system per system folder, takes about 180 bytes per system)
+MAX_CONFIG_BYTES = 1 << 20
+READ_BLOCK = 64 << 10
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class ConfigError(ValueError):
@@ -62,30 +68,163 @@ def yaml_error_message(path: str | Path, exc: yaml.YAMLError) -> str:
     return msg
 
 
+class _AliasUsed(Exception):
+    """A YAML alias (``*name``) in a config file: refused (see :func:`_strict_load`)."""
+
+
+class _DuplicateKey(Exception):
+    """A key given twice in one mapping of a config file: (key, first line, second line)."""
+
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictConstructor:
+    """The safe loader's constructor, refusing a key given twice in one mapping (PyYAML keeps
+    the last silently). The keys of a merge (``<<``) may be given again: that is what it is
+    for."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # the base class words this error
+            return super().construct_mapping(node, deep=deep)
+        own = sum(1 for key, _ in node.value if key.tag != MERGE_TAG)
+        self.flatten_mapping(node)
+        merged = len(node.value) - own
+        mapping: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        for i, (key_node, value_node) in enumerate(node.value):
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    "found unhashable key", key_node.start_mark,
+                ) from None  # fmt: skip
+            if i >= merged:  # one of the mapping's own keys
+                line = key_node.start_mark.line + 1
+                if key in lines:
+                    raise _DuplicateKey(key, lines[key], line)
+                lines[key] = line
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+class _FastStrictLoader(_StrictConstructor, FAST_LOADER):
+    pass
+
+
+class _StrictLoader(_StrictConstructor, yaml.SafeLoader):
+    pass
+
+
+def _no_alias(root: yaml.Node | None) -> None:
+    """_AliasUsed when a node of the composed document is reached twice: an alias (or a merge
+    of one) names a node again, and each use would be a copy for whoever walks the data (the
+    schema check, Snakemake): 9 lines of 9 aliases each are 387,420,489 strings."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise _AliasUsed
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+
+
+def _strict_load(text: str, loader_class: type) -> Any:
+    """The document in ``text``, read by ``loader_class``: no aliases, no key twice in a
+    mapping."""
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        _no_alias(root)
+        return None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _first_alias(text: str) -> str:
+    """'line L, column C: YAML alias *name' of the first alias in ``text``."""
+    for event in yaml.parse(text, Loader=FAST_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            return f"line {mark.line + 1}, column {mark.column + 1}: YAML alias *{event.anchor}"
+    return "YAML alias"  # a merge key's alias is an alias event too; a guard
+
+
+def _reject_json_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key, 0, 0)
+        out[key] = value
+    return out
+
+
+def _read_bounded(p: Path, path: str | Path, given_as: str) -> str:
+    """The text of config file ``p``, refused in one line (ConfigError) when it is over
+    MAX_CONFIG_BYTES (before any of it is parsed), unreadable or not UTF-8."""
+    limit = f"a config file may have at most {MAX_CONFIG_BYTES} bytes (1 MiB); not read"
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} ({given_as}) is {size} bytes: {limit}")
+        chunks: list[bytes] = []
+        read = 0
+        with p.open("rb") as fh:  # never past the limit, whatever the size said (/dev/zero)
+            while chunk := fh.read(READ_BLOCK):
+                chunks.append(chunk)
+                read += len(chunk)
+                if read > MAX_CONFIG_BYTES:
+                    raise ConfigError(
+                        f"{path} ({given_as}) is over {MAX_CONFIG_BYTES} bytes: {limit}"
+                    )
+        return b"".join(chunks).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} ({given_as}) cannot be read: {exc}") from None
+
+
 def read_config_file(path: str | Path, given_as: str = "a config file") -> Any:
     """The data of a JSON or YAML config file (JSON first, as Snakemake reads them); a missing
-    file, a folder, an unreadable file or a syntax error raise ConfigError in one line."""
+    file, a folder, an unreadable file, a file over MAX_CONFIG_BYTES, a syntax error, a YAML
+    alias (``*name``: refused, so an alias bomb costs nothing) or a key given twice in one
+    mapping raise ConfigError in one line."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{path} ({given_as}) does not exist")
     if p.is_dir():
         raise ConfigError(f"{path} ({given_as}) is a folder, not a YAML file")
+    text = _read_bounded(p, path, given_as)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} ({given_as}) cannot be read: {exc}") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return yaml.load(text, Loader=FAST_LOADER)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError:
-        pass
-    try:  # the pure-Python loader for the message: its context and position
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(yaml_error_message(path, exc)) from None
+        try:
+            return json.loads(text, object_pairs_hook=_reject_json_duplicates)
+        except (ValueError, _DuplicateKey):  # a key twice: YAML names the lines
+            pass
+        try:
+            return _strict_load(text, _FastStrictLoader)
+        except yaml.YAMLError:
+            pass
+        try:  # the pure-Python loader for the message: its context and position
+            return _strict_load(text, _StrictLoader)
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error_message(path, exc)) from None
+    except _AliasUsed:
+        raise ConfigError(
+            f"{path}, {_first_alias(text)}: anchors and aliases are not accepted in config "
+            "files (an alias bomb would expand to billions of values); write the value out"
+        ) from None
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}: key {exc.key!r} is given twice in one mapping, at line {exc.first} and "
+            f"line {exc.second} (YAML would keep the second silently); keep one"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path} ({given_as}): values nested too deeply to read") from None
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,125 @@ def test_status_names_a_bad_overlay_in_one_line(
     assert len(err.splitlines()) == 1
 
 
+# ---------------------------------------------------------------------------------------------
+# Hostile config files: an alias bomb, a key given twice, a file over the size limit
+
+# "billion laughs": 9 lines of 9 aliases each, 9**9 = 387,420,489 strings once expanded
+ALIAS_BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{new}: &{new} [{', '.join([f'*{old}'] * 9)}]\n" for old, new in pairwise("abcdefghi")
+)
+DUPLICATE_KEY = "benchmarks:\n  gnmt:\n    runs: 2\n    timeout_s: 60\n\n\n    runs: 7\n"
+
+
+def test_an_alias_bomb_is_refused_in_one_line_and_never_expanded(tmp_path: Path) -> None:
+    import tracemalloc  # the bytes allocated while reading it
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    assert len(ALIAS_BOMB) == 414
+    tracemalloc.start()
+    try:
+        with pytest.raises(cfg.ConfigError) as info:
+            cfg.read_config_file(bomb, "given with --configfile")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"{bomb}, line 2, column 8: YAML alias *a: anchors and aliases are not accepted in "
+        "config files (an alias bomb would expand to billions of values); write the value out"
+    )
+    assert peak < 256 << 10  # what 414 bytes of YAML take, not 387 million strings
+    assert config_files.configfile_problems([bomb]) == [str(info.value)]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", "line 3, column 7: YAML alias *b"),
+        ("a: &a [1, *a]\n", "line 1, column 11: YAML alias *a"),
+        ("x: &s text\ny: *s\n", "line 2, column 4: YAML alias *s"),
+        ("a: &e {}\nb: [*e]\n", "line 2, column 5: YAML alias *e"),
+    ],
+    ids=["merge-key", "recursive", "scalar", "empty-mapping"],
+)
+def test_every_alias_is_refused(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=re.escape(f"{path}, {where}: anchors and aliases")):
+        cfg.load_yaml(path)
+
+
+def test_an_anchor_without_an_alias_and_an_inline_merge_are_plain_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("a: &unused 1\nb: {<<: {x: 1, y: 2}, x: 3}\n")
+    assert cfg.load_yaml(path) == {"a": 1, "b": {"x": 3, "y": 2}}
+
+
+def test_a_key_given_twice_in_a_mapping_names_the_key_and_both_lines(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(DUPLICATE_KEY)
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load_yaml(dup)
+    assert str(info.value) == (
+        f"{dup}: key 'runs' is given twice in one mapping, at line 3 and line 7 (YAML would "
+        "keep the second silently); keep one"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("systems: {local: {threads: 2}, local: {threads: 4}}\n")
+    with pytest.raises(cfg.ConfigError, match=r"key 'local' is given twice .* line 1 and line 1"):
+        cfg.load_yaml(flow)
+    js = tmp_path / "dup.json"  # JSON keeps the last silently too
+    js.write_text('{"benchmarks": {"gnmt": {"runs": 2,\n "runs": 7}}}')
+    with pytest.raises(cfg.ConfigError, match=r"key 'runs' is given twice .* line 1 and line 2"):
+        cfg.load_yaml(js)
+    same = tmp_path / "same.yaml"  # the same key in two mappings is no duplicate
+    same.write_text("a: {runs: 1}\nb: {runs: 2}\n")
+    assert cfg.load_yaml(same) == {"a": {"runs": 1}, "b": {"runs": 2}}
+
+
+def test_a_config_file_over_the_size_limit_is_refused_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("a: 1\n" + "#" * cfg.MAX_CONFIG_BYTES)
+    monkeypatch.setattr(cfg, "_strict_load", lambda *a: pytest.fail("parsed"))
+    monkeypatch.setattr(cfg.json, "loads", lambda *a, **k: pytest.fail("parsed"))
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.read_config_file(big, "given with --configfile")
+    assert str(info.value) == (
+        f"{big} (given with --configfile) is {cfg.MAX_CONFIG_BYTES + 5} bytes: a config file "
+        "may have at most 1048576 bytes (1 MiB); not read"
+    )
+    # a file whose size says nothing (a device) is read no further than the limit
+    with pytest.raises(cfg.ConfigError, match=r"^/dev/zero \(a config file\) is over 1048576"):
+        cfg.read_config_file("/dev/zero")
+
+
+def test_every_shipped_config_file_is_far_under_the_limit_and_reads_strictly() -> None:
+    files = sorted((cfg.WORKFLOW_DIR / "config").rglob("*.yaml"))
+    assert len(files) > 20
+    for path in files:  # the largest, the schema, is 29 KiB; a round's definitions 5.4 KiB
+        assert path.stat().st_size < cfg.MAX_CONFIG_BYTES // 10, path
+        assert cfg.read_config_file(path) == yaml.safe_load(path.read_text()), path
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[" * 100_000 + "]" * 100_000])
+def test_values_nested_too_deeply_are_one_line(tmp_path: Path, text: str) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=r"deep.yaml \(a config file\): values nested too"):
+        cfg.load_yaml(deep)
+
+
 @pytest.fixture(scope="module")
 def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One copy of the workflow for the command-line cases (none of them writes anything)."""
     wf = copy_workflow(tmp_path_factory.mktemp("messages") / "wf")
     (wf / "bad.yaml").write_text("benchmarks:\n  gnmt:\n    runs: [1\n")
     (wf / "small.yaml").write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
+    (wf / "bomb.yaml").write_text(ALIAS_BOMB)
+    (wf / "dup.yaml").write_text(DUPLICATE_KEY)
+    (wf / "big.yaml").write_text("#" * (cfg.MAX_CONFIG_BYTES + 1))
     return wf
 
 
@@ -131,8 +245,28 @@ def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ["--configfile", "small.yaml", TARGET],
             [f"error: {TARGET} was given to --configfile but is a target: targets go before "],
         ),
+        (
+            ["--configfile", "bomb.yaml"],
+            ["error: bomb.yaml, line 2, column 8: YAML alias *a: anchors and aliases are not"],
+        ),
+        (
+            ["--configfile", "dup.yaml"],
+            ["error: dup.yaml: key 'runs' is given twice in one mapping, at line 3 and line 7"],
+        ),
+        (
+            ["--configfile", "big.yaml"],
+            ["error: big.yaml (given with --configfile) is 1048577 bytes: a config file may"],
+        ),
     ],
-    ids=["missing", "folder", "yaml-error", "target-after-configfile"],
+    ids=[
+        "missing",
+        "folder",
+        "yaml-error",
+        "target-after-configfile",
+        "alias-bomb",
+        "duplicate-key",
+        "too-large",
+    ],
 )
 def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
     wf: Path, args: list[str], expected: list[str]
