@@ -310,6 +310,9 @@ def _describe(error: jsonschema.ValidationError, sources: Sequence[tuple[str, An
                 f"{where}: unknown key {_key_path(path_u)!r}; "
                 f"allowed keys here: {', '.join(allowed)}"
             )
+    if error.validator == "not" and isinstance(error.validator_value, dict):
+        refused = error.validator_value.get("description", "a value the schema refuses")
+        return f"{where}: {_key_path(path)}: {error.instance!r} is refused: {refused}"
     found = json.dumps(error.instance, default=str)
     if len(found) > 80:
         found = found[:77] + "..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,37 @@ def test_names_that_would_be_paths_or_shell_words_are_rejected(name: str) -> Non
     msg = error_of(("bad-name.yaml", overlay))
     assert "bad-name.yaml" in msg
     assert "letters, digits" in msg
+
+
+def benchmark_outputs() -> set[str]:
+    """The names the rules write directly in results/<benchmark>/ (files and folders)."""
+    found = set()
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        found |= set(re.findall(r"results/\{\{?benchmark\}\}?/([^/{}\"']+)", smk.read_text()))
+    return found
+
+
+def test_a_system_named_as_an_output_of_the_benchmark_is_refused_by_the_schema() -> None:
+    """A system's runs are in results/<benchmark>/<system>/: a system named as a table, the
+    report or the plots folder would be a folder where a rule writes a file (Snakemake's
+    ChildIOException); the schema refuses every such name, in any case of letters."""
+    outputs = benchmark_outputs()
+    assert {"runs.csv", "summary.csv", "comparison.csv", "leaderboard.csv"} <= outputs
+    assert {"evals.csv", "summary.partial.csv", "report.html", "plots"} <= outputs
+    for name in sorted(outputs | {n.upper() for n in outputs} | {"Summary.Csv", "x.csv"}):
+        msg = error_of(("clash.yaml", {"systems": {name: {"backend": "local"}}}))
+        assert msg == (
+            f"invalid configuration:\n  clash.yaml: systems: {name!r} is refused: a system's "
+            "runs go in results/<benchmark>/<system>/, beside the benchmark's own outputs (its "
+            "tables *.csv, report.html, plots/): a system may not be named plots, *.csv or "
+            "*.html, in any case of letters; choose another name"
+        )
+
+
+@pytest.mark.parametrize("name", ["summary", "plots2", "csv", "my.plots", "html", "x.csv.d"])
+def test_names_near_the_outputs_are_still_systems(name: str) -> None:
+    config, sources = merged(("ok.yaml", {"systems": {name: {"backend": "local"}}}))
+    assert name in cfg.load_and_validate(config, sources)["systems"]
 
 
 def test_schema_without_dollar_schema_key_is_refused(tmp_path: Path) -> None:

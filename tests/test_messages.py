@@ -327,6 +327,19 @@ def test_snakemake_refuses_timeout_inf_before_any_job(wf: Path) -> None:
     assert "inf.yaml: benchmarks.gnmt.timeout_s: .inf is not a finite number" in out
 
 
+@pytest.mark.integration
+def test_a_system_named_summary_csv_is_one_message_not_a_child_io_exception(wf: Path) -> None:
+    (wf / "clash.yaml").write_text(
+        "systems:\n  summary.csv: {backend: local}\n"
+        "campaign: {systems: [summary.csv], reference_system: summary.csv}\n"
+    )
+    proc = snakemake(wf, TARGET, "-n", "--cores", "1", "--configfile", "clash.yaml")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "ChildIOException" not in out and "Traceback" not in out
+    assert "clash.yaml: systems: 'summary.csv' is refused: a system's runs go in " in out
+
+
 # ---------------------------------------------------------------------------------------------
 # Schema patterns match the whole string, in Python (jsonschema: re.search) and ECMA-262
 
@@ -349,6 +362,8 @@ EXAMPLES = {
     "^(seccomp|apparmor|label|no-new-privileges)([=:][^\\n]*)?$(?!\\n)": "seccomp=unconfined",
     "^[0-9]+\\.[0-9]+$(?!\\n)": "5.0",  # an MLPerf round (benchmarks.<b>.mlperf.round)
     "^[0-9]+\\.[0-9]+\\.[0-9]+$(?!\\n)": "5.0.0",  # its mlperf-logging ruleset
+    # the system names the schema refuses: the benchmark's own outputs (tables, report, plots)
+    "^(?:[Pp][Ll][Oo][Tt][Ss]|.*\\.(?:[Cc][Ss][Vv]|[Hh][Tt][Mm][Ll]))$(?!\\n)": "Summary.csv",
 }
 
 
