@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote, urljoin, urlparse
 
 from scripts import archives, formats
 from scripts.hashing import canonical_sha256, write_json
@@ -66,6 +66,12 @@ class SourceMissing(DatasetError):
 MAX_WAIT_S = 60.0
 # answers that are retried (with Retry-After honoured); any other 4xx/5xx fails at once
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# download defaults (config download: deadline_s, min_bytes_per_s): a day per file (ImageNet's
+# 138 GB train tar at 1.6 MB/s), and 1 KiB/s over each timeout_s
+DEADLINE_S = 86400.0
+MIN_BYTES_PER_S = 1024.0
+# redirects one download follows (each to http:// or https:// only)
+MAX_REDIRECTS = 10
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,12 @@ class Policy:
     backoff_s: float = 1.0  # waits backoff_s, 2*backoff_s, 4*backoff_s, ... (at most 60 s)
     timeout_s: float = 60.0  # connect timeout, and the longest wait for the next bytes
     progress: bool = True  # a progress bar (on stderr) for files of PROGRESS_MIN_BYTES or more
+    # the longest one file's download may take, every attempt and wait included (None: no
+    # limit); past it the download stops at once, its bytes kept for the next invocation
+    deadline_s: float | None = DEADLINE_S
+    # an attempt that brings fewer bytes per second than this over timeout_s fails (and is
+    # retried, resuming): a server that trickles a byte every few seconds never times out
+    min_bytes_per_s: float = MIN_BYTES_PER_S
 
     def wait(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds before retry number ``retry`` (1, 2, ...): ``backoff_s * 2**(retry - 1)``, or
@@ -89,9 +101,11 @@ class Policy:
         every wait, plus for each of the ``1 + retries`` attempts ``timeout_s`` to connect and
         ``timeout_s`` for the answer. (A host name with several addresses gets ``timeout_s`` to
         connect to each; name resolution itself is not timed.) A refused connection fails at
-        once, so it takes about the sum of the waits."""
+        once, so it takes about the sum of the waits. ``deadline_s`` bounds it, and every
+        download, whatever it receives."""
         waits = sum(self.wait(k) for k in range(1, self.retries + 1))
-        return waits + (self.retries + 1) * 2 * self.timeout_s
+        budget = waits + (self.retries + 1) * 2 * self.timeout_s
+        return budget if self.deadline_s is None else min(budget, self.deadline_s)
 
 
 def expand_url(url: str, workflow_dir: str | Path) -> str:
@@ -328,61 +342,142 @@ class _TryAgain(Exception):
         self.retry_after = retry_after
 
 
+class _DeadlinePassed(Exception):
+    """The file's deadline (``Policy.deadline_s``) passed during an attempt."""
+
+
+def _time_left(policy: Policy, deadline: float | None) -> float:
+    """The socket timeout for the next wait: ``timeout_s``, or less near the deadline."""
+    if deadline is None:
+        return policy.timeout_s
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _DeadlinePassed
+    return min(policy.timeout_s, left)
+
+
 def _fetch_http(
-    url: str, part: Path, hashing: Hashing, policy: Policy, say: Callable[[str], None]
+    url: str,
+    part: Path,
+    hashing: Hashing,
+    policy: Policy,
+    say: Callable[[str], None],
+    deadline: float | None = None,
 ) -> None:
     """Fetch ``url`` into ``part``: ``1 + policy.retries`` attempts, the wait before each retry
-    from :meth:`Policy.wait`, each retry announced with ``say`` (one line)."""
-    network_errors = _network_errors()
+    from :meth:`Policy.wait`, each retry announced with ``say`` (one line); all of it before
+    ``deadline`` (``time.monotonic()``; None: none)."""
+    network_errors, request_errors = _network_errors(), _request_errors()
     session = _session()
-    meta = part.with_name(part.name + ".json")
     name = part.name.removesuffix(".part")
-    validator = _resume_state(part, url, hashing)
+    # the validator (ETag, Last-Modified) the bytes so far were fetched under
+    resume = {"validator": _resume_state(part, url, hashing)}
     t0 = time.monotonic()
     failures = 0
     while True:
-        offset = hashing.size
-        headers = _request_headers(offset, validator)
         try:
-            with session.get(url, headers=headers, stream=True, timeout=policy.timeout_s) as r:
-                if r.status_code == 416 and offset:  # our offset is past the end: file changed
-                    _note(f"{url}: range {offset}- not satisfiable; restarting from byte 0")
-                    hashing.reset()
-                    validator = None
-                    continue
-                _check_status(r, url)
-                resumed = r.status_code == 206 and _range_start(r.headers) == offset
-                if offset and not resumed:
-                    _note(
-                        f"{url}: the server sent the whole file instead of bytes {offset}- "
-                        "(no Range support, or the file changed); restarting from byte 0"
-                    )
-                    hashing.reset()
-                    offset = 0
-                validator = _strong_validator(r.headers)
-                write_json(meta, {"url": url, "validator": validator}, indent=None)
-                length = r.headers.get("Content-Length")
-                total = offset + int(length) if length and length.isdigit() else None
-                _write_body(r, part, offset, total, hashing, policy)
-                if total is not None and hashing.size != total:
-                    raise _TryAgain(f"the body was cut off at byte {hashing.size} of {total}")
-            meta.unlink(missing_ok=True)
-            return
+            if _attempt(session, url, part, hashing, policy, resume, deadline):
+                return
+            continue  # the file changed on the server: from byte 0, no retry spent
         except _TryAgain as exc:
             why, retry_after = exc.why, exc.retry_after
+        except _DeadlinePassed:
+            why, retry_after = f"the deadline passed at byte {hashing.size}", None
         except network_errors as exc:
             why, retry_after = _why(exc, policy.timeout_s, hashing.size), None
+            if deadline is not None and time.monotonic() >= deadline:  # a wait cut to it
+                why = f"the deadline passed at byte {hashing.size}"
+        except request_errors as exc:  # a bad redirect target, an invalid URL: no retry
+            raise DatasetError(f"{url}: {_why(exc, policy.timeout_s, hashing.size)}") from None
         failures += 1
-        if failures > policy.retries:
-            raise _gave_up(
-                url, why, failures, time.monotonic() - t0, part, hashing, policy
-            ) from None
+        elapsed = time.monotonic() - t0
         wait = policy.wait(failures, retry_after)
+        if deadline is not None and (
+            time.monotonic() >= deadline
+            or (failures <= policy.retries and time.monotonic() + wait >= deadline)
+        ):
+            since = time.monotonic() - deadline + (policy.deadline_s or 0)  # the file began
+            raise _at_deadline(url, why, failures, since, part, hashing, policy) from None
+        if failures > policy.retries:
+            raise _gave_up(url, why, failures, elapsed, part, hashing, policy) from None
         say(
             f"download {name}: {why} ({url}); "
             f"retry {failures} of {policy.retries} in {round(wait, 2):g} s"
         )
         time.sleep(wait)
+
+
+def _attempt(
+    session: Any,
+    url: str,
+    part: Path,
+    hashing: Hashing,
+    policy: Policy,
+    resume: dict[str, str | None],
+    deadline: float | None,
+) -> bool:
+    """One request: whether the file is complete (``resume['validator']`` is what its bytes
+    were fetched under). A response that cannot bring the file raises."""
+    offset = hashing.size
+    meta = part.with_name(part.name + ".json")
+    headers = _request_headers(offset, resume["validator"])
+    with _get(session, url, headers, _time_left(policy, deadline)) as r:
+        if r.status_code == 416 and offset:  # our offset is past the end: file changed
+            _note(f"{url}: range {offset}- not satisfiable; restarting from byte 0")
+            hashing.reset()
+            resume["validator"] = None
+            return False
+        _check_status(r, url)
+        resumed = r.status_code == 206 and _range_start(r.headers) == offset
+        if offset and not resumed:
+            _note(
+                f"{url}: the server sent the whole file instead of bytes {offset}- "
+                "(no Range support, or the file changed); restarting from byte 0"
+            )
+            hashing.reset()
+            offset = 0
+        resume["validator"] = _strong_validator(r.headers)
+        write_json(meta, {"url": url, "validator": resume["validator"]}, indent=None)
+        length = r.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        _write_body(r, part, offset, total, hashing, policy, deadline)
+        if total is not None and hashing.size != total:
+            raise _TryAgain(f"the body was cut off at byte {hashing.size} of {total}")
+    meta.unlink(missing_ok=True)
+    return True
+
+
+def _get(session: Any, url: str, headers: Mapping[str, str], timeout: float) -> Any:
+    """The response to GET ``url`` (streamed), after at most MAX_REDIRECTS redirects, each to
+    an http:// or https:// URL (requests would follow one to file:// or ftp:// into an
+    exception, and a loop 30 times)."""
+    chain = [url]
+    while True:
+        r = session.get(
+            chain[-1], headers=headers, stream=True, timeout=timeout, allow_redirects=False
+        )
+        if not (r.is_redirect and r.headers.get("Location")):
+            return r
+        r.close()
+        target = urljoin(chain[-1], r.headers["Location"])
+        if _scheme(target) not in ("http", "https") or url_problem(target):
+            raise DatasetError(
+                f"{url}: redirected to {target}: a download follows redirects to http:// and "
+                "https:// URLs only"
+            )
+        if target in chain:
+            loop = " -> ".join(chain[chain.index(target) :] + [target])
+            raise DatasetError(f"{url}: a redirect loop: {loop}")
+        if len(chain) > MAX_REDIRECTS:
+            raise DatasetError(f"{url}: more than {MAX_REDIRECTS} redirects (the last to {target})")
+        chain.append(target)
+
+
+def _request_errors() -> tuple[type[BaseException], ...]:
+    """What requests raises for a request that no retry can cure (an invalid URL)."""
+    import requests  # lazy: see _session
+
+    return (requests.exceptions.RequestException,)
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -425,18 +520,76 @@ def _check_status(r: Any, url: str) -> None:
 
 
 def _write_body(
-    r: Any, part: Path, offset: int, total: int | None, hashing: Hashing, policy: Policy
+    r: Any,
+    part: Path,
+    offset: int,
+    total: int | None,
+    hashing: Hashing,
+    policy: Policy,
+    deadline: float | None = None,
 ) -> None:
-    """Append the response's body to ``part`` (from byte ``offset``), hashed as it comes."""
+    """Append the response's body to ``part`` (from byte ``offset``), hashed as it comes;
+    raise :class:`_DeadlinePassed` at the deadline, and :class:`_TryAgain` when a window of
+    ``timeout_s`` brought fewer than ``min_bytes_per_s``."""
+    window_start, window_bytes = time.monotonic(), 0
+    read_timeout = policy.timeout_s
     with (
         part.open("ab" if offset else "wb") as out,
         _progress(part.stem, total, offset, policy) as bar,
     ):
-        # read1: whatever has arrived, so a cut-off body loses no byte it delivered
-        while chunk := r.raw.read1(CHUNK):
+        while True:
+            left = _time_left(policy, deadline)
+            if left != read_timeout:  # near the deadline: wait no longer than to it
+                _set_read_timeout(r, left)
+                read_timeout = left
+            # read1: whatever has arrived, so a cut-off body loses no byte it delivered
+            chunk = r.raw.read1(CHUNK)
+            if not chunk:
+                return
             hashing.update(chunk)
             out.write(chunk)
             bar.update(len(chunk))
+            window_bytes += len(chunk)
+            span = time.monotonic() - window_start
+            if span >= policy.timeout_s:
+                if window_bytes < policy.min_bytes_per_s * span:
+                    raise _TryAgain(
+                        f"only {window_bytes} bytes in {span:.0f} s, under "
+                        f"download.min_bytes_per_s = {policy.min_bytes_per_s:g}"
+                    )
+                window_start, window_bytes = time.monotonic(), 0
+
+
+def _set_read_timeout(r: Any, seconds: float) -> None:
+    """The socket timeout of a streamed response's connection (urllib3's)."""
+    sock = getattr(getattr(r.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _at_deadline(
+    url: str,
+    why: str,
+    failures: int,
+    elapsed_s: float,
+    part: Path,
+    hashing: Hashing,
+    policy: Policy,
+) -> DatasetError:
+    """The error of a download stopped by its deadline (no time for a next attempt)."""
+    attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
+    return DatasetError(
+        f"{url}: {why}; gave up at the deadline of {policy.deadline_s:g} s per file ({attempts} "
+        f"in {elapsed_s:.1f} s; config download: deadline_s){_kept(part, hashing)}"
+    )
+
+
+def _kept(part: Path, hashing: Hashing) -> str:
+    return (
+        f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
+        if hashing.size
+        else ""
+    )
 
 
 def _gave_up(
@@ -450,11 +603,7 @@ def _gave_up(
 ) -> DatasetError:
     """The error of a download that failed its last retry: why, after how many attempts in
     how long, where its bytes are kept."""
-    kept = (
-        f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
-        if hashing.size
-        else ""
-    )
+    kept = _kept(part, hashing)
     retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
     attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
     return DatasetError(
@@ -548,6 +697,7 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     missing: list[str] = []
+    deadline = None if policy.deadline_s is None else time.monotonic() + policy.deadline_s
     for url in urls:
         why = url_problem(url)
         if why:
@@ -557,7 +707,7 @@ def fetch(
             if _scheme(url) == "file":
                 _fetch_file(url, part, hashing, policy)
             else:
-                _fetch_http(url, part, hashing, policy, say)
+                _fetch_http(url, part, hashing, policy, say, deadline)
         except SourceMissing as exc:
             missing.append(str(exc))
             continue
@@ -1023,7 +1173,14 @@ def _console_say(fd: int | None) -> Callable[[str], None]:
 
 def _fetch(args: argparse.Namespace) -> None:
     expected = {a: getattr(args, a) for a in HASHES if getattr(args, a)}
-    policy = Policy(args.retries, args.backoff_s, args.timeout_s, not args.no_progress)
+    policy = Policy(
+        args.retries,
+        args.backoff_s,
+        args.timeout_s,
+        not args.no_progress,
+        args.deadline_s or None,
+        args.min_bytes_per_s,
+    )
     entry = fetch(args.url, args.dest, expected, policy, _console_say(args.console_fd))
     print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
 
@@ -1086,6 +1243,19 @@ def _add_fetch_parser(sub: Any) -> None:
     )
     f.add_argument(
         "--timeout-s", type=float, default=Policy.timeout_s, help="network timeout, seconds"
+    )
+    f.add_argument(
+        "--deadline-s",
+        type=float,
+        default=Policy.deadline_s,
+        help="the longest the file's download may take, every attempt and wait included "
+        "(0: no limit)",
+    )
+    f.add_argument(
+        "--min-bytes-per-s",
+        type=float,
+        default=Policy.min_bytes_per_s,
+        help="an attempt slower than this over --timeout-s fails (and is retried)",
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.add_argument(

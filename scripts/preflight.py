@@ -826,6 +826,8 @@ def _gather_dataset(
             backoff_s=d["backoff_s"],
             timeout_s=d["timeout_s"],
             progress=d["progress"],
+            deadline_s=d.get("deadline_s", dataset.DEADLINE_S),
+            min_bytes_per_s=d.get("min_bytes_per_s", dataset.MIN_BYTES_PER_S),
         ),
     )
     return DatasetFacts(

@@ -227,8 +227,11 @@ class RuleInputs:
 
     def download_policy_args(self, wildcards: Wildcards | None = None) -> str:
         d = self.config["download"]
+        deadline = d.get("deadline_s", dataset.DEADLINE_S)
         return (
             f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
+            f" --deadline-s {deadline or 0} --min-bytes-per-s "
+            f"{d.get('min_bytes_per_s', dataset.MIN_BYTES_PER_S)}"
             + ("" if d["progress"] else " --no-progress")
         )
 

@@ -1,8 +1,9 @@
 """A real HTTP server on 127.0.0.1 for download tests, with faults a bad network shows.
 
 Each served path has a :class:`Served` entry: its bytes, whether the server honours ``Range``,
-status codes to answer first (e.g. two 500s), and bodies to cut off after some bytes. Every
-request is recorded (path and headers) so tests can assert what the client asked for.
+status codes to answer first (e.g. two 500s), bodies to cut off after some bytes, a redirect
+(``Location``), or a body trickled one byte at a time. Every request is recorded (path and
+headers) so tests can assert what the client asked for.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Served:
     retry_after: str | None = None  # a Retry-After header on those answers
     cut_after: list[int] = field(default_factory=list)  # the next bodies stop after N bytes
     etag: bool = True
+    redirect: str | None = None  # answer 302 with this Location (a URL, or a path)
+    trickle_s: float | None = None  # send the body one byte every trickle_s seconds
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Server:
         self.files: dict[str, Served] = {}
         self.requests: list[Request] = []
         self.bytes_sent = 0
+        self.stopping = threading.Event()  # set on exit: a trickling answer stops
         self._httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -64,6 +68,12 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             served = server.files.get(self.path)
             if served is None:
                 self.send_error(404, "Not Found")
+                return
+            if served.redirect is not None:
+                self.send_response(302)
+                self.send_header("Location", served.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if served.fail_first:
                 status = served.fail_first.pop(0)
@@ -97,8 +107,24 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             payload = body[start:]
             if served.cut_after:
                 payload = payload[: served.cut_after.pop(0)]
+            if served.trickle_s is not None:
+                self._trickle(payload, served.trickle_s)
+                return
             self.wfile.write(payload)
             server.bytes_sent += len(payload)
+
+        def _trickle(self, payload: bytes, every_s: float) -> None:
+            """One byte, then one more every ``every_s`` s, until the client goes away or the
+            server stops."""
+            for i in range(len(payload)):
+                if i and server.stopping.wait(every_s):
+                    return
+                try:
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                server.bytes_sent += 1
 
     return Handler
 
@@ -115,6 +141,7 @@ def http_server() -> Iterator[Server]:
     try:
         yield server
     finally:
+        server.stopping.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)

@@ -370,3 +370,106 @@ def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path
     logged = log.read_text()
     assert [m["k"] for m in retry_lines(logged)] == ["1", "2"]  # the log has the whole story
     assert f"error: {url}: connection refused; gave up after 2 retries" in logged
+
+
+# -- a deadline per file, a minimum rate, and redirects only to http(s), each one line
+
+
+def fetch_cli(url: str, dest: Path, *options: str) -> int:
+    """``python -m scripts.dataset fetch`` as the rule runs it (in this process: a traceback
+    would fail the test), with quick retries and no progress bar."""
+    return dataset.main(
+        ["fetch", "--url", url, "--dest", str(dest), "--md5", md5(BODY), "--retries", "3",
+         "--backoff-s", "0.05", "--no-progress", *options]
+    )  # fmt: skip
+
+
+def test_a_server_that_trickles_a_byte_every_5_s_is_given_up_at_the_deadline(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Each byte comes well within timeout_s (60 s), so only the deadline stops it: at 4 s,
+    with one line, the byte kept for the next invocation."""
+    server.files["/slow.bin"] = Served(BODY, trickle_s=5)
+    url, dest = server.url("slow.bin"), tmp_path / "slow.bin"
+    t0 = time.monotonic()
+    assert fetch_cli(url, dest, "--timeout-s", "60", "--deadline-s", "4") == 1
+    elapsed = time.monotonic() - t0
+    assert 4 <= elapsed < 4 + 2.5, elapsed
+    (line,) = capfd.readouterr().err.splitlines()
+    part = tmp_path / "slow.bin.part"
+    assert re.fullmatch(
+        rf"error: {re.escape(url)}: the deadline passed at byte 1; gave up at the deadline of "
+        r"4 s per file \(1 attempt in 4\.\d s; config download: deadline_s\); 1 bytes are kept "
+        rf"in {re.escape(str(part))} and the next run resumes there",
+        line,
+    ), line
+    assert part.read_bytes() == BODY[:1] and not dest.exists()
+
+
+def test_a_download_slower_than_min_bytes_per_s_is_retried_then_given_up(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A byte every 0.2 s never times out (timeout_s 1): each window of timeout_s that brings
+    fewer than min_bytes_per_s x timeout_s bytes fails the attempt, which is retried from the
+    bytes it brought (Range)."""
+    server.files["/slow.bin"] = Served(BODY, trickle_s=0.2)
+    url, dest = server.url("slow.bin"), tmp_path / "slow.bin"
+    options = ("--retries", "1", "--timeout-s", "1", "--min-bytes-per-s", "100")
+    t0 = time.monotonic()
+    assert fetch_cli(url, dest, *options) == 1
+    assert time.monotonic() - t0 < 2 * 2 + 0.05 + 2.5  # two windows of about 1 s, and a wait
+    err = capfd.readouterr().err.splitlines()
+    (retry,) = retry_lines("\n".join(err))
+    slow = r"only \d+ bytes in 1 s, under download.min_bytes_per_s = 100"
+    assert re.fullmatch(slow, retry["why"])
+    assert err[-1].startswith(f"error: {url}: only ")
+    assert "gave up after 1 retry (2 attempts" in err[-1]
+    first, second = server.asked("slow.bin")
+    resumed_at = re.fullmatch(r"bytes=(\d+)-", second.headers["Range"])
+    assert "Range" not in first.headers and resumed_at and int(resumed_at[1]) > 0
+    assert (tmp_path / "slow.bin.part").stat().st_size > int(resumed_at[1])  # kept, resumable
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/x.bin", "gopher:x"])
+def test_a_redirect_to_another_scheme_is_one_line(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str], target: str
+) -> None:
+    server.files["/x.bin"] = Served(b"", redirect=target)
+    url = server.url("x.bin")
+    assert fetch_cli(url, tmp_path / "x.bin") == 1
+    (line,) = capfd.readouterr().err.splitlines()
+    assert line == (
+        f"error: {url}: redirected to {target}: a download follows redirects to http:// and "
+        "https:// URLs only"
+    )
+    assert len(server.requests) == 1 and list(tmp_path.iterdir()) == []  # asked once, no retry
+
+
+def test_a_redirect_loop_and_too_many_redirects_are_one_line_each(
+    server: Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server.files["/a"] = Served(b"", redirect="/b")
+    server.files["/b"] = Served(b"", redirect=server.url("a"))
+    assert fetch_cli(server.url("a"), tmp_path / "a") == 1
+    (line,) = capfd.readouterr().err.splitlines()
+    a, b = server.url("a"), server.url("b")
+    assert line == f"error: {a}: a redirect loop: {a} -> {b} -> {a}"
+    for i in range(20):
+        server.files[f"/hop{i}"] = Served(b"", redirect=f"/hop{i + 1}")
+    server.requests.clear()
+    assert fetch_cli(server.url("hop0"), tmp_path / "hop0") == 1
+    (line,) = capfd.readouterr().err.splitlines()
+    assert line == f"error: {server.url('hop0')}: more than 10 redirects (the last to " + (
+        f"{server.url('hop11')})"
+    )
+    assert len(server.requests) == 11
+
+
+def test_a_redirect_to_http_is_followed_and_resumes_there(server: Server, tmp_path: Path) -> None:
+    server.files["/old/data.bin"] = Served(b"", redirect="../new/data.bin")
+    server.files["/new/data.bin"] = Served(BODY, cut_after=[300_000])
+    dest = tmp_path / "data.bin"
+    dataset.fetch(server.url("old/data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    assert dest.read_bytes() == BODY
+    assert [r.path for r in server.requests] == ["/old/data.bin", "/new/data.bin"] * 2
+    assert server.requests[3].headers["Range"] == "bytes=300000-"
