@@ -33,7 +33,6 @@ the milliseconds back exactly), so every sum is the summarizer's, bit for bit.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import hashlib
 import json
@@ -46,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scripts import published_files
 from scripts.layout import result_files
 
 __all__ = [
@@ -83,15 +83,6 @@ KEYS = (
     "interconnect_power_est",
 )
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # Python's universal newlines, as open() reads text
-# what kind of non-regular file an entry is, for the message that refuses it
-_MODES = (
-    (stat.S_ISLNK, "a symbolic link"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a folder"),
-)
 
 
 class PowerError(ValueError):
@@ -102,13 +93,6 @@ def result_name(result_file: str | os.PathLike[str]) -> str:
     """A result file's name up to its first ``.`` (``result_0.txt`` -> ``result_0``), as
     ``_compute_total_power`` names its power folder."""
     return Path(result_file).name.split(".")[0]
-
-
-def _what(mode: int) -> str:
-    for test, name in _MODES:
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def has_power(benchmark_folder: Path) -> bool:
@@ -122,7 +106,7 @@ def _list_dir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
     not one or holds more than MAX_ENTRIES."""
     st = os.lstat(folder)
     if not stat.S_ISDIR(st.st_mode):
-        raise PowerError(f"{rel} is {_what(st.st_mode)}, not a folder: not read")
+        raise PowerError(f"{rel} is {published_files.kind_of(st.st_mode)}, not a folder: not read")
     entries: list[os.DirEntry[str]] = []
     with os.scandir(folder) as it:
         for entry in it:
@@ -133,34 +117,12 @@ def _list_dir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
 
 
 def _read_bytes(path: Path, rel: str) -> bytes:
-    """The bytes of a regular file of at most MAX_FILE_BYTES: anything else is refused by its
-    lstat before it is opened, and the open follows no link and never blocks (a file swapped
-    for a FIFO meanwhile is refused by its fstat)."""
+    """The bytes of a regular file of at most MAX_FILE_BYTES, read as every published file is
+    (:func:`scripts.published_files.read_regular`: no link, FIFO or device, never blocking)."""
     try:
-        mode = os.lstat(path).st_mode
-    except OSError as exc:
-        raise PowerError(f"{rel} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise PowerError(f"{rel} is {_what(mode)}, not a regular file: not read")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise PowerError(f"{rel} is a symbolic link, not a regular file: not read") from None
-        raise PowerError(f"{rel} cannot be read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise PowerError(f"{rel} is {_what(st.st_mode)}, not a regular file: not read")
-        if st.st_size > MAX_FILE_BYTES:
-            raise PowerError(
-                f"{rel} has {st.st_size} bytes, more than {MAX_FILE_BYTES} a power file may "
-                "have: not read"
-            )
-        data = fh.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise PowerError(f"{rel} grew past {MAX_FILE_BYTES} bytes while read: not read")
-    return data
+        return published_files.read_regular(path, MAX_FILE_BYTES, name=rel, what="a power file")
+    except published_files.RefusedFile as exc:
+        raise PowerError(str(exc)) from None
 
 
 Line = tuple[float, str, Any, int]  # (time_ms, key, value, 1-based line number)

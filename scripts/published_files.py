@@ -55,40 +55,48 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def _open(path: Path, max_bytes: int) -> tuple[int, int]:
-    """A descriptor of the regular file ``path`` and its size (see the module docstring)."""
+def _open(path: Path, max_bytes: int, name: str, what: str) -> tuple[int, int]:
+    """A descriptor of the regular file ``path`` and its size (see the module docstring);
+    messages call it ``name``, and a file too large ``what`` may not be."""
     try:
         mode = os.lstat(path).st_mode
     except OSError as exc:
-        raise RefusedFile(f"{path} cannot be read: {exc.strerror or exc}") from None
+        raise RefusedFile(f"{name} cannot be read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(mode):
-        raise RefusedFile(f"{path} is {kind_of(mode)}, not a regular file: not read")
+        raise RefusedFile(f"{name} is {kind_of(mode)}, not a regular file: not read")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise RefusedFile(f"{path} is a symbolic link, not a regular file: not read") from None
-        raise RefusedFile(f"{path} cannot be read: {exc.strerror or exc}") from None
+            raise RefusedFile(f"{name} is a symbolic link, not a regular file: not read") from None
+        raise RefusedFile(f"{name} cannot be read: {exc.strerror or exc}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise RefusedFile(f"{path} is {kind_of(st.st_mode)}, not a regular file: not read")
+        raise RefusedFile(f"{name} is {kind_of(st.st_mode)}, not a regular file: not read")
     if st.st_size > max_bytes:
         os.close(fd)
         raise RefusedFile(
-            f"{path} has {st.st_size} bytes, more than the {max_bytes} a published file of its "
-            "kind may have: not read"
+            f"{name} has {st.st_size} bytes, more than {max_bytes} {what} may have: not read"
         )
     return fd, st.st_size
 
 
-def read_regular(path: Path, max_bytes: int = MAX_JSON_BYTES) -> bytes:
-    """The bytes of the regular file ``path`` of at most ``max_bytes``; RefusedFile else."""
-    fd, _ = _open(Path(path), max_bytes)
+def read_regular(
+    path: Path,
+    max_bytes: int = MAX_JSON_BYTES,
+    *,
+    name: str | None = None,
+    what: str = "a published file of its kind",
+) -> bytes:
+    """The bytes of the regular file ``path`` of at most ``max_bytes``; RefusedFile else
+    (its message calls the file ``name``, by default its path)."""
+    name = str(path) if name is None else name
+    fd, _ = _open(Path(path), max_bytes, name, what)
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise RefusedFile(f"{path} grew past {max_bytes} bytes while read: not read")
+        raise RefusedFile(f"{name} grew past {max_bytes} bytes while read: not read")
     return data
 
 
@@ -101,7 +109,7 @@ def copy_regular(
     """Copy the regular file ``path`` to ``dest`` (through ``dest``.tmp, then renamed) and
     return the sha256 of what was copied; RefusedFile for a file that is not regular, larger
     than ``max_bytes`` or not read within ``deadline_s`` (nothing is left at ``dest`` then)."""
-    fd, _ = _open(Path(path), max_bytes)
+    fd, _ = _open(Path(path), max_bytes, str(path), "a published log")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")

@@ -661,16 +661,14 @@ def power_checkout(tmp_path: Path) -> Path:
     BERT without."""
     root = tmp_path / "training_results_v5.0"
     lenovo = root / "Lenovo"
-    (lenovo / "results" / LENOVO_SYSTEM).mkdir(parents=True)
-    (lenovo / "results" / LENOVO_SYSTEM / "bert").symlink_to(lenovo_bert())
-    (lenovo / "systems").symlink_to(lenovo_bert().parents[2] / "systems")
+    # copies: the import follows no link of a published tree (scripts/published_files.py)
+    shutil.copytree(lenovo_bert(), lenovo / "results" / LENOVO_SYSTEM / "bert")
+    shutil.copytree(lenovo_bert().parents[2] / "systems", lenovo / "systems")
     nvidia = root / "NVIDIA"
-    (nvidia / "results").mkdir(parents=True)
     v50 = need_fixtures() / "mlperf-v5.0-nvidia"
-    (nvidia / "results" / "tyche_ngpu64_ngc25.04_pytorch").symlink_to(
-        v50 / "results" / "tyche_ngpu64_ngc25.04_pytorch"
-    )
-    (nvidia / "systems").symlink_to(v50 / "systems")
+    tyche = "tyche_ngpu64_ngc25.04_pytorch"
+    shutil.copytree(v50 / "results" / tyche, nvidia / "results" / tyche)
+    shutil.copytree(v50 / "systems", nvidia / "systems")
     return root
 
 
