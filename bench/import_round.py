@@ -106,6 +106,10 @@ def main() -> int:
     if not root.is_dir():
         raise SystemExit(f"error: {root} is not a folder (--quick needs ../shared/fixtures)")
     round_ = args.round_ or ("5.0" if root == FIXTURES else import_logs.detect_round(root))
+    try:  # it names a folder below: only a known round
+        round_ = rounds.known_round(round_)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     ruleset = rounds.ruleset_of(round_)
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         if args.replicate:

@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from scripts import formats, hashing, power, published_files, seals
+from scripts import formats, hashing, power, published_files, rounds, seals
 from scripts.compliance import one_line as compliance_one_line
 from scripts.config import WORKFLOW_DIR
 from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
@@ -470,6 +470,17 @@ def detect_round(root: Path) -> str:
     )
 
 
+def overlay_round(root: Path, round_: str | None) -> str:
+    """The round of an overlay: ``round_`` when given, which must be a known round
+    (:func:`scripts.rounds.known_round`: it names files), else the round of ROOT's path."""
+    if round_ is None:
+        return detect_round(root)
+    try:
+        return rounds.known_round(round_)
+    except ValueError as exc:
+        raise OverlayError(str(exc)) from None
+
+
 def submitter_folders(root: Path, submitter: str | None = None) -> list[tuple[str, Path]]:
     """(submitter, folder) of each submitter under ``root``: a training_results_vX.Y checkout
     (``<root>/<submitter>/results/``) or one submitter's folder (``<root>/results/``
@@ -551,7 +562,7 @@ def build_overlay(
     (:func:`benchmark_folder`) in one of them, and ``benchmarks`` holds their definitions, so
     the overlay works alone. Without the round's file the overlay names the benchmarks
     ``<folder>-v<round>`` and the notes say the definitions are missing."""
-    round_ = round_ or detect_round(root)
+    round_ = overlay_round(root, round_)
     definitions = round_benchmarks(round_, workflow_dir)
     notes: list[str] = []
     if definitions is None:

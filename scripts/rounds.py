@@ -254,6 +254,18 @@ ROUNDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def known_round(round_: str, given_as: str = "--round") -> str:
+    """``round_`` when it is one of :data:`ROUNDS`; ValueError in one line otherwise. A round
+    becomes a path (config/benchmarks/mlperf-v<round>.yaml, the checker's
+    training_<round>.0/), so only a known one is taken: ``--round ../../../etc/x`` is not."""
+    if round_ in ROUNDS:
+        return round_
+    raise ValueError(
+        f"{given_as} {round_!r} is not an MLPerf Training round this workflow knows "
+        f"(known: {', '.join(ROUNDS)}; scripts/rounds.py ROUNDS)"
+    )
+
+
 def benchmark_name(mlperf_name: str, round_: str) -> str:
     """The workflow's name of an MLPerf benchmark of a round: ('bert', '5.0') -> 'bert-v5.0'."""
     return f"{mlperf_name}-v{round_}"

@@ -194,7 +194,10 @@ def verify_main(argv: Sequence[str]) -> int:
     )
     args = p.parse_args(argv)
     try:
-        round_ = args.round_ or import_logs.detect_round(args.root)
+        if args.round_ is not None:
+            round_ = rounds.known_round(args.round_)
+        else:
+            round_ = rounds.known_round(import_logs.detect_round(args.root), f"{args.root}: round")
         ruleset = rounds.ruleset_of(round_)
         folders = benchmark_folders(args.root)
     except (import_logs.OverlayError, ValueError, OSError) as exc:

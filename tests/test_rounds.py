@@ -34,6 +34,58 @@ def test_the_rounds_are_the_packages_training_rulesets() -> None:
     assert [rounds.ruleset_of(r) for r in ("0.6", "5.0")] == ["0.6.0", "5.0.0"]
 
 
+def test_only_a_known_round_is_taken() -> None:
+    assert [rounds.known_round(r) for r in rounds.ROUNDS] == list(rounds.ROUNDS)
+    for bad in ("../../../etc/x", "5.0\n", "9.9", "5", "", "5.0/../../x"):
+        with pytest.raises(ValueError) as info:
+            rounds.known_round(bad)
+        assert str(info.value) == (
+            f"--round {bad!r} is not an MLPerf Training round this workflow knows "
+            f"(known: {', '.join(rounds.ROUNDS)}; scripts/rounds.py ROUNDS)"
+        )
+
+
+@pytest.mark.parametrize("value", ["../../../etc/x", "5.0\n", "9.9", ""])
+@pytest.mark.parametrize(("command", "status"), [("overlay", 1), ("verify", 2)])
+def test_the_round_option_refuses_an_unknown_round_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, status: int, value: str
+) -> None:
+    """``python -m scripts.import_logs overlay --round`` and ``python -m scripts.verify
+    --round``: the round names files (config/benchmarks/mlperf-v<round>.yaml, the checker's
+    rules), so an unknown one is refused before anything is read or written, with the exit
+    status of each command's other errors."""
+    # lazy: these modules load mlperf-logging's summarizer; only this test needs them
+    from scripts import import_logs, verify
+
+    root = tmp_path / "training_results_v5.0"
+    (root / "NVIDIA" / "results").mkdir(parents=True)
+    out = tmp_path / "overlay.yaml"
+    if command == "overlay":
+        code = import_logs.main(["overlay", str(root), "--round", value, "--output", str(out)])
+    else:
+        code = verify.main([str(root), "--round", value, "--results", str(tmp_path / "res")])
+    assert code == status
+    assert capsys.readouterr().err == (
+        f"error: --round {value!r} is not an MLPerf Training round this workflow knows "
+        f"(known: {', '.join(rounds.ROUNDS)}; scripts/rounds.py ROUNDS)\n"
+    )
+    assert not out.exists()
+
+
+def test_verify_refuses_a_tree_of_an_unknown_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lazy: it loads mlperf-logging's summarizer
+    from scripts import verify
+
+    root = tmp_path / "training_results_v9.9"
+    root.mkdir()
+    assert verify.main([str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root}: round '9.9' is not an MLPerf Training round")
+    assert len(err.splitlines()) == 1
+
+
 def test_names_carry_the_round() -> None:
     assert rounds.benchmark_name("bert", "5.0") == "bert-v5.0"
     assert rounds.benchmark_name("llama2_70b_lora", "5.0") == "llama2_70b_lora-v5.0"
