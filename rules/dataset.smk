@@ -1,5 +1,7 @@
 # Dataset: fetch each file (from the mirror, else its url; checksum computed on the way) or make
 # them all with a script, then verify all into a manifest, then unpack (and record the tree).
+# Each command holds <data_dir>/<benchmark>.lock, or goes on under its campaign's hold of it
+# (scripts/datalock.py): campaigns that share a data_dir never make one dataset at once.
 
 
 rule download_file:
@@ -12,11 +14,13 @@ rule download_file:
         # --url for the mirror, then the file's url; --sha256/--md5
         sources=inputs.download_args,
         policy=inputs.download_policy_args,
+        # the dataset's lock (scripts/datalock.py): its campaign's, or taken here
+        lock=inputs.data_lock_args,
     # everything goes to the log; each retry's one line also to snakemake's stderr (fd 3 here),
     # so the console shows that a download is waiting, and why
     shell:
         "{PY} scripts.dataset fetch {params.sources} --dest {output:q} "
-        "{params.policy} --console-fd 3 3>&2 > {log:q} 2>&1"
+        "{params.policy} {params.lock} --console-fd 3 3>&2 > {log:q} 2>&1"
 
 
 # A dataset with a script and no mirror (e.g. MLPerf's download_dataset.sh): one job makes every
@@ -29,9 +33,10 @@ rule dataset_script:
     params:
         command=lambda w: inputs.dataset_script(w.benchmark)[0],
         cwd=lambda w: inputs.dataset_script(w.benchmark)[1],
+        lock=inputs.data_lock_args,
     shell:
         "{PY} scripts.dataset script --command {params.command:q} --cwd {params.cwd:q} "
-        "--output {output:q} > {log:q} 2>&1"
+        "--output {output:q} {params.lock} > {log:q} 2>&1"
 
 
 rule verify_dataset:
@@ -45,9 +50,10 @@ rule verify_dataset:
         files=inputs.files_json,
         dir=inputs.dataset_files_dir,
         script=lambda w: "--made-by-script" if inputs.uses_script(w.benchmark) else "",
+        lock=inputs.data_lock_args,
     shell:
         "{PY} scripts.dataset verify --files-json {params.files} --dir {params.dir:q} "
-        "--manifest {output:q} {params.script} > {log:q} 2>&1"
+        "--manifest {output:q} {params.script} {params.lock} > {log:q} 2>&1"
 
 
 # The tree the trainer reads, read-only, and beside it the manifest of its every file (size,
@@ -66,6 +72,8 @@ rule unpack_dataset:
         dir=inputs.dataset_files_dir,
         # the most bytes the archives may unpack to (config dataset.max_unpacked_bytes)
         limit=inputs.unpack_limit_args,
+        lock=inputs.data_lock_args,
     shell:
         "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
-        "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} > {log:q} 2>&1"
+        "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} {params.lock} "
+        "> {log:q} 2>&1"

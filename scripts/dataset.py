@@ -25,6 +25,7 @@ run and repaired before each plan: see "The unpacked tree" below.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -36,14 +37,14 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 from urllib.parse import quote, unquote, urljoin, urlparse
 
-from scripts import archives, formats
+from scripts import archives, datalock, formats
 from scripts.hashing import canonical_sha256, write_json
 
 CHUNK = 1 << 20
@@ -1181,8 +1182,27 @@ def _fetch(args: argparse.Namespace) -> None:
         args.deadline_s or None,
         args.min_bytes_per_s,
     )
+    if _fetched_already(args.dest, expected):
+        # made meanwhile by another campaign that shares the data_dir (we waited for its lock)
+        print(f"{args.dest} is here already and its checksums match: not fetched again")
+        return
     entry = fetch(args.url, args.dest, expected, policy, _console_say(args.console_fd))
     print(f"fetched {entry['name']}: {entry['size']} bytes, checksums match")
+
+
+def _fetched_already(dest: Path, expected: Mapping[str, str]) -> bool:
+    """Whether ``dest`` is a finished fetch of these checksums (its record says so)."""
+    try:
+        recorded = json.loads(checksums_path(dest).read_text())
+        size = dest.stat().st_size
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(recorded, dict)
+        and recorded.get("size") == size
+        and bool(expected)
+        and all(recorded.get(a) == v for a, v in expected.items())
+    )
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -1306,13 +1326,58 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--command", required=True, help="shell command; {output_dir} is replaced")
     s.add_argument("--cwd", type=Path, required=True, help="folder to run it from")
     s.add_argument("--output", type=Path, required=True, help="the folder to make")
+    for command in (v, u, s, sub.choices["fetch"]):
+        _add_lock_args(command)
     return p
+
+
+def _add_lock_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="the dataset's lock file (<data_dir>/<benchmark>.lock), held while the command "
+        "runs unless its campaign holds it (scripts/datalock.py)",
+    )
+    p.add_argument(
+        "--lock-wait-s",
+        type=float,
+        default=datalock.DEFAULT_WAIT_S,
+        help="the longest to wait for another holder of the lock (0: no limit; config "
+        "data_lock_wait_s)",
+    )
+
+
+# what a command holding the dataset's lock is doing (the lock file records it for others)
+LOCK_WHAT = {
+    "fetch": lambda a: f"fetching {a.dest.name}",
+    "verify": lambda a: "verifying its files",
+    "unpack": lambda a: "unpacking it",
+    "script": lambda a: "running its dataset script",
+}
+
+
+@contextlib.contextmanager
+def _dataset_lock(args: argparse.Namespace) -> Iterator[None]:
+    """The dataset's lock (``--lock``) around a command, as :mod:`scripts.datalock` says."""
+    lock = getattr(args, "lock", None)
+    say = _console_say(getattr(args, "console_fd", None))
+    try:
+        wait = args.lock_wait_s or None  # 0: no limit
+        with datalock.held_for_command(lock, LOCK_WHAT[args.cmd](args), wait, say):
+            yield
+    except datalock.DataLocked as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.cmd](args)
+        if args.cmd in LOCK_WHAT:
+            with _dataset_lock(args):
+                COMMANDS[args.cmd](args)
+        else:
+            COMMANDS[args.cmd](args)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

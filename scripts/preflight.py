@@ -31,6 +31,10 @@ campaign on disk and stops, or repairs what Snakemake itself would get wrong:
 8. a dataset tree that differs from its manifest (or is gone while finished runs used it) is
    unpacked again (:func:`scripts.dataset.restore_tree`).
 
+Before step 2, a real run takes the lock of each of its datasets (:func:`hold_datasets`,
+:mod:`scripts.datalock`), so that a campaign in another working folder with the same data_dir
+is never seen, or undone, half way; each is let go once the dataset is complete.
+
 A dry run (``-n``, ``--summary``, ``--lint``...) changes nothing and says what a real run would
 do; steps 2 and 3 and the stop of step 4 stop it as they stop a real run.
 
@@ -59,6 +63,7 @@ from typing import Any
 from scripts import (
     backends,
     campaign,
+    datalock,
     dataset,
     formats,
     hashing,
@@ -1038,9 +1043,7 @@ def _dataset_actions(state: State, disk: _Disk) -> list[Action]:
         # Snakemake would make them again in its plan and retrain every finished run after them)
         runs_used_it = (not tree_is_dir or not verified) and bool(ds.finished_runs)
         actions.append(
-            RestoreDatasetTree(
-                ds.tree, ds.files, ds.remake, runs_used_it, ds.max_unpacked_bytes
-            )
+            RestoreDatasetTree(ds.tree, ds.files, ds.remake, runs_used_it, ds.max_unpacked_bytes)
         )
     return actions
 
@@ -1066,12 +1069,86 @@ def run(
     workflow_dir: Path,
     warn: Say,
 ) -> None:
-    """The load-time checks: the lock, then what :func:`gather` finds, planned and applied."""
+    """The load-time checks: the lock, then the datasets' locks (:func:`hold_datasets`), then
+    what :func:`gather` finds, planned and applied."""
     mode = Mode.of(argv, job=job)
     apply(lock_actions(mode, root), mode.dry_run, warn)
     if mode.checks:
+        held = hold_datasets(config, root, mode, warn)
         state = gather(config, root, argv, job=job, workflow_dir=workflow_dir)
         apply(plan_actions(state), mode.dry_run, warn)
+        let_go_when_complete(held)
+
+
+def hold_datasets(
+    config: Mapping[str, Any], root: Path, mode: Mode, warn: Say
+) -> list[tuple[datalock.Held, Path]]:
+    """Take the lock of every dataset of the campaign (``<data_dir>/<b>.lock``, in name order)
+    before anything of it is read, waiting while another process (a campaign in another
+    working folder with the same data_dir) fetches, verifies or unpacks it: the waiting line
+    names it. So this campaign sees the dataset as that one made it, and plans no job that
+    would remove it. Not in a dry run (nothing changes). Returns each lock with the dataset's
+    tree; raises :class:`Refused` after config ``data_lock_wait_s``."""
+    if not mode.checks or mode.dry_run:
+        return []
+    data_dir = config["data_dir"].rstrip("/")
+    wait = config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
+    token = datalock.campaign_token()  # the campaign's jobs go on under its locks
+    held = []
+    for b in campaign_datasets(config, root, _targets(mode.argv)):
+        what = f"making {data_dir}/{b} (fetch, verify, unpack) for its campaign"
+        try:
+            lock = datalock.take(datalock.lock_path(root / data_dir, b), what, wait, warn, token)
+        except datalock.DataLocked as exc:
+            raise Refused(str(exc)) from None
+        held.append((lock, root / data_dir / b / "dataset"))
+    return held
+
+
+def _targets(argv: Sequence[str]) -> list[str]:
+    """The targets on snakemake's command line (``argv`` as sys.argv)."""
+    # lazy: snakemake's own parser, loaded already in the snakemake that runs this
+    from snakemake.cli import get_argument_parser
+
+    try:
+        return [str(t) for t in get_argument_parser().parse_known_args(argv[1:])[0].targets]
+    except SystemExit:  # a command line snakemake itself refuses: it says why
+        return []
+
+
+def campaign_datasets(config: Mapping[str, Any], root: Path, targets: Sequence[str]) -> list[str]:
+    """The benchmarks (with dataset files, in name order) whose dataset an invocation with
+    ``targets`` may make: those a target lies under (``results/<b>`` or ``<data_dir>/<b>``),
+    or all of them when a target lies under none (no target: the default one, a rule name)."""
+    names = sorted(b for b, bench in config["benchmarks"].items()
+                   if bench.get("dataset", {}).get("files"))  # fmt: skip
+    data_dir = root / config["data_dir"].rstrip("/")
+    wanted: set[str] = set()
+    for target in targets:
+        path = Path(os.path.abspath(root / target))
+        under = {
+            b
+            for b in config["benchmarks"]
+            if path.is_relative_to(root / "results" / b) or path.is_relative_to(data_dir / b)
+        }
+        if not under:
+            return names
+        wanted |= under
+    return sorted(wanted & set(names)) if targets else names
+
+
+def let_go_when_complete(held: Sequence[tuple[datalock.Held, Path]]) -> None:
+    """Let go of each dataset's lock once its tree is complete (its manifest is written last),
+    now or when this campaign's jobs have made it; else when this snakemake ends."""
+    for lock, tree in held:
+
+        def complete(tree: Path = tree) -> bool:
+            return tree.is_dir() and dataset.tree_manifest_path(tree).exists()
+
+        if complete():
+            lock.release()
+        else:
+            datalock.release_when(lock, complete)
 
 
 def after_success(

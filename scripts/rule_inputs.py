@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from scripts import backends, cluster, dataset, hashing, import_logs, layout, plan
+from scripts import backends, cluster, datalock, dataset, hashing, import_logs, layout, plan
 from scripts.backends import container as containers
 from scripts.backends import image as images
 from scripts.backends.base import GRACE_S, Backend
@@ -242,6 +242,13 @@ class RuleInputs:
 
     def files_json(self, wildcards: Wildcards) -> str:
         return json_arg(self.dataset_files(wildcards.benchmark))
+
+    def data_lock_args(self, wildcards: Wildcards) -> str:
+        """The dataset commands' lock (<data_dir>/<benchmark>.lock) and how long they wait for
+        another holder (config data_lock_wait_s; 0: no limit): scripts/datalock.py."""
+        lock = datalock.lock_path(self.data_dir, wildcards.benchmark)
+        wait = self.config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
+        return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
 
     def unpack_limit_args(self, wildcards: Wildcards) -> str:
         """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:

@@ -27,6 +27,7 @@ class Served:
     etag: bool = True
     redirect: str | None = None  # answer 302 with this Location (a URL, or a path)
     trickle_s: float | None = None  # send the body one byte every trickle_s seconds
+    gate: threading.Event | None = None  # the body waits for it (after the headers)
 
 
 @dataclass
@@ -105,6 +106,11 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
             payload = body[start:]
+            if served.gate is not None:
+                self.wfile.flush()
+                while not served.gate.wait(0.05):
+                    if server.stopping.is_set():
+                        return
             if served.cut_after:
                 payload = payload[: served.cut_after.pop(0)]
             if served.trickle_s is not None:

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from scripts.datalock import TOKEN_ENV
 from tests.conftest import REPO, copy_workflow, jobs_run, snakemake
 from tests.httpserver import Served, Server, http_server
 
@@ -216,3 +222,73 @@ def test_each_retry_of_a_download_reaches_the_console(wf: Path) -> None:
         log = (wf / f"logs/download_file/gnmt-v0.6/{name}.log").read_text()
         assert log.count(f"download {name}: connection refused") == 2
         assert "connection refused; gave up after 2 retries (3 attempts in " in log
+
+
+def test_two_campaigns_with_one_data_dir_make_the_dataset_once(
+    tmp_path: Path, server: Server
+) -> None:
+    """Two snakemake invocations in two working folders, one data_dir: the second waits while
+    the first fetches (one line naming its pid, host and folder), then finds the dataset made
+    and runs no job that would remove it (scripts/datalock.py)."""
+    shared = tmp_path / "shared-data"
+    gate = threading.Event()  # the mirror holds every body until the test opens it
+    for f in standin_files():
+        server.files[f"/mirror/{f['name']}"] = Served(standin_content(f["name"]), gate=gate)
+    target = f"{shared}/gnmt-v0.6/dataset"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE") and k != TOKEN_ENV
+    }
+    started = []
+    for name in ("campaign-a", "campaign-b"):
+        wf = copy_workflow(tmp_path / name)
+        (wf / "standin.yaml").write_text(STANDIN.read_text())
+        site(wf, {"mirror": server.url("mirror/")})
+        overlay = yaml.safe_load((wf / "site.yaml").read_text())
+        (wf / "site.yaml").write_text(yaml.safe_dump({**overlay, "data_dir": str(shared)}))
+        files = ["config/benchmarks/gnmt-v0.6.yaml", "standin.yaml", "site.yaml"]
+        with (tmp_path / f"{name}.log").open("w") as log:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile",
+                     *files], cwd=wf, stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+                )  # fmt: skip
+            )
+        if name == "campaign-a":  # the second starts once the first is fetching
+            wait_for(lambda: len(server.requests) >= 1, "the first campaign's download")
+    a, b = started
+    try:
+        log_b = tmp_path / "campaign-b.log"
+        wait_for(lambda: "waiting for" in log_b.read_text(), "the second campaign's waiting line")
+        (line,) = [x for x in log_b.read_text().splitlines() if "waiting for" in x]
+        assert line.startswith(
+            f"waiting for {shared}/gnmt-v0.6.lock: held by pid {a.pid} on {socket.gethostname()}, "
+            f"working folder {tmp_path / 'campaign-a'}, since "
+        ), line
+        assert f"for making {shared}/gnmt-v0.6 (fetch, verify, unpack) for its campaign" in line
+        gate.set()
+        assert a.wait(timeout=300) == 0, (tmp_path / "campaign-a.log").read_text()[-3000:]
+        assert b.wait(timeout=300) == 0, log_b.read_text()[-3000:]
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert len(server.requests) == 7  # every file fetched once, by the first campaign
+    assert jobs_run(log_b.read_text()) == []  # the second found the dataset made
+    check_manifest_at(shared / "gnmt-v0.6" / "manifest.json")
+    assert (shared / "gnmt-v0.6" / "dataset.manifest.json").exists()
+    assert (shared / "gnmt-v0.6.lock").read_text() == ""  # let go, no stale record
+
+
+def check_manifest_at(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    got = {e["name"]: e["md5"] for e in manifest["files"]}
+    assert got == {f["name"]: f["md5"] for f in standin_files()}
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait for a condition (never for a guessed time), failing after ``timeout``."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
