@@ -5,6 +5,7 @@ parser (mlperf_logging.compliance_checker.mlp_parser) on the same files.
     python bench/parse_logs.py --quick          # 50 logs (CI)
     python bench/parse_logs.py --round 5.0      # 1,020 real v5.0 logs (goal: >= 5x mlp_parser)
     python bench/parse_logs.py --round 5.0 --quick   # the 68 fixture logs once (CI)
+    python bench/parse_logs.py --round 5.0 --v50 DIR # the v5.0 logs of another folder
 
 v0.6 (the default):
 The logs are made from the real DGX-1 v0.6 GNMT log excerpt in tests/data (its :::MLL events,
@@ -15,8 +16,9 @@ group of 10 logs (a "system"). Baseline: mlp_parser.parse_file(path, ruleset="0.
 time to train from its run_start and run_stop lines; no scoring. Alternating order, one run.
 
 v5.0 (``--round 5.0``): NVIDIA's published v5.0 logs in ../shared/fixtures/mlperf-v5.0-nvidia
-(:::MLLOG JSON lines; 68 logs, 8 result folders, every v5.0 benchmark), unchanged, the whole
-tree copied as many times as ``--logs`` needs. Ours: parse_file + run_outcome with each
+or ``--v50 DIR`` (the tests give the unpacked copy of tests/data/published) (:::MLLOG JSON
+lines; 68 logs, 8 result folders, every v5.0 benchmark), unchanged, the whole tree copied as
+many times as ``--logs`` needs. Ours: parse_file + run_outcome with each
 benchmark's v5.0 quality target, and the MLPerf score of every result folder; the scores of the
 first copy are checked against expected.tsv (the official result summarizer's). Baseline:
 mlp_parser.parse_file(path, ruleset="5.0.0") and the time to train from run_start and run_stop.
@@ -120,12 +122,12 @@ def baseline(paths: list[Path]) -> float:
 Folder = tuple[str, str, list[Path]]  # (system, benchmark, its result_N.txt in the order of N)
 
 
-def v50_folders(dest: Path, copies: int) -> list[Folder]:
-    """``copies`` copies of the fixture tree under ``dest``, as result folders."""
+def v50_folders(v50: Path, dest: Path, copies: int) -> list[Folder]:
+    """``copies`` copies of the fixture tree ``v50`` under ``dest``, as result folders."""
     folders: list[Folder] = []
     for c in range(copies):
         tree = dest / f"copy{c}"
-        shutil.copytree(V50 / "results", tree)
+        shutil.copytree(v50 / "results", tree)
         for bench_dir in sorted(tree.glob("*/*")):
             system, benchmark = bench_dir.parent.name, bench_dir.name
             folders.append((system, benchmark, result_files(bench_dir)))
@@ -171,11 +173,11 @@ def baseline_v50(folders: list[Folder]) -> float:
     return time.perf_counter() - t
 
 
-def agreement(folders: list[Folder], scores: list[float | None]) -> tuple[int, int]:
+def agreement(v50: Path, folders: list[Folder], scores: list[float | None]) -> tuple[int, int]:
     """Of the fixture's result folders, how many our score (times scaling.json's factor)
     gives the official result summarizer's score of (expected.tsv, minutes, rel 1e-6)."""
     expected = {}
-    for line in (V50 / "expected.tsv").read_text().splitlines()[1:]:
+    for line in (v50 / "expected.tsv").read_text().splitlines()[1:]:
         _submitter, system, benchmark, _n, minutes, _factor = line.split("\t")
         expected[(system, benchmark)] = float(minutes)
     hits = 0
@@ -187,14 +189,14 @@ def agreement(folders: list[Folder], scores: list[float | None]) -> tuple[int, i
     return hits, len(expected)
 
 
-def main_v50(n: int, rounds: int) -> int:
-    if not V50.is_dir():
-        print(f"error: {V50} is missing (the shared fixtures)", file=sys.stderr)
+def main_v50(n: int, rounds: int, v50: Path = V50) -> int:
+    if not v50.is_dir():
+        print(f"error: {v50} is missing (the shared fixtures; or give --v50)", file=sys.stderr)
         return 1
-    n_fixture = len(list((V50 / "results").rglob("result_*.txt")))
+    n_fixture = len(list((v50 / "results").rglob("result_*.txt")))
     copies = max(1, math.ceil(n / n_fixture))
     with tempfile.TemporaryDirectory(prefix="bench-parse-v50-") as tmp:
-        folders = v50_folders(Path(tmp), copies)
+        folders = v50_folders(v50, Path(tmp), copies)
         paths = [p for _, _, ps in folders for p in ps]
         mib = sum(p.stat().st_size for p in paths) / (1 << 20)
         a: list[float] = []
@@ -207,7 +209,8 @@ def main_v50(n: int, rounds: int) -> int:
             a.append(elapsed)
             if not r % 2:
                 b.append(baseline_v50(folders))
-        hits, of = agreement(folders[: len(folders) // copies], scores[: len(folders) // copies])
+        first = len(folders) // copies
+        hits, of = agreement(v50, folders[:first], scores[:first])
     ours_s, base_s = statistics.median(a), statistics.median(b)
     n = len(paths)
     print(
@@ -233,9 +236,11 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--round", choices=["0.6", "5.0"], default="0.6", help="which logs")
     p.add_argument("--quick", action="store_true", help="50 logs (v5.0: 68), 1 round")
+    p.add_argument("--v50", type=Path, default=V50, help=f"the v5.0 logs (default: {V50})")
     args = p.parse_args()
     if args.round == "5.0":
-        return main_v50(1 if args.quick else args.logs, 1 if args.quick else args.rounds)
+        n, rounds = (1, 1) if args.quick else (args.logs, args.rounds)
+        return main_v50(n, rounds, args.v50)
     n, rounds = (50, 1) if args.quick else (args.logs, args.rounds)
     rng = random.Random(6)
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -9,6 +10,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import yaml
 from scripts import dataset
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+PUBLISHED = REPO / "tests" / "data" / "published"  # the archives; see its README.md
 WORKFLOW_PARTS = (
     "Snakefile",
     "rules",
@@ -58,13 +61,33 @@ def workflow_copy(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "wf")
 
 
-def need_fixtures() -> Path:
-    """The shared real MLPerf logs; missing is a failure under CI, a skip elsewhere."""
-    if FIXTURES.is_dir():
-        return FIXTURES
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{FIXTURES} is missing; CI must provide ../shared/fixtures")
-    pytest.skip(f"{FIXTURES} is missing")
+_published_root: list[Path] = []  # the unpacked tree, once per test session
+
+
+def published() -> Path:
+    """The root of the published MLPerf logs the tests read (tests/data/published/*.tar.xz:
+    mlperf-v0.6-nvidia/, mlperf-v5.0-nvidia/, mlperf-more/), unpacked on the first call into a
+    temporary folder that is removed when the session ends. Safe to call at import time. The
+    tree is shared by every test of the session: a test that changes a log changes a copy."""
+    if not _published_root:
+        root = Path(tempfile.mkdtemp(prefix="mlperf-published-"))
+        atexit.register(_remove, root, os.getpid())
+        for archive in sorted(PUBLISHED.glob("*.tar.xz")):
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+                    tar.extractall(root, filter="data")
+                else:
+                    tar.extractall(root)
+        _published_root.append(root)
+    return _published_root[0]
+
+
+need_fixtures = published  # the name from when the tests read ../shared/fixtures
+
+
+def _remove(root: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child that exits normally
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def set_faults(wf: Path, faults: dict[str, Any]) -> None:

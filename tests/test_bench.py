@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, need_fixtures
+from tests.conftest import REPO, published
+
+V50 = "mlperf-v5.0-nvidia"  # of the published logs (tests/data/published)
 
 
 def torch_cuda() -> bool:
@@ -58,8 +60,7 @@ def test_parse_logs() -> None:
 
 def test_parse_logs_v50() -> None:
     """The real v5.0 logs, once each; our scores are the official result summarizer's."""
-    need_fixtures()
-    out = bench("parse_logs.py", 300, "--round", "5.0")
+    out = bench("parse_logs.py", 300, "--round", "5.0", "--v50", str(published() / V50))
     assert "68 real v5.0 logs" in out and number(r"speed-up over mlp_parser: ([\d.]+)x", out) > 0
     assert "our score = the official result summarizer's: 8 of 8 result folders" in out
 
@@ -67,8 +68,7 @@ def test_parse_logs_v50() -> None:
 def test_import_round() -> None:
     """A whole round (the NVIDIA v5.0 fixtures) through the workflow and through the official
     summarizer: both timed, every folder's score the same."""
-    need_fixtures()
-    out = bench("import_round.py", 600)
+    out = bench("import_round.py", 600, str(published() / V50))
     assert "68 logs" in out and number(r"summarizer / ours: ([\d.]+)x", out) > 0
     assert number(r"ours again, nothing new: +([\d.]+) s", out) > 0
     assert "scores equal to the summarizer's (relative 1e-9): 8 of 8 folders" in out

@@ -1,6 +1,6 @@
 """mlperf-logging's own checks on NVIDIA's published v5.0 logs: the compliance checker's
 verdict (and its cache), the RCP checker's, and the seed rule, each compared with the package
-called directly (../shared/fixtures/mlperf-v5.0-nvidia, read-only; derived logs in tmp_path)."""
+called directly (mlperf-v5.0-nvidia of tests/data/published; derived logs in tmp_path)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Property-based tests (hypothesis) of the parser and the scoring: random bytes, random event
-orders and mutations of NVIDIA's published logs (../shared/fixtures).
+orders and mutations of NVIDIA's published logs (tests/data/published).
 
 - nothing crashes, and nothing non-finite reaches result.json;
 - a valid score never comes from a negative, zero or non-finite time;

@@ -16,9 +16,10 @@ import yaml
 from scripts import plan
 from scripts.config import ConfigError
 from scripts.rule_inputs import PLOTS, RuleInputs
+from tests.conftest import published
 
 REPO = Path(__file__).resolve().parents[1]
-V06 = REPO.parent / "shared" / "fixtures" / "mlperf-v0.6-nvidia"
+V06 = published() / "mlperf-v0.6-nvidia"
 
 
 def w(benchmark: str = "gnmt", system: str = "local", run: str = "01", **extra: str):
@@ -159,8 +160,6 @@ def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):
     run.json and result.json of each of the 10 runs as outputs, and a plan that names each
     run's log, folder and specification, with the round's compliance ruleset; train_run's
     constraint leaves the import system out."""
-    if not V06.is_dir():
-        pytest.skip(f"{V06} is missing")
     shutil.copytree(V06 / "dgx1_ngc19.05_pytorch", tmp_path / "dgx1")
     overlay = {"systems": {"nvidia-dgx1-v0.6": {"import_dir": str(tmp_path / "dgx1")}}}
     inputs = inputs_for(tmp_path, "config/systems/nvidia-dgx1-v0.6.yaml", overlay)
@@ -213,8 +212,6 @@ def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):
 def test_import_batches_hold_whole_systems_up_to_max_runs(tmp_path):
     """Two systems of 10 runs: one batch of both up to 20 runs; else one each (a system with
     more runs than max_runs is one batch, never split), named apart."""
-    if not V06.is_dir():
-        pytest.skip(f"{V06} is missing")
     overlay = {
         "systems": {
             "nvidia-dgx1-v0.6": {"import_dir": str(V06 / "dgx1_ngc19.05_pytorch")},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from scipy import stats
 
 from scripts.mlperf_log import parse_file, run_outcome
 from scripts.scoring import describe, olympic_score
+from tests.conftest import published
 
 DATA = Path(__file__).resolve().parent / "data"
 GNMT_TARGET = 24.0
@@ -22,17 +22,8 @@ V06_DGX1_MAX_S = 1549.861  # result_5.txt, the only run that needed 5 epochs
 
 @pytest.fixture(scope="module")
 def fixtures_dir() -> Path:
-    """The shared fixtures folder next to the repository (../shared/fixtures).
-
-    Missing: the test fails on CI (CI=true), and is skipped elsewhere.
-    """
-    path = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-    if not path.is_dir():
-        msg = f"fixtures folder {path} not found"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    """The published MLPerf logs (tests/data/published, unpacked)."""
+    return published()
 
 
 def middle_mean(times: list[float]) -> float:
