@@ -328,8 +328,8 @@ def test_system_names_lowercase_and_replace_underscores_dots_and_pluses() -> Non
         "nvidia-nyx-n1-ngc25-04-pytorch"
     )
     assert import_logs.system_name("Dell", "XE9680x8H100+SXM") == "dell-xe9680x8h100-sxm"
-    with pytest.raises(import_logs.OverlayError, match="not a system name"):
-        import_logs.system_name("A B", "x")
+    # any other character too (tests/test_published_scores.py has more)
+    assert import_logs.system_name("A B", "x") == "a-b-x"
 
 
 def test_the_round_comes_from_the_path_or_a_clear_error(tmp_path: Path) -> None:
