@@ -222,7 +222,7 @@ class Tree:
     """What the archives put in the folder: path -> kind ('dir' also for the folders that
     members imply)."""
 
-    dest: Path
+    dest: Path  # as messages name it (the tree, not the temporary folder it is made in)
     kinds: dict[str, str] = field(default_factory=dict)
     total: int = 0  # declared bytes of the files
 
@@ -347,7 +347,7 @@ class Checks:
             for m in archive.members:
                 _second_pass(archive.path, m, self.tree)
         dest, total = self.tree.dest, self.tree.total
-        free = shutil.disk_usage(_existing(dest)).free
+        free = shutil.disk_usage(_existing(dest)).free  # the tree's disk: the folder's
         if total > free:
             raise ArchiveError(
                 f"{', '.join(str(a.path) for a in archives)}: the members declare {total} "
@@ -438,12 +438,18 @@ def extract(archive: Archive, dest: Path, budget: Budget) -> list[str]:
     return [m.raw for m in archive.members]
 
 
-def unpack(archives: Sequence[Path], dest: Path, configured_limit: int | None = None) -> list[str]:
+def unpack(
+    archives: Sequence[Path],
+    dest: Path,
+    configured_limit: int | None = None,
+    shown: Path | None = None,
+) -> list[str]:
     """Check every member of ``archives`` (unpacked into ``dest`` together), then unpack them
-    in order; return the members' names. Raises :class:`ArchiveError` (one line)."""
+    in order; return the members' names. Raises :class:`ArchiveError` (one line; it names
+    ``dest`` as ``shown``, e.g. the tree that a temporary ``dest`` becomes)."""
     limit, rule = unpack_limit(archive_bytes(archives), configured_limit)
     dest.mkdir(parents=True, exist_ok=True)
-    checks = Checks(Tree(dest), limit, rule)
+    checks = Checks(Tree(shown or dest), limit, rule)
     with contextlib.ExitStack() as stack:
         opened = [stack.enter_context(open_archive(a, checks.member(a, set()))) for a in archives]
         checks.finish(opened)

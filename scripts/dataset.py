@@ -5,7 +5,11 @@ URL holding the files by name, the normal case on air-gapped clusters), then the
 ``http(s)://`` downloads use ``requests`` with one retry policy (:class:`Policy`, config key
 ``download``): one loop of attempts with exponential backoff after connection errors, timeouts,
 cut-off bodies, HTTP 429 and 5xx (urllib3's own retries are off, so nothing retries inside it),
-each retry announced by one line (file, reason, next try in N s). A body cut off mid-way is
+each retry announced by one line (file, reason, next try in N s). An attempt slower than
+``min_bytes_per_s`` over a window of ``timeout_s`` fails too (a server that trickles a byte
+every few seconds never times out), and ``deadline_s`` bounds one file's download, attempts
+and waits included. Redirects are followed by hand: to http(s) only, at most
+:data:`MAX_REDIRECTS`, a loop named. A body cut off mid-way is
 resumed with an HTTP ``Range`` request (``If-Range`` guards against splicing two versions of a
 file; a server that ignores ``Range`` is restarted from byte 0). Every byte is hashed as it
 arrives, so a download reads its bytes once.
@@ -17,6 +21,11 @@ fails after its retries keeps its ``.part``: the next attempt resumes from there
 
 A dataset can also be made by a script (``dataset.script``, e.g. an MLPerf implementation's
 ``download_dataset.sh``); its output folder is verified the same way.
+
+The commands (``fetch``, ``verify``, ``unpack``, ``script``) hold the dataset's lock
+(``--lock``, :mod:`scripts.datalock`), or go on under their campaign's hold of it, so that
+campaigns sharing a data_dir never make one dataset at once. Archives are unpacked by
+:mod:`scripts.archives`.
 
 The unpacked tree that the trainer reads gets a manifest of its every file, checked before each
 run and repaired before each plan: see "The unpacked tree" below.
@@ -461,7 +470,7 @@ def _get(session: Any, url: str, headers: Mapping[str, str], timeout: float) -> 
             return r
         r.close()
         target = urljoin(chain[-1], r.headers["Location"])
-        if _scheme(target) not in ("http", "https") or url_problem(target):
+        if _scheme(target) not in ("http", "https") or not urlparse(target).netloc:
             raise DatasetError(
                 f"{url}: redirected to {target}: a download follows redirects to http:// and "
                 "https:// URLs only"
@@ -822,9 +831,8 @@ def prepare(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        archives.unpack(
-            [download_dir / f["name"] for f in files if f.get("unpack")], tmp, max_unpacked_bytes
-        )
+        unpack = [download_dir / f["name"] for f in files if f.get("unpack")]
+        archives.unpack(unpack, tmp, max_unpacked_bytes, shown=dest)
     except archives.ArchiveError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DatasetError(str(exc)) from None
