@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,10 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
-from scripts import datalock, preflight
+from scripts import datalock, dataset, plan, preflight
+from scripts.rule_inputs import RuleInputs
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
@@ -249,3 +253,32 @@ def test_a_campaign_holds_the_datasets_its_targets_need() -> None:
     assert needs("/shared/data/a/manifest.json") == ["a"]
     assert needs("results/b/summary.csv", "report") == ["a", "b"]  # a rule's name: all
     assert needs("results/imported/summary.csv") == []  # a benchmark without a dataset
+
+
+def test_the_rules_give_the_commands_the_lock_the_wait_the_limits_and_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """config -> schema -> the rules' params -> the commands' options, for the new keys."""
+    overlay = {
+        "data_lock_wait_s": 5,
+        "download": {"deadline_s": None, "min_bytes_per_s": 10},
+        "benchmarks": {"gnmt": {"dataset": {"max_unpacked_bytes": 1000}}},
+    }
+    (tmp_path / "o.yaml").write_text(yaml.safe_dump(overlay))
+    inputs = RuleInputs(plan.load_campaign([tmp_path / "o.yaml"]), REPO, python=sys.executable)
+    wc = SimpleNamespace(benchmark="gnmt", file="toy-ende-v1.tar.gz")
+    unpack = ["unpack", "--files-json", "[]", "--dir", "d", "--dest", "t"]
+    args = dataset._parser().parse_args(
+        unpack + shlex.split(inputs.unpack_limit_args(wc) + " " + inputs.data_lock_args(wc))
+    )
+    assert (args.max_unpacked_bytes, args.lock, args.lock_wait_s) == (
+        1000, Path("data/gnmt.lock"), 5
+    )  # fmt: skip
+    fetch = ["fetch", "--url", "http://h/x", "--dest", "x"]
+    args = dataset._parser().parse_args(fetch + shlex.split(inputs.download_policy_args()))
+    assert (args.deadline_s, args.min_bytes_per_s) == (0, 10)  # null: no deadline (0)
+    defaults = RuleInputs(plan.load_campaign([]), REPO, python=sys.executable)
+    assert defaults.unpack_limit_args(wc) == ""  # the default rule: 100 x, at least 1 GiB
+    args = dataset._parser().parse_args(fetch + shlex.split(defaults.download_policy_args()))
+    assert (args.deadline_s, args.min_bytes_per_s) == (86400, 1024)
+    assert "--lock-wait-s 86400" in defaults.data_lock_args(wc)
