@@ -53,8 +53,11 @@ __all__ = [
     "ParsedLog",
     "ResultLine",
     "RunOutcome",
+    "OwnRun",
     "log_problems",
     "log_problems_of",
+    "other_benchmark",
+    "other_benchmark_problem",
     "parse_bytes",
     "parse_file",
     "parse_text",
@@ -71,6 +74,14 @@ MAX_JSON_DEPTH = 64
 _TIME_LIMIT = 1e300
 # a longer time to train (317 years) is not one: its log has a wrong clock
 MAX_TIME_TO_TRAIN_S = 1e10
+# a run made here: its log may be at most this large (a benchmark's max_log_bytes; a larger
+# log is a log problem and is never parsed), and its time to train at most the runner's own
+# wall time of the trainer plus WALL_SLACK_S + WALL_SLACK_FRACTION of it (the log's clock and
+# the runner's differ by the trainer's start-up before run_start, NTP slewing at most 500 ppm,
+# and the log's millisecond rounding)
+DEFAULT_MAX_LOG_BYTES = 1 << 30
+WALL_SLACK_S = 1.0
+WALL_SLACK_FRACTION = 0.01
 
 # ``RESULT,<benchmark>,<seed>,<wall seconds>,<org>,<start>``
 _RESULT_RE = re.compile(r"RESULT,([^,]*),([^,]*),[ \t]*([0-9]+(?:\.[0-9]*)?)[ \t]*,([^,]*),(.*)")
@@ -669,13 +680,91 @@ def _window_problems(parsed: ParsedLog, start: float, stop: float) -> list[str]:
     ]
 
 
-def log_problems_of(path: str | os.PathLike[str], time_source: str = "run_stop") -> list[str]:
-    """:func:`log_problems` of the log file at ``path``; never raises for its contents (an
-    unreadable file is one problem)."""
+@dataclass(frozen=True, slots=True)
+class OwnRun:
+    """What the runner knows of a run made here besides its log, and what the log must then
+    agree with (:func:`own_run_problems`): the workflow's ``benchmark`` name and the names its
+    logs carry in ``submission_benchmark`` (``mlperf_name`` and ``folder_aliases``; none: not
+    checked), the runner's own ``wall_s`` of the trainer (None: not checked), and the largest
+    log it parses, ``max_bytes``."""
+
+    benchmark: str
+    names: tuple[str, ...] = ()
+    wall_s: float | None = None
+    max_bytes: int = DEFAULT_MAX_LOG_BYTES
+
+
+def other_benchmark(logged: Any, names: Sequence[str]) -> bool:
+    """Whether a log whose ``submission_benchmark`` is ``logged`` is the log of another
+    benchmark than the one whose logs carry one of ``names`` (its ``mlperf_name`` and
+    ``folder_aliases``, compared without case, as the result summarizer's
+    ``_benchmark_alias``). A log that names none, or a benchmark without names, never is."""
+    wanted = {str(n).lower() for n in names if n}
+    return bool(logged is not None and str(logged) and wanted) and (
+        str(logged).lower() not in wanted
+    )
+
+
+def other_benchmark_problem(logged: Any, benchmark: str, names: Sequence[str]) -> str | None:
+    """Why a log whose ``submission_benchmark`` is ``logged`` is not a log of ``benchmark``
+    (:func:`other_benchmark`), or None."""
+    if not other_benchmark(logged, names):
+        return None
+    wanted = sorted({str(n).lower() for n in names if n})
+    return (
+        f"submission_benchmark is {str(logged)!r}, but benchmark {benchmark!r} logs "
+        f"{' or '.join(repr(n) for n in wanted)}: the log of another benchmark"
+    )
+
+
+def own_run_problems(parsed: ParsedLog, run: OwnRun) -> list[str]:
+    """What else makes the log of a run made here not a valid log of that run (on top of
+    :func:`log_problems`): the log of another benchmark, or a time to train the trainer did
+    not have (longer than the runner measured it running, beyond the slack above: a clock
+    that jumped, or a log not written by this run)."""
+    problems = []
+    bench = parsed.first("submission_benchmark")
+    if bench is not None and (p := other_benchmark_problem(bench.value, run.benchmark, run.names)):
+        problems.append(p)
+    start, stop = parsed.first("run_start"), parsed.last("run_stop")
+    if run.wall_s is None or start is None or stop is None:
+        return problems
+    limit = run.wall_s + WALL_SLACK_S + WALL_SLACK_FRACTION * run.wall_s
+    if stop.time_s - start.time_s > limit:
+        problems.append(
+            f"time to train {stop.time_s - start.time_s:.6g} s (run_start {_t(start.time_s)}, "
+            f"run_stop {_t(stop.time_s)}) is longer than the trainer ran: {run.wall_s:.3f} s "
+            f"by the runner's clock (allowed: {WALL_SLACK_S:g} s + "
+            f"{WALL_SLACK_FRACTION:.0%} more)"
+        )
+    return problems
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.4g} {unit}"
+    return f"{n} bytes"
+
+
+def log_problems_of(
+    path: str | os.PathLike[str], time_source: str = "run_stop", run: OwnRun | None = None
+) -> list[str]:
+    """:func:`log_problems` of the log file at ``path`` (and, for a run made here,
+    :func:`own_run_problems`); never raises for its contents (an unreadable file is one
+    problem). A log of a run made here over ``run.max_bytes`` is one problem and is not
+    read at all."""
     try:
-        return log_problems(parse_file(path), time_source)
+        if run is not None and (size := os.stat(path).st_size) > run.max_bytes:
+            return [
+                f"the log is {_size(size)} ({size} bytes), more than max_log_bytes "
+                f"({_size(run.max_bytes)}): not read"
+            ]
+        parsed = parse_file(path)
     except OSError as exc:
         return [f"cannot read the log: {exc.strerror or exc}"]
+    problems = log_problems(parsed, time_source)
+    return problems if run is None else [*problems, *own_run_problems(parsed, run)]
 
 
 def _as_int(x: Any) -> int | None:

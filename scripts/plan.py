@@ -56,6 +56,7 @@ from scripts.config import (
 from scripts.dataset import check_dataset, tree_digest_of, verified_manifest_sha256
 from scripts.gpus import declared_devices
 from scripts.layout import benchmark_folder, result_files
+from scripts.mlperf_log import DEFAULT_MAX_LOG_BYTES
 from scripts.records import differences, hyperparameters
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +449,11 @@ class RunSpec:
     # files, "warm" leaves them; drop_caches: also the machine's whole clean cache (root)
     cache: str = "cold"
     drop_caches: bool = False
+    # what the run's log must name in submission_benchmark (the benchmark's mlperf_name and
+    # folder_aliases; empty: not checked), and its largest size (max_log_bytes): a log that
+    # breaks either is not a valid log of this run (scripts/mlperf_log.py: OwnRun)
+    mlperf_names: list[str] = dc_field(default_factory=list)
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -483,7 +489,7 @@ def run_spec(
     run_dir: str,
     gpu_assign: str = "local",
     prepared_dir: str | None = None,
-) -> RunSpec:
+) -> RunSpec:  # long: one line per field of the RunSpec it builds
     """The spec of run number ``run`` of (benchmark, system). ``python``, ``dataset_dir`` and
     ``run_dir`` are the host's; ``gpu_assign``: "scheduler" when the run executes as a cluster
     job (its GPUs are the job's), "local" otherwise (scripts/gpus.py assigns them)."""
@@ -531,7 +537,18 @@ def run_spec(
         run_id=layout.run_id(run, bench["runs"]),
         cache=sys_.get("cache", "cold"),
         drop_caches=bool(sys_.get("drop_caches", False)),
+        **log_expectations(bench),
     )
+
+
+def log_expectations(bench: Mapping[str, Any]) -> dict[str, Any]:
+    """What the log of a run of ``bench`` made here must meet besides being a valid MLPerf log
+    (RunSpec's ``mlperf_names`` and ``max_log_bytes``)."""
+    name = bench.get("mlperf_name")
+    return {
+        "mlperf_names": [name, *bench.get("folder_aliases", [])] if name else [],
+        "max_log_bytes": int(bench.get("max_log_bytes", DEFAULT_MAX_LOG_BYTES)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
