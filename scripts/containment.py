@@ -226,6 +226,9 @@ class Held:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", HANDSHAKE, "mlperf-trainer", *argv], stdin=read, **kwargs
             )
+        except BaseException:
+            os.close(write)
+            raise
         finally:
             os.close(read)
         self.trainer = proc.pid
