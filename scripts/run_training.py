@@ -19,6 +19,18 @@ A run that ends with ``run_stop`` status ``aborted`` (did not converge) is a res
 If this process loses its parent (the Snakemake that started it was killed), it kills the
 trainer's process group and exits, so no orphaned trainer keeps running or writing.
 
+Nothing the trainer starts outlives its attempt (:mod:`scripts.containment`): the trainer runs
+in a cgroup of its own where the machine allows it (else the runner is its subreaper), and when
+it exits, for whatever reason, everything it left (e.g. a ``setsid`` grandchild, out of its
+process group) is killed and reaped before the log is checked and sealed. ``run.json`` records
+``containment`` (cgroup, subreaper or none) and ``containment_killed``.
+
+A log that exits 0 is checked as a log of *this* run (:class:`scripts.mlperf_log.OwnRun`): it
+must name the benchmark's ``mlperf_name`` (or a folder alias) when it names one, its time to
+train cannot be longer than the runner saw the trainer run (plus 1 s and 1%), and it may be at
+most the benchmark's ``max_log_bytes`` (default 1 GiB; a larger log is not read). A log that
+fails is a crash, as any invalid log of a run made here.
+
 Before the first attempt the run gets its GPUs (:mod:`scripts.gpus`: disjoint devices for
 concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
 the Slurm allocation (:mod:`scripts.cluster`: one ``srun`` per node). Both are recorded in
@@ -50,6 +62,7 @@ from typing import Any
 from scripts import (
     backends,
     cluster,
+    containment,
     dataset,
     formats,
     gpus,
@@ -62,7 +75,7 @@ from scripts import (
 )
 from scripts.backends.base import GRACE_S, Launch
 from scripts.config_files import disk_full_problem
-from scripts.mlperf_log import log_problems_of
+from scripts.mlperf_log import OwnRun, log_problems_of
 from scripts.plan import RunSpec
 from scripts.result_json import add_result_arguments, write_result_if_asked
 
@@ -215,7 +228,7 @@ def _attempts(
         )
         cache = prepare_cache(spec, tree)  # cold: the dataset is read from disk, as run.sub
         try:
-            started, elapsed_s, rc, host = _attempt(
+            started, elapsed_s, rc, facts = _attempt(
                 spec, log_path, failed_dir, launch, node_logs=node_logs
             )
         except RunFailed as exc:
@@ -232,7 +245,7 @@ def _attempts(
             environment,
             tree,
             placement=placement,
-            outcome={"exit_code": rc, "attempts": attempt, **cache, "host_load": host},
+            outcome={"exit_code": rc, "attempts": attempt, **cache, **facts},
             started=started,
             elapsed_s=elapsed_s,
         )
@@ -343,23 +356,45 @@ def _attempt(
     script with the assigned GPUs in its environment, or a ``docker run``."""
     launch = launch or backends.get("local").launch(spec, spec.command, {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    t0 = time.monotonic()
     _announce(spec, launch)
-    meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            launch.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=launch.env,
-            start_new_session=True,  # its own process group: we can kill the whole tree
-        )
+    with containment.hold(log_path.parent) as held:
+        started, t0 = time.time(), time.monotonic()
+        meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
+        with log_path.open("wb") as log:
+            proc = held.popen(
+                launch.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=launch.env,
+                start_new_session=True,  # its own process group: we can kill the whole tree
+            )
 
-    def kill(grace_s: float) -> None:
-        launch.kill(proc, grace_s)
+        def kill(grace_s: float) -> None:
+            launch.kill(proc, grace_s)
+            held.kill_all()  # and what left the group (setsid)
+            held.close()  # the runner may exit now (its parent died, a signal)
 
+        rc, timed_out = _wait(spec, launch, proc, held, kill, failed_dir, log_path, node_logs)
+        elapsed = time.monotonic() - t0
+    host = host_load_record(meter.finish(), launch)
+    _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out, elapsed)
+    held_by = {"containment": held.mechanism, "containment_killed": len(held.killed)}
+    return started, elapsed, rc, {"host_load": host, **held_by}
+
+
+def _wait(
+    spec: RunSpec,
+    launch: Launch,
+    proc: subprocess.Popen[bytes],
+    held: containment.Held,
+    kill: Callable[[float], None],
+    failed_dir: Path,
+    log_path: Path,
+    node_logs: Sequence[Path],
+) -> tuple[int, bool]:
+    """Wait for the trainer (killed at the timeout), guarded (:func:`_guard`); then stop what
+    the backend started and kill everything the trainer left (:mod:`scripts.containment`), so
+    the log is final before it is checked and sealed. (exit status, timed out)."""
     running = _write_running_marker(failed_dir, spec, proc.pid)
     stop = _guard(
         kill,
@@ -379,10 +414,13 @@ def _attempt(
         stop.set()
         running.unlink(missing_ok=True)
         launch.cleanup()
-    elapsed = time.monotonic() - t0
-    host = host_load_record(meter.finish(), launch)
-    _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out)
-    return started, elapsed, rc, host
+        if left := held.kill_all():
+            print(
+                f"runner: the trainer left {left} process{'es' if left != 1 else ''} running; "
+                f"killed before its log was checked and sealed (containment: {held.mechanism})",
+                flush=True,
+            )
+    return rc, timed_out
 
 
 def _raise_if_failed(
@@ -393,11 +431,16 @@ def _raise_if_failed(
     node_logs: Sequence[Path],
     rc: int,
     timed_out: bool,
+    elapsed_s: float | None = None,
 ) -> None:
     """Raise RunFailed, the log kept, when the attempt failed (:func:`failure_reason`; a full
-    disk is named first, as the likely cause)."""
+    disk is named first, as the likely cause). ``elapsed_s``: the runner's wall time of the
+    trainer, which the log's time to train cannot exceed."""
     clean_exit = rc == 0 and not timed_out  # only then does the log decide
-    invalid_log, fail_match = _log_facts(log_path, spec.fail_patterns) if clean_exit else ("", None)
+    own = OwnRun(spec.benchmark, tuple(spec.mlperf_names), elapsed_s, spec.max_log_bytes)
+    invalid_log, fail_match = (
+        _log_facts(log_path, spec.fail_patterns, own) if clean_exit else ("", None)
+    )
     reason = failure_reason(
         rc,
         timed_out=timed_out,
@@ -471,11 +514,14 @@ def _write_running_marker(failed_dir: Path, spec: RunSpec, trainer_pid: int) -> 
     return running
 
 
-def _log_facts(log_path: Path, fail_patterns: Sequence[str]) -> tuple[str, str | None]:
+def _log_facts(
+    log_path: Path, fail_patterns: Sequence[str], own: OwnRun | None = None
+) -> tuple[str, str | None]:
     """What :func:`failure_reason` needs to know of the log of a trainer that exited 0: why
-    it is not a valid MLPerf log of a finished run (no run_stop, ...; "" when it is one), and
-    else the first line that matches a failure pattern (None: none does)."""
-    invalid = invalid_log_reason(log_path)
+    it is not a valid MLPerf log of this finished run (no run_stop, another benchmark's, ...;
+    "" when it is one), and else the first line that matches a failure pattern (None: none
+    does)."""
+    invalid = invalid_log_reason(log_path, own)
     if invalid or not fail_patterns:
         return invalid, None
     return invalid, matched_fail_pattern(log_path, fail_patterns)
@@ -597,12 +643,13 @@ def print_first(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def invalid_log_reason(log_path: Path) -> str:
+def invalid_log_reason(log_path: Path, own: OwnRun | None = None) -> str:
     """Why the log of a trainer that exited 0 is not a valid MLPerf log of a finished run
-    (scripts.mlperf_log.log_problems), or "" when it is one. A reason makes the run a crash
-    whose log is kept; a failure of the parser itself is such a reason too, never a lost log."""
+    (scripts.mlperf_log.log_problems; with ``own``, of this run: own_run_problems), or ""
+    when it is one. A reason makes the run a crash whose log is kept; a failure of the parser
+    itself is such a reason too, never a lost log."""
     try:
-        problems = log_problems_of(log_path)
+        problems = log_problems_of(log_path, run=own)
     except Exception as exc:  # noqa: BLE001 (whatever it is, the log must be kept)
         return f"trainer exited 0 but its log could not be parsed ({type(exc).__name__}: {exc})"
     if not problems:

@@ -25,6 +25,13 @@ command): a mapping of fault name to the list of run numbers it applies to:
   needs while the run is alive, then lets the campaign finish.
 - ``edit_dataset``: appends a line to every file of ``data/fake/dataset`` (the fake campaign's
   unpacked dataset, relative to the working directory), as a trainer that writes into its input.
+- ``stray``: at its start, starts a grandchild in a session of its own (``setsid``: out of the
+  trainer's process group) that keeps writing to the inherited stdout (the log) and forks a
+  ``sleep`` every 10 ms, records its pid in ``<stray_dir>/run_<N>.pid`` (``stray_dir``: a
+  string, default ``strays``), waits until it runs, and then goes on as a trainer: exit 0 with
+  the grandchild still running.
+- ``other_benchmark``: logs ``submission_benchmark`` ``bert``, not ``fake`` (exit 0).
+- ``future_stop``: run_stop is logged at 2100-01-01 (a time to train of years; exit 0).
 
 ``marker_dir`` (a string) makes it touch ``<marker_dir>/run_<N>.<pid>`` when it starts, so a test
 can count which runs were executed. ``env_dir`` (a string) makes it record, in
@@ -39,6 +46,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(faults["marker_dir"], exist_ok=True)
         Path(faults["marker_dir"], f"run_{args.run}.{os.getpid()}").touch()
     record = record_env(faults.get("env_dir"), args.run)
+    if has("stray"):
+        start_stray(Path(faults.get("stray_dir", "strays")), args.run)
     if has("edit_dataset"):
         for path in sorted(Path("data/fake/dataset").rglob("*")):
             if path.is_file() and not path.name.startswith("."):
@@ -72,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     epoch_s = float(faults.get("epoch_s", args.epoch_s))
     log = mllog.get_mllogger()
     mllog.config(default_stack_offset=1)
-    log.event(key=C.SUBMISSION_BENCHMARK, value="fake")
+    log.event(key=C.SUBMISSION_BENCHMARK, value="bert" if has("other_benchmark") else "fake")
     log.event(key=C.SEED, value=args.seed)
     start_ms = int(time.time() * 1000)
     log.start(key=C.RUN_START, time_ms=start_ms)
@@ -114,9 +124,24 @@ def main(argv: list[str] | None = None) -> int:
         log.event(key=C.EVAL_ACCURACY, value=round(quality, 4), metadata={C.EPOCH_NUM: epoch})
     status = C.ABORTED if has("no_converge") else C.SUCCESS
     stop_ms = start_ms - 59_000 if has("clock_back") else None  # None: now
+    stop_ms = 4_102_444_800_000 if has("future_stop") else stop_ms  # 2100-01-01
     log.end(key=C.RUN_STOP, metadata={C.STATUS: status}, time_ms=stop_ms)
     record(end=time.time())
     return 0
+
+
+def start_stray(folder: Path, run: int) -> None:
+    """A grandchild that leaves the trainer's process group and session and keeps writing to
+    the log; returns once it has written (its pid is in ``<folder>/run_<run>.pid``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pidfile = folder / f"run_{run}.pid"
+    script = (  # it has written once when its pid file appears
+        'echo stray: still writing; echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; '
+        "while :; do echo stray: still writing; sleep 0.01; done"
+    )
+    subprocess.Popen(["/bin/sh", "-c", script, str(pidfile)], start_new_session=True)
+    while not pidfile.exists():
+        time.sleep(0.01)
 
 
 def wait_for_gate(gate: Path, run: int) -> None:

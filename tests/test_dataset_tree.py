@@ -262,7 +262,7 @@ def trainer(tmp_path: Path) -> RunSpec:
         'ev = \':::MLLOG {"namespace": "", "time_ms": %d, "event_type": "%s", '
         '"key": "%s", "value": null, "metadata": {%s}}\'\n'
         "print(ev % (1000, 'INTERVAL_START', 'run_start', ''))\n"
-        "print(ev % (3500, 'INTERVAL_END', 'run_stop', '\"status\": \"success\"'))\n"
+        "print(ev % (1500, 'INTERVAL_END', 'run_stop', '\"status\": \"success\"'))\n"
     )
     return RunSpec(
         benchmark="b",

@@ -152,15 +152,22 @@ def test_kill_9_of_snakemake_leaves_no_trainer_and_the_plain_command_resumes(
     workflow_copy: Path,
 ) -> None:
     wf = workflow_copy
-    overlay = campaign(wf, {"hang": [2]})
+    # run 2 also leaves a setsid grandchild (out of its process group) writing to its log
+    overlay = campaign(wf, {"hang": [2], "stray": [2]})
     main = _start(wf, overlay)
-    _wait_for(lambda: any((wf / "markers").glob("run_2.*")))
+    _wait_for(lambda: (wf / "strays/run_2.pid").exists())
+    stray = int((wf / "strays/run_2.pid").read_text())
     finished = {r for r in ("01", "03") if (wf / f"results/fake/local/run_{r}/mlperf.log").exists()}
     before = run_files(snapshot(wf), *finished)
     main.send_signal(signal.SIGKILL)
     main.wait()
     trainer = int(next((wf / "markers").glob("run_2.*")).name.split(".")[1])
-    _wait_for(lambda: not _alive(trainer), timeout=15)  # the runner saw its parent die
+    try:
+        _wait_for(lambda: not _alive(trainer), timeout=15)  # the runner saw its parent die
+        _wait_for(lambda: not _alive(stray), timeout=15)  # and killed what left the group
+    finally:
+        if _alive(stray):
+            os.kill(stray, signal.SIGKILL)
     assert locks.lock_files(wf) and (wf / locks.RECORD).exists()  # kill -9 left the locks
     set_faults(wf, {"marker_dir": "markers"})
     proc = snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay)

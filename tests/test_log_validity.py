@@ -5,10 +5,12 @@ that fails the compliance check), always named in runs.csv, summary.csv and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import mlperf_log, report, run_training, seals, tables
+from scripts import mlperf_log, plan, report, run_training, seals, tables
 from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
 from scripts.plan import RunSpec
 from tests.conftest import (
@@ -314,6 +316,120 @@ def spec(command: str, retries: int = 0) -> RunSpec:
     )
 
 
+@pytest.mark.parametrize(
+    ("logged", "names", "problem"),
+    [
+        (
+            "bert",
+            ("gnmt",),
+            "submission_benchmark is 'bert', but benchmark 'b' logs 'gnmt': "
+            "the log of another benchmark",
+        ),
+        (
+            "bert",
+            ("maskrcnn", "mask"),
+            "submission_benchmark is 'bert', but benchmark 'b' logs "
+            "'mask' or 'maskrcnn': the log of another benchmark",
+        ),
+        ("MASK", ("maskrcnn", "mask"), None),  # a folder alias, any case
+        ("gnmt", ("gnmt",), None),
+        (None, ("gnmt",), None),  # no submission_benchmark: nothing to compare
+        ("bert", (), None),  # a benchmark without mlperf_name: not checked
+    ],
+    ids=["other", "other-with-aliases", "alias", "same", "not-logged", "no-names"],
+)
+def test_a_log_of_a_run_made_here_names_this_benchmark(
+    logged: str | None, names: tuple[str, ...], problem: str | None
+) -> None:
+    named = f':::MLL 99.000 submission_benchmark: {{"value": "{logged}"}}'
+    lines = [] if logged is None else [named]
+    parsed = parse_text("\n".join([*lines, *good(stop=100.5)]))
+    got = mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b", names, wall_s=1.0))
+    assert got == ([problem] if problem else [])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "wall_s", "problem"),
+    [
+        (
+            1561000000.0,
+            4102444800.0,  # 2100-01-01
+            0.037,
+            "time to train 2.54144e+09 s (run_start 1561000000.0, run_stop 4102444800.0) is "
+            "longer than the trainer ran: 0.037 s by the runner's clock (allowed: 1 s + 1% more)",
+        ),
+        (100.0, 103.1, 100.0, None),  # not a problem: 1 s + 1% of 100 s is 2 s
+        (100.0, 1.6, 0.6, None),  # within 1 s: run_stop at run_start is log_problems' rule
+        (
+            100.0,
+            303.5,
+            200.0,
+            "time to train 203.5 s (run_start 100.0, run_stop 303.5) is longer than the trainer "
+            "ran: 200.000 s by the runner's clock (allowed: 1 s + 1% more)",
+        ),
+    ],
+    ids=["year-2100", "within-1%", "within-1s", "beyond"],
+)
+def test_a_time_to_train_longer_than_the_runner_saw_the_trainer_run_is_a_log_problem(
+    start: float, stop: float, wall_s: float, problem: str | None
+) -> None:
+    parsed = parse_text("\n".join([mll("run_start", start), mll("run_stop", stop)]))
+    got = mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b", wall_s=wall_s))
+    assert got == ([problem] if problem else [])
+    assert mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b")) == []  # unknown wall
+
+
+def test_a_log_over_max_log_bytes_is_named_and_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "mlperf.log"
+    log.write_text("\n".join(good(stop=100.5)) + "\n" + "x" * 3000)
+    size = log.stat().st_size
+
+    def no_read(_path: object) -> None:
+        raise AssertionError("a log over max_log_bytes is read")
+
+    monkeypatch.setattr(mlperf_log, "parse_file", no_read)
+    assert mlperf_log.log_problems_of(log, run=mlperf_log.OwnRun("b", max_bytes=1000)) == [
+        f"the log is {size / 1024:.4g} KiB ({size} bytes), more than max_log_bytes "
+        "(1000 bytes): not read"
+    ]
+
+
+def test_a_run_whose_log_is_over_max_log_bytes_is_a_crash_and_its_log_kept(
+    tmp_path: Path, paths: dict[str, Path]
+) -> None:
+    script = tmp_path / "emit.py"
+    script.write_text(f"print({chr(10).join(good(stop=100.5))!r}); print('x' * 5000)\n")
+    s = spec(f"{sys.executable} {script}")
+    s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "max_log_bytes": 4096})
+    with pytest.raises(run_training.RunFailed) as info:
+        run_training.execute(s, **paths)
+    assert re.match(
+        r"trainer exited 0 but its log is not a valid MLPerf log: the log is 5\.\d+ KiB "
+        r"\(\d+ bytes\), more than max_log_bytes \(4 KiB\): not read; log kept as ",
+        str(info.value),
+    )
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert "x" * 5000 in kept.read_text() and not paths["meta_path"].exists()
+
+
+def test_the_config_says_what_a_runs_log_must_name_and_how_large_it_may_be(
+    tmp_path: Path,
+) -> None:
+    """A benchmark's mlperf_name and folder_aliases and its max_log_bytes (default 1 GiB)
+    reach the run's spec, which the runner checks the log against."""
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(
+        "benchmarks: {gnmt: {mlperf_name: gnmt, folder_aliases: [nmt], max_log_bytes: 5000}}"
+    )
+    kw = {"python": "python", "dataset_dir": "d", "run_dir": "r"}
+    s = plan.run_spec(plan.load_campaign([overlay]), "gnmt", "local", 1, **kw)
+    assert (s.mlperf_names, s.max_log_bytes) == (["gnmt", "nmt"], 5000)
+    s = plan.run_spec(plan.load_campaign([]), "gnmt", "local", 1, **kw)
+    assert (s.mlperf_names, s.max_log_bytes) == ([], 1 << 30)  # the embedded gnmt: no name
+
+
 def test_a_failing_parser_keeps_the_log_as_a_failed_log(
     tmp_path: Path, paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,7 +438,7 @@ def test_a_failing_parser_keeps_the_log_as_a_failed_log(
     script = tmp_path / "emit.py"
     script.write_text("print('some output')\n")
 
-    def broken(_path: object) -> list[str]:
+    def broken(_path: object, **_run: object) -> list[str]:
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr(run_training, "log_problems_of", broken)
@@ -338,7 +454,8 @@ def test_a_log_that_cannot_be_sealed_is_kept_as_a_failed_log(
     """Fault injection: sealing the finished log fails (e.g. it changed while it was hashed):
     the attempt is a crash whose log is kept, never a log that Snakemake deletes unkept."""
     script = tmp_path / "emit.py"
-    script.write_text(f"print({chr(10).join(good())!r})\n")
+    # a run of 0.5 s: a log's time to train is never longer than the runner saw it run
+    script.write_text(f"print({chr(10).join(good(stop=100.5))!r})\n")
 
     def broken(_meta: object, _log: object) -> None:
         raise seals.SealError("mlperf.log changed while it was sealed")
@@ -353,22 +470,46 @@ def test_a_log_that_cannot_be_sealed_is_kept_as_a_failed_log(
 @pytest.mark.integration
 def test_local_runs_with_invalid_logs_are_crashes_kept_and_retried(workflow_copy: Path) -> None:
     """Fake trainer: its clock steps back (run_stop before run_start), a second run_start, an
-    Infinity time: each exits 0 and is a crash, tried twice (retries: 1), both logs kept. A line
-    nested 100,000 deep is a malformed line of a run that is still a result."""
+    Infinity time, another benchmark's submission_benchmark, a run_stop in the year 2100 (a
+    time to train longer than the runner saw it run): each exits 0 and is a crash, tried twice
+    (retries: 1), both logs kept. A line nested 100,000 deep is a malformed line of a run that
+    is still a result; that run also leaves a setsid grandchild writing to its log, which is
+    killed before the log is sealed, so the next invocation finds the run intact."""
     wf = workflow_copy
-    faults = {"clock_back": [1], "dup_run_start": [2], "infinity": [3], "deep_json": [4]}
-    overlay = fake_campaign(wf, runs=4, faults=faults)
+    faults = {
+        "clock_back": [1],
+        "dup_run_start": [2],
+        "infinity": [3],
+        "deep_json": [4],
+        "stray": [4],
+        "other_benchmark": [5],
+        "future_stop": [6],
+    }
+    overlay = fake_campaign(wf, runs=6, faults=faults)
     data = yaml.safe_load(overlay.read_text())
     data["systems"] = {"local": {"retries": 1}}
+    data["benchmarks"]["fake"]["mlperf_name"] = "fake"  # its logs name it so
     overlay.write_text(yaml.safe_dump(data))
     target = "results/fake/summary.csv"
-    proc = snakemake(wf, target, "--cores", "1", "--keep-going", "--configfile", str(overlay))
+    try:
+        proc = snakemake(wf, target, "--cores", "1", "--keep-going", "--configfile", str(overlay))
+        stray = int((wf / "strays/run_4.pid").read_text())
+        assert not Path(f"/proc/{stray}").exists()  # killed and reaped by the runner
+    finally:
+        for pidfile in (wf / "strays").glob("*.pid"):  # never leave it running, whatever failed
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
     assert proc.returncode != 0
     failed = wf / "logs/failed/fake/local"
     reasons = {
         1: r"run_stop \(\d+\.\d+\) is before run_start \(\d+\.\d+\)",
         2: r"2 run_start events at different times",
         3: r"1 event with a time that is not a finite number \(first at line \d+\)",
+        5: "submission_benchmark is 'bert', but benchmark 'fake' logs 'fake': the log of another "
+        "benchmark",
+        6: r"time to train 2\.\d+e\+09 s \(run_start \d+\.\d+, run_stop 4102444800\.0\) is "
+        r"longer than the trainer ran: \d+\.\d{3} s by the runner's clock \(allowed: 1 s \+ "
+        r"1% more\)",
     }
     for run, reason in reasons.items():
         kept = sorted(failed.glob(f"run_{run:02d}.attempt*.log"))
@@ -381,14 +522,16 @@ def test_local_runs_with_invalid_logs_are_crashes_kept_and_retried(workflow_copy
     deep = json.loads((wf / "results/fake/local/run_04/result.json").read_text())
     assert deep["converged"] is True and deep["malformed_lines"] == 1 and deep["log_problems"] == []
     assert not list(failed.glob("run_04.*"))
+    meta = json.loads((wf / "results/fake/local/run_04/run.json").read_text())
+    assert meta["containment"] in ("cgroup", "subreaper") and meta["containment_killed"] >= 1
 
     set_faults(wf, {})
     again = snakemake(wf, target, "--cores", "1", "--configfile", str(overlay))
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, again.stderr[-3000:]  # run 4's log is as it was sealed
     trained = sorted(j for j in jobs_run(again.stderr) if j.startswith("train_run"))
-    assert trained == [f"train_run benchmark=fake, system=local, run=0{r}" for r in (1, 2, 3)]
+    assert trained == [f"train_run benchmark=fake, system=local, run=0{r}" for r in (1, 2, 3, 5, 6)]
     summary = pd.read_csv(wf / target).iloc[0]
-    assert summary["n_runs"] == 4 and summary["n_log_problems"] == 0 and summary["valid"]
+    assert summary["n_runs"] == 6 and summary["n_log_problems"] == 0 and summary["valid"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts import containment, seals
 from scripts.plan import RunSpec
 from scripts.run_training import (
     LINE_CHARS,
@@ -47,7 +50,7 @@ def spec(command: str, timeout_s: float | None = 30, run: int = 1) -> RunSpec:
 def good_log_command(tmp_path: Path) -> str:
     lines = [
         MLLOG % (1000, "INTERVAL_START", "run_start", ""),
-        MLLOG % (3500, "INTERVAL_END", "run_stop", '"status": "success"'),
+        MLLOG % (1500, "INTERVAL_END", "run_stop", '"status": "success"'),
     ]
     script = tmp_path / "emit.py"
     script.write_text(
@@ -248,3 +251,111 @@ def _rchar() -> int:
         if line.startswith("rchar:"):
             return int(line.split()[1])
     raise AssertionError("no rchar in /proc/self/io")
+
+
+# -- containment: nothing the trainer starts outlives its attempt (scripts/containment.py)
+
+
+def stray_command(tmp_path: Path, end: str) -> tuple[str, Path]:
+    """A trainer that starts a ``setsid`` grandchild (out of its process group and session)
+    which keeps writing to the inherited log (and forks a ``sleep`` every 10 ms), waits until
+    it has written once, logs a finished run of 0.4 s, then ends with ``end`` (e.g.
+    ``exit 0``)."""
+    pidfile = tmp_path / "stray.pid"
+    stray = (  # it has written to the log once when its pid file appears
+        f"echo stray still writing; echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; "
+        "while :; do echo stray still writing; sleep 0.01; done"
+    )
+    stop = MLLOG % (1400, "INTERVAL_END", "run_stop", '"status": "success"')
+    command = (
+        f"setsid sh -c {shlex.quote(stray)} & "
+        f"while [ ! -e {pidfile} ]; do sleep 0.01; done; "
+        f"echo {shlex.quote(MLLOG % (1000, 'INTERVAL_START', 'run_start', ''))}; "
+        f"echo {shlex.quote(stop)}; {end}"
+    )
+    return command, pidfile
+
+
+def expected_mechanisms(mode: str) -> set[str]:
+    """What holds a run on this machine with MLPERF_CONTAINMENT=``mode``: a cgroup where the
+    runner may make one under its own, else the subreaper."""
+    return {"subreaper"} if mode == "subreaper" else {containment.probe()}
+
+
+def gone(pid: int) -> bool:
+    """The pid names no process, not even a zombie."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def kill_if_alive(pidfile: Path) -> None:
+    """Whatever a test found, the stray does not outlive it."""
+    if pidfile.exists() and not gone(pid := int(pidfile.read_text())):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("mode", ["auto", "subreaper"])
+def test_a_setsid_grandchild_is_killed_before_the_log_is_sealed(
+    tmp_path: Path, paths, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The trainer exits 0 leaving a setsid grandchild that writes to the log: it is gone
+    (its pid free, not a zombie) when the log is sealed, the seal is the log's final state,
+    and run.json says what held the run."""
+    monkeypatch.setenv(containment.MODE_ENV, mode)
+    command, pidfile = stray_command(tmp_path, "exit 0")
+    at_seal = []
+    real_add_seal = seals.add_seal
+
+    def add_seal(meta: dict, log: Path) -> None:
+        at_seal.append(gone(int(pidfile.read_text())))
+        real_add_seal(meta, log)
+
+    monkeypatch.setattr(seals, "add_seal", add_seal)
+    try:
+        meta = execute(spec(command), **paths)
+    finally:
+        kill_if_alive(pidfile)
+    assert at_seal == [True]
+    assert meta["containment"] in expected_mechanisms(mode)
+    assert meta["containment_killed"] >= 1  # the grandchild (and its sleep, if it ran)
+    assert "stray still writing" in paths["log_path"].read_text()
+    # nobody wrote to the log after its seal
+    assert seals.verify_log(paths["log_path"], meta[seals.SEAL_KEY]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("end", "timeout_s", "reason"),
+    [("exit 3", 60, "trainer exited with status 3"), ("sleep 300", 3, "timed out after 3 s")],
+    ids=["crash", "timeout"],
+)
+def test_a_setsid_grandchild_is_killed_whatever_ends_the_trainer(
+    tmp_path: Path, paths, end: str, timeout_s: float, reason: str
+) -> None:
+    """A crash or a timeout (whose process-group kill a setsid grandchild escapes): the
+    grandchild is gone when the attempt ends, before its log is kept."""
+    command, pidfile = stray_command(tmp_path, end)
+    try:
+        with pytest.raises(RunFailed, match=reason):
+            execute(spec(command, timeout_s=timeout_s), **paths)
+        assert gone(int(pidfile.read_text()))
+    finally:
+        kill_if_alive(pidfile)
+    (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
+    assert "stray still writing" in kept.read_text()
+
+
+def test_the_runner_process_kills_and_reaps_the_grandchild_before_it_writes_run_json(
+    tmp_path: Path, paths
+) -> None:
+    """The runner as the rule runs it (its own process, the subreaper of its trainer): when it
+    has written run.json and exited 0, the grandchild's pid is free and the log is as sealed."""
+    command, pidfile = stray_command(tmp_path, "exit 0")
+    try:
+        assert runner_main(paths, spec(command), tmp_path / "job.log") == 0
+        assert gone(int(pidfile.read_text()))
+    finally:
+        kill_if_alive(pidfile)
+    meta = json.loads(paths["meta_path"].read_text())
+    assert meta["containment"] == containment.probe() and meta["containment_killed"] >= 1
+    assert seals.verify_log(paths["log_path"], meta[seals.SEAL_KEY]) == (None, None)
+    job_log = (tmp_path / "job.log").read_text()
+    assert "killed before its log was checked and sealed (containment: " in job_log
