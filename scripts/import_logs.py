@@ -48,7 +48,7 @@ from scripts import formats, hashing, power, published_files, rounds, seals
 from scripts.compliance import one_line as compliance_one_line
 from scripts.config import WORKFLOW_DIR
 from scripts.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
-from scripts.mlperf_log import ParsedLog, _as_int, parse_file
+from scripts.mlperf_log import ParsedLog, _as_int, other_benchmark_problem, parse_file
 from scripts.result_json import add_result_arguments, write_result, write_result_if_asked
 
 Parsed = ParsedLog | None  # a log parsed already, or None
@@ -295,17 +295,11 @@ def _count_notes(folder: Path, spec: Mapping[str, Any]) -> list[str]:
 
 def _benchmark_problems(info: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
     """Why a log is not one of the benchmark it is imported as: its submission_benchmark is
-    neither the mlperf_name nor a folder alias (the summarizer's ``_benchmark_alias``)."""
-    logged = str(info.get("benchmark", "")).lower()
-    wanted = str(spec.get("mlperf_name") or "").lower()
-    names = {wanted, *(str(a).lower() for a in spec.get("folder_aliases") or [])}
-    if not logged or not wanted or logged in names:
-        return []
-    return [
-        f"submission_benchmark is {info['benchmark']!r}, but benchmark {spec['benchmark']!r} "
-        f"imports {' or '.join(repr(n) for n in sorted(names))}: the log of another "
-        "benchmark (check import_dir)"
-    ]
+    neither the mlperf_name nor a folder alias (:func:`scripts.mlperf_log.other_benchmark`,
+    the one comparison, for runs made here too)."""
+    names = [spec.get("mlperf_name"), *(spec.get("folder_aliases") or [])]
+    problem = other_benchmark_problem(info.get("benchmark"), str(spec["benchmark"]), names)
+    return [f"{problem} (check import_dir)"] if problem else []
 
 
 def unreadable_run(

@@ -100,7 +100,7 @@ def test_a_bad_log_is_named_and_the_other_runs_are_imported(tmp_path: Path) -> N
     )  # fmt: skip
     # one bad log never stops the rest: each is a run without a result, named on its line
     assert proc.returncode == 0, proc.stderr
-    wrong = "submission_benchmark is 'gnmt', but benchmark 'gnmt-v0.6' imports 'resnet'"
+    wrong = "submission_benchmark is 'gnmt', but benchmark 'gnmt-v0.6' logs 'resnet'"
     lines = proc.stdout.splitlines()
     assert any("run_04: did NOT converge" in x and wrong in x for x in lines), proc.stdout
     gone = "result_5.txt cannot be read: No such file or directory"
