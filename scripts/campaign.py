@@ -35,6 +35,19 @@ def git_head(path: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def workflow_root(system_folder: Path) -> Path:
+    """The working folder of the campaign a system's results folder belongs to: ``<root>`` of
+    ``<root>/results/<benchmark>/<system>``, whatever folder the command runs in (``archive .``
+    from inside the system's folder archives it under the campaign's results/archive/, not a
+    new results/ inside it). FileNotFoundError for any other folder."""
+    path = Path(system_folder).resolve()
+    if path.parent.parent.name != "results" or path.parent.name == "archive" or not path.is_dir():
+        raise FileNotFoundError(
+            f"{system_folder} is not a system's results folder (results/<benchmark>/<system>)"
+        )
+    return path.parent.parent.parent
+
+
 def archive(path: Path, root: Path) -> Path:
     """Move a system's results folder to results/archive/<benchmark>/<system>.<time>/."""
     path = path.resolve()
@@ -81,8 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "archive":
             if not (args.path / "environment.json").exists() and not list(args.path.glob("run_*")):
                 raise FileNotFoundError(f"{args.path} is not a system's results folder")
+            root = workflow_root(args.path)
             dest = archive(args.path, root)
-            print(f"moved {args.path} to {dest.relative_to(root)}")
+            print(f"moved {args.path.resolve()} to {dest}")
         else:
             dest = replace_run(root, args.benchmark, args.system, args.run)
             print(

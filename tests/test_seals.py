@@ -485,3 +485,30 @@ def test_a_cache_entry_whose_stats_are_not_stats_is_dropped(tmp_path: Path) -> N
         cache.write_text(json.dumps(data))
         os.utime(d / "mlperf.log")  # touched: the check looks past size and mtime
         assert check(tmp_path) == seals.SystemCheck("b", "s")
+
+
+@pytest.mark.parametrize("where", ["root", "inside", "elsewhere"])
+def test_archive_moves_a_system_folder_from_wherever_it_is_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """``campaign archive .`` from inside the system's folder archived it into a new
+    results/archive/ under itself (and raised); the campaign's root comes from the path."""
+    d = finished_run(tmp_path, "01")
+    system = d.parent
+    cwd = {"root": tmp_path, "inside": system, "elsewhere": tmp_path.parent}[where]
+    arg = {"root": "results/b/s", "inside": ".", "elsewhere": str(system)}[where]
+    monkeypatch.chdir(cwd)
+    assert campaign.main(["archive", arg]) == 0
+    (archived,) = (tmp_path / "results/archive/b").glob("s.*")
+    assert (archived / "run_01" / "mlperf.log").is_file() and not system.exists()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["archive", "b"]
+
+
+def test_archive_refuses_a_folder_that_is_not_a_systems_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = finished_run(tmp_path, "01")
+    monkeypatch.chdir(tmp_path)
+    assert campaign.main(["archive", str(d)]) == 1  # a run folder, not a system's
+    assert "is not a system's results folder" in capsys.readouterr().err
+    assert d.is_dir()
