@@ -102,7 +102,7 @@ def main() -> int:
         "--replicate", type=int, metavar="K", help="K copies of ROOT as K submitters (a stand-in)"
     )
     args = p.parse_args()
-    root = args.root or FIXTURES
+    root = (args.root or FIXTURES).resolve()  # the overlay command runs in the copy
     if not root.is_dir():
         raise SystemExit(f"error: {root} is not a folder (--quick needs ../shared/fixtures)")
     round_ = args.round_ or ("5.0" if root == FIXTURES else import_logs.detect_round(root))
