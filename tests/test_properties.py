@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scripts import mlperf_log
@@ -31,8 +31,14 @@ DATA = Path(__file__).resolve().parent / "data"
 TIMES = json.loads((DATA / "v06_dgx1_times.json").read_text())
 DGX1 = Path("mlperf-v0.6-nvidia") / "dgx1_ngc19.05_pytorch" / "gnmt"
 DGX1_SCORE_S = 1233.20325
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI fails on a change, never on a new draw
+# (a falsifying example found once is kept below as an @example)
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+FEW = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +131,9 @@ def expected_valid(events: list[tuple[str, float, str]]) -> bool:
     """An independent reading of the rule (scripts/mlperf_log.py log_problems)."""
     if any(not abs(t) < 1e300 for _, t, _ in events):
         return False
-    rounded = [(k, round(t, 3) if f == "v06" else t) for k, t, f in events]
+    # a v0.6 line carries seconds to 3 decimals; render() writes a negative or non-finite time
+    # as an :::MLLOG line whatever the format asked for, and that keeps every digit
+    rounded = [(k, round(t, 3) if f == "v06" and 0 <= t < math.inf else t) for k, t, f in events]
     starts = {round(t, 3) for k, t in rounded if k == "run_start"}
     stops = {round(t, 3) for k, t in rounded if k == "run_stop"}
     if len(starts) != 1 or len(stops) != 1:
@@ -140,6 +148,8 @@ def expected_valid(events: list[tuple[str, float, str]]) -> bool:
 
 @SETTINGS
 @given(events=st.lists(event, max_size=12))
+@example(events=[("run_start", -1.3125, "mllog"), ("run_stop", -1.3125, "v06")])  # found once
+@example(events=[("run_start", 1.3125, "mllog"), ("run_stop", 1.3125, "v06")])
 def test_random_event_orders_are_valid_exactly_when_the_rule_says(
     events: list[tuple[str, float, str]],
 ) -> None:
