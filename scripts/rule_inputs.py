@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -82,14 +83,16 @@ def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
 
 
 def _sources_digest(paths: Iterable[Path]) -> str:
-    """sha256 over each path with its size and mtime (a stat each, no read; "-" for a path
-    that does not exist): what a batch's runs are read from."""
+    """sha256 over each path with its size and mtime (an lstat each, no read, no link
+    followed: a published tree's links are refused by name, and a link loop or a link to a
+    FIFO must not stop the workflow's load; "-" for a path that cannot be stat'ed): what a
+    batch's runs are read from."""
     sha = hashlib.sha256()
     for path in paths:
         try:
-            st = path.stat()
+            st = os.lstat(path)
             stamp = f"{st.st_size}\0{st.st_mtime_ns}"
-        except FileNotFoundError:
+        except OSError:
             stamp = "-"
         sha.update(f"{path}\0{stamp}\n".encode())
     return sha.hexdigest()

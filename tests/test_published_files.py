@@ -203,3 +203,39 @@ def test_more_logs_than_the_run_count_is_a_note_naming_the_package_checkers_rule
     [note] = [p for p in result["problems"] if "package checker" in p]
     assert note.startswith("note: ") and "holds 11 result_*.txt files" in note
     assert "requires exactly 10" in note and "Incorrect number of files in dir" in note
+
+
+@pytest.mark.integration
+def test_snakemake_imports_a_hostile_tree_and_names_each_refused_log(tmp_path: Path) -> None:
+    """The workflow's own command on a published folder whose logs include a link to a
+    secret, a link loop and a link to a FIFO: it loads (no ELOOP from the sources digest), never
+    hangs, copies no secret, and runs.csv names each refused log; the good logs are scored."""
+    import pandas as pd
+
+    from tests.conftest import copy_workflow, snakemake
+
+    root = tmp_path / "training_results_v0.6"
+    folder = root / "NVIDIA" / "results" / "dgx1" / "gnmt"
+    shutil.copytree(need_fixtures().joinpath(*V06_GNMT), folder)
+    (tmp_path / "secret").write_bytes(SECRET)
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("result_7.txt", "result_8.txt", "result_9.txt"):
+        (folder / name).unlink()
+    (folder / "result_7.txt").symlink_to(tmp_path / "secret")
+    (folder / "result_8.txt").symlink_to(folder / "result_8.txt")
+    (folder / "result_9.txt").symlink_to(tmp_path / "fifo")
+    wf = copy_workflow(tmp_path / "wf")
+    overlay = wf / "overlay.yaml"
+    assert import_logs.main(["overlay", str(root), "--output", str(overlay)]) == 0
+    proc = snakemake(wf, "results/gnmt-v0.6/summary.csv", "--cores", "2", "--configfile",
+                     str(overlay), timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = pd.read_csv(wf / "results" / "gnmt-v0.6" / "runs.csv")
+    refused = runs[runs["run"] >= 8]
+    assert len(runs) == 10 and len(refused) == 3 and not refused["converged"].any()
+    assert refused["log_problems"].str.contains("is a symbolic link, not a regular file").all()
+    assert runs[runs["run"] < 8]["converged"].sum() >= 6
+    for log in (wf / "results").rglob("mlperf.log"):
+        assert SECRET not in log.read_bytes()
+    summary = pd.read_csv(wf / "results" / "gnmt-v0.6" / "summary.csv").iloc[0]
+    assert not summary["valid"]  # 3 runs without a result: more than MLPerf allows
