@@ -29,8 +29,8 @@ from mlperf_logging.package_checker.power_checker import PowerChecker
 from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
 from scripts import import_logs, layout, leaderboard, plots, power, rule_inputs, tables
-from scripts.result_json import write_result
 from tests.conftest import copy_workflow, need_fixtures, snakemake
+from tests.test_import_round import import_folder as import_round_folder
 
 RULESET = "5.0.0"
 LENOVO_SYSTEM = "SR780aV3-8xB200_SXM_180GB"
@@ -102,34 +102,11 @@ def line(t: float | int | str, key: str, value: Any, **meta: Any) -> str:
 
 
 def import_folder(folder: Path, tmp: Path, ruleset: str | None = RULESET) -> pd.DataFrame:
-    """Every result file of ``folder`` imported as one system's runs (import_run, then
-    result.json as the import job writes it), collected into runs.csv's frame."""
-    results = []
-    for run, source in enumerate(layout.result_files(folder), start=1):
-        run_dir = tmp / "results" / "bert" / "s" / f"run_{run:02d}"
-        spec = {
-            "benchmark": "bert",
-            "system": "s",
-            "run": run,
-            "scale": "published",
-            "mlperf_name": "bert",
-            "config_fingerprint": "cfp",
-            "comparability": {},
-            "mlperf": BERT_MLPERF,
-        }
-        log, meta = run_dir / "mlperf.log", run_dir / "run.json"
-        import_logs.import_run(source, spec, log, meta)
-        write_result(
-            log,
-            meta,
-            BERT_QUALITY,
-            "run_stop",
-            run_dir / "result.json",
-            compliance_ruleset=ruleset,
-            compliance_cache=tmp / "compliance" if ruleset else None,
-        )
-        results.append(run_dir / "result.json")
-    return tables.collect(results)
+    """Every result file of ``folder`` imported as one system's runs of bert (as the import job
+    does: tests/test_import_round.py), collected into runs.csv's frame."""
+    return import_round_folder(
+        folder, tmp, BERT_QUALITY, benchmark="bert", mlperf=BERT_MLPERF, ruleset=ruleset
+    )
 
 
 # ---------------------------------------------------------------------------------------------
