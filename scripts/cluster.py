@@ -393,8 +393,8 @@ def launch_command(
     if not job["slurm_job_id"] or not job["slurm_job_nodelist"]:
         raise ClusterError(
             f"this system runs on {nodes} nodes (slurm.nodes), which needs a Slurm allocation: "
-            "run the campaign with --profile profiles/slurm (see README, 'Running on a Slurm "
-            "cluster'), or set slurm.nodes to 1"
+            "run the campaign with --profile profiles/slurm (see docs/slurm-and-gpus.md), or set "
+            "slurm.nodes to 1"
         )
     hosts = hostnames(job["slurm_job_nodelist"])
     if len(hosts) != nodes:

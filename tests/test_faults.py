@@ -1,5 +1,6 @@
-"""The fault table (README, "Faults and recovery"): each fault, what the workflow does, and the
-proof that finished runs stay byte-identical and only the affected runs are executed again."""
+"""The fault table (docs/campaign.md, "Faults and recovery"): each fault, what the workflow
+does, and the proof that finished runs stay byte-identical and only the affected runs are
+executed again."""
 
 from __future__ import annotations
 
