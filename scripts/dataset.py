@@ -407,7 +407,9 @@ def _fetch_http(
             or (failures <= policy.retries and time.monotonic() + wait >= deadline)
         ):
             since = time.monotonic() - deadline + (policy.deadline_s or 0)  # the file began
-            raise _at_deadline(url, why, failures, since, part, hashing, policy) from None
+            raise _gave_up(
+                url, why, failures, since, part, hashing, policy, at_deadline=True
+            ) from None
         if failures > policy.retries:
             raise _gave_up(url, why, failures, elapsed, part, hashing, policy) from None
         say(
@@ -577,31 +579,6 @@ def _set_read_timeout(r: Any, seconds: float) -> None:
         sock.settimeout(max(seconds, 0.001))
 
 
-def _at_deadline(
-    url: str,
-    why: str,
-    failures: int,
-    elapsed_s: float,
-    part: Path,
-    hashing: Hashing,
-    policy: Policy,
-) -> DatasetError:
-    """The error of a download stopped by its deadline (no time for a next attempt)."""
-    attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
-    return DatasetError(
-        f"{url}: {why}; gave up at the deadline of {policy.deadline_s:g} s per file ({attempts} "
-        f"in {elapsed_s:.1f} s; config download: deadline_s){_kept(part, hashing)}"
-    )
-
-
-def _kept(part: Path, hashing: Hashing) -> str:
-    return (
-        f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
-        if hashing.size
-        else ""
-    )
-
-
 def _gave_up(
     url: str,
     why: str,
@@ -610,16 +587,30 @@ def _gave_up(
     part: Path,
     hashing: Hashing,
     policy: Policy,
+    *,
+    at_deadline: bool = False,
 ) -> DatasetError:
-    """The error of a download that failed its last retry: why, after how many attempts in
-    how long, where its bytes are kept."""
-    kept = _kept(part, hashing)
-    retries = f"{policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
+    """The error of a download that failed its last retry, or was stopped by its deadline (no
+    time for a next attempt): why, after how many attempts in how long, where its bytes are
+    kept."""
     attempts = f"{failures} attempt{'' if failures == 1 else 's'}"
+    if at_deadline:
+        ended = f"gave up at the deadline of {policy.deadline_s:g} s per file"
+        keys = "deadline_s"
+    else:
+        ended = f"gave up after {policy.retries} {'retry' if policy.retries == 1 else 'retries'}"
+        keys = "retries, backoff_s, timeout_s"
     return DatasetError(
-        f"{url}: {why}; gave up after {retries} ({attempts} in "
-        f"{elapsed_s:.1f} s; config download: retries, backoff_s, "
-        f"timeout_s){kept}"
+        f"{url}: {why}; {ended} ({attempts} in {elapsed_s:.1f} s; config download: {keys})"
+        f"{_kept(part, hashing)}"
+    )
+
+
+def _kept(part: Path, hashing: Hashing) -> str:
+    return (
+        f"; {hashing.size} bytes are kept in {part} and the next run resumes there"
+        if hashing.size
+        else ""
     )
 
 
