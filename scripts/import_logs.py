@@ -245,7 +245,7 @@ def import_copy(
         problems.append(f"{exc}: no run of this folder has a result")
     start = parsed.first("run_start")
     seed = parsed.first("seed")
-    host, _ = _host_and_sha256(log_path)
+    host = _host_of(log_path)  # the copy's sha256 is copy_regular's
     meta = {
         "format_version": formats.version("run.json"),
         "benchmark": spec["benchmark"],
@@ -288,7 +288,7 @@ def _count_notes(folder: Path, spec: Mapping[str, Any]) -> list[str]:
         return []
     return [
         f"{folder} holds {found} result_*.txt files; mlperf-logging's package checker requires "
-        f"exactly {expected} for this benchmark (\"Incorrect number of files in dir\"); all "
+        f'exactly {expected} for this benchmark ("Incorrect number of files in dir"); all '
         f"{found} are scored, as the result summarizer scores them"
     ]
 
@@ -378,18 +378,14 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
-def _host_and_sha256(source: Path) -> tuple[str | None, str]:
-    """The node NVIDIA's run script names (first match) and the sha256 of ``source``, read in
-    blocks of BLOCK_BYTES (a line cut by a block boundary is searched whole)."""
-    sha = hashlib.sha256()
+def _host_of(log: Path) -> str | None:
+    """The node NVIDIA's run script names (first match) in ``log``, read in blocks of
+    BLOCK_BYTES until it is found (a line cut by a block boundary is searched whole)."""
     host: str | None = None
     carry = b""
     in_long_line = False  # a line longer than 4 KiB is not the host line: skip it
-    with source.open("rb") as fh:
-        while block := fh.read(BLOCK_BYTES):
-            sha.update(block)
-            if host is not None:
-                continue
+    with log.open("rb") as fh:
+        while host is None and (block := fh.read(BLOCK_BYTES)):
             if in_long_line:
                 nl = block.find(b"\n")
                 if nl < 0:
@@ -406,7 +402,7 @@ def _host_and_sha256(source: Path) -> tuple[str | None, str]:
     if host is None and carry:
         found = _HOST_RE.search(carry)
         host = found.group(1).decode("utf-8", "replace") if found else None
-    return host, sha.hexdigest()
+    return host
 
 
 def _utc(seconds: float) -> str | None:
