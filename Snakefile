@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the scripts package
 
 from snakemake.exceptions import WorkflowError
-from scripts.config import DEFAULT_CONFIGFILES, ConfigError, check_config_files
+from scripts.core.config import DEFAULT_CONFIGFILES, ConfigError, check_config_files
 
 # a YAML error in them names the file, line and column (the configfile: lines' own does not)
 try:
@@ -27,7 +27,7 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
-# Defaults (scripts/config.py DEFAULT_CONFIGFILES: config/config.yaml, config/benchmarks/gnmt.yaml,
+# Defaults (scripts/core/config.py DEFAULT_CONFIGFILES: config/config.yaml, config/benchmarks/gnmt.yaml,
 # config/systems/local.yaml, config/benchmarks/mlperf-v0.6.yaml), then overlays: later files win, and any --configfile given
 # on the command line is merged on top of all of them (e.g. --configfile config/systems/x.yaml).
 for _configfile in DEFAULT_CONFIGFILES:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import dataset  # noqa: E402
+from scripts.data import dataset  # noqa: E402
 
 
 def best(fn, rounds: int) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import dataset  # noqa: E402
+from scripts.data import dataset  # noqa: E402
 
 
 def make_file(path: Path, size: int) -> str:
@@ -89,7 +89,7 @@ def main() -> int:
         print(f"file: {size_mib} MiB in the page cache, {rounds} alternating round(s), md5")
         print(f"{'tool':<34}{'median s':>10}{'MiB/s':>10}")
         print(f"{'md5sum (coreutils)':<34}{theirs_m:>10.3f}{mib / theirs_m:>10.0f}")
-        print(f"{'scripts.dataset verify':<34}{ours_m:>10.3f}{mib / ours_m:>10.0f}")
+        print(f"{'scripts.data.dataset verify':<34}{ours_m:>10.3f}{mib / ours_m:>10.0f}")
         print(f"{'fetch file:// (copy + md5)':<34}{fetch_s:>10.3f}{mib / fetch_s:>10.0f}")
         print(f"throughput ratio verify / md5sum: {theirs_m / ours_m:.2f}x (goal >= 0.90x)")
         print(

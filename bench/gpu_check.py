@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts import plan  # noqa: E402
+from scripts.campaign import plan  # noqa: E402
 
 TOKENS = re.compile(r"^epoch \d+: .*?(\d+) tokens/s on (\w+)", re.M)
 

@@ -13,7 +13,7 @@ about the size of a published round (training_results_v5.1: about 1,500 result l
 
 On the same tree, in one run:
 
-1. **Ours, cold**: ``python -m scripts.import_logs overlay ROOT`` writes the overlay, then
+1. **Ours, cold**: ``python -m scripts import overlay ROOT`` writes the overlay, then
    ``snakemake --cores N <every benchmark's summary.csv> --configfile overlay.yaml`` in a fresh
    copy of the workflow: one import job per log (copy, parse, the round's compliance checker,
    result.json), then runs.csv and summary.csv per benchmark. Nothing cached.
@@ -26,7 +26,7 @@ On the same tree, in one run:
    (``_compute_strong_score_standalone`` on every folder in one process, without the command
    line's start-up per submitter), the fastest way to use the official code.
 
-Then every folder's score is compared by the command a user runs, ``python -m scripts.verify
+Then every folder's score is compared by the command a user runs, ``python -m scripts verify
 ROOT --results <the campaign's results>``: our ``score_s`` (and ``energy_j``) against the
 summarizer's own ``_compute_strong_score_standalone`` on that folder (minutes x 60, relative
 1e-9), which it runs in one process and times (the second baseline above). The summarizer's
@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts import import_logs, rounds  # noqa: E402
+from scripts.mlperf import rounds  # noqa: E402
+from scripts.run import import_logs
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
 
@@ -118,7 +119,7 @@ def main() -> int:
         (Path(tmp) / "summarizer").mkdir()
         baseline = summarizer_seconds(root, ruleset, Path(tmp) / "summarizer")
         t = time.perf_counter()
-        make = [sys.executable, "-m", "scripts.import_logs", "overlay", str(root)]
+        make = [sys.executable, "-m", "scripts.run.import_logs", "overlay", str(root)]
         subprocess.run(
             [*make, "--round", round_, "--output", "round.yaml"], cwd=wf, check=True,
             capture_output=True,
@@ -131,14 +132,14 @@ def main() -> int:
         again, _ = snakemake(wf, *args_)
         # the check a user runs: the summarizer's own scoring function on every folder, in one
         # process (timed by the command itself), against the campaign's summary.csv files
-        verify = [sys.executable, "-m", "scripts.verify", str(root), "--round", round_]
+        verify = [sys.executable, "-m", "scripts.analysis.verify", str(root), "--round", round_]
         checked = subprocess.run(
             [*verify, "--results", str(wf / "results")], cwd=REPO, capture_output=True,
             text=True,
         )  # fmt: skip
         m = re.search(r"its scoring function took ([\d.]+) s", checked.stdout)
         if not m:
-            raise SystemExit(f"scripts.verify failed:\n{checked.stdout}{checked.stderr}")
+            raise SystemExit(f"scripts.analysis.verify failed:\n{checked.stdout}{checked.stderr}")
         in_process = float(m.group(1))
         logs = sum(len(import_logs.result_files(Path(d))) for d in _bench_dirs(root))
         n_submitters = len(import_logs.submitter_folders(root))
@@ -155,8 +156,8 @@ def main() -> int:
     lines = checked.stdout.splitlines()
     differ = [x for x in lines[:-1] if ": equal" not in x]
     shown = lines if len(lines) <= 21 else differ + lines[-1:]
-    print("  python -m scripts.verify (folders not equal, and the total):" if shown != lines
-          else "  python -m scripts.verify:")  # fmt: skip
+    print("  python -m scripts verify (folders not equal, and the total):" if shown != lines
+          else "  python -m scripts verify:")  # fmt: skip
     print("\n".join(f"    {line}" for line in shown))
     return checked.returncode
 

@@ -11,7 +11,8 @@ v0.6 (the default):
 The logs are made from the real DGX-1 v0.6 GNMT log excerpt in tests/data (its :::MLL events,
 timestamps stretched per log so that times differ) padded with the TRAIN progress lines and
 "Gradient overflow" lines a real log has, to the size of NVIDIA's logs (about 140 KB, 1,300 lines).
-Ours: scripts.mlperf_log.parse_file + run_outcome for every log, then the MLPerf score of every
+Ours: scripts.mlperf.mlperf_log.parse_file + run_outcome for every log, then the MLPerf score of
+every
 group of 10 logs (a "system"). Baseline: mlp_parser.parse_file(path, ruleset="0.6.0") and the
 time to train from its run_start and run_stop lines; no scoring. Alternating order, one run.
 
@@ -40,8 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts import mlperf_log, rounds, scoring  # noqa: E402
-from scripts.import_logs import result_files  # noqa: E402
+from scripts.analysis import scoring  # noqa: E402
+from scripts.mlperf import mlperf_log, rounds
+from scripts.run.import_logs import result_files  # noqa: E402
 
 EXCERPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "v06_dgx1_result_0_excerpt.txt"
 TRAIN = (
@@ -50,6 +52,8 @@ TRAIN = (
 )
 STAMP = re.compile(r"^(:::MLL )(\d+\.\d+)")
 V50 = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
+
+
 def make_log(path: Path, rng: random.Random, size: int = 140_000) -> None:
     lines = EXCERPT.read_text().splitlines()
     t0 = next(float(m.group(2)) for line in lines if (m := STAMP.match(line)))
@@ -136,7 +140,7 @@ def v50_folders(v50: Path, dest: Path, copies: int) -> list[Folder]:
 
 def ours_v50(folders: list[Folder]) -> tuple[float, list[float | None]]:
     """Seconds to parse, judge and score every folder, and each folder's score (s). Each
-    benchmark's quality is its v5.0 definition (scripts/rounds.py, from mlperf-logging's rule
+    benchmark's quality is its v5.0 definition (scripts/mlperf/rounds.py, from mlperf-logging's rule
     files: Stable Diffusion's FID and CLIP both), read as result.json reads it."""
     quality = {d["mlperf_name"]: d["quality"] for d in rounds.definitions("5.0").values()}
     t = time.perf_counter()
@@ -222,9 +226,7 @@ def main_v50(n: int, rounds: int, v50: Path = V50) -> int:
     print(
         f"{'mlp_parser (ruleset 5.0.0), time to train only':<52}{base_s:>10.3f}{n / base_s:>10.0f}"
     )
-    print(
-        f"{'scripts.mlperf_log + run_outcome + MLPerf score':<52}{ours_s:>10.3f}{n / ours_s:>10.0f}"
-    )
+    print(f"{'mlperf_log + run_outcome + MLPerf score':<52}{ours_s:>10.3f}{n / ours_s:>10.0f}")
     print(f"our score = the official result summarizer's: {hits} of {of} result folders")
     print(f"speed-up over mlp_parser: {base_s / ours_s:.1f}x (goal >= 5x)")
     return 0
@@ -263,9 +265,7 @@ def main() -> int:
     print(
         f"{'mlp_parser (ruleset 0.6.0), time to train only':<52}{base_s:>10.3f}{n / base_s:>10.0f}"
     )
-    print(
-        f"{'scripts.mlperf_log + run_outcome + MLPerf score':<52}{ours_s:>10.3f}{n / ours_s:>10.0f}"
-    )
+    print(f"{'mlperf_log + run_outcome + MLPerf score':<52}{ours_s:>10.3f}{n / ours_s:>10.0f}")
     print(
         f"speed-up over mlp_parser: {base_s / ours_s:.1f}x (goal >= 5x); "
         f"ours: {ours_s:.2f} s for {n} logs (goal <= 5 s for 1,000)"

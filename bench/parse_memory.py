@@ -13,8 +13,9 @@ the modules (the baseline) and after the work. Logs:
   and the end, and progress lines in between;
 - ``one-line``: one line without a newline, with a marker at its start (the skipped long line).
 
-Work, per log: ``parse``: scripts.mlperf_log.parse_file + run_outcome; ``import``: what an import
-job does (scripts.import_logs main: copy, sha256, parse, result.json), for the random log.
+Work, per log: ``parse``: scripts.mlperf.mlperf_log.parse_file + run_outcome; ``import``: what an
+import
+job does (scripts.run.import_logs main: copy, sha256, parse, result.json), for the random log.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 sys.path.insert(0, {repo!r})
-from scripts import import_logs, mlperf_log, result_json  # noqa: F401
+from scripts.mlperf import mlperf_log  # noqa: F401
+from scripts.run import import_logs, result_json  # noqa: F401
 base = hwm()
 t = time.perf_counter()
 work, path, out = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -46,8 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from common import REPO, commit, copy_workflow, trivial_campaign  # noqa: E402
 
-from scripts import backends, mlperf_log, scoring  # noqa: E402
-from scripts.plan import RunSpec  # noqa: E402
+from scripts.analysis import scoring  # noqa: E402
+from scripts.mlperf import mlperf_log
+from scripts.run import backends
+from scripts.run.spec import RunSpec  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -159,7 +161,7 @@ def run_commands(wf: Path, target_of: str, overlays: Sequence[Path]) -> dict[str
         raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
     specs = {}
     for line in proc.stdout.splitlines():
-        if "scripts.run_training" in line and "--spec" in line:
+        if "scripts.run.run_training" in line and "--spec" in line:
             words = shlex.split(line.strip())
             spec = yaml.safe_load(words[words.index("--spec") + 1])  # JSON is YAML
             specs[spec["run_id"]] = spec
@@ -180,7 +182,7 @@ def snakemake_env() -> dict[str, str]:
 
 def bare_env(spec: dict) -> dict[str, str]:
     """The environment the runner gives a local run: the local backend's own launch
-    (scripts/backends/local.py), from this environment, which has no snakemake's."""
+    (scripts/run/backends/local.py), from this environment, which has no snakemake's."""
     run_spec = RunSpec.from_json(json.dumps(spec))
     return backends.get("local").launch(run_spec, run_spec.command, {}).env
 

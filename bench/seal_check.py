@@ -4,9 +4,9 @@
     python bench/seal_check.py --quick    # 2 systems x 100 runs (CI; asserts no speed)
 
 Every invocation checks each finished run's log against the seal in its run.json
-(scripts/seals.py: size and mtime first, the hash only when those changed). This makes sealed
+(scripts/run/seals.py: size and mtime first, the hash only when those changed). This makes sealed
 run folders (a 3 KiB mlperf.log, a run.json and a result.json of the sizes a real run has) in a
-temporary folder and times scripts.seals.check_system over all of them, as the workflow's
+temporary folder and times scripts.run.seals.check_system over all of them, as the workflow's
 load-time check calls it:
 
 - cold: the first invocation after the runs finished (no cache yet: every run.json and
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import commit  # noqa: E402
 
-from scripts import seals  # noqa: E402
+from scripts.run import seals  # noqa: E402
 
 BENCHMARK = "bench"
 LOG_LINE = ':::MLLOG {"namespace": "", "time_ms": %d, "event_type": "POINT_IN_TIME", "key": '

@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts import dataset, mlperf_log, plan  # noqa: E402
+from scripts.campaign import plan  # noqa: E402
+from scripts.data import dataset
+from scripts.mlperf import mlperf_log
 
 
 def main() -> int:

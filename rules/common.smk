@@ -1,5 +1,5 @@
 # Configuration loading and validation, the load-time checks, and the one object whose methods
-# are every rule's input, params and resources functions (scripts/rule_inputs.py: unit-tested
+# are every rule's input, params and resources functions (scripts/workflow/rule_inputs.py: unit-tested
 # without snakemake; rules call inputs.<question>).
 
 import os
@@ -10,9 +10,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts import config as cfg
-from scripts import formats, plan, preflight, rule_inputs
-from scripts.rule_inputs import RuleInputs, json_arg
+from scripts.campaign import plan, preflight
+from scripts.core import config as cfg
+from scripts.core import formats
+from scripts.workflow import rule_inputs
+from scripts.workflow.rule_inputs import RuleInputs, json_arg
 
 WORKFLOW_DIR = Path(workflow.basedir)
 
@@ -73,7 +75,7 @@ def set_local_rules():
 
 
 # ---------------------------------------------------------------------------------------------
-# The load-time checks (scripts/preflight.py): the lock, seals, comparability, images, runs to
+# The load-time checks (scripts/campaign/preflight.py): the lock, seals, comparability, images, runs to
 # parse again, stale derived files and dataset trees, before the plan is built. Only the
 # snakemake the user started checks, not a job's own snakemake (cluster or subprocess executor).
 
@@ -89,7 +91,7 @@ try:
         warn=logger.warning,
     )
 except (preflight.Refused, formats.NewerFormat) as exc:
-    # NewerFormat: a file of a newer workflow (scripts/formats.py); nothing is run or changed
+    # NewerFormat: a file of a newer workflow (scripts/core/formats.py); nothing is run or changed
     raise WorkflowError(str(exc)) from None
 
 

@@ -1,7 +1,7 @@
 # Dataset: fetch each file (from the mirror, else its url; checksum computed on the way) or make
 # them all with a script, then verify all into a manifest, then unpack (and record the tree).
 # Each command holds <data_dir>/<benchmark>.lock, or goes on under its campaign's hold of it
-# (scripts/datalock.py): campaigns that share a data_dir never make one dataset at once.
+# (scripts/data/datalock.py): campaigns that share a data_dir never make one dataset at once.
 
 
 rule download_file:
@@ -10,16 +10,16 @@ rule download_file:
     log:
         "logs/download_file/{benchmark}/{file}.log",
     params:
-        # a changed checksum in config redoes the download (scripts/preflight.py: stale_downloads)
+        # a changed checksum in config redoes the download (scripts/campaign/preflight.py: stale_downloads)
         # --url for the mirror, then the file's url; --sha256/--md5
         sources=inputs.download_args,
         policy=inputs.download_policy_args,
-        # the dataset's lock (scripts/datalock.py): its campaign's, or taken here
+        # the dataset's lock (scripts/data/datalock.py): its campaign's, or taken here
         lock=inputs.data_lock_args,
     # everything goes to the log; each retry's one line also to snakemake's stderr (fd 3 here),
     # so the console shows that a download is waiting, and why
     shell:
-        "{PY} scripts.dataset fetch {params.sources} --dest {output:q} "
+        "{PY} scripts.data.dataset fetch {params.sources} --dest {output:q} "
         "{params.policy} {params.lock} --console-fd 3 3>&2 > {log:q} 2>&1"
 
 
@@ -35,7 +35,7 @@ rule dataset_script:
         cwd=lambda w: inputs.dataset_script(w.benchmark)[1],
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.dataset script --command {params.command:q} --cwd {params.cwd:q} "
+        "{PY} scripts.data.dataset script --command {params.command:q} --cwd {params.cwd:q} "
         "--output {output:q} {params.lock} > {log:q} 2>&1"
 
 
@@ -52,13 +52,13 @@ rule verify_dataset:
         script=lambda w: "--made-by-script" if inputs.uses_script(w.benchmark) else "",
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.dataset verify --files-json {params.files} --dir {params.dir:q} "
+        "{PY} scripts.data.dataset verify --files-json {params.files} --dir {params.dir:q} "
         "--manifest {output:q} {params.script} {params.lock} > {log:q} 2>&1"
 
 
 # The tree the trainer reads, read-only, and beside it the manifest of its every file (size,
 # sha256, mtime): the runner checks the tree against it before each run, and every invocation
-# unpacks a changed tree again before any job (scripts/preflight.py: RestoreDatasetTree).
+# unpacks a changed tree again before any job (scripts/campaign/preflight.py: RestoreDatasetTree).
 rule unpack_dataset:
     input:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",
@@ -74,6 +74,6 @@ rule unpack_dataset:
         limit=inputs.unpack_limit_args,
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.dataset unpack --files-json {params.files} --dir {params.dir:q} "
+        "{PY} scripts.data.dataset unpack --files-json {params.files} --dir {params.dir:q} "
         "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} {params.lock} "
         "> {log:q} 2>&1"

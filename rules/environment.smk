@@ -17,5 +17,5 @@ rule capture_environment:
         # --backend NAME and the backend's own arguments (a container system: its image)
         backend=inputs.environment_args,
     shell:
-        "{PY} scripts.environment --system {wildcards.system} {params.backend} "
+        "{PY} scripts.run.environment --system {wildcards.system} {params.backend} "
         "--workflow-dir {WORKFLOW_DIR:q} --output {output:q} > {log:q} 2>&1"

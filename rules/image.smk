@@ -1,8 +1,8 @@
-# Images of the container backends (docker, podman: scripts/backends/container.py): the
-# implementation's source and the wheels its image installs (scripts/backends/image.py), the
+# Images of the container backends (docker, podman: scripts/run/backends/container.py): the
+# implementation's source and the wheels its image installs (scripts/run/backends/image.py), the
 # image build (one per benchmark x system, its stamp a file target, by the system's engine),
 # and the implementation's one-time data preparation inside the image.
-# When the image's inputs change, scripts/preflight.py (RebuildImage) removes the stamp so
+# When the image's inputs change, scripts/campaign/preflight.py (RebuildImage) removes the stamp so
 # it is rebuilt.
 
 
@@ -15,7 +15,7 @@ rule fetch_source:
         # --git, --commit, --subdir
         source=inputs.source_args,
     shell:
-        "{PY} scripts.backends.image fetch-source {params.source} --dest {output:q} > {log:q} 2>&1"
+        "{PY} scripts.run.backends.image fetch-source {params.source} --dest {output:q} > {log:q} 2>&1"
 
 
 rule fetch_wheels:
@@ -28,7 +28,7 @@ rule fetch_wheels:
     params:
         constraints=f"{WORKFLOW_DIR}/requirements.txt",
     shell:
-        "{PY} scripts.backends.image fetch-wheels --requirements {input:q} "
+        "{PY} scripts.run.backends.image fetch-wheels --requirements {input:q} "
         "--constraints {params.constraints:q} --dest {output:q} > {log:q} 2>&1"
 
 

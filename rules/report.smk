@@ -3,7 +3,7 @@
 # The column registry: the tables' captions (report/summary.rst, comparison.rst) are templates
 # that list its columns, given to them as params.columns. A registry is a value Snakemake cannot
 # represent in its params record, so it never makes a finished table outdated.
-from scripts import columns
+from scripts.analysis import columns
 
 
 rule collect_runs:
@@ -14,7 +14,7 @@ rule collect_runs:
     log:
         "logs/collect_runs/{benchmark}.log",
     shell:
-        "{PY} scripts.tables collect --output {output:q} {input:q} > {log:q} 2>&1"
+        "{PY} scripts.analysis.tables collect --output {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule summarize:
@@ -35,7 +35,7 @@ rule summarize:
         seed=CONFIG["statistics"]["bootstrap_seed"],
         columns=columns.SUMMARY,
     shell:
-        "{PY} scripts.tables summarize --runs {input:q} "
+        "{PY} scripts.analysis.tables summarize --runs {input:q} "
         "--max-nonconverged {params.max_nonconverged} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output:q} > {log:q} 2>&1"
@@ -55,7 +55,7 @@ rule summarize_partial:
         expected=lambda w: json_arg(inputs.expected_runs(w.benchmark)),
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
     shell:
-        "{PY} scripts.tables partial --expected-json {params.expected} "
+        "{PY} scripts.analysis.tables partial --expected-json {params.expected} "
         "--max-nonconverged {params.max_nonconverged} --output {output:q} {input:q} "
         "> {log:q} 2>&1"
 
@@ -69,7 +69,7 @@ rule collect_evals:
     log:
         "logs/collect_evals/{benchmark}.log",
     shell:
-        "{PY} scripts.tables evals --output {output:q} {input:q} > {log:q} 2>&1"
+        "{PY} scripts.analysis.tables evals --output {output:q} {input:q} > {log:q} 2>&1"
 
 
 # Each system against the reference system (campaign.reference_system; the first system by
@@ -94,7 +94,7 @@ rule compare_systems:
         seed=CONFIG["statistics"]["bootstrap_seed"],
         columns=columns.COMPARISON,
     shell:
-        "{PY} scripts.tables compare --runs {input.runs:q} --summary {input.summary:q} "
+        "{PY} scripts.analysis.tables compare --runs {input.runs:q} --summary {input.summary:q} "
         "--reference {params.reference:q} --min-effect {params.min_effect} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output:q} > {log:q} 2>&1"
@@ -122,13 +122,13 @@ rule plot_results:
         quality=lambda w: json_arg(BENCHMARKS[w.benchmark]["quality"]),
         outdir="results/{benchmark}/plots",
     shell:
-        "{PY} scripts.plots --runs {input.runs:q} --summary {input.summary:q} "
+        "{PY} scripts.analysis.plots --runs {input.runs:q} --summary {input.summary:q} "
         "--comparison {input.comparison:q} --evals {input.evals:q} "
         "--quality-json {params.quality} --outdir {params.outdir:q} > {log:q} 2>&1"
 
 
 # The systems ranked by MLPerf score, each with a bootstrap 95% interval of its score from its
-# own runs, accelerator-minutes, and which neighbouring ranks overlap (scripts/leaderboard.py).
+# own runs, accelerator-minutes, and which neighbouring ranks overlap (scripts/analysis/leaderboard.py).
 rule leaderboard:
     input:
         runs="results/{benchmark}/runs.csv",
@@ -158,7 +158,7 @@ rule leaderboard:
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
     shell:
-        "{PY} scripts.leaderboard --summary {input.summary:q} --runs {input.runs:q} "
+        "{PY} scripts.analysis.leaderboard --summary {input.summary:q} --runs {input.runs:q} "
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output.table:q} --plot {output.plot:q} "
         "--energy-plot {output.energy_plot:q} > {log:q} 2>&1"
@@ -189,6 +189,6 @@ rule write_report:
     params:
         context=lambda w: json_arg(inputs.report_context(w.benchmark)),
     shell:
-        "{PY} scripts.report --benchmark {wildcards.benchmark} "
+        "{PY} scripts.analysis.report --benchmark {wildcards.benchmark} "
         "--results-dir results/{wildcards.benchmark} --context-json {params.context} "
         "--output {output:q} > {log:q} 2>&1"

@@ -4,7 +4,7 @@
 
 rule train_run:
     # ancient(): a re-verified dataset or re-captured environment does not by itself redo
-    # finished runs; if its content changed, the load-time check (scripts/preflight.py) stops
+    # finished runs; if its content changed, the load-time check (scripts/campaign/preflight.py) stops
     # with the runs named
     input:
         # container systems: the image stamp and prepared data, ancient() as well
@@ -32,7 +32,7 @@ rule train_run:
         result=inputs.result_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
-        "exec {PY} scripts.run_training --spec {params.spec:q} --log {output.log:q} "
+        "exec {PY} scripts.run.run_training --spec {params.spec:q} --log {output.log:q} "
         "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
         "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
         "{params.image} {params.result} > {log:q} 2>&1"

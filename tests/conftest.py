@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts import dataset
+from scripts.data import dataset
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "tests" / "data" / "published"  # the archives; see its README.md
@@ -208,7 +208,7 @@ def containers_labelled(
 
 @pytest.fixture
 def paths(tmp_path: Path) -> dict[str, Path]:
-    """The files scripts.run_training.execute takes, for a run made in ``tmp_path``."""
+    """The files scripts.run.run_training.execute takes, for a run made in ``tmp_path``."""
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": []}))
     # the unpacked tree beside it, and its manifest: the runner checks them before each run

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from scripts import backends, plan
-from scripts import config as cfg
-from scripts.backends import container, docker, podman
-from scripts.backends.base import Backend
-from scripts.backends.image import image_spec
-from scripts.plan import RunSpec
+from scripts.campaign import plan
+from scripts.core import config as cfg
+from scripts.run import backends
+from scripts.run.backends import container, docker, podman
+from scripts.run.backends.base import Backend
+from scripts.run.backends.image import image_spec
+from scripts.run.spec import RunSpec
 from tests.conftest import REPO
 
 
@@ -61,7 +62,7 @@ def test_every_backend_has_every_method_of_the_interface(name: str) -> None:
 
 
 def test_the_import_backend_never_trains() -> None:
-    spec = plan.RunSpec(
+    spec = RunSpec(
         benchmark="b",
         system="published",
         run=1,
@@ -194,7 +195,7 @@ def test_container_backends_ask_for_their_image_and_local_for_nothing(tmp_path: 
             "--image-python",
             "python3",
         ]
-        assert b.has_image() and b.module == f"scripts.backends.{name}"
+        assert b.has_image() and b.module == f"scripts.run.backends.{name}"
     local = backends.get("local")
     assert local.run_inputs(config, "gnmt", "s") == {} and local.runner_args("gnmt", "s") == []
     assert local.environment_inputs("gnmt", "s") == {} and not local.has_image()
@@ -204,7 +205,7 @@ def test_a_local_run_has_its_system_s_threads_whatever_snakemake_set(monkeypatch
     """Snakemake's job shell sets OMP_NUM_THREADS and the BLAS counts to the job's threads
     capped at --cores (1 with --cores 1): the run gets its system's threads, unless the
     system's env sets one."""
-    from scripts.backends.local import THREAD_VARIABLES
+    from scripts.run.backends.local import THREAD_VARIABLES
 
     for name in THREAD_VARIABLES:
         monkeypatch.setenv(name, "1")  # as in `snakemake --cores 1`'s job shell

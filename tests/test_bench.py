@@ -176,6 +176,7 @@ def test_gpu_check_with_a_cpu_only_torch_says_so(tmp_path: Path) -> None:
     assert re.match(r"error: the GPU is there but torch cannot use it: torch \S+ ", proc.stderr)
     assert "Traceback" not in proc.stderr
 
+
 def test_slurm_latency_skips_without_slurm(tmp_path) -> None:
     """Without Slurm's commands the Slurm bench says so and exits 0 (tests/test_slurm.py runs
     it where a Slurm is up)."""

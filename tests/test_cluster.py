@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import cluster, plan, status
-from scripts import config as cfg
+from scripts.campaign import plan, status
+from scripts.core import config as cfg
+from scripts.run import cluster
 from tests.conftest import snakemake
 
 

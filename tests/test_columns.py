@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from snakemake.persistence import UNREPRESENTABLE, PersistenceBase
 
-from scripts import columns, report, tables
+from scripts.analysis import columns, report, tables
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 
 
 def spread_s(xs: list[float]) -> float:
-    """A tiny statistic, as it would be added to scripts/stats.py: max - min."""
+    """A tiny statistic, as it would be added to scripts/analysis/stats.py: max - min."""
     return max(xs) - min(xs)
 
 
@@ -34,7 +34,8 @@ def with_spread(monkeypatch: pytest.MonkeyPatch) -> columns.Column:
 
 
 def results_dir(tmp_path: Path) -> Path:
-    """A benchmark's results folder with the golden runs, made by scripts.tables' commands."""
+    """A benchmark's results folder with the golden runs, made by scripts.analysis.tables'
+    commands."""
     res = tmp_path / "results"
     (res / "plots").mkdir(parents=True)
     shutil.copy(GOLDEN / "runs.csv", res / "runs.csv")

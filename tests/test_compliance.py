@@ -16,8 +16,8 @@ from mlperf_logging.package_checker.seed_checker import SeedChecker
 from mlperf_logging.rcp_checker import rcp_checker
 from mlperf_logging.result_summarizer import result_summarizer
 
-from scripts import compliance
-from scripts.import_logs import result_files
+from scripts.mlperf import compliance
+from scripts.run.import_logs import result_files
 from tests.conftest import need_fixtures
 
 RULESET = "5.0.0"
@@ -325,7 +325,8 @@ def test_runs_made_here_of_an_mlperf_benchmark_get_the_rcp_checkers_factor_in_th
     """The RCP check for your own runs: NVIDIA's dlrm logs as if they were run here (a run.json
     as the runner writes it: no published factor) are scaled as rcp_checker scales them, and
     the same logs imported keep their folder's scaling.json."""
-    from scripts import result_json, tables
+    from scripts.analysis import tables
+    from scripts.run import result_json
 
     folder = results / "nyx_n1_ngc25.03_hugectr/dlrm_dcnv2"
     quality = {"target": 0.80275, "direction": "higher"}

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts import config as cfg
-from scripts import plan
+from scripts.campaign import plan
+from scripts.core import config as cfg
 from tests.conftest import REPO, snakemake
 
 
@@ -26,7 +26,7 @@ def merged(*overlays: tuple[str, dict[str, Any]]) -> tuple[dict[str, Any], list[
 
 def error_of(*overlays: tuple[str, dict[str, Any]]) -> str:
     """The message of the default config with ``overlays``: its schema check and then the
-    cross-checks (scripts/plan.py), as the workflow runs them."""
+    cross-checks (scripts/campaign/plan.py), as the workflow runs them."""
     config, sources = merged(*overlays)
     with pytest.raises(cfg.ConfigError) as info:
         plan.check_campaign(cfg.load_and_validate(config, sources), sources)

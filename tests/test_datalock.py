@@ -1,4 +1,4 @@
-"""A dataset made by one process at a time (scripts/datalock.py), with real processes: the
+"""A dataset made by one process at a time (scripts/data/datalock.py), with real processes: the
 second waits naming the first, stops in one line after its wait, goes on when the first dies;
 a campaign's own jobs go on under its lock, and the jobs of a killed campaign are waited for."""
 
@@ -20,8 +20,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from scripts import datalock, dataset, plan, preflight
-from scripts.rule_inputs import RuleInputs
+from scripts.campaign import plan, preflight
+from scripts.data import datalock, dataset
+from scripts.workflow.rule_inputs import RuleInputs
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
@@ -32,7 +33,7 @@ MD5 = hashlib.md5(BODY).hexdigest()
 HOLD = """
 import sys
 from pathlib import Path
-from scripts import datalock
+from scripts.data import datalock
 held = datalock.take(Path(sys.argv[1]), "holding it for a test", None, print, sys.argv[2] or None)
 print("held", flush=True)
 sys.stdin.read()
@@ -43,7 +44,7 @@ held.release()
 COMMAND = """
 import sys
 from pathlib import Path
-from scripts import datalock
+from scripts.data import datalock
 held = datalock.for_command(Path(sys.argv[1]), "a test command", 30, print)
 print("joined" if held.fd is None else "took", flush=True)
 sys.stdin.read()
@@ -104,7 +105,7 @@ def server() -> Iterator[Server]:
 
 
 def fetch_argv(url: str, dest: Path, lock: Path, *more: str) -> list[str]:
-    return ["-m", "scripts.dataset", "fetch", "--url", url, "--dest", str(dest), "--md5", MD5,
+    return ["-m", "scripts.data.dataset", "fetch", "--url", url, "--dest", str(dest), "--md5", MD5,
             "--lock", str(lock), "--no-progress", *more]  # fmt: skip
 
 

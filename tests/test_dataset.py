@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import archives, dataset
+from scripts.data import archives, dataset
 
 
 def sha(data: bytes) -> str:

@@ -18,10 +18,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts import campaign, dataset, plan
-from scripts.hashing import canonical_sha256 as fingerprint
-from scripts.plan import RunSpec
-from scripts.run_training import RunFailed, execute
+from scripts.campaign import archive as campaign
+from scripts.campaign import plan
+from scripts.core.hashing import canonical_sha256 as fingerprint
+from scripts.data import dataset
+from scripts.run import spec as spec_module
+from scripts.run.run_training import RunFailed, execute
+from scripts.run.spec import RunSpec
 from tests.conftest import REPO, fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
 
@@ -322,14 +325,14 @@ def test_a_system_whose_runs_were_fingerprinted_without_the_tree_goes_on_without
 ) -> None:
     system = tmp_path / "results" / "b" / "s"
     this = system / "run_03"
-    assert plan.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
+    assert spec_module.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
     (system / "run_01").mkdir(parents=True)
     keys = ["config_fingerprint", "dataset_tree_sha256"]
     (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint_keys": keys}))
-    assert plan.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
+    assert spec_module.later_fingerprint_keys(system, this) == ["dataset_tree_sha256"]
     (system / "run_01" / "run.json").write_text(json.dumps({"fingerprint": "made before"}))
-    assert plan.later_fingerprint_keys(system, this) == []
-    assert plan.later_fingerprint_keys(system, system / "run_01") == ["dataset_tree_sha256"]
+    assert spec_module.later_fingerprint_keys(system, this) == []
+    assert spec_module.later_fingerprint_keys(system, system / "run_01") == ["dataset_tree_sha256"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +432,7 @@ NON_ROOT = r"""
 import json, shutil, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from scripts import dataset
+from scripts.data import dataset
 root = Path(sys.argv[1])
 (root / "download").mkdir()
 (root / "download" / "plain.txt").write_text("P")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.datalock import TOKEN_ENV
+from scripts.data.datalock import TOKEN_ENV
 from tests.conftest import REPO, copy_workflow, jobs_run, snakemake
 from tests.httpserver import Served, Server, http_server
 
@@ -229,15 +229,13 @@ def test_two_campaigns_with_one_data_dir_make_the_dataset_once(
 ) -> None:
     """Two snakemake invocations in two working folders, one data_dir: the second waits while
     the first fetches (one line naming its pid, host and folder), then finds the dataset made
-    and runs no job that would remove it (scripts/datalock.py)."""
+    and runs no job that would remove it (scripts/data/datalock.py)."""
     shared = tmp_path / "shared-data"
     gate = threading.Event()  # the mirror holds every body until the test opens it
     for f in standin_files():
         server.files[f"/mirror/{f['name']}"] = Served(standin_content(f["name"]), gate=gate)
     target = f"{shared}/gnmt-v0.6/dataset"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE") and k != TOKEN_ENV
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE") and k != TOKEN_ENV}
     started = []
     for name in ("campaign-a", "campaign-b"):
         wf = copy_workflow(tmp_path / name)
@@ -249,8 +247,21 @@ def test_two_campaigns_with_one_data_dir_make_the_dataset_once(
         with (tmp_path / f"{name}.log").open("w") as log:
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile",
-                     *files], cwd=wf, stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+                    [
+                        sys.executable,
+                        "-m",
+                        "snakemake",
+                        target,
+                        "--cores",
+                        "1",
+                        "--configfile",
+                        *files,
+                    ],
+                    cwd=wf,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=env,
                 )  # fmt: skip
             )
         if name == "campaign-a":  # the second starts once the first is fetching

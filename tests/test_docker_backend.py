@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts import config as cfg
-from scripts import nvidia_v06, plan
-from scripts.backends import docker
-from scripts.backends import image as images
-from scripts.backends.container import container_env
+from scripts.campaign import plan
+from scripts.core import config as cfg
+from scripts.mlperf import nvidia_v06
+from scripts.run.backends import docker
+from scripts.run.backends import image as images
+from scripts.run.backends.container import container_env
 from tests.conftest import REPO, need_fixtures
 
 NVIDIA_OVERLAYS = ("config/benchmarks/gnmt-v0.6.yaml", "config/benchmarks/gnmt-v0.6-nvidia.yaml")
@@ -253,7 +254,7 @@ def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> N
         run_dir=Path(opts["host_run_dir"]),
         prepared_dir=Path(opts["host_prepared_dir"]),
         user="1000:1000",
-        gpu_devices=("0", "1", "2", "3"),  # what scripts/gpus.py assigned to the run
+        gpu_devices=("0", "1", "2", "3"),  # what scripts/run/gpus.py assigned to the run
     )
     env = [
         "DECAY_INTERVAL=809",
@@ -443,7 +444,7 @@ def test_the_image_identity_changes_with_its_context_not_with_other_files(
 
     first = identity()
     assert identity() == first
-    (wf / "scripts/tables.py").write_text("# not in the image\n")
+    (wf / "scripts/analysis/tables.py").write_text("# not in the image\n")
     assert identity() == first
     (wf / "scripts/gnmt/model.py").write_text((wf / "scripts/gnmt/model.py").read_text() + "#\n")
     second = identity()

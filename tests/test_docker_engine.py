@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from scripts import dataset
-from scripts.backends import container, docker
-from scripts.backends.image import ImageSpec
-from scripts.plan import RunSpec
-from scripts.run_training import RunFailed, execute
+from scripts.data import dataset
+from scripts.run.backends import container, docker
+from scripts.run.backends.image import ImageSpec
+from scripts.run.run_training import RunFailed, execute
+from scripts.run.spec import RunSpec
 from tests.conftest import REPO, containers_labelled, need_docker
 
 # A stand-in trainer for the container (the base image has no mlperf-logging): MLLOG lines by
@@ -266,7 +266,7 @@ def test_when_the_runner_loses_its_parent_its_container_is_stopped(image, tmp_pa
     args = [
         sys.executable,
         "-m",
-        "scripts.run_training",
+        "scripts.run.run_training",
         "--spec",
         spec.to_json(),
         "--log",

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.campaign import main as campaign_main
+from scripts.campaign.archive import main as campaign_main
 from tests.conftest import REPO, containers_labelled, jobs_run, need_docker, snakemake, snapshot
 from tests.test_docker_backend import CONFIG_SUT_SH
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import dataset
-from scripts.preflight import outdated_manifest
+from scripts.campaign.preflight import outdated_manifest
+from scripts.data import dataset
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
@@ -356,7 +356,7 @@ def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path
     read_end, write_end = os.pipe()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.dataset", "fetch", "--url", url, "--dest",
+            [sys.executable, "-m", "scripts.data.dataset", "fetch", "--url", url, "--dest",
              str(tmp_path / "x.bin"), "--retries", "2", "--backoff-s", "0.05", "--timeout-s",
              "5", "--no-progress", "--console-fd", str(write_end)],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write_end,),
@@ -376,7 +376,7 @@ def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path
 
 
 def fetch_cli(url: str, dest: Path, *options: str) -> int:
-    """``python -m scripts.dataset fetch`` as the rule runs it (in this process: a traceback
+    """``python -m scripts dataset fetch`` as the rule runs it (in this process: a traceback
     would fail the test), with quick retries and no progress bar."""
     return dataset.main(
         ["fetch", "--url", url, "--dest", str(dest), "--md5", md5(BODY), "--retries", "3",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import platform
 
-from scripts import environment
+from scripts.run import environment
 from tests.conftest import REPO
 
 

@@ -1,4 +1,4 @@
-"""scripts/fast_checker.py: the compliance checker with its two hot spots replaced gives the
+"""scripts/mlperf/fast_checker.py: the compliance checker with its two hot spots replaced gives the
 same verdicts, messages and parses as mlperf-logging's own code."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mlperf_logging.compliance_checker import mlp_parser
 
-from scripts import fast_checker, import_logs
+from scripts.mlperf import fast_checker
+from scripts.run import import_logs
 from tests.conftest import REPO, need_fixtures
 
 PARSER_DIR = Path(mlp_parser.__file__).parent
@@ -82,7 +83,7 @@ def published_logs() -> list[Path]:
 
 CHECK = """
 import json, sys
-from scripts import compliance, fast_checker
+from scripts.mlperf import compliance, fast_checker
 if sys.argv[1] == "unpatched":
     fast_checker.install = lambda module: None  # mlperf-logging's checker as it ships
 out = [compliance._run_checker(p, "training", r) for p, r in json.loads(sys.stdin.read())]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts import locks
+from scripts.campaign import locks
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_a_failed_run_is_redone_alone_and_every_attempt_log_is_kept(
     assert [k.name.split(".")[1] for k in kept] == ["attempt1", "attempt2"]
     assert all(reason in k.read_text() for k in kept)
     status = subprocess.run(
-        [sys.executable, "-m", "scripts.status", "--configfile", overlay],
+        [sys.executable, "-m", "scripts.campaign.status", "--configfile", overlay],
         cwd=wf,
         capture_output=True,
         text=True,
@@ -224,10 +224,10 @@ def test_a_config_change_stops_and_names_the_runs_then_archive_redoes_them(
     assert proc.returncode != 0
     assert "runs 01, 02, 03 were made under a different configuration" in proc.stderr
     assert "quality.target: 0.9 -> 0.8" in proc.stderr
-    assert "python -m scripts.campaign archive results/fake/local" in proc.stderr
+    assert "python -m scripts archive results/fake/local" in proc.stderr
     assert snapshot(wf) == before
     subprocess.run(
-        [sys.executable, "-m", "scripts.campaign", "archive", "results/fake/local"],
+        [sys.executable, "-m", "scripts.campaign.archive", "archive", "results/fake/local"],
         cwd=wf,
         check=True,
         capture_output=True,
@@ -250,7 +250,7 @@ def test_rerun_one_iteration_then_the_summary_updates(workflow_copy: Path) -> No
     assert snakemake(wf, TARGET, "--cores", "1", "--configfile", overlay).returncode == 0
     old = (wf / "results/fake/local/run_02/mlperf.log").read_bytes()
     subprocess.run(
-        [sys.executable, "-m", "scripts.campaign", "rerun", "fake", "local", "2"],
+        [sys.executable, "-m", "scripts.campaign.archive", "rerun", "fake", "local", "2"],
         cwd=wf,
         check=True,
         capture_output=True,

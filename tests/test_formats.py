@@ -1,4 +1,4 @@
-"""Format versions (scripts/formats.py): the files the workflow writes carry format_version,
+"""Format versions (scripts/core/formats.py): the files the workflow writes carry format_version,
 a newer one is refused with one line naming the file, an unversioned one (every campaign made
 before versions existed) is read as version 1 and stays comparable."""
 
@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, dataset, formats, plan, preflight, seals, status
-from scripts.backends import container
-from scripts.hashing import canonical_sha256 as fingerprint
-from scripts.run_training import execute
+from scripts.campaign import archive as campaign
+from scripts.campaign import plan, preflight, status
+from scripts.core import formats
+from scripts.core.hashing import canonical_sha256 as fingerprint
+from scripts.data import dataset
+from scripts.run import seals
+from scripts.run.backends import container
+from scripts.run.run_training import execute
 from tests.test_run_training import good_log_command, spec
 
 NEWER = r"format_version 2, but this workflow reads {kind} up to version 1 \(made by a newer"
@@ -117,9 +121,7 @@ def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Pat
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"files": entries}))
     assert dataset.verified_manifest_sha256(odd) == hashlib.sha256(odd.read_bytes()).hexdigest()
-    assert plan.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (
-        old_digest
-    )
+    assert plan.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (old_digest)
     new.write_text(json.dumps({"format_version": 2, "files": entries}))
     with pytest.raises(formats.NewerFormat):
         dataset.verified_manifest_sha256(new)

@@ -70,7 +70,7 @@ def picked_up_by_the_new_code(
     assert trainer_starts(wf) == starts
     assert snapshot(wf) == before  # every file under results/: same bytes, same mtime
     status = subprocess.run(
-        [sys.executable, "-m", "scripts.status", "--configfile", overlay],
+        [sys.executable, "-m", "scripts.campaign.status", "--configfile", overlay],
         cwd=wf,
         capture_output=True,
         text=True,
@@ -145,7 +145,7 @@ def test_a_run_json_of_a_newer_workflow_stops_the_workflow_before_any_job(
     assert "Traceback" not in again.stderr
     assert not (wf / TARGET).exists() and meta_path.read_bytes() == newer
     status = subprocess.run(
-        [sys.executable, "-m", "scripts.status", "--configfile", overlay],
+        [sys.executable, "-m", "scripts.campaign.status", "--configfile", overlay],
         cwd=wf,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ import yaml
 
 from scripts.gnmt import corpus, train
 from scripts.gnmt.model import GNMT, PAD, GNMTConfig
-from scripts.mlperf_log import parse_text, run_outcome
+from scripts.mlperf.mlperf_log import parse_text, run_outcome
 from tests.conftest import REPO
 
 
@@ -182,16 +182,14 @@ def test_device_cpu_explicitly_gives_the_same_mlperf_events_as_the_default(
 
 
 def test_the_device_follows_the_systems_gpus_through_the_command() -> None:
-    from scripts import plan
+    from scripts.campaign import plan
 
     conf = plan.load_campaign([REPO / "config/systems/local-gpu.yaml"])
     gpu = conf["systems"]["local-gpu"]
     assert (gpu["backend"], gpu["gpus"]) == ("local", 1)
 
     def trainer_args(system: str) -> list[str]:
-        spec = plan.run_spec(
-            conf, "gnmt", system, 1, python="python", dataset_dir="d", run_dir="r"
-        )
+        spec = plan.run_spec(conf, "gnmt", system, 1, python="python", dataset_dir="d", run_dir="r")
         argv = shlex.split(spec.command)
         assert argv[:3] == ["python", "-m", "scripts.gnmt.train"]
         return argv[3:]
@@ -348,7 +346,7 @@ def test_a_gpu_system_without_a_usable_gpu_stops_its_run_with_the_reason(tmp_pat
 
 
 def test_the_wmt16_benchmark_runs_the_reference_preset_on_gnmt_v06s_files(tmp_path: Path) -> None:
-    from scripts import plan
+    from scripts.campaign import plan
 
     site = tmp_path / "site.yaml"
     site.write_text(

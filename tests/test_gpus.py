@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts import gpus
+from scripts.run import gpus
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from scripts.gpus import GpuLocks
+    from scripts.run.gpus import GpuLocks
     locks = GpuLocks(Path(sys.argv[1]))
     got = locks.acquire(int(sys.argv[2]), sys.argv[3].split(","))
     print(",".join(got), flush=True)

@@ -1,4 +1,4 @@
-"""scripts/hashing.py: the digests are pinned (every recorded fingerprint depends on them) and
+"""scripts/core/hashing.py: the digests are pinned (every recorded fingerprint depends on them) and
 the atomic writes leave the old file or the new one, never a half-written one or a temp file."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts import dataset, hashing
+from scripts.core import hashing
+from scripts.data import dataset
 
-# Computed with the code before scripts/hashing.py existed (config.fingerprint and
+# Computed with the code before scripts/core/hashing.py existed (config.fingerprint and
 # docker_backend._canonical_sha256 at 73864c0): if one of these changes, every campaign's
 # fingerprints and image digests change with it.
 SAMPLE = {"b": [1, 2.5, None, True], "a": {"z": "é", "y": Path("/x")}, "c": "text"}

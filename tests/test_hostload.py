@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import hostload
+from scripts.run import hostload
 
 # {s} seconds of CPU, not of wall time: on a loaded machine it takes longer, never less work
 BURN = "import time\nwhile time.process_time() < {s}: pass\n"
@@ -67,7 +67,7 @@ def test_the_others_cpu_is_measured_and_the_run_is_flagged(tmp_path: Path):
 
 def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
     """The runner's own record: run.json's host_load names the others' cores."""
-    from scripts.run_training import execute
+    from scripts.run.run_training import execute
     from tests.test_run_training import good_log_command, spec
 
     trainer = (
@@ -83,7 +83,8 @@ def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
     assert host["run_cpu_s"] >= 1.0, host  # the trainer's own core is the run's
     assert meta["cache"] == "cold" and meta["dataset_residency"]["files"] == 0
     # ... into result.json, and the report names the run
-    from scripts import report, result_json
+    from scripts.analysis import report
+    from scripts.run import result_json
 
     result = result_json.write_result(
         paths["log_path"], paths["meta_path"], {"target": 0.0}, "run_stop", tmp_path / "r.json"

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import config as cfg
-from scripts import import_logs, plan
-from scripts.mlperf_log import parse_file, run_outcome
-from scripts.result_json import write_result
+from scripts.campaign import plan
+from scripts.core import config as cfg
+from scripts.mlperf.mlperf_log import parse_file, run_outcome
+from scripts.run import import_logs
+from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, jobs_run, need_fixtures, snakemake, snapshot
 
 V06 = "mlperf-v0.6-nvidia"
@@ -27,7 +28,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", REPO / "test-artifacts"))
 
 
 def olympic(times: list[float]) -> float:
-    """Independent of scripts.scoring: sort, drop first and last, average."""
+    """Independent of scripts.analysis.scoring: sort, drop first and last, average."""
     s = sorted(times)
     return sum(s[1:-1]) / (len(s) - 2)
 
@@ -274,7 +275,7 @@ def test_snakemake_report_collects_tables_plots_and_the_page(
         assert f"Adding {name}" in proc.stderr + proc.stdout
     text = out.read_text()
     assert "speedup is the ratio of mean times" in text  # a caption, from report/*.rst
-    # a column's caption from the registry (scripts/columns.py), given to the template as
+    # a column's caption from the registry (scripts/analysis/columns.py), given to the template as
     # params.columns
     assert "standard error of the mean" in text
     assert snapshot(wf) == before  # making the report changes no result

@@ -1,5 +1,5 @@
 """The import backend's batch: every run of a benchmark's import systems in one job
-(scripts/import_logs.py import_batch, ``python -m scripts.import_logs batch``), over one or
+(scripts/run/import_logs.py import_batch, ``python -m scripts import batch``), over one or
 several worker processes, with the same files either way, and a bad log that names itself
 without losing the others."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import import_logs
+from scripts.run import import_logs
 from tests.conftest import REPO, need_fixtures
 
 V06 = "mlperf-v0.6-nvidia"
@@ -95,7 +95,7 @@ def test_a_bad_log_is_named_and_the_other_runs_are_imported(tmp_path: Path) -> N
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.import_logs", "batch", "--plan", path, "--workers", "2"],
+        [sys.executable, "-m", "scripts", "import", "batch", "--plan", path, "--workers", "2"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     # one bad log never stops the rest: each is a run without a result, named on its line
@@ -124,7 +124,7 @@ def test_a_file_that_is_no_plan_is_refused_with_its_name(
     path = tmp_path / "plan.json"
     path.write_text(text)
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.import_logs", "batch", "--plan", str(path)],
+        [sys.executable, "-m", "scripts.run.import_logs", "batch", "--plan", str(path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1

@@ -19,10 +19,12 @@ import yaml
 from mlperf_logging.compliance_checker import mlp_parser
 from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
-from scripts import import_logs, plan, tables
-from scripts.mlperf_log import eval_events, parse_file, parse_text, run_outcome
-from scripts.result_json import write_result
-from scripts.scoring import olympic_score
+from scripts.analysis import tables
+from scripts.analysis.scoring import olympic_score
+from scripts.campaign import plan
+from scripts.mlperf.mlperf_log import eval_events, parse_file, parse_text, run_outcome
+from scripts.run import import_logs
+from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, need_fixtures, snakemake
 
 V50 = "mlperf-v5.0-nvidia"
@@ -129,11 +131,11 @@ SD_QUALITY = {
 
 
 def parse_run_reads_also_directions() -> bool:
-    """Whether scripts.result_json.parse_run gives run_outcome the quality's also_directions
+    """Whether scripts.run.result_json.parse_run gives run_outcome the quality's also_directions
     (Stable Diffusion's CLIP is higher-is-better while FID is lower)."""
     from tempfile import TemporaryDirectory  # only here: one probe at collection
 
-    from scripts.result_json import parse_run
+    from scripts.run.result_json import parse_run
 
     with TemporaryDirectory() as tmp:
         log = Path(tmp) / "mlperf.log"
@@ -147,7 +149,7 @@ def v50_param(row: dict[str, str]) -> Any:
     marks = []
     if row["benchmark"] == "stable_diffusion" and not parse_run_reads_also_directions():
         reason = (
-            "scripts/result_json.py parse_run must pass also_directions=quality.get("
+            "scripts/run/result_json.py parse_run must pass also_directions=quality.get("
             "'also_directions') to run_outcome (CLIP is higher-is-better, FID lower)"
         )
         marks.append(pytest.mark.xfail(strict=True, reason=reason))

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import campaign, layout, plan
+from scripts.campaign import archive as campaign
+from scripts.campaign import plan
+from scripts.core import layout
+from scripts.run.spec import RunSpec
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake
 
 TARGET = "results/fake/summary.csv"
@@ -36,10 +39,10 @@ def test_a_run_spec_carries_the_id_of_its_campaign() -> None:
     full["benchmarks"]["gnmt"]["runs"] = 120
     spec = plan.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
     assert spec.run_id == "007"
-    assert plan.RunSpec.from_json(spec.to_json()).run_id == "007"
+    assert RunSpec.from_json(spec.to_json()).run_id == "007"
     old = json.loads(spec.to_json())
     del old["run_id"]  # a spec written before run ids were recorded: at least two digits
-    assert plan.RunSpec.from_json(json.dumps(old)).run_id == "07"
+    assert RunSpec.from_json(json.dumps(old)).run_id == "07"
 
 
 def test_rerun_finds_a_run_whatever_the_width(tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ def test_rerun_finds_a_run_whatever_the_width(tmp_path: Path) -> None:
 
 def _status(wf: Path, overlay: Path) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.status", "--configfile", str(overlay)],
+        [sys.executable, "-m", "scripts.campaign.status", "--configfile", str(overlay)],
         cwd=wf,
         capture_output=True,
         text=True,
@@ -129,7 +132,7 @@ def test_a_campaign_of_120_runs_uses_three_digit_ids_everywhere(workflow_copy: P
 
     for run in ("105", "9"):
         moved = subprocess.run(
-            [sys.executable, "-m", "scripts.campaign", "rerun", "fake", "local", run],
+            [sys.executable, "-m", "scripts.campaign.archive", "rerun", "fake", "local", run],
             cwd=wf,
             capture_output=True,
             text=True,

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts import leaderboard as lb
-from scripts import mlperf_log, tables
-from scripts.import_logs import result_files
-from scripts.plots import plot_leaderboard
-from scripts.scoring import olympic_score
+from scripts.analysis import leaderboard as lb
+from scripts.analysis import tables
+from scripts.analysis.plots import plot_leaderboard
+from scripts.analysis.scoring import olympic_score
+from scripts.mlperf import mlperf_log
+from scripts.run.import_logs import result_files
 from tests.conftest import need_fixtures
 
 V50 = "mlperf-v5.0-nvidia"

@@ -1,4 +1,5 @@
-"""Who holds a workflow folder (scripts/locks.py): a lock left behind is removed only when its
+"""Who holds a workflow folder (scripts/campaign/locks.py): a lock left behind is removed only when
+its
 owner is provably gone; otherwise the user is told who holds it. Real processes, real /proc,
 real PID namespaces (``unshare``), no mocks."""
 
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import locks
-from scripts.locks import Process, verdict
+from scripts.campaign import locks
+from scripts.campaign.locks import Process, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 ME = Process(host="node1", boot_id="boot-a", pid_ns="pid:[4026531836]", pid=4242, start_ticks=900)
@@ -144,7 +145,7 @@ HOLDER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from scripts import locks
+    from scripts.campaign import locks
     root = Path(sys.argv[1])
     go, end = root / "go", root / "end"
     (root / f"ready.{os.getpid()}").touch()
@@ -217,7 +218,7 @@ def test_the_record_is_created_only_where_none_exists(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("end", ["sys.exit(0)", "raise RuntimeError('boom')", "sys.exit(1)"])
 def test_the_holder_releases_the_folder_when_it_exits(tmp_path: Path, end: str) -> None:
-    code = "import sys\nfrom pathlib import Path\nfrom scripts import locks\n"
+    code = "import sys\nfrom pathlib import Path\nfrom scripts.campaign import locks\n"
     code += f"locks.hold(Path(sys.argv[1]), ['snakemake'])\n{end}\n"
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)],

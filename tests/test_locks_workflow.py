@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts import locks
+from scripts.campaign import locks
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 from tests.test_faults import _alive, _wait_for, executions
 from tests.test_locks import need_unshare

@@ -1,4 +1,5 @@
-"""One definition of a valid run log (scripts.mlperf_log.log_problems), and what each consumer
+"""One definition of a valid run log (scripts.mlperf.mlperf_log.log_problems), and what each
+consumer
 does with a log that is not one: a crash for a run made here (kept under logs/failed/, retried),
 a run without a result for an imported one (as mlperf-logging's result summarizer counts a log
 that fails the compliance check), always named in runs.csv, summary.csv and the report."""
@@ -19,9 +20,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import mlperf_log, plan, report, run_training, seals, tables
-from scripts.mlperf_log import log_problems, parse_file, parse_text, run_outcome
-from scripts.plan import RunSpec
+from scripts.analysis import report, tables
+from scripts.campaign import plan
+from scripts.mlperf import mlperf_log
+from scripts.mlperf.mlperf_log import log_problems, parse_file, parse_text, run_outcome
+from scripts.run import run_training, seals
+from scripts.run.spec import RunSpec
 from tests.conftest import (
     REPO,
     copy_workflow,
@@ -275,7 +279,7 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
 
 
 def test_plots_never_see_an_invalid_log_or_an_unusable_time() -> None:
-    from scripts import plots
+    from scripts.analysis import plots
 
     runs = pd.DataFrame(
         {

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts import config as cfg
-from scripts import config_files, plan
+from scripts.campaign import plan
+from scripts.core import config as cfg
+from scripts.core import config_files
 from tests.conftest import copy_workflow, fake_campaign, snakemake
 from tests.test_config import error_of
 
@@ -96,7 +97,7 @@ def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
 def test_status_names_a_bad_overlay_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scripts import status
+    from scripts.campaign import status
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("systems: {local: [\n")

@@ -1,4 +1,4 @@
-"""Tests of scripts/mlperf_log.py on a real MLPerf v0.6 excerpt and on generated logs."""
+"""Tests of scripts/mlperf/mlperf_log.py on a real MLPerf v0.6 excerpt and on generated logs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from scripts import mlperf_log
-from scripts.mlperf_log import ParsedLog, parse_file, parse_text, run_outcome
+from scripts.mlperf import mlperf_log
+from scripts.mlperf.mlperf_log import ParsedLog, parse_file, parse_text, run_outcome
 
 DATA = Path(__file__).resolve().parent / "data"
 EXCERPT = DATA / "v06_dgx1_result_0_excerpt.txt"  # NVIDIA v0.6 GNMT, DGX-1, result_0.txt

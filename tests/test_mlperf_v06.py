@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from scripts.config import load_yaml
-from scripts.mlperf_log import parse_file, parse_text, run_outcome
+from scripts.core.config import load_yaml
+from scripts.mlperf.mlperf_log import parse_file, parse_text, run_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 V06 = REPO / "tests" / "data" / "v06"

@@ -1,4 +1,5 @@
-"""Energy of published MLPerf power results (scripts/power.py), checked against mlperf-logging's
+"""Energy of published MLPerf power results (scripts/mlperf/power.py), checked against
+mlperf-logging's
 own result summarizer and package checker: Lenovo's v5.0 BERT power folder, synthetic power
 files against ``_compute_power_node``/``_compute_power_sw``/``_compute_total_power``, the
 folder's olympic energy against ``_index_olympic_average``, each package-checker power rule,
@@ -28,7 +29,11 @@ from mlperf_logging.compliance_checker import mlp_parser
 from mlperf_logging.package_checker.power_checker import PowerChecker
 from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
-from scripts import import_logs, layout, leaderboard, plots, power, rule_inputs, tables
+from scripts.analysis import leaderboard, plots, tables
+from scripts.core import layout
+from scripts.mlperf import power
+from scripts.run import import_logs
+from scripts.workflow import rule_inputs
 from tests.conftest import copy_workflow, need_fixtures, snakemake
 from tests.test_import_round import import_folder as import_round_folder
 
@@ -42,8 +47,8 @@ T0 = 1745514104000  # a time_ms of the Lenovo files
 
 
 def _pristine_parser() -> Any:
-    """mlp_parser's ruleset_500 loaded afresh from its file: scripts.compliance speeds up the
-    parser of the checker it runs in this process (scripts/fast_checker.py), and the
+    """mlp_parser's ruleset_500 loaded afresh from its file: scripts.mlperf.compliance speeds up the
+    parser of the checker it runs in this process (scripts/mlperf/fast_checker.py), and the
     reference here is the file as shipped."""
     path = Path(mlp_parser.__file__).parent / "ruleset_500.py"
     spec = importlib.util.spec_from_file_location("pristine_power_ruleset_500", path)
@@ -638,7 +643,7 @@ def power_checkout(tmp_path: Path) -> Path:
     BERT without."""
     root = tmp_path / "training_results_v5.0"
     lenovo = root / "Lenovo"
-    # copies: the import follows no link of a published tree (scripts/published_files.py)
+    # copies: the import follows no link of a published tree (scripts/core/published_files.py)
     shutil.copytree(lenovo_bert(), lenovo / "results" / LENOVO_SYSTEM / "bert")
     shutil.copytree(lenovo_bert().parents[2] / "systems", lenovo / "systems")
     nvidia = root / "NVIDIA"

@@ -1,4 +1,5 @@
-"""The load-time checks as data (scripts/preflight.py): which actions a campaign on disk asks
+"""The load-time checks as data (scripts/campaign/preflight.py): which actions a campaign on disk
+asks
 for in each mode, and what each action does, without running snakemake."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import campaign, dataset, locks, plan, preflight, seals
-from scripts import config as cfg
-from scripts.preflight import (
+from scripts.campaign import archive as campaign
+from scripts.campaign import locks, plan, preflight
+from scripts.campaign.preflight import (
     TABLES,
     BenchmarkFacts,
     DatasetFacts,
@@ -37,6 +38,9 @@ from scripts.preflight import (
     Warn,
     WriteResults,
 )
+from scripts.core import config as cfg
+from scripts.data import dataset
+from scripts.run import seals
 from tests.conftest import REPO
 from tests.test_seals import LOG, QUALITY
 
@@ -232,7 +236,7 @@ def test_a_stale_image_that_finished_runs_used_stops_with_what_to_do() -> None:
         f"results/b/s/image.json: {why}.\n  Runs 01, 02 of b/s ran in that image, and a "
         "rebuilt image would not be the same; nothing was run. Restore the image (e.g. docker "
         "load), or move the old runs aside (kept) and start anew:\n"
-        "    python -m scripts.campaign archive results/b/s"
+        "    python -m scripts archive results/b/s"
     )
     config_error = Refuse("benchmarks.b.implementation.container: ...")
     st = state(images=(ImageFacts("b", "r", stamp, "x", ()), config_error))
@@ -311,7 +315,8 @@ def test_a_tree_is_restored_for_finished_runs_when_it_or_a_stale_download_remove
     assert kinds(dry) == ["RemoveStale", "RestoreDatasetTree"] and not dry[-1].runs_used_it
 
 
-# --- the stale-file functions (moved from scripts/campaign.py) ------------------------------
+# --- the stale-file functions (moved from scripts/campaign/archive.py)
+# ------------------------------
 
 
 def make_runs(root: Path, runs: list[str], files=("mlperf.log", "run.json", "result.json")) -> None:

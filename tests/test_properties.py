@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from scripts import mlperf_log
-from scripts.mlperf_log import parse_bytes, parse_file, parse_text, run_outcome
-from scripts.scoring import olympic_score, usable_time
+from scripts.analysis.scoring import olympic_score, usable_time
+from scripts.mlperf import mlperf_log
+from scripts.mlperf.mlperf_log import parse_bytes, parse_file, parse_text, run_outcome
 from tests.conftest import need_fixtures
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -128,7 +128,7 @@ def render(key: str, t: float, fmt: str) -> str:
 
 
 def expected_valid(events: list[tuple[str, float, str]]) -> bool:
-    """An independent reading of the rule (scripts/mlperf_log.py log_problems)."""
+    """An independent reading of the rule (scripts/mlperf/mlperf_log.py log_problems)."""
     if any(not abs(t) < 1e300 for _, t, _ in events):
         return False
     # a v0.6 line carries seconds to 3 decimals; render() writes a negative or non-finite time

@@ -1,4 +1,4 @@
-"""A published tree is data (scripts/published_files.py): links, FIFOs, devices, loops and huge
+"""A published tree is data (scripts/core/published_files.py): links, FIFOs, devices, loops and huge
 files in it are named log problems of their runs, never followed, never a hang, and the
 folder's other runs are imported; values from it (scaling.json, systems json) are checked
 where they enter."""
@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts import import_logs, published_files
+from scripts.core import published_files
+from scripts.run import import_logs
 from tests.conftest import need_fixtures
 from tests.test_import_batch import gnmt_plan
 

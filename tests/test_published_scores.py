@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from scripts import import_logs, tables
-from scripts.checker_outcome import summarizer_window, window_problems
-from scripts.mlperf_log import parse_text
+from scripts.analysis import tables
+from scripts.mlperf.checker_outcome import summarizer_window, window_problems
+from scripts.mlperf.mlperf_log import parse_text
+from scripts.run import import_logs
 from tests.conftest import need_fixtures
 from tests.test_import_round import import_folder
 
@@ -221,7 +222,7 @@ def test_a_long_folder_name_keeps_a_unique_name() -> None:
 
 
 def _verdict(status: str, ruleset: str) -> Any:
-    from scripts.compliance import Verdict
+    from scripts.mlperf.compliance import Verdict
 
     return Verdict(status, "" if status == "pass" else "a rule", ruleset, "mlperf-logging")
 
@@ -250,7 +251,7 @@ PCL_LIKE = _log(
 def test_a_log_the_checker_accepts_counts_only_for_an_import_of_v07_on(
     tmp_path: Path, backend: str, status: str, ruleset: str, converged: bool
 ) -> None:
-    from scripts.result_json import parse_run
+    from scripts.run.result_json import parse_run
 
     log = tmp_path / "mlperf.log"
     log.write_text(PCL_LIKE)
@@ -268,7 +269,7 @@ def test_a_log_the_checker_accepts_counts_only_for_an_import_of_v07_on(
 def test_a_log_of_another_benchmark_has_no_result_even_when_the_checker_accepts_it(
     tmp_path: Path,
 ) -> None:
-    from scripts.result_json import parse_run
+    from scripts.run.result_json import parse_run
 
     log = tmp_path / "mlperf.log"
     log.write_text(PCL_LIKE)

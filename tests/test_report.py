@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import leaderboard, plots, report, tables
+from scripts.analysis import leaderboard, plots, report, tables
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
@@ -255,7 +255,7 @@ def test_the_leaderboard_section_shows_the_ranking_with_intervals_and_its_plot(
 
 
 def test_runs_that_shared_their_cores_and_shared_seeds_are_warned_about() -> None:
-    from scripts import report
+    from scripts.analysis import report
 
     results = [
         {"system": "a", "run": 1, "seed": 11, "host_busy": 0.05, "load_1m": 0.3},

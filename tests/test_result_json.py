@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from scripts import compliance, formats, import_logs, result_json
+from scripts.core import formats
+from scripts.mlperf import compliance
+from scripts.run import import_logs, result_json
 from tests.conftest import need_fixtures
 
 RULESET = "5.0.0"

@@ -1,4 +1,5 @@
-"""The rules' input, params and resources functions (scripts/rule_inputs.py), without snakemake."""
+"""The rules' input, params and resources functions (scripts/workflow/rule_inputs.py), without
+snakemake."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from scripts import plan
-from scripts.config import ConfigError
-from scripts.rule_inputs import PLOTS, RuleInputs
+from scripts.campaign import plan
+from scripts.core.config import ConfigError
+from scripts.workflow.rule_inputs import PLOTS, RuleInputs
 from tests.conftest import published
 
 REPO = Path(__file__).resolve().parents[1]
@@ -245,7 +246,7 @@ def test_snakemake_takes_the_precomputed_parameters_of_every_wildcards_method(tm
 
     from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, get_function_params
 
-    from scripts.rule_inputs import SNAKEMAKE_PARAMS_ATTR
+    from scripts.workflow.rule_inputs import SNAKEMAKE_PARAMS_ATTR
 
     assert FUNC_OVERWRITE_PARAMS_ATTR == SNAKEMAKE_PARAMS_ATTR
     inputs = inputs_for(tmp_path)

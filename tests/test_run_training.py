@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import containment, seals
-from scripts.plan import RunSpec
-from scripts.run_training import (
+from scripts.run import containment, seals
+from scripts.run.run_training import (
     LINE_CHARS,
     TAIL_BYTES,
     TAIL_LINES,
@@ -23,6 +22,7 @@ from scripts.run_training import (
     crash_report,
     execute,
 )
+from scripts.run.spec import RunSpec
 from tests.conftest import REPO
 
 MLLOG = (
@@ -197,7 +197,7 @@ def test_a_crashed_attempt_carries_its_report(paths) -> None:
 def runner_main(paths: dict[str, Path], s: RunSpec, job_log: Path) -> int:
     """The runner as the rule runs it: ``> {log} 2>&1``."""
     args = [
-        sys.executable, "-m", "scripts.run_training", "--spec", s.to_json(),
+        sys.executable, "-m", "scripts.run.run_training", "--spec", s.to_json(),
         "--log", str(paths["log_path"]), "--meta", str(paths["meta_path"]),
         "--failed-dir", str(paths["failed_dir"]),
         "--dataset-manifest", str(paths["dataset_manifest"]),
@@ -253,7 +253,7 @@ def _rchar() -> int:
     raise AssertionError("no rchar in /proc/self/io")
 
 
-# -- containment: nothing the trainer starts outlives its attempt (scripts/containment.py)
+# -- containment: nothing the trainer starts outlives its attempt (scripts/run/containment.py)
 
 
 def stray_command(tmp_path: Path, end: str) -> tuple[str, Path]:

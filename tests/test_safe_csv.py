@@ -1,7 +1,7 @@
 """Every CSV the workflow writes is safe to open in a spreadsheet (OWASP "CSV injection"): a
 text cell never starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (it gets a
 ``'`` first), numbers stay numbers, and the workflow's own reader gets the text back exactly.
-The tables are all written by ``scripts.safe_csv.write_csv``; a published system description
+The tables are all written by ``scripts.core.safe_csv.write_csv``; a published system description
 and a host line of hostile text reach runs.csv, summary.csv and leaderboard.csv neutralised."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scripts import import_logs, leaderboard, safe_csv, tables
-from scripts.result_json import write_result
+from scripts.analysis import leaderboard, tables
+from scripts.core import safe_csv
+from scripts.run import import_logs
+from scripts.run.result_json import write_result
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -118,7 +120,7 @@ def test_rows_and_a_hostile_column_name_are_written_safely(tmp_path: Path) -> No
 
 
 def test_every_table_is_written_by_safe_csv_and_nothing_else_writes_csv() -> None:
-    """No module but scripts/safe_csv.py calls ``to_csv`` or the csv module's writers: a new
+    """No module but scripts/core/safe_csv.py calls ``to_csv`` or the csv module's writers: a new
     table goes through write_csv."""
     writers = {"to_csv", "writer", "DictWriter"}
     found = []

@@ -1,4 +1,4 @@
-"""Tests of scripts/scoring.py, including the olympic score of 10 real MLPerf v0.6 runs."""
+"""Tests of scripts/analysis/scoring.py, including the olympic score of 10 real MLPerf v0.6 runs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scripts.mlperf_log import parse_file, run_outcome
-from scripts.scoring import describe, olympic_score
+from scripts.analysis.scoring import describe, olympic_score
+from scripts.mlperf.mlperf_log import parse_file, run_outcome
 from tests.conftest import published
 
 DATA = Path(__file__).resolve().parent / "data"

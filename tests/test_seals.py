@@ -1,4 +1,5 @@
-"""Finished runs are sealed (scripts/seals.py): a changed or truncated log of a finished run stops
+"""Finished runs are sealed (scripts/run/seals.py): a changed or truncated log of a finished run
+stops
 the workflow and is named with the command that redoes it; a touched but identical log passes;
 a half-written result.json is named and re-parsed from its intact log, never retrained."""
 
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from scripts import campaign, import_logs, seals, status, tables
-from scripts.result_json import write_result
+from scripts.analysis import tables
+from scripts.campaign import archive as campaign
+from scripts.campaign import status
+from scripts.run import import_logs, seals
+from scripts.run.result_json import write_result
 from tests.conftest import (
     REPO,
     fake_campaign,
@@ -114,7 +118,7 @@ def test_a_changed_log_is_tampered_and_the_message_names_the_run_and_the_command
     message = seals.tampered_message([found])
     assert message is not None
     assert "results/b/s/run_02: mlperf.log changed since the run finished" in message
-    assert "python -m scripts.campaign rerun b s 2" in message
+    assert "python -m scripts rerun b s 2" in message
     assert "results/archive" in message
     # it stays tampered (the cache never records a bad log as verified)
     assert list(check(tmp_path, ("02",)).tampered) == ["02"]
@@ -128,7 +132,7 @@ def test_the_named_command_redoes_the_run_and_keeps_the_old_files(
     message = seals.tampered_message([check(tmp_path, ("02",))])
     assert message is not None
     command = message.rsplit("): ", 1)[1].split()
-    assert command[:3] == ["python", "-m", "scripts.campaign"]
+    assert command[:4] == ["python", "-m", "scripts", "rerun"]
     monkeypatch.chdir(tmp_path)
     assert campaign.main(command[3:]) == 0
     (kept,) = (tmp_path / "results/archive/b/s").glob("run_02.replaced-*")
@@ -217,7 +221,7 @@ def test_the_tables_name_a_half_written_result_never_a_bare_decode_error(tmp_pat
         tables.collect([d / "result.json"])
     for cmd in ("collect", "evals"):
         proc = subprocess.run(
-            [sys.executable, "-m", "scripts.tables", cmd, "--output", str(tmp_path / "t.csv")]
+            [sys.executable, "-m", "scripts", "tables", cmd, "--output", str(tmp_path / "t.csv")]
             + [str(d / "result.json")],
             capture_output=True,
             text=True,
@@ -239,7 +243,7 @@ def test_a_run_from_before_sealing_keeps_working_unsealed_until_sealed_by_hand(
     found = check(tmp_path)
     assert found.unsealed == ["01"] and found.tampered == {} and found.corrupt_results == {}
     message = seals.unsealed_message([found])
-    assert message is not None and "python -m scripts.seals seal results/b/s" in message
+    assert message is not None and "python -m scripts seal results/b/s" in message
     assert (d / "run.json").read_bytes() == before  # never rewritten by a check
     (d / "mlperf.log").write_text("cut")  # nothing records what it was: not seen
     assert check(tmp_path).tampered == {}
@@ -337,7 +341,7 @@ def test_status_shows_a_tampered_run_and_a_corrupt_result_as_such(
     assert states["01"].state == "done" and "converged" in states["01"].detail
     assert states["02"].state == "tampered"
     assert states["02"].detail.startswith("mlperf.log changed since the run finished: it is 3")
-    assert "python -m scripts.campaign rerun b s 2" in states["02"].detail
+    assert "python -m scripts rerun b s 2" in states["02"].detail
     assert states["03"].state == "corrupt"
     assert "results/b/s/run_03/result.json is not valid JSON" in states["03"].detail
     assert states["04"].state == "done" and "unsealed" in states["04"].detail
@@ -352,7 +356,7 @@ TARGET = "results/fake/summary.csv"
 
 def run_status(wf: Path, overlay: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.status", "--configfile", overlay],
+        [sys.executable, "-m", "scripts.campaign.status", "--configfile", overlay],
         cwd=wf,
         capture_output=True,
         text=True,
@@ -388,7 +392,7 @@ def test_a_truncated_log_of_a_finished_run_stops_the_next_invocation_before_any_
         "results/fake/local/run_02: mlperf.log changed since the run finished: "
         f"it is {len(full) // 2} bytes, sealed at {len(full)} bytes"
     ) in proc.stderr
-    assert "python -m scripts.campaign rerun fake local 2" in proc.stderr
+    assert "python -m scripts rerun fake local 2" in proc.stderr
     assert jobs_run(proc.stderr) == [] and executions(wf) == ran
     assert snapshot(wf) == before  # every file as it was, the tables too
     assert "run_02  tampered    mlperf.log changed since the run finished" in run_status(
@@ -399,7 +403,7 @@ def test_a_truncated_log_of_a_finished_run_stops_the_next_invocation_before_any_
     assert dry.returncode != 0 and "run_02: mlperf.log changed" in dry.stdout + dry.stderr
     # the named command redoes it, and only it
     subprocess.run(
-        [sys.executable, "-m", "scripts.campaign", "rerun", "fake", "local", "2"],
+        [sys.executable, "-m", "scripts.campaign.archive", "rerun", "fake", "local", "2"],
         cwd=wf,
         check=True,
         capture_output=True,
@@ -459,10 +463,10 @@ def test_runs_from_before_sealing_keep_working(workflow_copy: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stderr
     assert "finished runs from before sealing are not checked" in proc.stderr
-    assert "python -m scripts.seals seal results/fake/local" in proc.stderr
+    assert "python -m scripts seal results/fake/local" in proc.stderr
     assert snapshot(wf) == before
     subprocess.run(
-        [sys.executable, "-m", "scripts.seals", "seal", "results/fake/local"],
+        [sys.executable, "-m", "scripts.run.seals", "seal", "results/fake/local"],
         cwd=wf,
         check=True,
         capture_output=True,

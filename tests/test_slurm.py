@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import status
+from scripts.campaign import status
 from tests.conftest import REPO, fake_campaign, set_faults, snakemake, snapshot
 
 pytestmark = pytest.mark.integration

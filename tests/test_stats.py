@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from scripts import stats, tables
+from scripts.analysis import stats, tables
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 BOOTSTRAP_COLUMNS = {"boot_ci95_low_s", "boot_ci95_high_s", "speedup_ci95_low", "speedup_ci95_high"}

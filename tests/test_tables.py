@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts import tables
+from scripts.analysis import tables
 
 LOG = (
     "\n".join(

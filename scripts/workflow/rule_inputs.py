@@ -1,0 +1,558 @@
+"""The plan as the rules ask it: wildcards in, paths and command-line arguments out.
+
+``rules/common.smk`` builds one :class:`RuleInputs` from the validated configuration, and every
+rule's input, params and resources functions are its methods (``inputs.run_results``,
+``inputs.run_spec_json``...). Each method is a thin answer from :mod:`scripts.campaign.plan`
+(topology,
+run specs, comparability), :mod:`scripts.run.backends` (what a system's backend needs) or
+:mod:`scripts.data.dataset` (where a benchmark's files come from), so the rules name no backend, and
+all of it is tested without running snakemake (tests/test_rule_inputs.py).
+
+Snakemake's own markers are given, not imported: ``ancient`` (default: the path unchanged)
+wraps the inputs that must not by themselves redo finished jobs. A question the configuration
+cannot answer raises :class:`scripts.core.config.ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from scripts.campaign import plan
+from scripts.core import hashing, layout
+from scripts.core.config import ConfigError
+from scripts.data import datalock, dataset
+from scripts.run import backends, cluster, import_logs
+from scripts.run.backends import container as containers
+from scripts.run.backends import image as images
+from scripts.run.backends.base import GRACE_S, Backend
+
+# the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
+PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+# the summary rules' tables and the report, per campaign benchmark (the default target)
+CAMPAIGN_FILES = ("summary.csv", "comparison.csv", "report.html")
+# runs per import job (whole systems; scripts/run/import_logs.py imports a batch): Snakemake matches
+# a requested file against every output of the rule that lists it, so one job of a benchmark's
+# 400 runs made the no-op of a 1,360-log round 5.3 s; batches of 100 make it 4.0 s and cost a
+# few more job starts (docs/PERFORMANCE.md section 14)
+IMPORT_BATCH_RUNS = 100
+
+
+class Wildcards(Protocol):
+    """The wildcards of a job, as Snakemake gives them (only those a rule has are read)."""
+
+    benchmark: str
+    system: str
+    run: str
+
+
+def json_arg(value: Any) -> str:
+    """A value as one quoted shell word of JSON."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def _same_path(path: str) -> str:
+    return path
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """One job that imports every run of a benchmark's import systems (rules/import.smk)."""
+
+    benchmark: str
+    rule: str  # the rule's name: import_<benchmark> with every other character made _
+    folders: tuple[str, ...]  # each system's folder of the benchmark's logs
+    outputs: tuple[str, ...]  # result.json of every run, then run.json, then mlperf.log
+    plan: dict[str, Any]  # scripts.run.import_logs.batch_plan, with "sources"
+    sources: str  # the digest of what the runs are read from (:func:`_sources_digest`)
+
+
+def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
+    """``prefix + name`` as a Python identifier (a rule's name), distinct from ``taken``."""
+    base = prefix + re.sub(r"\W", "_", name)
+    out, i = base, 2
+    while out in taken:
+        out, i = f"{base}_{i}", i + 1
+    taken.add(out)
+    return out
+
+
+def _sources_digest(paths: Iterable[Path]) -> str:
+    """sha256 over each path with its size and mtime (an lstat each, no read, no link
+    followed: a published tree's links are refused by name, and a link loop or a link to a
+    FIFO must not stop the workflow's load; "-" for a path that cannot be stat'ed): what a
+    batch's runs are read from."""
+    sha = hashlib.sha256()
+    for path in paths:
+        try:
+            st = os.lstat(path)
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+        except OSError:
+            stamp = "-"
+        sha.update(f"{path}\0{stamp}\n".encode())
+    return sha.hexdigest()
+
+
+class RuleInputs:
+    """Every question a rule asks, answered from one validated configuration.
+
+    ``python`` runs the jobs' scripts; ``remote_exec``: jobs run under a cluster executor (their
+    GPUs come from the scheduler); ``ancient`` is Snakemake's marker (identity in tests).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        workflow_dir: Path,
+        *,
+        python: str,
+        remote_exec: bool = False,
+        ancient: Callable[[str], Any] = _same_path,
+    ) -> None:
+        self.config = config
+        self.benchmarks: Mapping[str, Any] = config["benchmarks"]
+        self.systems: Mapping[str, Any] = config["systems"]
+        self.data_dir: str = config["data_dir"].rstrip("/")
+        self.workflow_dir = workflow_dir
+        self.python = python
+        self.remote_exec = remote_exec
+        self.ancient = ancient
+        self.import_systems = sorted(s for s, v in self.systems.items() if v["backend"] == "import")
+
+    # -- the campaign -------------------------------------------------------------------------
+
+    def campaign_targets(self) -> list[str]:
+        """Per campaign benchmark: the tables, and the report with its plots."""
+        return [
+            f"results/{b}/{name}"
+            for b in self.config["campaign"]["benchmarks"]
+            for name in CAMPAIGN_FILES
+        ]
+
+    def benchmark_systems(self, benchmark: str) -> list[str]:
+        """The systems of the campaign with runs of this benchmark (an import system only where
+        it has the benchmark's logs; other systems where the benchmark has an implementation)."""
+        return plan.benchmark_systems(self.config, benchmark)
+
+    def system_run_ids(self, benchmark: str, system: str) -> list[str]:
+        return plan.system_run_ids(self.config, benchmark, system)
+
+    def run_results(self, benchmark: str) -> list[str]:
+        """Every result.json of a benchmark: each system that has its runs x each run."""
+        systems = self.benchmark_systems(benchmark)
+        if not systems:
+            raise ConfigError(
+                f"no system of the campaign has runs of benchmark {benchmark!r}: it needs an "
+                "implementation (for a local system) or an import system with a folder of its "
+                "result_*.txt"
+            )
+        return [
+            f"{self._run_dir(benchmark, system, run)}/result.json"
+            for system in systems
+            for run in self.system_run_ids(benchmark, system)
+        ]
+
+    def finished_results(self, benchmark: str) -> list[str]:
+        """The result.json files that exist now (for the partial report)."""
+        return [f for f in self.run_results(benchmark) if Path(f).exists()]
+
+    def expected_runs(self, benchmark: str) -> dict[str, int]:
+        """How many runs each system of the benchmark has (the partial report's denominators)."""
+        return {
+            s: len(self.system_run_ids(benchmark, s)) for s in self.benchmark_systems(benchmark)
+        }
+
+    def plots(self, benchmark: str) -> list[str]:
+        return [f"results/{benchmark}/plots/{name}.png" for name in PLOTS]
+
+    def environments(self, benchmark: str) -> list[str]:
+        """environment.json of the systems that run here (import systems have their run.json)."""
+        return [
+            f"results/{benchmark}/{s}/environment.json"
+            for s in self.benchmark_systems(benchmark)
+            if s not in self.import_systems
+        ]
+
+    def _run_dir(self, benchmark: str, system: str, run: str) -> str:
+        # layout.run_dir's path as text, without a Path per job (10,000 of them in a dry run)
+        return f"results/{benchmark}/{system}/{layout.run_name(run)}"
+
+    # -- the dataset ----------------------------------------------------------------------------
+
+    def dataset_files(self, benchmark: str) -> list[dict[str, Any]]:
+        # an import-only benchmark has no dataset
+        files: list[dict[str, Any]] = self.benchmarks[benchmark].get("dataset", {}).get("files", [])
+        return files
+
+    def dataset_file(self, benchmark: str, name: str) -> dict[str, Any]:
+        for f in self.dataset_files(benchmark):
+            if f["name"] == name:
+                return f
+        raise ConfigError(f"benchmark {benchmark!r} has no dataset file {name!r}")
+
+    def uses_script(self, benchmark: str) -> bool:
+        """A dataset made by its script: it has one and no mirror (a mirror wins)."""
+        ds = self.benchmarks[benchmark]["dataset"]
+        return bool(ds.get("script")) and not ds.get("mirror")
+
+    def dataset_folder(self, benchmark: str) -> str:
+        """Where a benchmark's dataset files are: fetched into download/, or made by its script."""
+        sub = "generated" if self.uses_script(benchmark) else "download"
+        return f"{self.data_dir}/{benchmark}/{sub}"
+
+    def dataset_files_dir(self, wildcards: Wildcards) -> str:
+        return self.dataset_folder(wildcards.benchmark)
+
+    def dataset_inputs(self, wildcards: Wildcards) -> list[str]:
+        """What verify_dataset checks: the script's folder, or every fetched file."""
+        if self.uses_script(wildcards.benchmark):
+            return [self.dataset_files_dir(wildcards)]
+        return [
+            f"{self.data_dir}/{wildcards.benchmark}/download/{f['name']}"
+            for f in self.dataset_files(wildcards.benchmark)
+        ]
+
+    def download_args(self, wildcards: Any) -> str:
+        """download_file's --url (the mirror, then the file's url) and checksum arguments."""
+        name, benchmark = wildcards.file, wildcards.benchmark
+        mirror = self.benchmarks[benchmark]["dataset"].get("mirror")
+        spec = self.dataset_file(benchmark, name)
+        urls = dataset.sources(spec, mirror, self.workflow_dir)
+        return " ".join(
+            [f"--url {shlex.quote(u)}" for u in urls]
+            + [f"--{a} {spec[a]}" for a in ("sha256", "md5") if a in spec]
+        )
+
+    def download_policy_args(self, wildcards: Wildcards | None = None) -> str:
+        d = self.config["download"]
+        deadline = d.get("deadline_s", dataset.DEADLINE_S)
+        return (
+            f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
+            f" --deadline-s {deadline or 0} --min-bytes-per-s "
+            f"{d.get('min_bytes_per_s', dataset.MIN_BYTES_PER_S)}"
+            + ("" if d["progress"] else " --no-progress")
+        )
+
+    def dataset_script(self, benchmark: str) -> tuple[str, str]:
+        """The dataset script's command and the folder it runs in."""
+        script = self.benchmarks[benchmark]["dataset"]["script"]
+        return script["command"], dataset.expand_url(script["cwd"], self.workflow_dir)
+
+    def files_json(self, wildcards: Wildcards) -> str:
+        return json_arg(self.dataset_files(wildcards.benchmark))
+
+    def data_lock_args(self, wildcards: Wildcards) -> str:
+        """The dataset commands' lock (<data_dir>/<benchmark>.lock) and how long they wait for
+        another holder (config data_lock_wait_s; 0: no limit): scripts/data/datalock.py."""
+        lock = datalock.lock_path(self.data_dir, wildcards.benchmark)
+        wait = self.config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
+        return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
+
+    def unpack_limit_args(self, wildcards: Wildcards) -> str:
+        """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
+        the default limit (scripts/data/archives.py: unpack_limit)."""
+        limit = self.benchmarks[wildcards.benchmark]["dataset"].get("max_unpacked_bytes")
+        return "" if limit is None else f"--max-unpacked-bytes {int(limit)}"
+
+    # -- a training run -------------------------------------------------------------------------
+
+    def backend_of(self, system: str) -> Backend:
+        """The system's backend: every rule asks it, none names it."""
+        return backends.get(self.systems[system]["backend"])
+
+    def threads(self, wildcards: Wildcards) -> int:
+        threads: int = self.systems[wildcards.system]["threads"]
+        return threads
+
+    def run_spec_json(self, wildcards: Wildcards) -> str:
+        b, s = wildcards.benchmark, wildcards.system
+        spec = plan.run_spec(
+            self.config,
+            b,
+            s,
+            layout.parse_run_id(wildcards.run),
+            python=self.python,
+            dataset_dir=f"{self.data_dir}/{b}/dataset",
+            run_dir=self._run_dir(b, s, wildcards.run),
+            # a cluster job (e.g. Slurm via profiles/slurm) has its GPUs from the scheduler
+            gpu_assign="scheduler" if self.remote_exec else "local",
+            prepared_dir=(
+                containers.prepared_dir(self.config, b, s)
+                if self.backend_of(s).needs_prepare(self.config, b)
+                else None
+            ),
+        )
+        return spec.to_json()
+
+    def result_args(self, wildcards: Wildcards) -> str:
+        """What train_run needs to write result.json in the same job."""
+        bench = self.benchmarks[wildcards.benchmark]
+        out = f"{self._run_dir(wildcards.benchmark, wildcards.system, wildcards.run)}/result.json"
+        args = (
+            f"--result {shlex.quote(out)} --quality-json {json_arg(bench['quality'])} "
+            f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
+        )
+        if ruleset := plan.compliance_ruleset(bench):  # mlperf-logging's checker on the log
+            args += (
+                f" --compliance-ruleset {shlex.quote(ruleset)}"
+                f" --compliance-cache {shlex.quote(str(layout.COMPLIANCE_CACHE))}"
+            )
+        return args
+
+    def job_resources(self, job: str) -> dict[str, Any]:
+        """The resources of a system's jobs (scripts/run/cluster.py): Slurm's partition, account,
+        nodes, CPUs, memory, time, constraint, GPUs... for the Slurm executor, and ``gpu``,
+        which --resources gpu=N caps on one machine. None leaves one out. A resource with the
+        same value for every benchmark and system is given as that value: Snakemake inspects
+        the signature of every resource function for every job, which made the dry run of
+        10,000 runs take 30 s.
+        """
+
+        def values(benchmark: str, system: str) -> dict[str, Any]:
+            sys_ = self.systems[system]
+            timeout = sys_["timeout_s"] or self.benchmarks[benchmark]["timeout_s"]
+            return cluster.job_resources(sys_, timeout_s=timeout, grace_s=GRACE_S, job=job)
+
+        def resource(name: str) -> Callable[[Wildcards], Any]:
+            return lambda wildcards: values(wildcards.benchmark, wildcards.system)[name]
+
+        table = [values(b, s) for b in self.benchmarks for s in self.systems]
+        out: dict[str, Any] = {}
+        for name in cluster.RESOURCE_NAMES:
+            distinct = {repr(row[name]) for row in table}
+            if len(distinct) > 1:
+                out[name] = resource(name)
+            elif table[0][name] is not None:
+                out[name] = table[0][name]
+        return out
+
+    # -- what a backend needs (container backends: rules/image.smk) -----------------------------
+
+    def container_cfg(self, benchmark: str) -> dict[str, Any]:
+        cont: dict[str, Any] = (
+            self.benchmarks[benchmark].get("implementation", {}).get("container") or {}
+        )
+        return cont
+
+    def container_run_inputs(self, wildcards: Wildcards) -> dict[str, Any]:
+        """What a run needs from its backend (a container backend: the image and the prepared
+        data). ancient(): a rebuilt image does not by itself redo finished runs; the
+        comparability check (scripts/campaign/preflight.py) stops instead.
+        """
+        needed = self.backend_of(wildcards.system).run_inputs(
+            self.config, wildcards.benchmark, wildcards.system
+        )
+        return {name: self.ancient(path) for name, path in needed.items()}
+
+    def image_stamp_arg(self, wildcards: Wildcards) -> str:
+        backend = self.backend_of(wildcards.system)
+        return shlex.join(backend.runner_args(wildcards.benchmark, wildcards.system))
+
+    def image_module(self, wildcards: Wildcards) -> str:
+        """The module whose command line builds and uses the system's images."""
+        return self.backend_of(wildcards.system).module
+
+    def environment_inputs(self, wildcards: Wildcards) -> dict[str, str]:
+        """A container system's environment is its image's: captured again when it changes."""
+        return self.backend_of(wildcards.system).environment_inputs(
+            wildcards.benchmark, wildcards.system
+        )
+
+    def environment_args(self, wildcards: Wildcards) -> str:
+        """capture_environment's --backend and the backend's own arguments (its image)."""
+        name = self.systems[wildcards.system]["backend"]
+        extra = self.backend_of(wildcards.system).environment_args(
+            self.config, wildcards.benchmark, wildcards.system
+        )
+        return shlex.join(["--backend", name, *extra])
+
+    def image_spec_json(self, wildcards: Wildcards) -> str:
+        b, s = wildcards.benchmark, wildcards.system
+        return images.image_spec(self.config, b, s, self.workflow_dir).to_json()
+
+    def image_build_inputs(self, wildcards: Wildcards) -> dict[str, Any]:
+        """What the build needs from other rules: the fetched source (git) or the wheels."""
+        cont, inputs = self.container_cfg(wildcards.benchmark), {}
+        source = cont.get("source") or {}
+        if source.get("git"):
+            inputs["source"] = self.ancient(f"build/{wildcards.benchmark}/source")
+        if cont.get("wheels"):
+            inputs["wheels"] = self.ancient(f"build/{wildcards.benchmark}/wheels")
+        return inputs
+
+    def source_args(self, wildcards: Wildcards) -> str:
+        """fetch_source's --git, --commit and --subdir."""
+        source = self.container_cfg(wildcards.benchmark)["source"]
+        return shlex.join(
+            ["--git", source["git"], "--commit", source["commit"],
+             "--subdir", source.get("subdir") or ""]
+        )  # fmt: skip
+
+    def wheels_requirements(self, wildcards: Wildcards) -> str:
+        return f"{self.workflow_dir}/{self.container_cfg(wildcards.benchmark)['wheels']}"
+
+    def run_options_json(self, wildcards: Wildcards) -> str:
+        return json_arg(containers.run_options(self.config, wildcards.benchmark, wildcards.system))
+
+    def prepare_command(self, wildcards: Wildcards) -> str:
+        """The data preparation command, with the run command's placeholders (run 1's values)."""
+        b, s = wildcards.benchmark, wildcards.system
+        options = containers.run_options(self.config, b, s)
+        context = plan.command_context(
+            self.config,
+            b,
+            s,
+            1,
+            python=options["python"],
+            dataset_dir=options["dataset_mount"],
+            run_dir=options["run_mount"],
+        )
+        return plan.render_command(self.container_cfg(b)["prepare"]["command"], context)
+
+    # -- import systems -------------------------------------------------------------------------
+
+    def trained_systems_regex(self) -> str:
+        """A wildcard constraint of train_run that matches exactly the systems that train: an
+        import system's runs come from its batch (import.smk) and are never trained."""
+        trained = [s for s in self.systems if s not in self.import_systems]
+        return "|".join(re.escape(s) for s in sorted(trained)) or "(?!)"
+
+    def import_batches(self, max_runs: int = IMPORT_BATCH_RUNS) -> list[ImportBatch]:
+        """The import jobs: per benchmark that campaign import systems have logs of, their
+        runs in batches of whole systems, at most ``max_runs`` runs each unless one system has
+        more (rules/import.smk; scripts/run/import_logs.py)."""
+        batches: list[ImportBatch] = []
+        names: set[str] = set()
+        for benchmark, bench in self.benchmarks.items():
+            chunks: list[tuple[list[str], list[tuple[Path, str, dict[str, Any]]]]] = []
+            for system in self.benchmark_systems(benchmark):
+                folder = plan.import_folder(self.config, benchmark, system)
+                if folder is None:
+                    continue  # a system that trains
+                spec = self._import_spec(benchmark, system)
+                files = layout.result_files(folder)
+                runs = [
+                    (src, self._run_dir(benchmark, system, run), {**spec, "run": int(run)})
+                    for run, src in zip(layout.run_ids(len(files)), files, strict=True)
+                ]
+                if not chunks or len(chunks[-1][1]) + len(runs) > max_runs:
+                    chunks.append(([], []))
+                chunks[-1][0].append(folder)
+                chunks[-1][1].extend(runs)
+            ruleset = plan.compliance_ruleset(bench)
+            for folders, runs in chunks:
+                if not runs:
+                    continue
+                # the logs, and what else a run.json records of their folders
+                sources = _sources_digest(
+                    [src for src, _, _ in runs]
+                    + [p for f in folders for p in import_logs.folder_files(f)]
+                )
+                batch_plan = import_logs.batch_plan(
+                    benchmark,
+                    bench,
+                    runs,
+                    compliance_ruleset=ruleset,
+                    compliance_cache=str(layout.COMPLIANCE_CACHE) if ruleset else None,
+                    sources=sources,
+                )
+                # result.json first: Snakemake looks a requested file (collect_runs asks for
+                # result.json) up in the rule's outputs in order, compiling each one's regex
+                outputs = tuple(
+                    f"{d}/{f}" for f in reversed(import_logs.RUN_FILES) for _, d, _ in runs
+                )
+                batches.append(
+                    ImportBatch(
+                        benchmark=benchmark,
+                        rule=_rule_name("import_", benchmark, names),
+                        folders=tuple(str(f) for f in folders),
+                        outputs=outputs,
+                        plan=batch_plan,
+                        sources=sources,
+                    )
+                )
+        return batches
+
+    def import_plan_file(self, batch: ImportBatch, root: Path = Path(".")) -> str:
+        """The batch's plan as a file named by its content (written once), the rule's input.
+        Another plan (a log changed: its sources digest; the configuration changed: a run's
+        specification) is another file, so the job's input changed and the profile's
+        ``rerun-triggers: [mtime, input]`` redo it. A path, not the plan itself, because
+        Snakemake keeps a rule's params and command for each of its outputs (a plan of 100
+        runs would be stored 300 times)."""
+        # compact: json.dumps with indent is the pure-Python encoder (every invocation does this)
+        text = json.dumps(batch.plan, sort_keys=True) + "\n"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = root / layout.IMPORT_PLANS / f"{batch.benchmark}.{digest}.json"
+        if not path.is_file():
+            hashing.write_atomic(path, text)
+        return str(path)
+
+    def _import_spec(self, benchmark: str, system: str) -> dict[str, Any]:
+        """An import run's specification, as scripts.run.import_logs.import_run takes it (its run
+        number aside)."""
+        record = plan.comparability(self.config, benchmark, system)
+        bench = self.benchmarks[benchmark]
+        return {
+            "benchmark": benchmark,
+            "system": system,
+            "scale": bench["scale"],
+            "mlperf_name": bench.get("mlperf_name"),
+            "expected_runs": bench.get("runs"),  # the package checker's count (a note)
+            "config_fingerprint": hashing.canonical_sha256(record),
+            "comparability": record,
+            # only where there are some: a key more would redo every batch's plan
+            **({"folder_aliases": list(a)} if (a := bench.get("folder_aliases")) else {}),
+        }
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def report_context(self, benchmark: str) -> dict[str, Any]:
+        """What the report needs from the configuration: the benchmark, the systems and the
+        reference system."""
+        bench = self.benchmarks[benchmark]
+        return {
+            "benchmark": {
+                k: bench.get(k)
+                for k in ("description", "scale", "runs", "max_nonconverged", "quality")
+            },
+            "reference_system": self.config["campaign"].get("reference_system"),
+            "statistics": self.config["statistics"],
+            "systems": {
+                s: {
+                    k: self.systems[s].get(k)
+                    for k in ("description", "backend", "threads", "gpus", "import_dir")
+                }
+                for s in self.benchmark_systems(benchmark)
+            },
+        }
+
+
+# Snakemake reads the signature of every input, params and resources function for every job
+# (snakemake.common.get_function_params: inspect.signature, twice the work for a bound method):
+# 110,000 calls in a dry run of 10,000 runs. It takes a function's precomputed parameters from
+# this attribute instead (snakemake.common.overwrite_function_params, as its own ioutils do);
+# tests/test_rule_inputs.py checks the name against the installed Snakemake.
+SNAKEMAKE_PARAMS_ATTR = "_overwrite_params"
+
+
+def _precompute_signatures(cls: type) -> None:
+    """Give each method that takes ``wildcards`` its parameters as a bound method has them."""
+    for name, func in vars(cls).items():
+        if name.startswith("_") or not callable(func):
+            continue
+        params = list(inspect.signature(func).parameters.values())[1:]  # without self
+        if params and params[0].name == "wildcards":
+            setattr(func, SNAKEMAKE_PARAMS_ATTR, MappingProxyType({p.name: p for p in params}))
+
+
+_precompute_signatures(RuleInputs)
