@@ -44,6 +44,15 @@ def test_the_registry_has_exactly_the_backends_the_schema_allows() -> None:
         assert backends.get(name).name == name
 
 
+def test_every_backend_says_whether_its_runs_are_trained_or_imported() -> None:
+    """The plan and the rules ask ``trains`` and ``imports``, never a backend's name."""
+    for name in backends.NAMES:
+        backend = backends.get(name)
+        assert isinstance(backend.trains, bool) and isinstance(backend.imports, bool)
+        assert backend.trains != backend.imports, name  # made here, or read from a folder
+    assert [n for n in backends.NAMES if backends.get(n).imports] == ["import"]
+
+
 def test_an_unknown_backend_is_named_with_the_known_ones() -> None:
     with pytest.raises(backends.BackendError, match=r"unknown backend 'slurm'; backends: local"):
         backends.get("slurm")

@@ -88,6 +88,9 @@ class Backend(Protocol):
     name: str
     # True where runs execute here (the runner starts them); False for imported logs
     trains: bool
+    # True where a system's runs are published logs read from its folder (config import_dir),
+    # one per result file; False where the benchmark's implementation makes them
+    imports: bool
     # the module whose command line builds and uses the backend's images (rules/image.smk:
     # python -m <module> build|prepare), or None for a backend without images
     module: str | None

@@ -192,6 +192,7 @@ class ContainerBackend:
     name: str = ""
     cli: str = ""
     trains = True
+    imports = False
     # where images live, as the message about a vanished image names it
     store: str = ""
     # exit statuses of the engine's own failures to start a container

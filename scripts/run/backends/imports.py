@@ -23,6 +23,7 @@ class ImportBackend(LocalBackend):
 
     name = "import"
     trains = False
+    imports = True
 
     def can_run(self, implementation: Mapping[str, Any]) -> bool:
         return False

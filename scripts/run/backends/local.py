@@ -33,6 +33,7 @@ class LocalBackend:
 
     name = "local"
     trains = True
+    imports = False
     module = None
 
     def can_run(self, implementation: Mapping[str, Any]) -> bool:
