@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.data import dataset  # noqa: E402
+from scripts.data.restore import restore_tree  # noqa: E402
+from scripts.data.tree import tree_problem, write_tree_manifest  # noqa: E402
 
 
 def best(fn, rounds: int) -> float:
@@ -60,17 +61,17 @@ def main() -> int:
         make_tree(tree, files, big_mib)
         (root / "manifest.json").write_text('{"files": []}')
         t = time.perf_counter()
-        dataset.write_tree_manifest(tree)
+        write_tree_manifest(tree)
         record_s = time.perf_counter() - t
-        check_s = best(lambda: dataset.tree_problem(tree), rounds)
-        assert dataset.tree_problem(tree) is None
+        check_s = best(lambda: tree_problem(tree), rounds)
+        assert tree_problem(tree) is None
 
         def restore() -> None:
-            assert dataset.restore_tree(tree, [], root, lambda names: None) is None
+            assert restore_tree(tree, [], root, lambda names: None) is None
 
         restore_s = best(restore, rounds)
         os.utime(tree / "part000" / "f000000.txt", ns=(1, 1))  # touched, same bytes
-        touched_s = best(lambda: dataset.tree_problem(tree), rounds)
+        touched_s = best(lambda: tree_problem(tree), rounds)
         print(f"tree: {files} files of 4 KiB + {big_mib} MiB")
         print(f"manifest at unpack time: {record_s:.3f} s")
         print(f"check of an intact tree (each run): {check_s * 1000:.1f} ms")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.data import dataset  # noqa: E402
+from scripts.data.download_policy import Policy  # noqa: E402
+from scripts.data.fetch import fetch  # noqa: E402
+from scripts.data.verify import verify  # noqa: E402
 
 
 def make_file(path: Path, size: int) -> str:
@@ -39,7 +41,7 @@ def make_file(path: Path, size: int) -> str:
 
 def time_verify(path: Path, md5: str) -> float:
     t = time.perf_counter()
-    dataset.verify([{"name": path.name, "md5": md5}], path.parent)
+    verify([{"name": path.name, "md5": md5}], path.parent)
     return time.perf_counter() - t
 
 
@@ -80,7 +82,7 @@ def main() -> int:
         before = rchar()
         t = time.perf_counter()
         dest = Path(tmp) / "fetched.bin"
-        dataset.fetch(path.as_uri(), dest, {"md5": md5}, dataset.Policy(progress=False))
+        fetch(path.as_uri(), dest, {"md5": md5}, Policy(progress=False))
         fetch_s = time.perf_counter() - t
         read = rchar() - before
         size = size_mib << 20
@@ -89,7 +91,7 @@ def main() -> int:
         print(f"file: {size_mib} MiB in the page cache, {rounds} alternating round(s), md5")
         print(f"{'tool':<34}{'median s':>10}{'MiB/s':>10}")
         print(f"{'md5sum (coreutils)':<34}{theirs_m:>10.3f}{mib / theirs_m:>10.0f}")
-        print(f"{'scripts.data.dataset verify':<34}{ours_m:>10.3f}{mib / ours_m:>10.0f}")
+        print(f"{'scripts.data.verify':<34}{ours_m:>10.3f}{mib / ours_m:>10.0f}")
         print(f"{'fetch file:// (copy + md5)':<34}{fetch_s:>10.3f}{mib / fetch_s:>10.0f}")
         print(f"throughput ratio verify / md5sum: {theirs_m / ours_m:.2f}x (goal >= 0.90x)")
         print(

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
 from scripts.campaign import plan  # noqa: E402
-from scripts.data import dataset
+from scripts.data.unpack import safe_unpack
 from scripts.mlperf import mlperf_log
 
 
@@ -44,7 +44,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:
         data = Path(tmp) / "dataset"
-        dataset.safe_unpack(REPO / "resources" / "toy-ende-v1.tar.gz", data)
+        safe_unpack(REPO / "resources" / "toy-ende-v1.tar.gz", data)
         hp = shlex.join(plan.hp_args(plan.hyperparameters(conf, "gnmt", "local")))
         for seed in seeds:
             cmd = (

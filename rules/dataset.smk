@@ -19,7 +19,7 @@ rule download_file:
     # everything goes to the log; each retry's one line also to snakemake's stderr (fd 3 here),
     # so the console shows that a download is waiting, and why
     shell:
-        "{PY} scripts.data.dataset fetch {params.sources} --dest {output:q} "
+        "{PY} scripts.data.cli fetch {params.sources} --dest {output:q} "
         "{params.policy} {params.lock} --console-fd 3 3>&2 > {log:q} 2>&1"
 
 
@@ -35,7 +35,7 @@ rule dataset_script:
         cwd=lambda w: inputs.dataset_script(w.benchmark)[1],
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.data.dataset script --command {params.command:q} --cwd {params.cwd:q} "
+        "{PY} scripts.data.cli script --command {params.command:q} --cwd {params.cwd:q} "
         "--output {output:q} {params.lock} > {log:q} 2>&1"
 
 
@@ -52,7 +52,7 @@ rule verify_dataset:
         script=lambda w: "--made-by-script" if inputs.uses_script(w.benchmark) else "",
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.data.dataset verify --files-json {params.files} --dir {params.dir:q} "
+        "{PY} scripts.data.cli verify --files-json {params.files} --dir {params.dir:q} "
         "--manifest {output:q} {params.script} {params.lock} > {log:q} 2>&1"
 
 
@@ -74,6 +74,6 @@ rule unpack_dataset:
         limit=inputs.unpack_limit_args,
         lock=inputs.data_lock_args,
     shell:
-        "{PY} scripts.data.dataset unpack --files-json {params.files} --dir {params.dir:q} "
+        "{PY} scripts.data.cli unpack --files-json {params.files} --dir {params.dir:q} "
         "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} {params.lock} "
         "> {log:q} 2>&1"

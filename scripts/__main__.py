@@ -32,7 +32,7 @@ VERBS: dict[str, Verb] = {
     "rounds": Verb("mlperf.rounds", (), "write or check config/benchmarks/mlperf-v*.yaml"),
     "compliance": Verb("mlperf.compliance", (), "mlperf-logging's checkers on logs"),
     # datasets and images
-    "dataset": Verb("data.dataset", (), "fetch, verify, unpack and check a dataset"),
+    "dataset": Verb("data.cli", (), "fetch, verify, unpack and check a dataset"),
     "image": Verb("run.backends.image", (), "fetch an image's source or wheels"),
     "docker": Verb("run.backends.docker", (), "build a docker image, prepare data in it"),
     "podman": Verb("run.backends.podman", (), "build a podman image, prepare data in it"),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.data import dataset
+from scripts.data.unpack import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "tests" / "data" / "published"  # the archives; see its README.md
@@ -212,7 +212,7 @@ def paths(tmp_path: Path) -> dict[str, Path]:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": []}))
     # the unpacked tree beside it, and its manifest: the runner checks them before each run
-    dataset.prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
+    prepare([], tmp_path, tmp_path / "dataset", tmp_path / "dataset.manifest.json")
     environment = tmp_path / "environment.json"
     environment.write_text(json.dumps({"digest": "envdigest"}))
     return {

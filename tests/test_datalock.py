@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from scripts.campaign import plan, preflight
-from scripts.data import datalock, dataset
+from scripts.data import cli, datalock
 from scripts.workflow.rule_inputs import RuleInputs
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
@@ -105,7 +105,7 @@ def server() -> Iterator[Server]:
 
 
 def fetch_argv(url: str, dest: Path, lock: Path, *more: str) -> list[str]:
-    return ["-m", "scripts.data.dataset", "fetch", "--url", url, "--dest", str(dest), "--md5", MD5,
+    return ["-m", "scripts.data.cli", "fetch", "--url", url, "--dest", str(dest), "--md5", MD5,
             "--lock", str(lock), "--no-progress", *more]  # fmt: skip
 
 
@@ -269,17 +269,17 @@ def test_the_rules_give_the_commands_the_lock_the_wait_the_limits_and_the_deadli
     inputs = RuleInputs(plan.load_campaign([tmp_path / "o.yaml"]), REPO, python=sys.executable)
     wc = SimpleNamespace(benchmark="gnmt", file="toy-ende-v1.tar.gz")
     unpack = ["unpack", "--files-json", "[]", "--dir", "d", "--dest", "t"]
-    args = dataset._parser().parse_args(
+    args = cli._parser().parse_args(
         unpack + shlex.split(inputs.unpack_limit_args(wc) + " " + inputs.data_lock_args(wc))
     )
     assert (args.max_unpacked_bytes, args.lock, args.lock_wait_s) == (
         1000, Path("data/gnmt.lock"), 5
     )  # fmt: skip
     fetch = ["fetch", "--url", "http://h/x", "--dest", "x"]
-    args = dataset._parser().parse_args(fetch + shlex.split(inputs.download_policy_args()))
+    args = cli._parser().parse_args(fetch + shlex.split(inputs.download_policy_args()))
     assert (args.deadline_s, args.min_bytes_per_s) == (0, 10)  # null: no deadline (0)
     defaults = RuleInputs(plan.load_campaign([]), REPO, python=sys.executable)
     assert defaults.unpack_limit_args(wc) == ""  # the default rule: 100 x, at least 1 GiB
-    args = dataset._parser().parse_args(fetch + shlex.split(defaults.download_policy_args()))
+    args = cli._parser().parse_args(fetch + shlex.split(defaults.download_policy_args()))
     assert (args.deadline_s, args.min_bytes_per_s) == (86400, 1024)
     assert "--lock-wait-s 86400" in defaults.data_lock_args(wc)

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from scripts.data import archives, dataset
+from scripts.data import archives, cli
+from scripts.data.errors import DatasetError
+from scripts.data.fetch import fetch
+from scripts.data.unpack import prepare, safe_unpack
+from scripts.data.verify import verify
 
 
 def sha(data: bytes) -> str:
@@ -27,7 +31,7 @@ def test_fetch_file_url_checks_sha256_and_md5_in_one_pass(tmp_path: Path) -> Non
     src.write_bytes(b"x" * 3_000_000)
     dest = tmp_path / "out" / "file.bin"
     expected = {"sha256": sha(src.read_bytes()), "md5": hashlib.md5(src.read_bytes()).hexdigest()}
-    entry = dataset.fetch(src.as_uri(), dest, expected)
+    entry = fetch(src.as_uri(), dest, expected)
     assert dest.read_bytes() == src.read_bytes()
     assert entry == {"name": "file.bin", "size": 3_000_000, **expected}
     assert not dest.with_name("file.bin.part").exists()
@@ -37,8 +41,8 @@ def test_a_mismatch_keeps_the_bytes_as_corrupt_and_says_everything(tmp_path: Pat
     src = tmp_path / "src.bin"
     src.write_bytes(b"wrong content")
     dest = tmp_path / "file.bin"
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.fetch(src.as_uri(), dest, {"sha256": "0" * 64})
+    with pytest.raises(DatasetError) as info:
+        fetch(src.as_uri(), dest, {"sha256": "0" * 64})
     msg = str(info.value)
     assert "file.bin" in msg and src.as_uri() in msg
     assert "0" * 64 in msg and sha(b"wrong content") in msg and "13 bytes" in msg
@@ -47,10 +51,10 @@ def test_a_mismatch_keeps_the_bytes_as_corrupt_and_says_everything(tmp_path: Pat
 
 
 def test_unsupported_scheme_and_missing_source_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(dataset.DatasetError, match="unsupported URL scheme 'ftp'"):
-        dataset.fetch("ftp://host/x", tmp_path / "x", {})
-    with pytest.raises(dataset.DatasetError, match="x was found nowhere:\n  .*nope: no such file"):
-        dataset.fetch((tmp_path / "nope").as_uri(), tmp_path / "x", {})
+    with pytest.raises(DatasetError, match="unsupported URL scheme 'ftp'"):
+        fetch("ftp://host/x", tmp_path / "x", {})
+    with pytest.raises(DatasetError, match="x was found nowhere:\n  .*nope: no such file"):
+        fetch((tmp_path / "nope").as_uri(), tmp_path / "x", {})
 
 
 def test_verify_reports_every_missing_or_bad_file(tmp_path: Path) -> None:
@@ -61,10 +65,10 @@ def test_verify_reports_every_missing_or_bad_file(tmp_path: Path) -> None:
         {"name": "b", "md5": "0" * 32},
         {"name": "c", "sha256": sha(b"c")},
     ]
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.verify(files, tmp_path)
+    with pytest.raises(DatasetError) as info:
+        verify(files, tmp_path)
     assert "b: md5 expected" in str(info.value) and "c: missing" in str(info.value)
-    ok = dataset.verify(files[:1], tmp_path)
+    ok = verify(files[:1], tmp_path)
     assert ok == [{"name": "a", "size": 1, "sha256": sha(b"a")}]
 
 
@@ -81,8 +85,8 @@ def test_unpack_refuses_members_that_escape(tmp_path: Path, name: str) -> None:
     archive = tmp_path / "bad.tar.gz"
     archive.write_bytes(_tar_with(tarfile.TarInfo(name)))
     dest = tmp_path / "d" / "out"
-    with pytest.raises(dataset.DatasetError, match="outside"):
-        dataset.safe_unpack(archive, dest)
+    with pytest.raises(DatasetError, match="outside"):
+        safe_unpack(archive, dest)
     assert not (tmp_path / "d" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
 
 
@@ -91,8 +95,8 @@ def test_unpack_refuses_links_that_escape(tmp_path: Path) -> None:
     link.type, link.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
     archive = tmp_path / "bad.tar.gz"
     archive.write_bytes(_tar_with(link))
-    with pytest.raises(dataset.DatasetError, match="escapes"):
-        dataset.safe_unpack(archive, tmp_path / "out")
+    with pytest.raises(DatasetError, match="escapes"):
+        safe_unpack(archive, tmp_path / "out")
 
 
 def test_unpack_zip_and_prepare_links_plain_files(tmp_path: Path) -> None:
@@ -103,7 +107,7 @@ def test_unpack_zip_and_prepare_links_plain_files(tmp_path: Path) -> None:
     (downloads / "plain.txt").write_text("P")
     files = [{"name": "z.zip", "unpack": True}, {"name": "plain.txt"}]
     dest = tmp_path / "dataset"
-    dataset.prepare(files, downloads, dest)
+    prepare(files, downloads, dest)
     assert (dest / "inner" / "a.txt").read_text() == "A"
     assert (dest / "plain.txt").read_text() == "P"
     assert not (tmp_path / "dataset.tmp").exists()
@@ -113,12 +117,12 @@ def test_cli_verify_writes_the_manifest(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"a")
     manifest = tmp_path / "manifest.json"
     files = json.dumps([{"name": "a", "sha256": sha(b"a")}])
-    rc = dataset.main(
+    rc = cli.main(
         ["verify", "--files-json", files, "--dir", str(tmp_path), "--manifest", str(manifest)]
     )
     assert rc == 0
     assert json.loads(manifest.read_text())["files"][0]["sha256"] == sha(b"a")
-    rc = dataset.main(
+    rc = cli.main(
         [
             "verify",
             "--files-json",
@@ -160,7 +164,7 @@ def _unpack_fails(
     if "limit" in kw:
         argv += ["--max-unpacked-bytes", str(kw["limit"])]
     capsys.readouterr()
-    assert dataset.main(argv) == 1
+    assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {archive}: "), err
     assert re.search(match, err), err
@@ -193,7 +197,7 @@ def test_a_hard_link_is_resolved_from_the_archive_root(tmp_path: Path) -> None:
         [(_info("top.txt"), b"top"), (_info("sub/deep/h", tarfile.LNKTYPE, "top.txt"), None)],
     )
     dest = tmp_path / "out"
-    dataset.safe_unpack(archive, dest)
+    safe_unpack(archive, dest)
     assert (dest / "sub/deep/h").read_bytes() == b"top"
     assert (dest / "sub/deep/h").samefile(dest / "top.txt")
 
@@ -276,7 +280,7 @@ def test_safe_links_and_a_tar_of_dot_unpack(tmp_path: Path) -> None:
         ],
     )
     dest = tmp_path / "out"
-    names = dataset.safe_unpack(archive, dest)
+    names = safe_unpack(archive, dest)
     assert names[-1] == "./d/f.txt"
     assert (dest / "d/up").read_bytes() == b"newer" and os.readlink(dest / "d/up") == "../d/f.txt"
 
@@ -293,7 +297,7 @@ def test_declared_sizes_over_the_configured_limit_are_refused_before_writing(
         "3000 bytes, over the limit of 2500 bytes (config dataset.max_unpacked_bytes); nothing "
         "was unpacked"
     )
-    dataset.safe_unpack(archive, tmp_path / "ok", max_unpacked_bytes=3000)  # at the limit: fine
+    safe_unpack(archive, tmp_path / "ok", max_unpacked_bytes=3000)  # at the limit: fine
 
 
 def _bomb(path: Path, declared: int) -> Path:
@@ -336,8 +340,8 @@ def test_a_member_that_brings_more_than_it_declared_is_stopped_while_writing(
     dest = tmp_path / "dataset"
     dest.mkdir()
     (dest / "old.txt").write_text("the tree before")
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.prepare([{"name": "a.tar", "unpack": True}], downloads, dest)
+    with pytest.raises(DatasetError) as info:
+        prepare([{"name": "a.tar", "unpack": True}], downloads, dest)
     assert str(info.value) == (
         f"{downloads / 'a.tar'}: member 'small.txt' holds more than the 10 bytes its header "
         "declares; unpacking stopped"
@@ -390,7 +394,7 @@ def test_zip_members_are_checked_like_tar_members(
         zf.writestr("big.bin", bytes(3000))
     _unpack_fails(archive, tmp_path / "dataset", "'big.bin' .* over the limit of 2000", capsys,
                   limit=2000)  # fmt: skip
-    dataset.safe_unpack(archive, tmp_path / "ok")
+    safe_unpack(archive, tmp_path / "ok")
     assert os.readlink(tmp_path / "ok" / "same") == "a.txt"  # a safe link is a link
 
 

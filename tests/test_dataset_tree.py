@@ -21,7 +21,18 @@ import pytest
 from scripts.campaign import archive as campaign
 from scripts.campaign import plan
 from scripts.core.hashing import canonical_sha256 as fingerprint
-from scripts.data import dataset
+from scripts.data import cli
+from scripts.data.restore import restore_tree
+from scripts.data.tree import (
+    TREE_FORMAT_VERSION,
+    make_read_only,
+    tree_digest_of,
+    tree_manifest_path,
+    tree_problem,
+    write_tree_manifest,
+)
+from scripts.data.unpack import prepare
+from scripts.data.verify import verify
 from scripts.run import spec as spec_module
 from scripts.run.run_training import RunFailed, execute
 from scripts.run.spec import RunSpec
@@ -55,10 +66,10 @@ def unpacked(tmp_path: Path) -> tuple[Path, list[dict[str, object]]]:
     """data/b/{download,manifest.json,dataset,dataset.manifest.json}, as the rules make them."""
     root = tmp_path / "data" / "b"
     files = make_sources(root / "download")
-    entries = dataset.verify(files, root / "download")
+    entries = verify(files, root / "download")
     (root / "manifest.json").write_text(json.dumps({"files": entries}))
     tree = root / "dataset"
-    dataset.prepare(files, root / "download", tree, dataset.tree_manifest_path(tree))
+    prepare(files, root / "download", tree, tree_manifest_path(tree))
     return tree, files
 
 
@@ -71,9 +82,9 @@ def test_unpacking_records_every_file_beside_the_tree_and_makes_the_files_read_o
 ) -> None:
     tree, files = unpacked
     manifest_path = tree.parent / "dataset.manifest.json"
-    assert dataset.tree_manifest_path(tree) == manifest_path  # beside the tree, not in it
+    assert tree_manifest_path(tree) == manifest_path  # beside the tree, not in it
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["format_version"] == dataset.TREE_FORMAT_VERSION
+    assert manifest["format_version"] == TREE_FORMAT_VERSION
     got = {e["path"]: (e["size"], e["sha256"]) for e in manifest["files"]}
     assert got == {
         rel: ((tree / rel).stat().st_size, sha((tree / rel).read_bytes()))
@@ -88,11 +99,11 @@ def test_unpacking_records_every_file_beside_the_tree_and_makes_the_files_read_o
             assert mode & 0o222 == 0, path
         else:
             assert mode & 0o200, path  # folders stay writable: rm -rf and unpacking again work
-    assert dataset.tree_problem(tree) is None
+    assert tree_problem(tree) is None
     # unpacked again over its read-only files: the same digest (mtimes are not in it)
     digest = manifest["digest"]
-    dataset.prepare(files, tree.parent / "download", tree, manifest_path)
-    assert dataset.tree_digest_of(manifest_path) == digest
+    prepare(files, tree.parent / "download", tree, manifest_path)
+    assert tree_digest_of(manifest_path) == digest
     assert not (tree.parent / "dataset.tmp").exists()
 
 
@@ -128,7 +139,7 @@ def test_an_edited_added_or_removed_file_is_named_with_what_to_do(
 ) -> None:
     tree, _ = unpacked
     change(tree / rel)
-    problem = dataset.tree_problem(tree)
+    problem = tree_problem(tree)
     assert problem is not None
     assert problem.startswith(f"{tree / rel}: {said}")
     assert "run the same snakemake command again" in problem
@@ -140,54 +151,52 @@ def test_a_touched_file_is_hashed_and_passes_an_edit_that_keeps_size_and_mtime_n
     tree, _ = unpacked
     path = tree / "corpus" / "train.en"
     os.utime(path, ns=(1, 1))  # touched: same bytes, so the hash clears it
-    assert dataset.tree_problem(tree) is None
+    assert tree_problem(tree) is None
     # the same size, and the mtime the manifest recorded: the cheap check cannot see it
-    manifest = json.loads(dataset.tree_manifest_path(tree).read_text())
+    manifest = json.loads(tree_manifest_path(tree).read_text())
     (recorded,) = (e["mtime_ns"] for e in manifest["files"] if e["path"] == "corpus/train.en")
     edit_same_size(path)
     os.utime(path, ns=(recorded, recorded))
-    assert dataset.tree_problem(tree) is None
-    full = dataset.tree_problem(tree, full=True)
+    assert tree_problem(tree) is None
+    full = tree_problem(tree, full=True)
     assert full is not None and f"{path}: sha256 differs" in full
-    assert dataset.main(["check-tree", str(tree)]) == 0
-    assert dataset.main(["check-tree", "--full", str(tree)]) == 1
+    assert cli.main(["check-tree", str(tree)]) == 0
+    assert cli.main(["check-tree", "--full", str(tree)]) == 1
 
 
 def test_a_missing_edited_or_newer_manifest_is_named(
     unpacked: tuple[Path, list[dict[str, object]]],
 ) -> None:
     tree, _ = unpacked
-    manifest = dataset.tree_manifest_path(tree)
+    manifest = tree_manifest_path(tree)
     data = json.loads(manifest.read_text())
     data["files"][0]["size"] += 1
     manifest.write_text(json.dumps(data))
-    assert f"{manifest} was edited" in (dataset.tree_problem(tree) or "")
+    assert f"{manifest} was edited" in (tree_problem(tree) or "")
     manifest.write_text(json.dumps({**data, "format_version": 99}))
-    assert "format_version 99" in (dataset.tree_problem(tree) or "")
+    assert "format_version 99" in (tree_problem(tree) or "")
     manifest.unlink()
-    assert f"{manifest} is missing, so {tree} cannot be checked" in (
-        dataset.tree_problem(tree) or ""
-    )
-    assert dataset.tree_digest_of(manifest) is None
+    assert f"{manifest} is missing, so {tree} cannot be checked" in (tree_problem(tree) or "")
+    assert tree_digest_of(manifest) is None
 
 
 def test_restore_unpacks_a_changed_tree_again_and_keeps_the_changed_one(
     unpacked: tuple[Path, list[dict[str, object]]],
 ) -> None:
     tree, files = unpacked
-    digest = dataset.tree_digest_of(dataset.tree_manifest_path(tree))
+    digest = tree_digest_of(tree_manifest_path(tree))
     (tree / "corpus" / "extra.txt").write_text("x")
     download = tree.parent / "download"
-    dry = dataset.restore_tree(tree, files, download, no_remake, dry_run=True)
+    dry = restore_tree(tree, files, download, no_remake, dry_run=True)
     assert dry is not None and "a real run unpacks" in dry
     assert (tree / "corpus" / "extra.txt").exists()  # a dry run changes nothing
-    done = dataset.restore_tree(tree, files, download, no_remake)
+    done = restore_tree(tree, files, download, no_remake)
     assert done is not None and f"{tree}/corpus/extra.txt: not in the dataset manifest" in done
     (kept,) = tree.parent.glob("dataset.edited-*")
     assert (kept / "corpus" / "extra.txt").read_text() == "x" and f"kept as {kept}" in done
-    assert dataset.tree_problem(tree) is None
-    assert dataset.tree_digest_of(dataset.tree_manifest_path(tree)) == digest
-    assert dataset.restore_tree(tree, files, download, no_remake) is None  # nothing to do now
+    assert tree_problem(tree) is None
+    assert tree_digest_of(tree_manifest_path(tree)) == digest
+    assert restore_tree(tree, files, download, no_remake) is None  # nothing to do now
 
 
 def test_restore_makes_again_a_download_edited_in_place_through_its_hard_link(
@@ -203,11 +212,11 @@ def test_restore_makes_again_a_download_edited_in_place_through_its_hard_link(
         asked.append(list(names))
         (download / "vocab.txt").write_bytes(b"a\nb\n")  # fetched again
 
-    done = dataset.restore_tree(tree, files, download, remake)
+    done = restore_tree(tree, files, download, remake)
     assert asked == [["vocab.txt"]]
     assert done is not None and f"{download / 'vocab.txt'} is the same file (a hard link)" in done
     assert (tree / "vocab.txt").read_bytes() == b"a\nb\n"
-    assert dataset.tree_problem(tree) is None
+    assert tree_problem(tree) is None
 
 
 def test_restore_unpacks_a_missing_tree_or_one_made_before_trees_had_manifests(
@@ -215,26 +224,26 @@ def test_restore_unpacks_a_missing_tree_or_one_made_before_trees_had_manifests(
 ) -> None:
     tree, files = unpacked
     download = tree.parent / "download"
-    dataset.tree_manifest_path(tree).unlink()  # as unpacked by the workflow before this change
-    done = dataset.restore_tree(tree, files, download, no_remake)
+    tree_manifest_path(tree).unlink()  # as unpacked by the workflow before this change
+    done = restore_tree(tree, files, download, no_remake)
     assert done is not None and f"{tree} has no manifest" in done
-    assert dataset.tree_problem(tree) is None
+    assert tree_problem(tree) is None
     assert not list(tree.parent.glob("dataset.edited-*"))  # nothing was seen changed: no copy
     shutil.rmtree(tree)  # removed by hand after it was unpacked: its manifest is left
-    done = dataset.restore_tree(tree, files, download, no_remake)
+    done = restore_tree(tree, files, download, no_remake)
     assert done is not None and f"{tree} is missing" in done
-    assert dataset.tree_problem(tree) is None
+    assert tree_problem(tree) is None
     shutil.rmtree(tree)
-    dataset.tree_manifest_path(tree).unlink()  # never unpacked: the workflow's jobs make it
-    assert dataset.restore_tree(tree, files, download, no_remake) is None
+    tree_manifest_path(tree).unlink()  # never unpacked: the workflow's jobs make it
+    assert restore_tree(tree, files, download, no_remake) is None
     # ... unless finished runs used it: Snakemake would train them all again
-    done = dataset.restore_tree(tree, files, download, no_remake, runs_used_it=True)
+    done = restore_tree(tree, files, download, no_remake, runs_used_it=True)
     assert done is not None and f"{tree} is missing" in done
     shutil.rmtree(tree)
-    dataset.prepare(files, download, tree, dataset.tree_manifest_path(tree))
+    prepare(files, download, tree, tree_manifest_path(tree))
     (tree.parent / "manifest.json").unlink()  # never verified: the workflow's jobs make it
     shutil.rmtree(tree)
-    assert dataset.restore_tree(tree, files, download, no_remake) is None
+    assert restore_tree(tree, files, download, no_remake) is None
 
 
 def runner_paths(tmp_path: Path) -> dict[str, Path]:
@@ -245,8 +254,8 @@ def runner_paths(tmp_path: Path) -> dict[str, Path]:
     tree = tmp_path / "dataset"
     tree.mkdir()
     (tree / "train.en").write_text("hello\n")
-    dataset.make_read_only(tree)
-    dataset.write_tree_manifest(tree)
+    make_read_only(tree)
+    write_tree_manifest(tree)
     return {
         "log_path": tmp_path / "results" / "run_01" / "mlperf.log",
         "meta_path": tmp_path / "results" / "run_01" / "run.json",
@@ -288,9 +297,7 @@ def test_the_runner_refuses_an_edited_tree_before_the_trainer_starts(tmp_path: P
     spec = trainer(tmp_path)
     meta = execute(spec, **paths)
     tree = tmp_path / "dataset"
-    assert meta["dataset_tree_sha256"] == dataset.tree_digest_of(
-        tree.parent / "dataset.manifest.json"
-    )
+    assert meta["dataset_tree_sha256"] == tree_digest_of(tree.parent / "dataset.manifest.json")
     assert "dataset_tree_sha256" in meta["fingerprint_keys"]
     assert meta["fingerprint"] == fingerprint({k: meta[k] for k in meta["fingerprint_keys"]})
     (tmp_path / "started").unlink()
@@ -379,7 +386,7 @@ def test_a_trainer_that_edits_its_dataset_stops_the_next_run_and_the_tree_is_unp
         trained = [j for j in jobs_run(again.stderr) if j.startswith("train_run")]
         assert len(trained) == 1 and done[0].split("_")[1] not in trained[0]
     assert (tree / "tiny.txt").read_text() == "a tiny dataset\n"
-    digest = dataset.tree_digest_of(wf / "data/fake/dataset.manifest.json")
+    digest = tree_digest_of(wf / "data/fake/dataset.manifest.json")
     for meta_path in wf.glob("results/fake/local/run_*/run.json"):
         meta = json.loads(meta_path.read_text())
         assert meta["dataset_tree_sha256"] == digest
@@ -432,20 +439,21 @@ NON_ROOT = r"""
 import json, shutil, subprocess, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from scripts.data import dataset
+from scripts.data.tree import tree_problem
+from scripts.data.unpack import prepare
 root = Path(sys.argv[1])
 (root / "download").mkdir()
 (root / "download" / "plain.txt").write_text("P")
 files = [{"name": "plain.txt"}]
 tree = root / "dataset"
-dataset.prepare(files, root / "download", tree, root / "dataset.manifest.json")
+prepare(files, root / "download", tree, root / "dataset.manifest.json")
 try:
     (tree / "plain.txt").open("a")
     print("writable")
 except PermissionError:
     print("read-only")
-dataset.prepare(files, root / "download", tree, root / "dataset.manifest.json")
-print("unpacked again", dataset.tree_problem(tree))
+prepare(files, root / "download", tree, root / "dataset.manifest.json")
+print("unpacked again", tree_problem(tree))
 subprocess.run(["rm", "-rf", str(tree)], check=True)
 shutil.rmtree(root / "download")
 print("removed", sorted(p.name for p in root.iterdir()))
@@ -500,7 +508,7 @@ def test_a_tree_removed_by_hand_is_unpacked_again_and_no_finished_run_is_trained
     assert trained == ["train_run benchmark=fake, system=local, run=02"]
     assert "data/fake/dataset is missing; unpacked data/fake/dataset again" in proc.stderr
     assert {k: v for k, v in snapshot(wf).items() if "/run_01/" in k} == before
-    assert dataset.tree_problem(wf / "data/fake/dataset") is None
+    assert tree_problem(wf / "data/fake/dataset") is None
 
 
 @pytest.mark.integration
@@ -522,4 +530,4 @@ def test_the_whole_data_folder_removed_is_made_again_and_no_finished_run_is_trai
     assert trained == ["train_run benchmark=fake, system=local, run=02"]
     assert "data/fake/manifest.json is missing while finished runs used it" in proc.stderr
     assert {k: v for k, v in snapshot(wf).items() if "/run_01/" in k} == before
-    assert dataset.tree_problem(wf / "data/fake/dataset") is None
+    assert tree_problem(wf / "data/fake/dataset") is None

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from scripts.data import dataset
+from scripts.data.tree import write_tree_manifest
 from scripts.run.backends import container, docker
 from scripts.run.backends.image import ImageSpec
 from scripts.run.run_training import RunFailed, execute
@@ -156,7 +156,7 @@ def paths(tmp_path: Path) -> dict[str, Path]:
     manifest.write_text("{}")
     # the unpacked tree beside it (run_spec made it), and its manifest: the runner checks them
     (tmp_path / "dataset").mkdir(exist_ok=True)
-    dataset.write_tree_manifest(tmp_path / "dataset")
+    write_tree_manifest(tmp_path / "dataset")
     environment = tmp_path / "environment.json"
     environment.write_text(json.dumps({"digest": "d"}))
     run_dir = tmp_path / "results/b/s/run_01"

@@ -18,12 +18,17 @@ from pathlib import Path
 import pytest
 
 from scripts.campaign.preflight import outdated_manifest
-from scripts.data import dataset
+from scripts.data import cli
+from scripts.data.download_policy import MAX_WAIT_S, PROGRESS_MIN_BYTES, Policy
+from scripts.data.errors import DatasetError
+from scripts.data.fetch import checksums_path, fetch
+from scripts.data.sources import check_dataset, sources, url_problem
+from scripts.data.unpack import prepare
 from tests.conftest import REPO
 from tests.httpserver import Served, Server, http_server
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
-FAST = dataset.Policy(retries=3, backoff_s=0.01, timeout_s=10, progress=False)
+FAST = Policy(retries=3, backoff_s=0.01, timeout_s=10, progress=False)
 
 
 def md5(data: bytes) -> str:
@@ -43,12 +48,10 @@ def server() -> Iterator[Server]:
 def test_clean_download_checks_md5_and_sha256(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY)
     dest = tmp_path / "data.bin"
-    entry = dataset.fetch(
-        server.url("data.bin"), dest, {"md5": md5(BODY), "sha256": sha(BODY)}, FAST
-    )
+    entry = fetch(server.url("data.bin"), dest, {"md5": md5(BODY), "sha256": sha(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     assert entry == {"name": "data.bin", "size": len(BODY), "md5": md5(BODY), "sha256": sha(BODY)}
-    assert json.loads(dataset.checksums_path(dest).read_text()) == entry
+    assert json.loads(checksums_path(dest).read_text()) == entry
     assert len(server.requests) == 1 and "Range" not in server.requests[0].headers
     assert sorted(p.name for p in tmp_path.iterdir()) == [".data.bin.checksums.json", "data.bin"]
 
@@ -56,7 +59,7 @@ def test_clean_download_checks_md5_and_sha256(server: Server, tmp_path: Path) ->
 def test_a_body_cut_off_midway_is_resumed_with_range(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY, cut_after=[400_000])
     dest = tmp_path / "data.bin"
-    dataset.fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     first, second = server.asked("data.bin")
     assert "Range" not in first.headers
@@ -68,15 +71,15 @@ def test_a_body_cut_off_midway_is_resumed_with_range(server: Server, tmp_path: P
 def test_500_twice_then_200_succeeds_after_retries(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY, fail_first=[500, 500])
     dest = tmp_path / "data.bin"
-    dataset.fetch(server.url("data.bin"), dest, {"sha256": sha(BODY)}, FAST)
+    fetch(server.url("data.bin"), dest, {"sha256": sha(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     assert len(server.asked("data.bin")) == 3
 
 
 def test_5xx_beyond_the_retries_is_a_clear_error(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY, fail_first=[503] * 10)
-    with pytest.raises(dataset.DatasetError, match=r"data.bin: HTTP 503 .* after 3 retries"):
-        dataset.fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
+    with pytest.raises(DatasetError, match=r"data.bin: HTTP 503 .* after 3 retries"):
+        fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
     assert len(server.asked("data.bin")) == 4
     assert not (tmp_path / "data.bin").exists()
 
@@ -84,7 +87,7 @@ def test_5xx_beyond_the_retries_is_a_clear_error(server: Server, tmp_path: Path)
 def test_a_server_without_range_support_restarts_cleanly(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY, ranges=False, cut_after=[300_000])
     dest = tmp_path / "data.bin"
-    dataset.fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
     assert dest.read_bytes() == BODY  # not the first 300000 bytes twice
     first, second = server.asked("data.bin")
     assert second.headers["Range"] == "bytes=300000-"  # asked, got a 200 with the whole file
@@ -95,8 +98,8 @@ def test_wrong_bytes_are_kept_as_corrupt_and_named(server: Server, tmp_path: Pat
     server.files["/data.bin"] = Served(b"not the dataset")
     dest = tmp_path / "data.bin"
     url = server.url("data.bin")
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.fetch(url, dest, {"md5": md5(BODY)}, FAST)
+    with pytest.raises(DatasetError) as info:
+        fetch(url, dest, {"md5": md5(BODY)}, FAST)
     msg = str(info.value)
     assert "data.bin" in msg and url in msg
     assert md5(BODY) in msg and md5(b"not the dataset") in msg and "15 bytes" in msg
@@ -106,8 +109,8 @@ def test_wrong_bytes_are_kept_as_corrupt_and_named(server: Server, tmp_path: Pat
 
 def test_404_is_a_clear_error_naming_the_url(server: Server, tmp_path: Path) -> None:
     url = server.url("missing.bin")
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.fetch(url, tmp_path / "missing.bin", {"md5": md5(BODY)}, FAST)
+    with pytest.raises(DatasetError) as info:
+        fetch(url, tmp_path / "missing.bin", {"md5": md5(BODY)}, FAST)
     assert f"{url}: HTTP 404 Not Found" in str(info.value)
     assert len(server.requests) == 1  # a 404 is not retried
     assert list(tmp_path.iterdir()) == []
@@ -124,12 +127,10 @@ def test_a_tar_with_a_dotdot_member_is_rejected_and_writes_nothing_outside(
             tar.addfile(info, io.BytesIO(data))
     server.files["/bad.tar.gz"] = Served(buf.getvalue())
     downloads = tmp_path / "data" / "download"
-    dataset.fetch(
-        server.url("bad.tar.gz"), downloads / "bad.tar.gz", {"sha256": sha(buf.getvalue())}, FAST
-    )
+    fetch(server.url("bad.tar.gz"), downloads / "bad.tar.gz", {"sha256": sha(buf.getvalue())}, FAST)
     files = [{"name": "bad.tar.gz", "unpack": True}]
-    with pytest.raises(dataset.DatasetError, match=r"'\.\./evil\.txt' would be written outside"):
-        dataset.prepare(files, downloads, tmp_path / "data" / "dataset")
+    with pytest.raises(DatasetError, match=r"'\.\./evil\.txt' would be written outside"):
+        prepare(files, downloads, tmp_path / "data" / "dataset")
     assert not any(p.name == "evil.txt" for p in tmp_path.rglob("*"))
     assert not (tmp_path / "data" / "dataset").exists()
 
@@ -139,12 +140,12 @@ def test_failed_retries_keep_the_part_and_the_next_process_resumes(
 ) -> None:
     server.files["/data.bin"] = Served(BODY, cut_after=[100_000, 0, 0, 0])
     dest = tmp_path / "data.bin"
-    with pytest.raises(dataset.DatasetError, match=r"100000 bytes are kept in .*data.bin.part"):
-        dataset.fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    with pytest.raises(DatasetError, match=r"100000 bytes are kept in .*data.bin.part"):
+        fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
     assert (tmp_path / "data.bin.part").stat().st_size == 100_000
     # a later invocation (a new process: the hashers are gone) goes on from byte 100000
     server.requests.clear()
-    dataset.fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    fetch(server.url("data.bin"), dest, {"md5": md5(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     assert [r.headers.get("Range") for r in server.requests] == ["bytes=100000-"]
 
@@ -154,22 +155,22 @@ def test_mirror_first_then_the_files_own_url(server: Server, tmp_path: Path) -> 
     entry = {"name": "a.bin", "url": server.url("origin/a.bin"), "md5": md5(BODY)}
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    urls = dataset.sources(entry, str(mirror))
+    urls = sources(entry, str(mirror))
     assert urls == [(mirror / "a.bin").as_uri(), server.url("origin/a.bin")]
     dest = tmp_path / "d" / "a.bin"
-    dataset.fetch(urls, dest, {"md5": md5(BODY)}, FAST)  # not in the mirror: from the url
+    fetch(urls, dest, {"md5": md5(BODY)}, FAST)  # not in the mirror: from the url
     assert dest.read_bytes() == BODY and len(server.requests) == 1
     (mirror / "a.bin").write_bytes(BODY)
     dest.unlink()
-    dataset.fetch(urls, dest, {"md5": md5(BODY)}, FAST)  # in the mirror: the url is not asked
+    fetch(urls, dest, {"md5": md5(BODY)}, FAST)  # in the mirror: the url is not asked
     assert dest.read_bytes() == BODY and len(server.requests) == 1
-    assert dataset.sources(entry, server.base + "/m/")[0] == server.url("m/a.bin")
+    assert sources(entry, server.base + "/m/")[0] == server.url("m/a.bin")
 
 
 def test_a_file_found_nowhere_names_every_source(server: Server, tmp_path: Path) -> None:
     urls = [(tmp_path / "mirror" / "x.bin").as_uri(), server.url("x.bin")]
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.fetch(urls, tmp_path / "x.bin", {"md5": md5(b"")}, FAST)
+    with pytest.raises(DatasetError) as info:
+        fetch(urls, tmp_path / "x.bin", {"md5": md5(b"")}, FAST)
     assert "x.bin was found nowhere" in str(info.value)
     assert all(u in str(info.value) for u in urls)
 
@@ -179,7 +180,7 @@ def test_a_download_reads_its_bytes_once(tmp_path: Path) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(BODY * 32)  # 32 MiB
     io_before = _rchar()
-    dataset.fetch(src.as_uri(), tmp_path / "out.bin", {"md5": md5(BODY * 32)}, FAST)
+    fetch(src.as_uri(), tmp_path / "out.bin", {"md5": md5(BODY * 32)}, FAST)
     read = _rchar() - io_before
     assert len(BODY) * 32 <= read < len(BODY) * 32 * 1.05, read
 
@@ -202,7 +203,7 @@ def _rchar() -> int:
     ],
 )
 def test_url_problems(url: str, why: str | None) -> None:
-    problem = dataset.url_problem(url)
+    problem = url_problem(url)
     assert (problem is None) if why is None else (why in (problem or ""))
 
 
@@ -210,9 +211,9 @@ def test_progress_in_a_log_is_one_line_per_update(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     src = tmp_path / "big.bin"
-    src.write_bytes(b"\0" * (dataset.PROGRESS_MIN_BYTES + 1))
-    policy = dataset.Policy(progress=True)
-    dataset.fetch(src.as_uri(), tmp_path / "out.bin", {}, policy)
+    src.write_bytes(b"\0" * (PROGRESS_MIN_BYTES + 1))
+    policy = Policy(progress=True)
+    fetch(src.as_uri(), tmp_path / "out.bin", {}, policy)
     err = capfd.readouterr().err
     assert "\r" not in err and err.count("out.bin") >= 1
     assert "16.0M/16.0M" in err and "100%" in err
@@ -228,12 +229,12 @@ def test_check_dataset_names_every_problem() -> None:
             {"name": "b.bin", "md5": "0" * 32},
         ],
     }
-    problems = dataset.check_dataset(ds)
+    problems = check_dataset(ds)
     assert any("files[0] (a.txt).url: unsupported URL scheme 'gopher'" in p for p in problems)
     assert any("files[1] (a.txt): the name appears twice" in p for p in problems)
     assert any("files[1] (a.txt): unpack is true" in p for p in problems)
     assert any("b.bin has no url" in p for p in problems)
-    assert dataset.check_dataset({**ds, "mirror": "ftp://h/m", "files": ds["files"][2:]}) == [
+    assert check_dataset({**ds, "mirror": "ftp://h/m", "files": ds["files"][2:]}) == [
         "dataset.mirror: unsupported URL scheme 'ftp' in 'ftp://h/m'; use http://, https:// or "
         "file://"
     ]
@@ -270,23 +271,23 @@ def refused_url(name: str = "x.bin") -> str:
 
 
 def test_the_budget_is_every_wait_plus_two_timeouts_per_attempt() -> None:
-    default = dataset.Policy()
+    default = Policy()
     assert [default.wait(k) for k in range(1, 6)] == [1, 2, 4, 8, 16]
     assert default.budget_s() == 31 + 6 * 2 * 60
-    assert dataset.Policy(retries=10, backoff_s=1).wait(8) == dataset.MAX_WAIT_S  # 128 -> 60
-    assert dataset.Policy(backoff_s=0.1).wait(1, retry_after=5) == 5  # the server asks longer
-    assert dataset.Policy(backoff_s=0.1).wait(1, retry_after=3600) == dataset.MAX_WAIT_S
-    assert dataset.Policy(retries=0, timeout_s=3).budget_s() == 6
+    assert Policy(retries=10, backoff_s=1).wait(8) == MAX_WAIT_S  # 128 -> 60
+    assert Policy(backoff_s=0.1).wait(1, retry_after=5) == 5  # the server asks longer
+    assert Policy(backoff_s=0.1).wait(1, retry_after=3600) == MAX_WAIT_S
+    assert Policy(retries=0, timeout_s=3).budget_s() == 6
 
 
 def test_a_refused_connection_fails_within_its_budget_with_one_line_per_retry(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    policy = dataset.Policy(retries=2, backoff_s=0.1, timeout_s=5, progress=False)
+    policy = Policy(retries=2, backoff_s=0.1, timeout_s=5, progress=False)
     url = refused_url()
     t0 = time.monotonic()
-    with pytest.raises(dataset.DatasetError) as info:
-        dataset.fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
+    with pytest.raises(DatasetError) as info:
+        fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
     elapsed = time.monotonic() - t0
     assert 0.1 + 0.2 <= elapsed <= policy.budget_s()  # slept exactly the two backoffs
     lines = retry_lines(capfd.readouterr().err)
@@ -304,7 +305,7 @@ def test_503_n_times_then_200_succeeds_with_n_retry_lines(
 ) -> None:
     server.files["/data.bin"] = Served(BODY, fail_first=[503] * 3)
     dest = tmp_path / "data.bin"
-    dataset.fetch(server.url("data.bin"), dest, {"sha256": sha(BODY)}, FAST)
+    fetch(server.url("data.bin"), dest, {"sha256": sha(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     assert len(server.asked("data.bin")) == 4  # no hidden retries inside urllib3
     lines = retry_lines(capfd.readouterr().err)
@@ -317,7 +318,7 @@ def test_retry_after_is_honoured(
 ) -> None:
     server.files["/data.bin"] = Served(BODY, fail_first=[429], retry_after="1")
     t0 = time.monotonic()
-    dataset.fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
+    fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
     assert time.monotonic() - t0 >= 1.0  # not FAST's 0.01 s
     (line,) = retry_lines(capfd.readouterr().err)
     assert line["why"] == "HTTP 429 Too Many Requests" and line["wait"] == "1"
@@ -325,8 +326,8 @@ def test_retry_after_is_honoured(
 
 def test_other_4xx_fail_at_once(server: Server, tmp_path: Path) -> None:
     server.files["/data.bin"] = Served(BODY, fail_first=[403])
-    with pytest.raises(dataset.DatasetError, match=r"data.bin: HTTP 403 Forbidden$"):
-        dataset.fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
+    with pytest.raises(DatasetError, match=r"data.bin: HTTP 403 Forbidden$"):
+        fetch(server.url("data.bin"), tmp_path / "data.bin", {"md5": md5(BODY)}, FAST)
     assert len(server.asked("data.bin")) == 1
 
 
@@ -335,14 +336,14 @@ def test_a_server_that_never_answers_fails_within_the_budget(
 ) -> None:
     """It accepts the connection (the kernel does) and says nothing: each attempt waits
     timeout_s for the answer."""
-    policy = dataset.Policy(retries=1, backoff_s=0.1, timeout_s=1, progress=False)
+    policy = Policy(retries=1, backoff_s=0.1, timeout_s=1, progress=False)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/x.bin"
         t0 = time.monotonic()
-        with pytest.raises(dataset.DatasetError, match=r"no bytes for 1 s; gave up after 1 retr"):
-            dataset.fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
+        with pytest.raises(DatasetError, match=r"no bytes for 1 s; gave up after 1 retr"):
+            fetch(url, tmp_path / "x.bin", {"md5": md5(BODY)}, policy)
         elapsed = time.monotonic() - t0
     assert 2 * 1 + 0.1 <= elapsed <= policy.budget_s()
     (line,) = retry_lines(capfd.readouterr().err)
@@ -356,7 +357,7 @@ def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path
     read_end, write_end = os.pipe()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scripts.data.dataset", "fetch", "--url", url, "--dest",
+            [sys.executable, "-m", "scripts.data.cli", "fetch", "--url", url, "--dest",
              str(tmp_path / "x.bin"), "--retries", "2", "--backoff-s", "0.05", "--timeout-s",
              "5", "--no-progress", "--console-fd", str(write_end)],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write_end,),
@@ -378,7 +379,7 @@ def test_the_cli_writes_each_retry_to_the_console_fd_as_well_as_its_log(tmp_path
 def fetch_cli(url: str, dest: Path, *options: str) -> int:
     """``python -m scripts dataset fetch`` as the rule runs it (in this process: a traceback
     would fail the test), with quick retries and no progress bar."""
-    return dataset.main(
+    return cli.main(
         ["fetch", "--url", url, "--dest", str(dest), "--md5", md5(BODY), "--retries", "3",
          "--backoff-s", "0.05", "--no-progress", *options]
     )  # fmt: skip
@@ -469,7 +470,7 @@ def test_a_redirect_to_http_is_followed_and_resumes_there(server: Server, tmp_pa
     server.files["/old/data.bin"] = Served(b"", redirect="../new/data.bin")
     server.files["/new/data.bin"] = Served(BODY, cut_after=[300_000])
     dest = tmp_path / "data.bin"
-    dataset.fetch(server.url("old/data.bin"), dest, {"md5": md5(BODY)}, FAST)
+    fetch(server.url("old/data.bin"), dest, {"md5": md5(BODY)}, FAST)
     assert dest.read_bytes() == BODY
     assert [r.path for r in server.requests] == ["/old/data.bin", "/new/data.bin"] * 2
     assert server.requests[3].headers["Range"] == "bytes=300000-"

@@ -14,7 +14,9 @@ from scripts.campaign import archive as campaign
 from scripts.campaign import plan, preflight, status
 from scripts.core import formats
 from scripts.core.hashing import canonical_sha256 as fingerprint
-from scripts.data import dataset
+from scripts.data import cli
+from scripts.data.tree import TREE_FORMAT_VERSION
+from scripts.data.verify import verified_manifest_sha256, verify, write_verified_manifest
 from scripts.run import seals
 from scripts.run.backends import container
 from scripts.run.run_training import execute
@@ -31,7 +33,7 @@ def test_every_versioned_file_is_at_version_1() -> None:
         "manifest.json": 1,
         "dataset.manifest.json": 1,
     }
-    assert dataset.TREE_FORMAT_VERSION == formats.version("dataset.manifest.json")
+    assert TREE_FORMAT_VERSION == formats.version("dataset.manifest.json")
 
 
 def test_a_file_without_format_version_is_version_1(tmp_path: Path) -> None:
@@ -108,23 +110,23 @@ def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Pat
     the same files has the same digest, so verifying again does not make runs incomparable."""
     (tmp_path / "tiny.txt").write_text("a tiny dataset\n")
     files = [{"name": "tiny.txt", "sha256": hashlib.sha256(b"a tiny dataset\n").hexdigest()}]
-    entries = dataset.verify(files, tmp_path)
+    entries = verify(files, tmp_path)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"files": entries}, indent=2) + "\n")  # as the old verify wrote
     new = tmp_path / "manifest.json"
-    dataset.write_verified_manifest(new, entries)
+    write_verified_manifest(new, entries)
     assert json.loads(new.read_text())["format_version"] == 1
     old_digest = hashlib.sha256(old.read_bytes()).hexdigest()
-    assert dataset.verified_manifest_sha256(old) == old_digest
-    assert dataset.verified_manifest_sha256(new) == old_digest
+    assert verified_manifest_sha256(old) == old_digest
+    assert verified_manifest_sha256(new) == old_digest
     # a hand-written one without a version: its bytes, whatever their layout
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"files": entries}))
-    assert dataset.verified_manifest_sha256(odd) == hashlib.sha256(odd.read_bytes()).hexdigest()
+    assert verified_manifest_sha256(odd) == hashlib.sha256(odd.read_bytes()).hexdigest()
     assert plan.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (old_digest)
     new.write_text(json.dumps({"format_version": 2, "files": entries}))
     with pytest.raises(formats.NewerFormat):
-        dataset.verified_manifest_sha256(new)
+        verified_manifest_sha256(new)
     assert preflight.outdated_manifest(old, files) is None
     with pytest.raises(formats.NewerFormat):
         preflight.outdated_manifest(new, files)
@@ -135,7 +137,7 @@ def test_the_dataset_verify_command_writes_a_versioned_manifest(tmp_path: Path) 
     files = [{"name": "tiny.txt", "sha256": hashlib.sha256(b"a tiny dataset\n").hexdigest()}]
     out = tmp_path / "manifest.json"
     argv = ["verify", "--files-json", json.dumps(files), "--dir", str(tmp_path)]
-    assert dataset.main([*argv, "--manifest", str(out)]) == 0
+    assert cli.main([*argv, "--manifest", str(out)]) == 0
     data = json.loads(out.read_text())
     assert list(data) == ["format_version", "files"] and data["format_version"] == 1
 

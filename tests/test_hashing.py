@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scripts.core import hashing
-from scripts.data import dataset
+from scripts.data.tree import tree_digest
 
 # Computed with the code before scripts/core/hashing.py existed (config.fingerprint and
 # docker_backend._canonical_sha256 at 73864c0): if one of these changes, every campaign's
@@ -36,7 +36,7 @@ def test_dataset_tree_digest_is_the_one_recorded_before() -> None:
         {"path": "b", "size": 3, "sha256": "ab", "mtime_ns": 5},
         {"path": "a", "symlink": "b", "size": 0},
     ]
-    assert dataset.tree_digest(entries) == DATASET_TREE_DIGEST
+    assert tree_digest(entries) == DATASET_TREE_DIGEST
 
 
 def test_file_and_tree_sha256(tmp_path: Path) -> None:

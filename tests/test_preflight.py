@@ -39,7 +39,8 @@ from scripts.campaign.preflight import (
     WriteResults,
 )
 from scripts.core import config as cfg
-from scripts.data import dataset
+from scripts.data.download_policy import Policy
+from scripts.data.verify import verify, write_verified_manifest
 from scripts.run import seals
 from tests.conftest import REPO
 from tests.test_seals import LOG, QUALITY
@@ -62,7 +63,7 @@ def state(argv=REAL, *, job=False, **stages) -> State:
 
 
 def remake(folder: Path = Path("data/b/download"), script=None) -> Remake:
-    return Remake(folder, script, {}, dataset.Policy())
+    return Remake(folder, script, {}, Policy())
 
 
 def tree_facts(*, tree_is_dir=True, verified=True, finished=None) -> DatasetFacts:
@@ -487,7 +488,7 @@ def verified_dataset(tmp_path: Path) -> tuple[Path, list[dict[str, str]], Path]:
     (folder / "f.txt").write_text("data\n")
     files = [{"name": "f.txt", "sha256": hashlib.sha256(b"data\n").hexdigest()}]
     tree = tmp_path / "data/b/dataset"
-    dataset.write_verified_manifest(tree.with_name("manifest.json"), dataset.verify(files, folder))
+    write_verified_manifest(tree.with_name("manifest.json"), verify(files, folder))
     return tree, files, folder
 
 

@@ -52,7 +52,9 @@ from scripts.core.config import (
 )
 from scripts.core.layout import benchmark_folder, result_files
 from scripts.core.records import differences, hyperparameters
-from scripts.data.dataset import check_dataset, tree_digest_of, verified_manifest_sha256
+from scripts.data.sources import check_dataset
+from scripts.data.tree import tree_digest_of
+from scripts.data.verify import verified_manifest_sha256
 from scripts.mlperf.mlperf_log import DEFAULT_MAX_LOG_BYTES
 from scripts.run import backends
 from scripts.run.cluster import check_slurm_config

@@ -31,7 +31,7 @@ reference
    workflow profile's rerun triggers never redo a rule for its params. Without a record (a
    campaign of an older workflow) the settings are recorded and nothing is removed;
 8. a dataset tree that differs from its manifest (or is gone while finished runs used it) is
-   unpacked again (:func:`scripts.data.dataset.restore_tree`).
+   unpacked again (:func:`scripts.data.restore.restore_tree`).
 
 Before step 2, a real run takes the lock of each of its datasets (:func:`hold_datasets`,
 :mod:`scripts.data.datalock`), so that a campaign in another working folder with the same data_dir
@@ -67,7 +67,14 @@ from scripts.campaign import locks, plan
 from scripts.core import config as cfg
 from scripts.core import formats, hashing, layout
 from scripts.core.records import differences
-from scripts.data import datalock, dataset
+from scripts.data import datalock
+from scripts.data.checksums import HASHES
+from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S, Policy
+from scripts.data.errors import DatasetError
+from scripts.data.fetch import fetch, outdated_download
+from scripts.data.restore import restore_tree
+from scripts.data.sources import expand_url, run_script, sources
+from scripts.data.tree import tree_manifest_path
 from scripts.run import backends, result_json, seals
 from scripts.run.backends import image as images
 from scripts.run.backends.base import Backend
@@ -217,15 +224,15 @@ class Remake:
     folder: Path
     script: tuple[str, Path] | None  # (command, cwd)
     downloads: Mapping[str, tuple[list[str], dict[str, str]]]  # name -> (sources, checksums)
-    policy: dataset.Policy
+    policy: Policy
 
     def __call__(self, names: Sequence[str]) -> None:
         if self.script is not None:
-            dataset.run_script(self.script[0], self.script[1], self.folder)
+            run_script(self.script[0], self.script[1], self.folder)
             return
         for name in names:
             sources, expected = self.downloads[name]
-            dataset.fetch(sources, self.folder / name, expected, self.policy)
+            fetch(sources, self.folder / name, expected, self.policy)
 
 
 @dataclass(frozen=True)
@@ -453,7 +460,7 @@ class RecordTableSettings(Action):
 @dataclass(frozen=True)
 class RestoreDatasetTree(Action):
     """Unpack a dataset tree again when it differs from its manifest, has none, or is gone
-    while its files were verified (:func:`scripts.data.dataset.restore_tree` looks at the tree and
+    while its files were verified (:func:`scripts.data.restore.restore_tree` looks at the tree and
     decides; it says what it found, and in a dry run what a real run does)."""
 
     tree: Path
@@ -464,7 +471,7 @@ class RestoreDatasetTree(Action):
 
     def apply(self, dry_run: bool, warn: Say) -> None:
         try:
-            done = dataset.restore_tree(
+            done = restore_tree(
                 self.tree,
                 self.files,
                 self.remake.folder,
@@ -473,7 +480,7 @@ class RestoreDatasetTree(Action):
                 runs_used_it=self.runs_used_it,
                 max_unpacked_bytes=self.max_unpacked_bytes,
             )
-        except dataset.DatasetError as exc:
+        except DatasetError as exc:
             raise Refused(f"{self.tree} cannot be unpacked again: {exc}") from None
         if done:
             warn(done)
@@ -570,7 +577,7 @@ def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[
         ]
     for f in files:
         dest = dataset_dir / "download" / f["name"]
-        why = dataset.outdated_download(dest, f) if dest.exists() else None
+        why = outdated_download(dest, f) if dest.exists() else None
         if why:
             stale.append((dest, why))
             stale += [
@@ -810,23 +817,23 @@ def _gather_dataset(
     d = config["download"]
     remake = Remake(
         folder=folder,
-        script=(script["command"], Path(dataset.expand_url(script["cwd"], workflow_dir)))
+        script=(script["command"], Path(expand_url(script["cwd"], workflow_dir)))
         if script
         else None,
         downloads={
             f["name"]: (
-                dataset.sources(f, ds.get("mirror"), workflow_dir),
-                {a: f[a] for a in dataset.HASHES if a in f},
+                sources(f, ds.get("mirror"), workflow_dir),
+                {a: f[a] for a in HASHES if a in f},
             )
             for f in ds.get("files", [])
         },
-        policy=dataset.Policy(
+        policy=Policy(
             retries=d["retries"],
             backoff_s=d["backoff_s"],
             timeout_s=d["timeout_s"],
             progress=d["progress"],
-            deadline_s=d.get("deadline_s", dataset.DEADLINE_S),
-            min_bytes_per_s=d.get("min_bytes_per_s", dataset.MIN_BYTES_PER_S),
+            deadline_s=d.get("deadline_s", DEADLINE_S),
+            min_bytes_per_s=d.get("min_bytes_per_s", MIN_BYTES_PER_S),
         ),
     )
     return DatasetFacts(
@@ -1137,7 +1144,7 @@ def let_go_when_complete(held: Sequence[tuple[datalock.Held, Path]]) -> None:
     for lock, tree in held:
 
         def complete(tree: Path = tree) -> bool:
-            return tree.is_dir() and dataset.tree_manifest_path(tree).exists()
+            return tree.is_dir() and tree_manifest_path(tree).exists()
 
         if complete():
             lock.release()

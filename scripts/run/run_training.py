@@ -61,7 +61,9 @@ from typing import Any
 
 from scripts.core import formats, hashing, layout
 from scripts.core.config_files import disk_full_problem
-from scripts.data import dataset, pagecache
+from scripts.data import pagecache
+from scripts.data.tree import tree_digest_of, tree_manifest_path, tree_problem, unpacked_tree
+from scripts.data.verify import verified_manifest_sha256
 from scripts.mlperf.mlperf_log import OwnRun, log_problems_of
 from scripts.run import backends, cluster, containment, gpus, hostload, seals
 from scripts.run.backends.base import GRACE_S, Launch
@@ -202,10 +204,10 @@ def _attempts(
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
 ) -> dict[str, Any]:  # long: the retry loop (launch, attempt, record, seal), each step a call
-    tree = dataset.unpacked_tree(dataset_manifest)
+    tree = unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
-        # the trainer reads the dataset only as unpacked (scripts/data/dataset.py: tree_problem)
-        if problem := dataset.tree_problem(tree):
+        # the trainer reads the dataset only as unpacked (scripts/data/tree.py: tree_problem)
+        if problem := tree_problem(tree):
             raise RunFailed(problem)
         launch = backends.get(spec.backend).launch(
             spec,
@@ -284,8 +286,8 @@ def _run_meta(
         "wall_s": round(elapsed_s, 3),
         "config_fingerprint": spec.config_fingerprint,
         "comparability": spec.comparability,
-        "dataset_manifest_sha256": dataset.verified_manifest_sha256(dataset_manifest),
-        "dataset_tree_sha256": dataset.tree_digest_of(dataset.tree_manifest_path(tree)),
+        "dataset_manifest_sha256": verified_manifest_sha256(dataset_manifest),
+        "dataset_tree_sha256": tree_digest_of(tree_manifest_path(tree)),
         "environment_digest": json.loads(environment.read_text()).get("digest", ""),
         **placement,
     }

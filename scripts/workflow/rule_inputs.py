@@ -5,7 +5,7 @@ rule's input, params and resources functions are its methods (``inputs.run_resul
 ``inputs.run_spec_json``...). Each method is a thin answer from :mod:`scripts.campaign.plan`
 (topology,
 run specs, comparability), :mod:`scripts.run.backends` (what a system's backend needs) or
-:mod:`scripts.data.dataset` (where a benchmark's files come from), so the rules name no backend, and
+:mod:`scripts.data.sources` (where a benchmark's files come from), so the rules name no backend, and
 all of it is tested without running snakemake (tests/test_rule_inputs.py).
 
 Snakemake's own markers are given, not imported: ``ancient`` (default: the path unchanged)
@@ -30,7 +30,9 @@ from typing import Any, Protocol
 from scripts.campaign import plan
 from scripts.core import hashing, layout
 from scripts.core.config import ConfigError
-from scripts.data import datalock, dataset
+from scripts.data import datalock
+from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
+from scripts.data.sources import expand_url, sources
 from scripts.run import backends, cluster, import_logs
 from scripts.run.backends import container as containers
 from scripts.run.backends import image as images
@@ -226,7 +228,7 @@ class RuleInputs:
         name, benchmark = wildcards.file, wildcards.benchmark
         mirror = self.benchmarks[benchmark]["dataset"].get("mirror")
         spec = self.dataset_file(benchmark, name)
-        urls = dataset.sources(spec, mirror, self.workflow_dir)
+        urls = sources(spec, mirror, self.workflow_dir)
         return " ".join(
             [f"--url {shlex.quote(u)}" for u in urls]
             + [f"--{a} {spec[a]}" for a in ("sha256", "md5") if a in spec]
@@ -234,18 +236,18 @@ class RuleInputs:
 
     def download_policy_args(self, wildcards: Wildcards | None = None) -> str:
         d = self.config["download"]
-        deadline = d.get("deadline_s", dataset.DEADLINE_S)
+        deadline = d.get("deadline_s", DEADLINE_S)
         return (
             f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
             f" --deadline-s {deadline or 0} --min-bytes-per-s "
-            f"{d.get('min_bytes_per_s', dataset.MIN_BYTES_PER_S)}"
+            f"{d.get('min_bytes_per_s', MIN_BYTES_PER_S)}"
             + ("" if d["progress"] else " --no-progress")
         )
 
     def dataset_script(self, benchmark: str) -> tuple[str, str]:
         """The dataset script's command and the folder it runs in."""
         script = self.benchmarks[benchmark]["dataset"]["script"]
-        return script["command"], dataset.expand_url(script["cwd"], self.workflow_dir)
+        return script["command"], expand_url(script["cwd"], self.workflow_dir)
 
     def files_json(self, wildcards: Wildcards) -> str:
         return json_arg(self.dataset_files(wildcards.benchmark))
