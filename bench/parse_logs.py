@@ -11,7 +11,7 @@ v0.6 (the default):
 The logs are made from the real DGX-1 v0.6 GNMT log excerpt in tests/data (its :::MLL events,
 timestamps stretched per log so that times differ) padded with the TRAIN progress lines and
 "Gradient overflow" lines a real log has, to the size of NVIDIA's logs (about 140 KB, 1,300 lines).
-Ours: scripts.mlperf.mlperf_log.parse_file + run_outcome for every log, then the MLPerf score of
+Ours: scripts.mlperf.log_parser.parse_file + run_outcome for every log, then the MLPerf score of
 every
 group of 10 logs (a "system"). Baseline: mlp_parser.parse_file(path, ruleset="0.6.0") and the
 time to train from its run_start and run_stop lines; no scoring. Alternating order, one run.
@@ -42,7 +42,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.analysis import scoring  # noqa: E402
-from scripts.mlperf import mlperf_log, rounds
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import run_outcome
+from scripts.mlperf.round_files import definitions
 from scripts.run.import_logs import result_files  # noqa: E402
 
 EXCERPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "v06_dgx1_result_0_excerpt.txt"
@@ -96,7 +98,7 @@ def ours(paths: list[Path]) -> float:
     t = time.perf_counter()
     times: list[float | None] = []
     for p in paths:
-        outcome = mlperf_log.run_outcome(mlperf_log.parse_file(p), 24.0)
+        outcome = run_outcome(parse_file(p), 24.0)
         times.append(outcome.time_to_train_s if outcome.converged else None)
     for i in range(0, len(times), 10):
         group = times[i : i + 10]
@@ -140,9 +142,10 @@ def v50_folders(v50: Path, dest: Path, copies: int) -> list[Folder]:
 
 def ours_v50(folders: list[Folder]) -> tuple[float, list[float | None]]:
     """Seconds to parse, judge and score every folder, and each folder's score (s). Each
-    benchmark's quality is its v5.0 definition (scripts/mlperf/rounds.py, from mlperf-logging's rule
-    files: Stable Diffusion's FID and CLIP both), read as result.json reads it."""
-    quality = {d["mlperf_name"]: d["quality"] for d in rounds.definitions("5.0").values()}
+    benchmark's quality is its v5.0 definition (scripts/mlperf/round_files.py, from
+    mlperf-logging's rule files: Stable Diffusion's FID and CLIP both), read as result.json
+    reads it."""
+    quality = {d["mlperf_name"]: d["quality"] for d in definitions("5.0").values()}
     t = time.perf_counter()
     scores: list[float | None] = []
     for _system, benchmark, paths in folders:
@@ -150,8 +153,8 @@ def ours_v50(folders: list[Folder]) -> tuple[float, list[float | None]]:
         times: list[float | None] = []
         converged: list[bool] = []
         for path in paths:
-            outcome = mlperf_log.run_outcome(
-                mlperf_log.parse_file(path),
+            outcome = run_outcome(
+                parse_file(path),
                 float(q["target"]),
                 q.get("direction", "higher"),
                 value_key=q.get("value_key"),

@@ -13,7 +13,7 @@ the modules (the baseline) and after the work. Logs:
   and the end, and progress lines in between;
 - ``one-line``: one line without a newline, with a marker at its start (the skipped long line).
 
-Work, per log: ``parse``: scripts.mlperf.mlperf_log.parse_file + run_outcome; ``import``: what an
+Work, per log: ``parse``: scripts.mlperf.log_parser.parse_file + run_outcome; ``import``: what an
 import
 job does (scripts.run.import_logs main: copy, sha256, parse, result.json), for the random log.
 """
@@ -44,13 +44,13 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 sys.path.insert(0, {repo!r})
-from scripts.mlperf import mlperf_log  # noqa: F401
+from scripts.mlperf import log_parser, outcome  # noqa: F401
 from scripts.run import import_logs, result_json  # noqa: F401
 base = hwm()
 t = time.perf_counter()
 work, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 if work == "parse":
-    o = mlperf_log.run_outcome(mlperf_log.parse_file(path), 24.0)
+    o = outcome.run_outcome(log_parser.parse_file(path), 24.0)
     what = f"{{len(getattr(o, 'log_problems', ()))}} log problem(s), time {{o.time_to_train_s}}"
 else:
     spec = dict(benchmark="gnmt-v0.6", system="pub", run=1, scale="MLPerf", mlperf_name="gnmt",

@@ -47,7 +47,8 @@ import yaml  # noqa: E402
 from common import REPO, commit, copy_workflow, trivial_campaign  # noqa: E402
 
 from scripts.analysis import scoring  # noqa: E402
-from scripts.mlperf import mlperf_log
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import RunOutcome, run_outcome
 from scripts.run import backends
 from scripts.run.spec import RunSpec  # noqa: E402
 
@@ -125,8 +126,8 @@ class Run:
     harness_cpu_per_s: float | None  # CPU seconds of the harness per second of training
 
 
-def outcome_of(log: Path, target: float) -> mlperf_log.RunOutcome:
-    outcome = mlperf_log.run_outcome(mlperf_log.parse_file(log), target)
+def outcome_of(log: Path, target: float) -> RunOutcome:
+    outcome = run_outcome(parse_file(log), target)
     if outcome.time_to_train_s is None or outcome.run_start_s is None:
         raise RuntimeError(f"{log}: no time to train ({outcome.problems})")
     return outcome

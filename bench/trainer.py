@@ -28,7 +28,8 @@ from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
 from scripts.campaign import plan  # noqa: E402
 from scripts.data.unpack import safe_unpack
-from scripts.mlperf import mlperf_log
+from scripts.mlperf.log_parser import parse_text
+from scripts.mlperf.outcome import run_outcome
 
 
 def main() -> int:
@@ -56,7 +57,7 @@ def main() -> int:
                 cmd, shell=True, cwd=REPO, capture_output=True, text=True, check=True
             ).stdout
             wall = time.perf_counter() - t
-            outcome = mlperf_log.run_outcome(mlperf_log.parse_text(out), target)
+            outcome = run_outcome(parse_text(out), target)
             rows.append((seed, outcome.time_to_train_s, outcome.epochs, outcome.converged, wall))
         campaign_s = None
         if not args.quick:

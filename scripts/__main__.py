@@ -29,7 +29,7 @@ VERBS: dict[str, Verb] = {
     # published results
     "import": Verb("run.import_logs", (), "a published round as a config overlay (overlay)"),
     "verify": Verb("analysis.verify", (), "our scores beside the official summarizer's"),
-    "rounds": Verb("mlperf.rounds", (), "write or check config/benchmarks/mlperf-v*.yaml"),
+    "rounds": Verb("mlperf.round_files", (), "write or check config/benchmarks/mlperf-v*.yaml"),
     "compliance": Verb("mlperf.compliance", (), "mlperf-logging's checkers on logs"),
     # datasets and images
     "dataset": Verb("data.cli", (), "fetch, verify, unpack and check a dataset"),

@@ -14,7 +14,8 @@ import yaml
 
 from scripts.gnmt import corpus, train
 from scripts.gnmt.model import GNMT, PAD, GNMTConfig
-from scripts.mlperf.mlperf_log import parse_text, run_outcome
+from scripts.mlperf.log_parser import parse_text
+from scripts.mlperf.outcome import run_outcome
 from tests.conftest import REPO
 
 

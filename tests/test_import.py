@@ -17,7 +17,8 @@ import yaml
 
 from scripts.campaign import plan
 from scripts.core import config as cfg
-from scripts.mlperf.mlperf_log import parse_file, run_outcome
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import run_outcome
 from scripts.run import import_logs
 from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, jobs_run, need_fixtures, snakemake, snapshot

@@ -22,7 +22,8 @@ from mlperf_logging.result_summarizer import result_summarizer as summarizer
 from scripts.analysis import tables
 from scripts.analysis.scoring import olympic_score
 from scripts.campaign import plan
-from scripts.mlperf.mlperf_log import eval_events, parse_file, parse_text, run_outcome
+from scripts.mlperf.log_parser import parse_file, parse_text
+from scripts.mlperf.outcome import eval_events, run_outcome
 from scripts.run import import_logs
 from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, need_fixtures, snakemake

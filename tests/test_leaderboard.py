@@ -16,7 +16,8 @@ from scripts.analysis import leaderboard as lb
 from scripts.analysis import tables
 from scripts.analysis.plots import plot_leaderboard
 from scripts.analysis.scoring import olympic_score
-from scripts.mlperf import mlperf_log
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import run_outcome
 from scripts.run.import_logs import result_files
 from tests.conftest import need_fixtures
 
@@ -185,7 +186,7 @@ def published_runs(fixtures: Path, system: str, benchmark: str) -> pd.DataFrame:
     target, direction = QUALITY[benchmark]
     rows = []
     for run, log in enumerate(result_files(fixtures / V50 / "results" / system / benchmark), 1):
-        outcome = mlperf_log.run_outcome(mlperf_log.parse_file(log), target, direction)
+        outcome = run_outcome(parse_file(log), target, direction)
         rows.append(
             {
                 "benchmark": benchmark,

@@ -1,4 +1,4 @@
-"""One definition of a valid run log (scripts.mlperf.mlperf_log.log_problems), and what each
+"""One definition of a valid run log (scripts.mlperf.log_validity.log_problems), and what each
 consumer
 does with a log that is not one: a crash for a run made here (kept under logs/failed/, retried),
 a run without a result for an imported one (as mlperf-logging's result summarizer counts a log
@@ -22,8 +22,10 @@ import yaml
 
 from scripts.analysis import report, tables
 from scripts.campaign import plan
-from scripts.mlperf import mlperf_log
-from scripts.mlperf.mlperf_log import log_problems, parse_file, parse_text, run_outcome
+from scripts.mlperf import log_parser, log_validity
+from scripts.mlperf.log_parser import parse_file, parse_text
+from scripts.mlperf.log_validity import log_problems
+from scripts.mlperf.outcome import run_outcome
 from scripts.run import run_training, seals
 from scripts.run.spec import RunSpec
 from tests.conftest import (
@@ -194,7 +196,7 @@ def test_lines_too_long_or_too_deep_are_malformed_never_fatal(tmp_path: Path) ->
     for parsed in (
         parse_file(log),
         parse_text(log.read_text()),
-        mlperf_log.parse_bytes(log.read_bytes()),
+        log_parser.parse_bytes(log.read_bytes()),
     ):
         assert parsed.malformed_lines == 3
         assert parsed.malformed_line_nos == [3, 4, 5]
@@ -207,8 +209,8 @@ def test_a_long_line_across_blocks_is_skipped_with_its_line_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Small blocks and a small line cap: the streaming paths, with exact line numbers."""
-    monkeypatch.setattr(mlperf_log, "CHUNK_BYTES", 64)
-    monkeypatch.setattr(mlperf_log, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(log_parser, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(log_parser, "MAX_LINE_BYTES", 100)
     lines = [
         *good()[:2],
         ":::MLL " + "z" * 500,
@@ -348,7 +350,7 @@ def test_a_log_of_a_run_made_here_names_this_benchmark(
     named = f':::MLL 99.000 submission_benchmark: {{"value": "{logged}"}}'
     lines = [] if logged is None else [named]
     parsed = parse_text("\n".join([*lines, *good(stop=100.5)]))
-    got = mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b", names, wall_s=1.0))
+    got = log_validity.own_run_problems(parsed, log_validity.OwnRun("b", names, wall_s=1.0))
     assert got == ([problem] if problem else [])
 
 
@@ -378,9 +380,9 @@ def test_a_time_to_train_longer_than_the_runner_saw_the_trainer_run_is_a_log_pro
     start: float, stop: float, wall_s: float, problem: str | None
 ) -> None:
     parsed = parse_text("\n".join([mll("run_start", start), mll("run_stop", stop)]))
-    got = mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b", wall_s=wall_s))
+    got = log_validity.own_run_problems(parsed, log_validity.OwnRun("b", wall_s=wall_s))
     assert got == ([problem] if problem else [])
-    assert mlperf_log.own_run_problems(parsed, mlperf_log.OwnRun("b")) == []  # unknown wall
+    assert log_validity.own_run_problems(parsed, log_validity.OwnRun("b")) == []  # unknown wall
 
 
 def test_a_log_over_max_log_bytes_is_named_and_never_read(
@@ -393,8 +395,8 @@ def test_a_log_over_max_log_bytes_is_named_and_never_read(
     def no_read(_path: object) -> None:
         raise AssertionError("a log over max_log_bytes is read")
 
-    monkeypatch.setattr(mlperf_log, "parse_file", no_read)
-    assert mlperf_log.log_problems_of(log, run=mlperf_log.OwnRun("b", max_bytes=1000)) == [
+    monkeypatch.setattr(log_validity, "parse_file", no_read)
+    assert log_validity.log_problems_of(log, run=log_validity.OwnRun("b", max_bytes=1000)) == [
         f"the log is {size / 1024:.4g} KiB ({size} bytes), more than max_log_bytes "
         "(1000 bytes): not read"
     ]
@@ -647,13 +649,13 @@ def test_a_second_run_start_in_a_published_log_is_named_not_taken() -> None:
     """DGX-1 result_0.txt (1225.22 s) with a run_start 378 s earlier inserted: taking the first
     one silently would make it 1603.22 s."""
     data = (need_fixtures() / DGX1 / "result_0.txt").read_bytes()
-    assert run_outcome(mlperf_log.parse_bytes(data), 24.0).time_to_train_s == 1225.22
+    assert run_outcome(log_parser.parse_bytes(data), 24.0).time_to_train_s == 1225.22
     start = next(m for m in V06_STAMP.finditer(data) if m.group(3) == b" run_start:")
     line_end = data.index(b"\n", start.start()) + 1
     line = data[start.start() : line_end]
     early = line.replace(start.group(2), b"%.3f" % (float(start.group(2)) - 378))
     out = run_outcome(
-        mlperf_log.parse_bytes(data[: start.start()] + early + data[start.start() :]), 24.0
+        log_parser.parse_bytes(data[: start.start()] + early + data[start.start() :]), 24.0
     )
     n = data[: start.start()].count(b"\n") + 1  # the line of the inserted run_start
     assert out.log_problems == [

@@ -1,4 +1,5 @@
-"""Tests of scripts/mlperf/mlperf_log.py on a real MLPerf v0.6 excerpt and on generated logs."""
+"""Tests of scripts/mlperf/log_parser.py and outcome.py on a real MLPerf v0.6 excerpt and on
+generated logs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from scripts.mlperf import mlperf_log
-from scripts.mlperf.mlperf_log import ParsedLog, parse_file, parse_text, run_outcome
+from scripts.mlperf import log_parser
+from scripts.mlperf.log_events import ParsedLog
+from scripts.mlperf.log_parser import parse_file, parse_text
+from scripts.mlperf.outcome import run_outcome
 
 DATA = Path(__file__).resolve().parent / "data"
 EXCERPT = DATA / "v06_dgx1_result_0_excerpt.txt"  # NVIDIA v0.6 GNMT, DGX-1, result_0.txt
@@ -381,9 +384,9 @@ def test_payloads_are_strict_json_and_bytes_parse_like_text() -> None:
         ":::MLL 1560822324.507 run_stop: [1, 2]",  # not an object
     ]
     text = "noise\n" + "\n".join(lines) + "\n\xe9 RESULT, gnmt, 12.5, NVIDIA, 2019\n"
-    parsed = mlperf_log.parse_text(text)
+    parsed = log_parser.parse_text(text)
     assert [e.key for e in parsed.events] == ["run_start", "run_stop"]
     assert [e.line_no for e in parsed.events] == [2, 5]
     assert parsed.malformed_lines == 3
-    assert mlperf_log.parse_bytes(text.encode("utf-8")) == parsed
-    assert mlperf_log.parse_bytes(b"\xff\xfe" + text.encode()).events == parsed.events
+    assert log_parser.parse_bytes(text.encode("utf-8")) == parsed
+    assert log_parser.parse_bytes(b"\xff\xfe" + text.encode()).events == parsed.events

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from scripts.core.config import load_yaml
-from scripts.mlperf.mlperf_log import parse_file, parse_text, run_outcome
+from scripts.mlperf.log_parser import parse_file, parse_text
+from scripts.mlperf.outcome import run_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 V06 = REPO / "tests" / "data" / "v06"

@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from scripts.analysis.scoring import olympic_score, usable_time
-from scripts.mlperf import mlperf_log
-from scripts.mlperf.mlperf_log import parse_bytes, parse_file, parse_text, run_outcome
+from scripts.mlperf import log_parser
+from scripts.mlperf.log_parser import parse_bytes, parse_file, parse_text
+from scripts.mlperf.outcome import RunOutcome, run_outcome
 from tests.conftest import need_fixtures
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -53,7 +54,7 @@ def published() -> list[bytes]:
     return [(fixtures / DGX1 / f"result_{i}.txt").read_bytes() for i in range(10)]
 
 
-def check_outcome(out: mlperf_log.RunOutcome) -> None:
+def check_outcome(out: RunOutcome) -> None:
     """What must hold for any log."""
     json.dumps(out.to_dict(), allow_nan=False)  # result.json is strict JSON
     if out.converged:
@@ -92,12 +93,12 @@ def test_the_streamed_file_parses_like_the_bytes(
     """Blocks and the line cap as small as a few bytes: the same events, lines and counts."""
     path = scratch / "stream.log"
     path.write_bytes(data)
-    saved = mlperf_log.CHUNK_BYTES, mlperf_log.MAX_LINE_BYTES
+    saved = log_parser.CHUNK_BYTES, log_parser.MAX_LINE_BYTES
     try:
-        mlperf_log.CHUNK_BYTES, mlperf_log.MAX_LINE_BYTES = chunk, cap
+        log_parser.CHUNK_BYTES, log_parser.MAX_LINE_BYTES = chunk, cap
         a, b = parse_file(path), parse_bytes(data)
     finally:
-        mlperf_log.CHUNK_BYTES, mlperf_log.MAX_LINE_BYTES = saved
+        log_parser.CHUNK_BYTES, log_parser.MAX_LINE_BYTES = saved
     assert a.events == b.events
     assert (a.malformed_lines, a.malformed_line_nos) == (b.malformed_lines, b.malformed_line_nos)
     assert a.result_lines == b.result_lines
@@ -128,7 +129,7 @@ def render(key: str, t: float, fmt: str) -> str:
 
 
 def expected_valid(events: list[tuple[str, float, str]]) -> bool:
-    """An independent reading of the rule (scripts/mlperf/mlperf_log.py log_problems)."""
+    """An independent reading of the rule (scripts/mlperf/log_validity.py log_problems)."""
     if any(not abs(t) < 1e300 for _, t, _ in events):
         return False
     # a v0.6 line carries seconds to 3 decimals; render() writes a negative or non-finite time

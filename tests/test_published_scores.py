@@ -17,7 +17,7 @@ import pytest
 
 from scripts.analysis import tables
 from scripts.mlperf.checker_outcome import summarizer_window, window_problems
-from scripts.mlperf.mlperf_log import parse_text
+from scripts.mlperf.log_parser import parse_text
 from scripts.run import import_logs
 from tests.conftest import need_fixtures
 from tests.test_import_round import import_folder

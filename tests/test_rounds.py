@@ -1,7 +1,8 @@
-"""The benchmark definitions of every MLPerf Training round (scripts/mlperf/rounds.py) agree with
-mlperf-logging's own data: its rule files' quality checks, benchmark_meta's run counts, the
-result summarizer's olympic drop and folder aliases; the generated config/benchmarks files are
-what ``write`` makes, load through scripts.core.config, and match NVIDIA's published v5.0 logs."""
+"""The benchmark definitions of every MLPerf Training round (scripts/mlperf/round_files.py,
+from rounds.py and rule_files.py) agree with mlperf-logging's own data: its rule files' quality
+checks, benchmark_meta's run counts, the result summarizer's olympic drop and folder aliases;
+the generated config/benchmarks files are what ``write`` makes, load through
+scripts.core.config, and match NVIDIA's published v5.0 logs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from mlperf_logging import benchmark_meta
 from mlperf_logging.result_summarizer import result_summarizer
 
 from scripts.core import config as cfg
-from scripts.mlperf import rounds
+from scripts.mlperf import round_files, rounds, rule_files
 from tests.conftest import REPO, need_fixtures
 
 COUNTS = benchmark_meta._ALL_RESULT_FILE_COUNTS["training"]
@@ -28,7 +29,7 @@ RULE_ROUNDS = [r for r in rounds.ROUNDS if r != "0.6"]
 
 
 def test_the_rounds_are_the_packages_training_rulesets() -> None:
-    assert rounds.package_rounds() == rounds.ROUNDS
+    assert rule_files.package_rounds() == rounds.ROUNDS
     assert set(rounds.ROUNDS) == set(ALLOWED)
     assert rounds.ROUNDS[0] == "0.6" and rounds.ROUNDS[-1] == "6.1"
     assert [rounds.ruleset_of(r) for r in ("0.6", "5.0")] == ["0.6.0", "5.0.0"]
@@ -95,7 +96,7 @@ def test_names_carry_the_round() -> None:
 
 @pytest.mark.parametrize("round_", rounds.ROUNDS)
 def test_every_round_defines_the_packages_benchmarks_with_its_run_counts(round_: str) -> None:
-    defs = rounds.definitions(round_)
+    defs = round_files.definitions(round_)
     wanted = [b for b in dict.fromkeys(ALLOWED[round_]) if (round_, b) not in rounds.NOT_DEFINED]
     assert list(defs) == [rounds.benchmark_name(b, round_) for b in wanted]
     for name, bench in defs.items():
@@ -123,14 +124,14 @@ def _nudged(target: float, direction: str, better: bool) -> float:
 def test_every_target_is_where_the_rule_files_check_passes_and_fails(round_: str) -> None:
     """A value just on the good side of each target passes the rule file's own check, just on
     the bad side fails it, each part of a two-part value on its own (Mask R-CNN, SD)."""
-    for bench in rounds.definitions(round_).values():
-        path = rounds.rule_file(round_, bench["mlperf_name"])
-        rules = rounds.load_rules(path)
-        keys = rounds.rule_keys(rules)
-        check = next(keys[k]["ATLEAST_ONE_CHECK"] for k in rounds.QUALITY_KEYS if k in keys)
+    for bench in round_files.definitions(round_).values():
+        path = rule_files.rule_file(round_, bench["mlperf_name"])
+        rules = rule_files.load_rules(path)
+        keys = rule_files.rule_keys(rules)
+        check = next(keys[k]["ATLEAST_ONE_CHECK"] for k in rule_files.QUALITY_KEYS if k in keys)
         assert bench["mlperf"]["check"] == " ".join(check.split())
         # v0.7 BERT's check depends on the batch size: its target is for batches below 8192
-        state = {"global_batch_size": 1, **rounds.begin_state(rules)}
+        state = {"global_batch_size": 1, **rule_files.begin_state(rules)}
         q = bench["quality"]
         parts = {q.get("value_key"): (q["target"], q["direction"])}
         for key, target in q.get("also_targets", {}).items():
@@ -146,13 +147,13 @@ def test_every_target_is_where_the_rule_files_check_passes_and_fails(round_: str
 
 
 def test_v07_bert_keeps_the_small_batch_target_and_says_the_rule() -> None:
-    bench = rounds.definitions("0.7")["bert-v0.7"]
+    bench = round_files.definitions("0.7")["bert-v0.7"]
     assert bench["quality"]["target"] == 0.712
     assert "0.712 if s['global_batch_size'] < 8192 else" in bench["mlperf"]["check"]
 
 
 def test_two_part_targets() -> None:
-    mask = rounds.definitions("3.1")["maskrcnn-v3.1"]["quality"]
+    mask = round_files.definitions("3.1")["maskrcnn-v3.1"]["quality"]
     assert mask == {
         "metric": "bbox_map",
         "target": 0.377,
@@ -160,28 +161,28 @@ def test_two_part_targets() -> None:
         "value_key": "BBOX",
         "also_targets": {"SEGM": 0.339},
     }
-    sd = rounds.definitions("5.0")["stable_diffusion-v5.0"]["quality"]
+    sd = round_files.definitions("5.0")["stable_diffusion-v5.0"]["quality"]
     assert (sd["value_key"], sd["target"], sd["direction"]) == ("FID", 90.0, "lower")
     assert sd["also_targets"] == {"CLIP": 0.15} and sd["also_directions"] == {"CLIP": "higher"}
 
 
 def test_parse_check_reads_every_form_the_package_uses() -> None:
-    T = rounds.Target
-    assert rounds.parse_check("v['value'] >= 0.720 and v['value'] < 1.0") == [
+    T = rule_files.Target
+    assert rule_files.parse_check("v['value'] >= 0.720 and v['value'] < 1.0") == [
         T(None, 0.72, "higher")
     ]
-    assert rounds.parse_check("v['value'] <= 0.058 and v['value'] > 0.0") == [
+    assert rule_files.parse_check("v['value'] <= 0.058 and v['value'] > 0.0") == [
         T(None, 0.058, "lower")
     ]
     # GPT-3: both bounds are real numbers; the inclusive one is the target
-    assert rounds.parse_check("(v['value'] <= 2.69) and v['value'] > 2.6") == [
+    assert rule_files.parse_check("(v['value'] <= 2.69) and v['value'] > 2.6") == [
         T(None, 2.69, "lower")
     ]
     chained = "(0.0 <= v['value']['FID'] <= 90.0) and (0.15 <= v['value']['CLIP'] <= 1.0)"
-    assert rounds.parse_check(chained) == [T("FID", 90.0, "lower"), T("CLIP", 0.15, "higher")]
-    assert rounds.parse_check("0.5 <= v['value']") == [T(None, 0.5, "higher")]
+    assert rule_files.parse_check(chained) == [T("FID", 90.0, "lower"), T("CLIP", 0.15, "higher")]
+    assert rule_files.parse_check("0.5 <= v['value']") == [T(None, 0.5, "higher")]
     state = {"target_accuracy": 0.69}
-    assert rounds.parse_check("v['value'] > s['target_accuracy']", state) == [
+    assert rule_files.parse_check("v['value'] > s['target_accuracy']", state) == [
         T(None, 0.69, "higher")
     ]
 
@@ -200,44 +201,44 @@ def test_parse_check_reads_every_form_the_package_uses() -> None:
 )
 def test_a_check_that_cannot_be_read_is_refused_with_the_expression(expr: str, why: str) -> None:
     with pytest.raises(rounds.RoundsError, match="cannot|not a constant|without|both") as info:
-        rounds.parse_check(expr)
+        rule_files.parse_check(expr)
     assert why in str(info.value) and expr in str(info.value)
 
 
 def test_state_constants_come_from_the_begin_block() -> None:
-    rules = rounds.load_rules(rounds.rule_file("6.1", "dlrmv4"))
-    assert rounds.begin_state(rules)["target_accuracy"] == 0.75
-    assert rounds.definitions("6.1")["dlrmv4-v6.1"]["quality"]["target"] == 0.75
+    rules = rule_files.load_rules(rule_files.rule_file("6.1", "dlrmv4"))
+    assert rule_files.begin_state(rules)["target_accuracy"] == 0.75
+    assert round_files.definitions("6.1")["dlrmv4-v6.1"]["quality"]["target"] == 0.75
 
 
 def test_a_rule_file_without_one_quality_check_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "closed_x.yaml"
     path.write_text("- KEY:\n    NAME: eval_accuracy\n    REQ: AT_LEAST_ONE\n")
     with pytest.raises(rounds.RoundsError, match="expected one ATLEAST_ONE_CHECK.*found 0"):
-        rounds.rule_targets(path)
+        rule_files.rule_targets(path)
     with pytest.raises(rounds.RoundsError, match="no such rule file"):
-        rounds.rule_targets(tmp_path / "closed_missing.yaml")
+        rule_files.rule_targets(tmp_path / "closed_missing.yaml")
 
 
 def test_v06_ncf_is_left_out_because_the_package_has_no_rule_for_it() -> None:
     assert "ncf" in ALLOWED["0.6"]
-    assert not rounds.rule_file("0.6", "ncf").exists()
+    assert not rule_files.rule_file("0.6", "ncf").exists()
     assert ("0.6", "ncf") in rounds.NOT_DEFINED
-    assert "ncf-v0.6" not in rounds.definitions("0.6")
+    assert "ncf-v0.6" not in round_files.definitions("0.6")
     assert "0.5" not in ALLOWED and "0.5" not in rounds.ROUNDS  # no v0.5 ruleset at all
     with pytest.raises(rounds.RoundsError, match="not one of"):
-        rounds.definitions("0.5")
+        round_files.definitions("0.5")
 
 
 def test_v06_keeps_its_names_and_what_they_mean() -> None:
-    defs = rounds.definitions("0.6")
+    defs = round_files.definitions("0.6")
     assert set(defs) == {f"{b}-v0.6" for b in ("gnmt", "transformer", "ssd", "resnet")} | {
         "maskrcnn-v0.6",
         "minigo-v0.6",
     }
     # the rule files have every benchmark of the table (and check no quality)
     for bench in defs.values():
-        assert rounds.rule_file("0.6", bench["mlperf_name"]).is_file()
+        assert rule_files.rule_file("0.6", bench["mlperf_name"]).is_file()
     assert defs["maskrcnn-v0.6"]["quality"]["also_targets"] == {"SEGM": 0.339}
 
 
@@ -245,7 +246,7 @@ def test_v06_gnmt_target_is_what_the_v06_logs_print() -> None:
     fixtures = need_fixtures()
     logs = sorted((fixtures / "mlperf-v0.6-nvidia").glob("*/gnmt/result_*.txt"))
     assert logs
-    target = rounds.definitions("0.6")["gnmt-v0.6"]["quality"]["target"]
+    target = round_files.definitions("0.6")["gnmt-v0.6"]["quality"]["target"]
     for log in logs:
         assert f"--target-bleu {target}" in log.read_text(errors="replace")
 
@@ -267,7 +268,7 @@ def test_olympic_drop_is_the_summarizers(tmp_path: Path) -> None:
             ms = {e["key"]: e["time_ms"] for e in events if e["key"] in ("run_start", "run_stop")}
             times_min.append((ms["run_stop"] - ms["run_start"]) / 60_000)
         (folder / f"result_{i}.txt").write_text("".join(lines))
-    assert rounds.olympic_drop("bert") == 1 and rounds.olympic_drop("unet3d") == 4
+    assert rule_files.olympic_drop("bert") == 1 and rule_files.olympic_drop("unet3d") == 4
 
     def score(benchmark: str) -> float | None:
         return result_summarizer._compute_strong_score_standalone(
@@ -280,7 +281,7 @@ def test_olympic_drop_is_the_summarizers(tmp_path: Path) -> None:
 
 def test_folder_aliases_are_the_summarizers() -> None:
     for round_ in rounds.ROUNDS:
-        for name, bench in rounds.definitions(round_).items():
+        for name, bench in round_files.definitions(round_).items():
             aliases = bench.get("folder_aliases", [])
             assert aliases == (["mask"] if bench["mlperf_name"] == "maskrcnn" else []), name
             for alias in aliases:
@@ -288,15 +289,15 @@ def test_folder_aliases_are_the_summarizers() -> None:
 
 
 def test_the_generated_files_are_what_write_makes(tmp_path: Path) -> None:
-    written = rounds.write(tmp_path)
+    written = round_files.write(tmp_path)
     assert [p.name for p in written] == [f"mlperf-v{r}.yaml" for r in rounds.ROUNDS]
     for path in written:
         assert (BENCH_DIR / path.name).read_text() == path.read_text(), path.name
         assert (
             "GENERATED by `python -m scripts rounds write` from mlperf-logging" in path.read_text()
         )
-    assert rounds.check(BENCH_DIR) == []
-    assert rounds.main(["check"]) == 0
+    assert round_files.check(BENCH_DIR) == []
+    assert round_files.main(["check"]) == 0
 
 
 @pytest.mark.parametrize("round_", rounds.ROUNDS)
@@ -308,7 +309,7 @@ def test_every_generated_file_validates_with_the_default_config(round_: str) -> 
     for _, data in sources:
         cfg.merge(merged, data)
     full = cfg.load_and_validate(merged, sources)
-    for name, bench in rounds.definitions(round_).items():
+    for name, bench in round_files.definitions(round_).items():
         assert full["benchmarks"][name]["mlperf"] == bench["mlperf"]
         assert full["benchmarks"][name]["quality"]["target"] == bench["quality"]["target"]
 
@@ -344,7 +345,7 @@ def test_the_schema_refuses_what_no_round_means() -> None:
 def _checker_copy(tmp_path: Path, round_: str) -> Path:
     """A copy of the installed compliance checker's rule folder of one round."""
     folder = f"training_{rounds.ruleset_of(round_)}"
-    shutil.copytree(rounds.checker_dir() / folder, tmp_path / folder)
+    shutil.copytree(rule_files.checker_dir() / folder, tmp_path / folder)
     return tmp_path
 
 
@@ -352,7 +353,7 @@ def test_check_names_the_benchmark_and_key_of_a_changed_target(tmp_path: Path) -
     checker = _checker_copy(tmp_path, "5.0")
     rule = checker / "training_5.0.0" / "closed_bert.yaml"
     rule.write_text(rule.read_text().replace("v['value'] >= 0.720", "v['value'] >= 0.730"))
-    problems = rounds.check(BENCH_DIR, ["5.0"], checker)
+    problems = round_files.check(BENCH_DIR, ["5.0"], checker)
     assert any(
         "mlperf-v5.0.yaml: benchmarks.bert-v5.0.quality.target: the file has 0.72, "
         "the package gives 0.73" in p
@@ -365,7 +366,7 @@ def test_check_fails_when_the_package_changes_a_run_count(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(COUNTS, "rgat", 7)
-    assert rounds.main(["check"]) == 1
+    assert round_files.main(["check"]) == 1
     err = capsys.readouterr().err
     assert (
         "mlperf-v5.0.yaml: benchmarks.rgat-v5.0.runs: the file has 10, the package gives 7" in err
@@ -376,8 +377,8 @@ def test_check_fails_when_the_package_changes_a_run_count(
 def test_check_names_a_round_the_package_has_and_rounds_py_lacks(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(rounds, "ROUNDS", rounds.ROUNDS[:-1])
-    assert rounds.main(["check"]) == 1
+    monkeypatch.setattr(round_files, "ROUNDS", rounds.ROUNDS[:-1])
+    assert round_files.main(["check"]) == 1
     assert (
         "has Training round(s) 6.1 that scripts/mlperf/rounds.py ROUNDS lacks"
         in capsys.readouterr().err
@@ -385,21 +386,21 @@ def test_check_names_a_round_the_package_has_and_rounds_py_lacks(
 
 
 def test_check_names_missing_files_benchmarks_and_edited_comments(tmp_path: Path) -> None:
-    rounds.write(tmp_path, ["5.0", "5.1"])
+    round_files.write(tmp_path, ["5.0", "5.1"])
     (tmp_path / "mlperf-v5.1.yaml").unlink()
     path = tmp_path / "mlperf-v5.0.yaml"
     data = yaml.safe_load(path.read_text())
     del data["benchmarks"]["rgat-v5.0"]
     data["benchmarks"]["bert-v5.0"]["extra"] = 1
     path.write_text(yaml.safe_dump(data))
-    problems = rounds.check(tmp_path, ["5.0", "5.1"])
+    problems = round_files.check(tmp_path, ["5.0", "5.1"])
     assert any("benchmarks.rgat-v5.0: missing from the file" in p for p in problems)
     extra = "benchmarks.bert-v5.0.extra: in the file (1) but not from the package"
     assert any(extra in p for p in problems)
     assert any(p.startswith(f"{tmp_path / 'mlperf-v5.1.yaml'}: missing") for p in problems)
-    rounds.write(tmp_path, ["5.0"])
+    round_files.write(tmp_path, ["5.0"])
     path.write_text(path.read_text().replace("# GENERATED", "# edited by hand; GENERATED"))
-    assert rounds.check(tmp_path, ["5.0"]) == [
+    assert round_files.check(tmp_path, ["5.0"]) == [
         f"{path}: the text differs from `python -m scripts rounds write` (comments or layout)"
     ]
 
@@ -427,7 +428,7 @@ def test_the_v50_fixtures_agree_with_the_v50_definitions() -> None:
     run count; every log names it in submission_benchmark, and a run that stopped with
     success met every target at its last evaluation (one that did not, missed one)."""
     root = need_fixtures() / "mlperf-v5.0-nvidia"
-    defs = rounds.definitions("5.0")
+    defs = round_files.definitions("5.0")
     expected = [line.split("\t") for line in (root / "expected.tsv").read_text().splitlines()[1:]]
     n_logs = {(row[1], row[2]): int(row[3]) for row in expected}
     folders = sorted(p for p in (root / "results").glob("*/*") if p.is_dir())

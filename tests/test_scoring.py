@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from scripts.analysis.scoring import describe, olympic_score
-from scripts.mlperf.mlperf_log import parse_file, run_outcome
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import run_outcome
 from tests.conftest import published
 
 DATA = Path(__file__).resolve().parent / "data"

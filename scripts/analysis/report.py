@@ -281,7 +281,7 @@ def seed_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def log_problem_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """One warning per run whose log is not a valid MLPerf log of a finished run, naming the
-    file and every problem (scripts.mlperf.mlperf_log.log_problems)."""
+    file and every problem (scripts.mlperf.log_validity.log_problems)."""
     out = []
     for r in results:
         problems = r.get("log_problems") or []

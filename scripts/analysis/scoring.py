@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scripts.analysis.stats import t_quantile
-from scripts.mlperf.mlperf_log import MAX_TIME_TO_TRAIN_S
+from scripts.mlperf.log_validity import MAX_TIME_TO_TRAIN_S
 
 __all__ = ["Describe", "Score", "describe", "olympic_score", "usable_time"]
 

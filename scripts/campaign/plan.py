@@ -55,7 +55,7 @@ from scripts.core.records import differences, hyperparameters
 from scripts.data.sources import check_dataset
 from scripts.data.tree import tree_digest_of
 from scripts.data.verify import verified_manifest_sha256
-from scripts.mlperf.mlperf_log import DEFAULT_MAX_LOG_BYTES
+from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 from scripts.run import backends
 from scripts.run.cluster import check_slurm_config
 from scripts.run.gpus import declared_devices

@@ -41,7 +41,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from scripts.mlperf.mlperf_log import MAX_TIME_TO_TRAIN_S, ParsedLog
+from scripts.mlperf.log_events import ParsedLog
+from scripts.mlperf.log_validity import MAX_TIME_TO_TRAIN_S
 
 NOTE_PREFIX = "note: "
 # rulesets whose checker decides convergence (ATLEAST_ONE_CHECK); 0.6.0's does not
@@ -97,7 +98,7 @@ def window_problems(start: float | None, stop: float | None) -> list[str]:
 def as_checker_decides(
     out: dict[str, Any], problems: list[str], parsed: ParsedLog, checker: str
 ) -> None:
-    """Make ``out`` (a run outcome as :func:`scripts.mlperf.mlperf_log.RunOutcome.to_dict` gives
+    """Make ``out`` (a run outcome as :func:`scripts.mlperf.outcome.RunOutcome.to_dict` gives
     it) and ``problems`` the summarizer's reading of a log that passed ``checker``: converged
     with the summarizer's time unless :func:`window_problems` finds no time; every other
     problem the workflow's rules found becomes a note."""

@@ -11,7 +11,7 @@ path and sha256, and the submission's own description of the system (``submissio
 scored exactly like a run made here.
 
 A log that is not a valid MLPerf log of a finished run
-(:func:`scripts.mlperf.mlperf_log.log_problems`:
+(:func:`scripts.mlperf.log_validity.log_problems`:
 random bytes, no run_start, run_stop before run_start ...) is still imported: it becomes a run
 without a result (not converged, no time), named in runs.csv's ``log_problems``, as
 mlperf-logging's result summarizer counts a log that fails the compliance check (dropped as the
@@ -50,7 +50,10 @@ from scripts.core.config import WORKFLOW_DIR
 from scripts.core.layout import RESULT_FILE_RE, benchmark_folder, result_files  # noqa: F401 (names of the import backend)
 from scripts.mlperf import power, rounds
 from scripts.mlperf.compliance import one_line as compliance_one_line
-from scripts.mlperf.mlperf_log import ParsedLog, _as_int, other_benchmark_problem, parse_file
+from scripts.mlperf.log_events import ParsedLog
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.log_validity import other_benchmark_problem
+from scripts.mlperf.outcome import _as_int
 from scripts.run import seals
 from scripts.run.result_json import add_result_arguments, write_result, write_result_if_asked
 
@@ -299,7 +302,7 @@ def _count_notes(folder: Path, spec: Mapping[str, Any]) -> list[str]:
 
 def _benchmark_problems(info: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
     """Why a log is not one of the benchmark it is imported as: its submission_benchmark is
-    neither the mlperf_name nor a folder alias (:func:`scripts.mlperf.mlperf_log.other_benchmark`,
+    neither the mlperf_name nor a folder alias (:func:`scripts.mlperf.log_validity.other_benchmark`,
     the one comparison, for runs made here too)."""
     names = [spec.get("mlperf_name"), *(spec.get("folder_aliases") or [])]
     problem = other_benchmark_problem(info.get("benchmark"), str(spec["benchmark"]), names)

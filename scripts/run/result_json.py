@@ -23,7 +23,9 @@ from typing import Any
 
 from scripts.core import formats, hashing
 from scripts.mlperf import checker_outcome, compliance, power
-from scripts.mlperf.mlperf_log import ParsedLog, parse_file, run_outcome
+from scripts.mlperf.log_events import ParsedLog
+from scripts.mlperf.log_parser import parse_file
+from scripts.mlperf.outcome import run_outcome
 from scripts.run import seals
 
 COMPLIANCE_KEY = "compliance"

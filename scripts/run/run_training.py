@@ -25,8 +25,8 @@ it exits, for whatever reason, everything it left (e.g. a ``setsid`` grandchild,
 process group) is killed and reaped before the log is checked and sealed. ``run.json`` records
 ``containment`` (cgroup, subreaper or none) and ``containment_killed``.
 
-A log that exits 0 is checked as a log of *this* run (:class:`scripts.mlperf.mlperf_log.OwnRun`): it
-must name the benchmark's ``mlperf_name`` (or a folder alias) when it names one, its time to
+A log that exits 0 is checked as a log of *this* run (:class:`scripts.mlperf.log_validity.OwnRun`):
+it must name the benchmark's ``mlperf_name`` (or a folder alias) when it names one, its time to
 train cannot be longer than the runner saw the trainer run (plus 1 s and 1%), and it may be at
 most the benchmark's ``max_log_bytes`` (default 1 GiB; a larger log is not read). A log that
 fails is a crash, as any invalid log of a run made here.
@@ -64,7 +64,7 @@ from scripts.core.config_files import disk_full_problem
 from scripts.data import pagecache
 from scripts.data.tree import tree_digest_of, tree_manifest_path, tree_problem, unpacked_tree
 from scripts.data.verify import verified_manifest_sha256
-from scripts.mlperf.mlperf_log import OwnRun, log_problems_of
+from scripts.mlperf.log_validity import OwnRun, log_problems_of
 from scripts.run import backends, cluster, containment, gpus, hostload, seals
 from scripts.run.backends.base import GRACE_S, Launch
 from scripts.run.result_json import add_result_arguments, write_result_if_asked
@@ -637,7 +637,7 @@ def print_first(text: str) -> None:
 
 def invalid_log_reason(log_path: Path, own: OwnRun | None = None) -> str:
     """Why the log of a trainer that exited 0 is not a valid MLPerf log of a finished run
-    (scripts.mlperf.mlperf_log.log_problems; with ``own``, of this run: own_run_problems), or ""
+    (scripts.mlperf.log_validity.log_problems; with ``own``, of this run: own_run_problems), or ""
     when it is one. A reason makes the run a crash whose log is kept; a failure of the parser
     itself is such a reason too, never a lost log."""
     try:

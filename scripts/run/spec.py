@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.core import formats, layout
-from scripts.mlperf.mlperf_log import DEFAULT_MAX_LOG_BYTES
+from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class RunSpec:
     drop_caches: bool = False
     # what the run's log must name in submission_benchmark (the benchmark's mlperf_name and
     # folder_aliases; empty: not checked), and its largest size (max_log_bytes): a log that
-    # breaks either is not a valid log of this run (scripts/mlperf/mlperf_log.py: OwnRun)
+    # breaks either is not a valid log of this run (scripts/mlperf/log_validity.py: OwnRun)
     mlperf_names: list[str] = dc_field(default_factory=list)
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
