@@ -1,9 +1,9 @@
 # Aggregation: every run of a benchmark into runs.csv, then one summary row per system.
 
-# The column registry: the tables' captions (report/summary.rst, comparison.rst) are templates
-# that list its columns, given to them as params.columns. A registry is a value Snakemake cannot
-# represent in its params record, so it never makes a finished table outdated.
-from scripts.analysis import columns
+# The column registries: the tables' captions (report/summary.rst, comparison.rst) are templates
+# that list their columns, given to them as params.columns. A registry is a value Snakemake
+# cannot represent in its params record, so it never makes a finished table outdated.
+from scripts.analysis import comparison_columns, summary_columns
 
 
 rule collect_runs:
@@ -33,7 +33,7 @@ rule summarize:
         max_nonconverged=lambda w: BENCHMARKS[w.benchmark]["max_nonconverged"],
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
-        columns=columns.SUMMARY,
+        columns=summary_columns.SUMMARY,
     shell:
         "{PY} scripts.analysis.tables summarize --runs {input:q} "
         "--max-nonconverged {params.max_nonconverged} "
@@ -92,7 +92,7 @@ rule compare_systems:
         min_effect=CONFIG["statistics"]["min_effect"],
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
-        columns=columns.COMPARISON,
+        columns=comparison_columns.COMPARISON,
     shell:
         "{PY} scripts.analysis.tables compare --runs {input.runs:q} --summary {input.summary:q} "
         "--reference {params.reference:q} --min-effect {params.min_effect} "

@@ -10,9 +10,18 @@ import pandas as pd
 import pytest
 from snakemake.persistence import UNREPRESENTABLE, PersistenceBase
 
-from scripts.analysis import columns, report, tables
+from scripts.analysis import (
+    columns,
+    comparison_columns,
+    report,
+    report_cells,
+    report_html,
+    summary_columns,
+    tables,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+SUMMARY_NAMES = summary_columns.SUMMARY.names  # without the column a test adds
 
 
 def spread_s(xs: list[float]) -> float:
@@ -24,12 +33,12 @@ def spread_s(xs: list[float]) -> float:
 def with_spread(monkeypatch: pytest.MonkeyPatch) -> columns.Column:
     entry = columns.Column(
         "spread_s",
-        columns.of_times(spread_s),
+        summary_columns.of_times(spread_s),
         caption="the slowest converged run's time minus the fastest one's",
         header="spread (s)",
         fmt="s",
     )
-    monkeypatch.setattr(columns, "SUMMARY", columns.SUMMARY.plus(entry))
+    monkeypatch.setattr(summary_columns, "SUMMARY", summary_columns.SUMMARY.plus(entry))
     return entry
 
 
@@ -59,7 +68,7 @@ def test_a_statistic_added_to_the_registry_reaches_the_table_the_report_and_the_
 ) -> None:
     res = results_dir(tmp_path)
     summary = pd.read_csv(res / "summary.csv")
-    assert list(summary.columns) == [*tables.SUMMARY_COLUMNS, "spread_s"]  # at the end
+    assert list(summary.columns) == [*SUMMARY_NAMES, "spread_s"]  # at the end
     golden = pd.read_csv(GOLDEN / "runs.csv")
     for row in summary.to_dict("records"):
         mine = golden[(golden["system"] == row["system"]) & golden["converged"]]
@@ -71,7 +80,7 @@ def test_a_statistic_added_to_the_registry_reaches_the_table_the_report_and_the_
     assert with_spread.caption in page  # the summary caption lists it
 
     # the Snakemake report renders the same template with the registry as params.columns
-    rst = report.render_caption("summary", columns.SUMMARY)
+    rst = report_html.render_caption("summary", summary_columns.SUMMARY)
     assert f"- ``spread_s``: {with_spread.caption}" in rst.splitlines()
 
 
@@ -80,28 +89,30 @@ def test_without_additions_the_tables_keep_their_golden_columns_and_bytes(tmp_pa
     for name in ("summary.csv", "comparison.csv"):
         head = (res / name).read_text().splitlines()[0]
         assert head == (GOLDEN / name).read_text().splitlines()[0]
-    assert tables.SUMMARY_COLUMNS == columns.SUMMARY.names
-    assert tables.COMPARISON_COLUMNS == columns.COMPARISON.names
 
 
 @pytest.mark.parametrize(
-    "registry", [columns.SUMMARY, columns.COMPARISON], ids=["summary", "comparison"]
+    "registry",
+    [summary_columns.SUMMARY, comparison_columns.COMPARISON],
+    ids=["summary", "comparison"],
 )
 def test_every_entry_is_complete(registry: columns.Registry) -> None:
     names = registry.names
     assert len(names) == len(set(names)), "a column is listed twice"
     for c in registry:
         assert callable(c.source), c.name
-        assert c.fmt in report.FORMATS, f"{c.name}: unknown format {c.fmt!r}"
-        assert c.reads in (("runs",) if registry is columns.SUMMARY else ("pair", "table", "row"))
+        assert c.fmt in report_cells.FORMATS, f"{c.name}: unknown format {c.fmt!r}"
+        assert c.reads in (
+            ("runs",) if registry is summary_columns.SUMMARY else ("pair", "table", "row")
+        )
         if c.header is not None and c.name not in ("system", "reference"):
             assert c.caption, f"{c.name} is shown in report.html but its caption says nothing"
 
 
 @pytest.mark.parametrize("name", ["summary", "comparison"])
 def test_every_captioned_column_is_in_the_rendered_caption(name: str) -> None:
-    registry = columns.SUMMARY if name == "summary" else columns.COMPARISON
-    html = report.caption_html(name, registry)
+    registry = summary_columns.SUMMARY if name == "summary" else comparison_columns.COMPARISON
+    html = report_html.caption_html(name, registry)
     for c in registry.captioned:
         assert f'<tt class="docutils literal">{c.name}</tt>: {c.caption}' in html.replace(
             "&gt;", ">"
@@ -112,7 +123,8 @@ def test_the_registry_is_no_params_rerun_trigger() -> None:
     """rules/report.smk passes the registry as params.columns for the caption templates;
     Snakemake leaves a value it cannot represent out of its params record, so adding a column
     does not make finished tables outdated (a campaign made before keeps its tables)."""
-    for registry in (columns.SUMMARY, columns.COMPARISON):
+    for registry in (summary_columns.SUMMARY, comparison_columns.COMPARISON):
         assert PersistenceBase._serialize_param_builtin(None, registry) is UNREPRESENTABLE  # type: ignore[arg-type]
     rules = (Path(__file__).resolve().parents[1] / "rules" / "report.smk").read_text()
-    assert "columns=columns.SUMMARY," in rules and "columns=columns.COMPARISON," in rules
+    assert "columns=summary_columns.SUMMARY," in rules
+    assert "columns=comparison_columns.COMPARISON," in rules

@@ -325,7 +325,7 @@ def test_runs_made_here_of_an_mlperf_benchmark_get_the_rcp_checkers_factor_in_th
     """The RCP check for your own runs: NVIDIA's dlrm logs as if they were run here (a run.json
     as the runner writes it: no published factor) are scaled as rcp_checker scales them, and
     the same logs imported keep their folder's scaling.json."""
-    from scripts.analysis import tables
+    from scripts.analysis import runs_table, summary_table
     from scripts.run import result_json
 
     folder = results / "nyx_n1_ngc25.03_hugectr/dlrm_dcnv2"
@@ -342,12 +342,12 @@ def test_runs_made_here_of_an_mlperf_benchmark_get_the_rcp_checkers_factor_in_th
             run_dir / "result.json", compliance_ruleset=RULESET,
         )  # fmt: skip
         files.append(run_dir / "result.json")
-    runs = tables.collect(files)
+    runs = runs_table.collect(files)
     want = compliance.rcp_verdict([f.with_name("mlperf.log") for f in files], ruleset=RULESET)
     assert want.status == "scaled" and want.factor > 1
     assert set(runs["rcp"]) == {"scaled"}
     assert set(runs["rcp_scaling_factor"]) == {want.factor}
-    summary = tables.summarize(runs)
+    summary = summary_table.summarize(runs)
     (row,) = summary.to_dict("records")
     assert row["rcp"] == "scaled" and row["rcp_scaling_factor"] == want.factor
     assert row["score_s"] == pytest.approx(row["score_unscaled_s"] * want.factor, rel=1e-12)

@@ -19,7 +19,7 @@ import yaml
 from mlperf_logging.compliance_checker import mlp_parser
 from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
-from scripts.analysis import tables
+from scripts.analysis import runs_table, summary_table
 from scripts.analysis.scoring import olympic_score
 from scripts.campaign import plan
 from scripts.mlperf.log_parser import parse_file, parse_text
@@ -104,7 +104,7 @@ def import_folder(
             compliance_cache=tmp / "compliance" if ruleset else None,
         )
         results.append(run_dir / "result.json")
-    return tables.collect(results)
+    return runs_table.collect(results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_each_v50_folder_scores_as_the_official_result_summarizer(
     root = need_fixtures() / V50
     folder = root / "results" / row["system"] / row["benchmark"]
     runs = import_folder(folder, tmp_path, v50_quality(row["benchmark"]), ruleset="5.0.0")
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["n_runs"] == int(row["n_logs"])
     assert summary["valid"], summary["reason"]
     assert summary["score_s"] == pytest.approx(float(row["score_min"]) * 60, rel=1e-9)
@@ -208,7 +208,7 @@ def test_the_non_converged_tyche_bert_run_is_dropped_as_the_slowest(tmp_path: Pa
     assert runs["converged"].tolist() == [True] * 4 + [False] + [True] * 5  # result_4.txt
     checked = import_folder(folder, tmp_path / "checked", v50_quality("bert"), ruleset="5.0.0")
     assert checked["converged"].tolist() == runs["converged"].tolist()  # the checker agrees
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["n_converged"] == 9 and summary["dropped_slowest_run"] == 5
     assert summary["rcp_scaling_factor"] == 1.0
 
@@ -216,7 +216,7 @@ def test_the_non_converged_tyche_bert_run_is_dropped_as_the_slowest(tmp_path: Pa
 def test_a_three_run_benchmark_averages_the_middle_run(tmp_path: Path) -> None:
     folder = need_fixtures() / V50 / "results" / "eos-dfw_n64_ngc25.01_nemo" / "llama31_405b"
     runs = import_folder(folder, tmp_path, v50_quality("llama31_405b"))
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     middle = sorted(runs["time_to_train_s"])[1]
     assert summary["n_runs"] == 3 and summary["score_unscaled_s"] == pytest.approx(middle)
     meta = json.loads((tmp_path / "results/b/s/run_01/run.json").read_text())
@@ -282,19 +282,21 @@ def test_olympic_drop_reaches_the_summary_from_the_runs_or_the_command_line() ->
             "rcp_scaling_factor": 1.5,
         }
     )
-    row = tables.summarize_system(runs, resamples=100)
+    row = summary_table.summarize_system(runs, resamples=100)
     assert row["valid"] and row["score_unscaled_s"] == (104 + 105) / 2  # 4 fastest, 1 + 3 slowest
     assert row["score_s"] == 1.5 * row["score_unscaled_s"]
-    one = tables.summarize_system(runs, resamples=100, olympic_drop=1)
+    one = summary_table.summarize_system(runs, resamples=100, olympic_drop=1)
     assert one["score_unscaled_s"] == sum(range(101, 109)) / 8
     # runs made here record no drop: a benchmark allowing 4 misses drops 4 (the summarizer's
     # max_dropped_scores is both numbers)
     here = runs.drop(columns=["olympic_drop", "rcp_scaling_factor"])
-    assert tables.summarize_system(here, 4, resamples=100)["score_s"] == (104 + 105) / 2
-    assert tables.summarize_system(here, 1, resamples=100)["score_s"] == one["score_unscaled_s"]
+    assert summary_table.summarize_system(here, 4, resamples=100)["score_s"] == (104 + 105) / 2
+    assert (
+        summary_table.summarize_system(here, 1, resamples=100)["score_s"] == one["score_unscaled_s"]
+    )
     mixed = runs.assign(rcp_scaling_factor=[1.5] * 9 + [1.0])
-    with pytest.raises(tables.AggregationError, match="different RCP scaling factors"):
-        tables.summarize_system(mixed, resamples=100)
+    with pytest.raises(summary_table.AggregationError, match="different RCP scaling factors"):
+        summary_table.summarize_system(mixed, resamples=100)
 
 
 def test_scaling_json_is_read_as_the_summarizer_reads_it(tmp_path: Path) -> None:
@@ -429,7 +431,7 @@ def test_a_folder_numbered_result_1_to_10_imports_in_order(tmp_path: Path) -> No
     assert [f.name for f in files] == [f"result_{n}.txt" for n in range(1, 11)]  # 10 last
     runs = import_folder(folder, tmp_path, GNMT_V06)
     assert runs["time_to_train_s"].iloc[0] == 1225.22  # result_0.txt, now result_1.txt
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["score_s"] == pytest.approx(DGX1_SCORE_S, abs=1e-6)
     assert summary["rcp_scaling_factor"] == 1.0 and summary["submitter"] is None
 
@@ -438,7 +440,7 @@ def test_the_v06_fixtures_still_give_the_published_scores(tmp_path: Path) -> Non
     for system, want in (("dgx1", DGX1_SCORE_S), ("dgx2", DGX2_SCORE_S)):
         folder = need_fixtures() / V06 / f"{system}_ngc19.05_pytorch" / "gnmt"
         runs = import_folder(folder, tmp_path / system, GNMT_V06)
-        summary = tables.summarize_system(runs, resamples=200)
+        summary = summary_table.summarize_system(runs, resamples=200)
         assert summary["score_s"] == pytest.approx(want, abs=1e-6)
         assert summary["score_unscaled_s"] == summary["score_s"]
 
@@ -516,6 +518,6 @@ def test_snakemake_runs_a_generated_overlay_alone(tmp_path: Path) -> None:
     assert summary["system"].tolist() == [import_logs.system_name("NVIDIA", row["system"])]
     got = summary.iloc[0]
     assert got["score_s"] == pytest.approx(float(row["score_min"]) * 60, rel=1e-9)
-    # summary.csv holds 10 significant digits (tables.FLOAT_FORMAT)
+    # summary.csv holds 10 significant digits (columns.FLOAT_FORMAT)
     assert got["rcp_scaling_factor"] == pytest.approx(float(row["scaling_factor"]), rel=1e-9)
     assert (got["submitter"], got["n_accelerators"], got["n_nodes"]) == ("NVIDIA", 8, 1)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from scripts.analysis import leaderboard as lb
-from scripts.analysis import tables
+from scripts.analysis import run_columns, summary_table
 from scripts.analysis.plots import plot_leaderboard
 from scripts.analysis.scoring import olympic_score
 from scripts.mlperf.log_parser import parse_file
@@ -42,7 +42,7 @@ def runs_frame(times: dict[str, list[float | None]], benchmark: str = "b") -> pd
         for system, ts in times.items()
         for i, t in enumerate(ts, start=1)
     ]
-    return pd.DataFrame(rows, columns=tables.RUN_COLUMNS)
+    return pd.DataFrame(rows, columns=run_columns.RUN_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
             "broken": [60.0, None, None, 61.0, 62.0],  # two misses: no score
         }
     )
-    return tables.summarize(runs), runs
+    return summary_table.summarize(runs), runs
 
 
 def test_systems_are_ranked_by_score_and_overlapping_neighbours_grouped() -> None:
@@ -161,7 +161,7 @@ def test_accelerators_submitter_and_rcp_factor_are_used_when_summary_has_them() 
 
 def test_equal_scores_share_a_rank_and_a_group() -> None:
     runs = runs_frame({"a": [10.0, 11.0, 12.0], "b": [10.0, 11.0, 12.0], "c": [30.0, 31.0, 32.0]})
-    board = lb.leaderboard(tables.summarize(runs), runs, resamples=200)
+    board = lb.leaderboard(summary_table.summarize(runs), runs, resamples=200)
     assert board["rank"].tolist() == [1, 1, 3]
     assert board["group"].tolist() == ["rank 1 (a tie) overlaps"] * 2 + ["distinct"]
 
@@ -198,13 +198,13 @@ def published_runs(fixtures: Path, system: str, benchmark: str) -> pd.DataFrame:
                 "scale": "full",
             }
         )
-    return pd.DataFrame(rows, columns=tables.RUN_COLUMNS)
+    return pd.DataFrame(rows, columns=run_columns.RUN_COLUMNS)
 
 
 def published_summary(fixtures: Path, runs: pd.DataFrame) -> pd.DataFrame:
     """summary.csv with the columns an import adds from systems/<system>.json and
     scaling.json: submitter, accelerator, n_accelerators, the RCP factor and the scaled score."""
-    summary = tables.summarize(runs)
+    summary = summary_table.summarize(runs)
     extra = []
     for row in summary.to_dict("records"):
         desc = json.loads((fixtures / V50 / "systems" / f"{row['system']}.json").read_text())
@@ -290,6 +290,6 @@ def test_the_plot_of_an_empty_leaderboard_is_still_written(tmp_path: Path) -> No
     import matplotlib.image as mpimg  # the PNG must load, not just exist
 
     runs = runs_frame({"broken": [1.0, None, None]})
-    board = lb.leaderboard(tables.summarize(runs), runs)
+    board = lb.leaderboard(summary_table.summarize(runs), runs)
     plot_leaderboard(board, tmp_path / "empty.png")
     assert mpimg.imread(tmp_path / "empty.png").shape[0] > 100

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.analysis import report, tables
+from scripts.analysis import report_findings, runs_table, summary_table
 from scripts.campaign import plan
 from scripts.mlperf import log_parser, log_validity
 from scripts.mlperf.log_parser import parse_file, parse_text
@@ -258,18 +258,18 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
         f = tmp_path / f"r{r['run']}.json"
         f.write_text(json.dumps(r))
         files.append(f)
-    runs = tables.collect(files)
+    runs = runs_table.collect(files)
     assert runs.loc[5, "log_problems"] == "no MLPerf events: not an MLPerf log; x"
     assert runs.loc[0, "log_problems"] == ""
     csv = tmp_path / "runs.csv"
     csv.write_text(runs.to_csv(index=False))
-    summary = tables.summarize(pd.read_csv(csv), max_nonconverged=1)
+    summary = summary_table.summarize(pd.read_csv(csv), max_nonconverged=1)
     row = summary.iloc[0]
     assert row["n_log_problems"] == 1
     assert not row["valid"] and "runs 6, 7, 8" in row["reason"]  # none has a usable time
     assert row["min_s"] == 101.0  # -59 never reaches the statistics
     assert row["max_s"] == 105.0  # nor does inf
-    warnings = report.warnings(summary, pd.DataFrame(), {"runs": 8}, rs)
+    warnings = report_findings.warnings(summary, pd.DataFrame(), {"runs": 8}, rs)
     named = [w for w in warnings if "is not a valid MLPerf log" in w]
     assert named == [
         "s run 6: results/b/s/run_06/mlperf.log is not a valid MLPerf log of a finished run: "

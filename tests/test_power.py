@@ -29,7 +29,7 @@ from mlperf_logging.compliance_checker import mlp_parser
 from mlperf_logging.package_checker.power_checker import PowerChecker
 from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
-from scripts.analysis import leaderboard, plots, tables
+from scripts.analysis import leaderboard, plots, run_columns, summary_table
 from scripts.core import layout
 from scripts.mlperf import power
 from scripts.run import import_logs
@@ -128,7 +128,7 @@ def test_expected_energy_tsv_holds_the_summarizers_energy() -> None:
 def test_lenovo_bert_energy_is_the_summarizers_to_1e_9(tmp_path: Path) -> None:
     folder = lenovo_bert()
     runs = import_folder(folder, tmp_path)
-    summary = tables.summarize(runs)
+    summary = summary_table.summarize(runs)
     got = float(summary["energy_j"].iloc[0])
     with pristine_summarizer():
         _, official, factor = quiet(
@@ -433,7 +433,7 @@ def test_the_folders_energy_is_index_olympic_average(data: Any, drop: int, facto
         }
         for i, (t, e) in enumerate(zip(times, energies, strict=True))
     ]
-    summary = tables.summarize(pd.DataFrame(rows, columns=tables.RUN_COLUMNS))
+    summary = summary_table.summarize(pd.DataFrame(rows, columns=run_columns.RUN_COLUMNS))
     # the summarizer: the runs that pass, in file order; the energies sorted by their times
     passing = [i for i in range(n) if i not in missed]
     scores = [times[i] / 60 / 1000 for i in passing]
@@ -572,7 +572,7 @@ def test_power_problems_are_named_in_runs_csv_without_changing_convergence(tmp_p
     assert "power/result_2/ is missing" in runs["power_problems"].iloc[2]
     assert not runs["log_problems"].fillna("").any()
     assert runs["energy_j"].notna().tolist() == [True, True, False]
-    summary = tables.summarize(runs)
+    summary = summary_table.summarize(runs)
     assert bool(summary["valid"].iloc[0]) and pd.isna(summary["energy_j"].iloc[0])
 
 
@@ -669,7 +669,7 @@ def test_summary_csv_has_the_energy_of_a_power_folder_and_empty_cells_without(
     res = wf / "results" / "bert-v5.0"
     summary = pd.read_csv(res / "summary.csv").set_index("system")
     lenovo = summary.loc[import_logs.system_name("Lenovo", LENOVO_SYSTEM)]
-    # summary.csv holds 10 significant digits (tables.FLOAT_FORMAT)
+    # summary.csv holds 10 significant digits (columns.FLOAT_FORMAT)
     assert lenovo["energy_j"] == pytest.approx(LENOVO_ENERGY_J, rel=1e-9)
     assert lenovo["energy_kwh"] == pytest.approx(LENOVO_ENERGY_J / 3.6e6, rel=1e-9)
     tyche = summary.loc[import_logs.system_name("NVIDIA", "tyche_ngpu64_ngc25.04_pytorch")]
@@ -689,7 +689,7 @@ def test_the_leaderboard_carries_energy_and_plots_it_only_for_systems_with_one(
             {"system": "b", "valid": True, "score_s": 90.0, "energy_j": None, "energy_kwh": None},
         ]
     )
-    runs = pd.DataFrame(columns=tables.RUN_COLUMNS)
+    runs = pd.DataFrame(columns=run_columns.RUN_COLUMNS)
     board = leaderboard.leaderboard(summary, runs, resamples=50)
     energy = board.set_index("system")["energy_kwh"]
     assert energy["a"] == 1.0 and pd.isna(energy["b"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scripts.analysis import tables
+from scripts.analysis import summary_table
 from scripts.mlperf.checker_outcome import summarizer_window, window_problems
 from scripts.mlperf.log_parser import parse_text
 from scripts.run import import_logs
@@ -44,7 +44,7 @@ def test_each_more_folder_scores_as_the_official_result_summarizer(
     folder = root / "results" / row["system"] / row["benchmark"]
     quality, ruleset = round_quality(row["round"], row["benchmark"])
     runs = import_folder(folder, tmp_path, quality, ruleset=ruleset)
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["n_runs"] == int(row["n_logs"])
     assert summary["valid"], summary["reason"]
     assert summary["score_s"] == pytest.approx(float(row["score_min"]) * 60, rel=1e-9)
@@ -69,7 +69,7 @@ def test_offline_evaluated_stable_diffusion_counts_every_run_the_checker_accepts
     assert result_6["problems"] and all(p.startswith("note: ") for p in result_6["problems"])
     assert "does not meet target" in result_6["problems"][0]
     assert "accepts the log" in result_6["problems"][0]
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["score_s"] == pytest.approx(18.25278125 * 60, rel=1e-9)  # 1095.167 s
 
 
@@ -82,7 +82,7 @@ def test_datestamped_log_names_are_every_run_of_lambdas_folder(tmp_path: Path) -
     assert [f.name[-6:-4] for f in files] == [f"{n:02d}" for n in range(1, 11)]
     quality, ruleset = round_quality("4.1", "bert")
     runs = import_folder(folder, tmp_path, quality, ruleset=ruleset)
-    summary = tables.summarize_system(runs, resamples=200)
+    summary = summary_table.summarize_system(runs, resamples=200)
     assert summary["score_s"] == pytest.approx(0.94619375 * 60, rel=1e-9)
 
 

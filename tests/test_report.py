@@ -3,15 +3,27 @@ overlay runs alone and shows up compared; warnings say the value, the threshold,
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
-from scripts.analysis import leaderboard, plots, report, tables
+from scripts.analysis import (
+    comparison_table,
+    leaderboard,
+    plots,
+    report,
+    report_cells,
+    report_findings,
+    run_columns,
+    summary_table,
+)
+from scripts.core import formats
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
@@ -108,7 +120,7 @@ SUMMARY_ROW = {
 
 def test_warnings_say_the_value_the_threshold_and_what_to_do() -> None:
     summary = pd.DataFrame([SUMMARY_ROW])
-    found = report.warnings(summary, pd.DataFrame(), {"runs": 10}, [])
+    found = report_findings.warnings(summary, pd.DataFrame(), {"runs": 10}, [])
     text = "\n".join(found)
     assert (
         "box: the standard deviation (15.6 s) is 15% of the mean (104.0 s), at or above the "
@@ -141,7 +153,7 @@ def test_warnings_for_an_invalid_result_a_dropped_run_and_a_weak_comparison() ->
          "problems": ["2 malformed MLPerf lines (first at line 7)"]},
     ]  # fmt: skip
     text = "\n".join(
-        report.warnings(pd.DataFrame([invalid, one_bad]), comparison, {"runs": 5}, results)
+        report_findings.warnings(pd.DataFrame([invalid, one_bad]), comparison, {"runs": 5}, results)
     )
     assert "box: no MLPerf score: 2 runs did not converge (runs 2, 4)." in text
     assert "cherry-picking" in text
@@ -152,9 +164,9 @@ def test_warnings_for_an_invalid_result_a_dropped_run_and_a_weak_comparison() ->
 
 
 def test_formatting_of_seconds() -> None:
-    assert report.fmt_s(1233.20325) == "1233.2"
-    assert report.fmt_s(0.0295) == "0.0295"
-    assert report.fmt_s(float("nan")) == "n/a" and report.fmt_s(None) == "n/a"
+    assert report_cells.fmt_s(1233.20325) == "1233.2"
+    assert report_cells.fmt_s(0.0295) == "0.0295"
+    assert report_cells.fmt_s(float("nan")) == "n/a" and report_cells.fmt_s(None) == "n/a"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,11 +218,11 @@ def golden_results(tmp_path: Path, with_leaderboard: bool) -> Path:
     res.mkdir()
     runs = pd.read_csv(GOLDEN / "runs.csv")
     runs.to_csv(res / "runs.csv", index=False)
-    summary = tables.summarize(runs, resamples=300, seed=1)
-    comparison = tables.compare(runs, summary, "a-baseline", resamples=300, seed=1)
+    summary = summary_table.summarize(runs, resamples=300, seed=1)
+    comparison = comparison_table.compare(runs, summary, "a-baseline", resamples=300, seed=1)
     summary.to_csv(res / "summary.csv", index=False)
     comparison.to_csv(res / "comparison.csv", index=False)
-    evals = pd.DataFrame(columns=tables.EVAL_COLUMNS)
+    evals = pd.DataFrame(columns=run_columns.EVAL_COLUMNS)
     plots.plot_all(runs, summary, comparison, evals, {}, res / "plots")
     if with_leaderboard:
         argv = ["--summary", str(res / "summary.csv"), "--runs", str(res / "runs.csv")]
@@ -245,7 +257,7 @@ def test_the_leaderboard_section_shows_the_ranking_with_intervals_and_its_plot(
     assert 'id="plot-leaderboard"' in section and "data:image/png;base64," in section
     for row in board.to_dict("records"):
         assert f'<td class="text">{row["system"]}</td>' in section
-        assert f"<td>{report.fmt_s(row['score_ci95_low_s'])}</td>" in section
+        assert f"<td>{report_cells.fmt_s(row['score_ci95_low_s'])}</td>" in section
     first = board.iloc[0]
     assert first["system"] == "b-faster" and first["rank"] == 1
     # without leaderboard.csv the page has no such section
@@ -255,7 +267,7 @@ def test_the_leaderboard_section_shows_the_ranking_with_intervals_and_its_plot(
 
 
 def test_runs_that_shared_their_cores_and_shared_seeds_are_warned_about() -> None:
-    from scripts.analysis import report
+    from scripts.analysis import report_findings
 
     results = [
         {"system": "a", "run": 1, "seed": 11, "host_busy": 0.05, "load_1m": 0.3},
@@ -263,11 +275,134 @@ def test_runs_that_shared_their_cores_and_shared_seeds_are_warned_about() -> Non
         {"system": "a", "run": 3, "seed": 12, "host_busy": None},  # a container's: unknown
         {"system": "b", "run": 1, "seed": 5},  # written before host_busy existed
     ]
-    (busy,) = report.shared_core_warnings(results)
+    (busy,) = report_findings.shared_core_warnings(results)
     assert busy.startswith("a: run(s) 2 (1.20 cores) shared the machine")
-    (seed,) = report.seed_warnings(results)
+    (seed,) = report_findings.seed_warnings(results)
     assert seed.startswith("a: runs 2, 3 share seed 12")
-    warns = report.warnings(
+    warns = report_findings.warnings(
         pd.DataFrame(columns=["system"]), pd.DataFrame(columns=["significant"]), {}, results
     )
     assert busy in warns and seed in warns
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers before definitions; a missing value is a dash, never nan or None
+
+
+def results_with_missing_values(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """The golden runs plus a system whose runs never converged (its summary row is mostly
+    empty, its leaderboard row unranked), the runs.csv columns a run made before them lacks,
+    and the provenance of a system made here and of an imported one, each with what its
+    records leave out."""
+    res = tmp_path / "results"
+    res.mkdir()
+    golden = pd.read_csv(GOLDEN / "runs.csv")
+    never = pd.DataFrame(
+        [
+            {"benchmark": "golden", "system": "d-never", "run": n, "converged": False,
+             "scale": "test", "fingerprint": "fp-d"}
+            for n in (1, 2, 3)
+        ]
+    )  # fmt: skip
+    runs = pd.concat([golden, never], ignore_index=True)
+    runs.to_csv(res / "runs.csv", index=False)
+    summary = summary_table.summarize(runs, resamples=200, seed=1)
+    comparison = comparison_table.compare(runs, summary, "a-baseline", resamples=200, seed=1)
+    summary.to_csv(res / "summary.csv", index=False)
+    comparison.to_csv(res / "comparison.csv", index=False)
+    argv = ["--summary", str(res / "summary.csv"), "--runs", str(res / "runs.csv")]
+    assert leaderboard.main([*argv, "--output", str(res / "leaderboard.csv")]) == 0
+    (res / "plots").mkdir()
+    for name in report.PLOTS:
+        (res / "plots" / f"{name}.png").write_bytes(b"not a real png")
+
+    here = res / "d-never" / "run_01"
+    here.mkdir(parents=True)
+    result = {"system": "d-never", "run": 1, "converged": False, "seed": None, "log": None}
+    (here / "result.json").write_text(json.dumps(formats.stamped("result.json", result)))
+    meta = {"run": 1, "backend": "local", "command": "python train.py"}
+    (here / "run.json").write_text(json.dumps(formats.stamped("run.json", meta)))
+    (res / "d-never" / "environment.json").write_text(json.dumps({"host": "box"}))
+    imported = res / "e-imported" / "run_01"
+    imported.mkdir(parents=True)
+    meta = {"run": 1, "backend": "import", "source": "/logs/result_0.txt", "source_sha256": None}
+    (imported / "run.json").write_text(json.dumps(formats.stamped("run.json", meta)))
+    context = {
+        "benchmark": {"description": "golden", "runs": 5},
+        "systems": {
+            "d-never": {"backend": "local", "description": None, "threads": 1},
+            "e-imported": {"backend": "import", "import_dir": "/logs"},
+        },
+    }
+    return res, context
+
+
+def test_a_missing_value_is_a_dash_and_never_nan_or_none(tmp_path: Path) -> None:
+    res, context = results_with_missing_values(tmp_path)
+    page = report.render("golden", res, context, generated="now")
+    found = [
+        page[max(0, m.start() - 60) : m.end() + 20]
+        for m in re.finditer(r"\b(nan|NaN|None|NaT|<NA>)\b", page)
+    ]
+    assert not found, found
+    # c-same has no outlier runs (an empty cell of summary.csv): a dash, not "nan"
+    row = re.search(r'<tr><th class="text">outlier runs</th>(.*?)</tr>', page)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    assert cells == ["5 10", "4", report_cells.MISSING, report_cells.MISSING]
+    # d-never has no statistic of time to train at all
+    score = re.search(r'<tr><th class="text">MLPerf score \(s\)</th>(.*?)</tr>', page)
+    assert score is not None and score.group(1).endswith(f"<td>{report_cells.MISSING}</td>")
+    # the runs table: columns a run made before them lacks
+    runs_section = page[page.index("<h2>Runs</h2>") : page.index("<h2>Provenance</h2>")]
+    assert f'<td class="text">{report_cells.MISSING}</td>' in runs_section
+    assert "n/a" not in runs_section and "<td></td>" not in runs_section
+    # the leaderboard: d-never unranked
+    board = page[page.index("<h2>Leaderboard</h2>") : page.index("<h2>Plots</h2>")]
+    assert f'<tr><td>{report_cells.MISSING}</td><td class="text">d-never</td>' in board
+
+
+def test_provenance_asks_the_backend_whether_runs_are_imported(tmp_path: Path) -> None:
+    res, context = results_with_missing_values(tmp_path)
+    page = report.render("golden", res, context, generated="now")
+    provenance = page[page.index("<h2>Provenance</h2>") : page.index("<h2>Methods</h2>")]
+    local, imported = provenance.split("<h3>e-imported</h3>")
+    assert "<dt>host</dt><dd>box</dd>" in local and "import_dir" not in local
+    assert "<dt>CPU</dt>" not in local  # environment.json says nothing of it
+    assert "<dt>import_dir</dt><dd>/logs</dd>" in imported and "<dt>host</dt>" not in imported
+    assert "<dt>run 01</dt><dd>/logs/result_0.txt</dd>" in imported  # no sha256 recorded
+
+
+def test_the_column_glossaries_come_after_their_tables_folded(tmp_path: Path) -> None:
+    res = golden_results(tmp_path, with_leaderboard=False)
+    page = report.render("golden", res, {"benchmark": {}, "systems": {}}, generated="now")
+    for table, next_heading in (("Summary", "Comparison"), ("Comparison", "Plots")):
+        section = page[page.index(f"<h2>{table}</h2>") : page.index(f"<h2>{next_heading}</h2>")]
+        glossary = section.index('<details class="glossary"><summary>What the columns mean')
+        assert section.index("<table>") < glossary  # the numbers first
+        assert section.index("</table>") < glossary
+        assert "<li>" not in section[:glossary]  # no definition above the table
+    summary = page[page.index("<h2>Summary</h2>") : page.index("<h2>Comparison</h2>")]
+    assert "One row per system." in summary[summary.index("<details") :]
+
+
+def test_a_cell_without_a_value_is_a_dash_whatever_its_format() -> None:
+    dash = report_cells.MISSING
+    for fmt in report_cells.FORMATS.values():
+        for missing in (None, float("nan"), pd.NA, "", "  "):
+            assert report_cells.cell(missing, fmt) == dash
+    assert report_cells.cell(3.0, report_cells.FORMATS["int"]) == "3"
+    assert report_cells.cell("a<b", report_cells.esc) == "a&lt;b"
+
+
+def test_sentences_say_n_a_for_a_missing_value_and_a_run_number_without_decimals() -> None:
+    row = {**SUMMARY_ROW, "valid": False, "reason": float("nan"), "unstable": False}
+    row["outlier_runs"] = None
+    lines, compared = report_findings.verdicts(pd.DataFrame([row]), pd.DataFrame(), "")
+    assert lines == ["box: no MLPerf score: n/a"] and not compared
+    dropped = {**SUMMARY_ROW, "n_converged": 4, "unstable": False, "dropped_slowest_run": 3.0}
+    (warning,) = [w for w in report_findings.system_warnings(dropped, 0) if "did not" in w]
+    assert warning.startswith("box: run 3 did not reach the target")
+    result = {"system": "box", "run": 2, "converged": True, "problems": ["odd"]}
+    warns = report_findings.warnings(pd.DataFrame(columns=["system"]), pd.DataFrame(), {}, [result])
+    assert "box run 2: odd." in warns  # a result.json without a log names none

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.analysis import tables
+from scripts.analysis import runs_table
 from scripts.campaign import archive as campaign
 from scripts.campaign import status
 from scripts.run import import_logs, seals
@@ -218,7 +218,7 @@ def test_the_tables_name_a_half_written_result_never_a_bare_decode_error(tmp_pat
     d = finished_run(tmp_path)
     (d / "result.json").write_text('{"benchmark": "b", "sys')
     with pytest.raises(seals.CorruptFile, match="result.json is not valid JSON"):
-        tables.collect([d / "result.json"])
+        runs_table.collect([d / "result.json"])
     for cmd in ("collect", "evals"):
         proc = subprocess.run(
             [sys.executable, "-m", "scripts", "tables", cmd, "--output", str(tmp_path / "t.csv")]

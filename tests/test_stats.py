@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from scripts.analysis import stats, tables
+from scripts.analysis import columns, comparison_table, stats, summary_table
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 BOOTSTRAP_COLUMNS = {"boot_ci95_low_s", "boot_ci95_high_s", "speedup_ci95_low", "speedup_ci95_high"}
@@ -55,15 +55,17 @@ def assert_frame_matches_golden(got: pd.DataFrame, golden: pd.DataFrame) -> None
 
 def test_summary_of_the_fixture_matches_the_golden_table(runs: pd.DataFrame) -> None:
     got = pd.read_csv(
-        io.StringIO(tables.summarize(runs).to_csv(index=False, float_format=tables.FLOAT_FORMAT))
+        io.StringIO(
+            summary_table.summarize(runs).to_csv(index=False, float_format=columns.FLOAT_FORMAT)
+        )
     )
     assert_frame_matches_golden(got, pd.read_csv(GOLDEN / "summary.csv"))
 
 
 def test_comparison_of_the_fixture_matches_the_golden_table(runs: pd.DataFrame) -> None:
-    summary = tables.summarize(runs)
-    table = tables.compare(runs, summary, "a-baseline")
-    got = pd.read_csv(io.StringIO(table.to_csv(index=False, float_format=tables.FLOAT_FORMAT)))
+    summary = summary_table.summarize(runs)
+    table = comparison_table.compare(runs, summary, "a-baseline")
+    got = pd.read_csv(io.StringIO(table.to_csv(index=False, float_format=columns.FLOAT_FORMAT)))
     golden = pd.read_csv(GOLDEN / "comparison.csv")
     assert_frame_matches_golden(got, golden)
     assert golden["verdict"][0] == "b-faster is 1.28x faster than a-baseline (95% CI 1.19-1.37)"
@@ -207,10 +209,10 @@ def test_welch_and_mann_whitney_need_enough_values() -> None:
 
 
 def test_reference_falls_back_to_the_first_system_with_a_note() -> None:
-    assert tables.choose_reference(["b", "a"], "b") == ("b", "")
-    ref, note = tables.choose_reference(["b", "a"], "local")
+    assert comparison_table.choose_reference(["b", "a"], "b") == ("b", "")
+    ref, note = comparison_table.choose_reference(["b", "a"], "local")
     assert ref == "a" and "'local' has no runs of this benchmark" in note
-    assert tables.choose_reference([], "x")[0] is None
+    assert comparison_table.choose_reference([], "x")[0] is None
 
 
 def test_t_quantile_is_scipy_stats_t_ppf() -> None:

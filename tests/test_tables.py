@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts.analysis import tables
+from scripts.analysis import run_columns, summary_columns, summary_table, tables
+from scripts.run.result_json import parse_run
 
 LOG = (
     "\n".join(
@@ -43,7 +44,7 @@ QUALITY = {"metric": "bleu", "target": 90.0, "direction": "higher"}
 def test_parse_run_takes_time_from_run_start_and_run_stop(tmp_path: Path) -> None:
     log = tmp_path / "mlperf.log"
     log.write_text(LOG)
-    r = tables.parse_run(log, META, QUALITY)
+    r = parse_run(log, META, QUALITY)
     assert r["time_to_train_s"] == 10.5 and r["converged"] is True
     assert r["seed"] == 42 and r["run"] == 4 and r["final_quality"] == 91.5
     assert r["fingerprint"] == "fp" and r["problems"] == []
@@ -53,7 +54,7 @@ def test_parse_run_takes_time_from_run_start_and_run_stop(tmp_path: Path) -> Non
 def test_a_log_seed_that_differs_from_the_configured_one_is_reported(tmp_path: Path) -> None:
     log = tmp_path / "mlperf.log"
     log.write_text(LOG)
-    r = tables.parse_run(log, {**META, "seed": 7}, QUALITY)
+    r = parse_run(log, {**META, "seed": 7}, QUALITY)
     assert any("differs" in p for p in r["problems"])
 
 
@@ -75,7 +76,7 @@ def rows(times: list[float | None], converged: list[bool], fp: str = "fp") -> pd
 
 
 def test_summary_row_has_the_olympic_score_and_converged_run_statistics() -> None:
-    row = tables.summarize_system(rows([10.0, 12.0, 11.0, 30.0, 9.0], [True] * 5))
+    row = summary_table.summarize_system(rows([10.0, 12.0, 11.0, 30.0, 9.0], [True] * 5))
     assert row["score_s"] == pytest.approx(11.0)  # drop 9 and 30, mean of 10, 11, 12
     assert row["dropped_fastest_run"] == 5 and row["dropped_slowest_run"] == 4
     assert row["n_runs"] == 5 and row["valid"] is True
@@ -83,7 +84,7 @@ def test_summary_row_has_the_olympic_score_and_converged_run_statistics() -> Non
 
 
 def test_two_nonconverged_runs_make_the_result_invalid_naming_run_numbers() -> None:
-    row = tables.summarize_system(rows([10.0, 20.0, 11.0, 12.0], [True, False, True, False]))
+    row = summary_table.summarize_system(rows([10.0, 20.0, 11.0, 12.0], [True, False, True, False]))
     assert row["valid"] is False and row["score_s"] is None
     assert "runs 2, 4" in row["reason"]
     assert row["n_converged"] == 2 and row["mean_s"] == pytest.approx(10.5)
@@ -91,8 +92,8 @@ def test_two_nonconverged_runs_make_the_result_invalid_naming_run_numbers() -> N
 
 def test_runs_of_one_system_under_different_fingerprints_are_refused() -> None:
     frame = pd.concat([rows([10.0, 11.0], [True, True]), rows([12.0], [True], fp="other")])
-    with pytest.raises(tables.AggregationError, match="cannot be combined"):
-        tables.summarize_system(frame)
+    with pytest.raises(summary_table.AggregationError, match="cannot be combined"):
+        summary_table.summarize_system(frame)
 
 
 def test_collect_and_summarize_cli_round_trip(tmp_path: Path) -> None:
@@ -116,8 +117,8 @@ def test_collect_and_summarize_cli_round_trip(tmp_path: Path) -> None:
         files.append(str(f))
     runs_csv, summary_csv = tmp_path / "runs.csv", tmp_path / "summary.csv"
     assert tables.main(["collect", "--output", str(runs_csv), *files]) == 0
-    assert list(pd.read_csv(runs_csv).columns) == tables.RUN_COLUMNS
+    assert list(pd.read_csv(runs_csv).columns) == run_columns.RUN_COLUMNS
     assert tables.main(["summarize", "--runs", str(runs_csv), "--output", str(summary_csv)]) == 0
     summary = pd.read_csv(summary_csv)
-    assert list(summary.columns) == tables.SUMMARY_COLUMNS
+    assert list(summary.columns) == summary_columns.SUMMARY.names
     assert summary.loc[0, "score_s"] == pytest.approx(11.0)

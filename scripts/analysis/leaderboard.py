@@ -18,8 +18,8 @@ one leaderboard is made from one summary.csv and its runs.csv.
 - ``accelerator_minutes``: score_s / 60 x n_accelerators, empty when the number of
   accelerators is unknown (local systems).
 - ``energy_j`` / ``energy_kwh``: summary.csv's MLPerf energy score of a published power result
-  (:func:`scripts.analysis.columns.energy_score`), empty without power results; ``--energy-plot``
-  draws time to train against energy for the systems that have one
+  (:func:`scripts.analysis.summary_columns.energy_score`), empty without power results;
+  ``--energy-plot`` draws time to train against energy for the systems that have one
   (:func:`scripts.analysis.plots.plot_energy`).
 - ``overlaps_next``: whether this system's interval overlaps the next ranked one's (they are
   then not distinguishable); ``group``: the ranks joined by such overlaps, as text ("ranks 3
@@ -43,7 +43,8 @@ from typing import Any
 import pandas as pd
 
 from scripts.analysis import stats
-from scripts.analysis.tables import FLOAT_FORMAT, converged_times
+from scripts.analysis.columns import FLOAT_FORMAT
+from scripts.analysis.comparison_table import converged_times
 from scripts.core.safe_csv import read_csv, write_csv
 
 COLUMNS = [

@@ -44,8 +44,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from scripts.analysis.run_columns import names_log_problems  # noqa: E402
 from scripts.analysis.scoring import usable_time  # noqa: E402
-from scripts.analysis.tables import names_log_problems  # noqa: E402
 from scripts.core.safe_csv import read_csv  # noqa: E402
 
 DPI = 100
