@@ -49,8 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml  # noqa: E402
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
+from scripts.core.layout import RESULT_FILE_RE, result_files
 from scripts.mlperf import rounds  # noqa: E402
-from scripts.run import import_logs
+from scripts.run.published.tree import detect_round, submitter_folders
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "mlperf-v5.0-nvidia"
 
@@ -59,7 +60,7 @@ def summarizer_seconds(root: Path, ruleset: str, cwd: Path) -> float:
     """The result summarizer's command line over every submitter folder of ``root``, run in
     ``cwd`` (it writes its summary.json into the folder it runs in)."""
     t = time.perf_counter()
-    for _, folder in import_logs.submitter_folders(root):
+    for _, folder in submitter_folders(root):
         cmd = [
             sys.executable,
             "-m",
@@ -77,7 +78,7 @@ def replicate(root: Path, dest: Path, copies: int) -> Path:
     """A round-sized stand-in: ``copies`` submitter folders under ``dest``, each ROOT's results
     and systems with every log made distinct (see the module docstring)."""
     for k in range(1, copies + 1):
-        for _, folder in import_logs.submitter_folders(root):
+        for _, folder in submitter_folders(root):
             out = dest / f"Copy{k:02d}"
             for path in sorted(folder.rglob("*")):
                 rel = path.relative_to(folder)
@@ -86,7 +87,7 @@ def replicate(root: Path, dest: Path, copies: int) -> Path:
                 target = out / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 data = path.read_bytes()
-                if import_logs.RESULT_FILE_RE.match(path.name):
+                if RESULT_FILE_RE.match(path.name):
                     end = b"" if data.endswith(b"\n") else b"\n"
                     data += end + f"# stand-in copy {k} of {rel}\n".encode()
                 target.write_bytes(data)
@@ -106,7 +107,7 @@ def main() -> int:
     root = (args.root or FIXTURES).resolve()  # the overlay command runs in the copy
     if not root.is_dir():
         raise SystemExit(f"error: {root} is not a folder (--quick needs ../shared/fixtures)")
-    round_ = args.round_ or ("5.0" if root == FIXTURES else import_logs.detect_round(root))
+    round_ = args.round_ or ("5.0" if root == FIXTURES else detect_round(root))
     try:  # it names a folder below: only a known round
         round_ = rounds.known_round(round_)
     except ValueError as exc:
@@ -119,7 +120,7 @@ def main() -> int:
         (Path(tmp) / "summarizer").mkdir()
         baseline = summarizer_seconds(root, ruleset, Path(tmp) / "summarizer")
         t = time.perf_counter()
-        make = [sys.executable, "-m", "scripts.run.import_logs", "overlay", str(root)]
+        make = [sys.executable, "-m", "scripts.run.published.cli", "overlay", str(root)]
         subprocess.run(
             [*make, "--round", round_, "--output", "round.yaml"], cwd=wf, check=True,
             capture_output=True,
@@ -141,8 +142,8 @@ def main() -> int:
         if not m:
             raise SystemExit(f"scripts.analysis.verify failed:\n{checked.stdout}{checked.stderr}")
         in_process = float(m.group(1))
-        logs = sum(len(import_logs.result_files(Path(d))) for d in _bench_dirs(root))
-        n_submitters = len(import_logs.submitter_folders(root))
+        logs = sum(len(result_files(Path(d))) for d in _bench_dirs(root))
+        n_submitters = len(submitter_folders(root))
         n_folders = len(_bench_dirs(root))
     what = f"{args.replicate} copies of {args.root or FIXTURES}" if args.replicate else root
     print(f"import of a round ({what}: {n_submitters} submitters, {n_folders} result "
@@ -165,7 +166,7 @@ def main() -> int:
 def _bench_dirs(root: Path) -> list[Path]:
     return [
         b
-        for _, folder in import_logs.submitter_folders(root)
+        for _, folder in submitter_folders(root)
         for system in (folder / "results").iterdir()
         for b in system.iterdir()
         if b.is_dir()

@@ -42,10 +42,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.analysis import scoring  # noqa: E402
+from scripts.core.layout import result_files  # noqa: E402
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
 from scripts.mlperf.round_files import definitions
-from scripts.run.import_logs import result_files  # noqa: E402
 
 EXCERPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "v06_dgx1_result_0_excerpt.txt"
 TRAIN = (

@@ -15,7 +15,7 @@ the modules (the baseline) and after the work. Logs:
 
 Work, per log: ``parse``: scripts.mlperf.log_parser.parse_file + run_outcome; ``import``: what an
 import
-job does (scripts.run.import_logs main: copy, sha256, parse, result.json), for the random log.
+job does (scripts.run.published.cli main: copy, sha256, parse, result.json), for the random log.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def hwm():
             return int(line.split()[1]) / 1024
 sys.path.insert(0, {repo!r})
 from scripts.mlperf import log_parser, outcome  # noqa: F401
-from scripts.run import import_logs, result_json  # noqa: F401
+from scripts.run import result_json  # noqa: F401
+from scripts.run.published import cli  # noqa: F401
 base = hwm()
 t = time.perf_counter()
 work, path, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -55,9 +56,9 @@ if work == "parse":
 else:
     spec = dict(benchmark="gnmt-v0.6", system="pub", run=1, scale="MLPerf", mlperf_name="gnmt",
                 config_fingerprint="c", comparability={{}})
-    rc = import_logs.main(["--source", path, "--spec", json.dumps(spec), "--log", out + "/l",
-                           "--meta", out + "/m", "--result", out + "/r", "--quality-json",
-                           json.dumps({{"target": 24.0}})])
+    rc = cli.main(["--source", path, "--spec", json.dumps(spec), "--log", out + "/l",
+                  "--meta", out + "/m", "--result", out + "/r", "--quality-json",
+                  json.dumps({{"target": 24.0}})])
     assert rc == 0
     what = "; ".join(json.load(open(out + "/r")).get("log_problems", ["(none)"]))[:60]
 print(json.dumps({{"base": base, "peak": hwm(), "s": time.perf_counter() - t, "what": what}}))

@@ -162,7 +162,7 @@ def run_commands(wf: Path, target_of: str, overlays: Sequence[Path]) -> dict[str
         raise RuntimeError(f"{shlex.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
     specs = {}
     for line in proc.stdout.splitlines():
-        if "scripts.run.run_training" in line and "--spec" in line:
+        if "scripts.run.runner" in line and "--spec" in line:
             words = shlex.split(line.strip())
             spec = yaml.safe_load(words[words.index("--spec") + 1])  # JSON is YAML
             specs[spec["run_id"]] = spec

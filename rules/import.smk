@@ -26,5 +26,5 @@ for _batch in inputs.import_batches():
             f"logs/import/{_batch.benchmark}/{_batch.rule}.log",
         threads: IMPORT_THREADS
         shell:
-            "{PY} scripts.run.import_logs batch --plan {input.plan:q} --workers {threads} "
+            "{PY} scripts.run.published.cli batch --plan {input.plan:q} --workers {threads} "
             "> {log:q} 2>&1"

@@ -32,7 +32,7 @@ rule train_run:
         result=inputs.result_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
-        "exec {PY} scripts.run.run_training --spec {params.spec:q} --log {output.log:q} "
+        "exec {PY} scripts.run.runner --spec {params.spec:q} --log {output.log:q} "
         "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
         "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
         "{params.image} {params.result} > {log:q} 2>&1"

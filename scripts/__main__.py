@@ -27,7 +27,7 @@ VERBS: dict[str, Verb] = {
     "archive": Verb("campaign.archive", ("archive",), "move a system's runs aside, kept"),
     "seal": Verb("run.seals", ("seal",), "seal finished runs' logs (after an upgrade)"),
     # published results
-    "import": Verb("run.import_logs", (), "a published round as a config overlay (overlay)"),
+    "import": Verb("run.published.cli", (), "a published round as a config overlay (overlay)"),
     "verify": Verb("analysis.verify", (), "our scores beside the official summarizer's"),
     "rounds": Verb("mlperf.round_files", (), "write or check config/benchmarks/mlperf-v*.yaml"),
     "compliance": Verb("mlperf.compliance", (), "mlperf-logging's checkers on logs"),
@@ -38,7 +38,7 @@ VERBS: dict[str, Verb] = {
     "podman": Verb("run.backends.podman", (), "build a podman image, prepare data in it"),
     "nvidia-v06": Verb("mlperf.nvidia_v06", (), "NVIDIA v0.6 config_<system>.sh from a yaml"),
     # one run, and the tables and report made from runs
-    "train": Verb("run.run_training", (), "one training run: the runner a train_run job calls"),
+    "train": Verb("run.runner", (), "one training run: the runner a train_run job calls"),
     "environment": Verb("run.environment", (), "capture a system's environment.json"),
     "tables": Verb("analysis.tables", (), "parse, collect, summarize, compare, evals"),
     "leaderboard": Verb("analysis.leaderboard", (), "leaderboard.csv and its plots"),

@@ -208,7 +208,7 @@ def containers_labelled(
 
 @pytest.fixture
 def paths(tmp_path: Path) -> dict[str, Path]:
-    """The files scripts.run.run_training.execute takes, for a run made in ``tmp_path``."""
+    """The files scripts.run.runner.execute takes, for a run made in ``tmp_path``."""
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"files": []}))
     # the unpacked tree beside it, and its manifest: the runner checks them before each run

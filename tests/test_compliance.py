@@ -16,8 +16,8 @@ from mlperf_logging.package_checker.seed_checker import SeedChecker
 from mlperf_logging.rcp_checker import rcp_checker
 from mlperf_logging.result_summarizer import result_summarizer
 
+from scripts.core.layout import result_files
 from scripts.mlperf import compliance
-from scripts.run.import_logs import result_files
 from tests.conftest import need_fixtures
 
 RULESET = "5.0.0"

@@ -34,7 +34,8 @@ from scripts.data.tree import (
 from scripts.data.unpack import prepare
 from scripts.data.verify import verify
 from scripts.run import spec as spec_module
-from scripts.run.run_training import RunFailed, execute
+from scripts.run.failure import RunFailed
+from scripts.run.runner import execute
 from scripts.run.spec import RunSpec
 from tests.conftest import REPO, fake_campaign, jobs_run, set_faults, snakemake, snapshot
 

@@ -20,7 +20,8 @@ import pytest
 from scripts.data.tree import write_tree_manifest
 from scripts.run.backends import container, docker
 from scripts.run.backends.image import ImageSpec
-from scripts.run.run_training import RunFailed, execute
+from scripts.run.failure import RunFailed
+from scripts.run.runner import execute
 from scripts.run.spec import RunSpec
 from tests.conftest import REPO, containers_labelled, need_docker
 
@@ -266,7 +267,7 @@ def test_when_the_runner_loses_its_parent_its_container_is_stopped(image, tmp_pa
     args = [
         sys.executable,
         "-m",
-        "scripts.run.run_training",
+        "scripts.run.runner",
         "--spec",
         spec.to_json(),
         "--log",

@@ -1,11 +1,11 @@
 """Why an attempt failed, decided from how the trainer ended and what its log says, without
-starting a process (scripts.run.run_training.failure_reason is a pure function)."""
+starting a process (scripts.run.failure.failure_reason is a pure function)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scripts.run.run_training import failure_reason
+from scripts.run.failure import failure_reason
 
 INVALID = "trainer exited 0 but its log is not a valid MLPerf log: no run_stop event"
 MATCH = "log line 3 matches the failure pattern 'NaN': 'loss is NaN'"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from mlperf_logging.compliance_checker import mlp_parser
 
 from scripts.mlperf import fast_checker
-from scripts.run import import_logs
+from scripts.run.published.tree import detect_round
 from tests.conftest import REPO, need_fixtures
 
 PARSER_DIR = Path(mlp_parser.__file__).parent
@@ -96,7 +96,7 @@ def test_verdicts_and_messages_equal_the_unpatched_checkers(tmp_path: Path) -> N
     for log in published_logs():
         round_ = "0.6" if "v0.6" in str(log) else "5.0"
         if "training_results_v" in str(log):
-            round_ = import_logs.detect_round(log)
+            round_ = detect_round(log)
         jobs.append((str(log), f"{round_}.0"))
     # logs that fail: a missing key, a parse error, no MLPerf line at all
     good = Path(jobs[0][0]).read_text(encoding="latin-1")

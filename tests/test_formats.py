@@ -18,8 +18,9 @@ from scripts.data import cli
 from scripts.data.tree import TREE_FORMAT_VERSION
 from scripts.data.verify import verified_manifest_sha256, verify, write_verified_manifest
 from scripts.run import seals
-from scripts.run.backends import container
-from scripts.run.run_training import execute
+from scripts.run.backends.errors import ContainerError
+from scripts.run.backends.stamp import read_stamp
+from scripts.run.runner import execute
 from tests.test_run_training import good_log_command, spec
 
 NEWER = r"format_version 2, but this workflow reads {kind} up to version 1 \(made by a newer"
@@ -145,12 +146,12 @@ def test_the_dataset_verify_command_writes_a_versioned_manifest(tmp_path: Path) 
 def test_an_image_stamp_of_a_newer_workflow_is_refused(tmp_path: Path) -> None:
     stamp = tmp_path / "image.json"
     stamp.write_text(json.dumps({"format_version": 1, "image_id": "sha256:1"}))
-    assert container.read_stamp(stamp)["image_id"] == "sha256:1"
+    assert read_stamp(stamp)["image_id"] == "sha256:1"
     stamp.write_text(json.dumps({"image_id": "sha256:1"}))  # from before versions
-    assert container.read_stamp(stamp)["image_id"] == "sha256:1"
+    assert read_stamp(stamp)["image_id"] == "sha256:1"
     stamp.write_text(json.dumps({"format_version": 2, "image_id": "sha256:1"}))
-    with pytest.raises(container.ContainerError, match=NEWER.format(kind="image.json")):
-        container.read_stamp(stamp)
+    with pytest.raises(ContainerError, match=NEWER.format(kind="image.json")):
+        read_stamp(stamp)
 
 
 def test_a_result_json_of_a_newer_workflow_stops_the_seal_check(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def test_the_others_cpu_is_measured_and_the_run_is_flagged(tmp_path: Path):
 
 def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
     """The runner's own record: run.json's host_load names the others' cores."""
-    from scripts.run.run_training import execute
+    from scripts.run.runner import execute
     from tests.test_run_training import good_log_command, spec
 
     trainer = (

@@ -17,9 +17,10 @@ import yaml
 
 from scripts.campaign import plan
 from scripts.core import config as cfg
+from scripts.core.layout import result_files
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
-from scripts.run import import_logs
+from scripts.run.published.run import import_run, source_of
 from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, jobs_run, need_fixtures, snakemake, snapshot
 
@@ -37,7 +38,7 @@ def olympic(times: list[float]) -> float:
 def published_times(folder: Path) -> list[float]:
     """Times to train straight from the logs (run_stop - run_start)."""
     out = []
-    for f in import_logs.result_files(folder):
+    for f in result_files(folder):
         o = run_outcome(parse_file(f), 24.0)
         assert o.converged and o.time_to_train_s is not None
         out.append(o.time_to_train_s)
@@ -74,7 +75,7 @@ def test_result_files_are_every_result_txt_ordered_by_their_numbers(tmp_path: Pa
     (tmp_path / "notes.txt").write_text("")
     (tmp_path / "result_0.log").write_text("")
     (tmp_path / "result_9.txt").mkdir()  # a folder is not a log
-    assert [p.name for p in import_logs.result_files(tmp_path)] == [
+    assert [p.name for p in result_files(tmp_path)] == [
         "result_0.txt",
         "result_1.txt",
         "result_2.txt",
@@ -82,9 +83,9 @@ def test_result_files_are_every_result_txt_ordered_by_their_numbers(tmp_path: Pa
         "result_.txt",
         "result_x.txt",
     ]
-    assert import_logs.source_of(tmp_path, 4).name == "result_10.txt"
+    assert source_of(tmp_path, 4).name == "result_10.txt"
     with pytest.raises(FileNotFoundError, match="has 6 result"):
-        import_logs.source_of(tmp_path, 7)
+        source_of(tmp_path, 7)
 
 
 def test_result_files_with_datestamps_order_by_their_run_number(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_result_files_with_datestamps_order_by_their_run_number(tmp_path: Path) 
         (tmp_path / f"result_240929051841195134739_{n:02d}.txt").write_text("")
     (tmp_path / "result_03.txt").write_text("")
     (tmp_path / "result_3.txt").write_text("")
-    names = [p.name for p in import_logs.result_files(tmp_path)]
+    names = [p.name for p in result_files(tmp_path)]
     assert names == [
         "result_03.txt",  # the same number: by name, so the order never depends on the disk
         "result_3.txt",
@@ -102,7 +103,7 @@ def test_result_files_with_datestamps_order_by_their_run_number(tmp_path: Path) 
         "result_240929051841195134739_09.txt",
         "result_240929051841195134739_10.txt",
     ]
-    assert import_logs.result_files(tmp_path / "missing") == []
+    assert result_files(tmp_path / "missing") == []
 
 
 SPEC = {
@@ -119,7 +120,7 @@ SPEC = {
 def test_an_imported_run_records_its_source_and_the_submission(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_transformer_result_0.txt"
     log, meta_path = tmp_path / "run_01" / "mlperf.log", tmp_path / "run_01" / "run.json"
-    meta = import_logs.import_run(source, SPEC, log, meta_path)
+    meta = import_run(source, SPEC, log, meta_path)
     assert log.read_bytes() == source.read_bytes()
     assert json.loads(meta_path.read_text()) == meta
     assert meta["seed"] == 16374  # from the RESULT line
@@ -131,7 +132,7 @@ def test_an_imported_run_records_its_source_and_the_submission(tmp_path: Path) -
 
 def test_a_log_of_another_benchmark_is_a_run_without_a_result(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
-    meta = import_logs.import_run(source, SPEC, tmp_path / "l", tmp_path / "m")
+    meta = import_run(source, SPEC, tmp_path / "l", tmp_path / "m")
     [why] = meta["import_problems"]
     assert re.search(r"submission_benchmark is 'ssd'.*another benchmark.*check import_dir", why)
     quality = {"metric": "bleu", "target": 24.0}
@@ -143,7 +144,7 @@ def test_a_folder_alias_is_the_benchmark_of_its_logs(tmp_path: Path) -> None:
     # Google's v0.6 mask folders log submission_benchmark "mask" (the summarizer's alias)
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
     spec = {**SPEC, "mlperf_name": "maskrcnn", "folder_aliases": ["ssd"]}
-    meta = import_logs.import_run(source, spec, tmp_path / "l", tmp_path / "m")
+    meta = import_run(source, spec, tmp_path / "l", tmp_path / "m")
     assert meta["import_problems"] == []
 
 

@@ -1,5 +1,5 @@
 """The import backend's batch: every run of a benchmark's import systems in one job
-(scripts/run/import_logs.py import_batch, ``python -m scripts import batch``), over one or
+(scripts/run/published/batch.py import_batch, ``python -m scripts import batch``), over one or
 several worker processes, with the same files either way, and a bad log that names itself
 without losing the others."""
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.run import import_logs
+from scripts.core.layout import result_files
+from scripts.run.published.batch import batch_plan, import_batch
 from tests.conftest import REPO, need_fixtures
 
 V06 = "mlperf-v0.6-nvidia"
@@ -25,7 +26,7 @@ GNMT = {"metric": "bleu", "target": 24.0, "direction": "higher"}
 def gnmt_plan(tmp_path: Path, folder: Path, *, ruleset: str | None = "0.6.0") -> dict:
     """A batch plan of every log of ``folder`` as the runs of system ``dgx1``."""
     runs = []
-    for run, source in enumerate(import_logs.result_files(folder), start=1):
+    for run, source in enumerate(result_files(folder), start=1):
         spec = {
             "benchmark": "gnmt-v0.6",
             "system": "dgx1",
@@ -37,7 +38,7 @@ def gnmt_plan(tmp_path: Path, folder: Path, *, ruleset: str | None = "0.6.0") ->
         }
         runs.append((source, str(tmp_path / "results" / f"run_{run:02d}"), spec))
     bench = {"quality": GNMT, "log": {"time_to_train": "run_stop"}, "mlperf": {"round": "0.6"}}
-    return import_logs.batch_plan(
+    return batch_plan(
         "gnmt-v0.6",
         bench,
         runs,
@@ -74,7 +75,7 @@ def test_two_workers_write_what_one_writes_in_plan_order(tmp_path: Path) -> None
         root = tmp_path / f"w{workers}"
         plan = gnmt_plan(root, folder)
         lines: list[str] = []
-        outcomes = import_logs.import_batch(plan, workers=workers, progress=lines.append)
+        outcomes = import_batch(plan, workers=workers, progress=lines.append)
         assert [o["dir"] for o in outcomes] == [r["dir"] for r in plan["runs"]]
         assert all(o["converged"] and o["compliance"] == "pass" for o in outcomes)
         assert [line.split("]")[0] for line in lines] == [f"[{i}/10" for i in range(1, 11)]
@@ -124,7 +125,7 @@ def test_a_file_that_is_no_plan_is_refused_with_its_name(
     path = tmp_path / "plan.json"
     path.write_text(text)
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.run.import_logs", "batch", "--plan", str(path)],
+        [sys.executable, "-m", "scripts.run.published.cli", "batch", "--plan", str(path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1

@@ -22,9 +22,14 @@ from mlperf_logging.result_summarizer import result_summarizer as summarizer
 from scripts.analysis import runs_table, summary_table
 from scripts.analysis.scoring import olympic_score
 from scripts.campaign import plan
+from scripts.core.layout import benchmark_folder, result_files
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.outcome import eval_events, run_outcome
-from scripts.run import import_logs
+from scripts.run.published import cli
+from scripts.run.published.folder import SYSTEM_COLUMNS, scaling_factor, system_columns
+from scripts.run.published.overlay import build_overlay
+from scripts.run.published.run import import_run
+from scripts.run.published.tree import OverlayError, detect_round, round_benchmarks, system_name
 from scripts.run.result_json import write_result
 from tests.conftest import REPO, copy_workflow, need_fixtures, snakemake
 
@@ -60,7 +65,7 @@ def checker_quality(benchmark: str) -> dict[str, Any]:
 def v50_quality(benchmark: str) -> dict[str, Any]:
     """The round's definition when config/benchmarks/mlperf-v5.0.yaml exists, else the
     compliance checker's target."""
-    definitions = import_logs.round_benchmarks("5.0") or {}
+    definitions = round_benchmarks("5.0") or {}
     bench = definitions.get(f"{benchmark}-v5.0")
     return dict(bench["quality"]) if bench else checker_quality(benchmark)
 
@@ -80,7 +85,7 @@ def import_folder(
     compliance checker of that ruleset), collected into runs.csv's frame."""
     results = []
     mlperf_name = folder.name if folder.name != "mask" else "maskrcnn"
-    for run, source in enumerate(import_logs.result_files(folder), start=1):
+    for run, source in enumerate(result_files(folder), start=1):
         run_dir = tmp / "results" / benchmark / system / f"run_{run:02d}"
         spec = {
             "benchmark": benchmark,
@@ -93,7 +98,7 @@ def import_folder(
             "mlperf": mlperf or {},
         }
         log, meta = run_dir / "mlperf.log", run_dir / "run.json"
-        import_logs.import_run(source, spec, log, meta)
+        import_run(source, spec, log, meta)
         write_result(
             log,
             meta,
@@ -172,7 +177,7 @@ def test_stable_diffusions_fid_and_clip_events_are_one_evaluation_as_the_checker
     assert not low_clip.converged
     assert "final eval_accuracy CLIP 0.14 does not meet target 0.15" in low_clip.problems
     folder = need_fixtures() / V50 / "results" / "nyx_n1_ngc25.04_nemo" / "stable_diffusion"
-    for f in import_logs.result_files(folder):
+    for f in result_files(folder):
         assert run_outcome(parse_file(f), 90.0, "lower", **args).converged, f
 
 
@@ -300,12 +305,12 @@ def test_olympic_drop_reaches_the_summary_from_the_runs_or_the_command_line() ->
 
 
 def test_scaling_json_is_read_as_the_summarizer_reads_it(tmp_path: Path) -> None:
-    assert import_logs.scaling_factor(tmp_path) == 1.0 == summarizer._get_scaling_factor(tmp_path)
+    assert scaling_factor(tmp_path) == 1.0 == summarizer._get_scaling_factor(tmp_path)
     (tmp_path / "scaling.json").write_text('{"scaling_factor": 1.0324858757062148}')
-    assert import_logs.scaling_factor(tmp_path) == summarizer._get_scaling_factor(str(tmp_path))
+    assert scaling_factor(tmp_path) == summarizer._get_scaling_factor(str(tmp_path))
     (tmp_path / "scaling.json").write_text('{"factor": 2}')
     with pytest.raises(ValueError, match=r"scaling.json: expected \{\"scaling_factor\""):
-        import_logs.scaling_factor(tmp_path)
+        scaling_factor(tmp_path)
 
 
 def test_system_columns_are_derived_as_the_summarizer_derives_them() -> None:
@@ -317,11 +322,11 @@ def test_system_columns_are_derived_as_the_summarizer_derives_them() -> None:
         "accelerator_model_name": "tpu-v3",
         "framework": "TensorFlow 1.14 commit hash = abc123",
     }
-    cols = import_logs.system_columns(desc)
+    cols = system_columns(desc)
     assert cols["accelerator"] == summarizer._pretty_accelerator_model_name(desc) == "TPUv3"
     assert cols["framework"] == summarizer._pretty_framework(desc) == "TensorFlow 1.14"
     assert (cols["n_nodes"], cols["n_accelerators"]) == (2, 8)
-    assert import_logs.system_columns(None) == dict.fromkeys(import_logs.SYSTEM_COLUMNS)
+    assert system_columns(None) == dict.fromkeys(SYSTEM_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,19 +334,19 @@ def test_system_columns_are_derived_as_the_summarizer_derives_them() -> None:
 
 
 def test_system_names_lowercase_and_replace_underscores_dots_and_pluses() -> None:
-    assert import_logs.system_name("NVIDIA", "nyx_n1_ngc25.04_pytorch") == (
+    assert system_name("NVIDIA", "nyx_n1_ngc25.04_pytorch") == (
         "nvidia-nyx-n1-ngc25-04-pytorch"
     )
-    assert import_logs.system_name("Dell", "XE9680x8H100+SXM") == "dell-xe9680x8h100-sxm"
+    assert system_name("Dell", "XE9680x8H100+SXM") == "dell-xe9680x8h100-sxm"
     # any other character too (tests/test_published_scores.py has more)
-    assert import_logs.system_name("A B", "x") == "a-b-x"
+    assert system_name("A B", "x") == "a-b-x"
 
 
 def test_the_round_comes_from_the_path_or_a_clear_error(tmp_path: Path) -> None:
-    assert import_logs.detect_round(tmp_path / "training_results_v4.1" / "NVIDIA") == "4.1"
-    assert import_logs.detect_round(need_fixtures() / V50) == "5.0"
-    with pytest.raises(import_logs.OverlayError, match="give it with --round"):
-        import_logs.detect_round(tmp_path)
+    assert detect_round(tmp_path / "training_results_v4.1" / "NVIDIA") == "4.1"
+    assert detect_round(need_fixtures() / V50) == "5.0"
+    with pytest.raises(OverlayError, match="give it with --round"):
+        detect_round(tmp_path)
 
 
 def checkout(tmp_path: Path) -> Path:
@@ -356,9 +361,9 @@ def checkout(tmp_path: Path) -> Path:
 
 def test_an_overlay_has_one_import_system_per_result_folder(tmp_path: Path) -> None:
     root = need_fixtures() / V50
-    overlay, notes = import_logs.build_overlay(root)  # one submitter's folder
+    overlay, notes = build_overlay(root)  # one submitter's folder
     assert overlay["systems"].keys() == {
-        import_logs.system_name("NVIDIA", d.name) for d in (root / "results").iterdir()
+        system_name("NVIDIA", d.name) for d in (root / "results").iterdir()
     }
     nyx = overlay["systems"]["nvidia-nyx-n1-ngc25-04-pytorch"]
     assert nyx["backend"] == "import"
@@ -370,7 +375,7 @@ def test_an_overlay_has_one_import_system_per_result_folder(tmp_path: Path) -> N
     wanted = {f"{r['benchmark']}-v5.0" for r in expected_rows()}
     assert set(overlay["campaign"]["benchmarks"]) == wanted
     assert overlay["campaign"]["systems"] == sorted(overlay["systems"])
-    if import_logs.round_benchmarks("5.0") is None:
+    if round_benchmarks("5.0") is None:
         assert notes == [
             "config/benchmarks/mlperf-v5.0.yaml does not exist: the overlay names the "
             "benchmarks <folder>-v5.0 but cannot define them"
@@ -382,15 +387,15 @@ def test_an_overlay_has_one_import_system_per_result_folder(tmp_path: Path) -> N
 
 def test_a_checkout_is_read_per_submitter_and_system_glob(tmp_path: Path) -> None:
     root = checkout(tmp_path)
-    overlay, _ = import_logs.build_overlay(root, submitter="nvidia", system_glob="nyx_*")
+    overlay, _ = build_overlay(root, submitter="nvidia", system_glob="nyx_*")
     assert sorted(overlay["systems"]) == [
         "nvidia-nyx-n1-ngc25-03-dgl",
         "nvidia-nyx-n1-ngc25-03-hugectr",
         "nvidia-nyx-n1-ngc25-04-nemo",
         "nvidia-nyx-n1-ngc25-04-pytorch",
     ]
-    with pytest.raises(import_logs.OverlayError, match="holds no results of submitter 'Intel'"):
-        import_logs.build_overlay(root, submitter="Intel")
+    with pytest.raises(OverlayError, match="holds no results of submitter 'Intel'"):
+        build_overlay(root, submitter="Intel")
 
 
 def test_the_overlay_command_writes_yaml_and_names_a_missing_round(
@@ -408,11 +413,11 @@ def test_the_overlay_command_writes_yaml_and_names_a_missing_round(
         "--output",
         str(out),
     ]
-    assert import_logs.main(argv) == 0
+    assert cli.main(argv) == 0
     overlay = yaml.safe_load(out.read_text())
     assert list(overlay["systems"]) == ["nvidia-tyche-ngpu64-ngc25-04-pytorch"]
     assert overlay["campaign"]["benchmarks"] == ["bert-v5.0"]
-    assert import_logs.main(["overlay", str(tmp_path / "x"), "--output", str(out)]) == 1
+    assert cli.main(["overlay", str(tmp_path / "x"), "--output", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: cannot tell the MLPerf round of") and len(err[-1]) < 200
 
@@ -427,7 +432,7 @@ def test_a_folder_numbered_result_1_to_10_imports_in_order(tmp_path: Path) -> No
     folder.mkdir(parents=True)
     for n in range(10):
         shutil.copy(src / f"result_{n}.txt", folder / f"result_{n + 1}.txt")
-    files = import_logs.result_files(folder)
+    files = result_files(folder)
     assert [f.name for f in files] == [f"result_{n}.txt" for n in range(1, 11)]  # 10 last
     runs = import_folder(folder, tmp_path, GNMT_V06)
     assert runs["time_to_train_s"].iloc[0] == 1225.22  # result_0.txt, now result_1.txt
@@ -452,8 +457,8 @@ def test_a_folder_alias_such_as_googles_mask_is_the_benchmarks_folder(tmp_path: 
     for n in range(3):
         shutil.copy(log, system_dir / "mask" / f"result_{n}.txt")
     bench = {"mlperf_name": "maskrcnn", "folder_aliases": ["mask"]}
-    assert import_logs.benchmark_folder(system_dir, bench) == system_dir / "mask"
-    assert import_logs.benchmark_folder(system_dir, {"mlperf_name": "maskrcnn"}) is None
+    assert benchmark_folder(system_dir, bench) == system_dir / "mask"
+    assert benchmark_folder(system_dir, {"mlperf_name": "maskrcnn"}) is None
     config = {
         "systems": {"g": {"backend": "import", "import_dir": str(system_dir)}},
         "benchmarks": {"maskrcnn-v0.6": bench},
@@ -508,14 +513,14 @@ def test_snakemake_runs_a_generated_overlay_alone(tmp_path: Path) -> None:
     (row,) = [r for r in expected_rows() if r["benchmark"] == "rgat"]
     overlay = wf / "overlay.yaml"
     argv = ["overlay", str(fixtures / V50), "--system", row["system"], "--output", str(overlay)]
-    assert import_logs.main(argv) == 0
+    assert cli.main(argv) == 0
     written = yaml.safe_load(overlay.read_text())
     assert written["campaign"]["benchmarks"] == ["rgat-v5.0"]
     assert written["benchmarks"]["rgat-v5.0"]["mlperf_name"] == "rgat"
     proc = snakemake(wf, "--cores", "2", "--configfile", str(overlay))  # the default target
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = pd.read_csv(wf / "results" / "rgat-v5.0" / "summary.csv")
-    assert summary["system"].tolist() == [import_logs.system_name("NVIDIA", row["system"])]
+    assert summary["system"].tolist() == [system_name("NVIDIA", row["system"])]
     got = summary.iloc[0]
     assert got["score_s"] == pytest.approx(float(row["score_min"]) * 60, rel=1e-9)
     # summary.csv holds 10 significant digits (columns.FLOAT_FORMAT)

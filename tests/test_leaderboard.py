@@ -16,9 +16,9 @@ from scripts.analysis import leaderboard as lb
 from scripts.analysis import run_columns, summary_table
 from scripts.analysis.plots import plot_leaderboard
 from scripts.analysis.scoring import olympic_score
+from scripts.core.layout import result_files
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
-from scripts.run.import_logs import result_files
 from tests.conftest import need_fixtures
 
 V50 = "mlperf-v5.0-nvidia"

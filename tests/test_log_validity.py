@@ -26,7 +26,7 @@ from scripts.mlperf import log_parser, log_validity
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.log_validity import log_problems
 from scripts.mlperf.outcome import run_outcome
-from scripts.run import run_training, seals
+from scripts.run import failure, runner, seals
 from scripts.run.spec import RunSpec
 from tests.conftest import (
     REPO,
@@ -409,8 +409,8 @@ def test_a_run_whose_log_is_over_max_log_bytes_is_a_crash_and_its_log_kept(
     script.write_text(f"print({chr(10).join(good(stop=100.5))!r}); print('x' * 5000)\n")
     s = spec(f"{sys.executable} {script}")
     s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "max_log_bytes": 4096})
-    with pytest.raises(run_training.RunFailed) as info:
-        run_training.execute(s, **paths)
+    with pytest.raises(failure.RunFailed) as info:
+        runner.execute(s, **paths)
     assert re.match(
         r"trainer exited 0 but its log is not a valid MLPerf log: the log is 5\.\d+ KiB "
         r"\(\d+ bytes\), more than max_log_bytes \(4 KiB\): not read; log kept as ",
@@ -447,9 +447,9 @@ def test_a_failing_parser_keeps_the_log_as_a_failed_log(
     def broken(_path: object, **_run: object) -> list[str]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(run_training, "log_problems_of", broken)
-    with pytest.raises(run_training.RunFailed, match="could not be parsed .RecursionError"):
-        run_training.execute(spec(f"{sys.executable} {script}"), **paths)
+    monkeypatch.setattr(failure, "log_problems_of", broken)
+    with pytest.raises(failure.RunFailed, match="could not be parsed .RecursionError"):
+        runner.execute(spec(f"{sys.executable} {script}"), **paths)
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "some output" in kept.read_text() and "RecursionError" in kept.read_text()
 
@@ -466,9 +466,9 @@ def test_a_log_that_cannot_be_sealed_is_kept_as_a_failed_log(
     def broken(_meta: object, _log: object) -> None:
         raise seals.SealError("mlperf.log changed while it was sealed")
 
-    monkeypatch.setattr(run_training.seals, "add_seal", broken)
-    with pytest.raises(run_training.RunFailed, match="could not be sealed"):
-        run_training.execute(spec(f"{sys.executable} {script}"), **paths)
+    monkeypatch.setattr(runner.seals, "add_seal", broken)
+    with pytest.raises(failure.RunFailed, match="could not be sealed"):
+        runner.execute(spec(f"{sys.executable} {script}"), **paths)
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "run_start" in kept.read_text() and "could not be sealed" in kept.read_text()
 

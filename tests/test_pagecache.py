@@ -116,7 +116,7 @@ def _runner_spec(cache: str, drop_caches: bool = False):
 
 
 def test_the_runner_evicts_a_cold_run_s_dataset_and_records_its_residency(tmp_path):
-    from scripts.run.run_training import prepare_cache
+    from scripts.run.runner import prepare_cache
 
     tree = tmp_path / "dataset"
     warm_file(tree / "a" / "train.bin")
@@ -134,7 +134,8 @@ def test_the_runner_evicts_a_cold_run_s_dataset_and_records_its_residency(tmp_pa
 
 
 def test_drop_caches_without_root_fails_the_run_with_its_reason(tmp_path, monkeypatch):
-    from scripts.run.run_training import RunFailed, prepare_cache
+    from scripts.run.failure import RunFailed
+    from scripts.run.runner import prepare_cache
 
     def not_root(proc=None):
         raise pagecache.PageCacheError("cannot drop the page cache (...: Permission denied)")
@@ -146,7 +147,7 @@ def test_drop_caches_without_root_fails_the_run_with_its_reason(tmp_path, monkey
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="drop_caches needs root")
 def test_drop_caches_as_root_leaves_the_dataset_cold(tmp_path):
-    from scripts.run.run_training import prepare_cache
+    from scripts.run.runner import prepare_cache
 
     warm_file(tmp_path / "dataset" / "x.bin")
     rec = prepare_cache(_runner_spec("warm", drop_caches=True), tmp_path / "dataset")

@@ -22,7 +22,8 @@ import yaml
 
 from scripts.run.backends import container, podman
 from scripts.run.backends.image import ImageSpec
-from scripts.run.run_training import RunFailed, execute
+from scripts.run.failure import RunFailed
+from scripts.run.runner import execute
 from scripts.run.spec import RunSpec
 from tests.conftest import REPO, containers_labelled, jobs_run, need_podman, snakemake, snapshot
 from tests.test_docker_engine import DOCKERFILE, EMIT, paths
@@ -213,7 +214,7 @@ def test_when_snakemake_is_killed_its_podman_container_is_stopped(image, tmp_pat
     `exec` makes it) notices within a second and takes the container down."""
     spec = run_spec(tmp_path, "python3 /opt/emit.py hang", timeout_s=600)
     p = paths(tmp_path)
-    args = [sys.executable, "-m", "scripts.run.run_training", "--spec", spec.to_json()]
+    args = [sys.executable, "-m", "scripts.run.runner", "--spec", spec.to_json()]
     args += ["--log", str(p["log_path"]), "--meta", str(p["meta_path"])]
     args += ["--failed-dir", str(p["failed_dir"]), "--dataset-manifest"]
     args += [str(p["dataset_manifest"]), "--environment", str(p["environment"])]

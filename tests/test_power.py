@@ -32,7 +32,10 @@ from mlperf_logging.result_summarizer import result_summarizer as summarizer
 from scripts.analysis import leaderboard, plots, run_columns, summary_table
 from scripts.core import layout
 from scripts.mlperf import power
-from scripts.run import import_logs
+from scripts.run.published import cli
+from scripts.run.published.folder import folder_files
+from scripts.run.published.run import import_run
+from scripts.run.published.tree import system_name
 from scripts.workflow import rule_inputs
 from tests.conftest import copy_workflow, need_fixtures, snakemake
 from tests.test_import_round import import_folder as import_round_folder
@@ -175,7 +178,7 @@ def test_run_json_records_each_power_files_facts_and_sha256(tmp_path: Path) -> N
         "config_fingerprint": "cfp",
         "comparability": {},
     }
-    meta = import_logs.import_run(source, spec, tmp_path / "mlperf.log", tmp_path / "run.json")
+    meta = import_run(source, spec, tmp_path / "mlperf.log", tmp_path / "run.json")
     block = json.loads((tmp_path / "run.json").read_text())["power"]
     assert block == meta["power"]
     (node,) = block["files"]
@@ -191,13 +194,13 @@ def test_a_changed_power_file_changes_the_import_batchs_sources_digest(tmp_path:
     shutil.copytree(lenovo_bert(), folder)
     for p in [folder, *folder.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
-    paths = import_logs.folder_files(folder)
+    paths = folder_files(folder)
     node = folder / "power" / "result_3" / "node_0.txt"
     assert node in paths and folder / "power" / "result_3" in paths
     before = rule_inputs._sources_digest(paths)
     with node.open("a") as fh:
         fh.write(line(T0 + 10**6, "power_reading", 1.0))
-    assert rule_inputs._sources_digest(import_logs.folder_files(folder)) != before
+    assert rule_inputs._sources_digest(folder_files(folder)) != before
     assert power.folder_paths(tmp_path) == []  # no power/: nothing more to watch
 
 
@@ -661,18 +664,18 @@ def test_summary_csv_has_the_energy_of_a_power_folder_and_empty_cells_without(
     wf = copy_workflow(tmp_path / "wf")
     overlay = wf / "overlay.yaml"
     assert (
-        import_logs.main(["overlay", str(power_checkout(tmp_path)), "--output", str(overlay)]) == 0
+        cli.main(["overlay", str(power_checkout(tmp_path)), "--output", str(overlay)]) == 0
     )
     assert yaml.safe_load(overlay.read_text())["campaign"]["benchmarks"] == ["bert-v5.0"]
     proc = snakemake(wf, "--cores", "2", "--configfile", str(overlay))
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = wf / "results" / "bert-v5.0"
     summary = pd.read_csv(res / "summary.csv").set_index("system")
-    lenovo = summary.loc[import_logs.system_name("Lenovo", LENOVO_SYSTEM)]
+    lenovo = summary.loc[system_name("Lenovo", LENOVO_SYSTEM)]
     # summary.csv holds 10 significant digits (columns.FLOAT_FORMAT)
     assert lenovo["energy_j"] == pytest.approx(LENOVO_ENERGY_J, rel=1e-9)
     assert lenovo["energy_kwh"] == pytest.approx(LENOVO_ENERGY_J / 3.6e6, rel=1e-9)
-    tyche = summary.loc[import_logs.system_name("NVIDIA", "tyche_ngpu64_ngc25.04_pytorch")]
+    tyche = summary.loc[system_name("NVIDIA", "tyche_ngpu64_ngc25.04_pytorch")]
     assert bool(tyche["valid"]) and pd.isna(tyche["energy_j"]) and pd.isna(tyche["energy_kwh"])
     board = pd.read_csv(res / "leaderboard.csv").set_index("system")
     assert board["energy_kwh"].notna().sum() == 1

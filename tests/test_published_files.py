@@ -17,7 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scripts.core import published_files
-from scripts.run import import_logs
+from scripts.core.layout import result_files
+from scripts.run.published import cli
+from scripts.run.published.batch import import_batch
+from scripts.run.published.folder import published_system, scaling_factor, system_columns
+from scripts.run.published.overlay import build_overlay
 from tests.conftest import need_fixtures
 from tests.test_import_batch import gnmt_plan
 
@@ -26,7 +30,7 @@ SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- not for the report\n"
 
 
 def good_logs() -> list[Path]:
-    return import_logs.result_files(need_fixtures().joinpath(*V06_GNMT))
+    return result_files(need_fixtures().joinpath(*V06_GNMT))
 
 
 def make_entry(folder: Path, name: str, kind: str, outside: Path, good: Path) -> None:
@@ -58,7 +62,7 @@ KINDS = ["log", "link-out", "link-in", "fifo", "link-fifo", "dev-zero", "loop", 
 
 def run_batch(tmp: Path, folder: Path) -> list[dict[str, Any]]:
     plan = gnmt_plan(tmp, folder, ruleset=None)
-    return import_logs.import_batch(plan, workers=1, progress=lambda _: None)
+    return import_batch(plan, workers=1, progress=lambda _: None)
 
 
 @settings(
@@ -116,7 +120,7 @@ def test_a_symlinked_folder_is_not_followed(tmp_path: Path) -> None:
     (root / "NVIDIA/results/linked").symlink_to(elsewhere)
     (root / "NVIDIA/results/partly").mkdir()
     (root / "NVIDIA/results/partly/gnmt").symlink_to(elsewhere / "gnmt")
-    overlay, notes = import_logs.build_overlay(root)
+    overlay, notes = build_overlay(root)
     assert list(overlay["systems"]) == ["nvidia-good"]
     assert any("linked: a symbolic link" in n for n in notes), notes
     assert any("partly: no result folder" in n for n in notes), notes
@@ -139,9 +143,9 @@ def test_a_scaling_factor_is_finite_and_one_the_rcp_checker_can_give(
 ) -> None:
     (tmp_path / "scaling.json").write_text(text)
     with pytest.raises(ValueError, match=why):
-        import_logs.scaling_factor(tmp_path)
+        scaling_factor(tmp_path)
     (tmp_path / "scaling.json").write_text('{"scaling_factor": 1.1666666666666667}')
-    assert import_logs.scaling_factor(tmp_path) == 1.1666666666666667
+    assert scaling_factor(tmp_path) == 1.1666666666666667
 
 
 def test_a_bad_scaling_json_leaves_every_run_of_the_folder_without_a_result(
@@ -170,7 +174,7 @@ def test_a_bad_scaling_json_leaves_every_run_of_the_folder_without_a_result(
     ],
 )
 def test_system_fields_are_counts_or_text(desc: dict[str, Any], columns: dict[str, Any]) -> None:
-    got = import_logs.system_columns(desc)
+    got = system_columns(desc)
     assert {k: got[k] for k in columns} == columns
 
 
@@ -182,10 +186,10 @@ def test_a_systems_json_that_is_a_link_is_a_warning_and_the_logs_are_imported(
     (root / "NVIDIA/systems").mkdir(parents=True)
     (tmp_path / "secret.json").write_text('{"submitter": "=cmd|calc"}')
     (root / "NVIDIA/systems/dgx1.json").symlink_to(tmp_path / "secret.json")
-    overlay, notes = import_logs.build_overlay(root)
+    overlay, notes = build_overlay(root)
     assert list(overlay["systems"]) == ["nvidia-dgx1"]
     assert any("warning:" in n and "symbolic link" in n for n in notes), notes
-    published = import_logs.published_system(root / "NVIDIA/results/dgx1")
+    published = published_system(root / "NVIDIA/results/dgx1")
     assert published is not None and "symbolic link" in published["error"]
     assert published["submitter"] is None
 
@@ -199,7 +203,7 @@ def test_more_logs_than_the_run_count_is_a_note_naming_the_package_checkers_rule
     plan = gnmt_plan(tmp_path, folder, ruleset=None)
     for run in plan["runs"]:
         run["spec"]["expected_runs"] = 10
-    import_logs.import_batch(plan, workers=1, progress=lambda _: None)
+    import_batch(plan, workers=1, progress=lambda _: None)
     result = json.loads((tmp_path / "results/run_01/result.json").read_text())
     [note] = [p for p in result["problems"] if "package checker" in p]
     assert note.startswith("note: ") and "holds 11 result_*.txt files" in note
@@ -227,7 +231,7 @@ def test_snakemake_imports_a_hostile_tree_and_names_each_refused_log(tmp_path: P
     (folder / "result_9.txt").symlink_to(tmp_path / "fifo")
     wf = copy_workflow(tmp_path / "wf")
     overlay = wf / "overlay.yaml"
-    assert import_logs.main(["overlay", str(root), "--output", str(overlay)]) == 0
+    assert cli.main(["overlay", str(root), "--output", str(overlay)]) == 0
     proc = snakemake(wf, "results/gnmt-v0.6/summary.csv", "--cores", "2", "--configfile",
                      str(overlay), timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

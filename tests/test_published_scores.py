@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 
 from scripts.analysis import summary_table
+from scripts.core.layout import result_files
 from scripts.mlperf.checker_outcome import summarizer_window, window_problems
 from scripts.mlperf.log_parser import parse_text
-from scripts.run import import_logs
+from scripts.run.published.overlay import build_overlay
+from scripts.run.published.run import import_run
+from scripts.run.published.tree import MAX_NAME, round_benchmarks, system_name
 from tests.conftest import need_fixtures
 from tests.test_import_round import import_folder
 
@@ -32,7 +35,7 @@ def more_rows() -> list[dict[str, str]]:
 
 def round_quality(round_: str, benchmark: str) -> tuple[dict[str, Any], str]:
     """The quality section and compliance ruleset of a round's benchmark definition."""
-    bench = (import_logs.round_benchmarks(round_) or {})[f"{benchmark}-v{round_}"]
+    bench = (round_benchmarks(round_) or {})[f"{benchmark}-v{round_}"]
     return dict(bench["quality"]), bench["mlperf"]["ruleset"]
 
 
@@ -78,7 +81,7 @@ def test_datestamped_log_names_are_every_run_of_lambdas_folder(tmp_path: Path) -
         need_fixtures() / MORE / "training_results_v4.1/Lambda/results"
         / "lambda_1cc_n8_H100-SXM-80GB_ngc24.04_nemo/bert"
     )  # fmt: skip
-    files = import_logs.result_files(folder)
+    files = result_files(folder)
     assert [f.name[-6:-4] for f in files] == [f"{n:02d}" for n in range(1, 11)]
     quality, ruleset = round_quality("4.1", "bert")
     runs = import_folder(folder, tmp_path, quality, ruleset=ruleset)
@@ -139,7 +142,7 @@ def awkward_round(tmp_path: Path) -> Path:
     (root / "NVIDIA" / "systems" / "DGX 1 (ngc19.05).json").write_text("{'not': json,}")
     mask = root / "Google" / "results" / "tpu-v3-32" / "mask"
     mask.mkdir(parents=True)
-    for f in import_logs.result_files(src)[:5]:
+    for f in result_files(src)[:5]:
         logged = 'submission_benchmark: {"value": "gnmt"'
         text = f.read_text()
         assert logged in text
@@ -151,7 +154,7 @@ def test_a_round_with_a_spaced_name_a_broken_json_and_a_mask_folder_is_imported_
     tmp_path: Path,
 ) -> None:
     root = awkward_round(tmp_path)
-    overlay, notes = import_logs.build_overlay(root)
+    overlay, notes = build_overlay(root)
     assert sorted(overlay["systems"]) == ["google-tpu-v3-32", "nvidia-dgx-1-ngc19-05"]
     assert set(overlay["campaign"]["benchmarks"]) == {"gnmt-v0.6", "maskrcnn-v0.6"}
     [warning] = [n for n in notes if n.startswith("warning:")]
@@ -163,8 +166,8 @@ def test_a_round_with_a_spaced_name_a_broken_json_and_a_mask_folder_is_imported_
         "scale": "published", "mlperf_name": "gnmt", "config_fingerprint": "c",
         "comparability": {},
     }  # fmt: skip
-    meta = import_logs.import_run(
-        import_logs.result_files(spaced)[0], spec, tmp_path / "a.log", tmp_path / "a.json"
+    meta = import_run(
+        result_files(spaced)[0], spec, tmp_path / "a.log", tmp_path / "a.json"
     )
     assert meta["import_problems"] == []
     assert "not a JSON system description" in meta["system_json"]["error"]
@@ -172,8 +175,8 @@ def test_a_round_with_a_spaced_name_a_broken_json_and_a_mask_folder_is_imported_
     mask = Path(overlay["systems"]["google-tpu-v3-32"]["import_dir"]) / "mask"
     spec_mask = {**spec, "benchmark": "maskrcnn-v0.6", "mlperf_name": "maskrcnn",
                  "folder_aliases": ["mask"]}  # fmt: skip
-    meta = import_logs.import_run(
-        import_logs.result_files(mask)[0], spec_mask, tmp_path / "b.log", tmp_path / "b.json"
+    meta = import_run(
+        result_files(mask)[0], spec_mask, tmp_path / "b.log", tmp_path / "b.json"
     )
     assert meta["import_problems"] == []
 
@@ -183,7 +186,7 @@ def test_two_folders_with_one_name_are_both_refused_and_named(tmp_path: Path) ->
     src = need_fixtures() / "mlperf-v0.6-nvidia" / "dgx1_ngc19.05_pytorch" / "gnmt"
     for name in ("nyx_n1", "nyx.n1", "other"):
         shutil.copytree(src, root / "NVIDIA" / "results" / name / "gnmt")
-    overlay, notes = import_logs.build_overlay(root)
+    overlay, notes = build_overlay(root)
     assert list(overlay["systems"]) == ["nvidia-other"]
     [clash] = [n for n in notes if "both give the system name" in n]
     assert "nyx_n1" in clash and "nyx.n1" in clash and "'nvidia-nyx-n1'" in clash
@@ -196,7 +199,7 @@ def test_one_unreadable_folder_never_stops_the_round(tmp_path: Path) -> None:
     bad = root / "NVIDIA" / "results" / "bad"
     bad.mkdir()
     (bad / "gnmt").symlink_to(bad / "gnmt")  # a loop: cannot be listed
-    overlay, notes = import_logs.build_overlay(root)
+    overlay, notes = build_overlay(root)
     assert list(overlay["systems"]) == ["nvidia-good"]
     assert any(str(bad) in n and "skipped" in n for n in notes), notes
 
@@ -212,13 +215,13 @@ def test_one_unreadable_folder_never_stops_the_round(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_system_names_come_from_any_folder_name(submitter: str, folder: str, name: str) -> None:
-    assert import_logs.system_name(submitter, folder) == name
+    assert system_name(submitter, folder) == name
 
 
 def test_a_long_folder_name_keeps_a_unique_name() -> None:
-    a = import_logs.system_name("Org", "x" * 80 + "a")
-    b = import_logs.system_name("Org", "x" * 80 + "b")
-    assert a != b and len(a) <= import_logs.MAX_NAME and len(b) <= import_logs.MAX_NAME
+    a = system_name("Org", "x" * 80 + "a")
+    b = system_name("Org", "x" * 80 + "b")
+    assert a != b and len(a) <= MAX_NAME and len(b) <= MAX_NAME
 
 
 def _verdict(status: str, ruleset: str) -> Any:

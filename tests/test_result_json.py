@@ -13,7 +13,8 @@ import pytest
 
 from scripts.core import formats
 from scripts.mlperf import compliance
-from scripts.run import import_logs, result_json
+from scripts.run import result_json
+from scripts.run.published import cli
 from tests.conftest import need_fixtures
 
 RULESET = "5.0.0"
@@ -116,7 +117,7 @@ def test_an_old_result_json_without_the_fields_reads_as_not_applicable(tmp_path:
     assert result_json.compliance_of({"compliance": "maybe"}) == ("not applicable", "")
 
 
-def test_an_imported_run_records_the_verdict_through_import_logs(
+def test_an_imported_run_records_the_verdict_through_the_import_command(
     results: Path, tmp_path: Path
 ) -> None:
     spec = {
@@ -135,6 +136,6 @@ def test_an_imported_run_records_the_verdict_through_import_logs(
         "--result", str(out), "--quality-json", json.dumps(QUALITY["bert"]),
         "--compliance-ruleset", RULESET, "--compliance-cache", str(tmp_path / "cache"),
     ]  # fmt: skip
-    assert import_logs.main(argv) == 0
+    assert cli.main(argv) == 0
     r = formats.read_json(out, "result.json")
     assert (r["compliance"], r["converged"], r["run"]) == ("fail", False, 5)

@@ -57,13 +57,13 @@ def test_the_round_option_refuses_an_unknown_round_in_one_line(
     status of each command's other errors."""
     # lazy: these modules load mlperf-logging's summarizer; only this test needs them
     from scripts.analysis import verify
-    from scripts.run import import_logs
+    from scripts.run.published import cli
 
     root = tmp_path / "training_results_v5.0"
     (root / "NVIDIA" / "results").mkdir(parents=True)
     out = tmp_path / "overlay.yaml"
     if command == "overlay":
-        code = import_logs.main(["overlay", str(root), "--round", value, "--output", str(out)])
+        code = cli.main(["overlay", str(root), "--round", value, "--output", str(out)])
     else:
         code = verify.main([str(root), "--round", value, "--results", str(tmp_path / "res")])
     assert code == status

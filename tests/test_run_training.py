@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 from scripts.run import containment, seals
-from scripts.run.run_training import (
-    LINE_CHARS,
-    TAIL_BYTES,
-    TAIL_LINES,
-    RunFailed,
-    crash_report,
-    execute,
-)
+from scripts.run.failure import LINE_CHARS, TAIL_BYTES, TAIL_LINES, RunFailed, crash_report
+from scripts.run.runner import execute
 from scripts.run.spec import RunSpec
 from tests.conftest import REPO
 
@@ -197,7 +191,7 @@ def test_a_crashed_attempt_carries_its_report(paths) -> None:
 def runner_main(paths: dict[str, Path], s: RunSpec, job_log: Path) -> int:
     """The runner as the rule runs it: ``> {log} 2>&1``."""
     args = [
-        sys.executable, "-m", "scripts.run.run_training", "--spec", s.to_json(),
+        sys.executable, "-m", "scripts.run.runner", "--spec", s.to_json(),
         "--log", str(paths["log_path"]), "--meta", str(paths["meta_path"]),
         "--failed-dir", str(paths["failed_dir"]),
         "--dataset-manifest", str(paths["dataset_manifest"]),

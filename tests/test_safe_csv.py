@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from scripts.analysis import leaderboard, tables
 from scripts.core import safe_csv
-from scripts.run import import_logs
+from scripts.core.layout import result_files
+from scripts.run.published.run import import_run
 from scripts.run.result_json import write_result
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -181,7 +182,7 @@ def import_hostile_folder(root: Path) -> tuple[Path, list[Path]]:
     res = root / "results" / "bert-v5.0"
     results = []
     quality = {"metric": "quality", "target": 0.72, "direction": "higher"}
-    for run, source in enumerate(import_logs.result_files(folder), start=1):
+    for run, source in enumerate(result_files(folder), start=1):
         run_dir = res / "evil-box" / f"run_{run:02d}"
         spec = {
             "benchmark": "bert-v5.0",
@@ -194,7 +195,7 @@ def import_hostile_folder(root: Path) -> tuple[Path, list[Path]]:
             "mlperf": {},
         }
         log, meta = run_dir / "mlperf.log", run_dir / "run.json"
-        import_logs.import_run(source, spec, log, meta)
+        import_run(source, spec, log, meta)
         write_result(log, meta, quality, "run_stop", run_dir / "result.json")
         results.append(run_dir / "result.json")
     return res, results

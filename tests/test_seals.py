@@ -16,7 +16,9 @@ import pytest
 from scripts.analysis import runs_table
 from scripts.campaign import archive as campaign
 from scripts.campaign import status
-from scripts.run import import_logs, seals
+from scripts.core.layout import result_files
+from scripts.run import seals
+from scripts.run.published.run import import_run
 from scripts.run.result_json import write_result
 from tests.conftest import (
     REPO,
@@ -311,7 +313,7 @@ def test_without_the_cache_the_check_is_the_same(tmp_path: Path) -> None:
 
 def test_an_imported_run_is_sealed(tmp_path: Path) -> None:
     fixtures = need_fixtures()
-    source = import_logs.result_files(fixtures / "mlperf-v0.6-nvidia/dgx1_ngc19.05_pytorch/gnmt")[0]
+    source = result_files(fixtures / "mlperf-v0.6-nvidia/dgx1_ngc19.05_pytorch/gnmt")[0]
     d = tmp_path / "run_01"
     spec = {
         "benchmark": "gnmt-v0.6",
@@ -322,7 +324,7 @@ def test_an_imported_run_is_sealed(tmp_path: Path) -> None:
         "config_fingerprint": "x",
         "comparability": {},
     }
-    meta = import_logs.import_run(source, spec, d / "mlperf.log", d / "run.json")
+    meta = import_run(source, spec, d / "mlperf.log", d / "run.json")
     assert meta[seals.SEAL_KEY]["sha256"] == meta["source_sha256"]
     assert json.loads((d / "run.json").read_text())[seals.SEAL_KEY]["size"] == source.stat().st_size
 

@@ -12,9 +12,9 @@ workflow's ``score_s`` (and ``energy_j``) from ``<results>/<benchmark>/summary.c
 imported``. The exit status is 0 only when every folder is equal.
 
 The workflow's side is what ``snakemake`` wrote for the overlay of ``python -m
-scripts.run.import_logs overlay ROOT``: run that campaign first. Folders are matched by the
+scripts.run.published.cli overlay ROOT``: run that campaign first. Folders are matched by the
 overlay's
-naming rule (:func:`scripts.run.import_logs.system_name`) and the round's benchmark definitions
+naming rule (:func:`scripts.run.published.tree.system_name`) and the round's benchmark definitions
 (``mlperf_name`` or ``folder_aliases``).
 """
 
@@ -32,8 +32,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.core.config import WORKFLOW_DIR
 from scripts.mlperf import rounds
-from scripts.run import import_logs
+from scripts.run.published.tree import (
+    OverlayError,
+    detect_round,
+    round_benchmarks,
+    submitter_folders,
+    system_name,
+)
 
 REL = 1e-9  # how close two scores must be to be equal
 
@@ -59,7 +66,7 @@ def benchmark_folders(root: Path) -> list[tuple[str, Path, Path]]:
     """(submitter, system folder, benchmark folder) of every benchmark folder under ROOT, in
     the summarizer's order (sorted names)."""
     out: list[tuple[str, Path, Path]] = []
-    for submitter, sub_dir in import_logs.submitter_folders(root):
+    for submitter, sub_dir in submitter_folders(root):
         for system in sorted(p for p in (sub_dir / "results").iterdir() if p.is_dir()):
             out += [(submitter, system, b) for b in sorted(system.iterdir()) if b.is_dir()]
     return out
@@ -98,7 +105,7 @@ def official_scores(
 def _benchmark_names(round_: str, workflow_dir: Path) -> dict[str, str]:
     """A result folder's name (mlperf_name or alias) -> the round's benchmark definition."""
     names: dict[str, str] = {}
-    for name, bench in (import_logs.round_benchmarks(round_, workflow_dir) or {}).items():
+    for name, bench in (round_benchmarks(round_, workflow_dir) or {}).items():
         for folder in (bench.get("mlperf_name"), *(bench.get("folder_aliases") or [])):
             if folder:
                 names.setdefault(str(folder), name)
@@ -130,7 +137,7 @@ def our_scores(
                 with path.open(newline="") as fh:
                     rows = list(csv.DictReader(fh))
             tables[bench] = {r["system"]: r for r in rows}
-        row = tables[bench].get(import_logs.system_name(submitter, system.name))
+        row = tables[bench].get(system_name(submitter, system.name))
         key = (submitter, system.name, folder.name)
         if row is None:
             out[key] = None
@@ -199,13 +206,13 @@ def verify_main(argv: Sequence[str]) -> int:
         if args.round_ is not None:
             round_ = rounds.known_round(args.round_)
         else:
-            round_ = rounds.known_round(import_logs.detect_round(args.root), f"{args.root}: round")
+            round_ = rounds.known_round(detect_round(args.root), f"{args.root}: round")
         ruleset = rounds.ruleset_of(round_)
         folders = benchmark_folders(args.root)
-    except (import_logs.OverlayError, ValueError, OSError) as exc:
+    except (OverlayError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    wf = import_logs.WORKFLOW_DIR
+    wf = WORKFLOW_DIR
     ours = our_scores(args.results, folders, round_, wf)
     t = time.perf_counter()
     official = official_scores(args.root, ruleset)

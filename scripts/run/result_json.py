@@ -170,7 +170,7 @@ def parse_run(
         "quality_metric": quality.get("metric"),
         **out,
         **run_place(meta),
-        # what the run measured under (scripts/run/run_training.py): the page cache of its dataset
+        # what the run measured under (scripts/run/runner.py): the page cache of its dataset
         # just before it started, and what else used the machine meanwhile
         **run_conditions(meta),
         "log": str(log),

@@ -33,19 +33,21 @@ from scripts.core.config import ConfigError
 from scripts.data import datalock
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
 from scripts.data.sources import expand_url, sources
-from scripts.run import backends, cluster, import_logs
+from scripts.run import backends, cluster
 from scripts.run.backends import container as containers
 from scripts.run.backends import image as images
 from scripts.run.backends.base import GRACE_S, Backend
+from scripts.run.published import batch as published_batch
+from scripts.run.published import folder as published_folder
 
 # the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 # the summary rules' tables and the report, per campaign benchmark (the default target)
 CAMPAIGN_FILES = ("summary.csv", "comparison.csv", "report.html")
-# runs per import job (whole systems; scripts/run/import_logs.py imports a batch): Snakemake matches
-# a requested file against every output of the rule that lists it, so one job of a benchmark's
-# 400 runs made the no-op of a 1,360-log round 5.3 s; batches of 100 make it 4.0 s and cost a
-# few more job starts (docs/PERFORMANCE.md section 14)
+# runs per import job (whole systems; scripts/run/published/batch.py imports a batch): Snakemake
+# matches a requested file against every output of the rule that lists it, so one job of a
+# benchmark's 400 runs made the no-op of a 1,360-log round 5.3 s; batches of 100 make it 4.0 s
+# and cost a few more job starts (docs/PERFORMANCE.md section 14)
 IMPORT_BATCH_RUNS = 100
 
 
@@ -74,7 +76,7 @@ class ImportBatch:
     rule: str  # the rule's name: import_<benchmark> with every other character made _
     folders: tuple[str, ...]  # each system's folder of the benchmark's logs
     outputs: tuple[str, ...]  # result.json of every run, then run.json, then mlperf.log
-    plan: dict[str, Any]  # scripts.run.import_logs.batch_plan, with "sources"
+    plan: dict[str, Any]  # scripts.run.published.batch.batch_plan, with "sources"
     sources: str  # the digest of what the runs are read from (:func:`_sources_digest`)
 
 
@@ -431,7 +433,7 @@ class RuleInputs:
     def import_batches(self, max_runs: int = IMPORT_BATCH_RUNS) -> list[ImportBatch]:
         """The import jobs: per benchmark that campaign import systems have logs of, their
         runs in batches of whole systems, at most ``max_runs`` runs each unless one system has
-        more (rules/import.smk; scripts/run/import_logs.py)."""
+        more (rules/import.smk; scripts/run/published/batch.py)."""
         batches: list[ImportBatch] = []
         names: set[str] = set()
         for benchmark, bench in self.benchmarks.items():
@@ -457,9 +459,9 @@ class RuleInputs:
                 # the logs, and what else a run.json records of their folders
                 sources = _sources_digest(
                     [src for src, _, _ in runs]
-                    + [p for f in folders for p in import_logs.folder_files(f)]
+                    + [p for f in folders for p in published_folder.folder_files(f)]
                 )
-                batch_plan = import_logs.batch_plan(
+                batch_plan = published_batch.batch_plan(
                     benchmark,
                     bench,
                     runs,
@@ -470,7 +472,7 @@ class RuleInputs:
                 # result.json first: Snakemake looks a requested file (collect_runs asks for
                 # result.json) up in the rule's outputs in order, compiling each one's regex
                 outputs = tuple(
-                    f"{d}/{f}" for f in reversed(import_logs.RUN_FILES) for _, d, _ in runs
+                    f"{d}/{f}" for f in reversed(published_batch.RUN_FILES) for _, d, _ in runs
                 )
                 batches.append(
                     ImportBatch(
@@ -500,8 +502,8 @@ class RuleInputs:
         return str(path)
 
     def _import_spec(self, benchmark: str, system: str) -> dict[str, Any]:
-        """An import run's specification, as scripts.run.import_logs.import_run takes it (its run
-        number aside)."""
+        """An import run's specification, as scripts.run.published.run.import_run takes it (its
+        run number aside)."""
         record = plan.comparability(self.config, benchmark, system)
         bench = self.benchmarks[benchmark]
         return {

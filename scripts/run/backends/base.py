@@ -77,7 +77,7 @@ class Launch:
     shown_as: str | None = None
     # a container's engine (its CLI's name), or None: stopping it stops and removes the
     # container, and ``start_failures`` are the exit statuses of the engine failing to start
-    # it (scripts/run/run_training.py: failure_reason)
+    # it (scripts/run/failure.py: failure_reason)
     engine: str | None = None
     start_failures: tuple[int, ...] = ()
 
@@ -147,7 +147,7 @@ class Backend(Protocol):
         ...
 
     def runner_args(self, benchmark: str, system: str) -> list[str]:
-        """Extra arguments of scripts/run/run_training.py, e.g. ``--image-stamp <stamp>``."""
+        """Extra arguments of scripts/run/runner.py, e.g. ``--image-stamp <stamp>``."""
         ...
 
     def environment_inputs(self, benchmark: str, system: str) -> dict[str, str]:

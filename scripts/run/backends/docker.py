@@ -1,5 +1,6 @@
 """The ``docker`` backend: images built with ``docker build``, runs in ``docker run``
-containers (scripts/run/backends/container.py has everything docker and podman share).
+containers (scripts/run/backends/container.py, engine.py and stamp.py have everything docker and
+podman share).
 
 What is docker's own: GPUs are given with ``--gpus`` (the NVIDIA container toolkit), and a
 container that the engine could not start exits 125.

@@ -1,5 +1,5 @@
 """The ``import`` backend: nothing runs; a system's runs are MLPerf result logs someone else
-produced, read from its ``import_dir`` (scripts/run/import_logs.py and rules/import.smk). The
+produced, read from its ``import_dir`` (scripts/run/published/ and rules/import.smk). The
 folder is part of what makes its runs comparable. (The module is not ``import.py``: ``import``
 is a Python keyword.)"""
 

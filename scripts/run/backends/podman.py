@@ -1,5 +1,6 @@
 """The ``podman`` backend: images built with ``podman build``, runs in ``podman run``
-containers, daemonless (scripts/run/backends/container.py has everything docker and podman share).
+containers, daemonless (scripts/run/backends/container.py, engine.py and stamp.py have everything
+docker and podman share).
 
 What is podman's own:
 

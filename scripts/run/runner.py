@@ -9,12 +9,9 @@ was itself killed (kill -9) has the same deterministic name and is removed befor
 starts again. Whatever the backend, the trainer's combined stdout/stderr streams to the run's
 ``mlperf.log``, and this runner owns the timeout, the retries and the watch on its parent.
 
-The run is a *crash* (exit status non-zero, so Snakemake removes the outputs and the next
-invocation redoes it) when the trainer exits non-zero, dies from a signal, exceeds the
-timeout, ends without a ``run_stop`` event, or writes a line that matches one of the
-benchmark's ``fail_patterns``. A copy of the log of every failed
-attempt is kept under ``logs/failed/`` with the attempt's timestamp; it is never overwritten.
-A run that ends with ``run_stop`` status ``aborted`` (did not converge) is a result, not a crash.
+When an attempt is a *crash* (the run is retried, and fails when every attempt crashed), what
+is kept of it and what the job's output shows: :mod:`scripts.run.failure`. The run.json of a
+finished run: :mod:`scripts.run.run_json`.
 
 If this process loses its parent (the Snakemake that started it was killed), it kills the
 trainer's process group and exits, so no orphaned trainer keeps running or writing.
@@ -24,12 +21,6 @@ in a cgroup of its own where the machine allows it (else the runner is its subre
 it exits, for whatever reason, everything it left (e.g. a ``setsid`` grandchild, out of its
 process group) is killed and reaped before the log is checked and sealed. ``run.json`` records
 ``containment`` (cgroup, subreaper or none) and ``containment_killed``.
-
-A log that exits 0 is checked as a log of *this* run (:class:`scripts.mlperf.log_validity.OwnRun`):
-it must name the benchmark's ``mlperf_name`` (or a folder alias) when it names one, its time to
-train cannot be longer than the runner saw the trainer run (plus 1 s and 1%), and it may be at
-most the benchmark's ``max_log_bytes`` (default 1 GiB; a larger log is not read). A log that
-fails is a crash, as any invalid log of a run made here.
 
 Before the first attempt the run gets its GPUs (:mod:`scripts.run.gpus`: disjoint devices for
 concurrent local runs, or the cluster job's own) and, for a multi-node system, its launch across
@@ -45,9 +36,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
-import re
-import shutil
 import signal
 import socket
 import stat
@@ -59,25 +47,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing, layout
+from scripts.core import hashing, layout
 from scripts.core.config_files import disk_full_problem
 from scripts.data import pagecache
-from scripts.data.tree import tree_digest_of, tree_manifest_path, tree_problem, unpacked_tree
-from scripts.data.verify import verified_manifest_sha256
-from scripts.mlperf.log_validity import OwnRun, log_problems_of
+from scripts.data.tree import tree_problem, unpacked_tree
+from scripts.mlperf.log_validity import OwnRun
 from scripts.run import backends, cluster, containment, gpus, hostload, seals
 from scripts.run.backends.base import GRACE_S, Launch
+from scripts.run.failure import RunFailed, crash_report, failure_reason, keep_failed_log, log_facts
 from scripts.run.result_json import add_result_arguments, write_result_if_asked
-from scripts.run.spec import RunSpec, later_fingerprint_keys
-
-
-class RunFailed(RuntimeError):
-    """A run (or one attempt) failed; ``report`` is what the job's output shows about a crash
-    (:func:`crash_report`), when there is one."""
-
-    def __init__(self, message: str, report: str | None = None) -> None:
-        super().__init__(message)
-        self.report = report
+from scripts.run.run_json import host_load_record, run_meta
+from scripts.run.spec import RunSpec
 
 
 def _watch_parent(
@@ -98,26 +78,6 @@ def running_marker(failed_dir: Path, spec: RunSpec) -> Path:
     """logs/running/<benchmark>/<system>/run_<id>.json while a run's trainer is alive."""
     root = failed_dir.parents[3]  # failed_dir is <root>/logs/failed/<benchmark>/<system>
     return layout.running_marker(root, spec.benchmark, spec.system, spec.run_id)
-
-
-def keep_failed_log(
-    log: Path, failed_dir: Path, spec: RunSpec, reason: str, node_logs: Sequence[Path] = ()
-) -> Path:
-    """Copy the log of a failed attempt to ``failed_dir`` under a never-reused name (with the
-    output of the other nodes of a multi-node run appended)."""
-    failed_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    attempt = 1 + sum(1 for _ in failed_dir.glob(layout.failed_logs_glob(spec.run_id)))
-    dest = failed_dir / layout.failed_log_name(spec.run_id, attempt, stamp)
-    if log.exists():
-        shutil.copyfile(log, dest)
-    with dest.open("a") as fh:
-        for node_log in node_logs:
-            if node_log.exists():
-                fh.write(f"\n# workflow: output of {node_log.name}:\n")
-                fh.write(node_log.read_text(errors="replace"))
-        fh.write(f"\n# workflow: attempt failed: {reason}\n")
-    return dest
 
 
 def execute(
@@ -228,7 +188,7 @@ def _attempts(
             print(f"runner: {exc.report or exc}", flush=True)
             print(f"runner: retrying: attempt {attempt + 1} of {spec.retries + 1}", flush=True)
             continue
-        meta = _run_meta(
+        meta = run_meta(
             spec,
             launch,
             meta_path,
@@ -253,53 +213,6 @@ def _attempts(
     raise AssertionError("unreachable")
 
 
-def _run_meta(
-    spec: RunSpec,
-    launch: Launch,
-    meta_path: Path,
-    dataset_manifest: Path,
-    environment: Path,
-    tree: Path,
-    *,
-    placement: dict[str, Any],
-    outcome: dict[str, Any],
-    started: float,
-    elapsed_s: float,
-) -> dict[str, Any]:
-    """run.json of a finished run (before its seal): what ran, how it ended (``outcome``:
-    exit code and attempts), where, and its fingerprint over what makes runs comparable,
-    with what the backend's launch records (e.g. the image and the engine's command line)."""
-    meta = {
-        "format_version": formats.version("run.json"),
-        "benchmark": spec.benchmark,
-        "system": spec.system,
-        "run": spec.run,
-        "seed": spec.seed,
-        "scale": spec.scale,
-        "command": spec.command,
-        "timeout_s": spec.timeout_s,
-        "threads": spec.threads,
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
-        **outcome,
-        "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-        "wall_s": round(elapsed_s, 3),
-        "config_fingerprint": spec.config_fingerprint,
-        "comparability": spec.comparability,
-        "dataset_manifest_sha256": verified_manifest_sha256(dataset_manifest),
-        "dataset_tree_sha256": tree_digest_of(tree_manifest_path(tree)),
-        "environment_digest": json.loads(environment.read_text()).get("digest", ""),
-        **placement,
-    }
-    fingerprinted = ["config_fingerprint", "dataset_manifest_sha256", "environment_digest"]
-    meta.update(launch.record)  # e.g. the image and the engine's command line
-    fingerprinted += launch.fingerprinted
-    fingerprinted += later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
-    meta["fingerprint_keys"] = sorted(fingerprinted)
-    meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
-    return meta
-
-
 def prepare_cache(spec: RunSpec, tree: Path) -> dict[str, Any]:
     """The page cache before an attempt, as the spec asks (scripts/data/pagecache.py), and the
     dataset's residency just before the trainer starts: run.json's ``cache``,
@@ -320,32 +233,20 @@ def prepare_cache(spec: RunSpec, tree: Path) -> dict[str, Any]:
     }
 
 
-def host_load_record(load: hostload.HostLoad, launch: Launch) -> dict[str, Any]:
-    """run.json's ``host_load``: what else used the machine during the attempt. A container's
-    processes are not the runner's children, so their CPU cannot be told from the others':
-    ``host_busy`` is then None (the load average is still recorded)."""
-    record = load.to_meta()
-    if launch.engine is not None:
-        record.update(
-            host_busy=None, run_cpu_s=None, busy_note="a container's CPU is not the runner's"
-        )
-    return record
-
-
 def _attempt(
     spec: RunSpec,
     log_path: Path,
     failed_dir: Path,
-    launch: Launch | None = None,
+    launch: Launch,
     *,
     node_logs: Sequence[Path] = (),
 ) -> tuple[float, float, int, dict[str, Any]]:
     """One attempt: (start time, seconds, exit status, host load) of a run that ended with
     run_stop; raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
 
-    ``launch`` (default: the spec's command here) is what runs: e.g. a multi-node launch
-    script with the assigned GPUs in its environment, or a ``docker run``."""
-    launch = launch or backends.get("local").launch(spec, spec.command, {})
+    ``launch`` (the spec's backend's :meth:`~scripts.run.backends.base.Backend.launch`) is what
+    runs: e.g. the spec's command here, a multi-node launch script with the assigned GPUs in
+    its environment, or a ``docker run``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _announce(spec, launch)
     with containment.hold(log_path.parent) as held:
@@ -430,7 +331,7 @@ def _raise_if_failed(
     clean_exit = rc == 0 and not timed_out  # only then does the log decide
     own = OwnRun(spec.benchmark, tuple(spec.mlperf_names), elapsed_s, spec.max_log_bytes)
     invalid_log, fail_match = (
-        _log_facts(log_path, spec.fail_patterns, own) if clean_exit else ("", None)
+        log_facts(log_path, spec.fail_patterns, own) if clean_exit else ("", None)
     )
     reason = failure_reason(
         rc,
@@ -506,105 +407,6 @@ def _write_running_marker(failed_dir: Path, spec: RunSpec, trainer_pid: int) -> 
     return running
 
 
-def _log_facts(
-    log_path: Path, fail_patterns: Sequence[str], own: OwnRun | None = None
-) -> tuple[str, str | None]:
-    """What :func:`failure_reason` needs to know of the log of a trainer that exited 0: why
-    it is not a valid MLPerf log of this finished run (no run_stop, another benchmark's, ...;
-    "" when it is one), and else the first line that matches a failure pattern (None: none
-    does)."""
-    invalid = invalid_log_reason(log_path, own)
-    if invalid or not fail_patterns:
-        return invalid, None
-    return invalid, matched_fail_pattern(log_path, fail_patterns)
-
-
-def failure_reason(
-    exit_status: int,
-    *,
-    timed_out: bool = False,
-    timeout_s: float | None = None,
-    container: bool = False,
-    engine: str = "docker",
-    start_failures: Sequence[int] = (125,),
-    invalid_log: str = "",
-    fail_match: str | None = None,
-) -> str | None:
-    """Why an attempt failed, or None when it succeeded: a pure function of how the trainer
-    ended and what its log says, first match wins:
-
-    - it ran past ``timeout_s`` (and was killed: its container stopped and removed, or its
-      process group killed);
-    - it exited with a nonzero status, or was killed by a signal (a negative status); in a
-      container (``container``), one of ``start_failures`` is the ``engine`` (docker: 125;
-      podman: 125, 126) failing to start it and above 128 a signal inside it;
-    - it exited 0 but its log is not a valid MLPerf log of a finished run (``invalid_log``,
-      from :func:`invalid_log_reason`);
-    - a line of its log matches a failure pattern (``fail_match``, from
-      :func:`matched_fail_pattern`).
-    """
-    if timed_out:
-        what = "container stopped and removed" if container else "process group killed"
-        return f"timed out after {timeout_s} s; {what}"
-    if exit_status != 0:
-        if exit_status < 0:
-            return f"trainer killed by signal {-exit_status}"
-        reason = f"trainer exited with status {exit_status}"
-        if container and exit_status in start_failures:
-            return f"{engine} could not start the container (exit {exit_status}; the log says why)"
-        if container and exit_status > 128:
-            reason += (
-                f" (killed by signal {exit_status - 128} in the container; 137: SIGKILL or OOM)"
-            )
-        return reason
-    return invalid_log or fail_match or None
-
-
-TAIL_LINES = 20  # lines of the trainer's log in a crash report
-TAIL_BYTES = 64 << 10  # read from the end of the log for them, never more
-LINE_CHARS = 200  # longer lines are cut to this many characters and "..."
-
-
-def crash_report(
-    spec: RunSpec, reason: str, kept: Path, lines: int = TAIL_LINES, width: int = LINE_CHARS
-) -> str:
-    """What the job's output says about a crashed attempt: one line with the run, the reason
-    and the kept log's path, then the last ``lines`` lines of that log (each cut at ``width``
-    characters, control characters escaped), read from its last TAIL_BYTES: never the whole
-    log, whatever its size or line lengths."""
-    head = (
-        f"run {spec.run} of {spec.benchmark}/{spec.system} failed: {reason}; "
-        f"its log is kept at {kept}"
-    )
-    tail = [t for t in _tail(kept, lines + 1) if not t.startswith("# workflow: attempt failed")]
-    tail = [_cut(t, width) for t in tail[-lines:]]
-    if not tail:
-        return f"{head}\n  (the trainer wrote nothing)"
-    return "\n".join([head, f"  its last {len(tail)} lines:", *(f"  | {t}" for t in tail)])
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` non-empty lines in the last TAIL_BYTES of ``path`` (a line that began
-    before them starts with '...')."""
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            start = max(0, size - TAIL_BYTES)
-            fh.seek(start)
-            data = fh.read(TAIL_BYTES)
-    except OSError:
-        return []
-    parts = data.decode("utf-8", errors="replace").split("\n")
-    if start > 0:
-        parts[0] = "..." + parts[0]
-    return [t for t in (t.rstrip("\r") for t in parts) if t.strip()][-lines:]
-
-
-def _cut(line: str, width: int) -> str:
-    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line.expandtabs(4))
-    return line if len(line) <= width else line[:width] + "..."
-
-
 def print_first(text: str) -> None:
     """Print ``text`` (and a newline) at the top of the job's log, so the log (and the console
     that shows it, with show-failed-logs) starts with it: when stdout and stderr are one regular
@@ -633,34 +435,6 @@ def print_first(text: str) -> None:
     except OSError:
         pass
     print(text, file=sys.stderr, flush=True)
-
-
-def invalid_log_reason(log_path: Path, own: OwnRun | None = None) -> str:
-    """Why the log of a trainer that exited 0 is not a valid MLPerf log of a finished run
-    (scripts.mlperf.log_validity.log_problems; with ``own``, of this run: own_run_problems), or ""
-    when it is one. A reason makes the run a crash whose log is kept; a failure of the parser
-    itself is such a reason too, never a lost log."""
-    try:
-        problems = log_problems_of(log_path, run=own)
-    except Exception as exc:  # noqa: BLE001 (whatever it is, the log must be kept)
-        return f"trainer exited 0 but its log could not be parsed ({type(exc).__name__}: {exc})"
-    if not problems:
-        return ""
-    return "trainer exited 0 but its log is not a valid MLPerf log: " + "; ".join(problems)
-
-
-def matched_fail_pattern(log_path: Path, patterns: Sequence[str]) -> str | None:
-    """'the log matches ...' for the first line that matches one of ``patterns``, or None."""
-    compiled = [re.compile(p) for p in patterns]
-    with log_path.open(encoding="utf-8", errors="replace") as fh:
-        for no, line in enumerate(fh, 1):
-            for rx in compiled:
-                if rx.search(line):
-                    return (
-                        f"log line {no} matches the failure pattern {rx.pattern!r}: "
-                        f"{line.strip()[:200]!r}"
-                    )
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
