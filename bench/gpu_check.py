@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts.campaign import plan  # noqa: E402
+from scripts.campaign import topology  # noqa: E402
 
 TOKENS = re.compile(r"^epoch \d+: .*?(\d+) tokens/s on (\w+)", re.M)
 
@@ -96,7 +96,7 @@ def campaign(wf: Path, device: str, runs: int, quick: bool) -> list[dict[str, st
         raise SystemExit(f"error: the campaign failed: {str(exc)[-6000:]}") from None
     with (wf / "results/gnmt/runs.csv").open() as f:
         rows = list(csv.DictReader(f))
-    ids = plan.run_ids(runs)  # the run folders' suffixes (01, 02, ...)
+    ids = topology.run_ids(runs)  # the run folders' suffixes (01, 02, ...)
     for row in rows:
         run_dir = wf / f"results/gnmt/{row['system']}/run_{ids[int(row['run']) - 1]}"
         log = (run_dir / "mlperf.log").read_text()

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, commit, copy_workflow, snakemake  # noqa: E402
 
-from scripts.campaign import plan  # noqa: E402
+from scripts.campaign import command, config_checks  # noqa: E402
+from scripts.core import records  # noqa: E402
 from scripts.data.unpack import safe_unpack
 from scripts.mlperf.log_parser import parse_text
 from scripts.mlperf.outcome import run_outcome
@@ -37,16 +38,18 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    conf = plan.load_campaign()
+    conf = config_checks.load_campaign()
     bench = conf["benchmarks"]["gnmt"]
     system = conf["systems"]["local"]
     target = 40.0 if args.quick else bench["quality"]["target"]
-    seeds = [plan.derive_seed("gnmt", r) for r in range(1, (2 if args.quick else args.seeds) + 1)]
+    seeds = [
+        command.derive_seed("gnmt", r) for r in range(1, (2 if args.quick else args.seeds) + 1)
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:
         data = Path(tmp) / "dataset"
         safe_unpack(REPO / "resources" / "toy-ende-v1.tar.gz", data)
-        hp = shlex.join(plan.hp_args(plan.hyperparameters(conf, "gnmt", "local")))
+        hp = shlex.join(command.hp_args(records.hyperparameters(conf, "gnmt", "local")))
         for seed in seeds:
             cmd = (
                 f"{sys.executable} -m scripts.gnmt.train --data-dir {data}/toy-ende-v1 "

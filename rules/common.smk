@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from scripts.campaign import plan, preflight
+from scripts.campaign import config_checks, invocation, preflight
 from scripts.core import config as cfg
 from scripts.core import formats
 from scripts.workflow import rule_inputs
@@ -29,7 +29,7 @@ def _config_sources():
 try:
     _SOURCES = _config_sources()
     CONFIG = cfg.load_and_validate(config, _SOURCES)
-    plan.check_campaign(CONFIG, _SOURCES)
+    config_checks.check_campaign(CONFIG, _SOURCES)
 except cfg.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -90,7 +90,7 @@ try:
         workflow_dir=WORKFLOW_DIR,
         warn=logger.warning,
     )
-except (preflight.Refused, formats.NewerFormat) as exc:
+except (invocation.Refused, formats.NewerFormat) as exc:
     # NewerFormat: a file of a newer workflow (scripts/core/formats.py); nothing is run or changed
     raise WorkflowError(str(exc)) from None
 

@@ -10,7 +10,7 @@ rule download_file:
     log:
         "logs/download_file/{benchmark}/{file}.log",
     params:
-        # a changed checksum in config redoes the download (scripts/campaign/preflight.py: stale_downloads)
+        # a changed checksum in config redoes the download (scripts/campaign/stale.py: stale_downloads)
         # --url for the mirror, then the file's url; --sha256/--md5
         sources=inputs.download_args,
         policy=inputs.download_policy_args,
@@ -58,7 +58,7 @@ rule verify_dataset:
 
 # The tree the trainer reads, read-only, and beside it the manifest of its every file (size,
 # sha256, mtime): the runner checks the tree against it before each run, and every invocation
-# unpacks a changed tree again before any job (scripts/campaign/preflight.py: RestoreDatasetTree).
+# unpacks a changed tree again before any job (scripts/campaign/actions.py: RestoreDatasetTree).
 rule unpack_dataset:
     input:
         f"{DATA_DIR}/{{benchmark}}/manifest.json",

@@ -2,7 +2,7 @@
 # implementation's source and the wheels its image installs (scripts/run/backends/image.py), the
 # image build (one per benchmark x system, its stamp a file target, by the system's engine),
 # and the implementation's one-time data preparation inside the image.
-# When the image's inputs change, scripts/campaign/preflight.py (RebuildImage) removes the stamp so
+# When the image's inputs change, scripts/campaign/actions.py (RebuildImage) removes the stamp so
 # it is rebuilt.
 
 

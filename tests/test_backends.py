@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scripts.campaign import plan
+from scripts.campaign import comparability, config_checks, run_specs
 from scripts.core import config as cfg
 from scripts.run import backends
 from scripts.run.backends import container, docker, podman
@@ -30,7 +30,7 @@ def podman_cpu_config(tmp_path: Path) -> dict[str, Any]:
         "  docker-cpu: {container: {memory: 4g, cpus: 1.5, shm_size: 256m}}\n"
     )
     files = [REPO / "config/systems/podman-cpu.yaml", REPO / "config/systems/docker-cpu.yaml"]
-    return plan.load_campaign([*files, overlay])
+    return config_checks.load_campaign([*files, overlay])
 
 
 def test_the_registry_has_exactly_the_backends_the_schema_allows() -> None:
@@ -117,7 +117,7 @@ def test_the_exact_podman_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
     as_docker = docker.build_argv(spec, ctx, tmp_path / "iid")
     assert argv == ["podman", *as_docker[1:]]
     assert "mlperf-gnmt:podman-cpu" in argv
-    run = plan.run_spec(
+    run = run_specs.run_spec(
         config,
         "gnmt",
         "podman-cpu",
@@ -173,8 +173,8 @@ def test_the_exact_podman_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
 
 def test_a_podman_systems_record_is_a_docker_systems_with_its_backend(tmp_path: Path) -> None:
     config = podman_cpu_config(tmp_path)
-    ours = plan.comparability(config, "gnmt", "podman-cpu")
-    theirs = plan.comparability(config, "gnmt", "docker-cpu")
+    ours = comparability.comparability(config, "gnmt", "podman-cpu")
+    theirs = comparability.comparability(config, "gnmt", "docker-cpu")
     assert ours["system"].pop("backend") == "podman"
     assert theirs["system"].pop("backend") == "docker"
     assert ours["container"]["image"]["tag"] == "mlperf-gnmt:podman-cpu"
@@ -189,7 +189,7 @@ def test_a_podman_system_needs_a_benchmark_with_a_container(tmp_path: Path) -> N
     overlay = tmp_path / "nocont.yaml"
     overlay.write_text("benchmarks: {gnmt: {implementation: {container: null}}}")
     with pytest.raises(cfg.ConfigError, match=r"podman-cpu has backend 'podman' but "):
-        plan.load_campaign([REPO / "config/systems/podman-cpu.yaml", overlay])
+        config_checks.load_campaign([REPO / "config/systems/podman-cpu.yaml", overlay])
 
 
 def test_container_backends_ask_for_their_image_and_local_for_nothing(tmp_path: Path) -> None:

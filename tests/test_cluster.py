@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.campaign import plan, status
+from scripts.campaign import comparability, config_checks, status, topology
 from scripts.core import config as cfg
 from scripts.run import cluster
 from tests.conftest import snakemake
@@ -21,7 +21,7 @@ from tests.conftest import snakemake
 
 def system(**slurm):
     """A system as the workflow sees it after validation (defaults filled in)."""
-    full = plan.load_campaign()
+    full = config_checks.load_campaign()
     sys_ = full["systems"]["local"]
     sys_["slurm"].update(slurm)
     return sys_
@@ -104,7 +104,7 @@ def test_extra_flags_that_the_executor_sets_are_refused_with_the_key_to_use(tmp_
         yaml.safe_dump({"systems": {"local": {"slurm": {"extra": "--partition=big --exclusive"}}}})
     )
     with pytest.raises(cfg.ConfigError) as err:
-        plan.load_campaign([overlay])
+        config_checks.load_campaign([overlay])
     msg = str(err.value)
     assert "systems.local.slurm.extra: '--partition=big --exclusive' sets the partition" in msg
     assert "use the matching key of systems.local.slurm" in msg
@@ -114,22 +114,22 @@ def test_unknown_slurm_keys_and_bad_values_name_the_file_and_key(tmp_path):
     overlay = tmp_path / "cluster.yaml"
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"node": 2}}}}))
     with pytest.raises(cfg.ConfigError, match=r"cluster.yaml: unknown key 'systems.local.slurm"):
-        plan.load_campaign([overlay])
+        config_checks.load_campaign([overlay])
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"nodes": 0}}}}))
     with pytest.raises(cfg.ConfigError, match=r"systems.local.slurm.nodes: 0 is less than"):
-        plan.load_campaign([overlay])
+        config_checks.load_campaign([overlay])
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"gpus": 2, "gpu_devices": [3]}}}))
     with pytest.raises(cfg.ConfigError, match=r"gpu_devices lists only 1 GPU"):
-        plan.load_campaign([overlay])
+        config_checks.load_campaign([overlay])
 
 
 def test_nodes_count_for_comparability_only_when_more_than_one(tmp_path):
-    base = plan.comparability(plan.load_campaign(), "gnmt", "local")
+    base = comparability.comparability(config_checks.load_campaign(), "gnmt", "local")
     assert "nodes" not in base["system"]  # single-node runs keep the record they were made with
     overlay = tmp_path / "n2.yaml"
     overlay.write_text(yaml.safe_dump({"systems": {"local": {"slurm": {"nodes": 2}}}}))
-    two_nodes = plan.load_campaign([overlay])
-    assert plan.comparability(two_nodes, "gnmt", "local")["system"]["nodes"] == 2
+    two_nodes = config_checks.load_campaign([overlay])
+    assert comparability.comparability(two_nodes, "gnmt", "local")["system"]["nodes"] == 2
 
 
 def test_one_node_launch_runs_the_command_as_is():
@@ -257,8 +257,8 @@ def test_slurm_job_outside_slurm_is_empty():
 
 
 def test_the_example_cluster_system_validates_and_becomes_the_campaign():
-    full = plan.load_campaign([cfg.WORKFLOW_DIR / "config/systems/slurm-example.yaml"])
-    assert plan.campaign_systems(full) == ["cluster-node"]
+    full = config_checks.load_campaign([cfg.WORKFLOW_DIR / "config/systems/slurm-example.yaml"])
+    assert topology.campaign_systems(full) == ["cluster-node"]
     res = cluster.job_resources(full["systems"]["cluster-node"], timeout_s=600, grace_s=10)
     assert res["cpus_per_task"] == 4 and res["mem_mb"] == 8000 and res["nodes"] == 1
     assert res["slurm_extra"] == "--exclusive"

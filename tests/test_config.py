@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.campaign import plan
+from scripts.campaign import config_checks, topology
 from scripts.core import config as cfg
 from tests.conftest import REPO, snakemake
 
@@ -26,10 +26,10 @@ def merged(*overlays: tuple[str, dict[str, Any]]) -> tuple[dict[str, Any], list[
 
 def error_of(*overlays: tuple[str, dict[str, Any]]) -> str:
     """The message of the default config with ``overlays``: its schema check and then the
-    cross-checks (scripts/campaign/plan.py), as the workflow runs them."""
+    cross-checks (scripts/campaign/config_checks.py), as the workflow runs them."""
     config, sources = merged(*overlays)
     with pytest.raises(cfg.ConfigError) as info:
-        plan.check_campaign(cfg.load_and_validate(config, sources), sources)
+        config_checks.check_campaign(cfg.load_and_validate(config, sources), sources)
     return str(info.value)
 
 
@@ -39,7 +39,7 @@ def test_default_config_is_valid_and_gets_defaults() -> None:
     assert full["benchmarks"]["gnmt"]["runs"] == 10
     assert full["benchmarks"]["gnmt"]["quality"]["direction"] == "higher"
     assert full["systems"]["local"]["threads"] == 2
-    assert plan.campaign_systems(full) == ["local"]
+    assert topology.campaign_systems(full) == ["local"]
 
 
 def test_unknown_key_names_the_file_and_the_allowed_keys() -> None:

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from scripts.campaign import plan, preflight
+from scripts.campaign import config_checks, invocation, preflight
 from scripts.data import cli, datalock
 from scripts.workflow.rule_inputs import RuleInputs
 from tests.conftest import REPO
@@ -223,14 +223,14 @@ def test_a_campaign_waits_for_a_held_dataset_then_stops_in_one_line(
         "benchmarks": {"b": {"dataset": {"files": [{"name": "x.bin", "md5": MD5}]}}, "i": {}},
     }
     said: list[str] = []
-    mode = preflight.Mode.of(["snakemake"])
-    with pytest.raises(preflight.Refused) as info:
+    mode = invocation.Mode.of(["snakemake"])
+    with pytest.raises(invocation.Refused) as info:
         preflight.hold_datasets(config, tmp_path, mode, said.append)
     assert str(info.value).startswith(
         f"{tmp_path / 'data' / 'b.lock'} is still held after 0.5 s by pid {holder.p.pid} on "
     )
     assert "\n" not in str(info.value) and len(said) == 1 and said[0].startswith("waiting for")
-    assert preflight.hold_datasets(config, tmp_path, preflight.Mode.of(["-n"]), said.append) == []
+    assert preflight.hold_datasets(config, tmp_path, invocation.Mode.of(["-n"]), said.append) == []
     assert holder.finish() == 0
     # free: taken, and let go once the tree is complete (its manifest is written last)
     ((held, tree),) = preflight.hold_datasets(config, tmp_path, mode, said.append)
@@ -266,7 +266,9 @@ def test_the_rules_give_the_commands_the_lock_the_wait_the_limits_and_the_deadli
         "benchmarks": {"gnmt": {"dataset": {"max_unpacked_bytes": 1000}}},
     }
     (tmp_path / "o.yaml").write_text(yaml.safe_dump(overlay))
-    inputs = RuleInputs(plan.load_campaign([tmp_path / "o.yaml"]), REPO, python=sys.executable)
+    inputs = RuleInputs(
+        config_checks.load_campaign([tmp_path / "o.yaml"]), REPO, python=sys.executable
+    )
     wc = SimpleNamespace(benchmark="gnmt", file="toy-ende-v1.tar.gz")
     unpack = ["unpack", "--files-json", "[]", "--dir", "d", "--dest", "t"]
     args = cli._parser().parse_args(
@@ -278,7 +280,7 @@ def test_the_rules_give_the_commands_the_lock_the_wait_the_limits_and_the_deadli
     fetch = ["fetch", "--url", "http://h/x", "--dest", "x"]
     args = cli._parser().parse_args(fetch + shlex.split(inputs.download_policy_args()))
     assert (args.deadline_s, args.min_bytes_per_s) == (0, 10)  # null: no deadline (0)
-    defaults = RuleInputs(plan.load_campaign([]), REPO, python=sys.executable)
+    defaults = RuleInputs(config_checks.load_campaign([]), REPO, python=sys.executable)
     assert defaults.unpack_limit_args(wc) == ""  # the default rule: 100 x, at least 1 GiB
     args = cli._parser().parse_args(fetch + shlex.split(defaults.download_policy_args()))
     assert (args.deadline_s, args.min_bytes_per_s) == (86400, 1024)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from scripts.campaign import archive as campaign
-from scripts.campaign import plan
+from scripts.campaign import finished_runs
 from scripts.core.hashing import canonical_sha256 as fingerprint
 from scripts.data import cli
 from scripts.data.restore import restore_tree
@@ -320,10 +320,10 @@ def test_a_run_without_the_tree_digest_is_not_recorded_not_incomparable(tmp_path
         run_dir.mkdir(parents=True)
         meta = {"comparability": record, **({"dataset_tree_sha256": tree} if tree else {})}
         (run_dir / "run.json").write_text(json.dumps(meta))
-    bad = plan.incomparable_runs(tmp_path, "b", "s", ["01", "02", "03"], current)
+    bad = finished_runs.incomparable_runs(tmp_path, "b", "s", ["01", "02", "03"], current)
     assert bad == {"03": ["the unpacked dataset (dataset.manifest.json) changed"]}
     # and where the tree has no manifest now, nothing is compared
-    assert not plan.incomparable_runs(
+    assert not finished_runs.incomparable_runs(
         tmp_path, "b", "s", ["03"], {**current, "dataset_tree_sha256": None}
     )
 

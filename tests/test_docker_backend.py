@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.campaign import plan
+from scripts.campaign import command, comparability, config_checks, run_specs
 from scripts.core import config as cfg
 from scripts.mlperf import nvidia_v06
 from scripts.run.backends import docker
@@ -40,7 +40,7 @@ def gnmt_v06_base(tmp_path: Path) -> Path:
 def nvidia_config(tmp_path: Path, *extra: str | Path) -> dict[str, Any]:
     files = [*(REPO / f for f in NVIDIA_OVERLAYS), gnmt_v06_base(tmp_path)]
     files += [REPO / "config/systems/sut-4xv100.yaml", REPO / "config/systems/dgx1.yaml"]
-    return plan.load_campaign([*files, *extra])
+    return config_checks.load_campaign([*files, *extra])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,13 +180,13 @@ def test_the_run_environment_is_what_nvidias_run_sub_passed_in_the_published_dgx
     words = shlex.split(line[line.index("docker exec") :])
     published = dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "-e")
     config = nvidia_config(tmp_path)
-    spec = plan.run_spec(
+    spec = run_specs.run_spec(
         config, "gnmt-v0.6", "DGX1", 1, python="python", dataset_dir="d", run_dir="r"
     )
     ours = dict(spec.env)
     assert set(ours) == set(published)
     # the launcher port and the job id differ by design; EXTRA_OPTS adds the run's seed
-    assert ours.pop("MULTI_NODE") == f" --master_port={plan.run_port(1)}"
+    assert ours.pop("MULTI_NODE") == f" --master_port={command.run_port(1)}"
     assert published.pop("MULTI_NODE").startswith(" --master_port=")
     assert ours.pop("SLURM_JOB_ID") == "DGX1-run1" and published.pop("SLURM_JOB_ID")
     assert ours.pop("EXTRA_OPTS").split() == published.pop("EXTRA_OPTS").split() + [
@@ -232,7 +232,7 @@ def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) ->
 
 
 def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> None:
-    spec = plan.run_spec(
+    spec = run_specs.run_spec(
         nvidia_config(tmp_path),
         "gnmt-v0.6",
         "SUT",
@@ -320,7 +320,7 @@ def docker_cpu_config(tmp_path: Path) -> dict[str, Any]:
         "campaign: {systems: [docker-cpu]}\n"
         "systems: {docker-cpu: {container: {memory: 4g, cpus: 1.5, shm_size: 256m}}}\n"
     )
-    return plan.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay])
+    return config_checks.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay])
 
 
 def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> None:
@@ -348,7 +348,7 @@ def test_the_exact_docker_commands_of_the_embedded_benchmark(tmp_path: Path) -> 
         f"org.mlperf-workflow.inputs={image.inputs_sha256}",
         str(ctx),
     ]
-    spec = plan.run_spec(
+    spec = run_specs.run_spec(
         config,
         "gnmt",
         "docker-cpu",
@@ -495,7 +495,7 @@ def test_a_stamp_is_stale_when_what_the_image_is_built_from_changes(tmp_path: Pa
     overlay = tmp_path / "arg.yaml"
     overlay.write_text("systems: {docker-cpu: {container: {build_args: {BASE_IMAGE: other}}}}")
     changed = images.image_spec(
-        plan.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay]),
+        config_checks.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay]),
         "gnmt",
         "docker-cpu",
         REPO,
@@ -510,8 +510,8 @@ def test_a_stamp_is_stale_when_what_the_image_is_built_from_changes(tmp_path: Pa
 
 
 def test_a_local_systems_comparability_record_is_unchanged_by_the_docker_backend() -> None:
-    config = plan.load_campaign()
-    record = plan.comparability(config, "gnmt", "local")
+    config = config_checks.load_campaign()
+    record = comparability.comparability(config, "gnmt", "local")
     assert set(record) == {
         "benchmark",
         "quality",
@@ -524,7 +524,7 @@ def test_a_local_systems_comparability_record_is_unchanged_by_the_docker_backend
 
 
 def test_a_docker_systems_record_names_its_image_and_how_it_runs(tmp_path: Path) -> None:
-    record = plan.comparability(nvidia_config(tmp_path), "gnmt-v0.6", "SUT")
+    record = comparability.comparability(nvidia_config(tmp_path), "gnmt-v0.6", "SUT")
     cont = record["container"]
     assert cont["image"]["source"]["commit"] == "e045ad7b72314d95cb8128331193e49bbc8e0bec"
     assert cont["image"]["generated"]["config_SUT.sh"]
@@ -572,7 +572,7 @@ def test_a_docker_system_needs_a_benchmark_with_a_container(tmp_path: Path) -> N
     overlay = tmp_path / "nocont.yaml"
     overlay.write_text("benchmarks: {gnmt: {implementation: {container: null}}}")
     with pytest.raises(cfg.ConfigError, match=r"docker-cpu has backend 'docker' but "):
-        plan.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay])
+        config_checks.load_campaign([REPO / "config/systems/docker-cpu.yaml", overlay])
 
 
 def test_env_values_may_use_placeholders_and_unknown_ones_are_named(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.campaign.preflight import outdated_manifest
+from scripts.campaign.stale import outdated_manifest
 from scripts.data import cli
 from scripts.data.download_policy import MAX_WAIT_S, PROGRESS_MIN_BYTES, Policy
 from scripts.data.errors import DatasetError

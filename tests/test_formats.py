@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scripts.campaign import archive as campaign
-from scripts.campaign import plan, preflight, status
+from scripts.campaign import finished_runs, stale, status
 from scripts.core import formats
 from scripts.core.hashing import canonical_sha256 as fingerprint
 from scripts.data import cli
@@ -98,12 +98,12 @@ def test_a_run_json_from_before_versions_stays_comparable(tmp_path: Path) -> Non
         run_dir = campaign.run_dir(tmp_path, "b", "s", run)
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    assert plan.incomparable_runs(tmp_path, "b", "s", ["01", "02"], current) == {}
+    assert finished_runs.incomparable_runs(tmp_path, "b", "s", ["01", "02"], current) == {}
     newer = campaign.run_dir(tmp_path, "b", "s", "03")
     newer.mkdir()
     (newer / "run.json").write_text(json.dumps({"format_version": 2, **old}))
     with pytest.raises(formats.NewerFormat):
-        plan.incomparable_runs(tmp_path, "b", "s", ["01", "03"], current)
+        finished_runs.incomparable_runs(tmp_path, "b", "s", ["01", "03"], current)
 
 
 def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Path) -> None:
@@ -124,13 +124,14 @@ def test_the_verified_manifest_keeps_its_digest_across_the_version(tmp_path: Pat
     odd = tmp_path / "odd.json"
     odd.write_text(json.dumps({"files": entries}))
     assert verified_manifest_sha256(odd) == hashlib.sha256(odd.read_bytes()).hexdigest()
-    assert plan.current_state({}, new, tmp_path / "none")["dataset_manifest_sha256"] == (old_digest)
+    current = finished_runs.current_state({}, new, tmp_path / "none")
+    assert current["dataset_manifest_sha256"] == old_digest
     new.write_text(json.dumps({"format_version": 2, "files": entries}))
     with pytest.raises(formats.NewerFormat):
         verified_manifest_sha256(new)
-    assert preflight.outdated_manifest(old, files) is None
+    assert stale.outdated_manifest(old, files) is None
     with pytest.raises(formats.NewerFormat):
-        preflight.outdated_manifest(new, files)
+        stale.outdated_manifest(new, files)
 
 
 def test_the_dataset_verify_command_writes_a_versioned_manifest(tmp_path: Path) -> None:

@@ -183,14 +183,16 @@ def test_device_cpu_explicitly_gives_the_same_mlperf_events_as_the_default(
 
 
 def test_the_device_follows_the_systems_gpus_through_the_command() -> None:
-    from scripts.campaign import plan
+    from scripts.campaign import config_checks, run_specs
 
-    conf = plan.load_campaign([REPO / "config/systems/local-gpu.yaml"])
+    conf = config_checks.load_campaign([REPO / "config/systems/local-gpu.yaml"])
     gpu = conf["systems"]["local-gpu"]
     assert (gpu["backend"], gpu["gpus"]) == ("local", 1)
 
     def trainer_args(system: str) -> list[str]:
-        spec = plan.run_spec(conf, "gnmt", system, 1, python="python", dataset_dir="d", run_dir="r")
+        spec = run_specs.run_spec(
+            conf, "gnmt", system, 1, python="python", dataset_dir="d", run_dir="r"
+        )
         argv = shlex.split(spec.command)
         assert argv[:3] == ["python", "-m", "scripts.gnmt.train"]
         return argv[3:]
@@ -347,14 +349,14 @@ def test_a_gpu_system_without_a_usable_gpu_stops_its_run_with_the_reason(tmp_pat
 
 
 def test_the_wmt16_benchmark_runs_the_reference_preset_on_gnmt_v06s_files(tmp_path: Path) -> None:
-    from scripts.campaign import plan
+    from scripts.campaign import config_checks, run_specs, topology
 
     site = tmp_path / "site.yaml"
     site.write_text(
         "benchmarks: {gnmt-wmt16: {dataset: {mirror: /srv/mlperf/wmt16}}}\n"
         "campaign: {systems: [local-gpu]}\n"
     )
-    conf = plan.load_campaign(
+    conf = config_checks.load_campaign(
         [REPO / "config/benchmarks/gnmt-wmt16.yaml", REPO / "config/systems/local-gpu.yaml", site]
     )
     v06 = yaml.safe_load((REPO / "config/benchmarks/gnmt-v0.6.yaml").read_text())
@@ -362,9 +364,9 @@ def test_the_wmt16_benchmark_runs_the_reference_preset_on_gnmt_v06s_files(tmp_pa
         conf["benchmarks"]["gnmt-wmt16"]["dataset"]["files"]
         == v06["benchmarks"]["gnmt-v0.6"]["dataset"]["files"]
     )
-    assert plan.benchmark_systems(conf, "gnmt-wmt16") == ["local-gpu"]
+    assert topology.benchmark_systems(conf, "gnmt-wmt16") == ["local-gpu"]
     conf["systems"]["local-gpu"]["hyperparameters"] = {"gnmt-wmt16": {"amp": True}}
-    spec = plan.run_spec(
+    spec = run_specs.run_spec(
         conf, "gnmt-wmt16", "local-gpu", 1, python="python", dataset_dir="d", run_dir="r"
     )
     argv = shlex.split(spec.command)[3:]

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.campaign import plan
+from scripts.campaign import comparability, config_checks, topology
 from scripts.core import config as cfg
 from scripts.core.layout import result_files
 from scripts.mlperf.log_parser import parse_file
@@ -152,12 +152,12 @@ def test_import_systems_are_validated_with_the_key_and_the_fix(tmp_path: Path) -
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"systems": {"pub": {"backend": "import"}}}))
     with pytest.raises(cfg.ConfigError, match=r"bad.yaml: systems.pub: 'import_dir' is a"):
-        plan.load_campaign([bad])
+        config_checks.load_campaign([bad])
     bad.write_text(
         yaml.safe_dump({"systems": {"pub": {"backend": "import", "import_dir": "/nowhere"}}})
     )
     with pytest.raises(cfg.ConfigError, match=r"bad.yaml: systems.pub.import_dir: folder /nowh"):
-        plan.load_campaign([bad])
+        config_checks.load_campaign([bad])
     (tmp_path / "empty").mkdir()
     bad.write_text(
         yaml.safe_dump(
@@ -165,20 +165,23 @@ def test_import_systems_are_validated_with_the_key_and_the_fix(tmp_path: Path) -
         )
     )
     with pytest.raises(cfg.ConfigError, match=r"holds no results of a defined benchmark"):
-        plan.load_campaign([bad])
+        config_checks.load_campaign([bad])
 
 
 def test_each_system_has_runs_only_of_the_benchmarks_it_can_produce(tmp_path: Path) -> None:
     fixtures = need_fixtures()
     overlays = [REPO / f for f in NVIDIA_SYSTEMS] + [nvidia_overlay(tmp_path, fixtures)]
-    config = plan.load_campaign(overlays)
-    assert plan.benchmark_systems(config, "gnmt-v0.6") == ["nvidia-dgx1-v0.6", "nvidia-dgx2-v0.6"]
-    assert plan.benchmark_systems(config, "gnmt") == ["local"]  # the toy has no mlperf_name
-    assert plan.benchmark_systems(config, "ssd-v0.6") == []  # no ssd folder in the fixtures
-    assert plan.system_run_ids(config, "gnmt-v0.6", "nvidia-dgx1-v0.6") == [
+    config = config_checks.load_campaign(overlays)
+    assert topology.benchmark_systems(config, "gnmt-v0.6") == [
+        "nvidia-dgx1-v0.6",
+        "nvidia-dgx2-v0.6",
+    ]
+    assert topology.benchmark_systems(config, "gnmt") == ["local"]  # the toy has no mlperf_name
+    assert topology.benchmark_systems(config, "ssd-v0.6") == []  # no ssd folder in the fixtures
+    assert topology.system_run_ids(config, "gnmt-v0.6", "nvidia-dgx1-v0.6") == [
         f"{i:02d}" for i in range(1, 11)
     ]
-    record = plan.comparability(config, "gnmt-v0.6", "nvidia-dgx1-v0.6")
+    record = comparability.comparability(config, "gnmt-v0.6", "nvidia-dgx1-v0.6")
     assert record["system"]["import_dir"].endswith("dgx1_ngc19.05_pytorch")
     assert record["command"] is None and record["dataset"] == []
 
@@ -187,7 +190,7 @@ def test_a_campaign_benchmark_nobody_can_run_is_an_error(tmp_path: Path) -> None
     overlay = tmp_path / "c.yaml"
     overlay.write_text(yaml.safe_dump({"campaign": {"benchmarks": ["ssd-v0.6"]}}))
     with pytest.raises(cfg.ConfigError, match="no system of the campaign can run or import"):
-        plan.load_campaign([overlay])
+        config_checks.load_campaign([overlay])
 
 
 # ---------------------------------------------------------------------------------------------

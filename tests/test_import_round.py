@@ -21,7 +21,7 @@ from mlperf_logging.result_summarizer import result_summarizer as summarizer
 
 from scripts.analysis import runs_table, summary_table
 from scripts.analysis.scoring import olympic_score
-from scripts.campaign import plan
+from scripts.campaign import topology
 from scripts.core.layout import benchmark_folder, result_files
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.outcome import eval_events, run_outcome
@@ -463,7 +463,7 @@ def test_a_folder_alias_such_as_googles_mask_is_the_benchmarks_folder(tmp_path: 
         "systems": {"g": {"backend": "import", "import_dir": str(system_dir)}},
         "benchmarks": {"maskrcnn-v0.6": bench},
     }
-    assert plan.import_folder(config, "maskrcnn-v0.6", "g") == system_dir / "mask"
+    assert topology.import_folder(config, "maskrcnn-v0.6", "g") == system_dir / "mask"
     quality = {"metric": "bbox_map", "target": 0.377, "value_key": "BBOX"}
     runs = import_folder(system_dir / "mask", tmp_path, quality, benchmark="maskrcnn-v0.6")
     assert len(runs) == 3  # imported (the excerpt has no run_start: runs without a result)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from scripts.campaign import archive as campaign
-from scripts.campaign import plan
+from scripts.campaign import config_checks, run_specs, topology
 from scripts.core import layout
 from scripts.run.spec import RunSpec
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake
@@ -29,15 +29,15 @@ def test_run_ids_widen_with_the_run_count() -> None:
     ids = layout.run_ids(120)
     assert ids[0] == "001" and ids[6] == "007" and ids[-1] == "120"
     assert ids == sorted(ids)  # as text, in run order
-    assert plan.run_ids(120) == ids  # the config's ids are the layout's
+    assert topology.run_ids(120) == ids  # the config's ids are the layout's
     assert [layout.run_number(layout.run_name(i)) for i in ids] == list(range(1, 121))
     assert layout.run_number("run_7") is None and layout.run_number("run_01.json") is None
 
 
 def test_a_run_spec_carries_the_id_of_its_campaign() -> None:
-    full = plan.load_campaign()
+    full = config_checks.load_campaign()
     full["benchmarks"]["gnmt"]["runs"] = 120
-    spec = plan.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
+    spec = run_specs.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
     assert spec.run_id == "007"
     assert RunSpec.from_json(spec.to_json()).run_id == "007"
     old = json.loads(spec.to_json())

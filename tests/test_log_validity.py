@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from scripts.analysis import report_findings, runs_table, summary_table
-from scripts.campaign import plan
+from scripts.campaign import config_checks, run_specs
 from scripts.mlperf import log_parser, log_validity
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.log_validity import log_problems
@@ -430,9 +430,9 @@ def test_the_config_says_what_a_runs_log_must_name_and_how_large_it_may_be(
         "benchmarks: {gnmt: {mlperf_name: gnmt, folder_aliases: [nmt], max_log_bytes: 5000}}"
     )
     kw = {"python": "python", "dataset_dir": "d", "run_dir": "r"}
-    s = plan.run_spec(plan.load_campaign([overlay]), "gnmt", "local", 1, **kw)
+    s = run_specs.run_spec(config_checks.load_campaign([overlay]), "gnmt", "local", 1, **kw)
     assert (s.mlperf_names, s.max_log_bytes) == (["gnmt", "nmt"], 5000)
-    s = plan.run_spec(plan.load_campaign([]), "gnmt", "local", 1, **kw)
+    s = run_specs.run_spec(config_checks.load_campaign([]), "gnmt", "local", 1, **kw)
     assert (s.mlperf_names, s.max_log_bytes) == ([], 1 << 30)  # the embedded gnmt: no name
 
 

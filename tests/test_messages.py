@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.campaign import plan
+from scripts.campaign import config_checks
 from scripts.core import config as cfg
 from scripts.core import config_files
 from tests.conftest import copy_workflow, fake_campaign, snakemake
@@ -488,7 +488,7 @@ def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> 
 
 @pytest.mark.integration
 def test_a_target_ending_in_a_newline_is_no_rules_output(wf: Path) -> None:
-    name = plan.load_campaign()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
+    name = config_checks.load_campaign()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
     proc = snakemake(wf, f"data/gnmt/download/{name}\n", "-n", "--cores", "1")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
-"""The plan: what a validated config means for a campaign (scripts/campaign/plan.py): cross-checks,
-topology, run ids and seeds, the command context, run specs and comparability."""
+"""The plan: what a validated config means for a campaign (scripts/campaign/: config_checks,
+topology, command, run_specs, comparability, finished_runs): cross-checks, topology, run ids and
+seeds, the command context, run specs and comparability."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from scripts.campaign import plan
+from scripts.campaign import command, config_checks, finished_runs, run_specs, topology
 from scripts.core import config as cfg
-from scripts.core import hashing, layout
+from scripts.core import hashing, layout, records
 from scripts.run.spec import RunSpec
 from tests.conftest import REPO
 from tests.test_config import error_of, merged
@@ -26,7 +27,7 @@ SCRIPTS = REPO / "scripts"
 def checked(config: dict[str, Any], sources: list[tuple[str, Any]]) -> dict[str, Any]:
     """The config validated, with defaults, and cross-checked, as the workflow loads it."""
     full = cfg.load_and_validate(config, sources)
-    plan.check_campaign(full, sources)
+    config_checks.check_campaign(full, sources)
     return full
 
 
@@ -53,24 +54,24 @@ def test_too_few_seeds_is_rejected() -> None:
 def test_seeds_are_distinct_recorded_and_shared_across_systems() -> None:
     config, sources = merged()
     full = checked(config, sources)
-    seeds = [plan.seed_for(full["benchmarks"]["gnmt"], "gnmt", r) for r in range(1, 11)]
+    seeds = [command.seed_for(full["benchmarks"]["gnmt"], "gnmt", r) for r in range(1, 11)]
     assert len(set(seeds)) == 10
-    assert seeds[0] == plan.derive_seed("gnmt", 1)  # stable, not random
+    assert seeds[0] == command.derive_seed("gnmt", 1)  # stable, not random
     overlay = {"benchmarks": {"gnmt": {"seeds": list(range(100, 110))}}}
     config, sources = merged(("seeds.yaml", overlay))
     full = checked(config, sources)
-    assert plan.seed_for(full["benchmarks"]["gnmt"], "gnmt", 3) == 102
+    assert command.seed_for(full["benchmarks"]["gnmt"], "gnmt", 3) == 102
 
 
 def test_run_spec_renders_the_command_with_hyperparameters_and_overrides() -> None:
     overlay = {"systems": {"local": {"hyperparameters": {"gnmt": {"batch_size": 32}}}}}
     config, sources = merged(("o.yaml", overlay))
     full = checked(config, sources)
-    spec = plan.run_spec(full, "gnmt", "local", 2, python="py", dataset_dir="d", run_dir="r")
+    spec = run_specs.run_spec(full, "gnmt", "local", 2, python="py", dataset_dir="d", run_dir="r")
     assert "--batch-size 32" in spec.command and "--learning-rate 0.01" in spec.command
-    assert f"--seed {plan.derive_seed('gnmt', 2)}" in spec.command
+    assert f"--seed {command.derive_seed('gnmt', 2)}" in spec.command
     assert spec.timeout_s == 600
-    base = plan.run_spec(
+    base = run_specs.run_spec(
         checked(*merged()),
         "gnmt",
         "local",
@@ -86,7 +87,7 @@ def test_run_spec_renders_the_command_with_hyperparameters_and_overrides() -> No
 def test_load_campaign_merges_overlays_like_snakemake(tmp_path: Path) -> None:
     overlay = tmp_path / "o.yaml"
     overlay.write_text("benchmarks:\n  gnmt:\n    runs: 3\n")
-    full = plan.load_campaign([overlay])
+    full = config_checks.load_campaign([overlay])
     assert full["benchmarks"]["gnmt"]["runs"] == 3
     assert full["benchmarks"]["gnmt"]["quality"]["target"] == 90.0  # merged, not replaced
 
@@ -109,14 +110,14 @@ def test_every_placeholder_is_one_shell_word_through_a_real_shell(tmp_path: Path
     }
     full = checked(*merged(("q.yaml", overlay)))
     run_dir = str(tmp_path / "run dir; touch pwned4")
-    spec = plan.run_spec(
+    spec = run_specs.run_spec(
         full, "gnmt", "local", 1, python=sys.executable, dataset_dir="d", run_dir=run_dir
     )
     out = subprocess.run(
         ["/bin/bash", "-c", spec.command], cwd=tmp_path, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    hp = plan.hyperparameters(full, "gnmt", "local")
+    hp = records.hyperparameters(full, "gnmt", "local")
     expected_hp = [w for k, v in hp.items() for w in (f"--{k.replace('_', '-')}", str(v))]
     assert json.loads(out.stdout) == [HOSTILE, *expected_hp, run_dir, str(spec.seed)]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing ran, nothing matched
@@ -133,10 +134,9 @@ def test_a_lone_brace_in_a_command_is_a_config_error() -> None:
 # ---------------------------------------------------------------------------------------------
 # What this step of the refactoring promises: one home per job, no import cycle.
 
-# Made by the code before scripts/campaign/plan.py existed (config.run_spec at 9c3fedf): a change
-# here
-# changes the fingerprint recorded in every run.json, and finished campaigns would stop as
-# "made under a different configuration".
+# Made by the code before scripts/campaign/plan.py existed (config.run_spec at 9c3fedf; plan.py
+# is now split in scripts/campaign/): a change here changes the fingerprint recorded in every
+# run.json, and finished campaigns would stop as "made under a different configuration".
 DEFAULT_FINGERPRINT = "269e19b76e0d9b9dff7a9a23aecebb393966ccf66bad042ab232f523d7bdb193"
 DEFAULT_SEED_1 = 888763526
 
@@ -175,12 +175,12 @@ def test_nvidia_v06_imports_at_the_top_only() -> None:
 
 
 def test_the_fingerprint_is_the_canonical_digest_of_the_record_as_before() -> None:
-    full = plan.load_campaign()
-    spec = plan.run_spec(full, "gnmt", "local", 1, python="py", dataset_dir="d", run_dir="r")
+    full = config_checks.load_campaign()
+    spec = run_specs.run_spec(full, "gnmt", "local", 1, python="py", dataset_dir="d", run_dir="r")
     assert spec.config_fingerprint == hashing.canonical_sha256(spec.comparability)
     assert spec.config_fingerprint == DEFAULT_FINGERPRINT
-    assert spec.seed == DEFAULT_SEED_1 == plan.derive_seed("gnmt", 1)
-    current = plan.current_state(spec.comparability, Path("/none"), Path("/none"))
+    assert spec.seed == DEFAULT_SEED_1 == command.derive_seed("gnmt", 1)
+    current = finished_runs.current_state(spec.comparability, Path("/none"), Path("/none"))
     assert current["config_fingerprint"] == DEFAULT_FINGERPRINT
 
 
@@ -188,29 +188,29 @@ def test_one_command_context_for_the_run_the_container_and_the_check() -> None:
     """The 12 placeholders are listed once: the run command's context, the sample one of the
     config check and (rules/common.smk) the container's data preparation have the same keys,
     and the run's values are the spec's."""
-    full = plan.load_campaign()
-    context = plan.command_context(
+    full = config_checks.load_campaign()
+    context = command.command_context(
         full, "gnmt", "local", 3, python="py", dataset_dir="d", run_dir="r"
     )
     assert sorted(context) == sorted(
         ["python", "dataset_dir", "run_dir", "seed", "run", "target", "threads", "gpus"]
         + ["system", "port", "hp", "hp_args"]
     )
-    assert sorted(plan._check_context(full["benchmarks"]["gnmt"])) == sorted(context)
-    spec = plan.run_spec(full, "gnmt", "local", 3, python="py", dataset_dir="d", run_dir="r")
-    assert context["seed"] == spec.seed and context["port"] == plan.run_port(3)
-    assert context["hp"] == plan.hyperparameters(full, "gnmt", "local")
-    command = full["benchmarks"]["gnmt"]["implementation"]["command"]
-    assert plan.render_command(command, context) == spec.command
+    assert sorted(command.sample_context(full["benchmarks"]["gnmt"])) == sorted(context)
+    spec = run_specs.run_spec(full, "gnmt", "local", 3, python="py", dataset_dir="d", run_dir="r")
+    assert context["seed"] == spec.seed and context["port"] == command.run_port(3)
+    assert context["hp"] == records.hyperparameters(full, "gnmt", "local")
+    template = full["benchmarks"]["gnmt"]["implementation"]["command"]
+    assert command.render_command(template, context) == spec.command
 
 
 def test_a_run_number_is_an_int_and_its_id_the_text_of_its_paths() -> None:
-    full = plan.load_campaign()
-    spec = plan.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
+    full = config_checks.load_campaign()
+    spec = run_specs.run_spec(full, "gnmt", "local", 7, python="py", dataset_dir="d", run_dir="r")
     assert isinstance(spec.run, int) and spec.run == 7 and spec.run_id == "07"
     assert json.loads(spec.to_json())["run"] == 7  # run.json's "run" is this number
-    ids = plan.system_run_ids(full, "gnmt", "local")
-    assert ids == layout.run_ids(plan.system_runs(full, "gnmt", "local"))
+    ids = topology.system_run_ids(full, "gnmt", "local")
+    assert ids == layout.run_ids(topology.system_runs(full, "gnmt", "local"))
     assert [layout.parse_run_id(i) for i in ids] == list(range(1, len(ids) + 1))
     assert layout.parse_run_id("007") == 7
     for bad in ("7", "run_07", "", "0x7", " 07"):
@@ -219,11 +219,11 @@ def test_a_run_number_is_an_int_and_its_id_the_text_of_its_paths() -> None:
 
 
 def test_load_campaign_cross_checks_what_load_and_validate_does_not() -> None:
-    """config.load_and_validate checks the schema only; plan.check_campaign the names."""
+    """config.load_and_validate checks the schema only; config_checks.check_campaign the names."""
     config, sources = merged(("c.yaml", {"campaign": {"systems": ["nope"]}}))
     full = cfg.load_and_validate(config, sources)  # the schema allows any name
     with pytest.raises(cfg.ConfigError, match="campaign.systems names 'nope'"):
-        plan.check_campaign(full, sources)
+        config_checks.check_campaign(full, sources)
 
 
 def test_the_profile_check_imports_only_config_and_config_files() -> None:

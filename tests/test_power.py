@@ -36,7 +36,7 @@ from scripts.run.published import cli
 from scripts.run.published.folder import folder_files
 from scripts.run.published.run import import_run
 from scripts.run.published.tree import system_name
-from scripts.workflow import rule_inputs
+from scripts.workflow import import_jobs
 from tests.conftest import copy_workflow, need_fixtures, snakemake
 from tests.test_import_round import import_folder as import_round_folder
 
@@ -197,10 +197,10 @@ def test_a_changed_power_file_changes_the_import_batchs_sources_digest(tmp_path:
     paths = folder_files(folder)
     node = folder / "power" / "result_3" / "node_0.txt"
     assert node in paths and folder / "power" / "result_3" in paths
-    before = rule_inputs._sources_digest(paths)
+    before = import_jobs._sources_digest(paths)
     with node.open("a") as fh:
         fh.write(line(T0 + 10**6, "power_reading", 1.0))
-    assert rule_inputs._sources_digest(folder_files(folder)) != before
+    assert import_jobs._sources_digest(folder_files(folder)) != before
     assert power.folder_paths(tmp_path) == []  # no power/: nothing more to watch
 
 

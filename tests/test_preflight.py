@@ -12,31 +12,34 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.campaign import action_plan, comparability, locks, topology
 from scripts.campaign import archive as campaign
-from scripts.campaign import locks, plan, preflight
-from scripts.campaign.preflight import (
-    TABLES,
-    BenchmarkFacts,
-    DatasetFacts,
-    ImageFacts,
-    Incomparable,
-    Mode,
+from scripts.campaign.actions import (
     RebuildImage,
+    RecordTableSettings,
     RefetchSource,
     RefreshSealCache,
     Refuse,
-    Refused,
     Remake,
     RemoveCorruptResult,
     RemoveStale,
     RestoreDatasetTree,
-    RunFiles,
-    SourceFacts,
-    State,
     TakeLock,
     Unlock,
     Warn,
     WriteResults,
+    apply,
+)
+from scripts.campaign.invocation import Mode, Refused, is_dry_run
+from scripts.campaign.stale import TABLES, RunFiles, runs_on_disk, stale_derived_files
+from scripts.campaign.state import (
+    BenchmarkFacts,
+    DatasetFacts,
+    ImageFacts,
+    Incomparable,
+    SourceFacts,
+    State,
+    gather,
 )
 from scripts.core import config as cfg
 from scripts.data.download_policy import Policy
@@ -89,14 +92,14 @@ def kinds(actions) -> list[str]:
     ],
 )
 def test_dry_runs_are_recognised(argv: list[str], dry: bool) -> None:
-    assert preflight.is_dry_run(argv) is dry
+    assert is_dry_run(argv) is dry
     assert Mode.of(argv).dry_run is dry
 
 
 def test_a_plain_invocation_takes_the_lock_and_a_dry_run_or_nolock_takes_none() -> None:
-    assert preflight.lock_actions(Mode.of(REAL), ROOT) == [TakeLock(ROOT, REAL)]
-    assert preflight.lock_actions(Mode.of(DRY), ROOT) == []
-    assert preflight.lock_actions(Mode.of((*REAL, "--nolock")), ROOT) == []
+    assert action_plan.lock_actions(Mode.of(REAL), ROOT) == [TakeLock(ROOT, REAL)]
+    assert action_plan.lock_actions(Mode.of(DRY), ROOT) == []
+    assert action_plan.lock_actions(Mode.of((*REAL, "--nolock")), ROOT) == []
     # the checks themselves still run under --nolock and in a dry run
     assert Mode.of((*REAL, "--nolock")).checks and Mode.of(DRY).checks
 
@@ -104,8 +107,8 @@ def test_a_plain_invocation_takes_the_lock_and_a_dry_run_or_nolock_takes_none() 
 def test_unlock_clears_the_record_and_runs_no_check_even_in_a_dry_run() -> None:
     tampered = (seals.SystemCheck("b", "s", tampered={"01": "mlperf.log changed"}),)
     for argv in (("snakemake", "--unlock"), ("snakemake", "--unlock", "-n")):
-        assert preflight.lock_actions(Mode.of(argv), ROOT) == [Unlock(ROOT)]
-        assert preflight.plan_actions(state(argv, seals=tampered)) == []
+        assert action_plan.lock_actions(Mode.of(argv), ROOT) == [Unlock(ROOT)]
+        assert action_plan.plan_actions(state(argv, seals=tampered)) == []
 
 
 def test_a_jobs_own_snakemake_takes_no_lock_and_runs_no_check() -> None:
@@ -115,11 +118,13 @@ def test_a_jobs_own_snakemake_takes_no_lock_and_runs_no_check() -> None:
     for argv in (REAL, ("snakemake", "--unlock")):
         mode = Mode.of(argv, job=True)
         assert not mode.checks
-        assert preflight.lock_actions(mode, ROOT) == []
-        assert preflight.plan_actions(state(argv, job=True, seals=tampered)) == []
-        assert preflight.success_actions(mode, ROOT, ()) == []
-    runs = (preflight.CampaignRuns("b", "s", ("01",)),)
-    assert preflight.success_actions(Mode.of(DRY), Path(), runs) == [RefreshSealCache(Path(), runs)]
+        assert action_plan.lock_actions(mode, ROOT) == []
+        assert action_plan.plan_actions(state(argv, job=True, seals=tampered)) == []
+        assert action_plan.success_actions(mode, ROOT, ()) == []
+    runs = (topology.CampaignRuns("b", "s", ("01",)),)
+    assert action_plan.success_actions(Mode.of(DRY), Path(), runs) == [
+        RefreshSealCache(Path(), runs)
+    ]
 
 
 # --- the plan: seals and comparability ------------------------------------------------------
@@ -132,7 +137,7 @@ def test_a_tampered_run_stops_everything_with_the_seal_message() -> None:
         benchmarks=(bench(run_files("01", result=False)),),
     )
     for argv in (REAL, DRY):
-        actions = preflight.plan_actions(state(argv, seals=checks, **later))
+        actions = action_plan.plan_actions(state(argv, seals=checks, **later))
         assert actions == [Refuse(seals.tampered_message(checks))]
         assert actions[0].message.startswith("finished runs were changed after they finished")
 
@@ -145,7 +150,7 @@ def test_unsealed_runs_are_named_and_a_corrupt_result_goes_and_is_parsed_again()
         seals.SystemCheck("b", "t", unsealed=["01"]),
     )
     runs = bench(run_files("01"), run_files("02"))  # run 02's result exists (corrupt)
-    real = preflight.plan_actions(state(seals=checks, benchmarks=(runs,)))
+    real = action_plan.plan_actions(state(seals=checks, benchmarks=(runs,)))
     assert real[:2] == [
         Warn(seals.unsealed_message(checks)),
         RemoveCorruptResult(
@@ -163,7 +168,7 @@ def test_unsealed_runs_are_named_and_a_corrupt_result_goes_and_is_parsed_again()
         )
     ]
     # a dry run removes nothing, so nothing is left to parse
-    dry = preflight.plan_actions(state(DRY, seals=checks, benchmarks=(runs,)))
+    dry = action_plan.plan_actions(state(DRY, seals=checks, benchmarks=(runs,)))
     assert kinds(dry) == ["Warn", "RemoveCorruptResult"]
 
 
@@ -174,23 +179,23 @@ def test_incomparable_runs_stop_with_every_system_named_in_dry_runs_too() -> Non
     )
     expected = Refuse(
         "finished runs would no longer be comparable; nothing was run:\n  "
-        + plan.incomparable_message("b", "s", {"01": ["quality.target: 0.9 -> 0.8"]})
+        + comparability.incomparable_message("b", "s", {"01": ["quality.target: 0.9 -> 0.8"]})
         + "\n  "
-        + plan.incomparable_message(
+        + comparability.incomparable_message(
             "b", "t", {"02": ["the environment (environment.json digest) changed"]}
         )
     )
     later = dict(benchmarks=(bench(run_files("01", result=False)),))
     for argv in (REAL, DRY):
-        assert preflight.plan_actions(state(argv, incomparable=bad, **later)) == [expected]
+        assert action_plan.plan_actions(state(argv, incomparable=bad, **later)) == [expected]
 
 
 def test_a_stage_that_could_not_be_read_stops_there() -> None:
     # e.g. a run.json of a newer workflow (NewerFormat) or a config error, caught by gather
     newer = Refuse("results/b/s/run_01/run.json has format_version 2, but ...")
-    assert preflight.plan_actions(state(seals=newer)) == [newer]
+    assert action_plan.plan_actions(state(seals=newer)) == [newer]
     checks = (seals.SystemCheck("b", "s", unsealed=["01"]),)
-    assert kinds(preflight.plan_actions(state(seals=checks, incomparable=newer))) == [
+    assert kinds(action_plan.plan_actions(state(seals=checks, incomparable=newer))) == [
         "Warn",
         "Refuse",
     ]
@@ -209,7 +214,7 @@ def test_a_source_at_another_commit_is_fetched_again_and_a_stale_image_rebuilt()
             ImageFacts("b", "t", ROOT / "results/b/t/image.json", None, ()),
         ),
     )
-    assert preflight.plan_actions(st) == [
+    assert action_plan.plan_actions(st) == [
         RefetchSource(src, "build/b/source", "abc", "def"),
         RebuildImage(
             stamp,
@@ -231,7 +236,7 @@ def test_a_stale_image_that_finished_runs_used_stops_with_what_to_do() -> None:
         ),
         benchmarks=(bench(run_files("03", result=False)),),
     )
-    actions = preflight.plan_actions(st)
+    actions = action_plan.plan_actions(st)
     assert kinds(actions) == ["RebuildImage", "Refuse"]
     assert actions[1] == Refuse(
         f"results/b/s/image.json: {why}.\n  Runs 01, 02 of b/s ran in that image, and a "
@@ -241,7 +246,7 @@ def test_a_stale_image_that_finished_runs_used_stops_with_what_to_do() -> None:
     )
     config_error = Refuse("benchmarks.b.implementation.container: ...")
     st = state(images=(ImageFacts("b", "r", stamp, "x", ()), config_error))
-    assert kinds(preflight.plan_actions(st)) == ["RebuildImage", "Refuse"]
+    assert kinds(action_plan.plan_actions(st)) == ["RebuildImage", "Refuse"]
 
 
 # --- the plan: runs to parse, stale files, dataset trees ------------------------------------
@@ -249,7 +254,7 @@ def test_a_stale_image_that_finished_runs_used_stops_with_what_to_do() -> None:
 
 def test_an_unparsed_run_is_parsed_and_only_a_dry_run_calls_the_tables_stale() -> None:
     b = bench(run_files("01"), run_files("02", result=False))
-    real = preflight.plan_actions(state(benchmarks=(b,)))
+    real = action_plan.plan_actions(state(benchmarks=(b,)))
     assert real == [
         WriteResults(
             (Path("results/b/s/run_02"),),
@@ -258,7 +263,7 @@ def test_an_unparsed_run_is_parsed_and_only_a_dry_run_calls_the_tables_stale() -
             tuple(ROOT / "results/b" / t for t in TABLES),
         )
     ]
-    dry = preflight.plan_actions(state(DRY, benchmarks=(b,)))
+    dry = action_plan.plan_actions(state(DRY, benchmarks=(b,)))
     reason = "run(s) s/run_02 of b have no result yet"
     assert dry == [
         real[0],
@@ -276,7 +281,7 @@ def test_a_deleted_log_makes_its_result_and_the_tables_stale_after_the_downloads
     download = (ROOT / "data/b/download/f.tar", "the configured sha256 changed")
     b = bench(run_files("01"), run_files("02", log=False), downloads=(download,))
     reason = "run(s) s/run_02 of b have no result yet"
-    assert preflight.plan_actions(state(benchmarks=(b,))) == [
+    assert action_plan.plan_actions(state(benchmarks=(b,))) == [
         RemoveStale(
             (
                 download,
@@ -288,31 +293,31 @@ def test_a_deleted_log_makes_its_result_and_the_tables_stale_after_the_downloads
         )
     ]
     newer = Refuse("data/b/manifest.json has format_version 2, but ...")
-    assert preflight.plan_actions(state(benchmarks=(bench(downloads=newer),))) == [newer]
+    assert action_plan.plan_actions(state(benchmarks=(bench(downloads=newer),))) == [newer]
 
 
 def test_a_complete_campaign_asks_for_nothing_but_the_tree_check() -> None:
     b = bench(run_files("01"), run_files("02"), data=tree_facts())
-    assert preflight.plan_actions(state(benchmarks=(b,))) == [
+    assert action_plan.plan_actions(state(benchmarks=(b,))) == [
         RestoreDatasetTree(Path("data/b/dataset"), [], remake(), runs_used_it=False)
     ]
-    assert preflight.plan_actions(state(benchmarks=(bench(run_files("01")),))) == []
+    assert action_plan.plan_actions(state(benchmarks=(bench(run_files("01")),))) == []
 
 
 def test_a_tree_is_restored_for_finished_runs_when_it_or_a_stale_download_removed_it() -> None:
     gone = bench(data=tree_facts(tree_is_dir=False, finished=True))
-    assert preflight.plan_actions(state(benchmarks=(gone,)))[-1].runs_used_it
+    assert action_plan.plan_actions(state(benchmarks=(gone,)))[-1].runs_used_it
     unused = bench(data=tree_facts(tree_is_dir=False, finished=False))
-    assert not preflight.plan_actions(state(benchmarks=(unused,)))[-1].runs_used_it
+    assert not action_plan.plan_actions(state(benchmarks=(unused,)))[-1].runs_used_it
     # a changed checksum removes the tree and its verification first (a real run only)
     stale = (
         (ROOT / "data/b/manifest.json", "the configured checksum of f sha256 changed"),
         (ROOT / "data/b/dataset", "the configured checksum of f sha256 changed"),
     )
     b = bench(downloads=stale, data=tree_facts(finished=True))
-    real = preflight.plan_actions(state(benchmarks=(b,)))
+    real = action_plan.plan_actions(state(benchmarks=(b,)))
     assert kinds(real) == ["RemoveStale", "RestoreDatasetTree"] and real[-1].runs_used_it
-    dry = preflight.plan_actions(state(DRY, benchmarks=(b,)))
+    dry = action_plan.plan_actions(state(DRY, benchmarks=(b,)))
     assert kinds(dry) == ["RemoveStale", "RestoreDatasetTree"] and not dry[-1].runs_used_it
 
 
@@ -331,9 +336,9 @@ def make_runs(root: Path, runs: list[str], files=("mlperf.log", "run.json", "res
 
 
 def stale_on_disk(root: Path, runs: list[str]) -> list[tuple[Path, str]]:
-    on_disk = preflight.runs_on_disk(root, "b", {"s": runs})
+    on_disk = runs_on_disk(root, "b", {"s": runs})
     tables = [t for t in TABLES if (root / "results" / "b" / t).exists()]
-    return preflight.stale_derived_files(root, "b", on_disk, tables)
+    return stale_derived_files(root, "b", on_disk, tables)
 
 
 def test_a_complete_campaign_has_nothing_stale(tmp_path: Path) -> None:
@@ -366,7 +371,7 @@ def test_a_deleted_result_or_a_new_run_makes_only_the_tables_stale(tmp_path: Pat
 
 def said_by(actions, dry_run: bool) -> list[str]:
     said: list[str] = []
-    preflight.apply(actions, dry_run, said.append)
+    apply(actions, dry_run, said.append)
     return said
 
 
@@ -377,7 +382,7 @@ def test_refuse_stops_and_nothing_after_it_is_done(tmp_path: Path) -> None:
     for dry in (False, True):
         said: list[str] = []
         with pytest.raises(Refused, match="^nothing was run$"):
-            preflight.apply(
+            apply(
                 [Warn("first"), Refuse("nothing was run"), RemoveStale(((f, "why"),), tmp_path)],
                 dry,
                 said.append,
@@ -540,7 +545,7 @@ def test_the_seal_cache_is_refreshed_after_success(tmp_path: Path) -> None:
     (d / "mlperf.log").write_text(LOG)
     meta = seals.add_seal({"benchmark": "b", "system": "s", "run": 1}, d / "mlperf.log")
     (d / "run.json").write_text(json.dumps(meta))
-    runs = (preflight.CampaignRuns("b", "s", ("01",)),)
+    runs = (topology.CampaignRuns("b", "s", ("01",)),)
     assert said_by([RefreshSealCache(tmp_path, runs)], True) == []
     cache = json.loads(seals.cache_path(tmp_path, "b", "s").read_text())
     assert list(cache["runs"]) == ["01"]
@@ -562,7 +567,7 @@ def gnmt_run(config: dict, root: Path, run: str, *, result: bool = True) -> Path
     d = root / "results/gnmt/local" / f"run_{run}"
     d.mkdir(parents=True)
     (d / "mlperf.log").write_text(LOG)
-    record = plan.comparability(config, "gnmt", "local")
+    record = comparability.comparability(config, "gnmt", "local")
     meta = {"benchmark": "gnmt", "system": "local", "run": int(run), "comparability": record}
     seals.add_seal(meta, d / "mlperf.log")
     (d / "run.json").write_text(json.dumps(meta))
@@ -578,7 +583,7 @@ def test_gather_reads_the_campaign_and_plans_the_parse_of_a_run_without_result(
     gnmt_run(config, tmp_path, "01")
     gnmt_run(config, tmp_path, "02", result=False)
     (tmp_path / "results/gnmt/summary.csv").write_text("x")
-    st = preflight.gather(config, tmp_path, REAL, workflow_dir=REPO)
+    st = gather(config, tmp_path, REAL, workflow_dir=REPO)
     assert st.mode == Mode.of(REAL)
     gnmt = next(b for b in st.benchmarks if b.name == "gnmt")
     assert [(r.run, r.result) for r in gnmt.runs[:3]] == [
@@ -589,8 +594,8 @@ def test_gather_reads_the_campaign_and_plans_the_parse_of_a_run_without_result(
     assert gnmt.tables == {"summary.csv"}
     assert gnmt.dataset is not None and not gnmt.dataset.tree_is_dir
     assert gnmt.dataset.finished_runs  # the tree is missing: runs were looked for
-    skip = (RestoreDatasetTree, preflight.RecordTableSettings)  # no record yet: one each
-    actions = [a for a in preflight.plan_actions(st) if not isinstance(a, skip)]
+    skip = (RestoreDatasetTree, RecordTableSettings)  # no record yet: one each
+    actions = [a for a in action_plan.plan_actions(st) if not isinstance(a, skip)]
     assert kinds(actions) == ["WriteResults"]
     assert actions[0].run_dirs == (Path("results/gnmt/local/run_02"),)
 
@@ -600,13 +605,14 @@ def test_gather_reads_nothing_for_unlock_or_a_jobs_snakemake(tmp_path: Path) -> 
     gnmt_run(config, tmp_path, "01", result=False)
     (tmp_path / "results/gnmt/local/run_01/mlperf.log").write_text("changed")  # tampered
     for argv, job in ((("snakemake", "--unlock"), False), (REAL, True)):
-        st = preflight.gather(config, tmp_path, argv, job=job, workflow_dir=REPO)
+        st = gather(config, tmp_path, argv, job=job, workflow_dir=REPO)
         assert st == State(Mode.of(argv, job=job), tmp_path)
     assert not (tmp_path / ".snakemake").exists()  # not even the seal cache
 
 
 # ---------------------------------------------------------------------------------------------
-# the tables' settings (plan.table_settings): the profile never redoes a rule for its params
+# the tables' settings (comparability.table_settings): the profile never redoes a rule for its
+# params
 
 SETTINGS = {"statistics": {"bootstrap_resamples": 10000}, "reference_system": "a"}
 DERIVED = (ROOT / "results/b/summary.csv", ROOT / "results/b/plots/runs.png")
@@ -620,7 +626,7 @@ def with_settings(recorded, current=SETTINGS) -> BenchmarkFacts:
 
 def test_changed_table_settings_remove_the_tables_and_plots_and_are_recorded() -> None:
     new = {**SETTINGS, "statistics": {"bootstrap_resamples": 2000}}
-    actions = preflight.plan_actions(state(benchmarks=(with_settings(SETTINGS, new),)))
+    actions = action_plan.plan_actions(state(benchmarks=(with_settings(SETTINGS, new),)))
     assert kinds(actions) == ["RemoveStale", "RecordTableSettings"]
     why = "made with other settings: statistics.bootstrap_resamples: 10000 -> 2000"
     assert actions[0].stale == tuple((f, why) for f in DERIVED)
@@ -630,13 +636,13 @@ def test_changed_table_settings_remove_the_tables_and_plots_and_are_recorded() -
 
 def test_table_settings_without_a_record_are_recorded_and_nothing_is_removed() -> None:
     # a campaign of a workflow before the check: its tables stay, as the upgrade tests want
-    actions = preflight.plan_actions(state(benchmarks=(with_settings(None),)))
+    actions = action_plan.plan_actions(state(benchmarks=(with_settings(None),)))
     assert kinds(actions) == ["RecordTableSettings"]
 
 
 def test_unchanged_table_settings_do_nothing_and_a_dry_run_records_nothing(tmp_path) -> None:
-    assert preflight.plan_actions(state(benchmarks=(with_settings(SETTINGS),))) == []
-    record = preflight.RecordTableSettings(tmp_path / "b.json", SETTINGS)
+    assert action_plan.plan_actions(state(benchmarks=(with_settings(SETTINGS),))) == []
+    record = RecordTableSettings(tmp_path / "b.json", SETTINGS)
     record.apply(True, print)
     assert not record.path.exists()
     record.apply(False, print)

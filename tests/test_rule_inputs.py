@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from scripts.campaign import plan
+from scripts.campaign import config_checks, run_specs
 from scripts.core.config import ConfigError
 from scripts.workflow.rule_inputs import PLOTS, RuleInputs
 from tests.conftest import published
@@ -36,7 +36,7 @@ def inputs_for(tmp_path: Path, *overlays: object, **kwargs: object) -> RuleInput
             files.append(path)
         else:
             files.append(REPO / str(overlay))
-    config = plan.load_campaign(files)
+    config = config_checks.load_campaign(files)
     return RuleInputs(config, REPO, python="/usr/bin/python3", **kwargs)  # type: ignore[arg-type]
 
 
@@ -96,7 +96,7 @@ def test_a_run_spec_is_the_plan_s_for_the_run(tmp_path):
     inputs = inputs_for(tmp_path)
     spec = json.loads(inputs.run_spec_json(w(run="03")))
     expected = json.loads(
-        plan.run_spec(
+        run_specs.run_spec(
             inputs.config, "gnmt", "local", 3, python="/usr/bin/python3",
             dataset_dir=f"{inputs.data_dir}/gnmt/dataset", run_dir="results/gnmt/local/run_03",
             gpu_assign="local", prepared_dir=None,

@@ -2,8 +2,9 @@
 them (``python -m scripts archive`` / ``rerun``), and the commit of a fetched source.
 
 Whether finished runs are still comparable with the current configuration, dataset and
-environment is decided in :mod:`scripts.campaign.plan`; the load-time checks that use it, and the
-derived files that a missing run makes stale, are in :mod:`scripts.campaign.preflight`.
+environment is decided in :mod:`scripts.campaign.finished_runs`; the load-time checks that use
+it are in :mod:`scripts.campaign.preflight`, and the derived files that a missing run makes stale
+in :mod:`scripts.campaign.stale`.
 """
 
 from __future__ import annotations

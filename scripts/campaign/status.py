@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.campaign import plan
+from scripts.campaign import config_checks, topology
 from scripts.core import formats, layout
 from scripts.core.config import ConfigError
 from scripts.run import cluster, seals
@@ -143,8 +143,8 @@ def remote_run_state(run_id: str, info: dict[str, Any], d: Path) -> RunState:
 def report(config: dict[str, Any], root: Path) -> str:
     out: list[str] = []
     for benchmark in config["campaign"]["benchmarks"]:
-        for system in plan.benchmark_systems(config, benchmark):
-            run_ids = plan.system_run_ids(config, benchmark, system)
+        for system in topology.benchmark_systems(config, benchmark):
+            run_ids = topology.system_run_ids(config, benchmark, system)
             states = [run_state(root, benchmark, system, r) for r in run_ids]
             counts: dict[str, int] = {}
             for s in states:
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        config = plan.load_campaign(args.configfile)
+        config = config_checks.load_campaign(args.configfile)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ the key's path, what was found and what was expected.
 This module imports nothing else from the package (tests/test_plan.py checks it), so every
 other module can import it. What the config means for a campaign (which systems run which
 benchmark, the cross-checks between names, seeds, commands, fingerprints) is in
-``scripts/campaign/plan.py``; ``plan.load_campaign`` reads, validates and cross-checks in one call.
+``scripts/campaign/`` (topology, config_checks, command, run_specs, comparability);
+``config_checks.load_campaign`` reads, validates and cross-checks in one call.
 """
 
 from __future__ import annotations
@@ -431,7 +432,7 @@ def load_and_validate(
     config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
 ) -> dict[str, Any]:
     """Validate the merged config against the schema; return it with defaults filled in. The
-    cross-checks between names come after this, in ``plan.check_campaign``."""
+    cross-checks between names come after this, in ``config_checks.check_campaign``."""
     schema = load_schema()
     validate(config, sources, schema)
     return fill_defaults(dict(config), schema, schema)

@@ -27,7 +27,7 @@ _DIGITS = re.compile(r"(\d+)")
 # the compliance checker's verdicts, one small JSON per log sha256 (scripts/mlperf/compliance.py),
 # relative to the folder snakemake runs in: derived data, like Snakemake's own metadata
 COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
-# the import batches' plans (scripts/workflow/rule_inputs.py import_plan_file), named by their
+# the import batches' plans (scripts/workflow/import_jobs.py import_plan_file), named by their
 # content
 IMPORT_PLANS = Path(".snakemake") / "import-plans"
 # per benchmark, what its tables were last computed with (scripts/campaign/preflight.py)

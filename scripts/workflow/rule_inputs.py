@@ -2,11 +2,12 @@
 
 ``rules/common.smk`` builds one :class:`RuleInputs` from the validated configuration, and every
 rule's input, params and resources functions are its methods (``inputs.run_results``,
-``inputs.run_spec_json``...). Each method is a thin answer from :mod:`scripts.campaign.plan`
-(topology,
-run specs, comparability), :mod:`scripts.run.backends` (what a system's backend needs) or
-:mod:`scripts.data.sources` (where a benchmark's files come from), so the rules name no backend, and
-all of it is tested without running snakemake (tests/test_rule_inputs.py).
+``inputs.run_spec_json``...). Each method is a thin answer from the campaign's plan
+(:mod:`scripts.campaign.topology`, :mod:`scripts.campaign.command`,
+:mod:`scripts.campaign.run_specs`), :mod:`scripts.workflow.import_jobs` (the import batches),
+:mod:`scripts.run.backends` (what a system's backend needs) or :mod:`scripts.data.sources`
+(where a benchmark's files come from), so the rules name no backend, and all of it is tested
+without running snakemake (tests/test_rule_inputs.py).
 
 Snakemake's own markers are given, not imported: ``ancient`` (default: the path unchanged)
 wraps the inputs that must not by themselves redo finished jobs. A question the configuration
@@ -15,20 +16,19 @@ cannot answer raises :class:`scripts.core.config.ConfigError` with a one-line me
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
-import os
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from scripts.campaign import plan
-from scripts.core import hashing, layout
+from scripts.campaign.command import command_context, render_command
+from scripts.campaign.run_specs import compliance_ruleset, run_spec
+from scripts.campaign.topology import benchmark_systems, system_run_ids
+from scripts.core import layout
 from scripts.core.config import ConfigError
 from scripts.data import datalock
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
@@ -37,18 +37,13 @@ from scripts.run import backends, cluster
 from scripts.run.backends import container as containers
 from scripts.run.backends import image as images
 from scripts.run.backends.base import GRACE_S, Backend
-from scripts.run.published import batch as published_batch
-from scripts.run.published import folder as published_folder
+from scripts.workflow import import_jobs
+from scripts.workflow.import_jobs import IMPORT_BATCH_RUNS, ImportBatch
 
 # the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 # the summary rules' tables and the report, per campaign benchmark (the default target)
 CAMPAIGN_FILES = ("summary.csv", "comparison.csv", "report.html")
-# runs per import job (whole systems; scripts/run/published/batch.py imports a batch): Snakemake
-# matches a requested file against every output of the rule that lists it, so one job of a
-# benchmark's 400 runs made the no-op of a 1,360-log round 5.3 s; batches of 100 make it 4.0 s
-# and cost a few more job starts (docs/PERFORMANCE.md section 14)
-IMPORT_BATCH_RUNS = 100
 
 
 class Wildcards(Protocol):
@@ -66,44 +61,6 @@ def json_arg(value: Any) -> str:
 
 def _same_path(path: str) -> str:
     return path
-
-
-@dataclass(frozen=True)
-class ImportBatch:
-    """One job that imports every run of a benchmark's import systems (rules/import.smk)."""
-
-    benchmark: str
-    rule: str  # the rule's name: import_<benchmark> with every other character made _
-    folders: tuple[str, ...]  # each system's folder of the benchmark's logs
-    outputs: tuple[str, ...]  # result.json of every run, then run.json, then mlperf.log
-    plan: dict[str, Any]  # scripts.run.published.batch.batch_plan, with "sources"
-    sources: str  # the digest of what the runs are read from (:func:`_sources_digest`)
-
-
-def _rule_name(prefix: str, name: str, taken: set[str]) -> str:
-    """``prefix + name`` as a Python identifier (a rule's name), distinct from ``taken``."""
-    base = prefix + re.sub(r"\W", "_", name)
-    out, i = base, 2
-    while out in taken:
-        out, i = f"{base}_{i}", i + 1
-    taken.add(out)
-    return out
-
-
-def _sources_digest(paths: Iterable[Path]) -> str:
-    """sha256 over each path with its size and mtime (an lstat each, no read, no link
-    followed: a published tree's links are refused by name, and a link loop or a link to a
-    FIFO must not stop the workflow's load; "-" for a path that cannot be stat'ed): what a
-    batch's runs are read from."""
-    sha = hashlib.sha256()
-    for path in paths:
-        try:
-            st = os.lstat(path)
-            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
-        except OSError:
-            stamp = "-"
-        sha.update(f"{path}\0{stamp}\n".encode())
-    return sha.hexdigest()
 
 
 class RuleInputs:
@@ -130,7 +87,9 @@ class RuleInputs:
         self.python = python
         self.remote_exec = remote_exec
         self.ancient = ancient
-        self.import_systems = sorted(s for s, v in self.systems.items() if v["backend"] == "import")
+        self.import_systems = sorted(
+            s for s, v in self.systems.items() if backends.get(v["backend"]).imports
+        )
 
     # -- the campaign -------------------------------------------------------------------------
 
@@ -145,10 +104,10 @@ class RuleInputs:
     def benchmark_systems(self, benchmark: str) -> list[str]:
         """The systems of the campaign with runs of this benchmark (an import system only where
         it has the benchmark's logs; other systems where the benchmark has an implementation)."""
-        return plan.benchmark_systems(self.config, benchmark)
+        return benchmark_systems(self.config, benchmark)
 
     def system_run_ids(self, benchmark: str, system: str) -> list[str]:
-        return plan.system_run_ids(self.config, benchmark, system)
+        return system_run_ids(self.config, benchmark, system)
 
     def run_results(self, benchmark: str) -> list[str]:
         """Every result.json of a benchmark: each system that has its runs x each run."""
@@ -279,7 +238,7 @@ class RuleInputs:
 
     def run_spec_json(self, wildcards: Wildcards) -> str:
         b, s = wildcards.benchmark, wildcards.system
-        spec = plan.run_spec(
+        spec = run_spec(
             self.config,
             b,
             s,
@@ -305,7 +264,7 @@ class RuleInputs:
             f"--result {shlex.quote(out)} --quality-json {json_arg(bench['quality'])} "
             f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
         )
-        if ruleset := plan.compliance_ruleset(bench):  # mlperf-logging's checker on the log
+        if ruleset := compliance_ruleset(bench):  # mlperf-logging's checker on the log
             args += (
                 f" --compliance-ruleset {shlex.quote(ruleset)}"
                 f" --compliance-cache {shlex.quote(str(layout.COMPLIANCE_CACHE))}"
@@ -411,7 +370,7 @@ class RuleInputs:
         """The data preparation command, with the run command's placeholders (run 1's values)."""
         b, s = wildcards.benchmark, wildcards.system
         options = containers.run_options(self.config, b, s)
-        context = plan.command_context(
+        context = command_context(
             self.config,
             b,
             s,
@@ -420,7 +379,7 @@ class RuleInputs:
             dataset_dir=options["dataset_mount"],
             run_dir=options["run_mount"],
         )
-        return plan.render_command(self.container_cfg(b)["prepare"]["command"], context)
+        return render_command(self.container_cfg(b)["prepare"]["command"], context)
 
     # -- import systems -------------------------------------------------------------------------
 
@@ -431,92 +390,13 @@ class RuleInputs:
         return "|".join(re.escape(s) for s in sorted(trained)) or "(?!)"
 
     def import_batches(self, max_runs: int = IMPORT_BATCH_RUNS) -> list[ImportBatch]:
-        """The import jobs: per benchmark that campaign import systems have logs of, their
-        runs in batches of whole systems, at most ``max_runs`` runs each unless one system has
-        more (rules/import.smk; scripts/run/published/batch.py)."""
-        batches: list[ImportBatch] = []
-        names: set[str] = set()
-        for benchmark, bench in self.benchmarks.items():
-            chunks: list[tuple[list[str], list[tuple[Path, str, dict[str, Any]]]]] = []
-            for system in self.benchmark_systems(benchmark):
-                folder = plan.import_folder(self.config, benchmark, system)
-                if folder is None:
-                    continue  # a system that trains
-                spec = self._import_spec(benchmark, system)
-                files = layout.result_files(folder)
-                runs = [
-                    (src, self._run_dir(benchmark, system, run), {**spec, "run": int(run)})
-                    for run, src in zip(layout.run_ids(len(files)), files, strict=True)
-                ]
-                if not chunks or len(chunks[-1][1]) + len(runs) > max_runs:
-                    chunks.append(([], []))
-                chunks[-1][0].append(folder)
-                chunks[-1][1].extend(runs)
-            ruleset = plan.compliance_ruleset(bench)
-            for folders, runs in chunks:
-                if not runs:
-                    continue
-                # the logs, and what else a run.json records of their folders
-                sources = _sources_digest(
-                    [src for src, _, _ in runs]
-                    + [p for f in folders for p in published_folder.folder_files(f)]
-                )
-                batch_plan = published_batch.batch_plan(
-                    benchmark,
-                    bench,
-                    runs,
-                    compliance_ruleset=ruleset,
-                    compliance_cache=str(layout.COMPLIANCE_CACHE) if ruleset else None,
-                    sources=sources,
-                )
-                # result.json first: Snakemake looks a requested file (collect_runs asks for
-                # result.json) up in the rule's outputs in order, compiling each one's regex
-                outputs = tuple(
-                    f"{d}/{f}" for f in reversed(published_batch.RUN_FILES) for _, d, _ in runs
-                )
-                batches.append(
-                    ImportBatch(
-                        benchmark=benchmark,
-                        rule=_rule_name("import_", benchmark, names),
-                        folders=tuple(str(f) for f in folders),
-                        outputs=outputs,
-                        plan=batch_plan,
-                        sources=sources,
-                    )
-                )
-        return batches
+        """The import jobs (rules/import.smk): scripts.workflow.import_jobs.import_batches."""
+        return import_jobs.import_batches(self.config, max_runs)
 
     def import_plan_file(self, batch: ImportBatch, root: Path = Path(".")) -> str:
-        """The batch's plan as a file named by its content (written once), the rule's input.
-        Another plan (a log changed: its sources digest; the configuration changed: a run's
-        specification) is another file, so the job's input changed and the profile's
-        ``rerun-triggers: [mtime, input]`` redo it. A path, not the plan itself, because
-        Snakemake keeps a rule's params and command for each of its outputs (a plan of 100
-        runs would be stored 300 times)."""
-        # compact: json.dumps with indent is the pure-Python encoder (every invocation does this)
-        text = json.dumps(batch.plan, sort_keys=True) + "\n"
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = root / layout.IMPORT_PLANS / f"{batch.benchmark}.{digest}.json"
-        if not path.is_file():
-            hashing.write_atomic(path, text)
-        return str(path)
-
-    def _import_spec(self, benchmark: str, system: str) -> dict[str, Any]:
-        """An import run's specification, as scripts.run.published.run.import_run takes it (its
-        run number aside)."""
-        record = plan.comparability(self.config, benchmark, system)
-        bench = self.benchmarks[benchmark]
-        return {
-            "benchmark": benchmark,
-            "system": system,
-            "scale": bench["scale"],
-            "mlperf_name": bench.get("mlperf_name"),
-            "expected_runs": bench.get("runs"),  # the package checker's count (a note)
-            "config_fingerprint": hashing.canonical_sha256(record),
-            "comparability": record,
-            # only where there are some: a key more would redo every batch's plan
-            **({"folder_aliases": list(a)} if (a := bench.get("folder_aliases")) else {}),
-        }
+        """The batch's plan as a file named by its content, the rule's input
+        (scripts.workflow.import_jobs.import_plan_file)."""
+        return import_jobs.import_plan_file(batch, root)
 
     # -- the report -----------------------------------------------------------------------------
 

@@ -1,0 +1,171 @@
+"""Derived files that no longer describe the runs on disk or the configured dataset (step 6 of
+the load-time checks, :mod:`scripts.campaign.preflight`), the readers they need, and their
+remover.
+
+- :func:`stale_derived_files` and :func:`unparsed_runs` are pure, on what
+  :func:`runs_on_disk` found (:class:`RunFiles`);
+- :func:`runs_on_disk`, :func:`stale_downloads` and :func:`outdated_manifest` **read the disk**
+  (which run files exist, the downloads and the dataset manifest);
+- :func:`remove_stale` removes what they found (an outdated download is kept as
+  ``<file>.outdated``) and :func:`describe_stale` says what and why;
+- :data:`TABLES` and :data:`SETTINGS_FILES` are the derived files of a benchmark that its
+  runs and its table settings shape; :func:`settings_record` is where those settings were
+  recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts.core import formats, layout
+from scripts.data.fetch import outdated_download
+
+Stale = tuple[Path, str]  # (path, why it is out of date)
+TABLES = ("runs.csv", "evals.csv", "summary.csv")  # the tables built from the result files
+# a benchmark's files that comparability.table_settings shapes (and its plots/*.png): made
+# again when the settings differ from the recorded ones, because the profile's rerun-triggers
+# ([mtime, input]) never redo a rule for its params
+SETTINGS_FILES = (
+    "summary.csv", "summary.partial.csv", "comparison.csv", "leaderboard.csv", "report.html"
+)  # fmt: skip
+
+
+def settings_record(root: Path, benchmark: str) -> Path:
+    """Where the settings of a benchmark's tables were last recorded."""
+    return root / layout.TABLE_SETTINGS / f"{benchmark}.json"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Which of a run's files exist (``dir`` is ``<root>/results/<b>/<s>/run_<id>``)."""
+
+    system: str
+    run: str
+    dir: Path
+    log: bool  # mlperf.log
+    meta: bool  # run.json
+    result: bool  # result.json
+
+
+def stale_derived_files(
+    root: Path, benchmark: str, runs: Iterable[RunFiles], tables: Iterable[str]
+) -> list[Stale]:
+    """(path, reason) of each derived file that must be rebuilt, of those that exist: a run's
+    result.json whose mlperf.log or run.json is gone, and the benchmark's runs.csv and
+    summary.csv (of ``tables``, those that exist) when any run has no result."""
+    stale: list[Stale] = []
+    incomplete: list[str] = []
+    for r in runs:
+        raw_missing = [n for n, there in (("mlperf.log", r.log), ("run.json", r.meta)) if not there]
+        if r.result and raw_missing:
+            stale.append((r.dir / "result.json", f"its {' and '.join(raw_missing)} is gone"))
+            incomplete.append(f"{r.system}/run_{r.run}")
+        elif not r.result:
+            incomplete.append(f"{r.system}/run_{r.run}")
+    if incomplete:
+        what = ", ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else "")
+        for name in ("runs.csv", "summary.csv"):
+            if name in tables:
+                path = root / "results" / benchmark / name
+                stale.append((path, f"run(s) {what} of {benchmark} have no result yet"))
+    return stale
+
+
+def unparsed_runs(runs: Iterable[RunFiles]) -> list[RunFiles]:
+    """Runs whose mlperf.log and run.json exist but whose result.json does not (it was deleted,
+    or its writer was killed): parsing them again needs no training."""
+    return [r for r in runs if not r.result and r.log and r.meta]
+
+
+def runs_on_disk(
+    root: Path, benchmark: str, runs: Mapping[str, Sequence[str]]
+) -> tuple[RunFiles, ...]:
+    """Which files each run of ``runs`` (system -> its run ids) has."""
+    found = []
+    for system, ids in runs.items():
+        if not (root / "results" / benchmark / system).is_dir():
+            # no run of it yet (a fresh campaign): one stat instead of three per run
+            found += [
+                RunFiles(
+                    system, run, layout.run_dir(root, benchmark, system, run), False, False, False
+                )
+                for run in ids
+            ]
+            continue
+        for run in ids:
+            d = layout.run_dir(root, benchmark, system, run)
+            found.append(
+                RunFiles(
+                    system,
+                    run,
+                    d,
+                    log=(d / "mlperf.log").exists(),
+                    meta=(d / "run.json").exists(),
+                    result=(d / "result.json").exists(),
+                )
+            )
+    return tuple(found)
+
+
+def stale_downloads(dataset_dir: Path, files: Sequence[dict[str, Any]]) -> list[Stale]:
+    """Downloads whose configured checksum changed since they were fetched, and the manifest
+    and unpacked dataset built from them (``dataset_dir`` is <data_dir>/<benchmark>)."""
+    stale: list[Stale] = []
+    why = outdated_manifest(dataset_dir / "manifest.json", files)
+    if why:
+        stale += [
+            (dataset_dir / derived, why)
+            for derived in ("manifest.json", "dataset")
+            if (dataset_dir / derived).exists()
+        ]
+    for f in files:
+        dest = dataset_dir / "download" / f["name"]
+        why = outdated_download(dest, f) if dest.exists() else None
+        if why:
+            stale.append((dest, why))
+            stale += [
+                (dataset_dir / derived, f"built from {f['name']}, which is outdated")
+                for derived in ("manifest.json", "dataset")
+                if (dataset_dir / derived).exists()
+            ]
+    return stale
+
+
+def outdated_manifest(manifest: Path, files: Sequence[dict[str, Any]]) -> str | None:
+    """Why a dataset manifest no longer describes the configured files (another file list, or a
+    changed checksum, e.g. of a dataset made by a script), or None."""
+    try:
+        recorded = {e["name"]: e for e in formats.read_json(manifest, "manifest.json")["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if set(recorded) != {f["name"] for f in files}:
+        return "the configured dataset files changed"
+    changed = [
+        f"{f['name']} {a}"
+        for f in files
+        for a in ("sha256", "md5")
+        if a in f and recorded[f["name"]].get(a) not in (None, f[a])
+    ]
+    return f"the configured checksum of {', '.join(changed)} changed" if changed else None
+
+
+def remove_stale(stale: Sequence[Stale]) -> None:
+    """Remove what :func:`stale_derived_files` and :func:`stale_downloads` found; an outdated
+    download is kept as ``<file>.outdated``."""
+    for path, _ in stale:
+        if path.parent.name == "download":
+            os.replace(path, path.with_name(f"{path.name}.outdated"))
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def describe_stale(stale: Sequence[Stale], root: Path) -> str:
+    return "\n".join(f"  {shlex.quote(str(p.relative_to(root)))}: {reason}" for p, reason in stale)
