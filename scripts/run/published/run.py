@@ -102,7 +102,7 @@ def import_run(
     """Copy one published log to ``log_path`` and write its ``run.json`` to ``meta_path``.
 
     ``spec`` holds benchmark, system, run, scale, mlperf_name, config_fingerprint and
-    comparability (scripts/workflow/rule_inputs.py), and optionally the benchmark's ``mlperf``
+    comparability (scripts/workflow/import_jobs.py), and optionally the benchmark's ``mlperf``
     section
     (round, ruleset, olympic_drop). A log whose ``submission_benchmark`` is neither the
     benchmark's ``mlperf_name`` nor one of its ``folder_aliases`` (Google's v0.6 ``mask``
