@@ -170,6 +170,7 @@ def need_podman() -> str:
 def need_engine(cli: str, start: str) -> str:
     """The base image of the container tests of engine ``cli``, or a failure (under CI) or a
     skip naming what is missing and ``start``, the command that provides it."""
+    require_kind("services")
     base = os.environ.get("MLPERF_CI_BASE_IMAGE", "mlperf-ci/debian-python:bookworm")
     problem = None
     try:
@@ -222,3 +223,205 @@ def paths(tmp_path: Path) -> dict[str, Path]:
         "dataset_manifest": manifest,
         "environment": environment,
     }
+
+
+# Tests by kind (docs/development.md, "Tests by kind"; the markers are in pyproject.toml):
+# - workflow: runs snakemake on a temporary copy of the workflow (slow);
+# - services: needs a real Docker engine, podman, Slurm or Chromium (skips without one, fails
+#   under CI=true);
+# - neither: a unit test. `pytest -m "not workflow and not services"` runs these only.
+# A file named here is of these kinds as a whole; a file that mixes kinds marks its own tests
+# (@pytest.mark.workflow). A test that starts snakemake unmarked fails (_audit, _Watcher), so the
+# fast command never runs one by mistake; need_docker and need_podman fail a test not marked
+# services.
+FILE_KINDS: dict[str, tuple[str, ...]] = {
+    "test_concurrency.py": ("workflow",),
+    "test_docker_engine.py": ("services",),
+    "test_docker_workflow.py": ("workflow", "services"),
+    "test_faults.py": ("workflow",),
+    "test_locks_workflow.py": ("workflow",),
+    "test_podman_workflow.py": ("workflow", "services"),
+    "test_slurm.py": ("workflow", "services"),
+    "test_workflow.py": ("workflow",),
+}
+KINDS = ("workflow", "services")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for kind in FILE_KINDS.get(item.path.name, ()):
+            item.add_marker(kind)
+
+
+_running: list[pytest.Item] = []  # the test whose setup, call or teardown runs now
+_unmarked: dict[str, list[str]] = {}  # test id -> the snakemake command lines it ran unmarked
+_failed_call = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item):
+    _running.append(item)
+    _Watcher.test_started()
+    try:
+        yield
+    finally:
+        _running.remove(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    if call.when == "call":
+        item.stash[_failed_call] = outcome.get_result().failed
+
+
+_SNAKEMAKE_WORD = re.compile(r"(?:^|[\s/])snakemake(?:\s|$)")
+
+
+def runs_snakemake(args: Any) -> bool:
+    """Whether a command line (a string or a sequence of words) starts snakemake: a word that
+    is ``snakemake`` or a path ending in it (``python -m snakemake``, ``/usr/bin/snakemake``, a
+    shell command that names it)."""
+    words = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+    return any(_SNAKEMAKE_WORD.search(os.fsdecode(word)) for word in words)
+
+
+def _unmarked_test() -> pytest.Item | None:
+    """The running test, if it is not marked workflow."""
+    item = _running[-1] if _running else None
+    return item if item is not None and item.get_closest_marker("workflow") is None else None
+
+
+def _found(item: pytest.Item, command: str) -> str:
+    _unmarked.setdefault(item.nodeid, []).append(command)
+    return (
+        f"{item.nodeid} runs snakemake ({command[:200]}) but is not marked workflow: add "
+        "@pytest.mark.workflow to it, or its file to FILE_KINDS in tests/conftest.py"
+    )
+
+
+_SPAWNS = ("subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec")
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """A test not marked workflow that starts snakemake itself fails at once (event
+    subprocess.Popen: executable, args, cwd, env); one that starts any other process is watched
+    (a script it runs may start snakemake)."""
+    if event not in _SPAWNS:
+        return
+    item = _unmarked_test()
+    if item is None:
+        return
+    if event == "subprocess.Popen" and runs_snakemake(args[1]):
+        pytest.fail(_found(item, " ".join(map(os.fsdecode, args[1]))), pytrace=False)
+    _Watcher.start(item)
+
+
+class _Watcher:
+    """A thread that looks, every 0.2 s, for a snakemake among the processes this one started
+    (and theirs) while a test not marked workflow runs, and records it for that test: a bench
+    or shell script the test runs may start snakemake where :func:`_audit` cannot see it. It
+    runs only from a test's first child process to the test's end; processes older than the
+    test are not its."""
+
+    thread: Any = None
+    item: pytest.Item | None = None
+    since: float = 0.0  # clock ticks since boot, as /proc/<pid>/stat's start time
+    TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @classmethod
+    def test_started(cls) -> None:
+        cls.item = None
+        cls.since = cls._now()
+
+    @classmethod
+    def start(cls, item: pytest.Item) -> None:
+        if not Path("/proc/self/stat").exists():
+            return  # not Linux: the direct check (_audit) only
+        cls.item = item
+        if cls.thread is None:
+            # lazy: the watch thread starts with the first process an unmarked test starts
+            import threading
+
+            cls.thread = threading.Thread(target=cls._watch, name="snakemake-watch", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def _now(cls) -> float:
+        try:
+            return float(Path("/proc/uptime").read_text().split()[0]) * cls.TICKS - 1
+        except OSError:
+            return 0.0
+
+    @classmethod
+    def _watch(cls) -> None:
+        # lazy: only the watch thread sleeps
+        import time
+
+        seen: set[int] = set()
+        while True:
+            time.sleep(0.2)
+            item = cls.item
+            if item is None or not _running or _running[-1] is not item:
+                continue
+            for pid, command in cls._descendants(cls.since):
+                if pid not in seen and runs_snakemake(command.split()):
+                    seen.add(pid)
+                    _found(item, command)
+
+    @staticmethod
+    def _descendants(since: float) -> list[tuple[int, str]]:
+        """(pid, command line) of every process below this one started after ``since``."""
+        parents: dict[int, tuple[int, int]] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+                except OSError:
+                    continue
+                fields = stat[stat.rindex(b")") + 2 :].split()  # state ppid ... starttime
+                parents[int(entry.name)] = (int(fields[1]), int(fields[19]))
+        below = {os.getpid()}
+        grew = True
+        while grew:
+            new = {p for p, (pp, _) in parents.items() if pp in below and p not in below}
+            below |= new
+            grew = bool(new)
+        found = []
+        for pid in below - {os.getpid()}:
+            if parents[pid][1] < since:
+                continue
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            found.append((pid, " ".join(os.fsdecode(a) for a in argv if a)))
+        return found
+
+
+sys.addaudithook(_audit)  # once: tests/__init__.py makes this module load once per session
+
+
+@pytest.fixture(autouse=True)
+def _snakemake_only_in_workflow_tests(request: pytest.FixtureRequest):
+    """A test that ran snakemake unmarked fails, also where the failure raised at its Popen was
+    caught, or where a script it ran started snakemake (seen by _Watcher)."""
+    yield
+    commands = _unmarked.pop(request.node.nodeid, None)
+    if commands and not request.node.stash.get(_failed_call, False):
+        pytest.fail(
+            f"{request.node.nodeid} runs snakemake but is not marked workflow: {commands[0]}"
+            " (add @pytest.mark.workflow to it, or its file to FILE_KINDS in tests/conftest.py)",
+            pytrace=False,
+        )
+
+
+def require_kind(kind: str) -> None:
+    """Fails the running test unless it is marked ``kind`` (the need_* helpers call this)."""
+    item = _running[-1] if _running else None
+    if item is not None and item.get_closest_marker(kind) is None:
+        pytest.fail(
+            f"{item.nodeid} needs a service but is not marked {kind}: add "
+            f"@pytest.mark.{kind} to it, or its file to FILE_KINDS in tests/conftest.py",
+            pytrace=False,
+        )

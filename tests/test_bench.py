@@ -65,6 +65,7 @@ def test_parse_logs_v50() -> None:
     assert "our score = the official result summarizer's: 8 of 8 result folders" in out
 
 
+@pytest.mark.workflow
 def test_import_round() -> None:
     """A whole round (the NVIDIA v5.0 fixtures) through the workflow and through the official
     summarizer: both timed, every folder's score the same."""
@@ -74,6 +75,7 @@ def test_import_round() -> None:
     assert "8 of 8 folders equal to mlperf-logging's result summarizer" in out
 
 
+@pytest.mark.workflow
 def test_dry_run_scale() -> None:
     out = bench("dry_run_scale.py")
     rows = re.findall(r"^\s+(\d+)\s+(\d+)(?:\s+[\d.]+){5}$", out, re.M)
@@ -88,6 +90,7 @@ def test_seal_check() -> None:
     assert "a truncated log among them was found: yes" in out
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("name", "pattern"),
     [
@@ -100,6 +103,7 @@ def test_workflow_benches(name: str, pattern: str) -> None:
     number(pattern, bench(name, timeout=600))
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("name", "pattern"),
     [
@@ -113,6 +117,7 @@ def test_workflow_benches_compare_with_a_git_revision_in_one_run(name: str, patt
     assert number(pattern, bench(name, 600, "--against", "HEAD")) > 0
 
 
+@pytest.mark.workflow
 def test_perturbation() -> None:
     out = bench("perturbation.py", 900)
     assert number(r"time to train, workflow / bare: ([\d.]+)", out) > 0
@@ -143,6 +148,7 @@ def gpu_check(*args: str, path: str | None = None) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.workflow
 def test_gpu_check_runs_its_whole_path_on_the_cpu() -> None:
     """The CPU smoke mode: the campaign through snakemake and the timed training, small."""
     proc = gpu_check("--device", "cpu", "--quick", "--runs", "1", "--seconds", "1")

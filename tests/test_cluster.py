@@ -274,7 +274,7 @@ def test_status_of_a_run_on_another_host_without_slurm_here(tmp_path, monkeypatc
     assert state.state == "running" and "on node7 in Slurm job 42 since" in state.detail
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_misspelt_cluster_rule_stops_before_anything_runs(workflow_copy: Path):
     overlay = workflow_copy / "typo.yaml"
     overlay.write_text(yaml.safe_dump({"cluster_rules": ["train_runs"]}))

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from tests.conftest import fake_campaign, snakemake
 
-pytestmark = pytest.mark.integration
 TARGET = "results/fake/summary.csv"
 
 

@@ -108,7 +108,7 @@ def test_schema_without_dollar_schema_key_is_refused(tmp_path: Path) -> None:
         cfg.load_schema(bad)
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_snakemake_stops_on_a_bad_overlay_before_any_job(workflow_copy: Path) -> None:
     overlay = workflow_copy / "bad.yaml"
     overlay.write_text("benchmarks:\n  gnmt:\n    runs: 0\n")

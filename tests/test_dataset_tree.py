@@ -349,7 +349,7 @@ def test_a_system_whose_runs_were_fingerprinted_without_the_tree_goes_on_without
 TARGET = "results/fake/summary.csv"
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_trainer_that_edits_its_dataset_stops_the_next_run_and_the_tree_is_unpacked_again(
     workflow_copy: Path,
 ) -> None:
@@ -409,7 +409,7 @@ def make_legacy(run_dir: Path) -> None:
     (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_runs_made_before_the_tree_was_recorded_stay_comparable_with_new_ones(
     workflow_copy: Path,
 ) -> None:
@@ -490,7 +490,7 @@ def test_read_only_files_stop_a_non_root_writer_and_still_unpack_again_and_remov
         shutil.rmtree(folder)
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_tree_removed_by_hand_is_unpacked_again_and_no_finished_run_is_trained_again(
     workflow_copy: Path,
 ) -> None:
@@ -512,7 +512,7 @@ def test_a_tree_removed_by_hand_is_unpacked_again_and_no_finished_run_is_trained
     assert tree_problem(wf / "data/fake/dataset") is None
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_the_whole_data_folder_removed_is_made_again_and_no_finished_run_is_trained_again(
     workflow_copy: Path,
 ) -> None:

@@ -80,6 +80,7 @@ def check_manifest(wf: Path) -> None:
     assert got == want
 
 
+@pytest.mark.workflow
 def test_from_an_http_mirror_then_a_changed_md5_redoes_the_download(
     wf: Path, server: Server
 ) -> None:
@@ -116,6 +117,7 @@ def test_from_an_http_mirror_then_a_changed_md5_redoes_the_download(
     assert json.loads((wf / TARGET).read_text())["files"][6]["md5"] == files[6]["md5"]
 
 
+@pytest.mark.workflow
 def test_from_a_folder_mirror_with_no_network(wf: Path) -> None:
     mirror = wf.parent / "mirror"
     mirror.mkdir()
@@ -138,6 +140,7 @@ cp "$STANDIN_SOURCE"/* "$OUTPUT_DIR"/
 """
 
 
+@pytest.mark.workflow
 def test_from_the_implementations_download_dataset_sh(
     wf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +180,7 @@ def test_from_the_implementations_download_dataset_sh(
     assert (wf / tree / "newstest2014.de").read_bytes() == standin_content("newstest2014.de")
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("file", "message"),
     [
@@ -196,6 +200,7 @@ def test_bad_urls_and_names_stop_before_any_job(
     assert not (wf / "data").exists() and jobs_run(out) == []
 
 
+@pytest.mark.workflow
 def test_each_retry_of_a_download_reaches_the_console(wf: Path) -> None:
     """A mirror that refuses connections: the console (snakemake's stderr) shows one line per
     retry (retries 2), though the download's output goes to its log file."""
@@ -224,6 +229,7 @@ def test_each_retry_of_a_download_reaches_the_console(wf: Path) -> None:
         assert "connection refused; gave up after 2 retries (3 attempts in " in log
 
 
+@pytest.mark.workflow
 def test_two_campaigns_with_one_data_dir_make_the_dataset_once(
     tmp_path: Path, server: Server
 ) -> None:

@@ -15,14 +15,11 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from scripts.campaign.archive import main as campaign_main
 from tests.conftest import REPO, containers_labelled, jobs_run, need_docker, snakemake, snapshot
 from tests.test_docker_backend import CONFIG_SUT_SH
-
-pytestmark = pytest.mark.integration
 
 # NVIDIA's run.sub asks for unlimited locked memory; a container cannot get more than the
 # host's hard limit (8 MiB on the CI machines), so the test asks for that

@@ -18,7 +18,6 @@ import pytest
 from scripts.campaign import locks
 from tests.conftest import fake_campaign, jobs_run, set_faults, snakemake, snapshot
 
-pytestmark = pytest.mark.integration
 TARGET = "results/fake/summary.csv"
 
 

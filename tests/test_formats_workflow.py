@@ -79,7 +79,7 @@ def picked_up_by_the_new_code(
     assert "2 runs: 2 done" in status.stdout
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_campaign_made_before_format_versions_is_picked_up_without_running_again(
     tmp_path: Path,
 ) -> None:
@@ -101,7 +101,7 @@ def test_a_campaign_made_before_format_versions_is_picked_up_without_running_aga
     picked_up_by_the_new_code(wf, overlay, before, starts)
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_campaign_made_before_the_plan_and_backends_split_is_picked_up_without_running_again(
     tmp_path: Path,
 ) -> None:
@@ -117,7 +117,7 @@ def test_a_campaign_made_before_the_plan_and_backends_split_is_picked_up_without
     picked_up_by_the_new_code(wf, overlay, before, starts)
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_run_json_of_a_newer_workflow_stops_the_workflow_before_any_job(
     workflow_copy: Path,
 ) -> None:

@@ -329,6 +329,7 @@ def test_speed_times_a_preset_on_synthetic_tokens(capfd: pytest.CaptureFixture[s
     assert re.search(r"batch 4 x 5 tokens, cpu amp$", capfd.readouterr().out.strip())
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(CUDA, reason="torch can use a GPU here")
 def test_a_gpu_system_without_a_usable_gpu_stops_its_run_with_the_reason(tmp_path: Path) -> None:
     """The local-gpu overlay on a machine whose torch has no CUDA: the run is a crash whose

@@ -209,7 +209,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"wf": wf, "args": args, "fixtures": fixtures, "stderr": first.stderr}
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_published_systems_are_imported_scored_as_published_and_compared(
     imported: dict,
 ) -> None:
@@ -267,7 +267,7 @@ def test_published_systems_are_imported_scored_as_published_and_compared(
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_snakemake_report_collects_tables_plots_and_the_page(
     imported: dict, tmp_path: Path
 ) -> None:
@@ -313,7 +313,8 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
-@pytest.mark.integration
+@pytest.mark.services
+@pytest.mark.workflow
 def test_the_report_renders_in_a_real_browser_with_every_image(
     imported: dict, tmp_path: Path
 ) -> None:

@@ -132,7 +132,7 @@ def test_a_file_that_is_no_plan_is_refused_with_its_name(
     assert f"error: {path}: " in proc.stderr and why in proc.stderr
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_changed_published_log_redoes_its_batch_and_nothing_else(tmp_path: Path) -> None:
     """The workflow's batch job (rules/import.smk) imports the 10 runs; nothing is redone
     when nothing changed; a log rewritten in place (its run_stop gone) redoes the batch under
@@ -167,7 +167,7 @@ def test_a_changed_published_log_redoes_its_batch_and_nothing_else(tmp_path: Pat
     assert runs[10]["converged"] == "False" and runs[9]["converged"] == "True"
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_changed_statistics_setting_redoes_the_tables_and_no_run(tmp_path: Path) -> None:
     """The profile never redoes a job for its params (rerun-triggers [mtime, input]); the
     load-time check records the tables' settings (plan.table_settings), so another bootstrap

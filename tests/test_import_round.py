@@ -504,7 +504,7 @@ def write_result_of(log: Path, tmp: Path) -> dict[str, Any]:
 # one workflow run of a generated overlay
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_snakemake_runs_a_generated_overlay_alone(tmp_path: Path) -> None:
     """The overlay of the v5.0 fixture's rgat folder is the only config file snakemake gets
     (the round's definitions come with it), and summary.csv holds the summarizer's score."""

@@ -78,7 +78,7 @@ def _wait_for(predicate, timeout: float = 600.0) -> None:
     pytest.fail("timed out waiting")
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_campaign_of_120_runs_uses_three_digit_ids_everywhere(workflow_copy: Path) -> None:
     """Run 7 crashes on both of its attempts (retries: 1), run 42 hangs until its runner is
     stopped: their markers, failed logs and status all say run_007 and run_042; then both are

@@ -22,7 +22,6 @@ from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 from tests.test_faults import _alive, _wait_for, executions
 from tests.test_locks import need_unshare
 
-pytestmark = pytest.mark.integration
 TARGET = "results/fake/summary.csv"
 HOST = socket.gethostname()
 WAIT_S = 600  # an upper bound for conditions on a loaded machine, never a guess of speed

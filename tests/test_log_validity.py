@@ -473,7 +473,7 @@ def test_a_log_that_cannot_be_sealed_is_kept_as_a_failed_log(
     assert "run_start" in kept.read_text() and "could not be sealed" in kept.read_text()
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_local_runs_with_invalid_logs_are_crashes_kept_and_retried(workflow_copy: Path) -> None:
     """Fake trainer: its clock steps back (run_stop before run_start), a second run_start, an
     Infinity time, another benchmark's submission_benchmark, a run_stop in the year 2100 (a
@@ -591,7 +591,7 @@ def summarizer_score_s(folder: Path, cwd: Path) -> float | None:
     return None if score is None else score * 60_000
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_random_bytes_among_nine_published_logs_score_as_the_result_summarizer_does(
     tmp_path: Path,
 ) -> None:
@@ -616,7 +616,7 @@ def test_random_bytes_among_nine_published_logs_score_as_the_result_summarizer_d
     assert "not a valid MLPerf log of a finished run: no MLPerf events" in page
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_three_published_logs_with_run_stop_before_run_start_make_the_score_invalid(
     tmp_path: Path,
 ) -> None:

@@ -229,7 +229,7 @@ def wf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wf
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -277,7 +277,7 @@ def test_snakemake_says_what_is_wrong_with_a_configfile_in_one_line(
     assert not (wf / "results").exists() and not (wf / ".snakemake" / "locks").exists()
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_yaml_error_in_a_default_config_file_names_it(tmp_path: Path) -> None:
     wf = copy_workflow(tmp_path / "wf")
     config = wf / "config/config.yaml"
@@ -318,7 +318,7 @@ def test_non_finite_numbers_are_refused_with_file_and_key(
     assert f"inf.yaml: {expected} is not a finite number" in msg
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_snakemake_refuses_timeout_inf_before_any_job(wf: Path) -> None:
     (wf / "inf.yaml").write_text("benchmarks:\n  gnmt:\n    timeout_s: .inf\n")
     proc = snakemake(wf, TARGET, "-n", "--cores", "1", "--configfile", "inf.yaml")
@@ -328,7 +328,7 @@ def test_snakemake_refuses_timeout_inf_before_any_job(wf: Path) -> None:
     assert "inf.yaml: benchmarks.gnmt.timeout_s: .inf is not a finite number" in out
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_system_named_summary_csv_is_one_message_not_a_child_io_exception(wf: Path) -> None:
     (wf / "clash.yaml").write_text(
         "systems:\n  summary.csv: {backend: local}\n"
@@ -441,7 +441,7 @@ def _in_full_disk(tmp_path: Path, setup: str, command: str) -> subprocess.Comple
     return proc
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_full_disk_is_one_line_before_snakemake_writes_anything(tmp_path: Path) -> None:
     wf = copy_workflow(tmp_path / "src")
     snake = f"{shlex.quote(sys.executable)} -m snakemake {TARGET} --cores 1"
@@ -451,7 +451,7 @@ def test_a_full_disk_is_one_line_before_snakemake_writes_anything(tmp_path: Path
     short_error(proc, "error: the disk of ", "/full/wf is full (", "room for its log and locks")
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> None:
     """results/ on a full disk: the run fails, its partial log is removed (the attempt's log is
     kept under logs/failed/), and no result or table is left behind."""
@@ -486,7 +486,7 @@ def test_a_disk_full_during_a_run_keeps_nothing_half_written(tmp_path: Path) -> 
         ), out
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_target_ending_in_a_newline_is_no_rules_output(wf: Path) -> None:
     name = config_checks.load_campaign()["benchmarks"]["gnmt"]["dataset"]["files"][0]["name"]
     proc = snakemake(wf, f"data/gnmt/download/{name}\n", "-n", "--cores", "1")

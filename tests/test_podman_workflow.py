@@ -30,8 +30,6 @@ from tests.test_docker_engine import DOCKERFILE, EMIT, paths
 from tests.test_docker_engine import run_spec as docker_run_spec
 from tests.test_docker_workflow import owned_by_caller
 
-pytestmark = pytest.mark.integration
-
 
 def labelled() -> list[str]:
     return containers_labelled(cli="podman")

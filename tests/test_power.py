@@ -657,7 +657,7 @@ def power_checkout(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_summary_csv_has_the_energy_of_a_power_folder_and_empty_cells_without(
     tmp_path: Path,
 ) -> None:

@@ -210,7 +210,7 @@ def test_more_logs_than_the_run_count_is_a_note_naming_the_package_checkers_rule
     assert "requires exactly 10" in note and "Incorrect number of files in dir" in note
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_snakemake_imports_a_hostile_tree_and_names_each_refused_log(tmp_path: Path) -> None:
     """The workflow's own command on a published folder whose logs include a link to a
     secret, a link loop and a link to a FIFO: it loads (no ELOOP from the sources digest), never

@@ -48,7 +48,7 @@ def speed_overlay(wf: Path) -> Path:
     return path
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_second_system_added_by_overlay_runs_alone_and_is_compared(workflow_copy: Path) -> None:
     wf = workflow_copy
     base = ["--cores", "1", "--configfile", str(fake_campaign(wf, runs=5)), str(speed_overlay(wf))]

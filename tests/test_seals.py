@@ -366,7 +366,7 @@ def run_status(wf: Path, overlay: str) -> str:
     ).stdout
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_truncated_log_of_a_finished_run_stops_the_next_invocation_before_any_job(
     workflow_copy: Path,
 ) -> None:
@@ -417,7 +417,7 @@ def test_a_truncated_log_of_a_finished_run_stops_the_next_invocation_before_any_
     assert (kept / "mlperf.log").read_bytes() == full[: len(full) // 2]
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_a_half_written_result_is_named_and_re_parsed_without_training(
     workflow_copy: Path,
 ) -> None:
@@ -451,7 +451,7 @@ def test_a_half_written_result_is_named_and_re_parsed_without_training(
     assert result.read_text() == text[: len(text) // 2]  # left for the user to see
 
 
-@pytest.mark.integration
+@pytest.mark.workflow
 def test_runs_from_before_sealing_keep_working(workflow_copy: Path) -> None:
     wf = workflow_copy
     overlay = str(fake_campaign(wf, runs=3, faults={"marker_dir": "markers"}))

@@ -24,7 +24,6 @@ import yaml
 from scripts.campaign import status
 from tests.conftest import REPO, fake_campaign, set_faults, snakemake, snapshot
 
-pytestmark = pytest.mark.integration
 NODES = ("c0", "n1", "n2")
 # the profile's 5 s before the first status check, pinned: a slower profile does not slow the tests
 FAST = ("--slurm-init-seconds-before-status-checks", "5")

@@ -7,11 +7,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
-
-pytestmark = pytest.mark.integration
 
 SUMMARY_COLUMNS = {
     "benchmark",
