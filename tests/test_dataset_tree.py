@@ -468,17 +468,28 @@ def test_read_only_files_stop_a_non_root_writer_and_still_unpack_again_and_remov
     again, rm -rf and shutil.rmtree still work, as the folders stay writable."""
     prefix: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="tree-nonroot-"))
+    # the other user may not enter the clone (a 0700 folder, a private home): it imports a
+    # world-readable copy of scripts/, and runs in that copy
+    code = world_readable_copy(REPO / "scripts", Path(tempfile.mkdtemp(prefix="tree-code-")))
     try:
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):
                 pytest.skip("running as root without setpriv to become another user")
             os.chown(folder, 65534, 65534)
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = [*prefix, sys.executable, "-c", "import scripts.data.unpack, scripts.data.tree"]
+        tried = subprocess.run(probe, capture_output=True, text=True, timeout=120, cwd=code)
+        if tried.returncode != 0:  # this Python or its packages are private to their owner
+            problem = f"user 65534 cannot run {sys.executable} with its packages: {tried.stderr}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(problem)
+            pytest.skip(problem)
         proc = subprocess.run(
-            [*prefix, sys.executable, "-c", NON_ROOT, str(folder), str(REPO)],
+            [*prefix, sys.executable, "-c", NON_ROOT, str(folder), str(code)],
             capture_output=True,
             text=True,
             timeout=120,
+            cwd=code,
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines() == [
@@ -488,6 +499,17 @@ def test_read_only_files_stop_a_non_root_writer_and_still_unpack_again_and_remov
         ]
     finally:
         shutil.rmtree(folder)
+        shutil.rmtree(code)
+
+
+def world_readable_copy(package: Path, dest: Path) -> Path:
+    """``package`` copied into ``dest`` (its Python files only), every folder 0755 and every
+    file 0644 whatever the umask of the clone; returns ``dest``."""
+    dest.chmod(0o755)
+    shutil.copytree(package, dest / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [dest / package.name, *(dest / package.name).rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
 
 
 @pytest.mark.workflow
