@@ -224,11 +224,13 @@ def test_the_exact_docker_build_command_of_the_4xv100_example(tmp_path: Path) ->
         str(ctx),
     ]
     assert spec.source_dir == f"{tmp_path}/build/gnmt-v0.6/source/{spec.inputs['source']['subdir']}"
-    assert spec.inputs["source"] == {
-        "git": "https://github.com/mlcommons/training_results_v0.6.git",
+    assert spec.inputs["source"] == {  # the commit is the content; the URL only where it is
         "commit": "e045ad7b72314d95cb8128331193e49bbc8e0bec",
         "subdir": "NVIDIA/benchmarks/gnmt/implementations/pytorch",
     }
+    assert spec.legacy_inputs["source"]["git"] == (
+        "https://github.com/mlcommons/training_results_v0.6.git"
+    )
 
 
 def test_the_exact_docker_run_command_of_the_4xv100_example(tmp_path: Path) -> None:
@@ -446,7 +448,10 @@ def test_the_image_identity_changes_with_its_context_not_with_other_files(
     assert identity() == first
     (wf / "scripts/analysis/tables.py").write_text("# not in the image\n")
     assert identity() == first
-    (wf / "scripts/gnmt/model.py").write_text((wf / "scripts/gnmt/model.py").read_text() + "#\n")
+    model = wf / "scripts/gnmt/model.py"
+    model.write_text(model.read_text() + "# a comment is not code\n")
+    assert identity() == first
+    model.write_text(model.read_text() + "CODE = 1\n")
     second = identity()
     assert second != first
     (wf / "envs/gnmt.requirements.txt").write_text("torch==2.13.0\n")

@@ -98,7 +98,7 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
     # a changed file of the build context means another image: with finished runs that is
     # reported, and nothing is built or run
     model = wf / "scripts/gnmt/model.py"
-    model.write_text(model.read_text() + "# a change in the build context\n")
+    model.write_text(model.read_text() + "CHANGED = True  # a change in the build context\n")
     third = snakemake(wf, *targets, *args)
     assert third.returncode != 0
     assert "finished runs would no longer be comparable" in third.stderr
@@ -124,7 +124,7 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
     # without finished runs, a changed context file, or an image gone from the engine, just
     # rebuilds it
     corpus = wf / "scripts/gnmt/corpus.py"
-    corpus.write_text(corpus.read_text() + "# another change\n")
+    corpus.write_text(corpus.read_text() + "ANOTHER = True\n")
     fifth = snakemake(wf, "results/gnmt/docker-cpu/image.json", *args)
     assert fifth.returncode == 0, fifth.stderr[-3000:]
     assert "files.scripts/gnmt/corpus.py" in fifth.stderr

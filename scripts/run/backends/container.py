@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.core import formats, hashing
-from scripts.core.records import differences
 from scripts.run.backends.base import Launch, kill_group
 from scripts.run.backends.engine import ContainerEngine
 from scripts.run.backends.errors import BackendError, ContainerError
@@ -50,7 +49,10 @@ from scripts.run.backends.image import (
     container_config,
     image_spec,
     image_tag,
+    recorded_identity,
     stage_context,
+    stamp_differences,
+    stamp_identity,
 )
 from scripts.run.backends.stamp import check_same_image, image_stamp, read_stamp
 
@@ -148,14 +150,17 @@ class ContainerBackend(ContainerEngine):
     def fingerprint_record(
         self, config: Mapping[str, Any], benchmark: str, system: str
     ) -> dict[str, Any]:
-        """The image's identity (what it is built from) and how containers run."""
+        """The image's identity (what it is built from: its stamp's inputs while the stamp is
+        current, so an image built before INPUTS_VERSION 2 keeps its old identity) and how
+        containers run."""
         spec = image_spec(config, benchmark, system, WORKFLOW_DIR)
+        inputs, inputs_sha256 = recorded_identity(spec, Path(image_stamp(benchmark, system)))
         options = run_options(config, benchmark, system)
         implementation = config["benchmarks"][benchmark]["implementation"]
         return {
             "container": {
-                "image_inputs_sha256": spec.inputs_sha256,
-                "image": spec.inputs,
+                "image_inputs_sha256": inputs_sha256,
+                "image": inputs,
                 "topology": config["systems"][system].get("topology"),
                 "run": {k: v for k, v in options.items() if k != "stop_grace_s"},
                 "prepare": implementation["container"].get("prepare"),
@@ -268,8 +273,8 @@ class ContainerBackend(ContainerEngine):
             record = formats.read_json(stamp, "image.json")  # a newer one: NewerFormat
         except (OSError, ValueError):
             return "it cannot be read"
-        if record.get("inputs_sha256") != spec.inputs_sha256:
-            diffs = differences(record.get("inputs", {}), spec.inputs)
+        if stamp_identity(record, spec) is None:
+            diffs = stamp_differences(record, spec)
             return "what the image is built from changed: " + "; ".join(diffs[:5] or ["inputs"])
         if check_engine:
             try:

@@ -7,6 +7,15 @@ files, host-downloaded wheels, and files generated from the system config such a
 ``config_<SYSTEM>.sh``. :func:`image_spec` computes, before any build step, ``inputs``: what the
 context is made of, and ``inputs_sha256``, its hash, which decides when the image is rebuilt.
 
+What identifies an image is what it contains, not where its files are on the host: each file
+by its path in the build context and its content digest (:mod:`scripts.run.backends.
+input_digests`: a Python source by its tokens without comments), a source checkout by its
+commit or tree, the wheels by the lines pip reads from their requirements files. The stamp
+(image.json) records those inputs, and every container run's comparability record names them
+(:func:`recorded_identity`). An image built before these rules (its inputs have no
+``inputs_version``) keeps the identity it was built with while the bytes it was built from are
+unchanged (``legacy_inputs``), so its finished campaign stays comparable and is not rebuilt.
+
 The rules of rules/image.smk call :func:`main` to fetch a pinned source or the wheels:
 ``python -m scripts image fetch-source|fetch-wheels ...``.
 """
@@ -24,27 +33,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from scripts.core import hashing
+from scripts.core import formats, hashing
 from scripts.core.config import ConfigError
+from scripts.core.records import differences
 from scripts.mlperf import nvidia_v06
 from scripts.run.backends.errors import BackendError
+from scripts.run.backends.input_digests import (
+    file_digests,
+    legacy_file_sha256,
+    requirements_digest,
+)
+
+# how the inputs are identified, as image.json's inputs.inputs_version records it: 2, by
+# content digests named by their path in the build context; images built before have none
+INPUTS_VERSION = 2
 
 
 class ImageError(BackendError):
     """An image step failed; the message says which and what to do."""
-
-
-def _file_hashes(path: Path, dest: str) -> dict[str, str]:
-    """sha256 of a file, or of each file below a folder, by its path in the build context (as
-    stage_context copies them: without __pycache__ and .pyc files)."""
-    if not path.is_dir():
-        return {dest: hashing.file_sha256(path)}
-    out: dict[str, str] = {}
-    for f in sorted(path.rglob("*")):
-        if f.is_dir() or "__pycache__" in f.parts or f.suffix == ".pyc":
-            continue
-        out[f"{dest}/{f.relative_to(path).as_posix()}"] = hashing.file_sha256(f)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +79,11 @@ class ImageSpec:
     # what the image is made of, and its hash (the identity that decides rebuilds)
     inputs: dict[str, Any] = field(default_factory=dict)
     inputs_sha256: str = ""
+    # the same inputs as images built before INPUTS_VERSION 2 were identified (the sha256 of
+    # each file's bytes, a source's git URL or host path): such an image is still this one
+    # while its stamp's inputs_sha256 is this hash
+    legacy_inputs: dict[str, Any] = field(default_factory=dict)
+    legacy_inputs_sha256: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -147,9 +158,10 @@ def image_spec(
     """The image of (benchmark, system), and the identity that decides when it is rebuilt.
 
     ``inputs`` holds everything the build context is made of, in a form known before any build
-    step runs: the Dockerfile and context files of the workflow (by content), the source (a git
-    URL and pinned commit, or the content of a folder the user gives), the wheel requirements
-    and pins (by content), the generated files (by content), the build args and the tag.
+    step runs: the Dockerfile and context files (by their path in the context and their content
+    digest), the source (its pinned commit, or the content of a folder the user gives), the
+    wheel requirements and pins (the lines pip reads), the generated files (by content), the
+    build args and the tag. ``legacy_inputs``: the same, as images were identified before.
     """
     workdir = workdir or Path.cwd()
     cont = container_config(config, benchmark)
@@ -161,18 +173,20 @@ def image_spec(
         context = _source_context(benchmark, cont, workdir)
     else:
         context = _workflow_context(benchmark, cont, workflow_dir)
-    wheels_dir, requirements, wheels = _wheels(benchmark, cont, workflow_dir, workdir)
-    inputs: dict[str, Any] = {
+    wheels_dir, requirements, wheels, legacy_wheels = _wheels(
+        cont, workflow_dir, workdir, benchmark
+    )
+    common: dict[str, Any] = {
         "tag": tag,
         "build_args": args,
         "build_network": build_network,
         "generated": {
             name: hashing.canonical_sha256(text) for name, text in sorted(generated.items())
         },
-        **context.inputs,
         "dockerfile": context.dockerfile,
-        **wheels,
     }
+    inputs = {"inputs_version": INPUTS_VERSION, **common, **context.inputs, **wheels}
+    legacy = {**common, **context.legacy_inputs, **legacy_wheels}
     return ImageSpec(
         benchmark=benchmark,
         system=system,
@@ -187,17 +201,21 @@ def image_spec(
         generated=generated,
         inputs=inputs,
         inputs_sha256=hashing.canonical_sha256(inputs),
+        legacy_inputs=legacy,
+        legacy_inputs_sha256=hashing.canonical_sha256(legacy),
     )
 
 
 class _Context(NamedTuple):
     """Where a build context comes from: its Dockerfile (relative to the context), the source
-    tree that becomes its root (or None), the files copied into it, and their identity."""
+    tree that becomes its root (or None), the files copied into it, and their identity (as
+    now, and as images built before INPUTS_VERSION 2 were identified)."""
 
     dockerfile: str
     source_dir: str | None
     copies: list[tuple[str, str]]
     inputs: dict[str, Any]
+    legacy_inputs: dict[str, Any]
 
 
 def _source_context(benchmark: str, cont: Mapping[str, Any], workdir: Path) -> _Context:
@@ -214,20 +232,39 @@ def _source_context(benchmark: str, cont: Mapping[str, Any], workdir: Path) -> _
                 f"benchmarks.{benchmark}.implementation.container.source.path: {root} is "
                 "not a folder (expected a checkout of the implementation's source)"
             )
-        identity = {"path": str(src), "subdir": subdir, "tree": hashing.tree_sha256(root)}
-    else:
-        identity = {"git": source["git"], "commit": source["commit"], "subdir": subdir}
+        identity = {"subdir": subdir, "tree": hashing.tree_sha256(root)}
+        legacy = {"path": str(src), **identity}
+    else:  # the commit is the content's digest; the URL is only where it is fetched from
+        identity = {"commit": source["commit"], "subdir": subdir}
+        legacy = {"git": source["git"], **identity}
     source_dir = str(src / subdir) if subdir else str(src)
-    return _Context(cont["dockerfile"], source_dir, [], {"source": identity})
+    return _Context(cont["dockerfile"], source_dir, [], {"source": identity}, {"source": legacy})
+
+
+def context_entries(benchmark: str, cont: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(where on the host, where in the build context) of each ``context`` entry: a path (the
+    same in both, relative to the workflow folder) or ``{from: host path, to: context path}``."""
+    entries = []
+    for entry in cont.get("context") or []:
+        src, dest = (entry, entry) if isinstance(entry, str) else (entry["from"], entry["to"])
+        parts = Path(dest).parts
+        if Path(dest).is_absolute() or not parts or ".." in parts or dest in (".", "./"):
+            raise ConfigError(
+                f"benchmarks.{benchmark}.implementation.container.context: {dest!r} is not a "
+                "path inside the build context (give a relative path without '..')"
+            )
+        entries.append((src, Path(dest).as_posix()))
+    return entries
 
 
 def _workflow_context(benchmark: str, cont: Mapping[str, Any], workflow_dir: Path) -> _Context:
-    """The workflow's own Dockerfile and context files (relative to the workflow folder),
-    identified by the content of each file."""
+    """The workflow's own Dockerfile and context files (relative to the workflow folder, or
+    absolute), identified by their path in the build context and the content of each file."""
     dockerfile = Path(cont["dockerfile"]).name
     copies = [(str(workflow_dir / cont["dockerfile"]), dockerfile)]
-    copies += [(str(workflow_dir / rel), rel) for rel in cont.get("context") or []]
+    copies += [(str(workflow_dir / src), dest) for src, dest in context_entries(benchmark, cont)]
     files: dict[str, str] = {}
+    legacy: dict[str, str] = {}
     for src_path, dest in copies:
         p = Path(src_path)
         if not p.exists():
@@ -235,24 +272,76 @@ def _workflow_context(benchmark: str, cont: Mapping[str, Any], workflow_dir: Pat
                 f"benchmarks.{benchmark}.implementation.container: {p} does not exist "
                 "(the Dockerfile and context paths are relative to the workflow folder)"
             )
-        files.update(_file_hashes(p, dest))
-    return _Context(dockerfile, None, copies, {"files": files})
+        files.update(file_digests(p, dest))
+        legacy.update(file_digests(p, dest, legacy=True))
+    return _Context(dockerfile, None, copies, {"files": files}, {"files": legacy})
 
 
 def _wheels(
-    benchmark: str, cont: Mapping[str, Any], workflow_dir: Path, workdir: Path
-) -> tuple[str | None, str | None, dict[str, Any]]:
-    """(the wheels folder, the requirements file, their identity) of an image that installs
-    host-downloaded wheels; (None, None, {}) for one that does not."""
+    cont: Mapping[str, Any], workflow_dir: Path, workdir: Path, benchmark: str
+) -> tuple[str | None, str | None, dict[str, Any], dict[str, Any]]:
+    """(the wheels folder, the requirements file, their identity now and as images built
+    before INPUTS_VERSION 2 were identified) of an image that installs host-downloaded wheels;
+    (None, None, {}, {}) for one that does not."""
     requirements = cont.get("wheels")
     if not requirements:
-        return None, None, {}
-    req = workflow_dir / requirements
+        return None, None, {}, {}
+    req, constraints = workflow_dir / requirements, workflow_dir / "requirements.txt"
     identity = {
-        "requirements": hashing.file_sha256(req),
-        "constraints": hashing.file_sha256(workflow_dir / "requirements.txt"),
+        "requirements": requirements_digest(req),
+        "constraints": requirements_digest(constraints),
     }
-    return str(wheels_dir_for(benchmark, workdir)), str(req), {"wheels": identity}
+    legacy = {
+        "requirements": legacy_file_sha256(req),
+        "constraints": legacy_file_sha256(constraints),
+    }
+    wheels = str(wheels_dir_for(benchmark, workdir))
+    return wheels, str(req), {"wheels": identity}, {"wheels": legacy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Which identity a built image has (its stamp, image.json)
+
+
+def stamp_identity(record: Mapping[str, Any], spec: ImageSpec) -> tuple[dict[str, Any], str] | None:
+    """The inputs and their hash by which the stamp ``record`` identifies the image of
+    ``spec``, when it is that image: ``spec.inputs``, or for an image built before
+    INPUTS_VERSION 2 whose files are unchanged, ``spec.legacy_inputs``. None when the stamp
+    describes an image built from something else (it is rebuilt)."""
+    recorded = record.get("inputs_sha256")
+    if recorded and recorded == spec.inputs_sha256:
+        return spec.inputs, spec.inputs_sha256
+    if recorded and recorded == spec.legacy_inputs_sha256:
+        return spec.legacy_inputs, spec.legacy_inputs_sha256
+    return None
+
+
+def stamp_differences(record: Mapping[str, Any], spec: ImageSpec) -> list[str]:
+    """What differs between the inputs a stamp records and ``spec``'s, in the stamp's form
+    (e.g. ``files.scripts/gnmt/model.py: "python-tokens:..." -> "python-tokens:..."``)."""
+    recorded = record.get("inputs") or {}
+    current = spec.inputs if "inputs_version" in recorded else spec.legacy_inputs
+    return differences(dict(recorded), current)
+
+
+_stamps: dict[tuple[str, int, int, int], Any] = {}
+
+
+def recorded_identity(spec: ImageSpec, stamp: Path) -> tuple[dict[str, Any], str]:
+    """The inputs and their hash that name ``spec``'s image in a run's comparability record:
+    those its stamp identifies it by while the stamp is current (an image built before
+    INPUTS_VERSION 2 keeps its old identity, so its finished runs stay comparable), else
+    ``spec``'s own (the image is built, or rebuilt, with them)."""
+    try:
+        st = stamp.stat()
+        key = (str(stamp), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key not in _stamps:  # asked once per run of the system: read it once
+            _stamps[key] = formats.read_json(stamp, "image.json")
+        record = _stamps[key]
+    except (OSError, ValueError, formats.NewerFormat):
+        record = None  # no image yet, or a stamp that the workflow's checks report
+    found = stamp_identity(record, spec) if isinstance(record, dict) else None
+    return found or (spec.inputs, spec.inputs_sha256)
 
 
 # ---------------------------------------------------------------------------------------------
