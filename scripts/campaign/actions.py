@@ -20,10 +20,7 @@ from scripts.campaign.topology import CampaignRuns
 from scripts.core import hashing, layout
 from scripts.data.download_policy import Policy
 from scripts.data.errors import DatasetError
-from scripts.data.fetch import fetch
-from scripts.data.restore import restore_tree
-from scripts.data.sources import run_script
-from scripts.run import result_json, seals
+from scripts.run import seals
 
 
 class Action:
@@ -150,6 +147,10 @@ class WriteResults(Action):
             warn(f"A real run re-parses these runs' logs (no training): {names}")
             return
         warn(f"Re-parsing the logs of runs without result.json: {names}")
+        # lazy: the log parser and the compliance checks load only when a log is parsed again
+        # (every workflow load imports this module; a no-op parses nothing)
+        from scripts.run import result_json
+
         for d in self.run_dirs:
             result_json.write_result(
                 d / "mlperf.log",
@@ -208,6 +209,10 @@ class Remake:
     policy: Policy
 
     def __call__(self, names: Sequence[str]) -> None:
+        # lazy: a dataset's script or download runs only when files are missing, not at load
+        from scripts.data.fetch import fetch
+        from scripts.data.sources import run_script
+
         if self.script is not None:
             run_script(self.script[0], self.script[1], self.folder)
             return
@@ -229,6 +234,9 @@ class RestoreDatasetTree(Action):
     max_unpacked_bytes: int | None = None
 
     def apply(self, dry_run: bool, warn: Say) -> None:
+        # lazy: unpacking (tar, zip, their checks) loads only when a tree is looked at
+        from scripts.data.restore import restore_tree
+
         try:
             done = restore_tree(
                 self.tree,

@@ -39,7 +39,6 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +90,9 @@ class RcpVerdict:
 def checker_version() -> str:
     """The installed mlperf-logging, e.g. "mlperf-logging 4.1.68" (in every verdict and cache
     key: another version may judge a log differently)."""
+    # lazy: importlib.metadata (and email) load only when a verdict is made, not with the runner
+    from importlib import metadata
+
     return f"mlperf-logging {metadata.version('mlperf-logging')}"
 
 

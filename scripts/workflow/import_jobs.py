@@ -23,8 +23,6 @@ from scripts.campaign.comparability import comparability
 from scripts.campaign.run_specs import compliance_ruleset
 from scripts.campaign.topology import benchmark_systems, import_folder
 from scripts.core import hashing, layout
-from scripts.run.published import batch as published_batch
-from scripts.run.published import folder as published_folder
 
 # runs per import job (whole systems; scripts/run/published/batch.py imports a batch): Snakemake
 # matches a requested file against every output of the rule that lists it, so one job of a
@@ -99,6 +97,9 @@ def import_batches(
         for folders, runs in chunks:
             if not runs:
                 continue
+            from scripts.run.published import batch as published_batch  # lazy: the importer
+            from scripts.run.published import folder as published_folder  # only for import logs
+
             # the logs, and what else a run.json records of their folders
             sources = _sources_digest(
                 [src for src, _, _ in runs]
