@@ -298,9 +298,10 @@ def test_the_runner_refuses_an_edited_tree_before_the_trainer_starts(tmp_path: P
     spec = trainer(tmp_path)
     meta = execute(spec, **paths)
     tree = tmp_path / "dataset"
-    assert meta["dataset_tree_sha256"] == tree_digest_of(tree.parent / "dataset.manifest.json")
-    assert "dataset_tree_sha256" in meta["fingerprint_keys"]
-    assert meta["fingerprint"] == fingerprint({k: meta[k] for k in meta["fingerprint_keys"]})
+    assert meta.dataset_tree_sha256 == tree_digest_of(tree.parent / "dataset.manifest.json")
+    keys = meta.fingerprint_keys or []
+    assert "dataset_tree_sha256" in keys
+    assert meta.fingerprint == fingerprint({k: meta.to_json()[k] for k in keys})
     (tmp_path / "started").unlink()
     edit_same_size(tree / "train.en")
     with pytest.raises(RunFailed, match=r"dataset/train.en: sha256 differs from the dataset"):

@@ -14,6 +14,7 @@ from scripts.campaign import archive as campaign
 from scripts.campaign import finished_runs, stale, status
 from scripts.core import formats
 from scripts.core.hashing import canonical_sha256 as fingerprint
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.data import cli
 from scripts.data.tree import TREE_FORMAT_VERSION
 from scripts.data.verify import verified_manifest_sha256, verify, write_verified_manifest
@@ -24,33 +25,40 @@ from scripts.run.runner import execute
 from tests.test_run_training import good_log_command, spec
 
 NEWER = r"format_version 2, but this workflow reads {kind} up to version 1 \(made by a newer"
+# every versioned file's reader: run.json and result.json are read as records
+READERS = {
+    **{kind: lambda path, kind=kind: formats.read_json(path, kind) for kind in formats.VERSIONS},
+    "run.json": RunRecord.read,
+    "result.json": ResultRecord.read,
+}
 
 
 def test_every_versioned_file_is_at_version_1() -> None:
     assert formats.VERSIONS == {
-        "run.json": 1,
-        "result.json": 1,
         "image.json": 1,
         "manifest.json": 1,
         "dataset.manifest.json": 1,
     }
+    assert RunRecord.VERSION == 1 and ResultRecord.VERSION == 1  # scripts/core/run_records.py
     assert TREE_FORMAT_VERSION == formats.version("dataset.manifest.json")
 
 
 def test_a_file_without_format_version_is_version_1(tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     path.write_text('{"run": 1}\n')
-    assert formats.read_json(path, "run.json") == {"run": 1}
-    assert formats.check_version({"run": 1}, path, "run.json") == 1
-    assert formats.check_version({"format_version": 1}, path, "run.json") == 1
+    record = RunRecord.read(path)
+    assert (record.run, record.format_version, record.has("format_version")) == (1, 1, False)
+    assert formats.read_json(path) == {"run": 1}
+    assert formats.check_version({"run": 1}, path, "manifest.json") == 1
+    assert formats.check_version({"format_version": 1}, path, "manifest.json") == 1
 
 
-@pytest.mark.parametrize("kind", sorted(formats.VERSIONS))
+@pytest.mark.parametrize("kind", sorted(READERS))
 def test_a_newer_version_is_refused_in_one_line_naming_the_file(tmp_path: Path, kind: str) -> None:
     path = tmp_path / kind
     path.write_text(json.dumps({"format_version": 2, "files": []}))
     with pytest.raises(formats.NewerFormat, match=NEWER.format(kind=kind)) as info:
-        formats.read_json(path, kind)
+        READERS[kind](path)
     assert str(info.value).startswith(f"{path} has format_version 2")
     assert len(str(info.value).splitlines()) == 1
     assert not isinstance(info.value, ValueError)  # not skipped as an unreadable file
@@ -61,17 +69,13 @@ def test_a_format_version_that_is_no_version_is_a_corrupt_file(tmp_path: Path, b
     path = tmp_path / "result.json"
     path.write_text(f'{{"format_version": {bad}}}')
     with pytest.raises(formats.CorruptFile, match="not a version number"):
-        formats.read_json(path, "result.json")
-
-
-def test_seals_reads_through_the_one_reader() -> None:
-    assert seals.read_json is formats.read_json and seals.CorruptFile is formats.CorruptFile
+        ResultRecord.read(path)
 
 
 def test_run_json_carries_format_version_outside_its_fingerprint(tmp_path: Path, paths) -> None:  # noqa: F811
     meta = execute(spec(good_log_command(tmp_path)), **paths)
     written = json.loads(paths["meta_path"].read_text())
-    assert written["format_version"] == 1 == meta["format_version"]
+    assert written["format_version"] == 1 == meta.format_version
     assert "format_version" not in written["fingerprint_keys"]
     assert written["fingerprint"] == fingerprint(
         {k: written[k] for k in written["fingerprint_keys"]}
@@ -159,7 +163,7 @@ def test_a_result_json_of_a_newer_workflow_stops_the_seal_check(tmp_path: Path) 
     run_dir = tmp_path / "results/b/s/run_01"
     run_dir.mkdir(parents=True)
     (run_dir / "mlperf.log").write_text("log\n")
-    meta = seals.add_seal({"run": 1}, run_dir / "mlperf.log")
+    meta = {"run": 1, seals.SEAL_KEY: seals.seal(run_dir / "mlperf.log")}
     (run_dir / "run.json").write_text(json.dumps(meta))
     (run_dir / "result.json").write_text(json.dumps({"format_version": 1}))
     assert seals.check_run(run_dir, None)[0] == "ok"

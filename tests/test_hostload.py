@@ -78,10 +78,10 @@ def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
         meta = execute(spec(trainer), **paths)
     finally:
         gone(burner)
-    host = meta["host_load"]
+    host = meta.host_load or {}
     assert host["host_busy"] >= 0.5 and host["seconds"] >= 1.0, host
     assert host["run_cpu_s"] >= 1.0, host  # the trainer's own core is the run's
-    assert meta["cache"] == "cold" and meta["dataset_residency"]["files"] == 0
+    assert meta.cache == "cold" and (meta.dataset_residency or {})["files"] == 0
     # ... into result.json, and the report names the run
     from scripts.analysis import report_findings
     from scripts.run import result_json
@@ -89,7 +89,7 @@ def test_a_run_beside_a_burner_records_it_in_run_json(tmp_path: Path, paths):
     result = result_json.write_result(
         paths["log_path"], paths["meta_path"], {"target": 0.0}, "run_stop", tmp_path / "r.json"
     )
-    assert result["host_busy"] == host["host_busy"] and result["cache"] == "cold"
+    assert result.host_busy == host["host_busy"] and result.cache == "cold"
     (warning,) = report_findings.shared_core_warnings([result])
     assert warning.startswith(f"s: run(s) 1 ({host['host_busy']:.2f} cores) shared the machine")
 

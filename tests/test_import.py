@@ -122,22 +122,22 @@ def test_an_imported_run_records_its_source_and_the_submission(tmp_path: Path) -
     log, meta_path = tmp_path / "run_01" / "mlperf.log", tmp_path / "run_01" / "run.json"
     meta = import_run(source, SPEC, log, meta_path)
     assert log.read_bytes() == source.read_bytes()
-    assert json.loads(meta_path.read_text()) == meta
-    assert meta["seed"] == 16374  # from the RESULT line
-    assert meta["source"] == str(source.resolve()) and len(meta["source_sha256"]) == 64
-    assert meta["submission"] == {"benchmark": "transformer"}
-    assert meta["started_utc"] == "2019-06-25T01:35:52.510000+00:00"
-    assert meta["backend"] == "import" and meta["wall_s"] is None
+    assert json.loads(meta_path.read_text()) == meta.to_json()
+    assert meta.seed == 16374  # from the RESULT line
+    assert meta.source == str(source.resolve()) and len(meta.source_sha256 or "") == 64
+    assert meta.submission == {"benchmark": "transformer"}
+    assert meta.started_utc == "2019-06-25T01:35:52.510000+00:00"
+    assert meta.backend == "import" and meta.wall_s is None
 
 
 def test_a_log_of_another_benchmark_is_a_run_without_a_result(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
     meta = import_run(source, SPEC, tmp_path / "l", tmp_path / "m")
-    [why] = meta["import_problems"]
+    [why] = meta.import_problems or []
     assert re.search(r"submission_benchmark is 'ssd'.*another benchmark.*check import_dir", why)
     quality = {"metric": "bleu", "target": 24.0}
     result = write_result(tmp_path / "l", tmp_path / "m", quality, "run_stop", tmp_path / "r")
-    assert not result["converged"] and result["log_problems"][0] == why
+    assert not result.converged and (result.log_problems or [])[0] == why
 
 
 def test_a_folder_alias_is_the_benchmark_of_its_logs(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_a_folder_alias_is_the_benchmark_of_its_logs(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_ssd_result_0.txt"
     spec = {**SPEC, "mlperf_name": "maskrcnn", "folder_aliases": ["ssd"]}
     meta = import_run(source, spec, tmp_path / "l", tmp_path / "m")
-    assert meta["import_problems"] == []
+    assert meta.import_problems == []
 
 
 def test_import_systems_are_validated_with_the_key_and_the_fix(tmp_path: Path) -> None:

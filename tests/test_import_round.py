@@ -23,6 +23,7 @@ from scripts.analysis import runs_table, summary_table
 from scripts.analysis.scoring import olympic_score
 from scripts.campaign import topology
 from scripts.core.layout import benchmark_folder, result_files
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.outcome import eval_events, run_outcome
 from scripts.run.published import cli
@@ -146,9 +147,8 @@ def parse_run_reads_also_directions() -> bool:
     with TemporaryDirectory() as tmp:
         log = Path(tmp) / "mlperf.log"
         log.write_text(SD_LOG)
-        return bool(
-            parse_run(log, {"benchmark": "b", "system": "s", "run": 1}, SD_QUALITY)["converged"]
-        )
+        meta = RunRecord.of(benchmark="b", system="s", run=1)
+        return bool(parse_run(log, meta, SD_QUALITY).converged)
 
 
 def v50_param(row: dict[str, str]) -> Any:
@@ -490,10 +490,10 @@ def test_intels_python_dict_lines_fail_as_in_the_official_v06_parser(tmp_path: P
     assert [e.key for e in ours.events] == [ll.key for ll in official]
     assert ours.malformed_line_nos == [2, 3] and len(failed) == 2
     result = write_result_of(path, tmp_path)
-    assert not result["converged"] and "no run_start event" in result["log_problems"]
+    assert not result.converged and "no run_start event" in (result.log_problems or [])
 
 
-def write_result_of(log: Path, tmp: Path) -> dict[str, Any]:
+def write_result_of(log: Path, tmp: Path) -> ResultRecord:
     meta = tmp / "run.json"
     meta.write_text(json.dumps({"benchmark": "minigo-v0.6", "system": "intel", "run": 1}))
     quality = {"metric": "win_rate", "target": 0.5}

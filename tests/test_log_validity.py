@@ -22,6 +22,7 @@ import yaml
 
 from scripts.analysis import report_findings, runs_table, summary_table
 from scripts.campaign import config_checks, run_specs
+from scripts.core.run_records import ResultRecord
 from scripts.mlperf import log_parser, log_validity
 from scripts.mlperf.log_parser import parse_file, parse_text
 from scripts.mlperf.log_validity import log_problems
@@ -269,7 +270,8 @@ def test_runs_csv_and_summary_name_the_log_problems(tmp_path: Path) -> None:
     assert not row["valid"] and "runs 6, 7, 8" in row["reason"]  # none has a usable time
     assert row["min_s"] == 101.0  # -59 never reaches the statistics
     assert row["max_s"] == 105.0  # nor does inf
-    warnings = report_findings.warnings(summary, pd.DataFrame(), {"runs": 8}, rs)
+    records = [ResultRecord.from_json(r) for r in rs]
+    warnings = report_findings.warnings(summary, pd.DataFrame(), {"runs": 8}, records)
     named = [w for w in warnings if "is not a valid MLPerf log" in w]
     assert named == [
         "s run 6: results/b/s/run_06/mlperf.log is not a valid MLPerf log of a finished run: "

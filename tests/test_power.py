@@ -180,7 +180,7 @@ def test_run_json_records_each_power_files_facts_and_sha256(tmp_path: Path) -> N
     }
     meta = import_run(source, spec, tmp_path / "mlperf.log", tmp_path / "run.json")
     block = json.loads((tmp_path / "run.json").read_text())["power"]
-    assert block == meta["power"]
+    assert block == meta.power
     (node,) = block["files"]
     path = source.parent / "power" / "result_0" / "node_0.txt"
     assert node["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -559,7 +559,7 @@ def test_a_result_without_a_node_file_is_named_and_not_scored(tmp_path: Path) ->
 def test_a_folder_without_power_has_no_power_block(tmp_path: Path) -> None:
     (tmp_path / "result_0.txt").write_text("")
     assert power.result_power(tmp_path / "result_0.txt") is None
-    assert power.result_fields({}, 12.5) == {"energy_j": None, "power_problems": []}
+    assert power.result_fields(None, 12.5) == {"energy_j": None, "power_problems": []}
 
 
 def test_power_problems_are_named_in_runs_csv_without_changing_convergence(tmp_path: Path) -> None:

@@ -435,7 +435,8 @@ def test_an_unparsed_run_is_parsed_as_its_job_would_and_the_tables_go(
     d = Path("results/b/s/run_01")
     d.mkdir(parents=True)
     (d / "mlperf.log").write_text(LOG)
-    meta = seals.add_seal({"benchmark": "b", "system": "s", "run": 1, "seed": 7}, d / "mlperf.log")
+    meta = {"benchmark": "b", "system": "s", "run": 1, "seed": 7}
+    meta[seals.SEAL_KEY] = seals.seal(d / "mlperf.log")
     (d / "run.json").write_text(json.dumps(meta))
     tables = tuple(Path("results/b", t) for t in TABLES)
     for t in tables[:2]:
@@ -543,7 +544,7 @@ def test_the_seal_cache_is_refreshed_after_success(tmp_path: Path) -> None:
     d = tmp_path / "results/b/s/run_01"
     d.mkdir(parents=True)
     (d / "mlperf.log").write_text(LOG)
-    meta = seals.add_seal({"benchmark": "b", "system": "s", "run": 1}, d / "mlperf.log")
+    meta = {"benchmark": "b", "system": "s", "run": 1, seals.SEAL_KEY: seals.seal(d / "mlperf.log")}
     (d / "run.json").write_text(json.dumps(meta))
     runs = (topology.CampaignRuns("b", "s", ("01",)),)
     assert said_by([RefreshSealCache(tmp_path, runs)], True) == []
@@ -569,7 +570,7 @@ def gnmt_run(config: dict, root: Path, run: str, *, result: bool = True) -> Path
     (d / "mlperf.log").write_text(LOG)
     record = comparability.comparability(config, "gnmt", "local")
     meta = {"benchmark": "gnmt", "system": "local", "run": int(run), "comparability": record}
-    seals.add_seal(meta, d / "mlperf.log")
+    meta[seals.SEAL_KEY] = seals.seal(d / "mlperf.log")
     (d / "run.json").write_text(json.dumps(meta))
     if result:
         (d / "result.json").write_text("{}")

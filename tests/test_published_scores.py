@@ -17,6 +17,7 @@ import pytest
 
 from scripts.analysis import summary_table
 from scripts.core.layout import result_files
+from scripts.core.run_records import RunRecord
 from scripts.mlperf.checker_outcome import summarizer_window, window_problems
 from scripts.mlperf.log_parser import parse_text
 from scripts.run.published.overlay import build_overlay
@@ -169,16 +170,16 @@ def test_a_round_with_a_spaced_name_a_broken_json_and_a_mask_folder_is_imported_
     meta = import_run(
         result_files(spaced)[0], spec, tmp_path / "a.log", tmp_path / "a.json"
     )
-    assert meta["import_problems"] == []
-    assert "not a JSON system description" in meta["system_json"]["error"]
-    assert meta["system_json"]["n_accelerators"] is None
+    assert meta.import_problems == [] and meta.system_json is not None
+    assert "not a JSON system description" in meta.system_json["error"]
+    assert meta.system_json["n_accelerators"] is None
     mask = Path(overlay["systems"]["google-tpu-v3-32"]["import_dir"]) / "mask"
     spec_mask = {**spec, "benchmark": "maskrcnn-v0.6", "mlperf_name": "maskrcnn",
                  "folder_aliases": ["mask"]}  # fmt: skip
     meta = import_run(
         result_files(mask)[0], spec_mask, tmp_path / "b.log", tmp_path / "b.json"
     )
-    assert meta["import_problems"] == []
+    assert meta.import_problems == []
 
 
 def test_two_folders_with_one_name_are_both_refused_and_named(tmp_path: Path) -> None:
@@ -258,14 +259,14 @@ def test_a_log_the_checker_accepts_counts_only_for_an_import_of_v07_on(
 
     log = tmp_path / "mlperf.log"
     log.write_text(PCL_LIKE)
-    meta = {"benchmark": "b", "system": "s", "run": 1, "backend": backend}
+    meta = RunRecord.of(benchmark="b", system="s", run=1, backend=backend)
     quality = {"metric": "mlm", "target": 0.72}
     result = parse_run(log, meta, quality, verdict=_verdict(status, ruleset))
-    assert result["converged"] is converged
+    assert result.converged is converged
     if converged:
-        assert result["time_to_train_s"] == 6.0 and result["log_problems"] == []
-        assert all(p.startswith("note: ") for p in result["problems"])
-        text = " ".join(result["problems"])
+        assert result.time_to_train_s == 6.0 and result.log_problems == []
+        assert all(p.startswith("note: ") for p in result.problems or [])
+        text = " ".join(result.problems or [])
         assert "before run_start" in text and "aborted" in text
 
 
@@ -276,8 +277,8 @@ def test_a_log_of_another_benchmark_has_no_result_even_when_the_checker_accepts_
 
     log = tmp_path / "mlperf.log"
     log.write_text(PCL_LIKE)
-    meta = {"benchmark": "b", "system": "s", "run": 1, "backend": "import",
-            "import_problems": ["submission_benchmark is 'ssd'"]}  # fmt: skip
+    meta = RunRecord.of(benchmark="b", system="s", run=1, backend="import",
+                        import_problems=["submission_benchmark is 'ssd'"])  # fmt: skip
     result = parse_run(log, meta, {"target": 0.72}, verdict=_verdict("pass", "1.0.0"))
-    assert not result["converged"] and result["time_to_train_s"] is None
-    assert result["log_problems"][0] == "submission_benchmark is 'ssd'"
+    assert not result.converged and result.time_to_train_s is None
+    assert (result.log_problems or [])[0] == "submission_benchmark is 'ssd'"

@@ -23,7 +23,7 @@ from scripts.analysis import (
     run_columns,
     summary_table,
 )
-from scripts.core import formats
+from scripts.core.run_records import ResultRecord, RunRecord
 from tests.conftest import fake_campaign, jobs_run, snakemake, snapshot
 
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
@@ -146,12 +146,12 @@ def test_warnings_for_an_invalid_result_a_dropped_run_and_a_weak_comparison() ->
             }
         ]
     )
-    results = [
+    results = [ResultRecord.from_json(r) for r in [
         {"system": "ok", "run": 3, "converged": False, "log": "l", "problems": ["run_stop status "
          "is 'aborted'"]},
         {"system": "ok", "run": 1, "converged": True, "log": "x.log",
          "problems": ["2 malformed MLPerf lines (first at line 7)"]},
-    ]  # fmt: skip
+    ]]  # fmt: skip
     text = "\n".join(
         report_findings.warnings(pd.DataFrame([invalid, one_bad]), comparison, {"runs": 5}, results)
     )
@@ -270,10 +270,10 @@ def test_runs_that_shared_their_cores_and_shared_seeds_are_warned_about() -> Non
     from scripts.analysis import report_findings
 
     results = [
-        {"system": "a", "run": 1, "seed": 11, "host_busy": 0.05, "load_1m": 0.3},
-        {"system": "a", "run": 2, "seed": 12, "host_busy": 1.2, "load_1m": 2.5},
-        {"system": "a", "run": 3, "seed": 12, "host_busy": None},  # a container's: unknown
-        {"system": "b", "run": 1, "seed": 5},  # written before host_busy existed
+        ResultRecord.of(system="a", run=1, seed=11, host_busy=0.05, load_1m=0.3),
+        ResultRecord.of(system="a", run=2, seed=12, host_busy=1.2, load_1m=2.5),
+        ResultRecord.of(system="a", run=3, seed=12, host_busy=None),  # a container's: unknown
+        ResultRecord.from_json({"system": "b", "run": 1, "seed": 5}),  # before host_busy
     ]
     (busy,) = report_findings.shared_core_warnings(results)
     assert busy.startswith("a: run(s) 2 (1.20 cores) shared the machine")
@@ -319,14 +319,14 @@ def results_with_missing_values(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     here = res / "d-never" / "run_01"
     here.mkdir(parents=True)
     result = {"system": "d-never", "run": 1, "converged": False, "seed": None, "log": None}
-    (here / "result.json").write_text(json.dumps(formats.stamped("result.json", result)))
+    (here / "result.json").write_text(json.dumps(ResultRecord.of(**result).to_json()))
     meta = {"run": 1, "backend": "local", "command": "python train.py"}
-    (here / "run.json").write_text(json.dumps(formats.stamped("run.json", meta)))
+    (here / "run.json").write_text(json.dumps(RunRecord.of(**meta).to_json()))
     (res / "d-never" / "environment.json").write_text(json.dumps({"host": "box"}))
     imported = res / "e-imported" / "run_01"
     imported.mkdir(parents=True)
     meta = {"run": 1, "backend": "import", "source": "/logs/result_0.txt", "source_sha256": None}
-    (imported / "run.json").write_text(json.dumps(formats.stamped("run.json", meta)))
+    (imported / "run.json").write_text(json.dumps(RunRecord.of(**meta).to_json()))
     context = {
         "benchmark": {"description": "golden", "runs": 5},
         "systems": {
@@ -403,6 +403,6 @@ def test_sentences_say_n_a_for_a_missing_value_and_a_run_number_without_decimals
     dropped = {**SUMMARY_ROW, "n_converged": 4, "unstable": False, "dropped_slowest_run": 3.0}
     (warning,) = [w for w in report_findings.system_warnings(dropped, 0) if "did not" in w]
     assert warning.startswith("box: run 3 did not reach the target")
-    result = {"system": "box", "run": 2, "converged": True, "problems": ["odd"]}
+    result = ResultRecord.of(system="box", run=2, converged=True, problems=["odd"])
     warns = report_findings.warnings(pd.DataFrame(columns=["system"]), pd.DataFrame(), {}, [result])
     assert "box run 2: odd." in warns  # a result.json without a log names none

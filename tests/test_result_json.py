@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from scripts.core import formats
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.mlperf import compliance
 from scripts.run import result_json
 from scripts.run.published import cli
@@ -34,12 +33,11 @@ def results() -> Path:
 
 def run_json(tmp_path: Path, benchmark: str) -> Path:
     meta = tmp_path / "run.json"
-    record = {"benchmark": benchmark, "system": "nyx", "run": 1, "seed": None}
-    meta.write_text(json.dumps(formats.stamped("run.json", record)))
+    RunRecord.of(benchmark=benchmark, system="nyx", run=1, seed=None).write(meta)
     return meta
 
 
-def write(tmp_path: Path, log: Path, benchmark: str, *options: str) -> dict[str, Any]:
+def write(tmp_path: Path, log: Path, benchmark: str, *options: str) -> ResultRecord:
     """result.json of ``log`` as a job writes it, through the job's own options."""
     parser = argparse.ArgumentParser()
     result_json.add_result_arguments(parser)
@@ -48,7 +46,7 @@ def write(tmp_path: Path, log: Path, benchmark: str, *options: str) -> dict[str,
         ["--result", str(out), "--quality-json", json.dumps(QUALITY[benchmark]), *options]
     )
     result_json.write_result_if_asked(args, log, run_json(tmp_path, benchmark))
-    return formats.read_json(out, "result.json")
+    return ResultRecord.read(out)
 
 
 def test_a_log_the_checker_fails_is_not_converged_with_the_rule(
@@ -56,13 +54,13 @@ def test_a_log_the_checker_fails_is_not_converged_with_the_rule(
 ) -> None:
     r = write(tmp_path, results / BERT_NOT_CONVERGED, "bert", "--compliance-ruleset", RULESET)
     verdict = compliance.check_log(results / BERT_NOT_CONVERGED, ruleset=RULESET)
-    assert (r["compliance"], r["compliance_detail"]) == ("fail", verdict.detail)
-    assert "eval_accuracy" in r["compliance_detail"]
-    assert r["compliance_ruleset"] == RULESET and r["compliance_checker"] == verdict.checker
-    assert r["converged"] is False
+    assert (r.compliance, r.compliance_detail) == ("fail", verdict.detail)
+    assert "eval_accuracy" in r.compliance_detail
+    assert r.compliance_ruleset == RULESET and r.compliance_checker == verdict.checker
+    assert r.converged is False
     assert (
         f"fails the compliance checker of mlperf-logging 4.1.68 (ruleset 5.0.0): {verdict.detail}"
-        in r["problems"]
+        in r.problems
     )
     assert "fails the compliance check: Failed checks for eval_accuracy" in capsys.readouterr().out
 
@@ -75,11 +73,11 @@ def test_a_log_that_meets_the_target_but_breaks_a_rule_is_not_converged(
     log.write_text("".join(x for x in lines if '"key": "cache_clear"' not in x), encoding="latin-1")
     (tmp_path / "plain").mkdir()
     plain = write(tmp_path / "plain", log, "retinanet")
-    assert plain["converged"] is True  # the workflow's own parser finds nothing wrong
+    assert plain.converged is True  # the workflow's own parser finds nothing wrong
     r = write(tmp_path, log, "retinanet", "--compliance-ruleset", RULESET)
-    assert r["compliance"] == "fail" and r["converged"] is False
-    assert r["compliance_detail"] == "Required AT_LEAST_ONE occurrence of 'cache_clear' but found 0"
-    assert r["time_to_train_s"] == plain["time_to_train_s"]  # kept, but never scored
+    assert r.compliance == "fail" and r.converged is False
+    assert r.compliance_detail == "Required AT_LEAST_ONE occurrence of 'cache_clear' but found 0"
+    assert r.time_to_train_s == plain.time_to_train_s  # kept, but never scored
 
 
 def test_a_published_converged_run_passes_and_stays_converged(
@@ -90,31 +88,27 @@ def test_a_published_converged_run_passes_and_stays_converged(
         tmp_path, results / BERT_CONVERGED, "bert",
         "--compliance-ruleset", RULESET, "--compliance-cache", str(cache),
     )  # fmt: skip
-    assert (r["compliance"], r["compliance_detail"], r["converged"]) == ("pass", "", True)
+    assert (r.compliance, r.compliance_detail, r.converged) == ("pass", "", True)
     assert len(list(cache.glob("*.json"))) == 1  # the verdict is cached for the next parse
 
 
 def test_without_a_ruleset_compliance_is_not_applicable(results: Path, tmp_path: Path) -> None:
     r = write(tmp_path, results / BERT_NOT_CONVERGED, "bert")
-    assert r["compliance"] == "not applicable"
-    assert r["compliance_detail"] == result_json.NO_COMPLIANCE_RULESET
-    assert r["compliance_ruleset"] is None and r["compliance_checker"] is None
-    assert r["format_version"] == 1
-    assert not any("compliance" in p for p in r["problems"])
+    assert r.compliance == "not applicable"
+    assert r.compliance_detail == result_json.NO_COMPLIANCE_RULESET
+    assert r.compliance_ruleset is None and r.compliance_checker is None
+    assert r.format_version == 1
+    assert not any("compliance" in p for p in r.problems)
 
 
 def test_an_old_result_json_without_the_fields_reads_as_not_applicable(tmp_path: Path) -> None:
     old = tmp_path / "result.json"
     old.write_text(json.dumps({"benchmark": "b", "system": "s", "run": 1, "converged": True}))
-    assert result_json.compliance_of(formats.read_json(old, "result.json")) == (
-        "not applicable",
-        "",
-    )
-    assert result_json.compliance_of({"compliance": "fail", "compliance_detail": "x"}) == (
-        "fail",
-        "x",
-    )
-    assert result_json.compliance_of({"compliance": "maybe"}) == ("not applicable", "")
+    assert result_json.compliance_of(ResultRecord.read(old)) == ("not applicable", "")
+    fail = ResultRecord.from_json({"compliance": "fail", "compliance_detail": "x"})
+    assert result_json.compliance_of(fail) == ("fail", "x")
+    maybe = ResultRecord.from_json({"compliance": "maybe"})
+    assert result_json.compliance_of(maybe) == ("not applicable", "")
 
 
 def test_an_imported_run_records_the_verdict_through_the_import_command(
@@ -137,5 +131,5 @@ def test_an_imported_run_records_the_verdict_through_the_import_command(
         "--compliance-ruleset", RULESET, "--compliance-cache", str(tmp_path / "cache"),
     ]  # fmt: skip
     assert cli.main(argv) == 0
-    r = formats.read_json(out, "result.json")
-    assert (r["compliance"], r["converged"], r["run"]) == ("fail", False, 5)
+    r = ResultRecord.read(out)
+    assert (r.compliance, r.converged, r.run) == ("fail", False, 5)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.core.run_records import RunRecord
 from scripts.run import containment, seals
 from scripts.run.failure import LINE_CHARS, TAIL_BYTES, TAIL_LINES, RunFailed, crash_report
 from scripts.run.runner import execute
@@ -58,9 +59,9 @@ def test_a_successful_run_writes_its_log_and_metadata(tmp_path: Path, paths) -> 
     meta = execute(spec(good_log_command(tmp_path)), **paths)
     log = paths["log_path"].read_text()
     assert "run_start" in log and "EXTRA=1" in log  # system env reaches the trainer
-    assert meta["exit_code"] == 0 and meta["seed"] == 7
-    assert json.loads(paths["meta_path"].read_text())["fingerprint"] == meta["fingerprint"]
-    assert meta["environment_digest"] == "envdigest" and meta["config_fingerprint"] == "cfp"
+    assert meta.exit_code == 0 and meta.seed == 7
+    assert json.loads(paths["meta_path"].read_text())["fingerprint"] == meta.fingerprint
+    assert meta.environment_digest == "envdigest" and meta.config_fingerprint == "cfp"
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_retries_try_a_crashed_run_again_and_keep_each_failed_log(tmp_path: Path
     s = spec(command)
     s = RunSpec(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, "retries": 1})
     meta = execute(s, **paths)
-    assert meta["attempts"] == 2
+    assert meta.attempts == 2
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "exited with status 4" in kept.read_text()
     with pytest.raises(RunFailed):
@@ -131,7 +132,7 @@ def test_a_log_line_matching_a_fail_pattern_makes_the_run_a_crash(tmp_path: Path
         execute(s, **paths)
     (kept,) = paths["failed_dir"].glob("run_01.attempt1.*.log")
     assert "Unknown system, assuming DGX1" in kept.read_text()
-    assert execute(spec(good_log_command(tmp_path)), **paths)["exit_code"] == 0
+    assert execute(spec(good_log_command(tmp_path)), **paths).exit_code == 0
 
 
 # -- a crash report: the reason and the kept log first, then a bounded tail with lines cut
@@ -299,9 +300,9 @@ def test_a_setsid_grandchild_is_killed_before_the_log_is_sealed(
     at_seal = []
     real_add_seal = seals.add_seal
 
-    def add_seal(meta: dict, log: Path) -> None:
+    def add_seal(meta: RunRecord, log: Path) -> RunRecord:
         at_seal.append(gone(int(pidfile.read_text())))
-        real_add_seal(meta, log)
+        return real_add_seal(meta, log)
 
     monkeypatch.setattr(seals, "add_seal", add_seal)
     try:
@@ -309,11 +310,12 @@ def test_a_setsid_grandchild_is_killed_before_the_log_is_sealed(
     finally:
         kill_if_alive(pidfile)
     assert at_seal == [True]
-    assert meta["containment"] in expected_mechanisms(mode)
-    assert meta["containment_killed"] >= 1  # the grandchild (and its sleep, if it ran)
+    assert meta.containment in expected_mechanisms(mode)
+    assert (meta.containment_killed or 0) >= 1  # the grandchild (and its sleep, if it ran)
     assert "stray still writing" in paths["log_path"].read_text()
     # nobody wrote to the log after its seal
-    assert seals.verify_log(paths["log_path"], meta[seals.SEAL_KEY]) == (None, None)
+    assert meta.log_seal is not None
+    assert seals.verify_log(paths["log_path"], meta.log_seal) == (None, None)
 
 
 @pytest.mark.parametrize(

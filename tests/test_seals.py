@@ -17,6 +17,7 @@ from scripts.analysis import runs_table
 from scripts.campaign import archive as campaign
 from scripts.campaign import status
 from scripts.core.layout import result_files
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.run import seals
 from scripts.run.published.run import import_run
 from scripts.run.result_json import write_result
@@ -51,7 +52,7 @@ def finished_run(root: Path, run: str = "01", *, sealed: bool = True) -> Path:
     (d / "mlperf.log").write_text(LOG)
     meta = {"benchmark": "b", "system": "s", "run": int(run), "seed": 7}
     if sealed:
-        seals.add_seal(meta, d / "mlperf.log")
+        meta[seals.SEAL_KEY] = seals.seal(d / "mlperf.log")
     (d / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     write_result(d / "mlperf.log", d / "run.json", QUALITY, "run_stop", d / "result.json")
     return d
@@ -210,10 +211,10 @@ def test_read_json_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "result.json"
     bad.write_text('{"run": 1, "conv')
     with pytest.raises(seals.CorruptFile, match=r"result\.json is not valid JSON \(16 bytes"):
-        seals.read_json(bad)
+        ResultRecord.read(bad)
     bad.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(seals.CorruptFile, match="is not valid JSON"):
-        seals.read_json(bad)
+        ResultRecord.read(bad)
 
 
 def test_the_tables_name_a_half_written_result_never_a_bare_decode_error(tmp_path: Path) -> None:
@@ -295,8 +296,7 @@ def test_a_redone_run_is_checked_against_its_new_seal_not_the_cached_one(
     assert check(tmp_path).tampered == {}
     # the run is redone: a new log of another size, and a new run.json with its seal
     (d / "mlperf.log").write_text(LOG + LOG)
-    meta = seals.add_seal(json.loads((d / "run.json").read_text()), d / "mlperf.log")
-    (d / "run.json").write_text(json.dumps(meta, indent=2))
+    seals.add_seal(RunRecord.read(d / "run.json"), d / "mlperf.log").write(d / "run.json")
     write_result(d / "mlperf.log", d / "run.json", QUALITY, "run_stop", d / "result.json")
     assert check(tmp_path) == seals.SystemCheck("b", "s")
 
@@ -325,7 +325,7 @@ def test_an_imported_run_is_sealed(tmp_path: Path) -> None:
         "comparability": {},
     }
     meta = import_run(source, spec, d / "mlperf.log", d / "run.json")
-    assert meta[seals.SEAL_KEY]["sha256"] == meta["source_sha256"]
+    assert meta.log_seal is not None and meta.log_seal["sha256"] == meta.source_sha256
     assert json.loads((d / "run.json").read_text())[seals.SEAL_KEY]["size"] == source.stat().st_size
 
 

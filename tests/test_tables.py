@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scripts.analysis import run_columns, summary_columns, summary_table, tables
+from scripts.core.run_records import RunRecord
 from scripts.run.result_json import parse_run
 
 LOG = (
@@ -26,18 +27,18 @@ LOG = (
     )
     + "\n"
 )
-META = {
-    "benchmark": "gnmt",
-    "system": "local",
-    "run": 4,
-    "seed": 42,
-    "scale": "toy",
-    "host": "h",
-    "started_utc": "2026-01-01T00:00:00+00:00",
-    "wall_s": 12.0,
-    "fingerprint": "fp",
-    "config_fingerprint": "cfp",
-}
+META = RunRecord.of(
+    benchmark="gnmt",
+    system="local",
+    run=4,
+    seed=42,
+    scale="toy",
+    host="h",
+    started_utc="2026-01-01T00:00:00+00:00",
+    wall_s=12.0,
+    fingerprint="fp",
+    config_fingerprint="cfp",
+)
 QUALITY = {"metric": "bleu", "target": 90.0, "direction": "higher"}
 
 
@@ -45,17 +46,17 @@ def test_parse_run_takes_time_from_run_start_and_run_stop(tmp_path: Path) -> Non
     log = tmp_path / "mlperf.log"
     log.write_text(LOG)
     r = parse_run(log, META, QUALITY)
-    assert r["time_to_train_s"] == 10.5 and r["converged"] is True
-    assert r["seed"] == 42 and r["run"] == 4 and r["final_quality"] == 91.5
-    assert r["fingerprint"] == "fp" and r["problems"] == []
-    json.dumps(r)  # serialisable
+    assert r.time_to_train_s == 10.5 and r.converged is True
+    assert r.seed == 42 and r.run == 4 and r.final_quality == 91.5
+    assert r.fingerprint == "fp" and r.problems == []
+    json.dumps(r.to_json())  # serialisable
 
 
 def test_a_log_seed_that_differs_from_the_configured_one_is_reported(tmp_path: Path) -> None:
     log = tmp_path / "mlperf.log"
     log.write_text(LOG)
-    r = parse_run(log, {**META, "seed": 7}, QUALITY)
-    assert any("differs" in p for p in r["problems"])
+    r = parse_run(log, META.updated(seed=7), QUALITY)
+    assert any("differs" in p for p in r.problems or [])
 
 
 def rows(times: list[float | None], converged: list[bool], fp: str = "fp") -> pd.DataFrame:

@@ -52,7 +52,8 @@ from scripts.analysis.report_html import (
     table_by_system,
     table_columns,
 )
-from scripts.core import formats, hashing, layout
+from scripts.core import hashing, layout
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.core.safe_csv import read_csv
 from scripts.run import backends
 
@@ -129,7 +130,7 @@ def provenance(
         ("backend", config.get("backend")),
         ("fingerprint", fingerprint),
     ]
-    metas = [formats.read_json(p, "run.json") for p in sorted(system_dir.glob("run_*/run.json"))]
+    metas = [RunRecord.read(p) for p in sorted(system_dir.glob("run_*/run.json"))]
     if backends.get(config["backend"]).imports:
         items += _imported_provenance(config, metas)
     else:
@@ -138,13 +139,13 @@ def provenance(
 
 
 def _imported_provenance(
-    config: Mapping[str, Any], metas: Sequence[Mapping[str, Any]]
+    config: Mapping[str, Any], metas: Sequence[RunRecord]
 ) -> list[tuple[str, Any]]:
     """An imported system: its folder, what the submission says about its hardware, and the
     source log of every run."""
     items: list[tuple[str, Any]] = []
     items.append(("import_dir", config.get("import_dir")))
-    sub = metas[0].get("submission", {}) if metas else {}
+    sub = metas[0].submission if metas else {}
     for key in ("org", "platform", "division", "status"):
         items.append((f"submission {key}", sub.get(key)))
     entry = sub.get("entry")
@@ -159,13 +160,13 @@ def _imported_provenance(
         if isinstance(libs, dict):
             items.append(("libraries", ", ".join(f"{k} {v}" for k, v in libs.items())))
     for m in metas:
-        run = layout.run_id(m["run"], len(metas))
-        items.append((f"run {run}", _with(m.get("source"), "sha256 ", m.get("source_sha256"))))
+        run = layout.run_id(m.run, len(metas))
+        items.append((f"run {run}", _with(m.source, "sha256 ", m.source_sha256)))
     return items
 
 
 def _local_provenance(
-    config: Mapping[str, Any], system_dir: Path, metas: Sequence[Mapping[str, Any]]
+    config: Mapping[str, Any], system_dir: Path, metas: Sequence[RunRecord]
 ) -> list[tuple[str, Any]]:
     """A system that ran here: its resources, its environment.json, its image, its command."""
     items: list[tuple[str, Any]] = []
@@ -197,9 +198,9 @@ def _local_provenance(
     if image:  # a container backend's: the software is the image's
         items.append(("image", _with(image.get("tag"), "", image.get("image_id"))))
     if metas:
-        items.append(("command of run 01", metas[0].get("command")))
+        items.append(("command of run 01", metas[0].command))
         # a container backend's command line (run.json: docker_argv, podman_argv)
-        argv = metas[0].get(f"{metas[0].get('backend')}_argv")
+        argv = metas[0].argv_of(metas[0].backend)
         if argv:
             items.append((f"{argv[0]} run of run 01", shlex.join(argv)))
     return items
@@ -233,7 +234,7 @@ def render(
     bench = context.get("benchmark", {})
     systems_cfg = context.get("systems", {})
     results = [
-        formats.read_json(p, "result.json")
+        ResultRecord.read(p)
         for system in sorted(systems_cfg)
         for p in sorted((results_dir / system).glob("run_*/result.json"))
     ]

@@ -15,6 +15,7 @@ import pandas as pd
 from scripts.analysis import stats
 from scripts.analysis.report_cells import fmt_s, is_missing
 from scripts.analysis.run_columns import names_log_problems
+from scripts.core.run_records import ResultRecord
 from scripts.mlperf import compliance
 from scripts.run import hostload
 
@@ -55,7 +56,7 @@ def warnings(
     summary: pd.DataFrame,
     comparison: pd.DataFrame,
     benchmark: Mapping[str, Any],
-    results: Sequence[Mapping[str, Any]],
+    results: Sequence[ResultRecord],
     reference_note: str = "",
 ) -> list[str]:
     """Every warning of the page: what was found, the threshold, and what to do."""
@@ -77,15 +78,15 @@ def warnings(
     out.extend(shared_core_warnings(results))
     out.extend(seed_warnings(results))
     for r in results:
-        expected = r.get("converged") is False
-        named = set(r.get("log_problems") or [])
-        for problem in r.get("problems") or []:
+        expected = r.converged is False
+        named = set(r.log_problems or [])
+        for problem in r.problems or []:
             if problem in named:
                 continue  # in its log-problem warning
             if expected and ("does not meet target" in problem or "status is" in problem):
                 continue
-            where = f" (in {r['log']})" if r.get("log") else ""
-            out.append(f"{r['system']} run {r['run']}: {problem}{where}.")
+            where = f" (in {r.log})" if r.log else ""
+            out.append(f"{r.system} run {r.run}: {problem}{where}.")
     return out
 
 
@@ -134,14 +135,14 @@ def system_warnings(row: Mapping[str, Any], required: int) -> list[str]:
     return out
 
 
-def shared_core_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def shared_core_warnings(results: Sequence[ResultRecord]) -> list[str]:
     """One warning per system whose runs shared their cores with other work: others used at
     least hostload.BUSY_CORES cores on average during the run (result.json ``host_busy``)."""
     busy: dict[str, list[tuple[int, float, Any]]] = {}
     for r in results:
-        x = r.get("host_busy")
+        x = r.host_busy
         if x is not None and not is_missing(x) and float(x) >= hostload.BUSY_CORES:
-            busy.setdefault(r["system"], []).append((int(r["run"]), float(x), r.get("load_1m")))
+            busy.setdefault(r.system, []).append((int(r.run), float(x), r.load_1m))
     out = []
     for system, runs in sorted(busy.items()):
         runs.sort()
@@ -157,12 +158,12 @@ def shared_core_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def seed_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def seed_warnings(results: Sequence[ResultRecord]) -> list[str]:
     """The MLPerf package checker's seed rule: every run of a system its own seed."""
     seeds: dict[str, dict[str, int | None]] = {}
     for r in results:
-        seed = r.get("seed")
-        seeds.setdefault(r["system"], {})[str(r["run"])] = (
+        seed = r.seed
+        seeds.setdefault(r.system, {})[str(r.run)] = (
             None if seed is None or is_missing(seed) else int(seed)
         )
     return [
@@ -172,15 +173,15 @@ def seed_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def log_problem_warnings(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def log_problem_warnings(results: Sequence[ResultRecord]) -> list[str]:
     """One warning per run whose log is not a valid MLPerf log of a finished run, naming the
     file and every problem (scripts.mlperf.log_validity.log_problems)."""
     out = []
     for r in results:
-        problems = r.get("log_problems") or []
+        problems = r.log_problems or []
         if problems:
             out.append(
-                f"{r['system']} run {r['run']}: {r.get('log') or 'its log'} is not a valid "
+                f"{r.system} run {r.run}: {r.log or 'its log'} is not a valid "
                 f"MLPerf log of a finished run: {'; '.join(problems)}. It counts as a run "
                 "without a result (not converged, dropped as the slowest), as mlperf-logging's "
                 "result summarizer counts a log that fails the compliance check."

@@ -8,11 +8,11 @@ registries (:mod:`scripts.analysis.summary_columns`, :mod:`scripts.analysis.comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from scripts.core.run_records import ResultRecord
 from scripts.run.published.folder import SYSTEM_COLUMNS
 
 RUN_COLUMNS = [
@@ -67,10 +67,10 @@ EVAL_COLUMNS = ["benchmark", "system", "run", "epoch", "quality", "time_s", "con
 LOG_PROBLEMS_SEP = "; "
 
 
-def log_problems_cell(result: Mapping[str, Any]) -> str:
+def log_problems_cell(result: ResultRecord) -> str:
     """runs.csv's log_problems of one result: "" when the log is valid, else every problem,
     joined by "; " (a result.json written before log_problems existed has none)."""
-    return LOG_PROBLEMS_SEP.join(str(p) for p in result.get("log_problems") or [])
+    return LOG_PROBLEMS_SEP.join(str(p) for p in result.log_problems or [])
 
 
 def names_log_problems(cell: Any) -> bool:

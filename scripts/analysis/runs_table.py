@@ -21,27 +21,27 @@ from typing import Any
 import pandas as pd
 
 from scripts.analysis.run_columns import LOG_PROBLEMS_SEP, RUN_COLUMNS, log_problems_cell
-from scripts.core.formats import read_json
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.mlperf import compliance
 from scripts.run.published.folder import SYSTEM_COLUMNS
 from scripts.run.result_json import compliance_of
 
 
-def _interval(result: Mapping[str, Any]) -> tuple[float, float] | None:
+def _interval(result: ResultRecord) -> tuple[float, float] | None:
     """(start, end) in epoch seconds of a run's (last) attempt, from the runner's record."""
-    start, wall = result.get("started_utc"), result.get("runner_wall_s")
+    start, wall = result.started_utc, result.runner_wall_s
     if not start or wall is None:
         return None
     t0 = dt.datetime.fromisoformat(start).timestamp()
     return t0, t0 + float(wall)
 
 
-def overlapping_runs(results: Sequence[Mapping[str, Any]]) -> list[int]:
+def overlapping_runs(results: Sequence[ResultRecord]) -> list[int]:
     """For each run, how many other runs were executing at the same time on a host it used
     (concurrent runs on one machine disturb each other's times; runs on different nodes of a
     cluster do not count)."""
     spans = [_interval(r) for r in results]
-    hosts = [set(r.get("hosts") or [r.get("host")]) for r in results]
+    hosts = [set(r.hosts or [r.host]) for r in results]
     counts = []
     for i, span in enumerate(spans):
         n = 0
@@ -60,19 +60,19 @@ def run_provenance(result_file: Path) -> dict[str, Any]:
     here), ``olympic_drop`` (1) and the
     system columns of its ``system_json`` (None each)."""
     meta_path = Path(result_file).with_name("run.json")
-    meta = read_json(meta_path, "run.json") if meta_path.is_file() else {}
-    system = meta.get("system_json") or {}
+    meta = RunRecord.read(meta_path) if meta_path.is_file() else RunRecord.from_json({})
+    system = meta.system_json or {}
     return {
         # a published run: its folder's factor (1.0 without scaling.json) is in run.json
-        "published": "rcp_scaling_factor" in meta,
-        "rcp_scaling_factor": float(meta.get("rcp_scaling_factor", 1.0)),
-        "olympic_drop": int(meta.get("olympic_drop", 1)),
+        "published": meta.has("rcp_scaling_factor"),
+        "rcp_scaling_factor": float(meta.rcp_scaling_factor),
+        "olympic_drop": int(meta.olympic_drop),
         **{c: system.get(c) for c in SYSTEM_COLUMNS},
     }
 
 
 def own_rcp(
-    results: Sequence[Mapping[str, Any]], provenance: Sequence[Mapping[str, Any]]
+    results: Sequence[ResultRecord], provenance: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """Per system whose runs were made here (no published factor in run.json) and whose
     benchmark is MLPerf's (result.json's compliance_ruleset): mlperf-logging's RCP checker on
@@ -81,10 +81,10 @@ def own_rcp(
     logs: dict[str, list[str]] = {}
     rulesets: dict[str, str] = {}
     for r, p in zip(results, provenance, strict=True):
-        if p["published"] or not r.get("compliance_ruleset") or not r.get("log"):
+        if p["published"] or not r.compliance_ruleset or not r.log:
             continue
-        logs.setdefault(r["system"], []).append(str(r["log"]))
-        rulesets[r["system"]] = str(r["compliance_ruleset"])
+        logs.setdefault(r.system, []).append(str(r.log))
+        rulesets[r.system] = str(r.compliance_ruleset)
     return {s: compliance.rcp_verdict(logs[s], ruleset=rulesets[s]) for s in sorted(logs)}
 
 
@@ -103,37 +103,37 @@ def _rcp_cells(system: str, published: bool, verdicts: Mapping[str, Any]) -> dic
 def collect(result_files: Sequence[Path]) -> pd.DataFrame:
     """runs.csv: one row per result.json (with :func:`run_provenance` of its run.json, and
     :func:`own_rcp` for the runs made here of an MLPerf benchmark)."""
-    results = [read_json(Path(f), "result.json") for f in result_files]  # a corrupt one is named
+    results = [ResultRecord.read(Path(f)) for f in result_files]  # a corrupt one is named
     provenance = [run_provenance(Path(f)) for f in result_files]
     verdicts = own_rcp(results, provenance)
     rows = []
     for r, p, n in zip(results, provenance, overlapping_runs(results), strict=True):
         row = {
-            **r,
-            "gpu_devices": ",".join(r.get("gpu_devices") or []),
+            **r.to_json(),  # every key of the file, as the columns name them
+            "gpu_devices": ",".join(r.gpu_devices or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
-            "power_problems": LOG_PROBLEMS_SEP.join(map(str, r.get("power_problems") or [])),
+            "power_problems": LOG_PROBLEMS_SEP.join(map(str, r.power_problems or [])),
             **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
             **{k: v for k, v in p.items() if k != "published"},
         }
-        row.update(_rcp_cells(r["system"], p["published"], verdicts))
+        row.update(_rcp_cells(r.system, p["published"], verdicts))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return frame.sort_values(["system", "run"], kind="stable").reset_index(drop=True)
 
 
-def eval_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def eval_rows(result: ResultRecord) -> list[dict[str, Any]]:
     """One row per evaluation of one run (from its result.json's eval_history)."""
     return [
         {
-            "benchmark": result["benchmark"],
-            "system": result["system"],
-            "run": result["run"],
+            "benchmark": result.benchmark,
+            "system": result.system,
+            "run": result.run,
             "epoch": epoch,
             "quality": quality,
             "time_s": since,
-            "converged": result.get("converged"),
+            "converged": result.converged,
         }
-        for epoch, quality, since in result.get("eval_history") or []
+        for epoch, quality, since in result.eval_history or []
     ]

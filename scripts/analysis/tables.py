@@ -37,23 +37,21 @@ from scripts.analysis.comparison_table import choose_reference, compare
 from scripts.analysis.run_columns import EVAL_COLUMNS, RUN_COLUMNS
 from scripts.analysis.runs_table import collect, eval_rows
 from scripts.analysis.summary_table import AggregationError, summarize, summarize_partial
-from scripts.core import formats
-from scripts.core.formats import CorruptFile, NewerFormat, read_json
-from scripts.core.hashing import write_json
+from scripts.core.formats import CorruptFile, NewerFormat
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.core.safe_csv import read_csv, write_csv
 from scripts.run.result_json import parse_run, verdict_of
 
 
 def _parse(args: argparse.Namespace) -> int:
     """mlperf.log + run.json -> result.json."""
-    meta = formats.read_json(args.meta, "run.json")
+    meta = RunRecord.read(args.meta)
     quality = json.loads(args.quality_json)
     verdict = verdict_of(args.log, args.compliance_ruleset, args.compliance_cache)
-    parsed = parse_run(args.log, meta, quality, args.time_to_train, verdict)
-    result = formats.stamped("result.json", parsed)
-    write_json(args.output, result)
-    state = "converged" if result["converged"] else "did NOT converge"
-    print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
+    result = parse_run(args.log, meta, quality, args.time_to_train, verdict)
+    result.write(args.output)
+    state = "converged" if result.converged else "did NOT converge"
+    print(f"run {result.run}: {state}, time to train {result.time_to_train_s} s")
     return 0
 
 
@@ -106,7 +104,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _evals(args: argparse.Namespace) -> int:
     """result.json files -> evals.csv."""
-    rows = [r for f in args.results for r in eval_rows(read_json(Path(f), "result.json"))]
+    rows = [r for f in args.results for r in eval_rows(ResultRecord.read(Path(f)))]
     write_csv(pd.DataFrame(rows, columns=EVAL_COLUMNS), args.output)
     return 0
 

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing, layout
+from scripts.core import hashing, layout
 from scripts.core.records import differences
+from scripts.core.run_records import RunRecord
 from scripts.data.tree import tree_digest_of
 from scripts.data.verify import verified_manifest_sha256
 
@@ -67,12 +68,12 @@ def incomparable_runs(
         if not meta_path.exists():
             continue
         try:
-            meta = formats.read_json(meta_path, "run.json")
+            meta = RunRecord.read(meta_path)
         except (OSError, ValueError):
             continue
-        if "comparability" in meta:
-            diffs = differences(meta["comparability"], current["comparability"])
-        elif meta.get("config_fingerprint") != current.get("config_fingerprint"):
+        if meta.has("comparability"):
+            diffs = differences(meta.comparability, current["comparability"])
+        elif meta.config_fingerprint != current.get("config_fingerprint"):
             diffs = ["the configuration (fingerprint) changed"]
         else:
             diffs = []
@@ -81,7 +82,8 @@ def incomparable_runs(
             ("dataset_tree_sha256", "the unpacked dataset (dataset.manifest.json)"),
             ("environment_digest", "the environment (environment.json digest)"),
         ):
-            if current.get(key) and meta.get(key) and meta[key] != current[key]:
+            recorded = getattr(meta, key)  # a field of RunRecord named as its key
+            if current.get(key) and recorded and recorded != current[key]:
                 diffs.append(f"{label} changed")
         if diffs:
             found[run_id] = diffs

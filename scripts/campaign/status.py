@@ -23,6 +23,7 @@ from typing import Any
 from scripts.campaign import config_checks, topology
 from scripts.core import formats, layout
 from scripts.core.config import ConfigError
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.run import cluster, seals
 
 
@@ -63,8 +64,8 @@ def _check_run_json(path: Path) -> None:
     """Raise NewerFormat for a run.json of a newer workflow; one that cannot be read is named
     by the workflow when it parses the run."""
     try:
-        formats.read_json(path, "run.json")
-    except (OSError, formats.CorruptFile):
+        RunRecord.read(path)
+    except (OSError, formats.CorruptFile):  # NotAnObject too
         pass
 
 
@@ -105,20 +106,18 @@ def finished_run_state(d: Path, benchmark: str, system: str, run_id: str) -> Run
         redo = seals.rerun_command(benchmark, system, run_id)
         return RunState(run_id, "tampered", f"{detail}; redo it: {redo}")
     try:
-        r = seals.read_json(d / "result.json", "result.json")
-    except seals.CorruptFile as exc:
+        r = ResultRecord.read(d / "result.json")
+    except formats.CorruptFile as exc:  # NotAnObject too: "<path> is not a JSON object"
         state, detail = "corrupt_result", str(exc)
-    if state == "corrupt_result" or not isinstance(r, dict):
-        why = detail or f"{d / 'result.json'} is not a JSON object"
+    if state == "corrupt_result":
         redo = "the next invocation re-parses its log (no training)"
-        return RunState(run_id, "corrupt", f"{why}; {redo}")
-    conv = "converged" if r.get("converged") else "NOT converged"
+        return RunState(run_id, "corrupt", f"{detail}; {redo}")
+    conv = "converged" if r.converged else "NOT converged"
     unsealed = " (unsealed: from before sealing)" if state == "unsealed" else ""
     return RunState(
         run_id,
         "done",
-        f"{conv}, {r.get('time_to_train_s')} s, {r.get('epochs')} epochs, seed {r.get('seed')}"
-        + unsealed,
+        f"{conv}, {r.time_to_train_s} s, {r.epochs} epochs, seed {r.seed}" + unsealed,
     )
 
 

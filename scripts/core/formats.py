@@ -4,7 +4,9 @@
 and ``dataset.manifest.json`` carry ``format_version``. :func:`read_json` refuses a file of a
 newer version than this workflow reads (:class:`NewerFormat`, one line naming the file), reads
 a file without ``format_version`` as version 1 (every file written before versions existed),
-and names a file that is not JSON (:class:`CorruptFile`). Imports nothing from the package.
+and names a file that is not JSON (:class:`CorruptFile`). ``run.json`` and ``result.json`` are
+read and written as records, with their versions and the versions' history:
+:mod:`scripts.core.run_records`. Imports nothing from the package.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from typing import Any
 
 FORMAT_KEY = "format_version"
 
-# The highest version of each file that this workflow reads (and the one it writes).
+# The highest version of each file that this workflow reads (and the one it writes); run.json's
+# and result.json's are their records' (scripts/core/run_records.py: RunRecord.VERSION).
 VERSIONS: dict[str, int] = {
-    "run.json": 1,
-    "result.json": 1,
     "image.json": 1,
     "manifest.json": 1,
     "dataset.manifest.json": 1,
@@ -50,15 +51,16 @@ def stamped(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return {FORMAT_KEY: VERSIONS[kind], **data}
 
 
-def check_version(data: Any, path: Path | str, kind: str) -> int:
+def check_version(data: Any, path: Path | str, kind: str, highest: int | None = None) -> int:
     """The format version of ``data`` read from ``path`` (1 where it has none); raises
-    NewerFormat for a newer one and CorruptFile for one that is not a whole number."""
+    NewerFormat for one newer than ``highest`` (default: ``VERSIONS[kind]``) and CorruptFile
+    for one that is not a whole number."""
     if not isinstance(data, dict) or FORMAT_KEY not in data:
         return 1
     found = data[FORMAT_KEY]
     if isinstance(found, bool) or not isinstance(found, int) or found < 1:
         raise CorruptFile(f"{path} has {FORMAT_KEY} {found!r}, not a version number (1, 2, ...)")
-    highest = VERSIONS[kind]
+    highest = VERSIONS[kind] if highest is None else highest
     if found > highest:
         raise NewerFormat(
             f"{path} has {FORMAT_KEY} {found}, but this workflow reads {kind} up to version "

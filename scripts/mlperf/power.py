@@ -434,10 +434,9 @@ def energy_j(power: Mapping[str, Any] | None, time_to_train: float | None) -> fl
     return total
 
 
-def result_fields(meta: Mapping[str, Any], time_to_train_s: Any) -> dict[str, Any]:
+def result_fields(block: Mapping[str, Any] | None, time_to_train_s: Any) -> dict[str, Any]:
     """result.json's ``energy_j`` (:func:`energy_j` of run.json's ``power`` block and the
     run's time to train) and ``power_problems`` (the block's problems; [] without one)."""
-    block = meta.get("power")
     return {
         "energy_j": energy_j(block, time_to_train_ms(time_to_train_s)),
         "power_problems": list((block or {}).get("problems") or []),

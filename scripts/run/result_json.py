@@ -21,52 +21,50 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing
+from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.mlperf import checker_outcome, compliance, power
 from scripts.mlperf.log_events import ParsedLog
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
 from scripts.run import seals
 
-COMPLIANCE_KEY = "compliance"
-COMPLIANCE_DETAIL_KEY = "compliance_detail"
 NO_COMPLIANCE_RULESET = "no --compliance-ruleset given"
 
 
-def compliance_of(result: Mapping[str, Any]) -> tuple[str, str]:
+def compliance_of(result: ResultRecord) -> tuple[str, str]:
     """(compliance, compliance_detail) of a result.json; one written before the fields
     existed, or without a ruleset, is ("not applicable", "")."""
-    status = result.get(COMPLIANCE_KEY)
+    status = result.compliance
     if status not in compliance.STATUSES:
         return compliance.NOT_APPLICABLE, ""
-    return str(status), str(result.get(COMPLIANCE_DETAIL_KEY) or "")
+    return str(status), str(result.compliance_detail or "")
 
 
-def run_place(meta: Mapping[str, Any]) -> dict[str, Any]:
+def run_place(meta: RunRecord) -> dict[str, Any]:
     """When and where the run ran (run.json): its start, the runner's wall time, its host and
     nodes, its GPUs (and who assigned them), its Slurm job."""
     return {
-        "started_utc": meta.get("started_utc"),
-        "runner_wall_s": meta.get("wall_s"),
-        "host": meta.get("host"),
-        "hosts": meta.get("hosts") or [meta.get("host")],
-        "nodes": meta.get("nodes", 1),
-        "gpu_devices": meta.get("gpu_devices", []),
-        "gpu_assignment": meta.get("gpu_assignment"),
-        "slurm_job_id": meta.get("slurm_job_id"),
-        "slurm_job_nodelist": meta.get("slurm_job_nodelist"),
+        "started_utc": meta.started_utc,
+        "runner_wall_s": meta.wall_s,
+        "host": meta.host,
+        "hosts": meta.hosts or [meta.host],
+        "nodes": meta.nodes,
+        "gpu_devices": meta.gpu_devices,
+        "gpu_assignment": meta.gpu_assignment,
+        "slurm_job_id": meta.slurm_job_id,
+        "slurm_job_nodelist": meta.slurm_job_nodelist,
     }
 
 
-def run_conditions(meta: Mapping[str, Any]) -> dict[str, Any]:
+def run_conditions(meta: RunRecord) -> dict[str, Any]:
     """result.json's ``cache`` (cold | warm), ``dataset_resident`` (the fraction of the dataset
     in the page cache just before the start), ``host_busy`` (the others' CPU per second of the
     run, in cores; None where unknown: a container's, an imported run) and ``load_1m``."""
-    host = meta.get("host_load") or {}
-    residency = meta.get("dataset_residency") or {}
+    host = meta.host_load or {}
+    residency = meta.dataset_residency or {}
     loads = [x for x in (host.get("load_1m_start"), host.get("load_1m_end")) if x is not None]
     return {
-        "cache": meta.get("cache"),
+        "cache": meta.cache,
         "dataset_resident": residency.get("fraction"),
         "host_busy": host.get("host_busy"),
         "load_1m": max(loads) if loads else None,
@@ -103,15 +101,15 @@ def _published_outcome(
     out: dict[str, Any],
     problems: list[str],
     parsed: ParsedLog,
-    meta: Mapping[str, Any],
+    meta: RunRecord,
     verdict: compliance.Verdict,
 ) -> None:
     """An imported run's outcome: a log that run.json's ``import_problems`` reject (the log
     of another benchmark, an unreadable one) has no result; otherwise, one that passed a
     v0.7-or-later checker counts as the result summarizer counts it
     (:mod:`scripts.mlperf.checker_outcome`)."""
-    rejected = [str(p) for p in meta.get("import_problems") or []]
-    problems += [f"note: {n}" for n in meta.get("import_notes") or []]
+    rejected = [str(p) for p in meta.import_problems or []]
+    problems += [f"note: {n}" for n in meta.import_notes or []]
     if rejected:
         out["log_problems"] = [*rejected, *out["log_problems"]]
         out["valid_log"] = False
@@ -119,7 +117,7 @@ def _published_outcome(
         out["time_to_train_s"] = None
         out["epochs_to_converge"] = None
         problems[:0] = rejected
-    elif checker_outcome.checker_decides(meta, verdict.status, verdict.ruleset):
+    elif checker_outcome.checker_decides(meta.backend, verdict.status, verdict.ruleset):
         checker = f"compliance checker of {verdict.checker or 'mlperf-logging'} "
         checker += f"(ruleset {verdict.ruleset})"
         checker_outcome.as_checker_decides(out, problems, parsed, checker)
@@ -127,15 +125,15 @@ def _published_outcome(
 
 def parse_run(
     log: Path,
-    meta: Mapping[str, Any],
+    meta: RunRecord,
     quality: Mapping[str, Any],
     time_to_train: str = "run_stop",
     verdict: compliance.Verdict | None = None,
     *,
     parsed: ParsedLog | None = None,
-) -> dict[str, Any]:
-    """The result of one run: its log's outcome plus the runner's metadata (``parsed``: the log
-    already parsed, else it is parsed here).
+) -> ResultRecord:
+    """The result of one run (without ``log_sha256``): its log's outcome plus the runner's
+    record ``meta`` (``parsed``: the log already parsed, else it is parsed here).
 
     ``quality`` is the benchmark's quality section (target, direction, and optionally
     value_key and also_targets); ``time_to_train`` its ``log.time_to_train``; ``verdict``
@@ -155,36 +153,36 @@ def parse_run(
     # the log's submission_benchmark (e.g. gnmt) never replaces the workflow's benchmark name
     out["submission_benchmark"] = out.pop("benchmark")
     problems = list(out.pop("problems"))
-    if outcome.seed is not None and outcome.seed != meta.get("seed"):
-        problems.append(f"log seed {outcome.seed} differs from the configured {meta.get('seed')}")
+    if outcome.seed is not None and outcome.seed != meta.seed:
+        problems.append(f"log seed {outcome.seed} differs from the configured {meta.seed}")
     verdict = _judged(out, problems, verdict)
     _published_outcome(out, problems, parsed, meta, verdict)
-    energy = power.result_fields(meta, out["time_to_train_s"])  # never changes convergence
+    energy = power.result_fields(meta.power, out["time_to_train_s"])  # never changes convergence
     problems += energy["power_problems"]
-    return {
-        "benchmark": meta["benchmark"],
-        "system": meta["system"],
-        "run": meta["run"],
-        "seed": outcome.seed if outcome.seed is not None else meta.get("seed"),
-        "scale": meta.get("scale"),
+    fields = {  # in result.json's order (out's seed, the log's, replaces the first one's value)
+        "benchmark": meta.benchmark,
+        "system": meta.system,
+        "run": meta.run,
+        "seed": outcome.seed if outcome.seed is not None else meta.seed,
+        "scale": meta.scale,
         "quality_metric": quality.get("metric"),
         **out,
         **run_place(meta),
-        # what the run measured under (scripts/run/runner.py): the page cache of its dataset
-        # just before it started, and what else used the machine meanwhile
+        # the page cache of its dataset and what else used the machine (scripts/run/runner.py)
         **run_conditions(meta),
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,
         # energy_j and power_problems of a published power result (scripts/mlperf/power.py)
         **energy,
-        COMPLIANCE_KEY: verdict.status,
-        COMPLIANCE_DETAIL_KEY: verdict.detail,
+        "compliance": verdict.status,
+        "compliance_detail": verdict.detail,
         "compliance_ruleset": verdict.ruleset,
         "compliance_checker": verdict.checker or None,
-        "fingerprint": meta.get("fingerprint"),
-        "config_fingerprint": meta.get("config_fingerprint"),
+        "fingerprint": meta.fingerprint,
+        "config_fingerprint": meta.config_fingerprint,
     }
+    return ResultRecord.of(**fields)
 
 
 def write_result(
@@ -197,17 +195,15 @@ def write_result(
     compliance_ruleset: str | None = None,
     compliance_cache: Path | None = None,
     parsed: ParsedLog | None = None,
-) -> dict[str, Any]:
+) -> ResultRecord:
     """Parse a finished run and write its result.json (atomically), with the sha256 of the log
     it was parsed from (scripts/run/seals.py); with ``compliance_ruleset``, the log's compliance
     verdict (cached in ``compliance_cache``). ``parsed``: the log already parsed."""
-    meta = formats.read_json(meta_path, "run.json")
+    meta = RunRecord.read(meta_path)
     verdict = verdict_of(log, compliance_ruleset, compliance_cache)
-    result = formats.stamped(
-        "result.json", parse_run(log, meta, quality, time_to_train, verdict, parsed=parsed)
-    )
-    result[seals.RESULT_KEY] = seals.parsed_from(log, meta)
-    hashing.write_json(output, result)
+    result = parse_run(log, meta, quality, time_to_train, verdict, parsed=parsed)
+    result = result.updated(log_sha256=seals.parsed_from(log, meta))
+    result.write(output)
     return result
 
 
@@ -247,7 +243,7 @@ def write_result_if_asked(args: argparse.Namespace, log: Path, meta: Path) -> No
         compliance_ruleset=getattr(args, "compliance_ruleset", None),
         compliance_cache=getattr(args, "compliance_cache", None),
     )
-    state = "converged" if result["converged"] else "did NOT converge"
-    print(f"run {result['run']}: {state}, time to train {result['time_to_train_s']} s")
-    if result[COMPLIANCE_KEY] == "fail":
-        print(f"run {result['run']}: fails the compliance check: {result[COMPLIANCE_DETAIL_KEY]}")
+    state = "converged" if result.converged else "did NOT converge"
+    print(f"run {result.run}: {state}, time to train {result.time_to_train_s} s")
+    if result.compliance == "fail":
+        print(f"run {result.run}: fails the compliance check: {result.compliance_detail}")

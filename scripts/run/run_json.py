@@ -11,7 +11,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing
+from scripts.core import hashing
+from scripts.core.run_records import RunRecord
 from scripts.data.tree import tree_digest_of, tree_manifest_path
 from scripts.data.verify import verified_manifest_sha256
 from scripts.run import hostload
@@ -31,12 +32,11 @@ def run_meta(
     outcome: dict[str, Any],
     started: float,
     elapsed_s: float,
-) -> dict[str, Any]:
+) -> RunRecord:
     """run.json of a finished run (before its seal): what ran, how it ended (``outcome``:
     exit code and attempts), where, and its fingerprint over what makes runs comparable,
     with what the backend's launch records (e.g. the image and the engine's command line)."""
     meta = {
-        "format_version": formats.version("run.json"),
         "benchmark": spec.benchmark,
         "system": spec.system,
         "run": spec.run,
@@ -63,7 +63,7 @@ def run_meta(
     fingerprinted += later_fingerprint_keys(meta_path.parent.parent, meta_path.parent)
     meta["fingerprint_keys"] = sorted(fingerprinted)
     meta["fingerprint"] = hashing.canonical_sha256({k: meta[k] for k in fingerprinted})
-    return meta
+    return RunRecord.of(**meta)
 
 
 def host_load_record(load: hostload.HostLoad, launch: Launch) -> dict[str, Any]:

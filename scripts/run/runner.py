@@ -49,6 +49,7 @@ from typing import Any
 
 from scripts.core import hashing, layout
 from scripts.core.config_files import disk_full_problem
+from scripts.core.run_records import RunRecord
 from scripts.data import pagecache
 from scripts.data.tree import tree_problem, unpacked_tree
 from scripts.mlperf.log_validity import OwnRun
@@ -89,7 +90,7 @@ def execute(
     environment: Path,
     image_stamp: Path | None = None,
     user: str | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
     log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed.
 
@@ -163,7 +164,7 @@ def _attempts(
     image_stamp: Path | None = None,
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
-) -> dict[str, Any]:  # long: the retry loop (launch, attempt, record, seal), each step a call
+) -> RunRecord:  # long: the retry loop (launch, attempt, record, seal), each step a call
     tree = unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
         # the trainer reads the dataset only as unpacked (scripts/data/tree.py: tree_problem)
@@ -201,13 +202,13 @@ def _attempts(
             elapsed_s=elapsed_s,
         )
         try:
-            seals.add_seal(meta, log_path)  # the log is final: seal it (scripts/run/seals.py)
+            meta = seals.add_seal(meta, log_path)  # the log is final: seal it (run/seals.py)
         except seals.SealError as exc:  # e.g. the log changed while it was hashed
             reason = f"its log could not be sealed ({exc})"
             kept = keep_failed_log(log_path, failed_dir, spec, reason)
             report = crash_report(spec, reason, kept)
             raise RunFailed(f"{reason}; log kept as {kept}", report) from None
-        hashing.write_json(meta_path, meta, sort_keys=True)
+        meta.write(meta_path)
         print(f"runner: finished in {elapsed_s:.1f} s", flush=True)
         return meta
     raise AssertionError("unreachable")

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.core import hashing, layout
-from scripts.core.formats import CorruptFile, NewerFormat, read_json  # noqa: F401 (re-exported)
+from scripts.core.formats import CorruptFile, NewerFormat
+from scripts.core.run_records import NotAnObject, ResultRecord, RunRecord
 
 SEAL_KEY = "log_seal"
 RESULT_KEY = "log_sha256"
@@ -71,16 +72,15 @@ def seal(log: Path) -> dict[str, Any]:
     return {"size": after.st_size, "sha256": digest, "mtime_ns": after.st_mtime_ns}
 
 
-def add_seal(meta: dict[str, Any], log: Path) -> dict[str, Any]:
-    """``meta`` (a run.json record) with the seal of ``log``."""
-    meta[SEAL_KEY] = seal(log)
-    return meta
+def add_seal(meta: RunRecord, log: Path) -> RunRecord:
+    """``meta`` with the seal of ``log`` (``log_seal``)."""
+    return meta.updated(log_seal=seal(log))
 
 
-def parsed_from(log: Path, meta: Mapping[str, Any]) -> str:
+def parsed_from(log: Path, meta: RunRecord) -> str:
     """The sha256 of the log a result is parsed from: the seal's when the log's size and mtime
     still are the sealed ones (no second read of the log in the run's own job)."""
-    sealed = meta.get(SEAL_KEY)
+    sealed = meta.log_seal
     if isinstance(sealed, Mapping):
         st = log.stat()
         if (st.st_size, st.st_mtime_ns) == (sealed.get("size"), sealed.get("mtime_ns")):
@@ -186,12 +186,9 @@ def _save_cache(path: Path, runs: Mapping[str, Any]) -> None:
 def _check_result(result: Path, sealed: Mapping[str, Any] | None) -> str | None:
     """Why a run's result.json must be parsed again from its log, or None."""
     try:
-        data = read_json(result, "result.json")
-    except CorruptFile as exc:
+        recorded = ResultRecord.read(result).log_sha256
+    except CorruptFile as exc:  # NotAnObject too: "<path> is not a JSON object"
         return str(exc)
-    if not isinstance(data, dict):
-        return f"{result} is not a JSON object"
-    recorded = data.get(RESULT_KEY)
     if sealed is not None and recorded is not None and recorded != sealed["sha256"]:
         return f"{result} was parsed from another log than the sealed {LOG}"
     return None
@@ -210,10 +207,11 @@ def check_run(
     entry = dict(entry) if entry and entry.get("meta") == meta_key else None
     if entry is None:
         try:
-            meta = read_json(run_dir / "run.json", "run.json")
+            sealed = RunRecord.read(run_dir / "run.json").log_seal
+        except NotAnObject:
+            sealed = None  # nothing records what its log was: unsealed
         except CorruptFile as exc:
             return "tampered", str(exc).replace(f"{run_dir}/", "", 1), None
-        sealed = meta.get(SEAL_KEY) if isinstance(meta, dict) else None
         if sealed is not None and not _is_seal(sealed):
             return "tampered", f"run.json's {SEAL_KEY} is not a seal: {str(sealed)[:100]}", None
         entry = {"meta": meta_key, "seal": sealed}
@@ -339,11 +337,13 @@ def seal_folder(folder: Path) -> list[Path]:
     metas += sorted(folder.glob("run_*/run.json"))
     changed = []
     for meta_path in metas:
-        meta = read_json(meta_path, "run.json")
-        if not isinstance(meta, dict) or SEAL_KEY in meta or not (meta_path.parent / LOG).exists():
+        try:
+            meta = RunRecord.read(meta_path)
+        except NotAnObject:
             continue
-        add_seal(meta, meta_path.parent / LOG)
-        hashing.write_json(meta_path, meta, sort_keys=True)
+        if meta.has(SEAL_KEY) or not (meta_path.parent / LOG).exists():
+            continue
+        add_seal(meta, meta_path.parent / LOG).write(meta_path)
         changed.append(meta_path)
     return changed
 

@@ -14,7 +14,8 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, layout
+from scripts.core import layout
+from scripts.core.run_records import RunRecord
 from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 
 
@@ -95,8 +96,8 @@ def later_fingerprint_keys(system_dir: Path, this_run: Path) -> list[str]:
         if meta_path.parent == this_run:
             continue
         try:
-            used = formats.read_json(meta_path, "run.json").get("fingerprint_keys") or []
-        except (OSError, ValueError, AttributeError):
+            used = RunRecord.read(meta_path).fingerprint_keys or []
+        except (OSError, ValueError):  # CorruptFile, NotAnObject: the next one decides
             continue
         return [k for k in LATER_FINGERPRINT_KEYS if k in used]
     return list(LATER_FINGERPRINT_KEYS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.core import formats
+from scripts.core.run_records import RunRecord
 from scripts.run.backends.errors import ContainerError
 
 if TYPE_CHECKING:  # types only: not imported at run time
@@ -40,7 +41,7 @@ def check_same_image(spec: RunSpec, run_dir: Path, image_id: str) -> None:
         if meta_path.parent == run_dir:
             continue
         try:
-            other = (formats.read_json(meta_path, "run.json").get("image") or {}).get("image_id")
+            other = (RunRecord.read(meta_path).image or {}).get("image_id")
         except (OSError, ValueError):
             continue
         if other and other != image_id:

@@ -97,11 +97,11 @@ def _import_one(task: tuple[Mapping[str, Any], Mapping[str, Any]]) -> dict[str, 
         return {"dir": str(run_dir), "error": f"{source}: {exc}"}
     return {
         "dir": str(run_dir),
-        "converged": result["converged"],
-        "time_to_train_s": result["time_to_train_s"],
-        "compliance": result["compliance"],
-        "compliance_detail": result["compliance_detail"],
-        "log_problems": result["log_problems"],
+        "converged": result.converged,
+        "time_to_train_s": result.time_to_train_s,
+        "compliance": result.compliance,
+        "compliance_detail": result.compliance_detail,
+        "log_problems": result.log_problems,
     }
 
 

@@ -33,8 +33,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing, published_files
+from scripts.core import hashing, published_files
 from scripts.core.layout import result_files
+from scripts.core.run_records import RunRecord
 from scripts.mlperf import power
 from scripts.mlperf.log_events import ParsedLog
 from scripts.mlperf.log_parser import parse_file
@@ -98,7 +99,7 @@ def submission(parsed: ParsedLog) -> dict[str, Any]:
 
 def import_run(
     source: Path, spec: dict[str, Any], log_path: Path, meta_path: Path, *, parsed: Parsed = None
-) -> dict:
+) -> RunRecord:
     """Copy one published log to ``log_path`` and write its ``run.json`` to ``meta_path``.
 
     ``spec`` holds benchmark, system, run, scale, mlperf_name, config_fingerprint and
@@ -127,7 +128,7 @@ def import_run(
 
 def import_copy(
     source: Path, spec: dict[str, Any], log_path: Path, meta_path: Path, *, parsed: Parsed = None
-) -> tuple[dict[str, Any], ParsedLog]:
+) -> tuple[RunRecord, ParsedLog]:
     """:func:`import_run`, and the copied log parsed (the batch parses each log once)."""
     digest = published_files.copy_regular(source, log_path)
     parsed = parse_file(log_path) if parsed is None else parsed
@@ -142,7 +143,6 @@ def import_copy(
     seed = parsed.first("seed")
     host = _host_of(log_path)  # the copy's sha256 is copy_regular's
     meta = {
-        "format_version": formats.version("run.json"),
         "benchmark": spec["benchmark"],
         "system": spec["system"],
         "run": spec["run"],
@@ -168,9 +168,10 @@ def import_copy(
     }
     fingerprinted = {"config_fingerprint": spec["config_fingerprint"]}
     meta["fingerprint"] = hashing.canonical_sha256(fingerprinted)
-    seals.add_seal(meta, log_path)  # the imported copy is sealed like a run made here
-    hashing.write_json(meta_path, meta, sort_keys=True)
-    return meta, parsed
+    # the imported copy is sealed like a run made here
+    record = seals.add_seal(RunRecord.of(**meta), log_path)
+    record.write(meta_path)
+    return record, parsed
 
 
 def _count_notes(folder: Path, spec: Mapping[str, Any]) -> list[str]:
@@ -199,7 +200,7 @@ def _benchmark_problems(info: Mapping[str, Any], spec: Mapping[str, Any]) -> lis
 
 def unreadable_run(
     source: Path, spec: Mapping[str, Any], log_path: Path, meta_path: Path, why: str
-) -> dict[str, Any]:
+) -> RunRecord:
     """The run of a published log that cannot be read (gone since the plan was made, no
     permission, not a regular file): an empty ``mlperf.log`` and a run.json whose
     ``import_problems`` say why, so the run is one without a result and the folder's other
@@ -207,7 +208,6 @@ def unreadable_run(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     hashing.write_atomic(log_path, "")
     meta: dict[str, Any] = {
-        "format_version": formats.version("run.json"),
         **{k: spec[k] for k in ("benchmark", "system", "run", "scale")},
         "backend": "import",
         "seed": None,
@@ -227,9 +227,9 @@ def unreadable_run(
         "import_problems": [f"the published log is not read: {why}"],
         "fingerprint": hashing.canonical_sha256({"config_fingerprint": spec["config_fingerprint"]}),
     }
-    seals.add_seal(meta, log_path)
-    hashing.write_json(meta_path, meta, sort_keys=True)
-    return meta
+    record = seals.add_seal(RunRecord.of(**meta), log_path)
+    record.write(meta_path)
+    return record
 
 
 def _host_of(log: Path) -> str | None:
@@ -292,7 +292,7 @@ def run_main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    platform = meta["submission"].get("platform", "?")
+    platform = meta.submission.get("platform", "?")
     print(f"run {spec['run']}: imported {args.source} ({platform})")
     write_result_if_asked(args, args.log, args.meta)
     return 0
