@@ -48,10 +48,10 @@ NOTE_PREFIX = "note: "
 FIRST_DECIDING_RULESET = (0, 7)
 
 
-def checker_decides(backend: str | None, status: str | None, ruleset: str | None) -> bool:
-    """Whether the compliance verdict decides this run's outcome: an imported run (run.json's
-    ``backend``) whose log passed the checker of a v0.7-or-later training ruleset."""
-    if backend != "import" or status != "pass" or not ruleset:
+def checker_decides(imported: bool, status: str | None, ruleset: str | None) -> bool:
+    """Whether the compliance verdict decides this run's outcome: an imported run (its backend
+    imports published logs) whose log passed the checker of a v0.7-or-later training ruleset."""
+    if not imported or status != "pass" or not ruleset:
         return False
     try:
         version = tuple(int(x) for x in str(ruleset).split(".")[:2])

@@ -26,7 +26,8 @@ from scripts.mlperf import checker_outcome, compliance, power
 from scripts.mlperf.log_events import ParsedLog
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
-from scripts.run import seals
+from scripts.run import backends, seals
+from scripts.run.backends.errors import BackendError
 
 NO_COMPLIANCE_RULESET = "no --compliance-ruleset given"
 
@@ -117,10 +118,19 @@ def _published_outcome(
         out["time_to_train_s"] = None
         out["epochs_to_converge"] = None
         problems[:0] = rejected
-    elif checker_outcome.checker_decides(meta.backend, verdict.status, verdict.ruleset):
+    elif checker_outcome.checker_decides(_imported(meta), verdict.status, verdict.ruleset):
         checker = f"compliance checker of {verdict.checker or 'mlperf-logging'} "
         checker += f"(ruleset {verdict.ruleset})"
         checker_outcome.as_checker_decides(out, problems, parsed, checker)
+
+
+def _imported(meta: RunRecord) -> bool:
+    """Whether the run was made by a backend that imports published logs (asked of the backend,
+    never by its name); a run.json of an unknown backend was not imported."""
+    try:
+        return bool(meta.backend) and backends.get(str(meta.backend)).imports
+    except BackendError:
+        return False
 
 
 def parse_run(
