@@ -49,12 +49,9 @@ def trainer_starts(wf: Path) -> int:
     return len(list((wf / "markers").glob("run_*.*")))
 
 
-def picked_up_by_the_new_code(
-    wf: Path, overlay: str, before: dict[str, object], starts: int
-) -> None:
-    """This workflow's code in place of the old one in ``wf``: it runs no training, changes no
-    file under results/, and status sees every run done."""
-    # the new workflow's code in place of the old; results/, data/, logs/, .snakemake stay
+def new_code_in(wf: Path) -> None:
+    """This workflow's code in place of the old one in ``wf``; results/, data/, logs/,
+    .snakemake and the campaign's own files stay."""
     for part in WORKFLOW_PARTS:
         path = wf / part
         if path.is_dir():
@@ -62,6 +59,14 @@ def picked_up_by_the_new_code(
         else:
             path.unlink(missing_ok=True)
     copy_workflow(wf)
+
+
+def picked_up_by_the_new_code(
+    wf: Path, overlay: str, before: dict[str, object], starts: int
+) -> None:
+    """This workflow's code in place of the old one in ``wf``: it runs no training, changes no
+    file under results/, and status sees every run done."""
+    new_code_in(wf)
     again = snakemake(wf, TARGET, "--cores", "2", "--configfile", overlay)
     assert again.returncode == 0, again.stderr[-3000:]
     jobs = jobs_run(again.stdout + again.stderr)

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from tests.conftest import (
-    WORKFLOW_PARTS,
     copy_workflow,
     fake_campaign,
     jobs_run,
@@ -29,7 +28,12 @@ from tests.conftest import (
     snakemake,
     snapshot,
 )
-from tests.test_formats_workflow import old_workflow, picked_up_by_the_new_code, trainer_starts
+from tests.test_formats_workflow import (
+    new_code_in,
+    old_workflow,
+    picked_up_by_the_new_code,
+    trainer_starts,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -88,18 +92,6 @@ def nothing_redone(wf: Path, overlay: Path, before: dict[str, object]) -> None:
     jobs = jobs_run(again.stdout + again.stderr)
     assert not [j for j in jobs if j.startswith(("train_run", "build_image", "fetch"))], jobs
     assert snapshot(wf) == before  # every file under results/: same bytes, same mtime
-
-
-def new_code_in(wf: Path) -> None:
-    """This workflow's code in place of the old one in ``wf``; results/, data/, logs/,
-    .snakemake and the campaign's own files stay."""
-    for part in WORKFLOW_PARTS:
-        path = wf / part
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    copy_workflow(wf)
 
 
 def status_sees_every_run_done(wf: Path, overlay: Path) -> None:

@@ -26,6 +26,7 @@ from scripts.run.published.run import import_run
 from scripts.run.result_json import compliance_of, write_result
 from scripts.run.runner import execute
 from tests.conftest import REPO
+from tests.test_import import SPEC as IMPORT_SPEC
 from tests.test_run_training import good_log_command, spec
 
 RECORDS = REPO / "tests" / "data" / "records"  # see its README.md
@@ -83,17 +84,9 @@ def test_a_fresh_run_and_its_result_keep_their_bytes(tmp_path: Path, paths) -> N
 
 def test_a_fresh_import_keeps_its_bytes(tmp_path: Path) -> None:
     source = REPO / "tests" / "data" / "v06" / "dgx1_pytorch_transformer_result_0.txt"
-    spec = {
-        "benchmark": "transformer-v0.6",
-        "system": "dgx1",
-        "run": 1,
-        "scale": "MLPerf",
-        "mlperf_name": "transformer",
-        "config_fingerprint": "cfp",
-        "comparability": {"x": 1},
-    }
+    import_spec = dict(IMPORT_SPEC)
     d = tmp_path / "run_01"
-    meta = import_run(source, spec, d / "mlperf.log", d / "run.json")
+    meta = import_run(source, import_spec, d / "mlperf.log", d / "run.json")
     result = write_result(d / "mlperf.log", d / "run.json", QUALITY, "run_stop", d / "result.json")
     assert meta.extra == {} and result.extra == {}
     assert meta.has("rcp_scaling_factor") and not meta.has("exit_code")
