@@ -34,10 +34,13 @@ def run_spec(
     run_dir: str,
     gpu_assign: str = "local",
     prepared_dir: str | None = None,
+    comparable: tuple[dict[str, Any], str] | None = None,
 ) -> RunSpec:  # long: one line per field of the RunSpec it builds
     """The spec of run number ``run`` of (benchmark, system). ``python``, ``dataset_dir`` and
     ``run_dir`` are the host's; ``gpu_assign``: "scheduler" when the run executes as a cluster
-    job (its GPUs are the job's), "local" otherwise (scripts/run/gpus.py assigns them)."""
+    job (its GPUs are the job's), "local" otherwise (scripts/run/gpus.py assigns them).
+    ``comparable``: :func:`comparable_record` of (benchmark, system), which every run of it shares,
+    for a caller that makes many (the rules: one per job); made here when not given."""
     bench, sys_ = config["benchmarks"][benchmark], config["systems"][system]
     # e.g. in a container: how it runs, and the image's python and the mount points
     container, paths = backends.get(sys_["backend"]).run_setup(
@@ -56,7 +59,7 @@ def run_spec(
         for k, v in bench["implementation"].get("env", {}).items()
     }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
-    record = comparability(config, benchmark, system)
+    record, fingerprint = comparable or comparable_record(config, benchmark, system)
     return RunSpec(
         benchmark=benchmark,
         system=system,
@@ -67,7 +70,7 @@ def run_spec(
         timeout_s=sys_.get("timeout_s") or bench.get("timeout_s"),
         threads=sys_["threads"],
         scale=bench["scale"],
-        config_fingerprint=hashing.canonical_sha256(record),
+        config_fingerprint=fingerprint,
         comparability=record,
         retries=sys_["retries"],
         gpus=sys_["gpus"],
@@ -84,6 +87,15 @@ def run_spec(
         drop_caches=bool(sys_.get("drop_caches", False)),
         **log_expectations(bench),
     )
+
+
+def comparable_record(
+    config: Mapping[str, Any], benchmark: str, system: str
+) -> tuple[dict[str, Any], str]:
+    """The comparability record of (benchmark, system) and its fingerprint, as a run spec has
+    them (``comparability`` and ``config_fingerprint``)."""
+    record = comparability(config, benchmark, system)
+    return record, hashing.canonical_sha256(record)
 
 
 def log_expectations(bench: Mapping[str, Any]) -> dict[str, Any]:

@@ -89,17 +89,17 @@ def runs_on_disk(
     """Which files each run of ``runs`` (system -> its run ids) has."""
     found = []
     for system, ids in runs.items():
-        if not (root / "results" / benchmark / system).is_dir():
+        # layout.run_dir of each run, joined once per system (10,000 runs in a dry run)
+        folder = layout.system_dir(root, benchmark, system)
+        if not folder.is_dir():
             # no run of it yet (a fresh campaign): one stat instead of three per run
             found += [
-                RunFiles(
-                    system, run, layout.run_dir(root, benchmark, system, run), False, False, False
-                )
+                RunFiles(system, run, folder / layout.run_name(run), False, False, False)
                 for run in ids
             ]
             continue
         for run in ids:
-            d = layout.run_dir(root, benchmark, system, run)
+            d = folder / layout.run_name(run)
             found.append(
                 RunFiles(
                     system,

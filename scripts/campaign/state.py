@@ -36,7 +36,6 @@ from scripts.data.checksums import HASHES
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S, Policy
 from scripts.data.sources import expand_url, sources
 from scripts.run import backends, seals
-from scripts.run.backends import image as images
 from scripts.run.backends.base import Backend
 
 
@@ -214,6 +213,9 @@ def _gather_images(
         if not stamp.exists():
             continue
         try:
+            # lazy: the image code loads only for a campaign with an image stamp
+            from scripts.run.backends import image as images
+
             spec = images.image_spec(config, benchmark, system, workflow_dir)
             why = _backend(config, system).stale_reason(stamp, spec)
         except (cfg.ConfigError, formats.NewerFormat) as exc:

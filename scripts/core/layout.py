@@ -67,8 +67,13 @@ def run_number(name: str) -> int | None:
     return parse_run_id(m.group(1)) if m else None
 
 
+def system_dir(root: Path, benchmark: str, system: str) -> Path:
+    """The folder of a system's runs of a benchmark (and its environment.json)."""
+    return root / "results" / benchmark / system
+
+
 def run_dir(root: Path, benchmark: str, system: str, run_id: str) -> Path:
-    return root / "results" / benchmark / system / run_name(run_id)
+    return system_dir(root, benchmark, system) / run_name(run_id)
 
 
 def running_marker(root: Path, benchmark: str, system: str, run_id: str) -> Path:

@@ -22,11 +22,11 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Protocol
 
 from scripts.campaign.command import command_context, render_command
-from scripts.campaign.run_specs import compliance_ruleset, run_spec
+from scripts.campaign.run_specs import comparable_record, compliance_ruleset, run_spec
 from scripts.campaign.topology import benchmark_systems, system_run_ids
 from scripts.core import layout
 from scripts.core.config import ConfigError
@@ -34,8 +34,6 @@ from scripts.data import datalock
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
 from scripts.data.sources import expand_url, sources
 from scripts.run import backends, cluster
-from scripts.run.backends import container as containers
-from scripts.run.backends import image as images
 from scripts.run.backends.base import GRACE_S, Backend
 from scripts.workflow import import_jobs
 from scripts.workflow.import_jobs import IMPORT_BATCH_RUNS, ImportBatch
@@ -61,6 +59,14 @@ def json_arg(value: Any) -> str:
 
 def _same_path(path: str) -> str:
     return path
+
+
+def _containers() -> ModuleType:
+    """scripts.run.backends.container, imported only when a container system asks for it."""
+    # lazy: a campaign on the local backend loads no container code at every start
+    from scripts.run.backends import container
+
+    return container
 
 
 class RuleInputs:
@@ -90,6 +96,10 @@ class RuleInputs:
         self.import_systems = sorted(
             s for s, v in self.systems.items() if backends.get(v["backend"]).imports
         )
+        # what every run of a (benchmark, system), or of a benchmark, shares: asked once per
+        # job, made once (10,000 jobs in a dry run of 10,000 runs)
+        self._comparable: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        self._result_args: dict[str, str] = {}
 
     # -- the campaign -------------------------------------------------------------------------
 
@@ -249,27 +259,47 @@ class RuleInputs:
             # a cluster job (e.g. Slurm via profiles/slurm) has its GPUs from the scheduler
             gpu_assign="scheduler" if self.remote_exec else "local",
             prepared_dir=(
-                containers.prepared_dir(self.config, b, s)
+                _containers().prepared_dir(self.config, b, s)
                 if self.backend_of(s).needs_prepare(self.config, b)
                 else None
             ),
+            comparable=self._comparable_record(b, s),
         )
         return spec.to_json()
 
+    def _comparable_record(self, benchmark: str, system: str) -> tuple[dict[str, Any], str]:
+        """run_specs.comparable_record, made once per (benchmark, system) where it depends on
+        the configuration alone. Not for a backend with an image: its part names the image
+        its stamp records, and the stamp changes when the image is built during the run
+        (Snakemake asks a job's params again before it runs it)."""
+        key = (benchmark, system)
+        found = self._comparable.get(key)
+        if found is None:
+            found = comparable_record(self.config, benchmark, system)
+            if not self.backend_of(system).has_image():
+                self._comparable[key] = found
+        return found
+
     def result_args(self, wildcards: Wildcards) -> str:
         """What train_run needs to write result.json in the same job."""
-        bench = self.benchmarks[wildcards.benchmark]
         out = f"{self._run_dir(wildcards.benchmark, wildcards.system, wildcards.run)}/result.json"
-        args = (
-            f"--result {shlex.quote(out)} --quality-json {json_arg(bench['quality'])} "
-            f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
-        )
-        if ruleset := compliance_ruleset(bench):  # mlperf-logging's checker on the log
-            args += (
-                f" --compliance-ruleset {shlex.quote(ruleset)}"
-                f" --compliance-cache {shlex.quote(str(layout.COMPLIANCE_CACHE))}"
+        return f"--result {shlex.quote(out)} {self._benchmark_result_args(wildcards.benchmark)}"
+
+    def _benchmark_result_args(self, benchmark: str) -> str:
+        """result_args' part that every run of the benchmark shares, made once."""
+        if benchmark not in self._result_args:
+            bench = self.benchmarks[benchmark]
+            args = (
+                f"--quality-json {json_arg(bench['quality'])} "
+                f"--time-to-train {shlex.quote(bench['log']['time_to_train'])}"
             )
-        return args
+            if ruleset := compliance_ruleset(bench):  # mlperf-logging's checker on the log
+                args += (
+                    f" --compliance-ruleset {shlex.quote(ruleset)}"
+                    f" --compliance-cache {shlex.quote(str(layout.COMPLIANCE_CACHE))}"
+                )
+            self._result_args[benchmark] = args
+        return self._result_args[benchmark]
 
     def job_resources(self, job: str) -> dict[str, Any]:
         """The resources of a system's jobs (scripts/run/cluster.py): Slurm's partition, account,
@@ -340,7 +370,10 @@ class RuleInputs:
 
     def image_spec_json(self, wildcards: Wildcards) -> str:
         b, s = wildcards.benchmark, wildcards.system
-        return images.image_spec(self.config, b, s, self.workflow_dir).to_json()
+        # lazy: the image code loads only for a system with an image
+        from scripts.run.backends import image
+
+        return image.image_spec(self.config, b, s, self.workflow_dir).to_json()
 
     def image_build_inputs(self, wildcards: Wildcards) -> dict[str, Any]:
         """What the build needs from other rules: the fetched source (git) or the wheels."""
@@ -364,12 +397,13 @@ class RuleInputs:
         return f"{self.workflow_dir}/{self.container_cfg(wildcards.benchmark)['wheels']}"
 
     def run_options_json(self, wildcards: Wildcards) -> str:
-        return json_arg(containers.run_options(self.config, wildcards.benchmark, wildcards.system))
+        options = _containers().run_options(self.config, wildcards.benchmark, wildcards.system)
+        return json_arg(options)
 
     def prepare_command(self, wildcards: Wildcards) -> str:
         """The data preparation command, with the run command's placeholders (run 1's values)."""
         b, s = wildcards.benchmark, wildcards.system
-        options = containers.run_options(self.config, b, s)
+        options = _containers().run_options(self.config, b, s)
         context = command_context(
             self.config,
             b,
