@@ -12,7 +12,7 @@ from snakemake.logging import logger
 
 from scripts.campaign import config_checks, invocation, preflight
 from scripts.core import config as cfg
-from scripts.core import formats
+from scripts.core import formats, layout
 from scripts.workflow import rule_inputs
 from scripts.workflow.rule_inputs import RuleInputs, json_arg
 
@@ -28,7 +28,7 @@ def _config_sources():
 
 try:
     _SOURCES = _config_sources()
-    CONFIG = cfg.load_and_validate(config, _SOURCES)
+    CONFIG = cfg.load_and_validate(config, _SOURCES, passed=layout.VALID_CONFIG)
     config_checks.check_campaign(CONFIG, _SOURCES)
 except cfg.ConfigError as exc:
     raise WorkflowError(str(exc)) from None

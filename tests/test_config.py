@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,38 @@ def test_default_config_is_valid_and_gets_defaults() -> None:
     assert full["benchmarks"]["gnmt"]["quality"]["direction"] == "higher"
     assert full["systems"]["local"]["threads"] == 2
     assert topology.campaign_systems(full) == ["local"]
+
+
+def test_a_configuration_that_passed_is_not_checked_against_the_schema_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passed = tmp_path / ".snakemake" / "valid-config"
+    config, sources = merged()
+    first = cfg.load_and_validate(config, sources, passed=passed)
+    assert passed.is_file()
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # importing it now fails
+    assert cfg.load_and_validate(config, sources, passed=passed) == first
+    # another configuration (1 for "1") is checked: here, the import fails
+    bad, bad_sources = merged(("x.yaml", {"benchmarks": {"gnmt": {"runs": "1"}}}))
+    with pytest.raises(ImportError):
+        cfg.load_and_validate(bad, bad_sources, passed=passed)
+    monkeypatch.undo()
+    with pytest.raises(cfg.ConfigError, match="runs"):
+        cfg.load_and_validate(bad, bad_sources, passed=passed)
+    assert cfg.load_and_validate(config, sources, passed=passed) == first  # it stays valid
+    # the other checks run every time
+    config["benchmarks"]["gnmt"]["timeout_s"] = float("inf")
+    with pytest.raises(cfg.ConfigError, match="timeout_s"):
+        cfg.load_and_validate(config, sources, passed=passed)
+
+
+def test_a_folder_that_cannot_remember_a_passed_configuration_checks_each_time(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    config, sources = merged()
+    cfg.load_and_validate(config, sources, passed=tmp_path / "file" / "valid-config")
+    assert not (tmp_path / "file" / "valid-config").exists()
 
 
 def test_unknown_key_names_the_file_and_the_allowed_keys() -> None:

@@ -15,9 +15,12 @@ benchmark, the cross-checks between names, seeds, commands, fingerprints) is in
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -327,19 +330,63 @@ def validate(
     config: Mapping[str, Any],
     sources: Sequence[tuple[str, Any]] = (),
     schema: Mapping[str, Any] | None = None,
+    passed: Path | None = None,
 ) -> None:
-    """Raise ConfigError listing every schema violation, each with the file that set it."""
-    schema = schema or load_schema()
-    import jsonschema  # lazy, for start-up speed: the profile and every runner import this
+    """Raise ConfigError listing every schema violation, each with the file that set it.
 
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    ``passed``: a file that names the last configuration that passed (the workflow's:
+    scripts/core/layout.py VALID_CONFIG); the same configuration under the same schema is not
+    checked against the schema again (jsonschema's import and check are about 45 ms of every
+    snakemake start). The other checks run every time."""
+    schema = schema or load_schema()
+    key = _passed_key(config, schema) if passed else ""
+    errors: list[jsonschema.ValidationError] = []
+    if not key or _read_passed(passed) != key:
+        import jsonschema  # lazy, for start-up speed: the profile and every runner import this
+
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(
+            validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        )
     lines = non_finite_numbers(config, sources) + [_describe(e, sources) for e in errors]
     lines += mlperf_problems(config, sources)
     if lines:
         if len(lines) > MAX_ERRORS:
             lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS} more"]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    if key and passed:
+        _write_passed(passed, key)
+
+
+# part of what names a configuration that passed the schema check: a change to what passes
+# validate's schema check, other than the schema's own, changes it
+PASSED_VERSION = 1
+
+
+def _passed_key(config: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    """The configuration and the schema, named by their values' text (repr tells 1 from "1",
+    1.0, True and a date), with :data:`PASSED_VERSION`."""
+    text = repr((PASSED_VERSION, schema, config))
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def _read_passed(path: Path | None) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() if path else ""
+    except (OSError, UnicodeDecodeError):  # none yet (or unreadable): check
+        return ""
+
+
+def _write_passed(path: Path, key: str) -> None:
+    """Name the configuration that passed, whole or not at all (a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(key + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a folder we cannot write: the check runs every time
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 YAML_SPELLING = {math.inf: ".inf", -math.inf: "-.inf"}
@@ -429,10 +476,13 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
 
 
 def load_and_validate(
-    config: Mapping[str, Any], sources: Sequence[tuple[str, Any]] = ()
+    config: Mapping[str, Any],
+    sources: Sequence[tuple[str, Any]] = (),
+    passed: Path | None = None,
 ) -> dict[str, Any]:
     """Validate the merged config against the schema; return it with defaults filled in. The
-    cross-checks between names come after this, in ``config_checks.check_campaign``."""
+    cross-checks between names come after this, in ``config_checks.check_campaign``.
+    ``passed``: as :func:`validate`'s."""
     schema = load_schema()
-    validate(config, sources, schema)
+    validate(config, sources, schema, passed)
     return fill_defaults(dict(config), schema, schema)

@@ -32,6 +32,9 @@ COMPLIANCE_CACHE = Path(".snakemake") / "compliance"
 IMPORT_PLANS = Path(".snakemake") / "import-plans"
 # per benchmark, what its tables were last computed with (scripts/campaign/preflight.py)
 TABLE_SETTINGS = Path(".snakemake") / "table-settings"
+# the last configuration that passed the schema check, by its digest (scripts/core/config.py
+# validate): the same one is not checked again at the next start
+VALID_CONFIG = Path(".snakemake") / "valid-config"
 RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 
 
