@@ -206,8 +206,9 @@ def test_a_container_run_streams_its_log_and_writes_as_the_given_user(
     # the container's output reached the log while it was still training (it then sleeps 3 s)
     assert finished - seen["epoch 1"] > 2
     log = p["log_path"].read_text()
-    assert meta["backend"] == "docker" and meta["image_id"] == image["record"]["image_id"]
-    assert meta["docker_argv"][meta["docker_argv"].index("--user") + 1] == f"{uid}:{gid}"
+    assert meta.backend == "docker" and meta.image_id == image["record"]["image_id"]
+    argv = meta.argv_of("docker")
+    assert argv is not None and argv[argv.index("--user") + 1] == f"{uid}:{gid}"
     out = run_dir / "out.txt"
     assert (out.stat().st_uid, out.stat().st_gid) == (uid, gid)  # not root-owned
     assert f"uid: {uid} gid: {gid}" in log
@@ -220,8 +221,8 @@ def test_by_default_the_container_runs_as_the_caller(image, tmp_path: Path) -> N
     spec = run_spec(tmp_path, "python3 /opt/emit.py ok")
     spec.env["EPOCH_S"] = "0"
     meta = execute(spec, **paths(tmp_path), image_stamp=image["stamp"])
-    argv = meta["docker_argv"]
-    assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    argv = meta.argv_of("docker")
+    assert argv is not None and argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     out = Path(spec.container["host_run_dir"]) / "out.txt"
     assert out.stat().st_uid == os.getuid()
 
@@ -253,7 +254,7 @@ def test_a_container_left_by_a_killed_runner_is_removed_before_the_run(
         check=True,
     ).stdout.strip()
     meta = execute(spec, **paths(tmp_path), image_stamp=image["stamp"])
-    assert meta["exit_code"] == 0
+    assert meta.exit_code == 0
     gone = subprocess.run(["docker", "inspect", leftover], capture_output=True)
     assert gone.returncode != 0
     assert docker.containers_named(name) == []

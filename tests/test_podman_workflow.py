@@ -163,9 +163,9 @@ def test_a_podman_run_streams_its_log_reads_the_data_read_only_and_writes_as_the
     spec.env["EPOCH_S"] = "0"
     meta = execute(spec, **paths(tmp_path), image_stamp=image["stamp"])
     log = (Path(spec.container["host_run_dir"]) / "mlperf.log").read_text()
-    assert meta["backend"] == "podman" and meta["image_id"] == image["record"]["image_id"]
-    argv = meta["podman_argv"]
-    assert argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
+    assert meta.backend == "podman" and meta.image_id == image["record"]["image_id"]
+    argv = meta.argv_of("podman")
+    assert argv is not None and argv[argv.index("--user") + 1] == f"{os.getuid()}:{os.getgid()}"
     out = Path(spec.container["host_run_dir"]) / "out.txt"
     assert out.stat().st_uid == os.getuid()
     assert f"uid: {os.getuid()} gid: {os.getgid()}" in log
@@ -201,7 +201,7 @@ def test_a_podman_container_left_by_a_killed_runner_is_removed_before_the_run(
         check=True,
     ).stdout.strip()
     meta = execute(spec, **paths(tmp_path), image_stamp=image["stamp"])
-    assert meta["exit_code"] == 0
+    assert meta.exit_code == 0
     gone = subprocess.run(["podman", "container", "exists", leftover], capture_output=True)
     assert gone.returncode != 0
     assert podman.containers_named(name) == []
