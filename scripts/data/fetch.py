@@ -26,7 +26,6 @@ from scripts.core.hashing import write_json
 from scripts.data.checksums import HASHES, Hashing, copy_hashed, mismatched
 from scripts.data.download_policy import Policy, progress_bar
 from scripts.data.errors import DatasetError, SourceMissing, note
-from scripts.data.http_download import fetch_http
 from scripts.data.sources import url_problem, url_scheme
 
 
@@ -57,6 +56,10 @@ def fetch(
             if url_scheme(url) == "file":
                 _fetch_file(url, part, hashing, policy)
             else:
+                # lazy: the HTTP client loads only for a download (the load-time checks import
+                # this module for outdated_download at every start)
+                from scripts.data.http_download import fetch_http
+
                 fetch_http(url, part, hashing, policy, say, deadline)
         except SourceMissing as exc:
             missing.append(str(exc))

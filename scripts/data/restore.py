@@ -15,7 +15,6 @@ from typing import Any
 
 from scripts.data.errors import DatasetError
 from scripts.data.tree import describe_changes, read_tree_manifest, tree_changes, tree_manifest_path
-from scripts.data.unpack import prepare
 from scripts.data.verify import verify, write_verified_manifest
 
 
@@ -111,6 +110,10 @@ def restore_tree(
     if missing:
         remake(missing)  # fetched again, or the script runs again
     write_verified_manifest(verified, verify(files, source_dir))
+    # lazy: unpacking (tar, zip, their checks) loads only when a tree is unpacked again, not
+    # when the load-time check finds it as it was unpacked (every start)
+    from scripts.data.unpack import prepare
+
     prepare(files, source_dir, tree, manifest_path, keep, max_unpacked_bytes)
     kept = f"; the changed tree is kept as {keep}" if keep else ""
     return f"{found}; unpacked {tree} again from the verified files{kept}"
