@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -43,11 +44,17 @@ def test_an_unmarked_test_whose_script_starts_snakemake_fails_too(
     if not Path("/proc/self/stat").exists():
         pytest.skip("the watcher reads /proc (Linux)")
     fake = tmp_path / "snakemake"  # a stand-in: what is watched is the command line
-    fake.write_text("#!/bin/sh\nsleep 1\n")
+    done = tmp_path / "done"  # the stand-in lives until the watcher has seen it
+    fake.write_text(f"#!/bin/sh\nwhile [ ! -e {done} ]; do sleep 0.05; done\n")
     fake.chmod(0o755)
     script = "import os, subprocess; subprocess.run([os.environ['FAKE']])"
     env = {**os.environ, "FAKE": str(fake)}
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    with subprocess.Popen([sys.executable, "-c", script], env=env) as proc:
+        deadline = time.monotonic() + 60
+        while request.node.nodeid not in conftest._unmarked and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done.touch()
+        assert proc.wait(timeout=60) == 0
     found = conftest._unmarked.pop(request.node.nodeid)  # else this test would fail at its end
     assert found == [f"/bin/sh {fake}"]
 
