@@ -66,7 +66,8 @@ _published_root: list[Path] = []  # the unpacked tree, once per test session
 
 def published() -> Path:
     """The root of the published MLPerf logs the tests read (tests/data/published/*.tar.xz:
-    mlperf-v0.6-nvidia/, mlperf-v5.0-nvidia/, mlperf-more/), unpacked on the first call into a
+    mlperf-v0.6-nvidia/, mlperf-v5.0-nvidia/, mlperf-more/,
+    mlperf-v5.1-implementations/), unpacked on the first call into a
     temporary folder that is removed when the session ends. Safe to call at import time. The
     tree is shared by every test of the session: a test that changes a log changes a copy."""
     if not _published_root:

@@ -2,7 +2,7 @@
 
     python tests/data/published/pack.py                   # from ../shared/fixtures
     python tests/data/published/pack.py --fixtures DIR    # from another folder of that layout
-    python tests/data/published/pack.py --checkouts v0.6=DIR v5.0=DIR v4.1=DIR
+    python tests/data/published/pack.py --checkouts v0.6=DIR v5.0=DIR v4.1=DIR v5.1=DIR
 
 Every file SHA256SUMS names is taken (from the fixtures folder, or from the mlcommons
 training_results_vX.Y checkouts at the commits README.md names; the expected*.tsv files, the
@@ -28,7 +28,15 @@ import tarfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FOLDERS = ("mlperf-v0.6-nvidia", "mlperf-v5.0-nvidia", "mlperf-more")
+FOLDERS = ("mlperf-v0.6-nvidia", "mlperf-v5.0-nvidia", "mlperf-more", "mlperf-v5.1-implementations")
+# of the v5.1 implementations, the launch, config, mount and data files and the published results
+# of RetinaNet and AMD's Llama 2 70B LoRA; not the licence text (README.md names it) nor the nemo
+# results no test reads
+LEFT_OUT = (
+    "mlperf-v5.1-implementations/NVIDIA/results/tyche_ngpu8_ngc25.09_nemo/",
+    "mlperf-v5.1-implementations/NVIDIA/benchmarks/retinanet/implementations/"
+    "tyche_ngpu8_ngc25.04_pytorch/LICENSE",
+)
 SUMS = HERE / "SHA256SUMS"  # the files as the tests read them
 ORIGINALS = HERE / "ORIGINALS.sha256"  # the published bytes of the logs cut to an excerpt
 MTIME = 1749000000  # 2025-06-04, a fixed time: the archives do not change when nothing else does
@@ -41,6 +49,7 @@ CHECKOUT_PREFIXES = (
     ("mlperf-v5.0-nvidia/systems/", "v5.0", "NVIDIA/systems/"),
     ("mlperf-more/training_results_v5.0/", "v5.0", ""),
     ("mlperf-more/training_results_v4.1/", "v4.1", ""),
+    ("mlperf-v5.1-implementations/", "v5.1", ""),
 )
 
 
@@ -65,6 +74,14 @@ def excerpt_v06(data: bytes) -> bytes:
 
 def is_v06_log(rel: str) -> bool:
     return rel.startswith("mlperf-v0.6-nvidia/") and Path(rel).name.startswith("result_")
+
+
+def taken(folder: str, rel: str) -> bool:
+    """A file of the fixtures folder that the archives hold: not a folder's README.md (an
+    implementation's own README.md of the v5.1 folder is taken) and not one of LEFT_OUT."""
+    if rel == f"{folder}/README.md" or rel.startswith(LEFT_OUT):
+        return False
+    return folder == "mlperf-v5.1-implementations" or Path(rel).name != "README.md"
 
 
 def read_sums(path: Path) -> dict[str, str]:
@@ -119,15 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     default = HERE.parents[3] / "shared" / "fixtures"
     p.add_argument("--fixtures", type=Path, default=default, help=f"default: {default}")
-    p.add_argument("--checkouts", nargs=3, metavar="ROUND=DIR", help="v0.6=, v5.0= and v4.1=")
+    p.add_argument(
+        "--checkouts", nargs=4, metavar="ROUND=DIR", help="v0.6=, v5.0=, v4.1= and v5.1="
+    )
     p.add_argument("--update-sums", action="store_true", help="take every file, rewrite SHA256SUMS")
     args = p.parse_args(argv)
     if args.update_sums:
         rels = sorted(
-            str(f.relative_to(args.fixtures))
+            rel
             for folder in FOLDERS
             for f in (args.fixtures / folder).rglob("*")
-            if f.is_file() and f.name != "README.md"
+            if f.is_file() and taken(folder, rel := str(f.relative_to(args.fixtures)))
         )
     else:
         rels = sorted(read_sums(SUMS))
