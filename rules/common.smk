@@ -42,13 +42,12 @@ PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executab
 IMPORT_THREADS = os.cpu_count() or 1
 
 
-# names as the schema has them; (?!\n): a target ending in a newline is no rule's output
-# (Python's $ also matches before a final newline)
+# names as the schema has them (scripts/core/layout.py)
 wildcard_constraints:
-    benchmark=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
-    system=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
+    benchmark=layout.NAME_WILDCARD,
+    system=layout.NAME_WILDCARD,
     run=r"\d\d+",
-    file=r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)",
+    file=layout.NAME_WILDCARD,
 
 
 inputs = RuleInputs(

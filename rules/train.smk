@@ -7,8 +7,9 @@ rule train_run:
     # finished runs; if its content changed, the load-time check (scripts/campaign/preflight.py) stops
     # with the runs named
     input:
-        # container systems: the image stamp and prepared data, ancient() as well
-        unpack(inputs.container_run_inputs),
+        # container systems: the image stamp and prepared data, ancient() as well (none where
+        # no system has a container: an input function costs every job of a dry run)
+        *inputs.container_run_input_functions(),
         dataset=ancient(f"{DATA_DIR}/{{benchmark}}/dataset"),
         manifest=ancient(f"{DATA_DIR}/{{benchmark}}/manifest.json"),
         environment=ancient("results/{benchmark}/{system}/environment.json"),
@@ -21,18 +22,18 @@ rule train_run:
     # an import system's runs are its batch's outputs (import.smk), never trained
     wildcard_constraints:
         system=inputs.trained_systems_regex(),
-    threads: inputs.threads
+    # one number where every system has the same (a function is asked for every job)
+    threads: inputs.train_threads()
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:
         **inputs.job_resources("train"),
+    # one param, quoted by inputs.runner_args: --spec, --failed-dir, the backend's arguments
+    # (the image stamp) and what result.json needs (Snakemake evaluates each param of every
+    # job, also in a dry run)
     params:
-        spec=inputs.run_spec_json,
-        failed_dir="logs/failed/{benchmark}/{system}",
-        image=inputs.image_stamp_arg,
-        result=inputs.result_args,
+        args=inputs.runner_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
-        "exec {PY} scripts.run.runner --spec {params.spec:q} --log {output.log:q} "
-        "--meta {output.meta:q} --failed-dir {params.failed_dir:q} "
+        "exec {PY} scripts.run.runner {params.args} --log {output.log:q} --meta {output.meta:q} "
         "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
-        "{params.image} {params.result} > {log:q} 2>&1"
+        "> {log:q} 2>&1"

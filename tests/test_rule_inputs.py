@@ -3,6 +3,7 @@ snakemake."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -13,9 +14,13 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from snakemake.io import is_flagged
 
 from scripts.campaign import config_checks, run_specs
+from scripts.core import layout
 from scripts.core.config import ConfigError
+from scripts.run import spec as spec_module
+from scripts.run.spec import RunSpec
 from scripts.workflow.rule_inputs import PLOTS, RuleInputs
 from tests.conftest import published
 
@@ -111,6 +116,50 @@ def test_a_run_spec_is_the_plan_s_for_the_run(tmp_path):
         json.loads(words[words.index("--quality-json") + 1])
         == inputs.config["benchmarks"]["gnmt"]["quality"]
     )
+
+
+def test_train_run_s_one_param_is_the_runner_s_arguments_quoted(tmp_path):
+    inputs = inputs_for(tmp_path)
+    words = shlex.split(inputs.runner_args(w(run="03")))
+    assert json.loads(words[words.index("--spec") + 1]) == json.loads(
+        inputs.run_spec_json(w(run="03"))
+    )
+    assert words[words.index("--failed-dir") + 1] == "logs/failed/gnmt/local"
+    assert words[words.index("--result") + 1] == "results/gnmt/local/run_03/result.json"
+    assert "--image-stamp" not in words  # a local system has no image
+    docker = inputs_for(tmp_path, "config/systems/docker-cpu.yaml")
+    words = shlex.split(docker.runner_args(w(system="docker-cpu")))
+    assert words[words.index("--image-stamp") + 1] == "results/gnmt/docker-cpu/image.json"
+
+
+def test_the_spec_with_its_comparability_record_spliced_in_is_the_same_text(tmp_path):
+    inputs = inputs_for(tmp_path)
+    for run in ("01", "02"):
+        text = inputs.run_spec_json(w(run=run))  # the second splices the record encoded once
+        assert text == RunSpec.from_json(text).to_json()
+    spec = RunSpec.from_json(text)
+    marker = dataclasses.replace(spec, command=spec_module._SPLICE)  # a value equal to the marker
+    encoded = json.dumps(spec.comparability, sort_keys=True)
+    assert marker.to_json(comparability_json=encoded) == marker.to_json()
+
+
+def test_train_run_asks_functions_only_where_systems_differ(tmp_path):
+    inputs = inputs_for(tmp_path)
+    assert inputs.train_threads() == inputs.config["systems"]["local"]["threads"]
+    assert inputs.container_run_input_functions() == []  # no container system
+    assert inputs.trained_systems_regex() == layout.NAME_WILDCARD
+    docker = inputs_for(tmp_path, "config/systems/docker-cpu.yaml")
+    (unpacked,) = docker.container_run_input_functions()
+    assert is_flagged(unpacked, "unpack")  # unpack(): the function, flagged
+    assert (
+        unpacked.callable(w(system="docker-cpu"))["image"] == "results/gnmt/docker-cpu/image.json"
+    )
+    two = inputs_for(
+        tmp_path, {"systems": {"wide": {"backend": "local", "threads": 3}},
+                   "campaign": {"systems": ["local", "wide"]}},
+    )  # fmt: skip
+    threads = two.train_threads()
+    assert callable(threads) and threads(w(system="wide")) == 3
 
 
 def test_a_container_system_asks_its_backend_and_marks_the_image_ancient(tmp_path):

@@ -20,8 +20,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.core.config import ConfigError, read_config_file
-
 # what a target looks like: a file the workflow makes, or a path under its output folders
 TARGET_SUFFIXES = (".csv", ".html", ".png", ".pdf", ".svg", ".tsv", ".log", ".txt")
 TARGET_FOLDERS = ("results", "logs", "data")
@@ -42,6 +40,10 @@ def looks_like_target(value: str | Path) -> bool:
 
 def configfile_problems(values: Sequence[str | Path]) -> list[str]:
     """One line per ``--configfile`` value that Snakemake could not read as a config file."""
+    # here, not at the top: the runner imports this module for disk_full_problem alone, and
+    # the config's YAML loader is a fifth of its start-up
+    from scripts.core.config import ConfigError, read_config_file
+
     problems = []
     for value in values:
         if looks_like_target(value):

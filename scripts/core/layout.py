@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 RUN_ID = re.compile(r"\d{2,}")
+# a benchmark's, system's or file's name in a rule's path, as the schema has them; (?!\n): a
+# target ending in a newline is no rule's output (Python's $ also matches before a final newline)
+NAME_WILDCARD = r"[A-Za-z0-9][A-Za-z0-9_.-]*(?!\n)"
 # a published MLPerf result folder's logs: every result_*.txt, as mlperf-logging's result
 # summarizer globs them (result_<N>.txt with N from 0 or 1; Lambda's v4.1
 # result_<datestamp>_NN.txt, Intel's v0.7 result_1_1n4r_32k_1592751389.txt)

@@ -18,6 +18,9 @@ from scripts.core import layout
 from scripts.core.run_records import RunRecord
 from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 
+# RunSpec.to_json's place for the comparability record it splices in (NUL: no config has it)
+_SPLICE = "\0comparability\0"
+
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
@@ -70,8 +73,20 @@ class RunSpec:
         if not self.run_id:
             object.__setattr__(self, "run_id", layout.run_id(self.run, self.run))
 
-    def to_json(self) -> str:
-        return json.dumps({f: getattr(self, f) for f in self.__dataclass_fields__}, sort_keys=True)
+    def to_json(self, *, comparability_json: str | None = None) -> str:
+        """The spec as JSON, keys sorted. ``comparability_json``: ``json.dumps(comparability,
+        sort_keys=True)``, encoded once by a caller that makes many specs sharing it; spliced
+        in, the text is the same."""
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        if comparability_json is None:
+            return json.dumps(fields, sort_keys=True)
+        fields["comparability"] = _SPLICE
+        text = json.dumps(fields, sort_keys=True)
+        token = json.dumps(_SPLICE)
+        if text.count(token) != 1:  # a value equal to the marker: encode it all
+            fields["comparability"] = self.comparability
+            return json.dumps(fields, sort_keys=True)
+        return text.replace(token, comparability_json)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:

@@ -30,12 +30,10 @@ from scripts.campaign.run_specs import comparable_record, compliance_ruleset, ru
 from scripts.campaign.topology import benchmark_systems, system_run_ids
 from scripts.core import layout
 from scripts.core.config import ConfigError
-from scripts.data import datalock
-from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
-from scripts.data.sources import expand_url, sources
 from scripts.run import backends, cluster
 from scripts.run.backends.base import GRACE_S, Backend
 from scripts.workflow import import_jobs
+from scripts.workflow.dataset_inputs import DatasetInputs, json_arg
 from scripts.workflow.import_jobs import IMPORT_BATCH_RUNS, ImportBatch
 
 # the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
@@ -52,11 +50,6 @@ class Wildcards(Protocol):
     run: str
 
 
-def json_arg(value: Any) -> str:
-    """A value as one quoted shell word of JSON."""
-    return shlex.quote(json.dumps(value, sort_keys=True))
-
-
 def _same_path(path: str) -> str:
     return path
 
@@ -69,7 +62,7 @@ def _containers() -> ModuleType:
     return container
 
 
-class RuleInputs:
+class RuleInputs(DatasetInputs):
     """Every question a rule asks, answered from one validated configuration.
 
     ``python`` runs the jobs' scripts; ``remote_exec``: jobs run under a cluster executor (their
@@ -99,6 +92,7 @@ class RuleInputs:
         # what every run of a (benchmark, system), or of a benchmark, shares: asked once per
         # job, made once (10,000 jobs in a dry run of 10,000 runs)
         self._comparable: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        self._comparable_json: dict[tuple[str, str], str] = {}
         self._result_args: dict[str, str] = {}
 
     # -- the campaign -------------------------------------------------------------------------
@@ -159,83 +153,6 @@ class RuleInputs:
         # layout.run_dir's path as text, without a Path per job (10,000 of them in a dry run)
         return f"results/{benchmark}/{system}/{layout.run_name(run)}"
 
-    # -- the dataset ----------------------------------------------------------------------------
-
-    def dataset_files(self, benchmark: str) -> list[dict[str, Any]]:
-        # an import-only benchmark has no dataset
-        files: list[dict[str, Any]] = self.benchmarks[benchmark].get("dataset", {}).get("files", [])
-        return files
-
-    def dataset_file(self, benchmark: str, name: str) -> dict[str, Any]:
-        for f in self.dataset_files(benchmark):
-            if f["name"] == name:
-                return f
-        raise ConfigError(f"benchmark {benchmark!r} has no dataset file {name!r}")
-
-    def uses_script(self, benchmark: str) -> bool:
-        """A dataset made by its script: it has one and no mirror (a mirror wins)."""
-        ds = self.benchmarks[benchmark]["dataset"]
-        return bool(ds.get("script")) and not ds.get("mirror")
-
-    def dataset_folder(self, benchmark: str) -> str:
-        """Where a benchmark's dataset files are: fetched into download/, or made by its script."""
-        sub = "generated" if self.uses_script(benchmark) else "download"
-        return f"{self.data_dir}/{benchmark}/{sub}"
-
-    def dataset_files_dir(self, wildcards: Wildcards) -> str:
-        return self.dataset_folder(wildcards.benchmark)
-
-    def dataset_inputs(self, wildcards: Wildcards) -> list[str]:
-        """What verify_dataset checks: the script's folder, or every fetched file."""
-        if self.uses_script(wildcards.benchmark):
-            return [self.dataset_files_dir(wildcards)]
-        return [
-            f"{self.data_dir}/{wildcards.benchmark}/download/{f['name']}"
-            for f in self.dataset_files(wildcards.benchmark)
-        ]
-
-    def download_args(self, wildcards: Any) -> str:
-        """download_file's --url (the mirror, then the file's url) and checksum arguments."""
-        name, benchmark = wildcards.file, wildcards.benchmark
-        mirror = self.benchmarks[benchmark]["dataset"].get("mirror")
-        spec = self.dataset_file(benchmark, name)
-        urls = sources(spec, mirror, self.workflow_dir)
-        return " ".join(
-            [f"--url {shlex.quote(u)}" for u in urls]
-            + [f"--{a} {spec[a]}" for a in ("sha256", "md5") if a in spec]
-        )
-
-    def download_policy_args(self, wildcards: Wildcards | None = None) -> str:
-        d = self.config["download"]
-        deadline = d.get("deadline_s", DEADLINE_S)
-        return (
-            f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
-            f" --deadline-s {deadline or 0} --min-bytes-per-s "
-            f"{d.get('min_bytes_per_s', MIN_BYTES_PER_S)}"
-            + ("" if d["progress"] else " --no-progress")
-        )
-
-    def dataset_script(self, benchmark: str) -> tuple[str, str]:
-        """The dataset script's command and the folder it runs in."""
-        script = self.benchmarks[benchmark]["dataset"]["script"]
-        return script["command"], expand_url(script["cwd"], self.workflow_dir)
-
-    def files_json(self, wildcards: Wildcards) -> str:
-        return json_arg(self.dataset_files(wildcards.benchmark))
-
-    def data_lock_args(self, wildcards: Wildcards) -> str:
-        """The dataset commands' lock (<data_dir>/<benchmark>.lock) and how long they wait for
-        another holder (config data_lock_wait_s; 0: no limit): scripts/data/datalock.py."""
-        lock = datalock.lock_path(self.data_dir, wildcards.benchmark)
-        wait = self.config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
-        return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
-
-    def unpack_limit_args(self, wildcards: Wildcards) -> str:
-        """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
-        the default limit (scripts/data/archives.py: unpack_limit)."""
-        limit = self.benchmarks[wildcards.benchmark]["dataset"].get("max_unpacked_bytes")
-        return "" if limit is None else f"--max-unpacked-bytes {int(limit)}"
-
     # -- a training run -------------------------------------------------------------------------
 
     def backend_of(self, system: str) -> Backend:
@@ -245,6 +162,33 @@ class RuleInputs:
     def threads(self, wildcards: Wildcards) -> int:
         threads: int = self.systems[wildcards.system]["threads"]
         return threads
+
+    def train_threads(self) -> int | Callable[[Wildcards], int]:
+        """train_run's threads: the number where every trained system has the same, else
+        :meth:`threads` (Snakemake asks a function for every job, 10,000 in a dry run of
+        10,000 runs)."""
+        values = {self.systems[s]["threads"] for s in self.trained_systems()}
+        if len(values) == 1:
+            only: int = values.pop()
+            return only
+        return self.threads
+
+    def trained_systems(self) -> list[str]:
+        """The systems whose runs train (not an import system's)."""
+        return [s for s in self.systems if s not in self.import_systems]
+
+    def runner_args(self, wildcards: Wildcards) -> str:
+        """train_run's one param, quoted: the run's spec, where a failed run's log is kept,
+        the backend's arguments (:meth:`image_stamp_arg`) and result.json's
+        (:meth:`result_args`)."""
+        failed_dir = f"logs/failed/{wildcards.benchmark}/{wildcards.system}"
+        words = [
+            f"--spec {shlex.quote(self.run_spec_json(wildcards))}",
+            f"--failed-dir {shlex.quote(failed_dir)}",
+            self.image_stamp_arg(wildcards),
+            self.result_args(wildcards),
+        ]
+        return " ".join(w for w in words if w)
 
     def run_spec_json(self, wildcards: Wildcards) -> str:
         b, s = wildcards.benchmark, wildcards.system
@@ -265,7 +209,8 @@ class RuleInputs:
             ),
             comparable=self._comparable_record(b, s),
         )
-        return spec.to_json()
+        # the record every run of (b, s) shares, encoded once where it is made once
+        return spec.to_json(comparability_json=self._comparable_json.get((b, s)))
 
     def _comparable_record(self, benchmark: str, system: str) -> tuple[dict[str, Any], str]:
         """run_specs.comparable_record, made once per (benchmark, system) where it depends on
@@ -278,6 +223,7 @@ class RuleInputs:
             found = comparable_record(self.config, benchmark, system)
             if not self.backend_of(system).has_image():
                 self._comparable[key] = found
+                self._comparable_json[key] = json.dumps(found[0], sort_keys=True)
         return found
 
     def result_args(self, wildcards: Wildcards) -> str:
@@ -345,6 +291,19 @@ class RuleInputs:
             self.config, wildcards.benchmark, wildcards.system
         )
         return {name: self.ancient(path) for name, path in needed.items()}
+
+    def container_run_input_functions(self) -> list[Any]:
+        """train_run's input function for :meth:`container_run_inputs`, unpacked, where a
+        trained system's backend has run inputs for a benchmark; none otherwise."""
+        if not any(
+            self.backend_of(s).run_inputs(self.config, b, s)
+            for b in self.benchmarks
+            for s in self.trained_systems()
+        ):
+            return []
+        from snakemake.io import unpack  # the rules' own; this module loads without Snakemake
+
+        return [unpack(self.container_run_inputs)]
 
     def image_stamp_arg(self, wildcards: Wildcards) -> str:
         backend = self.backend_of(wildcards.system)
@@ -420,8 +379,9 @@ class RuleInputs:
     def trained_systems_regex(self) -> str:
         """A wildcard constraint of train_run that matches exactly the systems that train: an
         import system's runs come from its batch (import.smk) and are never trained."""
-        trained = [s for s in self.systems if s not in self.import_systems]
-        return "|".join(re.escape(s) for s in sorted(trained)) or "(?!)"
+        if not self.import_systems:  # the rules' constraint of every system: one class, fast
+            return layout.NAME_WILDCARD
+        return "|".join(re.escape(s) for s in sorted(self.trained_systems())) or "(?!)"
 
     def import_batches(self, max_runs: int = IMPORT_BATCH_RUNS) -> list[ImportBatch]:
         """The import jobs (rules/import.smk): scripts.workflow.import_jobs.import_batches."""
@@ -473,4 +433,5 @@ def _precompute_signatures(cls: type) -> None:
             setattr(func, SNAKEMAKE_PARAMS_ATTR, MappingProxyType({p.name: p for p in params}))
 
 
+_precompute_signatures(DatasetInputs)
 _precompute_signatures(RuleInputs)

@@ -1,0 +1,112 @@
+"""The dataset rules' input and params functions (rules/dataset.smk), a part of
+:class:`scripts.workflow.rule_inputs.RuleInputs`: where a benchmark's files come from, where they
+go, and the download, lock and unpack arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from scripts.core.config import ConfigError
+from scripts.data import datalock
+from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
+from scripts.data.sources import expand_url, sources
+
+
+class Wildcards(Protocol):
+    """A dataset job's wildcards, as Snakemake gives them."""
+
+    benchmark: str
+
+
+def json_arg(value: Any) -> str:
+    """A value as one quoted shell word of JSON."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+class DatasetInputs:
+    """The dataset part of RuleInputs; RuleInputs sets these attributes."""
+
+    config: Mapping[str, Any]
+    benchmarks: Mapping[str, Any]
+    data_dir: str
+    workflow_dir: Path
+
+    def dataset_files(self, benchmark: str) -> list[dict[str, Any]]:
+        # an import-only benchmark has no dataset
+        files: list[dict[str, Any]] = self.benchmarks[benchmark].get("dataset", {}).get("files", [])
+        return files
+
+    def dataset_file(self, benchmark: str, name: str) -> dict[str, Any]:
+        for f in self.dataset_files(benchmark):
+            if f["name"] == name:
+                return f
+        raise ConfigError(f"benchmark {benchmark!r} has no dataset file {name!r}")
+
+    def uses_script(self, benchmark: str) -> bool:
+        """A dataset made by its script: it has one and no mirror (a mirror wins)."""
+        ds = self.benchmarks[benchmark]["dataset"]
+        return bool(ds.get("script")) and not ds.get("mirror")
+
+    def dataset_folder(self, benchmark: str) -> str:
+        """Where a benchmark's dataset files are: fetched into download/, or made by its script."""
+        sub = "generated" if self.uses_script(benchmark) else "download"
+        return f"{self.data_dir}/{benchmark}/{sub}"
+
+    def dataset_files_dir(self, wildcards: Wildcards) -> str:
+        return self.dataset_folder(wildcards.benchmark)
+
+    def dataset_inputs(self, wildcards: Wildcards) -> list[str]:
+        """What verify_dataset checks: the script's folder, or every fetched file."""
+        if self.uses_script(wildcards.benchmark):
+            return [self.dataset_files_dir(wildcards)]
+        return [
+            f"{self.data_dir}/{wildcards.benchmark}/download/{f['name']}"
+            for f in self.dataset_files(wildcards.benchmark)
+        ]
+
+    def download_args(self, wildcards: Any) -> str:
+        """download_file's --url (the mirror, then the file's url) and checksum arguments."""
+        name, benchmark = wildcards.file, wildcards.benchmark
+        mirror = self.benchmarks[benchmark]["dataset"].get("mirror")
+        spec = self.dataset_file(benchmark, name)
+        urls = sources(spec, mirror, self.workflow_dir)
+        return " ".join(
+            [f"--url {shlex.quote(u)}" for u in urls]
+            + [f"--{a} {spec[a]}" for a in ("sha256", "md5") if a in spec]
+        )
+
+    def download_policy_args(self, wildcards: Wildcards | None = None) -> str:
+        d = self.config["download"]
+        deadline = d.get("deadline_s", DEADLINE_S)
+        return (
+            f"--retries {d['retries']} --backoff-s {d['backoff_s']} --timeout-s {d['timeout_s']}"
+            f" --deadline-s {deadline or 0} --min-bytes-per-s "
+            f"{d.get('min_bytes_per_s', MIN_BYTES_PER_S)}"
+            + ("" if d["progress"] else " --no-progress")
+        )
+
+    def dataset_script(self, benchmark: str) -> tuple[str, str]:
+        """The dataset script's command and the folder it runs in."""
+        script = self.benchmarks[benchmark]["dataset"]["script"]
+        return script["command"], expand_url(script["cwd"], self.workflow_dir)
+
+    def files_json(self, wildcards: Wildcards) -> str:
+        return json_arg(self.dataset_files(wildcards.benchmark))
+
+    def data_lock_args(self, wildcards: Wildcards) -> str:
+        """The dataset commands' lock (<data_dir>/<benchmark>.lock) and how long they wait for
+        another holder (config data_lock_wait_s; 0: no limit): scripts/data/datalock.py."""
+        lock = datalock.lock_path(self.data_dir, wildcards.benchmark)
+        wait = self.config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
+        return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
+
+    def unpack_limit_args(self, wildcards: Wildcards) -> str:
+        """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
+        the default limit (scripts/data/archives.py: unpack_limit)."""
+        limit = self.benchmarks[wildcards.benchmark]["dataset"].get("max_unpacked_bytes")
+        return "" if limit is None else f"--max-unpacked-bytes {int(limit)}"
