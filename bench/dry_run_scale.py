@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     archived_workflow,
+    bytecode_note,
     commit,
     copy_workflow,
     short_rev,
@@ -88,6 +89,7 @@ def main() -> int:
             base_q = floor(Path(tmp), systems, runs, "-q")
             rows.append((systems * runs, jobs, seconds, quiet, base, base_q))
     print(f"dry run of a fresh campaign, commit {commit()}")
+    print(bytecode_note())
     print(
         f"{'runs':>8}{'jobs':>8}{'-n s':>9}{'-n -q s':>9}{'floor -n':>10}{'floor -q':>10}"
         f"{'ms/run':>8}"
@@ -136,6 +138,7 @@ def against(rev: str, size: tuple[int, int], repeat: int) -> int:
             times["floor"].append(floor(Path(tmp), systems, runs, "-q"))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"dry run (-n -q) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
+    print(bytecode_note())
     for key, label in (("this", "this commit"), ("old", short_rev(rev)), ("floor", "floor")):
         print(
             f"{label:>14}: median {med[key]:7.2f} s  ({', '.join(f'{t:.2f}' for t in times[key])})"

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     archived_workflow,
+    bytecode_note,
     commit,
     copy_workflow,
     short_rev,
@@ -68,6 +69,7 @@ def main() -> int:
                 assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stderr
                 theirs.append(seconds)
     print(f"finished campaign of {systems} systems x {runs} runs, commit {commit()}")
+    print(bytecode_note())
     print(f"{'invocation':<52}{'median s':>10}{'min s':>8}")
     print(
         f"{'snakemake on a one-rule Snakefile (baseline)':<52}"

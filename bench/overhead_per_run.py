@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     archived_workflow,
+    bytecode_note,
     commit,
     copy_workflow,
     shell,
@@ -60,6 +61,7 @@ def main() -> int:
         )
     per_run = (wf_s - loop_s) / runs
     print(f"{runs} trivial runs, commit {commit()}")
+    print(bytecode_note())
     print(f"{'what':<44}{'wall s':>10}{'s per run':>12}")
     print(f"{'shell loop (baseline)':<44}{loop_s:>10.2f}{loop_s / runs:>12.3f}")
     print(f"{'snakemake --cores 1 (fresh campaign)':<44}{wf_s:>10.2f}{wf_s / runs:>12.3f}")
@@ -85,6 +87,7 @@ def against(rev: str, runs: int, repeat: int) -> int:
                 times.append(snakemake(wf, *target, str(overlay))[0])
     old = short_rev(rev)
     print(f"{runs} trivial runs, commit {commit()} against {old}, {repeat} campaign(s) each")
+    print(bytecode_note())
     print(f"{'what':<44}{'median s':>10}{'s per run':>12}")
     for label, times in ((f"this commit ({commit()})", ours), (f"{old} (--against)", theirs)):
         median = statistics.median(times)
