@@ -37,6 +37,7 @@ VERBS: dict[str, Verb] = {
     "docker": Verb("run.backends.docker", (), "build a docker image, prepare data in it"),
     "podman": Verb("run.backends.podman", (), "build a podman image, prepare data in it"),
     "nvidia-v06": Verb("mlperf.nvidia_v06", (), "NVIDIA v0.6 config_<system>.sh from a yaml"),
+    "config-sh": Verb("mlperf.config_sh", (), "NVIDIA v5 config_<system>.sh: generate, --show"),
     # one run, and the tables and report made from runs
     "train": Verb("run.runner", (), "one training run: the runner a train_run job calls"),
     "environment": Verb("run.environment", (), "capture a system's environment.json"),
