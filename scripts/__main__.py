@@ -33,6 +33,7 @@ VERBS: dict[str, Verb] = {
     "compliance": Verb("mlperf.compliance", (), "mlperf-logging's checkers on logs"),
     # datasets and images
     "dataset": Verb("data.cli", (), "fetch, verify, unpack and check a dataset"),
+    "mountcheck": Verb("data.mountcheck", (), "data folders against an expected-mounts.csv"),
     "image": Verb("run.backends.image", (), "fetch an image's source or wheels"),
     "docker": Verb("run.backends.docker", (), "build a docker image, prepare data in it"),
     "podman": Verb("run.backends.podman", (), "build a podman image, prepare data in it"),
