@@ -31,6 +31,9 @@ VERBS: dict[str, Verb] = {
     "verify": Verb("analysis.verify", (), "our scores beside the official summarizer's"),
     "rounds": Verb("mlperf.round_files", (), "write or check config/benchmarks/mlperf-v*.yaml"),
     "compliance": Verb("mlperf.compliance", (), "mlperf-logging's checkers on logs"),
+    "implementation": Verb(
+        "campaign.implementation", (), "a published implementation folder as a config overlay"
+    ),
     # datasets and images
     "dataset": Verb("data.cli", (), "fetch, verify, unpack and check a dataset"),
     "mountcheck": Verb("data.mountcheck", (), "data folders against an expected-mounts.csv"),
