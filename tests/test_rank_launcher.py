@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -192,6 +193,29 @@ def test_an_inherited_slurm_variable_cannot_give_every_rank_the_same_value(
         seen = json.loads((tmp_path / f"env_{rank}.json").read_text())
         assert seen["SLURM_PROCID"] == seen["RANK"] == seen["LOCAL_RANK"] == str(rank)
         assert seen["SLURM_NTASKS"] == "2"
+
+
+TORCH_RENDEZVOUS = (
+    "import os, torch, torch.distributed as dist; "
+    "dist.init_process_group('gloo'); "  # env://: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+    "total = torch.tensor([int(os.environ['LOCAL_RANK']) + 1]); dist.all_reduce(total); "
+    "print(dist.get_rank(), dist.get_world_size(), int(total.item()), flush=True); "
+    "dist.destroy_process_group()"
+)
+
+
+def test_the_ranks_meet_in_torch_distributed_with_these_variables(tmp_path: Path) -> None:
+    pytest.importorskip("torch.distributed")
+    with socket.socket() as probe:  # a port free now (nothing else should take it meanwhile)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logs = tmp_path / "logs"
+    args = ["--ntasks", "3", "--master-port", str(port), "--rank-log-dir", str(logs)]
+    result = run([*args, "--", sys.executable, "-c", TORCH_RENDEZVOUS])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0 3 6\n"  # 1 + 2 + 3, summed over the three ranks
+    for rank in (1, 2):
+        assert f"{rank} 3 6" in (logs / f"rank_{rank}.log").read_text().splitlines()
 
 
 # ---------------------------------------------------------------------------------------------
