@@ -240,6 +240,7 @@ FILE_KINDS: dict[str, tuple[str, ...]] = {
     "test_docker_engine.py": ("services",),
     "test_docker_workflow.py": ("workflow", "services"),
     "test_faults.py": ("workflow",),
+    "test_implementations_workflow.py": ("workflow", "services"),
     "test_locks_workflow.py": ("workflow",),
     "test_podman_workflow.py": ("workflow", "services"),
     "test_slurm.py": ("workflow", "services"),

@@ -54,6 +54,12 @@ from scripts.run.backends.image import (
     stamp_differences,
     stamp_identity,
 )
+from scripts.run.backends.implementation_runs import (
+    LAUNCHER,
+    LAUNCHER_MOUNT,
+    check_data_mounts,
+    per_gpu_command,
+)
 from scripts.run.backends.stamp import check_same_image, image_stamp, read_stamp
 
 if TYPE_CHECKING:  # types only: not imported at run time
@@ -61,6 +67,8 @@ if TYPE_CHECKING:  # types only: not imported at run time
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[3]
 STOP_GRACE_S = 10.0
+# the implementation's container keys that say how a run sees its data and starts its ranks
+LATER_RUN_KEYS = ("launch", "data_mounts", "expected_mounts")
 
 
 def run_options(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:
@@ -89,6 +97,9 @@ def run_options(config: Mapping[str, Any], benchmark: str, system: str) -> dict[
         "security_opt": list(sc.get("security_opt") or []),
         "init": sc.get("init", True),
         "stop_grace_s": sc.get("stop_grace_s", STOP_GRACE_S),
+        # keys of today's implementations (issue 23), only where set: the fingerprint of a
+        # campaign made before them is unchanged
+        **{k: cont[k] for k in LATER_RUN_KEYS if cont.get(k) not in (None, [], "once")},
     }
 
 
@@ -187,6 +198,9 @@ class ContainerBackend(ContainerEngine):
         container["host_dataset_dir"] = dataset_dir
         container["host_run_dir"] = run_dir
         container["host_prepared_dir"] = prepared_dir
+        if container.get("expected_mounts"):  # in the image's build context, as built
+            context = Path("build") / benchmark / system / "context"
+            container["host_expected_mounts"] = str(context / container["expected_mounts"])
         paths = {
             "python": container["python"],
             "dataset_dir": container["dataset_mount"],
@@ -298,6 +312,8 @@ class ContainerBackend(ContainerEngine):
                 f"{self.name} backend runs on one node; set slurm.nodes to 1"
             )
         check_same_image(spec, run_dir, read_stamp(image_stamp)["image_id"])
+        if spec.container.get("expected_mounts"):
+            check_data_mounts(spec.container)
 
     def launch(
         self,
@@ -320,11 +336,16 @@ class ContainerBackend(ContainerEngine):
         run_dir.mkdir(parents=True, exist_ok=True)
         prepared = opts.get("host_prepared_dir")
         name = container_name(spec.benchmark, spec.system, spec.run, run_dir)
+        command, launcher = spec.command, []
+        if opts.get("launch") == "per_gpu":
+            command = per_gpu_command(spec, name)
+            launcher = [(LAUNCHER, LAUNCHER_MOUNT)]
         argv = self.run_argv(
             opts,
             image=record["image_id"],
             name=name,
-            command=spec.command,
+            command=command,
+            read_only=launcher,
             env=container_env(spec),
             dataset_dir=Path(opts["host_dataset_dir"]),
             run_dir=run_dir,

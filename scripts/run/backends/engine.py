@@ -165,6 +165,7 @@ class ContainerEngine:
         prepared_writable: bool = False,
         user: str | None = None,
         gpu_devices: Sequence[str] = (),
+        read_only: Sequence[tuple[Path, str]] = (),
     ) -> list[str]:
         """The exact ``<engine> run`` command line of one container.
 
@@ -182,6 +183,12 @@ class ContainerEngine:
         if options.get("workdir"):
             argv += ["--workdir", options["workdir"]]
         argv += ["--mount", _bind(dataset_dir, options["dataset_mount"], readonly=True)]
+        # the implementation's data folders where it reads them (its config_mounts.sh), and
+        # read-only files of the workflow (the rank launcher)
+        for mount in options.get("data_mounts") or []:
+            argv += ["--mount", _bind(dataset_dir / mount["path"], mount["mount"], readonly=True)]
+        for source, target in read_only:
+            argv += ["--mount", _bind(source, target, readonly=True)]
         if run_dir is not None:
             argv += ["--mount", _bind(run_dir, options["run_mount"], readonly=False)]
         if prepared_dir is not None and options.get("prepared_mount"):

@@ -145,6 +145,10 @@ def generated_files(config: Mapping[str, Any], benchmark: str, system: str) -> d
         return {}
     if kind == nvidia_v06.KIND:
         return nvidia_v06.config_files(config, benchmark, system)
+    if kind == "config-sh":  # scripts/mlperf/config_sh.py's KIND; loaded where one asks
+        from scripts.mlperf import config_sh
+
+        return config_sh.config_files(config, benchmark, system)
     raise ValueError(f"unknown config_script {kind!r}")
 
 

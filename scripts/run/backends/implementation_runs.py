@@ -1,0 +1,56 @@
+"""What a run of today's published MLPerf implementations (NVIDIA's and AMD's v5.x submission
+folders) needs from a container backend beyond its image: its data folders checked against the
+implementation's expected-mounts.csv before each run, as NVIDIA's run.sub has mountcheck do, and
+one task per GPU where the implementation expects srun to start it once per GPU
+(``launch: per_gpu``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scripts.run.backends.errors import ContainerError
+
+if TYPE_CHECKING:  # types only: not imported at run time
+    from scripts.run.spec import RunSpec
+
+# where the rank launcher (scripts/run/rank_launcher.py) is mounted, read-only, in a container
+# whose implementation has ``launch: per_gpu``
+LAUNCHER = Path(__file__).resolve().parents[1] / "rank_launcher.py"
+LAUNCHER_MOUNT = "/mlperf-workflow/rank_launcher.py"
+
+
+def per_gpu_command(spec: RunSpec, name: str) -> str:
+    """The command of a ``launch: per_gpu`` run: the rank launcher starts one task of the run's
+    command per GPU of the system (one task without GPUs) with the variables srun gives a
+    task; rank 0's output is the container's, the other ranks' go to ``ranks/`` in the run's
+    folder. MASTER_PORT: the implementation's env, else run.sub's 29500."""
+    opts = spec.container
+    words = [opts["python"], LAUNCHER_MOUNT, "--ntasks", str(max(spec.gpus, 1))]
+    words += ["--job-id", name, "--rank-log-dir", f"{opts['run_mount']}/ranks"]
+    words += ["--master-addr", "127.0.0.1"]
+    launch = shlex.join(words) + ' --master-port "${MASTER_PORT:-29500}"'
+    return f"{launch} -- /bin/bash -c {shlex.quote(spec.command)}"
+
+
+def check_data_mounts(opts: Mapping[str, Any]) -> None:
+    """The run's data folders against the implementation's expected-mounts.csv, as NVIDIA's
+    mountcheck checks them before a run: file counts and bytes per key and path."""
+    from scripts.data import mountcheck  # lazy: only an implementation with expected mounts
+
+    csv = Path(opts["host_expected_mounts"])
+    dataset = Path(opts["host_dataset_dir"])
+    mounts = {m["key"]: dataset / m["path"] for m in opts.get("data_mounts") or []}
+    try:
+        expected = [e for e in mountcheck.read_expected(csv) if e.key in mounts]
+    except (OSError, mountcheck.MountCheckError) as exc:
+        raise ContainerError(f"cannot check the data mounts: {exc}") from exc
+    problems = mountcheck.check(expected, mounts)
+    if problems:
+        raise ContainerError(
+            f"the data does not match {csv} ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}): " + "; ".join(problems)
+        )
