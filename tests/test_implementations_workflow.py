@@ -29,6 +29,7 @@ import yaml
 from scripts.data import mountcheck
 from scripts.mlperf import config_sh
 from tests.conftest import REPO, jobs_run, need_docker, need_podman, published, snakemake
+from tests.test_slurm import slurm, submitted  # noqa: F401 (slurm: the fixture)
 
 V51 = "mlperf-v5.1-implementations"
 STANDIN = REPO / "tests" / "data" / "v51_standin"
@@ -264,3 +265,39 @@ def test_amds_llama2_70b_lora_v51_runs_through_its_docker_path(
         assert "STARTING TIMING RUN AT" in log  # AMD's run_and_time.sh
         assert "rank 0 of 8" in log  # torchrun --nproc_per_node=8 of AMD's run_and_time.sh
         assert result["compliance"] == "pass", result["compliance_detail"]
+
+
+@pytest.mark.usefixtures("slurm")
+def test_nvidias_retinanet_v51_runs_each_run_as_a_slurm_job_with_docker(
+    workflow_copy: Path, tmp_path: Path
+) -> None:
+    """The same per-run job on the CI's real Slurm (profiles/slurm): each run is a Slurm job
+    whose runner starts the container there. Pyxis cannot be installed here, so this is the
+    docker launcher inside the job; the Pyxis command lines are checked against run.sub's own
+    in tests/test_pyxis.py."""
+    base = need_docker()
+    wf = workflow_copy
+    folder = standin_folder(tmp_path, RETINANET, RETINANET_RESULTS, "train.py", "/workspace/ssd")
+    overlay(wf, folder, "config_GB200_002x04x032.sh", "retinanet.yaml")
+    dataset, tree = standin_data(tmp_path, RETINANET_DATA)
+    mounts = {"OPEN_IMAGES_V6_DIR": tree / "DATADIR", "BACKBONE_DIR": tree / "BACKBONE_DIR"}
+    mountcheck.write_expected(mountcheck.describe(mounts), folder / "expected-mounts.csv")
+    site(wf, "retinanet-v5.1", base, dataset, "docker")
+    two = wf / "two.yaml"
+    two.write_text(yaml.safe_dump({"benchmarks": {"retinanet-v5.1": {"runs": 2}}}))
+    args = ["--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "5"]
+    args += ["--configfile", "config/benchmarks/mlperf-v5.1.yaml", "retinanet.yaml"]
+    args += ["site.yaml", str(two)]
+    done = snakemake(wf, "results/retinanet-v5.1/summary.csv", *args, timeout=1500)
+    assert done.returncode == 0, done.stderr[-4000:]
+    jobs = submitted(done.stderr)
+    runs = {k: v for k, v in jobs.items() if k.startswith("rule_train_run")}
+    assert set(runs) == {
+        "rule_train_run retinanet-v5.1_SUT_01",
+        "rule_train_run retinanet-v5.1_SUT_02",
+    }
+    for n, result in enumerate(results_of(wf, "retinanet-v5.1"), 1):
+        assert result["slurm_job_id"] == runs[f"rule_train_run retinanet-v5.1_SUT_{n:02d}"]
+        assert result["compliance"] == "pass", result["compliance_detail"]
+        log = (wf / f"results/retinanet-v5.1/SUT/run_{n:02d}/mlperf.log").read_text()
+        assert "stand-in train.py: rank 0 of 2" in log
