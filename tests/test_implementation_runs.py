@@ -13,6 +13,7 @@ import pytest
 
 from scripts.campaign import config_checks, run_specs
 from scripts.data import mountcheck
+from scripts.mlperf import config_sh
 from scripts.run.backends import container, docker
 from scripts.run.backends.errors import ContainerError
 from scripts.run.backends.implementation_runs import (
@@ -132,3 +133,63 @@ def test_a_data_folder_with_a_file_missing_is_refused_naming_the_key_and_the_cou
     csv.write_text("not,a,csv\n")
     with pytest.raises(ContainerError, match="cannot check the data mounts"):
         check_data_mounts(opts)
+
+
+def test_the_docker_build_of_nvidias_own_dockerfile_is_the_one_its_readme_gives(tmp_path):
+    """NVIDIA's Dockerfile needs NGC's CUDA base and compiles CUDA code, so it is not built
+    here; the command the workflow would run is checked against the implementation's README
+    (section 3.1: `docker build -t <registry>/mlperf-nvidia:single_stage_detector-pyt`, run in
+    the implementation's folder): that folder as the context with its own Dockerfile and the
+    Dockerfile's default base, plus the generated config_SUT.sh, under the workflow's tag."""
+    import yaml
+
+    from scripts.campaign.implementation import build_overlay
+    from scripts.run.backends.image import image_spec, stage_context
+    from tests.conftest import published
+
+    impl = (
+        published()
+        / "mlperf-v5.1-implementations"
+        / ("NVIDIA/benchmarks/retinanet/implementations/tyche_ngpu8_ngc25.04_pytorch")
+    )
+    readme = (impl / "README.md").read_text()
+    assert "docker build -t <docker/registry>/mlperf-nvidia:single_stage_detector-pyt" in readme
+    made, *_ = build_overlay(impl, "config_GB200_002x04x032.sh", "SUT")
+    files = []
+    for name, data in (
+        ("overlay", made),
+        (
+            "system",
+            {
+                "systems": {
+                    "SUT": {
+                        "backend": "docker",
+                        "gpus": 8,
+                        "topology": {"sockets": 2, "cores_per_socket": 64, "threads_per_core": 2},
+                    }
+                }
+            },
+        ),
+    ):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        files.append(path)
+    config = config_checks.load_campaign([REPO / "config/benchmarks/mlperf-v5.1.yaml", *files])
+    spec = image_spec(config, "retinanet-v5.1", "SUT", REPO, tmp_path)
+    context = tmp_path / "context"
+    argv = docker.build_argv(spec, context, tmp_path / "iid")
+    assert argv[:2] == ["docker", "build"] and argv[-1] == str(context)
+    assert argv[argv.index("--file") + 1] == str(context / "Dockerfile")
+    assert argv[argv.index("--tag") + 1] == "mlperf-nvidia-retinanet:SUT"
+    args = [argv[i + 1] for i, w in enumerate(argv) if w == "--build-arg"]
+    default = "ARG FROM_IMAGE_NAME=nvcr.io/nvidia/pytorch:25.04-py3"
+    assert default in (impl / "Dockerfile").read_text()
+    assert args == ["FROM_IMAGE_NAME=nvcr.io/nvidia/pytorch:25.04-py3"]  # the default, named
+    assert "--network" not in argv  # build_network default: apt-get and pip reach the network
+    stage_context(spec, context)
+    staged = {str(p.relative_to(context)) for p in context.rglob("*") if p.is_file()}
+    own = {str(p.relative_to(impl)) for p in impl.rglob("*") if p.is_file()}
+    assert staged == own | {"config_SUT.sh"}
+    sut = config_sh.read_exported(context / "config_SUT.sh")
+    assert (sut["DGXSYSTEM"], sut["DGXNNODES"], sut["DGXNGPU"]) == ("SUT", "1", "8")
+    assert sut["BATCHSIZE"] == "32" and sut["LR"] == "0.000085"  # the base's, kept
