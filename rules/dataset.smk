@@ -77,3 +77,27 @@ rule unpack_dataset:
         "{PY} scripts.data.cli unpack --files-json {params.files} --dir {params.dir:q} "
         "--dest {output.tree:q} --manifest {output.manifest:q} {params.limit} {params.lock} "
         "> {log:q} 2>&1"
+
+
+# Data the user already has (config dataset.folders): <data_dir>/<b>/dataset/NAME links to each
+# existing folder, and manifest.json records each folder's path, file count and bytes
+# (scripts/data/folders.py); no download, verification or unpacking.
+rule link_dataset_folders:
+    output:
+        tree=directory(f"{DATA_DIR}/{{benchmark}}/dataset"),
+        tree_manifest=f"{DATA_DIR}/{{benchmark}}/dataset.manifest.json",
+        manifest=f"{DATA_DIR}/{{benchmark}}/manifest.json",
+    log:
+        "logs/link_dataset_folders/{benchmark}.log",
+    wildcard_constraints:
+        benchmark=inputs.folder_benchmarks_regex(),
+    params:
+        folders=inputs.folders_args,
+        lock=inputs.data_lock_args,
+    shell:
+        "{PY} scripts.data.cli folders {params.folders} --tree {output.tree:q} "
+        "--manifest {output.manifest:q} {params.lock} > {log:q} 2>&1"
+
+
+ruleorder: link_dataset_folders > unpack_dataset
+ruleorder: link_dataset_folders > verify_dataset

@@ -226,6 +226,8 @@ def _settings_actions(state: State, disk: _Disk) -> list[Action]:
 def _dataset_actions(state: State, disk: _Disk) -> list[Action]:
     actions: list[Action] = []
     for b in state.benchmarks:
+        if b.data_folders:  # scripts/campaign/data_folders.py
+            actions.append(b.data_folders)
         ds = b.dataset
         if ds is None:
             continue

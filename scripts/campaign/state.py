@@ -17,6 +17,7 @@ from typing import Any
 from scripts.campaign import archive as campaign
 from scripts.campaign.actions import Refuse, Remake
 from scripts.campaign.comparability import comparability, table_settings
+from scripts.campaign.data_folders import CheckDataFolders
 from scripts.campaign.finished_runs import current_state, incomparable_runs
 from scripts.campaign.invocation import Mode
 from scripts.campaign.run_specs import compliance_ruleset
@@ -102,6 +103,7 @@ class BenchmarkFacts:
     settings: dict[str, Any] | None = None
     recorded_settings: dict[str, Any] | None = None
     settings_files: tuple[Path, ...] = ()
+    data_folders: CheckDataFolders | None = None  # a dataset of folders (config dataset.folders)
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,11 @@ def _gather_benchmark(
         stale_downloads=downloads,
         dataset=_gather_dataset(config, root, benchmark, workflow_dir, bool(downloads))
         if files
+        else None,
+        data_folders=CheckDataFolders(
+            benchmark, root, Path(data_dir) / benchmark / "dataset", bench["dataset"]["folders"]
+        )
+        if bench.get("dataset", {}).get("folders")
         else None,
     )
 

@@ -1,4 +1,5 @@
-"""The dataset's command line: ``python -m scripts dataset fetch|verify|unpack|check-tree|script``.
+"""The dataset's command line: ``python -m scripts dataset fetch|verify|unpack|check-tree|script``
+or ``folders``.
 
 The rules (rules/dataset.smk) call it as ``python -m scripts.data.cli``. The commands (``fetch``,
 ``verify``, ``unpack``, ``script``) hold the dataset's lock (``--lock``,
@@ -95,6 +96,15 @@ def _check_tree(args: argparse.Namespace) -> None:
     print(f"{args.tree} is as unpacked ({tree_manifest_path(args.tree)})")
 
 
+def _folders(args: argparse.Namespace) -> None:
+    # lazy: only a dataset of folders (scripts/data/folders.py)
+    from scripts.data.folders import link_folders
+
+    folders = json.loads(args.folders_json)
+    entries = link_folders(folders, args.tree, args.manifest, prefix=args.key)
+    print(f"linked {len(entries)} data folders in {args.tree}, recorded in {args.manifest}")
+
+
 def _script(args: argparse.Namespace) -> None:
     run_script(args.command, args.cwd, args.output)
     print(f"made {args.output}")
@@ -106,6 +116,7 @@ COMMANDS = {
     "unpack": _unpack,
     "check-tree": _check_tree,
     "script": _script,
+    "folders": _folders,
 }
 
 
@@ -190,7 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--command", required=True, help="shell command; {output_dir} is replaced")
     s.add_argument("--cwd", type=Path, required=True, help="folder to run it from")
     s.add_argument("--output", type=Path, required=True, help="the folder to make")
-    for command in (v, u, s, sub.choices["fetch"]):
+    d = sub.add_parser("folders", help="link a dataset's existing folders, record their counts")
+    d.add_argument("--folders-json", required=True, help="the benchmark's dataset.folders as JSON")
+    d.add_argument("--tree", type=Path, required=True, help="the folder of links to make")
+    d.add_argument("--manifest", type=Path, required=True, help="manifest JSON to write")
+    d.add_argument("--key", default="dataset.folders", help="the config key, for messages")
+    for command in (v, u, s, d, sub.choices["fetch"]):
         _add_lock_args(command)
     return p
 
@@ -218,6 +234,7 @@ LOCK_WHAT = {
     "verify": lambda a: "verifying its files",
     "unpack": lambda a: "unpacking it",
     "script": lambda a: "running its dataset script",
+    "folders": lambda a: "linking its folders",
 }
 
 

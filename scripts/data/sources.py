@@ -76,6 +76,12 @@ def check_dataset(dataset: Mapping[str, Any]) -> list[str]:
         why = url_problem(f"{mirror.rstrip('/')}/x")
         if why:
             problems.append(f"dataset.mirror: {why.replace('/x', '')}")
+    if ("files" in dataset) == ("folders" in dataset):
+        return ["dataset: give exactly one of files (to fetch and verify) or folders (data you "
+                "already have, NAME: HOST_PATH)"]  # fmt: skip
+    if "folders" in dataset:
+        extra = [k for k in ("mirror", "script") if dataset.get(k)]
+        return [f"dataset.{k}: a dataset of folders has none (it is not fetched)" for k in extra]
     seen: set[str] = set()
     no_source: list[str] = []
     for i, f in enumerate(dataset["files"]):

@@ -51,6 +51,7 @@ from scripts.core import hashing, layout
 from scripts.core.config_files import disk_full_problem
 from scripts.core.run_records import RunRecord
 from scripts.data import pagecache
+from scripts.data.folders import run_problem
 from scripts.data.tree import tree_problem, unpacked_tree
 from scripts.mlperf.log_validity import OwnRun
 from scripts.run import backends, cluster, containment, gpus, hostload, seals
@@ -168,7 +169,7 @@ def _attempts(
     tree = unpacked_tree(dataset_manifest)
     for attempt in range(1, spec.retries + 2):
         # the trainer reads the dataset only as unpacked (scripts/data/tree.py: tree_problem)
-        if problem := tree_problem(tree):
+        if problem := tree_problem(tree) or run_problem(spec.container, tree):
             raise RunFailed(problem)
         launch = backends.get(spec.backend).launch(
             spec,

@@ -6,6 +6,7 @@ go, and the download, lock and unpack arguments.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,6 +105,26 @@ class DatasetInputs:
         lock = datalock.lock_path(self.data_dir, wildcards.benchmark)
         wait = self.config.get(datalock.WAIT_KEY, datalock.DEFAULT_WAIT_S)
         return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
+
+    def dataset_folders(self, benchmark: str) -> dict[str, str]:
+        """A dataset of folders the user already has (config dataset.folders), or {}."""
+        folders: dict[str, str] = self.benchmarks[benchmark].get("dataset", {}).get("folders", {})
+        return folders
+
+    def folder_benchmarks_regex(self) -> str:
+        """link_dataset_folders' wildcard constraint: exactly the benchmarks whose dataset is
+        folders (none: a pattern that matches nothing), so the other dataset rules never
+        compete for the rest."""
+        names = sorted(b for b in self.benchmarks if self.dataset_folders(b))
+        return "|".join(re.escape(b) for b in names) or "(?!)"
+
+    def folders_args(self, wildcards: Wildcards) -> str:
+        """link_dataset_folders' --folders-json and --key (named in its messages)."""
+        b = wildcards.benchmark
+        return (
+            f"--folders-json {json_arg(self.dataset_folders(b))} "
+            f"--key {shlex.quote(f'benchmarks.{b}.dataset.folders')}"
+        )
 
     def unpack_limit_args(self, wildcards: Wildcards) -> str:
         """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
