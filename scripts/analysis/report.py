@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scripts.analysis import comparison_columns, summary_columns
 from scripts.analysis.comparison_table import choose_reference
@@ -52,14 +52,20 @@ from scripts.analysis.report_html import (
     table_by_system,
     table_columns,
 )
+from scripts.analysis.run_columns import synthetic_runs
 from scripts.core import hashing, layout
 from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.core.safe_csv import read_csv
 from scripts.run import backends
 
+if TYPE_CHECKING:  # types only: pandas comes with read_csv
+    import pandas as pd
+
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
 # plots/leaderboard.png, drawn by scripts.analysis.leaderboard --plot
 LEADERBOARD_PLOT = "leaderboard"
+# beside the name of a system whose runs are synthetic (implementation.synthetic), everywhere
+SYNTHETIC_LABEL = "(synthetic data: a smoke run, no score)"
 ENERGY_PLOT = "energy"  # plots/energy.png, drawn by scripts.analysis.leaderboard --energy-plot
 
 
@@ -99,13 +105,28 @@ LEADERBOARD_TABLE: list[TableColumn] = [
 ]
 
 
-def leaderboard_section(results_dir: Path) -> list[str]:
+def synthetic_systems(runs: pd.DataFrame) -> set[str]:
+    """The systems with a synthetic run (runs.csv's ``synthetic``): smoke runs, never scored."""
+    flags = synthetic_runs(runs)
+    return {str(s) for s, f in zip(runs["system"], flags, strict=True) if f} if len(runs) else set()
+
+
+def labelled(frame: pd.DataFrame, synthetic: Collection[str]) -> pd.DataFrame:
+    """``frame`` as the page shows it: a synthetic system's name with its label beside it."""
+    if not synthetic or "system" not in frame:
+        return frame
+    shown = frame.copy()
+    shown["system"] = [f"{s} {SYNTHETIC_LABEL}" if s in synthetic else s for s in frame["system"]]
+    return shown
+
+
+def leaderboard_section(results_dir: Path, synthetic: Collection[str] = ()) -> list[str]:
     """The leaderboard (leaderboard.csv next to summary.csv) with its caption and plot; nothing
     when the benchmark has no leaderboard.csv."""
     path = results_dir / "leaderboard.csv"
     if not path.exists():
         return []
-    board = read_csv(path)
+    board = labelled(read_csv(path), synthetic)
     parts = ["<h2>Leaderboard</h2>", caption_html("leaderboard"), table(board, LEADERBOARD_TABLE)]
     png = results_dir / "plots" / f"{LEADERBOARD_PLOT}.png"
     if png.exists():
@@ -241,6 +262,7 @@ def render(
     _, note = choose_reference(sorted(set(runs["system"])), context.get("reference_system"))
     lines, compared = verdicts(summary, comparison, note)
     warns = warnings(summary, comparison, bench, results, note if compared else "")
+    synthetic = synthetic_systems(runs)
     parts = [
         *page_head(benchmark, bench),
         f'<div class="verdict{"" if compared else " none"}" id="verdict">'
@@ -249,24 +271,26 @@ def render(
         "<h2>Warnings</h2>",
         "".join(f'<div class="warn">{esc(w)}</div>' for w in warns) or "<p>None.</p>",
         "<h2>Summary</h2>",
-        table_by_system(summary, table_columns(summary_columns.SUMMARY)),
+        table_by_system(labelled(summary, synthetic), table_columns(summary_columns.SUMMARY)),
         glossary("summary", summary_columns.SUMMARY),
         "<h2>Comparison</h2>",
         *(
             [
-                table(comparison, table_columns(comparison_columns.COMPARISON)),
+                table(
+                    labelled(comparison, synthetic), table_columns(comparison_columns.COMPARISON)
+                ),
                 glossary("comparison", comparison_columns.COMPARISON),
             ]
             if len(comparison)
             else ["<p>One system: nothing to compare.</p>"]
         ),
-        *leaderboard_section(results_dir),
+        *leaderboard_section(results_dir, synthetic),
         "<h2>Plots</h2>",
     ]
     parts += [figure(name, results_dir / "plots" / f"{name}.png") for name in PLOTS]
     parts += [
         "<h2>Runs</h2>",
-        table(run_notes(runs, summary), RUNS_TABLE),
+        table(labelled(run_notes(runs, summary), synthetic), RUNS_TABLE),
         "<h2>Provenance</h2>",
     ]
     fingerprints = {r["system"]: r.get("fingerprint") for r in summary.to_dict("records")}

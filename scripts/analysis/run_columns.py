@@ -46,6 +46,9 @@ RUN_COLUMNS = [
     "slurm_job_id",
     "overlapping_runs",
     "scale",
+    # a smoke run on the implementation's generated data (USE_SYNTHETIC_DATA=1): never scored
+    # (result.json's synthetic; False for a result.json written before it)
+    "synthetic",
     "fingerprint",
     # how the result is scored: a published folder's scaling.json factor (run.json), or for
     # runs made here of an MLPerf benchmark the factor of mlperf-logging's RCP checker on them
@@ -77,6 +80,19 @@ def names_log_problems(cell: Any) -> bool:
     """Whether a log_problems cell of runs.csv names a problem (an empty cell reads back as
     NaN)."""
     return isinstance(cell, str) and cell.strip() != ""
+
+
+# summary.csv's reason (and the leaderboard's) for a system with a synthetic run
+SYNTHETIC_REASON = "synthetic data (USE_SYNTHETIC_DATA=1): a smoke run, never a score"
+
+
+def synthetic_runs(runs: pd.DataFrame) -> list[bool]:
+    """Per row of runs.csv, whether it is a synthetic run: its ``synthetic`` cell is true (as
+    read back from the CSV, True or "True"); an empty cell or a table without the column (made
+    before it) is not."""
+    if "synthetic" not in runs:
+        return [False] * len(runs)
+    return [x is True or str(x).strip().lower() == "true" for x in runs["synthetic"]]
 
 
 def has_log_problems(runs: pd.DataFrame) -> pd.Series:

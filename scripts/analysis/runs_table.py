@@ -113,6 +113,7 @@ def collect(result_files: Sequence[Path]) -> pd.DataFrame:
             "gpu_devices": ",".join(r.gpu_devices or []),
             "overlapping_runs": n,
             "log_problems": log_problems_cell(r),
+            "synthetic": bool(r.synthetic),  # False where result.json has no such key
             "power_problems": LOG_PROBLEMS_SEP.join(map(str, r.power_problems or [])),
             **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
             **{k: v for k, v in p.items() if k != "published"},

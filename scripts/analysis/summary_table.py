@@ -10,14 +10,15 @@ hyper-parameters or environment): such runs are not comparable (:class:`Aggregat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from scripts.analysis import stats, summary_columns
-from scripts.analysis.run_columns import has_log_problems
-from scripts.analysis.scoring import olympic_score, usable_time
+from scripts.analysis.run_columns import SYNTHETIC_REASON, has_log_problems, synthetic_runs
+from scripts.analysis.scoring import Score, olympic_score, usable_time
 
 
 class AggregationError(RuntimeError):
@@ -85,8 +86,8 @@ def system_runs(
     dropped. The score drops :func:`scoring_of`'s olympic drop at each end and is multiplied
     by its scaling factor, as mlperf-logging's result summarizer does; with a drop above 1
     (Unet3D: 4) as many runs may miss the target (the summarizer's ``max_dropped_scores``),
-    with 1, ``max_nonconverged``. Raises AggregationError when the runs' fingerprints (or
-    scaling factors) differ."""
+    with 1, ``max_nonconverged``; none with a synthetic run. Raises AggregationError when
+    the runs' fingerprints (or scaling factors) differ."""
     runs = runs.sort_values("run", kind="stable")
     fingerprints = sorted(set(runs["fingerprint"].dropna()))
     if len(fingerprints) > 1:
@@ -120,13 +121,25 @@ def system_runs(
         fingerprints=fingerprints,
         bad_log=bad_log,
         run_numbers=run_numbers,
-        score=score,
+        score=unless_synthetic(runs, score),
         times=[t for t, k in zip(times, ok, strict=True) if k],
         time_runs=[r for r, k in zip(run_numbers, ok, strict=True) if k],
         converged_rows=runs[ok],
         resamples=resamples,
         seed=seed,
     )
+
+
+def unless_synthetic(runs: pd.DataFrame, score: Score) -> Score:
+    """``score``, or none where a run is synthetic (``implementation.synthetic``: a smoke run
+    on the implementation's generated data is never a score)."""
+    return unscored(score, SYNTHETIC_REASON) if any(synthetic_runs(runs)) else score
+
+
+def unscored(score: Score, reason: str) -> Score:
+    """``score`` without a score: not valid, no score_s, ``reason`` as why; the runs it
+    counted and dropped are kept (the row still says how many converged)."""
+    return dataclasses.replace(score, valid=False, reason=reason, score_s=None, unscaled_s=None)
 
 
 def summarize(

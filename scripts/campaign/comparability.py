@@ -58,6 +58,8 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
         record["system"]["nodes"] = nodes
     if sys_.get("cache", "cold") != "cold":  # warm runs are not comparable with cold ones
         record["system"]["cache"] = sys_["cache"]
+    if implementation.get("synthetic"):  # only then: other campaigns keep their fingerprint
+        record["synthetic"] = True  # a smoke run never sits in one group with real runs
     return record
 
 

@@ -20,7 +20,7 @@ from scripts.core import hashing, layout
 from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 from scripts.run import backends
 from scripts.run.gpus import declared_devices
-from scripts.run.spec import RunSpec
+from scripts.run.spec import SYNTHETIC_ENV, RunSpec
 
 
 def run_spec(
@@ -60,6 +60,8 @@ def run_spec(
     }
     env.update({k: str(v) for k, v in sys_.get("env", {}).items()})
     record, fingerprint = comparable or comparable_record(config, benchmark, system)
+    if record.get("synthetic"):  # last: no env of the benchmark or system turns it off
+        env[SYNTHETIC_ENV] = "1"
     return RunSpec(
         benchmark=benchmark,
         system=system,

@@ -24,7 +24,7 @@ Format versions (``format_version``, first in result.json; run.json's keys are s
   ``fingerprint_keys``, ``dataset_tree_sha256``, ``cache``, ``host_load``, ``containment``
   ...); a file without one reads as the field's default.
 - result.json 1: likewise (later keys: ``log_problems``, ``valid_log``, ``log_sha256``,
-  ``cache``, ``host_busy``, ``energy_j``, ``compliance`` ...).
+  ``cache``, ``host_busy``, ``energy_j``, ``compliance``, ``synthetic`` ...).
 
 Adding a key that an older reader may ignore needs no new version: a field with the default
 an old file means. A change that an older workflow would misread (a key renamed, a unit or a
@@ -315,6 +315,9 @@ class ResultRecord(_Record):
     compliance_checker: str | None = None  # the checker (mlperf-logging's version)
     fingerprint: str | None = None  # run.json's fingerprint
     config_fingerprint: str | None = None  # run.json's config_fingerprint
+    # a smoke run on the implementation's generated data (USE_SYNTHETIC_DATA=1: run.json's
+    # comparability says so), never scored; False where the file has none (written before)
+    synthetic: bool = False
     log_sha256: str | None = None  # the sha256 of the log parsed (None: tables parse)
 
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know

@@ -141,7 +141,7 @@ def parse_run(
     verdict: compliance.Verdict | None = None,
     *,
     parsed: ParsedLog | None = None,
-) -> ResultRecord:
+) -> ResultRecord:  # long: one line per key of result.json
     """The result of one run (without ``log_sha256``): its log's outcome plus the runner's
     record ``meta`` (``parsed``: the log already parsed, else it is parsed here).
 
@@ -191,8 +191,15 @@ def parse_run(
         "compliance_checker": verdict.checker or None,
         "fingerprint": meta.fingerprint,
         "config_fingerprint": meta.config_fingerprint,
+        "synthetic": synthetic(meta),
     }
     return ResultRecord.of(**fields)
+
+
+def synthetic(meta: RunRecord) -> bool:
+    """Whether the run was a smoke run on generated data (``implementation.synthetic``): its
+    comparability record says so (scripts/campaign/comparability.py); an import never is."""
+    return bool((meta.comparability or {}).get("synthetic"))
 
 
 def write_result(

@@ -20,6 +20,9 @@ from scripts.mlperf.log_validity import DEFAULT_MAX_LOG_BYTES
 
 # RunSpec.to_json's place for the comparability record it splices in (NUL: no config has it)
 _SPLICE = "\0comparability\0"
+# the variable of NVIDIA's v5.x launch scripts (run.sub, config_mounts.sh, run_and_time.sh)
+# that makes a run train on generated data: a synthetic run's environment has it set to 1
+SYNTHETIC_ENV = "USE_SYNTHETIC_DATA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,13 @@ class RunSpec:
     # breaks either is not a valid log of this run (scripts/mlperf/log_validity.py: OwnRun)
     mlperf_names: list[str] = dc_field(default_factory=list)
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+
+    @property
+    def synthetic(self) -> bool:
+        """A smoke run on the implementation's generated data (``implementation.synthetic``):
+        its comparability record says so (not a field of its own, so the spec of every other
+        run, a rule's param, is unchanged)."""
+        return bool(self.comparability.get("synthetic"))
 
     def __post_init__(self) -> None:
         if not self.run_id:

@@ -57,7 +57,7 @@ from scripts.run.backends.image import (
 from scripts.run.backends.implementation_runs import (
     LAUNCHER,
     LAUNCHER_MOUNT,
-    check_data_mounts,
+    check_run_data,
     per_gpu_command,
 )
 from scripts.run.backends.stamp import check_same_image, image_stamp, read_stamp
@@ -312,8 +312,7 @@ class ContainerBackend(ContainerEngine):
                 f"{self.name} backend runs on one node; set slurm.nodes to 1"
             )
         check_same_image(spec, run_dir, read_stamp(image_stamp)["image_id"])
-        if spec.container.get("expected_mounts"):
-            check_data_mounts(spec.container)
+        check_run_data(spec)  # expected-mounts.csv, unless the run is synthetic
 
     def launch(
         self,

@@ -21,6 +21,11 @@ if TYPE_CHECKING:  # types only: not imported at run time
 # whose implementation has ``launch: per_gpu``
 LAUNCHER = Path(__file__).resolve().parents[1] / "rank_launcher.py"
 LAUNCHER_MOUNT = "/mlperf-workflow/rank_launcher.py"
+# the line a synthetic run's log has in place of the data check
+SYNTHETIC_SKIP = (
+    "runner: synthetic run (USE_SYNTHETIC_DATA=1): the data mounts are not checked against "
+    "expected-mounts.csv (the implementation reads no data)"
+)
 
 
 def per_gpu_command(spec: RunSpec, name: str) -> str:
@@ -34,6 +39,19 @@ def per_gpu_command(spec: RunSpec, name: str) -> str:
     words += ["--master-addr", "127.0.0.1"]
     launch = shlex.join(words) + ' --master-port "${MASTER_PORT:-29500}"'
     return f"{launch} -- /bin/bash -c {shlex.quote(spec.command)}"
+
+
+def check_run_data(spec: RunSpec) -> None:
+    """Before a run: its data folders against expected-mounts.csv where the implementation has
+    one (:func:`check_data_mounts`), except for a synthetic run, whose implementation reads no
+    data (NVIDIA's config_mounts.sh mounts none with USE_SYNTHETIC_DATA=1 and run.sub sets
+    VERIFY_MOUNTS=0): the run's log says that the check was skipped."""
+    if not spec.container.get("expected_mounts"):
+        return
+    if spec.synthetic:
+        print(SYNTHETIC_SKIP, flush=True)
+        return
+    check_data_mounts(spec.container)
 
 
 def check_data_mounts(opts: Mapping[str, Any]) -> None:
