@@ -10,11 +10,33 @@
 #   bash bench/gpu_check.sh --precision both        # the timed minute in fp32 and in amp
 #   bash bench/gpu_check.sh --seconds 120 --runs 5  # longer
 #   bash bench/gpu_check.sh --device cpu --quick --seconds 2   # the same path on the CPU, small
+#   bash bench/gpu_check.sh --synthetic             # RetinaNet v5.1, synthetic data, 1 run (below)
 #                                                   # (tests/test_bench.py runs it)
 # Every other option goes to bench/gpu_check.py (--help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+
+# --synthetic: NVIDIA's RetinaNet v5.1 (tests/data/published) as a benchmark with
+# implementation.synthetic (USE_SYNTHETIC_DATA=1), 1 run on this machine's GPUs in docker with
+# the NVIDIA container toolkit, the stand-in image of tests/data/v51_standin on
+# MLPERF_SYNTHETIC_BASE (default python:3.11-slim); prints result.json and summary.csv. It skips
+# (exit 0, one line) where there is no GPU or no docker with the toolkit. Not run in CI.
+if [[ "${1:-}" == "--synthetic" ]]; then
+    if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+        echo "skip: synthetic run: no NVIDIA GPU here (nvidia-smi missing or finds none)"
+        exit 0
+    fi
+    if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia; then
+        echo "skip: synthetic run: no docker with the NVIDIA container toolkit here"
+        exit 0
+    fi
+    ngpu="$(nvidia-smi -L | wc -l)"
+    work="$(mktemp -d /tmp/gpu-synthetic.XXXXXX)"
+    echo "synthetic run: $ngpu GPU(s), in $work"
+    exec "$PYTHON" -m bench.gpu_synthetic --work "$work" --gpus "$ngpu" \
+        --base "${MLPERF_SYNTHETIC_BASE:-python:3.11-slim}"
+fi
 
 device=cuda
 for ((i = 1; i <= $#; i++)); do
