@@ -65,3 +65,20 @@ rule prepare_data:
         "{PY} {params.module} prepare --options {params.options} --stamp {input.image:q} "
         "--command {params.command:q} --dataset-dir {input.dataset:q} --output {output:q} "
         "--name {params.name:q} > {log:q} 2>&1"
+
+
+# A pyxis system (scripts/run/backends/pyxis.py): the built image as the squashfs file that
+# srun --container-image takes, imported by enroot from the docker engine (where snakemake runs)
+# under a temporary name, then renamed (enroot refuses an existing output).
+rule import_sqsh:
+    input:
+        image="results/{benchmark}/{system}/image.json",
+    output:
+        "results/{benchmark}/{system}/image.sqsh.json",
+    log:
+        "logs/import_sqsh/{benchmark}/{system}.log",
+    params:
+        sqsh="build/{benchmark}/{system}/image.sqsh",
+    shell:
+        "{PY} scripts.run.backends.pyxis import-sqsh --image-stamp {input.image:q} "
+        "--sqsh {params.sqsh:q} --stamp {output:q} > {log:q} 2>&1"

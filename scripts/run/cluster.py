@@ -93,7 +93,7 @@ def job_resources(
     node of the same partition and constraint, with the run's GPUs so that it sees them). The
     names are those of snakemake-executor-plugin-slurm: ``slurm_partition``, ``slurm_account``,
     ``nodes``, ``cpus_per_task``, ``mem_mb``, ``runtime`` (minutes), ``constraint``, ``qos``,
-    ``slurm_extra``, ``gpu`` (``--gpus``), ``gres`` (``--gres``), and for a multi-node run
+    ``slurm_extra``, ``gpu`` (``--gpus``), ``gres`` (``--gres``), and for a multi-node or pyxis run
     ``mpi`` (the job's snakemake runs in the batch step, which launches the nodes itself) and
     ``tasks`` (one per node). ``gpu`` is also the resource ``--resources gpu=N`` caps locally.
     """
@@ -111,7 +111,9 @@ def job_resources(
     else:
         runtime = ENVIRONMENT_RUNTIME_MIN
         cpus = 1
-    multi = nodes > 1
+    # several nodes, or a pyxis run (its srun step is a step of this job: the job's snakemake
+    # must not hold the node's resources in a step of its own), run in the batch step
+    multi = nodes > 1 or (job == "train" and system.get("backend") == "pyxis")
     return {
         "slurm_partition": slurm.get("partition"),
         "slurm_account": slurm.get("account"),

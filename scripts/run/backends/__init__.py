@@ -14,7 +14,7 @@ from scripts.run.backends.errors import BackendError
 
 __all__ = ["NAMES", "Backend", "BackendError", "Launch", "get"]
 
-NAMES: tuple[str, ...] = ("local", "docker", "podman", "import")
+NAMES: tuple[str, ...] = ("local", "docker", "podman", "pyxis", "import")
 # the backends loaded so far, by name
 _BACKENDS: dict[str, Backend] = {b.name: b for b in (local.BACKEND, imports.BACKEND)}
 
@@ -40,6 +40,11 @@ def _load(name: str) -> Backend:
         from scripts.run.backends import podman
 
         backend = podman.BACKEND
+    elif name == "pyxis":
+        # lazy: docker's, and the srun and enroot command lines
+        from scripts.run.backends import pyxis
+
+        backend = pyxis.BACKEND
     else:
         raise BackendError(f"unknown backend {name!r}; backends: {', '.join(NAMES)}") from None
     _BACKENDS[name] = backend
