@@ -101,7 +101,7 @@ def test_retinanet_becomes_a_per_gpu_benchmark_beside_nvidias_published_system(
     assert "Tyche" in overlay["systems"][importer]["description"]
     impl_block = implementation(overlay)
     assert impl_block["command"] == "source ./config_{system}.sh && ./run_and_time.sh"
-    assert impl_block["backends"] == ["docker", "podman"]
+    assert impl_block["backends"] == ["docker", "podman", "pyxis"]  # run.sub: Pyxis too
     assert impl_block["env"] == {
         "SEED": "{seed}",
         "MODEL_FRAMEWORK": "pytorch",

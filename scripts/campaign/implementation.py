@@ -238,7 +238,8 @@ def build_overlay(
     repository = _repository(place.vendor, str(definition["mlperf_name"]))
     expected = "expected-mounts.csv" if keys else None
     implementation: dict[str, Any] = {
-        "backends": ["docker", "podman"],
+        # a folder launched by run.sub (Slurm + Pyxis) runs on a pyxis system too
+        "backends": ["docker", "podman", *(["pyxis"] if facts.script == "run.sub" else [])],
         "command": f"source ./config_{{system}}.sh && {shlex.join(facts.command)}",
         "env": env,
         "container": _container(impl, config, facts, repository, expected, missing, notes),

@@ -230,7 +230,9 @@ def _gather_images(
                 for r in run_ids(config["benchmarks"][benchmark]["runs"])
                 if (layout.run_dir(root, benchmark, system, r) / "run.json").exists()
             )
-        engine = _backend(config, system).name
+        # the engine's command that holds the image (pyxis: docker builds it)
+        backend = _backend(config, system)
+        engine = str(getattr(backend, "cli", "") or backend.name)
         found.append(ImageFacts(benchmark, system, stamp, why, finished, engine))
     return tuple(found)
 

@@ -62,7 +62,7 @@ from scripts.run.backends.base import Launch, kill_group
 from scripts.run.backends.container import STOP_GRACE_S, container_env
 from scripts.run.backends.docker import DockerBackend
 from scripts.run.backends.errors import ContainerError
-from scripts.run.backends.implementation_runs import check_data_mounts
+from scripts.run.backends.implementation_runs import check_run_data
 from scripts.run.backends.stamp import check_same_image, read_stamp
 
 if TYPE_CHECKING:  # types only: not imported at run time
@@ -222,8 +222,7 @@ class PyxisBackend(DockerBackend):
         image_id = read_stamp(image_stamp)["image_id"]
         read_sqsh_stamp(sqsh_stamp_of(image_stamp), image_id)
         check_same_image(spec, run_dir, image_id)
-        if spec.container.get("expected_mounts"):
-            check_data_mounts(spec.container)
+        check_run_data(spec)  # expected-mounts.csv, unless the run is synthetic
 
     def launch(
         self,
