@@ -353,3 +353,20 @@ def test_runs_made_here_of_an_mlperf_benchmark_get_the_rcp_checkers_factor_in_th
     assert row["score_s"] == pytest.approx(row["score_unscaled_s"] * want.factor, rel=1e-12)
     published = json.loads((folder / "scaling.json").read_text())["scaling_factor"]
     assert want.factor == pytest.approx(published, rel=1e-12)  # what NVIDIA's folder holds
+
+
+def test_logs_without_an_evaluation_fail_the_rcp_check_instead_of_crashing_it(
+    results: Path, tmp_path: Path
+) -> None:
+    """mlperf-logging's rcp_checker raises UnboundLocalError (conv_epoch) on a log with no
+    eval_accuracy, e.g. a synthetic smoke run's (--skip-eval): the verdict is fail, with why,
+    and the tables are still made."""
+    logs = result_files(results / "nyx_n1_ngc25.04_pytorch/retinanet")
+    bare = tmp_path / "result_0.txt"
+    bare.write_text(
+        "".join(line for line in Path(logs[0]).open() if '"key": "eval_accuracy"' not in line)
+    )
+    with pytest.raises(UnboundLocalError):  # the package's own behaviour, which this guards
+        rcp_checker.get_submission_epochs([str(bare)], RULESET, False)
+    v = compliance.rcp_verdict([bare], ruleset=RULESET)
+    assert v.status == "fail" and "rcp_checker raised UnboundLocalError" in v.detail

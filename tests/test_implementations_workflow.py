@@ -301,3 +301,35 @@ def test_nvidias_retinanet_v51_runs_each_run_as_a_slurm_job_with_docker(
         assert result["compliance"] == "pass", result["compliance_detail"]
         log = (wf / f"results/retinanet-v5.1/SUT/run_{n:02d}/mlperf.log").read_text()
         assert "stand-in train.py: rank 0 of 2" in log
+
+
+def test_a_synthetic_retinanet_run_runs_is_labelled_and_never_scored(
+    workflow_copy: Path, tmp_path: Path
+) -> None:
+    """implementation.synthetic: USE_SYNTHETIC_DATA=1 reaches NVIDIA's run_and_time.sh (which
+    then gives train.py --syn-dataset 2 --skip-eval), the data check is skipped, and the row
+    says why there is no score."""
+    base = need_docker()
+    wf = workflow_copy
+    folder = standin_folder(tmp_path, RETINANET, RETINANET_RESULTS, "train.py", "/workspace/ssd")
+    overlay(wf, folder, "config_GB200_002x04x032.sh", "retinanet.yaml")
+    dataset, _ = standin_data(tmp_path, RETINANET_DATA)  # NVIDIA's expected-mounts.csv kept
+    site(wf, "retinanet-v5.1", base, dataset, "docker", synthetic=True)
+    one = wf / "one.yaml"
+    one.write_text(yaml.safe_dump({"benchmarks": {"retinanet-v5.1": {"runs": 1}}}))
+    args = ["--cores", "2", "--configfile", "config/benchmarks/mlperf-v5.1.yaml"]
+    args += ["retinanet.yaml", "site.yaml", str(one)]
+    done = snakemake(wf, "results/retinanet-v5.1/summary.csv", *args, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = wf / "results/retinanet-v5.1/SUT/run_01"
+    log = (run / "mlperf.log").read_text()
+    assert "--syn-dataset', '2'" in log and "--skip-eval" in log  # run_and_time.sh's own
+    assert '"key": "eval_accuracy"' not in log
+    job_log = (wf / "logs/train_run/retinanet-v5.1/SUT/run_01.log").read_text()
+    assert "synthetic" in job_log  # the mount check skipped, and said so
+    (result,) = results_of(wf, "retinanet-v5.1")
+    assert result["synthetic"] is True
+    with (wf / "results/retinanet-v5.1/summary.csv").open() as fh:
+        rows = {row["system"]: row for row in csv.DictReader(fh)}
+    assert rows["SUT"]["valid"] == "False" and rows["SUT"]["score_s"] == ""
+    assert "synthetic data" in rows["SUT"]["reason"]

@@ -385,7 +385,11 @@ def _rcp_of_folder(folder: Path, usage: str, ruleset: str, rcp_pass: str) -> Rcp
 
     version = checker_version()
     files = sorted(str(f) for f in folder.glob("result_*.txt"))
-    _, _, benchmark = rcp_checker.get_submission_epochs(files, ruleset, False)
+    try:
+        _, _, benchmark = rcp_checker.get_submission_epochs(files, ruleset, False)
+    except Exception as exc:  # a log with no eval_accuracy: conv_epoch is unbound in 4.1.x
+        detail = one_line(f"rcp_checker raised {type(exc).__name__}: {exc}")
+        return RcpVerdict("fail", None, detail, None, ruleset, version)
     if benchmark is None:
         detail = "the runs name no single submission_benchmark and global_batch_size"
         return RcpVerdict("fail", None, detail, None, ruleset, version)

@@ -4,9 +4,10 @@ implementation's own published logs, re-timed to now.
 Every ``:::MLLOG`` line of ``replay.txt`` (next to this file; REPLAY_LOG names another) is
 printed at its original distance from the first, divided by REPLAY_SPEEDUP (default 500),
 with ``time_ms`` the time it is printed and the ``seed`` event's value replaced by $SEED when
-given. Only rank 0 prints the log (RANK, else SLURM_PROCID); every rank first prints one line
-of what it got and checks that ``--dataset-path`` (when given) is a folder it can read. Standard
-library only, Python 3.6+.
+given; with ``--skip-eval`` (what NVIDIA's run_and_time.sh adds for USE_SYNTHETIC_DATA=1) the
+``eval_*`` events are left out. Only rank 0 prints the log (RANK, else SLURM_PROCID); every
+rank first prints one line of what it got and checks that ``--dataset-path`` (when given) is a
+folder it can read. Standard library only, Python 3.6+.
 """
 
 import json
@@ -40,6 +41,8 @@ def main():
     speedup = float(os.environ.get("REPLAY_SPEEDUP", "500"))
     with open(path) as fh:
         events = [json.loads(line[len(PREFIX) :]) for line in fh if line.startswith(PREFIX)]
+    if "--skip-eval" in sys.argv:  # NVIDIA's synthetic run (USE_SYNTHETIC_DATA=1) evaluates nothing
+        events = [e for e in events if not e["key"].startswith("eval_")]
     first, start = events[0]["time_ms"], time.time()
     for event in events:
         due = start + (event["time_ms"] - first) / 1000.0 / speedup
