@@ -123,17 +123,25 @@ def measure_beside_a_burner() -> None:
 
 
 def test_a_quiet_run_is_not_flagged():
-    quiet = background()
-    if quiet.disturbed:  # the premise, measured: nothing else may run (CI runs one test a time)
-        message = f"the machine is not quiet (others use {quiet.host_busy:.2f} cores)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    meter = hostload.HostMeter()
-    trainer = burn(1.5)
-    trainer.wait()
-    load = meter.finish()
-    assert not load.disturbed, (quiet, load)
+    """On a quiet machine a run is not flagged. The premise is measured before and after each
+    attempt (another process may start in between on a shared machine: then the attempt says
+    nothing and is made again, up to three times)."""
+    attempts = []
+    for _ in range(3):
+        before = background()
+        meter = hostload.HostMeter()
+        trainer = burn(1.5)
+        trainer.wait()
+        load = meter.finish()
+        after = background()
+        if not before.disturbed and not after.disturbed:
+            assert not load.disturbed, (before, load, after)
+            return
+        attempts.append(max(before.host_busy, after.host_busy))
+    message = f"the machine is not quiet (others use {max(attempts):.2f} cores)"
+    if os.environ.get("CI") == "true":  # CI runs one test at a time: nothing else may run
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def test_busy_cpu_reads_the_cpu_line(tmp_path: Path):

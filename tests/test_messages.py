@@ -346,6 +346,9 @@ def test_a_system_named_summary_csv_is_one_message_not_a_child_io_exception(wf: 
 
 # a valid example of every pattern of the schema
 EXAMPLES = {
+    "^config_[A-Za-z0-9_.-]+[.]sh$(?!\\n)": "config_GB200_002x04x032.sh",
+    "^/[^\\n,:]*$(?!\\n)": "/datasets/open-images-v6",
+    "^(?!/)(?!.*(^|/)[.][.](/|$))[^\\n]*$(?!\\n)": "DATADIR/data",
     "^[A-Za-z_][A-Za-z0-9_]*$(?!\\n)": "train_run",
     "^[A-Za-z0-9][A-Za-z0-9_.-]*$(?!\\n)": "dgx1-v0.6",
     "^[A-Za-z][A-Za-z0-9_]*$(?!\\n)": "lr",
