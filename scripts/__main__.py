@@ -40,8 +40,8 @@ VERBS: dict[str, Verb] = {
     "image": Verb("run.backends.image", (), "fetch an image's source or wheels"),
     "docker": Verb("run.backends.docker", (), "build a docker image, prepare data in it"),
     "podman": Verb("run.backends.podman", (), "build a podman image, prepare data in it"),
-    "nvidia-v06": Verb("mlperf.nvidia_v06", (), "NVIDIA v0.6 config_<system>.sh from a yaml"),
-    "config-sh": Verb("mlperf.config_sh", (), "NVIDIA v5 config_<system>.sh: generate, --show"),
+    "nvidia-v06": Verb("mlperf.nvidia_v06", (), "config-sh of gnmt-v0.6 (NVIDIA's v0.6 layout)"),
+    "config-sh": Verb("mlperf.config_sh", (), "NVIDIA config_<system>.sh: generate, --show"),
     # one run, and the tables and report made from runs
     "train": Verb("run.runner", (), "one training run: the runner a train_run job calls"),
     "environment": Verb("run.environment", (), "capture a system's environment.json"),

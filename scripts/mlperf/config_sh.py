@@ -1,20 +1,11 @@
-"""NVIDIA-style ``config_<SYSTEM>.sh`` (MLPerf Training v5.x): read with real bash, generated
-for a system from one of the implementation's own configs.
+"""``config_<SYSTEM>.sh`` for a system, from its yaml: the one generator of NVIDIA-style configs.
 
-NVIDIA's implementations (training_results_v5.1, ``NVIDIA/benchmarks/<benchmark>/
-implementations/<impl>/``) are configured by ``config_<SYSTEM>.sh`` files that the user
-sources before ``sbatch -N $DGXNNODES -t $WALLTIME run.sub``. A config sources its siblings
-(``source $(dirname ${BASH_SOURCE[0]})/config_common.sh``), sets hyper-parameters as
-``export BATCHSIZE=${BATCHSIZE:-32}``, the system as ``export DGXNNODES=2``, ``DGXNGPU``,
-``DGXSOCKETCORES``, ``DGXNSOCKET``, ``DGXHT``, the time limits ``WALLTIME_RUNANDTIME`` (srun
-``--time`` of one run, minutes) and ``WALLTIME=$((9 + ${NEXP:-1} * ($WALLTIME_RUNANDTIME +
-3)))`` (sbatch ``-t`` of NEXP runs), and the system's name as ``DGXSYSTEM`` from its own file
-name. Such files are programs, so they are read by running them with bash (:func:`read_exported`,
-:func:`read_vars`), never with regular expressions.
-
-For a system of the workflow, :func:`generate` writes ``config_<SYSTEM>.sh`` beside a chosen
-base config (``implementation.container.base_config``): it sources the base for everything the
-system does not set, and sets the system's values from its yaml (:func:`system_values`):
+NVIDIA's run scripts read a system's launch settings and hyper-parameters from
+``config_${DGXSYSTEM}.sh``. The image build of ``scripts/run/backends/image.py`` writes that
+file into the build context (:func:`config_files`), so editing the system's yaml, not a copy of
+NVIDIA's file, configures a run. The benchmark's ``implementation.container.config_script``
+picks the layout (:data:`LAYOUTS`); both take the system's values from one mapping of its yaml
+(:func:`system_values`, with one set of error messages):
 
 ===================  ========================================================================
 DGXSYSTEM            the system's name
@@ -29,43 +20,57 @@ WALLTIME_RUNANDTIME  ``timeout_s`` (the system's, else the benchmark's) in minut
                      ``hyperparameters.<benchmark>`` (what the runs' records say they used)
 ===================  ========================================================================
 
-The generated file exports these values, then sources the base while *holding* them: a
-function named ``export`` skips the base's ``export NAME=...`` of a held name, so what the base
-derives from them is derived from the system's values by the base's own formulas (``WALLTIME``
-from ``WALLTIME_RUNANDTIME`` and ``NEXP``; the nemo configs' ``SEGMENT=$(( CP / DGXNGPU ))``).
-After the base, the values are exported again, so they also win over a base's plain
-(unexported) assignment; a value that such a base derived from a plain assignment stays the
-base's. ``--show`` (``python -m scripts config-sh --base F --show``) prints what a config sets.
+``config-sh`` (layout "source-base", NVIDIA's and AMD's v5.x scripts): the file sits beside a
+base config of the implementation (``implementation.container.base_config``), exports these
+values, then sources the base while *holding* them: a function named ``export`` skips the
+base's ``export NAME=...`` of a held name, so what the base derives from them is derived from
+the system's values by the base's own formulas (``WALLTIME`` from ``WALLTIME_RUNANDTIME`` and
+``NEXP``; the nemo configs' ``SEGMENT=$(( CP / DGXNGPU ))``). After the base, the values are
+exported again, so they also win over a base's plain (unexported) assignment; a value that such
+a base derived from a plain assignment stays the base's.
+
+``nvidia-v0.6`` (layout "v0.6", training_results_v0.6's ``config_DGX1.sh``): the whole file,
+as NVIDIA's has it and ``run_and_time.sh`` sources it inside the container (no base to source:
+v0.6's configs are complete): the run parameters (``DGXNNODES=1``: v0.6's layout is single-node;
+``WALLTIME`` as H:MM:SS of ``timeout_s``, NVIDIA's 5:00:00 without one), the hyper-parameters
+as ``NAME=${NAME:-value}`` in config_DGX1.sh's order with ``TARGET`` the benchmark's quality
+target (a variable given to the container still wins, as with ``run.sub``), then the system
+parameters with ``DGXIBDEVICES`` (``container.devices`` as ``--device=`` options) and
+``BIND_LAUNCH`` (hyper-parameter, 1 by default). Plain assignments, as NVIDIA's: read them
+back with :func:`~scripts.mlperf.config_read.read_vars`. Its bytes are in the image's
+fingerprint (docs/containers.md), so the text never changes for an existing system
+(tests/data/config_sh_v06 holds the texts made before this module owned the layout).
+
+``python -m scripts config-sh SYSTEM --benchmark B`` prints the file a system gets;
+``--base F --show`` prints what a config exports (reading it runs it:
+scripts/mlperf/config_read.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from scripts.core.config import ConfigError, config_sources, load_and_validate, merge_sources
 from scripts.core.records import hyperparameters as merged_hyperparameters
-from scripts.mlperf.nvidia_v06 import SystemConfigError
+from scripts.mlperf.config_read import CLEAN_PATH as CLEAN_PATH
+from scripts.mlperf.config_read import NAME, ConfigScriptError, read_exported
+from scripts.mlperf.config_read import SHELL_OWN as SHELL_OWN
+from scripts.mlperf.config_read import read_vars as read_vars
 
-KIND = "config-sh"  # the benchmark's implementation.container.config_script
-CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# variables bash itself exports into the environment of the commands it runs
-SHELL_OWN = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+KIND = "config-sh"  # config_script of the source-base layout
+V06_KIND = "nvidia-v0.6"  # config_script of NVIDIA's v0.6 layout
+# the benchmark's implementation.container.config_script -> the layout of the generated file
+LAYOUTS = {KIND: "source-base", V06_KIND: "v0.6"}
 # names a config may not be given: bash's own variables, and the generated file's helpers
 RESERVED = frozenset({"PATH", "IFS", "PWD", "OLDPWD", "SHLVL", "_", "HOME", "SHELL", "PS4"})
 RESERVED_PREFIXES = ("BASH", "_config_sh_")
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 BASE_NAME = re.compile(r"config_[A-Za-z0-9._+-]+\.sh\Z")
 SYSTEM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 # the system's values, in the order the generated file sets them (overrides follow, sorted)
@@ -79,11 +84,26 @@ SYSTEM_KEYS = (
     "WALLTIME_RUNANDTIME",
 )
 SystemValues = dict[str, str]  # name -> value, as the generated file exports them
-_END = "__config_sh_end__"  # printed after the script returns: a script that exits never prints it
+# v0.6: config_DGX1.sh's order of the DL parameters; other hyper-parameters follow, sorted
+DL_PARAMS = (
+    "LR",
+    "TRAIN_BATCH_SIZE",
+    "TEST_BATCH_SIZE",
+    "WARMUP_STEPS",
+    "REMAIN_STEPS",
+    "DECAY_INTERVAL",
+    "TARGET",
+    "MAX_SEQ_LEN",
+    "NUMEPOCHS",
+    "MATH",
+    "EXTRA_OPTS",
+)
+# v0.6: hyper-parameters that are system parameters in NVIDIA's layout
+SYSTEM_HPS = ("BIND_LAUNCH",)
 
 
-class ConfigScriptError(RuntimeError):
-    """A config script that failed, timed out, or exited where a sourced file must return."""
+class SystemConfigError(ValueError):
+    """A system's yaml that cannot make its config_<SYSTEM>.sh (names the key to set)."""
 
 
 def config_filename(system: str) -> str:
@@ -100,137 +120,8 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """``env -i`` plus PATH and the caller's variables: nothing of the workflow's own
-    environment (a user's LR or DGXNGPU) leaks into what a config computes."""
-    out = {"PATH": CLEAN_PATH}
-    for key, value in (env or {}).items():
-        if not NAME.match(key) or "\0" in str(value):
-            raise ValueError(f"environment variable {key!r}={value!r} cannot be given to bash")
-        out[key] = str(value)
-    return out
-
-
-def _last_line(stderr: bytes) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "(nothing on stderr)"
-
-
-def _run_sourced(path: Path, after: str, env: Mapping[str, str] | None, timeout_s: float) -> bytes:
-    """Source ``path`` in a clean bash and run ``after`` in the same shell; return what
-    ``after`` prints (the script's own stdout is discarded: NVIDIA's configs echo).
-
-    bash runs in the script's folder and sources ``./<name>``, so a config's
-    ``$(dirname ${BASH_SOURCE[0]})`` is ``.`` even when the folder's path has spaces. stdin is
-    /dev/null (a script that asks fails instead of waiting), and bash is its own process group,
-    killed whole at the timeout. A script that calls ``exit`` fails: sourcing it would end the
-    shell that sources it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigScriptError(f"{path}: no such config script")
-    bash = shutil.which("bash", path=CLEAN_PATH)
-    if bash is None:
-        raise ConfigScriptError(f"{path}: no bash in {CLEAN_PATH} to read it with")
-    script = (
-        f"source ./{shlex.quote(path.name)} >/dev/null || exit\nprintf '%s\\0' {_END}\n{after}\n"
-    )
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            [bash, "--noprofile", "--norc", "-c", script],
-            cwd=path.parent,
-            env=_clean_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            err.seek(0)
-            raise ConfigScriptError(
-                f"{path}: still running after {timeout_s:g} s, stopped (reading a config runs "
-                f"it); last line on stderr: {_last_line(err.read())}"
-            ) from None
-        _kill_group(proc)  # nothing the script started in the background outlives the read
-        err.seek(0)
-        stderr = err.read()
-    if proc.returncode != 0:
-        raise ConfigScriptError(
-            f"{path}: exit status {proc.returncode}; last line on stderr: {_last_line(stderr)}"
-        )
-    head, sep, rest = out.partition(_END.encode() + b"\0")
-    if not sep or head:
-        raise ConfigScriptError(
-            f"{path}: exit status 0 before its end (the script calls exit; sourcing it would "
-            f"end the shell that sources it); last line on stderr: {_last_line(stderr)}"
-        )
-    return rest
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
-
-
-def read_exported(
-    path: str | Path, *, env: Mapping[str, str] | None = None, timeout_s: float = 30.0
-) -> dict[str, str]:
-    """The variables a config script exports, as ``source F; env -0`` in a clean bash shows them.
-
-    Reading a config runs it, as run.sub and a user's ``source config_X.sh`` do (in its own
-    folder, ``bash --noprofile --norc``, ``env -i`` with only PATH and ``env``, e.g. NEXP,
-    DATADIR). The result has the variables given in ``env`` (what the script's environment
-    holds), not the shell's own (PWD, OLDPWD, SHLVL, _), nor PATH unless the script changed it.
-    A script that fails, exits, or runs past ``timeout_s`` raises :class:`ConfigScriptError`.
-    """
-    out = _run_sourced(Path(path), "exec env -0", env, timeout_s)
-    base_path = _clean_env(env)["PATH"]
-    found: dict[str, str] = {}
-    for entry in out.split(b"\0"):
-        name, sep, value = _decode(entry).partition("=")
-        if not sep or name in SHELL_OWN or (name == "PATH" and value == base_path):
-            continue
-        found[name] = value
-    return found
-
-
-def read_vars(
-    path: str | Path,
-    names: Iterable[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    timeout_s: float = 30.0,
-) -> dict[str, str]:
-    """The values of the named shell variables after sourcing the script, exported or not
-    (NVIDIA's config_mounts.sh leaves ``_cont_mounts`` unexported). Unset names are absent.
-    Reading runs the script, exactly as :func:`read_exported` does."""
-    wanted = [_name_to_read(n) for n in names]
-    # names are checked identifiers, so they are safe in the command's text; NUL separates
-    # values because a value may hold newlines and any byte but NUL
-    after = "\n".join(f"[[ -v {n} ]] && printf '%s\\0%s\\0' {n} \"${{{n}}}\"" for n in wanted)
-    out = _run_sourced(Path(path), after + "\ntrue", env, timeout_s)
-    parts = out.split(b"\0")
-    return {_decode(parts[i]): _decode(parts[i + 1]) for i in range(0, len(parts) - 1, 2)}
-
-
-def _name_to_read(name: str) -> str:
-    if not NAME.match(name):
-        raise ValueError(f"{name!r} is not a shell variable name (letters, digits, _)")
-    return name
-
-
 def _shell_value(value: Any) -> str:
-    """A yaml value as the config's text of it: a boolean as 1 or 0 (nvidia_v06's rule), a
+    """A yaml value as the config's text of it: a boolean as 1 or 0 (v0.6's rule), a
     number as Python writes it; write "True" as a string where the base wants that word."""
     if isinstance(value, bool):
         return str(int(value))
@@ -352,12 +243,89 @@ def generate(base_name: str, system_name: str, values: Mapping[str, str]) -> str
     )
 
 
-def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
-    """The file of (benchmark, system) that the image build writes into its context, beside
-    the base (``implementation.container.base_config``; ``config_script: config-sh``)."""
+def _v06_walltime(timeout_s: float | None) -> str:
+    if not timeout_s:
+        return "5:00:00"  # NVIDIA's default
+    total = int(timeout_s)
+    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def generate_v06(
+    system_name: str,
+    values: Mapping[str, str],
+    *,
+    timeout_s: float | None = None,
+    devices: Sequence[str] = (),
+) -> str:
+    """The text of ``config_<system_name>.sh`` in NVIDIA's v0.6 layout (the module's docstring)
+    from :func:`system_values` (which must hold ``TARGET``). The image's fingerprint holds these
+    bytes: tests/test_config_sh_v06.py pins them."""
+    ib = " ".join(f"--device={d}" for d in devices)
+    lines = [
+        "#!/bin/bash",
+        # these bytes are in the image's fingerprint: the module's old path stays in the text
+        "# Generated by the workflow (scripts/nvidia_v06.py) from the yaml of system "
+        f"{system_name}.",
+        "# Do not edit: change systems.<name> (gpus, topology, container.devices,",
+        "# hyperparameters) and the workflow rebuilds the image with the new file.",
+        "",
+        "## System run parms",
+        "DGXNNODES=1",
+        "DGXSYSTEM=$(basename $(readlink -f ${BASH_SOURCE[0]}) | sed 's/^config_//' "
+        "| sed 's/\\.sh$//' )",
+        f"WALLTIME={_v06_walltime(timeout_s)}",
+        "",
+        "## DL params",
+    ]
+    hp = [k for k in values if k not in SYSTEM_KEYS]
+    ordered = [k for k in DL_PARAMS if k in hp]
+    ordered += sorted(k for k in hp if k not in DL_PARAMS and k not in SYSTEM_HPS)
+    for key in ordered:
+        # EXTRA_OPTS uses '-' (not ':-') as NVIDIA's does: an empty EXTRA_OPTS given to the
+        # container means "no extra options", not "the defaults"
+        op = "-" if key == "EXTRA_OPTS" else ":-"
+        lines.append(f"{key}=${{{key}{op}{shlex.quote(values[key])}}}")
+    lines += [
+        "",
+        "## System config params",
+        f"DGXNGPU={values['DGXNGPU']}",
+        f"DGXSOCKETCORES={values['DGXSOCKETCORES']}",
+        f"DGXHT={values['DGXHT']} \t# HT is on is 2, HT off is 1",
+        f"DGXIBDEVICES={shlex.quote(ib)}",
+        f"DGXNSOCKET={values['DGXNSOCKET']}",
+        f"BIND_LAUNCH={shlex.quote(values.get('BIND_LAUNCH', '1'))}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def v06_text(
+    system_name: str,
+    system_cfg: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any],
+    *,
+    target: float,
+    timeout_s: float | None = None,
+    benchmark: str = "gnmt-v0.6",
+) -> str:
+    """The v0.6 file of a system: ``hyperparameters`` with ``TARGET`` the quality target;
+    ``timeout_s`` the benchmark's (the system's own ``timeout_s`` wins, as in
+    :func:`system_values`)."""
+    timeout = system_cfg.get("timeout_s") or timeout_s
+    values = system_values(
+        system_name,
+        system_cfg,
+        benchmark,
+        hyperparameters={**hyperparameters, "TARGET": target},
+        timeout_s=timeout,
+    )
+    devices = (system_cfg.get("container") or {}).get("devices") or []
+    return generate_v06(system_name, values, timeout_s=timeout, devices=devices)
+
+
+def _source_base_text(config: Mapping[str, Any], benchmark: str, system: str) -> str:
     bench = config["benchmarks"][benchmark]
-    cont = (bench.get("implementation") or {}).get("container") or {}
-    base = cont.get("base_config")
+    base = ((bench.get("implementation") or {}).get("container") or {}).get("base_config")
     if not base:
         raise SystemConfigError(
             f"benchmarks.{benchmark}.implementation.container.base_config is not set: "
@@ -371,9 +339,34 @@ def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict
         timeout_s=bench.get("timeout_s"),
     )
     try:
-        text = generate(str(base), system, values)
+        return generate(str(base), system, values)
     except ValueError as exc:
         raise SystemConfigError(f"benchmarks.{benchmark}: {exc}") from None
+
+
+def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
+    """The files of (benchmark, system) that the image build writes into its context
+    (scripts/run/backends/image.py: generated_files), in the layout of the benchmark's
+    ``implementation.container.config_script``; none without one."""
+    bench = config["benchmarks"][benchmark]
+    kind = ((bench.get("implementation") or {}).get("container") or {}).get("config_script")
+    if not kind:
+        return {}
+    if kind not in LAYOUTS:
+        raise ValueError(
+            f"benchmarks.{benchmark}.implementation.container.config_script {kind!r} is not "
+            f"one of {', '.join(LAYOUTS)}"
+        )
+    if LAYOUTS[kind] == "source-base":
+        return {config_filename(system): _source_base_text(config, benchmark, system)}
+    text = v06_text(
+        system,
+        config["systems"][system],
+        merged_hyperparameters(config, benchmark, system),
+        target=bench["quality"]["target"],
+        timeout_s=bench.get("timeout_s"),
+        benchmark=benchmark,
+    )
     return {config_filename(system): text}
 
 
@@ -411,11 +404,12 @@ def _generated(args: argparse.Namespace) -> dict[str, str]:
     impl = config["benchmarks"][args.benchmark].setdefault("implementation", {})
     cont = impl.get("container") or {}
     if args.base:  # another of the implementation's configs as the base
-        impl["container"] = {**cont, "base_config": Path(args.base).name}
-    elif cont.get("config_script") != KIND:
+        impl["container"] = {**cont, "config_script": KIND, "base_config": Path(args.base).name}
+    elif cont.get("config_script") not in LAYOUTS:
         raise ConfigError(
-            f"{args.benchmark}'s implementation.container.config_script is not {KIND!r}: "
-            "it generates no config_<SYSTEM>.sh (give --base config_<name>.sh to try one)"
+            f"{args.benchmark}'s implementation.container.config_script is not "
+            f"{' or '.join(map(repr, LAYOUTS))}: it generates no config_<SYSTEM>.sh "
+            "(give --base config_<name>.sh to try one)"
         )
     return config_files(config, args.benchmark, args.system)
 
@@ -423,10 +417,10 @@ def _generated(args: argparse.Namespace) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m scripts config-sh",
-        description="Print the config_<SYSTEM>.sh that the workflow writes beside the base "
-        "config in the build context of SYSTEM's image (give the campaign's --configfile "
-        "overlays), or with --base F --show, the variables config F exports (reading it runs "
-        "it, in a clean environment).",
+        description="Print the config_<SYSTEM>.sh that the workflow writes into the build "
+        "context of SYSTEM's image, in the layout of the benchmark's config_script (give the "
+        "campaign's --configfile overlays), or with --base F --show, the variables config F "
+        "exports (reading it runs it, in a clean environment).",
     )
     p.add_argument("system", nargs="?", help="the system's name, e.g. SUT")
     p.add_argument("--benchmark", help="the benchmark whose implementation it configures")

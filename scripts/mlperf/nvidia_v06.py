@@ -1,78 +1,26 @@
-"""NVIDIA's MLPerf v0.6 run scripts: ``config_<SYSTEM>.sh`` generated from a system's yaml.
+"""NVIDIA's MLPerf v0.6 ``config_<SYSTEM>.sh``: one layout of the one generator, config_sh.
 
-NVIDIA's implementations (training_results_v0.6, ``NVIDIA/benchmarks/<benchmark>/
-implementations/pytorch``) read the system's launch settings and hyper-parameters from
-``config_${DGXSYSTEM}.sh``, which ``run_and_time.sh`` sources *inside the container*. The file
-must therefore be in the build context before ``docker build``: if it is missing, the scripts
-print "Unknown system, assuming DGX1" and silently train with DGX-1's settings. The workflow
-writes it into the context from the system yaml (the image build of
-``scripts/run/backends/image.py``
-calls :func:`config_sh`), so editing the yaml, not a copy of ``config_DGX1.sh``, configures it.
-
-The layout follows NVIDIA's ``config_DGX1.sh``: run parameters, then the DL parameters as
-``NAME=${NAME:-value}`` (an environment variable given to the container still wins, as with
-``run.sub``), then the system parameters:
-
-=================  ===========================================================================
-DGXNGPU            ``gpus``: GPUs per node, one training process each
-DGXSOCKETCORES     ``topology.cores_per_socket``: physical cores per CPU socket
-DGXHT              ``topology.threads_per_core``: 2 with hyper-threading, 1 without
-DGXNSOCKET         ``topology.sockets``: CPU sockets
-DGXIBDEVICES       ``container.devices``: InfiniBand devices as docker ``--device=`` options
-BIND_LAUNCH        hyper-parameter ``BIND_LAUNCH``: 1 binds each process to its GPU's socket
-=================  ===========================================================================
+NVIDIA's v0.6 implementations (training_results_v0.6, ``NVIDIA/benchmarks/<benchmark>/
+implementations/pytorch``) source ``config_${DGXSYSTEM}.sh`` inside the container; without
+it, run_and_time.sh says "Unknown system, assuming DGX1" and trains with DGX-1's settings.
+``config_script: nvidia-v0.6`` has scripts/mlperf/config_sh.py write it from the system's yaml
+(layout "v0.6": :func:`scripts.mlperf.config_sh.generate_v06`, whose docstring has the table).
+This module keeps the names that callers and the ``nvidia-v06`` command use.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from scripts.core.config import ConfigError, config_sources, load_and_validate, merge_sources
-from scripts.core.records import hyperparameters
+from scripts.mlperf import config_sh as _config_sh
+from scripts.mlperf.config_sh import DL_PARAMS as DL_PARAMS
+from scripts.mlperf.config_sh import SYSTEM_HPS as SYSTEM_HPS
+from scripts.mlperf.config_sh import SystemConfigError as SystemConfigError
+from scripts.mlperf.config_sh import config_filename as config_filename
 
-KIND = "nvidia-v0.6"  # the benchmark's implementation.container.config_script
-# config_DGX1.sh's order of the DL parameters; other hyper-parameters follow, sorted
-DL_PARAMS = (
-    "LR",
-    "TRAIN_BATCH_SIZE",
-    "TEST_BATCH_SIZE",
-    "WARMUP_STEPS",
-    "REMAIN_STEPS",
-    "DECAY_INTERVAL",
-    "TARGET",
-    "MAX_SEQ_LEN",
-    "NUMEPOCHS",
-    "MATH",
-    "EXTRA_OPTS",
-)
-# hyper-parameters that are system parameters in NVIDIA's layout
-SYSTEM_HPS = ("BIND_LAUNCH",)
-
-
-class SystemConfigError(ValueError):
-    pass
-
-
-def config_filename(system: str) -> str:
-    return f"config_{system}.sh"
-
-
-def _value(value: Any) -> str:
-    """A value as one shell word (bare when it is safe, else single-quoted)."""
-    if isinstance(value, bool):
-        value = int(value)
-    return shlex.quote(str(value))
-
-
-def _walltime(timeout_s: float | None) -> str:
-    if not timeout_s:
-        return "5:00:00"  # NVIDIA's default
-    total = int(timeout_s)
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+KIND = _config_sh.V06_KIND  # the benchmark's implementation.container.config_script
 
 
 def config_sh(
@@ -83,110 +31,32 @@ def config_sh(
     target: float,
     timeout_s: float | None = None,
 ) -> str:
-    """The text of ``config_<system>.sh`` for a single-node system."""
-    topo = system_cfg.get("topology") or {}
-    missing = [k for k in ("sockets", "cores_per_socket", "threads_per_core") if k not in topo]
-    if missing:
-        raise SystemConfigError(
-            f"systems.{system}.topology needs {', '.join(missing)} to generate "
-            f"{config_filename(system)} (see `lscpu`: Socket(s), Core(s) per socket, "
-            "Thread(s) per core)"
-        )
-    gpus = int(system_cfg.get("gpus", 0))
-    if gpus < 1:
-        raise SystemConfigError(
-            f"systems.{system}.gpus is {gpus}; NVIDIA's implementation needs at least one GPU"
-        )
-    hp = dict(hyperparameters)
-    hp["TARGET"] = target
-    devices = (system_cfg.get("container") or {}).get("devices") or []
-    ib = " ".join(f"--device={d}" for d in devices)
-    lines = [
-        "#!/bin/bash",
-        # these bytes are in the image's fingerprint: the module's old path stays in the text
-        f"# Generated by the workflow (scripts/nvidia_v06.py) from the yaml of system {system}.",
-        "# Do not edit: change systems.<name> (gpus, topology, container.devices,",
-        "# hyperparameters) and the workflow rebuilds the image with the new file.",
-        "",
-        "## System run parms",
-        "DGXNNODES=1",
-        "DGXSYSTEM=$(basename $(readlink -f ${BASH_SOURCE[0]}) | sed 's/^config_//' "
-        "| sed 's/\\.sh$//' )",
-        f"WALLTIME={_walltime(timeout_s)}",
-        "",
-        "## DL params",
-    ]
-    ordered = [k for k in DL_PARAMS if k in hp]
-    ordered += sorted(k for k in hp if k not in DL_PARAMS and k not in SYSTEM_HPS)
-    for key in ordered:
-        # EXTRA_OPTS uses '-' (not ':-') as NVIDIA's does: an empty EXTRA_OPTS given to the
-        # container means "no extra options", not "the defaults"
-        op = "-" if key == "EXTRA_OPTS" else ":-"
-        lines.append(f"{key}=${{{key}{op}{_value(hp[key])}}}")
-    lines += [
-        "",
-        "## System config params",
-        f"DGXNGPU={gpus}",
-        f"DGXSOCKETCORES={int(topo['cores_per_socket'])}",
-        f"DGXHT={int(topo['threads_per_core'])} \t# HT is on is 2, HT off is 1",
-        f"DGXIBDEVICES={shlex.quote(ib)}",
-        f"DGXNSOCKET={int(topo['sockets'])}",
-        f"BIND_LAUNCH={_value(hp.get('BIND_LAUNCH', 1))}",
-        "",
-    ]
-    return "\n".join(lines)
+    """The text of ``config_<system>.sh`` in the v0.6 layout (config_sh.v06_text)."""
+    return _config_sh.v06_text(
+        system, system_cfg, hyperparameters, target=target, timeout_s=timeout_s
+    )
 
 
 def config_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
     """The file of (benchmark, system) that the image build writes into its context
-    (scripts/run/backends/image.py: generated_files, for ``config_script: nvidia-v0.6``)."""
-    bench = config["benchmarks"][benchmark]
-    timeout = config["systems"][system].get("timeout_s") or bench.get("timeout_s")
-    return {
-        config_filename(system): config_sh(
-            system,
-            config["systems"][system],
-            hyperparameters(config, benchmark, system),
-            target=bench["quality"]["target"],
-            timeout_s=timeout,
-        )
-    }
+    (config_sh.config_files, which picks the layout from the benchmark's config_script)."""
+    return _config_sh.config_files(config, benchmark, system)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m scripts nvidia-v06 SYSTEM``: ``config-sh SYSTEM --benchmark gnmt-v0.6``."""
     p = argparse.ArgumentParser(
         prog="python -m scripts nvidia-v06",
         description="Print the config_<SYSTEM>.sh that the workflow writes into the build "
-        "context of SYSTEM's image (give the same --configfile overlays as the campaign).",
+        "context of SYSTEM's image (give the same --configfile overlays as the campaign); "
+        "the same as `python -m scripts config-sh SYSTEM --benchmark gnmt-v0.6`.",
     )
     p.add_argument("system", help="the system's name, e.g. SUT")
     p.add_argument("--benchmark", default="gnmt-v0.6")
     p.add_argument("--configfile", nargs="+", default=[], help="config overlays, in order")
     args = p.parse_args(argv)
-    try:
-        # validated with defaults (not cross-checked: the plan is above this module, whose
-        # config_files the image build calls)
-        sources = config_sources(args.configfile)
-        config = load_and_validate(merge_sources(sources), sources)
-        for kind, name in (("systems", args.system), ("benchmarks", args.benchmark)):
-            if name not in config[kind]:
-                raise ConfigError(
-                    f"no {kind[:-1]} {name!r} in these config files; defined: "
-                    + ", ".join(sorted(config[kind]))
-                )
-        cont = config["benchmarks"][args.benchmark].get("implementation", {}).get("container")
-        kind = (cont or {}).get("config_script")
-        files = config_files(config, args.benchmark, args.system) if kind == KIND else {}
-    except (ConfigError, SystemConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not files:
-        print(f"error: {args.benchmark} generates no file for {args.system}", file=sys.stderr)
-        return 1
-    for name, text in files.items():
-        print(f"# {name}")
-        print(text, end="")
-    return 0
+    files = ["--configfile", *args.configfile] if args.configfile else []
+    return _config_sh.main([args.system, "--benchmark", args.benchmark, *files])
 
 
 if __name__ == "__main__":

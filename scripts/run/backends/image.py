@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from scripts.core import formats, hashing
 from scripts.core.config import ConfigError
 from scripts.core.records import differences
-from scripts.mlperf import nvidia_v06
+from scripts.mlperf import config_sh
 from scripts.run.backends.errors import BackendError
 from scripts.run.backends.input_digests import (
     file_digests,
@@ -138,18 +138,11 @@ def build_args(config: Mapping[str, Any], benchmark: str, system: str) -> dict[s
 
 
 def generated_files(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, str]:
-    """Files generated from the system config into the build context before the build."""
-    cont = container_config(config, benchmark)
-    kind = cont.get("config_script")
-    if not kind:
-        return {}
-    if kind == nvidia_v06.KIND:
-        return nvidia_v06.config_files(config, benchmark, system)
-    if kind == "config-sh":  # scripts/mlperf/config_sh.py's KIND; loaded where one asks
-        from scripts.mlperf import config_sh
-
-        return config_sh.config_files(config, benchmark, system)
-    raise ValueError(f"unknown config_script {kind!r}")
+    """Files generated from the system config into the build context before the build: the
+    config_<SYSTEM>.sh of the benchmark's config_script (one generator, config_sh, for every
+    layout); none without one."""
+    container_config(config, benchmark)  # the clear error of a benchmark without a container
+    return config_sh.config_files(config, benchmark, system)
 
 
 def image_spec(
