@@ -79,10 +79,35 @@ rule unpack_dataset:
         "> {log:q} 2>&1"
 
 
-# Data the user already has (config dataset.folders): <data_dir>/<b>/dataset/NAME links to each
-# existing folder, and manifest.json records each folder's path, file count and bytes
-# (scripts/data/folders.py); no download, verification or unpacking.
+# The implementation's data commands (config dataset.commands): each makes one data folder,
+# <data_dir>/<b>/made/FOLDER, in the image of the campaign's first system with one (named in the
+# log), writing into FOLDER.partial, renamed when the command exits 0
+# (scripts/run/backends/data_commands.py); link_dataset_folders then treats it as dataset.folders.
+rule run_data_command:
+    input:
+        image=inputs.data_command_image,
+    output:
+        directory(f"{DATA_DIR}/{{benchmark}}/made/{{folder}}"),
+    log:
+        "logs/run_data_command/{benchmark}/{folder}.log",
+    wildcard_constraints:
+        benchmark=inputs.data_command_benchmarks_regex(),
+        folder=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    params:
+        args=inputs.data_command_args,
+        lock=inputs.data_lock_args,
+    shell:
+        "{PY} scripts.run.backends.data_commands {params.args} --stamp {input.image:q} "
+        "--output {output:q} {params.lock} > {log:q} 2>&1"
+
+
+# Data the user already has (config dataset.folders), or that its data commands made:
+# <data_dir>/<b>/dataset/NAME links to each folder, and manifest.json records each folder's
+# path, file count and bytes (scripts/data/folders.py); no download, verification or unpacking.
 rule link_dataset_folders:
+    input:
+        # the folders made by the implementation's data commands (dataset.commands), if any
+        inputs.made_folders,
     output:
         tree=directory(f"{DATA_DIR}/{{benchmark}}/dataset"),
         tree_manifest=f"{DATA_DIR}/{{benchmark}}/dataset.manifest.json",

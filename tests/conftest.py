@@ -238,6 +238,7 @@ def paths(tmp_path: Path) -> dict[str, Path]:
 FILE_KINDS: dict[str, tuple[str, ...]] = {
     "test_concurrency.py": ("workflow",),
     "test_data_folders_workflow.py": ("workflow",),
+    "test_data_commands_workflow.py": ("workflow", "services"),
     "test_docker_engine.py": ("services",),
     "test_docker_workflow.py": ("workflow", "services"),
     "test_faults.py": ("workflow",),

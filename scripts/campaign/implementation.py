@@ -295,8 +295,9 @@ def _comments(impl: Path, facts: RunFacts, round_: str) -> list[str]:
     commands = files.data_commands(impl)
     if commands:
         lines.append(
-            "data commands (run them in the image, by hand; the dataset folder holds one "
-            f"folder per data mount): {', '.join(commands)}"
+            "data commands (give each, with the exact arguments its README names, as "
+            "dataset.commands: {folder, command, mount}, run once in the image per data "
+            f"folder; docs/datasets.md): {', '.join(commands)}"
         )
     return lines
 

@@ -35,6 +35,7 @@ from scripts.core import config as cfg
 from scripts.core import formats, layout
 from scripts.data.checksums import HASHES
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S, Policy
+from scripts.data.folders import dataset_folders
 from scripts.data.sources import expand_url, sources
 from scripts.run import backends, seals
 from scripts.run.backends.base import Backend
@@ -274,9 +275,9 @@ def _gather_benchmark(
         if files
         else None,
         data_folders=CheckDataFolders(
-            benchmark, root, Path(data_dir) / benchmark / "dataset", bench["dataset"]["folders"]
+            benchmark, root, Path(data_dir) / benchmark / "dataset", folders
         )
-        if bench.get("dataset", {}).get("folders")
+        if (folders := dataset_folders(bench.get("dataset", {}), data_dir, benchmark))
         else None,
     )
 

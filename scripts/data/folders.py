@@ -29,6 +29,25 @@ from scripts.data.mount_walk import MountCheckError
 from scripts.data.tree import write_tree_manifest
 
 REDO = "to train on it as it is now, move the benchmark's finished runs away"
+# where the implementation's data commands (config dataset.commands) make their folders:
+# <data_dir>/<benchmark>/made/FOLDER, beside the dataset tree that links to them
+MADE = "made"
+
+
+def made_folder(data_dir: str, benchmark: str, folder: str) -> str:
+    """The folder a data command makes (scripts/run/backends/data_commands.py)."""
+    return f"{data_dir.rstrip('/')}/{benchmark}/{MADE}/{folder}"
+
+
+def dataset_folders(dataset: Mapping[str, Any], data_dir: str, benchmark: str) -> dict[str, str]:
+    """A dataset's folders, NAME: HOST_PATH: those the user has (``folders``) or those its data
+    commands make (``commands``), which are then linked, counted and checked alike; {} for a
+    dataset of files."""
+    if dataset.get("commands"):
+        return {
+            c["folder"]: made_folder(data_dir, benchmark, c["folder"]) for c in dataset["commands"]
+        }
+    return dict(dataset.get("folders") or {})
 
 
 def resolve_folder(key: str, path: str | Path, base: Path = Path(".")) -> Path:

@@ -76,12 +76,19 @@ def check_dataset(dataset: Mapping[str, Any]) -> list[str]:
         why = url_problem(f"{mirror.rstrip('/')}/x")
         if why:
             problems.append(f"dataset.mirror: {why.replace('/x', '')}")
-    if ("files" in dataset) == ("folders" in dataset):
-        return ["dataset: give exactly one of files (to fetch and verify) or folders (data you "
-                "already have, NAME: HOST_PATH)"]  # fmt: skip
-    if "folders" in dataset:
+    given = [k for k in ("files", "folders", "commands") if k in dataset]
+    if len(given) != 1:
+        return ["dataset: give exactly one of files (to fetch and verify), folders (data you "
+                "already have, NAME: HOST_PATH) or commands (the implementation's data "
+                f"commands, run in its image); given: {', '.join(given) or 'none'}"]  # fmt: skip
+    if "folders" in dataset or "commands" in dataset:
         extra = [k for k in ("mirror", "script") if dataset.get(k)]
-        return [f"dataset.{k}: a dataset of folders has none (it is not fetched)" for k in extra]
+        problems = [
+            f"dataset.{k}: a dataset of folders has none (it is not fetched)" for k in extra
+        ]
+        names = [c["folder"] for c in dataset.get("commands", [])]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        return problems + [f"dataset.commands: folder {n} is made twice" for n in twice]
     seen: set[str] = set()
     no_source: list[str] = []
     for i, f in enumerate(dataset["files"]):

@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from scripts.campaign.topology import benchmark_systems
 from scripts.core.config import ConfigError
 from scripts.data import datalock
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
+from scripts.data.folders import dataset_folders
 from scripts.data.sources import expand_url, sources
+from scripts.run import backends
 
 
 class Wildcards(Protocol):
@@ -107,9 +110,11 @@ class DatasetInputs:
         return f"--lock {shlex.quote(str(lock))} --lock-wait-s {wait or 0}"
 
     def dataset_folders(self, benchmark: str) -> dict[str, str]:
-        """A dataset of folders the user already has (config dataset.folders), or {}."""
-        folders: dict[str, str] = self.benchmarks[benchmark].get("dataset", {}).get("folders", {})
-        return folders
+        """A dataset of folders the user already has (config dataset.folders) or its data
+        commands make (dataset.commands: <data_dir>/<b>/made/NAME), or {}."""
+        return dataset_folders(
+            self.benchmarks[benchmark].get("dataset", {}), self.data_dir, benchmark
+        )
 
     def folder_benchmarks_regex(self) -> str:
         """link_dataset_folders' wildcard constraint: exactly the benchmarks whose dataset is
@@ -121,9 +126,68 @@ class DatasetInputs:
     def folders_args(self, wildcards: Wildcards) -> str:
         """link_dataset_folders' --folders-json and --key (named in its messages)."""
         b = wildcards.benchmark
+        key = "commands" if self.data_commands(b) else "folders"
         return (
             f"--folders-json {json_arg(self.dataset_folders(b))} "
-            f"--key {shlex.quote(f'benchmarks.{b}.dataset.folders')}"
+            f"--key {shlex.quote(f'benchmarks.{b}.dataset.{key}')}"
+        )
+
+    # -- the implementation's data commands (dataset.commands; rule run_data_command) --------
+
+    def data_commands(self, benchmark: str) -> list[dict[str, Any]]:
+        commands: list[dict[str, Any]] = (
+            self.benchmarks[benchmark].get("dataset", {}).get("commands") or []
+        )
+        return commands
+
+    def made_folders(self, wildcards: Wildcards) -> list[str]:
+        """link_dataset_folders' inputs: the folders the data commands make (none for folders
+        the user has)."""
+        return list(self.dataset_folders(wildcards.benchmark).values()) if self.data_commands(
+            wildcards.benchmark
+        ) else []  # fmt: skip
+
+    def data_command_benchmarks_regex(self) -> str:
+        """run_data_command's wildcard constraint: the benchmarks with data commands."""
+        names = sorted(b for b in self.benchmarks if self.data_commands(b))
+        return "|".join(re.escape(b) for b in names) or "(?!)"
+
+    def data_command_system(self, benchmark: str) -> str:
+        """Whose image runs the data commands: the campaign's first system that runs the
+        benchmark and whose backend has an image."""
+        for system in benchmark_systems(self.config, benchmark):
+            if backends.get(self.config["systems"][system]["backend"]).has_image():
+                return system
+        raise ConfigError(
+            f"benchmarks.{benchmark}.dataset.commands run in the benchmark's image, but no "
+            "system of the campaign that runs it has a backend with an image (docker, podman, "
+            "pyxis)"
+        )
+
+    def data_command_image(self, wildcards: Wildcards) -> str:
+        """run_data_command's input: the image stamp of :meth:`data_command_system`."""
+        b = wildcards.benchmark
+        return f"results/{b}/{self.data_command_system(b)}/image.json"
+
+    def data_command_args(self, wildcards: Any) -> str:
+        """run_data_command's arguments: the engine, the command and its container options."""
+        # lazy: the container code loads only for a campaign with data commands
+        from scripts.run.backends.container import run_options
+        from scripts.run.backends.data_commands import command_options
+        from scripts.run.backends.engine import ContainerEngine
+
+        b, folder = wildcards.benchmark, wildcards.folder
+        found = [c for c in self.data_commands(b) if c["folder"] == folder]
+        if not found:
+            raise ConfigError(f"benchmarks.{b}.dataset.commands has no folder {folder!r}")
+        system = self.data_command_system(b)
+        options = command_options(run_options(self.config, b, system), found[0])
+        engine = backends.get(self.config["systems"][system]["backend"])
+        assert isinstance(engine, ContainerEngine)  # has_image: docker, podman, pyxis (docker's)
+        return shlex.join(
+            ["--engine", engine.cli, "--options", json.dumps(options, sort_keys=True)]
+            + ["--command", found[0]["command"], "--benchmark", b, "--system", system]
+            + ["--name", f"mlperf-{b}-data-{folder}"]
         )
 
     def unpack_limit_args(self, wildcards: Wildcards) -> str:

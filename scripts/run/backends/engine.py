@@ -159,7 +159,7 @@ class ContainerEngine:
         name: str,
         command: str,
         env: Mapping[str, str],
-        dataset_dir: Path,
+        dataset_dir: Path | None,
         run_dir: Path | None,
         prepared_dir: Path | None = None,
         prepared_writable: bool = False,
@@ -169,7 +169,8 @@ class ContainerEngine:
     ) -> list[str]:
         """The exact ``<engine> run`` command line of one container.
 
-        The dataset (and prepared data) are mounted read-only, the run directory writable; the
+        The dataset (unless None) and prepared data are mounted read-only (the prepared data
+        writable where asked), the run directory writable; the
         container runs as ``user`` (default: the caller), is removed when it ends, and gets no
         network unless the benchmark asks for one. ``--privileged`` is never used. With the
         system's ``gpus: auto`` the container gets exactly ``gpu_devices``, the GPUs assigned
@@ -178,15 +179,20 @@ class ContainerEngine:
         argv = [self.cli, "run", "--rm", "--name", name, "--label", f"{LABEL}.container={name}"]
         if options.get("init", True):
             argv.append("--init")  # a real PID 1: signals reach the trainer, zombies are reaped
-        argv += ["--network", options.get("network") or "none"]
+        network = options.get("network") or "none"
+        # 'default' (a data command's: scripts/run/backends/data_commands.py) is the engine's
+        # own default network, whose name differs between docker and podman: no flag
+        argv += ["--network", network] if network != "default" else []
         argv += [*self.user_flags(), "--user", user or caller_user()]
         if options.get("workdir"):
             argv += ["--workdir", options["workdir"]]
-        argv += ["--mount", _bind(dataset_dir, options["dataset_mount"], readonly=True)]
-        # the implementation's data folders where it reads them (its config_mounts.sh), and
+        if dataset_dir is not None:  # None: a data command, which makes the dataset
+            argv += ["--mount", _bind(dataset_dir, options["dataset_mount"], readonly=True)]
+            # the implementation's data folders where it reads them (its config_mounts.sh)
+            for mount in options.get("data_mounts") or []:
+                target = mount["mount"]
+                argv += ["--mount", _bind(dataset_dir / mount["path"], target, readonly=True)]
         # read-only files of the workflow (the rank launcher)
-        for mount in options.get("data_mounts") or []:
-            argv += ["--mount", _bind(dataset_dir / mount["path"], mount["mount"], readonly=True)]
         for source, target in read_only:
             argv += ["--mount", _bind(source, target, readonly=True)]
         if run_dir is not None:
