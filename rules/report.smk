@@ -4,6 +4,14 @@
 # that list their columns, given to them as params.columns. A registry is a value Snakemake
 # cannot represent in its params record, so it never makes a finished table outdated.
 from scripts.analysis import comparison_columns, summary_columns
+from scripts.core.window_setting import window_of
+
+
+def window_option(benchmark):
+    """summarize's ``--window N `` for a benchmark with the M-of-N protocol, else "" (the
+    command is then what it was before the protocol)."""
+    window = window_of(CONFIG, benchmark)
+    return f"--window {window} " if window is not None else ""
 
 
 rule collect_runs:
@@ -34,9 +42,11 @@ rule summarize:
         resamples=CONFIG["statistics"]["bootstrap_resamples"],
         seed=CONFIG["statistics"]["bootstrap_seed"],
         columns=summary_columns.SUMMARY,
+        # the M-of-N protocol (scripts/core/window_setting.py): "" without a window
+        window=lambda w: window_option(w.benchmark),
     shell:
         "{PY} scripts.analysis.tables summarize --runs {input:q} "
-        "--max-nonconverged {params.max_nonconverged} "
+        "--max-nonconverged {params.max_nonconverged} {params.window}"
         "--bootstrap-resamples {params.resamples} --bootstrap-seed {params.seed} "
         "--output {output:q} > {log:q} 2>&1"
 

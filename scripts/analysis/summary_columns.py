@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scripts.analysis import stats
 from scripts.analysis.columns import Column, Registry, isna, nan_to_none, optional_floats
 from scripts.analysis.scoring import Describe, Score, describe
+from scripts.analysis.windows import Windows, format_scores
 from scripts.mlperf import power
 
 if TYPE_CHECKING:  # types only: pandas is imported on first use (scripts.analysis.columns.isna)
@@ -37,6 +38,7 @@ class SystemRuns:
     converged_rows: pd.DataFrame  # their rows
     resamples: int = stats.BOOTSTRAP_RESAMPLES
     seed: int = stats.BOOTSTRAP_SEED
+    windows: Windows | None = None  # the M-of-N windows (scripts.analysis.windows), if any
 
     @cached_property
     def described(self) -> Describe | None:
@@ -369,4 +371,29 @@ SUMMARY = Registry(
         C("fingerprint", lambda r: r.fingerprints[0] if r.fingerprints else None),
     ),
 )
+WINDOW = (
+    C(
+        "window_first_run",
+        lambda r: r.windows.chosen_first_run if r.windows else None,
+        "the M-of-N protocol (statistics.window or the benchmark's window: N, with M >= N "
+        "runs): the first run of the window score_s comes from, the median of every window of "
+        "N consecutive runs in run order (for an even number of windows the lower median, the "
+        "faster middle one; equal scores: the earlier window)",
+        "median window from run",
+        "int",
+    ),
+    C(
+        "window_scores",
+        lambda r: format_scores(r.windows.values) if r.windows else None,
+        "every window's olympic score in seconds, in run order (first window first), space-"
+        "separated; inf for a window with more runs that missed the target than may be dropped",
+    ),
+)
 del C
+
+
+def registry(window: int | None) -> Registry:
+    """summary.csv's columns: :data:`SUMMARY`, and with the M-of-N protocol (``window`` not
+    None) :data:`WINDOW` after them. Without a window the file is what it was before the
+    protocol existed, byte for byte."""
+    return SUMMARY if window is None else SUMMARY.plus(*WINDOW)

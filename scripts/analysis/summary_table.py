@@ -19,6 +19,7 @@ import pandas as pd
 from scripts.analysis import stats, summary_columns
 from scripts.analysis.run_columns import SYNTHETIC_REASON, has_log_problems, synthetic_runs
 from scripts.analysis.scoring import Score, olympic_score, usable_time
+from scripts.analysis.windows import Windows, chosen_score, window_scores
 
 
 class AggregationError(RuntimeError):
@@ -32,14 +33,20 @@ def summarize_system(
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
     olympic_drop: int | None = None,
+    window: int | None = None,
 ) -> dict[str, Any]:
     """One summary row from the runs of one benchmark on one system: every column of
-    :data:`scripts.analysis.summary_columns.SUMMARY`, from the runs as :func:`system_runs`
-    reads them."""
+    :func:`scripts.analysis.summary_columns.registry` (with ``window``, the M-of-N columns
+    too), from the runs as :func:`system_runs` reads them."""
     system = system_runs(
-        runs, max_nonconverged, resamples=resamples, seed=seed, olympic_drop=olympic_drop
+        runs,
+        max_nonconverged,
+        resamples=resamples,
+        seed=seed,
+        olympic_drop=olympic_drop,
+        window=window,
     )
-    return {c.name: c.source(system) for c in summary_columns.SUMMARY}
+    return {c.name: c.source(system) for c in summary_columns.registry(window)}
 
 
 def scoring_of(
@@ -75,6 +82,7 @@ def system_runs(
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
     olympic_drop: int | None = None,
+    window: int | None = None,
 ) -> summary_columns.SystemRuns:
     """The runs of one benchmark on one system, as the summary columns read them.
 
@@ -86,20 +94,10 @@ def system_runs(
     dropped. The score drops :func:`scoring_of`'s olympic drop at each end and is multiplied
     by its scaling factor, as mlperf-logging's result summarizer does; with a drop above 1
     (Unet3D: 4) as many runs may miss the target (the summarizer's ``max_dropped_scores``),
-    with 1, ``max_nonconverged``; none with a synthetic run. Raises AggregationError when
-    the runs' fingerprints (or scaling factors) differ."""
+    with 1, ``max_nonconverged``; none with a synthetic run. ``window``: :func:`_windows`.
+    Raises AggregationError when the runs' fingerprints (or scaling factors) differ."""
     runs = runs.sort_values("run", kind="stable")
-    fingerprints = sorted(set(runs["fingerprint"].dropna()))
-    if len(fingerprints) > 1:
-        groups = {
-            fp[:12]: sorted(runs.loc[runs["fingerprint"] == fp, "run"].tolist())
-            for fp in fingerprints
-        }
-        raise AggregationError(
-            f"{runs['benchmark'].iloc[0]}/{runs['system'].iloc[0]}: runs were made under "
-            f"different configurations and cannot be combined (runs by fingerprint: {groups}). "
-            "Archive or delete the runs of the old configuration, then run again."
-        )
+    fingerprints = one_fingerprint(runs)
     times = [None if pd.isna(t) else float(t) for t in runs["time_to_train_s"]]
     bad_log = has_log_problems(runs).tolist()
     # a run whose log has problems has no result, whatever its row says (olympic_score drops
@@ -107,14 +105,19 @@ def system_runs(
     converged = [bool(c) and not b for c, b in zip(runs["converged"], bad_log, strict=True)]
     run_numbers = runs["run"].tolist()
     drop, factor = scoring_of(runs, olympic_drop, max_nonconverged)
+    allowed = drop if drop > 1 else min(max_nonconverged, drop)
     score = olympic_score(
         times,
         converged,
-        max_nonconverged=drop if drop > 1 else min(max_nonconverged, drop),
+        max_nonconverged=allowed,
         labels=run_numbers,
         drop=drop,
         scaling_factor=factor,
     )
+    windows = None
+    if window is not None:
+        windows = _windows(runs, times, converged, window, allowed, drop, factor)
+        score = chosen_score(windows, score.n_runs, score.n_converged)
     ok = [c and usable_time(t) for c, t in zip(converged, times, strict=True)]
     return summary_columns.SystemRuns(
         runs=runs,
@@ -127,7 +130,49 @@ def system_runs(
         converged_rows=runs[ok],
         resamples=resamples,
         seed=seed,
+        windows=windows,
     )
+
+
+def one_fingerprint(runs: pd.DataFrame) -> list[str]:
+    """The runs' distinct fingerprints, at most one: AggregationError naming the runs of each
+    when they differ (runs of different configurations are not comparable)."""
+    fingerprints = sorted(set(runs["fingerprint"].dropna()))
+    if len(fingerprints) > 1:
+        groups = {
+            fp[:12]: sorted(runs.loc[runs["fingerprint"] == fp, "run"].tolist())
+            for fp in fingerprints
+        }
+        raise AggregationError(
+            f"{runs['benchmark'].iloc[0]}/{runs['system'].iloc[0]}: runs were made under "
+            f"different configurations and cannot be combined (runs by fingerprint: {groups}). "
+            "Archive or delete the runs of the old configuration, then run again."
+        )
+    return fingerprints
+
+
+def _windows(
+    runs: pd.DataFrame,
+    times: list[float | None],
+    converged: list[bool],
+    window: int,
+    allowed: int,
+    drop: int,
+    factor: float,
+) -> Windows:
+    """The M-of-N protocol (:mod:`scripts.analysis.windows`): every window of ``window``
+    consecutive runs (in run order) scored as the whole set would be; the system's score is the
+    median window's. AggregationError naming the benchmark and system when ``window`` does not
+    fit its runs."""
+    try:
+        return window_scores(
+            times, converged, window, labels=runs["run"].tolist(), max_nonconverged=allowed,
+            drop=drop, scaling_factor=factor,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise AggregationError(
+            f"{runs['benchmark'].iloc[0]}/{runs['system'].iloc[0]}: {exc} ({len(times)} runs here)"
+        ) from exc
 
 
 def unless_synthetic(runs: pd.DataFrame, score: Score) -> Score:
@@ -149,14 +194,23 @@ def summarize(
     resamples: int = stats.BOOTSTRAP_RESAMPLES,
     seed: int = stats.BOOTSTRAP_SEED,
     olympic_drop: int | None = None,
+    window: int | None = None,
 ) -> pd.DataFrame:
+    """summary.csv: one row per system. Without ``window`` its columns are
+    :data:`scripts.analysis.summary_columns.SUMMARY`'s, exactly; with it, the M-of-N columns
+    follow."""
     rows = [
         summarize_system(
-            g, max_nonconverged, resamples=resamples, seed=seed, olympic_drop=olympic_drop
+            g,
+            max_nonconverged,
+            resamples=resamples,
+            seed=seed,
+            olympic_drop=olympic_drop,
+            window=window,
         )
         for _, g in runs.groupby("system", sort=True)
     ]
-    return pd.DataFrame(rows, columns=summary_columns.SUMMARY.names)
+    return pd.DataFrame(rows, columns=summary_columns.registry(window).names)
 
 
 def summarize_partial(

@@ -70,6 +70,7 @@ def _summarize(args: argparse.Namespace) -> int:
             resamples=args.bootstrap_resamples,
             seed=args.bootstrap_seed,
             olympic_drop=args.olympic_drop,
+            window=args.window,
         )
     except AggregationError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -129,6 +130,8 @@ def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # long: one flat list of argparse options, one block per subcommand; splitting it would
+    # only scatter the command line over helpers
     """The command line: one subcommand per table, each with the function that makes it."""
     p = argparse.ArgumentParser(
         prog="python -m scripts tables", description="Parse runs and aggregate them into tables."
@@ -163,6 +166,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="runs dropped at each end (the benchmark's mlperf.olympic_drop; default: the "
         "runs' olympic_drop column, else 1)",
+    )
+    su.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="the M-of-N protocol: score every window of this many consecutive runs and take "
+        "the median window (scripts.analysis.windows; the benchmark's window or "
+        "statistics.window); default: every run, as the rules' N-run score",
     )
     _bootstrap_options(su)
     su.add_argument("--output", type=Path, required=True)

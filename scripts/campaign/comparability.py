@@ -25,13 +25,17 @@ from scripts.run import backends
 
 def table_settings(config: Mapping[str, Any], benchmark: str) -> dict[str, Any]:
     """What a benchmark's tables, plots and report are computed with besides its runs: the
-    statistics section, the reference system and the benchmark's max_nonconverged
-    (scripts/campaign/preflight.py remakes them when these change)."""
-    return {
+    statistics section, the reference system, the benchmark's max_nonconverged and its M-of-N
+    window when it has one (scripts/campaign/preflight.py remakes them when these change)."""
+    settings = {
         "statistics": dict(config["statistics"]),
         "reference_system": config["campaign"].get("reference_system"),
         "max_nonconverged": config["benchmarks"][benchmark]["max_nonconverged"],
     }
+    window = config["benchmarks"][benchmark].get("window")
+    if window is not None:  # only then, so a campaign without one keeps its recorded settings
+        settings["window"] = window
+    return settings
 
 
 def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dict[str, Any]:

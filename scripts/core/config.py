@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from scripts.core.window_setting import window_problems
+
 if TYPE_CHECKING:
     import jsonschema
 
@@ -290,6 +292,10 @@ def _has_path(data: Any, path: Sequence[Any]) -> bool:
     return True
 
 
+def _where(path: Sequence[Any], sources: Sequence[tuple[str, Any]]) -> str:
+    return source_of(path, sources) if sources else "the configuration"
+
+
 def source_of(path: Sequence[Any], sources: Sequence[tuple[str, Any]]) -> str:
     """The last of ``sources`` (name, data), in merge order, that sets ``path``."""
     for name, data in reversed(sources):
@@ -350,6 +356,7 @@ def validate(
         )
     lines = non_finite_numbers(config, sources) + [_describe(e, sources) for e in errors]
     lines += mlperf_problems(config, sources)
+    lines += window_problems(config, lambda path: f"{_where(path, sources)}: {_key_path(path)}")
     if lines:
         if len(lines) > MAX_ERRORS:
             lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS} more"]
