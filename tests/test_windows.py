@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from scripts.analysis import tables
+from scripts.analysis.report_windows import window_section
 from scripts.analysis.summary_table import AggregationError, summarize
 from scripts.analysis.windows import median_position, parse_scores, window_scores
 from scripts.core.window_setting import window_of, window_problems
@@ -114,3 +115,15 @@ def test_config_window_checks_name_the_key_and_both_numbers() -> None:
         "needs (it drops 4 at each end)",
     ]
     assert window_of({"statistics": {}, "benchmarks": {"a": {"runs": 5}}}, "a") is None
+
+
+def test_the_report_shows_every_window_and_marks_the_chosen_one(tmp_path: Path) -> None:
+    runs = runs_frame(TIMES)
+    html = "\n".join(window_section(summarize(runs, window=10), runs))
+    assert html.count("<tr>") + html.count('<tr class="chosen">') == 4  # header + 3 windows
+    chosen = [line for line in html.splitlines() if 'class="chosen"' in line]
+    assert (
+        len(chosen) == 1 and "runs 3..12" in chosen[0] and "chosen: the median window" in chosen[0]
+    )
+    assert "runs 1..10" in html and "runs 2..11" in html
+    assert window_section(summarize(runs), runs) == []  # no window: no section

@@ -52,6 +52,7 @@ from scripts.analysis.report_html import (
     table_by_system,
     table_columns,
 )
+from scripts.analysis.report_windows import window_section
 from scripts.analysis.run_columns import synthetic_runs
 from scripts.core import hashing, layout
 from scripts.core.run_records import ResultRecord, RunRecord
@@ -273,6 +274,7 @@ def render(
         "<h2>Summary</h2>",
         table_by_system(labelled(summary, synthetic), table_columns(summary_columns.SUMMARY)),
         glossary("summary", summary_columns.SUMMARY),
+        *window_section(summary, runs),
         "<h2>Comparison</h2>",
         *(
             [
