@@ -4,14 +4,6 @@
 # that list their columns, given to them as params.columns. A registry is a value Snakemake
 # cannot represent in its params record, so it never makes a finished table outdated.
 from scripts.analysis import comparison_columns, summary_columns
-from scripts.core.window_setting import window_of
-
-
-def window_option(benchmark):
-    """summarize's ``--window N `` for a benchmark with the M-of-N protocol, else "" (the
-    command is then what it was before the protocol)."""
-    window = window_of(CONFIG, benchmark)
-    return f"--window {window} " if window is not None else ""
 
 
 rule collect_runs:
@@ -43,7 +35,7 @@ rule summarize:
         seed=CONFIG["statistics"]["bootstrap_seed"],
         columns=summary_columns.SUMMARY,
         # the M-of-N protocol (scripts/core/window_setting.py): "" without a window
-        window=lambda w: window_option(w.benchmark),
+        window=inputs.window_option,
     shell:
         "{PY} scripts.analysis.tables summarize --runs {input:q} "
         "--max-nonconverged {params.max_nonconverged} {params.window}"

@@ -321,3 +321,9 @@ def test_an_mlperf_benchmark_s_results_are_checked_with_its_round_s_ruleset(tmp_
     v06 = shlex.split(inputs.result_args(w("gnmt-v0.6", "local", "01")))
     assert v06[v06.index("--compliance-ruleset") + 1] == "0.6.0"
     assert v06[v06.index("--compliance-cache") + 1] == ".snakemake/compliance"
+
+
+def test_summarize_gets_a_window_only_where_the_m_of_n_protocol_is_set(tmp_path):
+    assert inputs_for(tmp_path).window_option(w()) == ""  # the command as before the protocol
+    windowed = inputs_for(tmp_path, {"statistics": {"window": 9}})
+    assert windowed.window_option(w()) == "--window 9 "

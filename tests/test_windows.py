@@ -127,3 +127,20 @@ def test_the_report_shows_every_window_and_marks_the_chosen_one(tmp_path: Path) 
     )
     assert "runs 1..10" in html and "runs 2..11" in html
     assert window_section(summarize(runs), runs) == []  # no window: no section
+
+
+def test_statistics_window_is_checked_against_the_campaigns_benchmarks_only():
+    """The round files define benchmarks a campaign does not run (v0.6's have 5 runs): a shared
+    window of 10 is refused only for a campaign benchmark with fewer runs; a benchmark's own
+    window is always checked."""
+    config = {
+        "campaign": {"benchmarks": ["big"]},
+        "statistics": {"window": 10},
+        "benchmarks": {"big": {"runs": 12}, "small": {"runs": 5}},
+    }
+    assert window_problems(config) == []
+    config["campaign"]["benchmarks"].append("small")
+    assert [p for p in window_problems(config) if "small" in p]
+    config["campaign"]["benchmarks"].remove("small")
+    config["benchmarks"]["small"]["window"] = 10
+    assert [p for p in window_problems(config) if "small" in p]

@@ -30,6 +30,7 @@ from scripts.campaign.run_specs import comparable_record, compliance_ruleset, ru
 from scripts.campaign.topology import benchmark_systems, system_run_ids
 from scripts.core import layout
 from scripts.core.config import ConfigError
+from scripts.core.window_setting import window_of
 from scripts.run import backends, cluster
 from scripts.run.backends.base import GRACE_S, Backend
 from scripts.workflow import import_jobs
@@ -393,6 +394,12 @@ class RuleInputs(DatasetInputs):
         return import_jobs.import_plan_file(batch, root)
 
     # -- the report -----------------------------------------------------------------------------
+
+    def window_option(self, wildcards: Wildcards) -> str:
+        """summarize's ``--window N `` for a benchmark with the M-of-N protocol
+        (scripts/core/window_setting.py), else "": the command is then what it was before."""
+        window = window_of(self.config, wildcards.benchmark)
+        return f"--window {window} " if window is not None else ""
 
     def report_context(self, benchmark: str) -> dict[str, Any]:
         """What the report needs from the configuration: the benchmark, the systems and the
