@@ -7,6 +7,7 @@ end-to-end runs are tests/test_implementations_workflow.py."""
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,11 @@ def test_the_data_folders_and_the_launcher_are_mounted_read_only(tmp_path):
 def test_per_gpu_starts_the_command_once_per_gpu_through_the_rank_launcher(tmp_path):
     config = docker_config(tmp_path, launch="per_gpu")
     spec = spec_of(config, tmp_path)
-    words = shlex.split(per_gpu_command(spec, "mlperf-x"))
+    command = per_gpu_command(spec, "mlperf-x")
+    # one DATESTAMP for every rank, as run.sub's, unless the run's env gives one
+    export, launch = command.split("; exec ", 1)
+    assert export == 'export DATESTAMP="${DATESTAMP:-$(date +%y%m%d%H%M%S%N)}"'
+    words = shlex.split(launch)
     assert words[:2] == [spec.container["python"], LAUNCHER_MOUNT]
     assert words[words.index("--ntasks") + 1] == str(max(spec.gpus, 1))
     assert words[words.index("--rank-log-dir") + 1] == f"{spec.container['run_mount']}/ranks"
@@ -193,3 +198,14 @@ def test_the_docker_build_of_nvidias_own_dockerfile_is_the_one_its_readme_gives(
     sut = config_sh.read_exported(context / "config_SUT.sh")
     assert (sut["DGXSYSTEM"], sut["DGXNNODES"], sut["DGXNGPU"]) == ("SUT", "1", "8")
     assert sut["BATCHSIZE"] == "32" and sut["LR"] == "0.000085"  # the base's, kept
+
+
+def test_the_datestamp_is_run_subs_to_the_nanosecond():
+    from scripts.run.backends.implementation_runs import datestamp
+
+    stamp = datestamp(1_700_000_000_123_456_789)
+    assert len(stamp) == 21 and stamp.endswith("123456789") and stamp.isdigit()
+    shell = subprocess.run(
+        ["date", "-d", "@1700000000", "+%y%m%d%H%M%S"], capture_output=True, text=True, check=True
+    )
+    assert stamp[:12] == shell.stdout.strip()

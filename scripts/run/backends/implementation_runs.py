@@ -8,6 +8,7 @@ one task per GPU where the implementation expects srun to start it once per GPU
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # types only: not imported at run time
 LAUNCHER = Path(__file__).resolve().parents[1] / "rank_launcher.py"
 LAUNCHER_MOUNT = "/mlperf-workflow/rank_launcher.py"
 # the line a synthetic run's log has in place of the data check
+# run.sub's DATESTAMP: ``date +'%y%m%d%H%M%S%N'``
+DATESTAMP_FORMAT = "%y%m%d%H%M%S%N"
 SYNTHETIC_SKIP = (
     "runner: synthetic run (USE_SYNTHETIC_DATA=1): the data mounts are not checked against "
     "expected-mounts.csv (the implementation reads no data)"
@@ -32,13 +35,23 @@ def per_gpu_command(spec: RunSpec, name: str) -> str:
     """The command of a ``launch: per_gpu`` run: the rank launcher starts one task of the run's
     command per GPU of the system (one task without GPUs) with the variables srun gives a
     task; rank 0's output is the container's, the other ranks' go to ``ranks/`` in the run's
-    folder. MASTER_PORT: the implementation's env, else run.sub's 29500."""
+    folder. MASTER_PORT: the implementation's env, else run.sub's 29500. DATESTAMP: the run's,
+    one for all its ranks, as run.sub sets it once per job (run_and_time.sh would otherwise draw
+    one per rank, to the nanosecond, and name each rank's files differently)."""
     opts = spec.container
     words = [opts["python"], LAUNCHER_MOUNT, "--ntasks", str(max(spec.gpus, 1))]
     words += ["--job-id", name, "--rank-log-dir", f"{opts['run_mount']}/ranks"]
     words += ["--master-addr", "127.0.0.1"]
     launch = shlex.join(words) + ' --master-port "${MASTER_PORT:-29500}"'
-    return f"{launch} -- /bin/bash -c {shlex.quote(spec.command)}"
+    datestamp = f'export DATESTAMP="${{DATESTAMP:-$(date +{DATESTAMP_FORMAT})}}"'
+    return f"{datestamp}; exec {launch} -- /bin/bash -c {shlex.quote(spec.command)}"
+
+
+def datestamp(now_ns: int | None = None) -> str:
+    """run.sub's ``DATESTAMP``, ``date +'%y%m%d%H%M%S%N'``: the time to the nanosecond."""
+    ns = time.time_ns() if now_ns is None else now_ns
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%y%m%d%H%M%S", time.localtime(seconds)) + f"{nanos:09d}"
 
 
 def check_run_data(spec: RunSpec) -> None:

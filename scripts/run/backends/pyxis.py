@@ -62,7 +62,7 @@ from scripts.run.backends.base import Launch, kill_group
 from scripts.run.backends.container import STOP_GRACE_S, container_env
 from scripts.run.backends.docker import DockerBackend
 from scripts.run.backends.errors import ContainerError
-from scripts.run.backends.implementation_runs import check_run_data
+from scripts.run.backends.implementation_runs import check_run_data, datestamp
 from scripts.run.backends.stamp import check_same_image, read_stamp
 
 if TYPE_CHECKING:  # types only: not imported at run time
@@ -175,6 +175,8 @@ def step_env(spec: RunSpec, host: Mapping[str, str]) -> dict[str, str]:
     if "MASTER_PORT" not in env:
         job = host.get("SLURM_JOB_ID")
         env["MASTER_PORT"] = str(cluster.master_port(job) if job else RUN_SUB_MASTER_PORT)
+    # one for every task of the step, as run.sub sets it once (implementation_runs.datestamp)
+    env.setdefault("DATESTAMP", datestamp())
     return env
 
 

@@ -28,7 +28,16 @@ def main():
     world = os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))
     seen = " ".join(
         "{}={}".format(k, os.environ.get(k, "-"))
-        for k in ("DGXSYSTEM", "DGXNNODES", "DGXNGPU", "BATCHSIZE", "LR", "SEED", "LOCAL_RANK")
+        for k in (
+            "DGXSYSTEM",
+            "DGXNNODES",
+            "DGXNGPU",
+            "BATCHSIZE",
+            "LR",
+            "SEED",
+            "LOCAL_RANK",
+            "DATESTAMP",
+        )
     )
     print(f"stand-in train.py: rank {rank} of {world}: {seen} args {sys.argv[1:]}")
     sys.stdout.flush()
