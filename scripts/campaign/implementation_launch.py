@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -33,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.mlperf.config_read import kill_session
 from scripts.mlperf.config_sh import CLEAN_PATH, SHELL_OWN, ConfigScriptError, read_vars
 
 LAUNCHERS = (("run.sub", "pyxis"), ("run_with_docker.sh", "docker"))
@@ -157,11 +157,7 @@ def _run(
         except subprocess.TimeoutExpired:
             raise LaunchError(f"still running after {timeout_s:g} s, stopped") from None
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # nothing it started outlives it
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            kill_session(proc)  # nothing it started outlives it
     return proc.returncode
 
 

@@ -83,13 +83,13 @@ def _run_sourced(path: Path, after: str, env: Mapping[str, str] | None, timeout_
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_session(proc)
             err.seek(0)
             raise ConfigScriptError(
                 f"{path}: still running after {timeout_s:g} s, stopped (reading a config runs "
                 f"it); last line on stderr: {_last_line(err.read())}"
             ) from None
-        _kill_group(proc)  # nothing the script started in the background outlives the read
+        kill_session(proc)  # nothing the script started in the background outlives the read
         err.seek(0)
         stderr = err.read()
     if proc.returncode != 0:
@@ -105,7 +105,9 @@ def _run_sourced(path: Path, after: str, env: Mapping[str, str] | None, timeout_
     return rest
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_session(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of ``proc`` (started with ``start_new_session``) and reap it:
+    nothing a config or launcher started in the background outlives the read."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
