@@ -3,10 +3,12 @@
     python bench/dry_run_scale.py            # 100, 1,000 and 10,000 runs (goal: <= 10 s at 10,000)
     python bench/dry_run_scale.py --quick    # 100 and 400 runs (CI)
     python bench/dry_run_scale.py --against 4e6fe23 --repeat 3   # + that commit, largest size
+    python bench/dry_run_scale.py --against 4e6fe23 --print-jobs # the same with -n, not -n -q
 
 With ``--against REV`` the largest campaign is also planned by the workflow at git revision REV
-and by the floor, alternating ``--repeat`` times, all with ``-n -q``: the medians' ratios
-(this commit / REV, this commit / floor) compare the code in one run on a noisy machine.
+and by the floor, alternating ``--repeat`` times, all with ``-n -q`` (with ``--print-jobs``: all
+with ``-n``, which prints every job): the medians' ratios (this commit / REV, this commit /
+floor) compare the code in one run on a noisy machine.
 
 Campaign sizes are systems x runs: 10 x 10, 10 x 100, 100 x 100. Nothing exists yet, so the dry
 run plans every job: dataset, environment per system, one job per run, tables. Baseline, in the
@@ -72,9 +74,15 @@ def main() -> int:
         "--against", metavar="REV", help="also plan the largest campaign at this revision"
     )
     p.add_argument("--repeat", type=int, default=3, help="alternations with --against")
+    p.add_argument(
+        "--print-jobs",
+        action="store_true",
+        help="with --against: time -n (every job printed) instead of -n -q",
+    )
     args = p.parse_args()
     if args.against:
-        return against(args.against, (QUICK if args.quick else FULL)[-1], args.repeat)
+        flags = ("-n",) if args.print_jobs else ("-n", "-q")
+        return against(args.against, (QUICK if args.quick else FULL)[-1], args.repeat, flags)
     sizes = QUICK if args.quick else FULL
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
@@ -111,8 +119,8 @@ def main() -> int:
     return 0
 
 
-def against(rev: str, size: tuple[int, int], repeat: int) -> int:
-    """``-n -q`` of the largest campaign: this commit, REV and the floor, alternating."""
+def against(rev: str, size: tuple[int, int], repeat: int, flags: tuple[str, ...]) -> int:
+    """``flags`` (-n or -n -q) of the largest campaign: this commit, REV and the floor, alternating."""
     systems, runs = size
     times: dict[str, list[float]] = {"this": [], "old": [], "floor": []}
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
@@ -131,13 +139,13 @@ def against(rev: str, size: tuple[int, int], repeat: int) -> int:
                     "--configfile",
                     overlays[key],
                 ]
-                seconds, proc = snakemake(wf, "-n", "-q", *args)
+                seconds, proc = snakemake(wf, *flags, *args)
                 if proc.returncode != 0:
                     raise SystemExit(f"{key}: snakemake failed:\n{proc.stderr[-2000:]}")
                 times[key].append(seconds)
-            times["floor"].append(floor(Path(tmp), systems, runs, "-q"))
+            times["floor"].append(floor(Path(tmp), systems, runs, *flags[1:]))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"dry run (-n -q) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
+    print(f"dry run ({' '.join(flags)}) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
     print(bytecode_note())
     for key, label in (("this", "this commit"), ("old", short_rev(rev)), ("floor", "floor")):
         print(
