@@ -120,7 +120,7 @@ def main() -> int:
 
 
 def against(rev: str, size: tuple[int, int], repeat: int, flags: tuple[str, ...]) -> int:
-    """``flags`` (-n or -n -q) of the largest campaign: this commit, REV and the floor, alternating."""
+    """``flags`` (-n or -n -q) of the largest campaign: this commit, REV, floor, alternating."""
     systems, runs = size
     times: dict[str, list[float]] = {"this": [], "old": [], "floor": []}
     with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
@@ -145,7 +145,8 @@ def against(rev: str, size: tuple[int, int], repeat: int, flags: tuple[str, ...]
                 times[key].append(seconds)
             times["floor"].append(floor(Path(tmp), systems, runs, *flags[1:]))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"dry run ({' '.join(flags)}) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
+    how = " ".join(flags)
+    print(f"dry run ({how}) of {systems * runs} runs, commit {commit()} against {short_rev(rev)}")
     print(bytecode_note())
     for key, label in (("this", "this commit"), ("old", short_rev(rev)), ("floor", "floor")):
         print(
