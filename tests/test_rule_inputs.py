@@ -189,10 +189,13 @@ def test_a_container_system_asks_its_backend_and_marks_the_image_ancient(tmp_pat
 
 
 def test_resources_the_same_for_every_job_are_values_not_functions(tmp_path):
-    partition = {"systems": {"cluster-node": {"slurm": {"partition": "gpu"}}}}
+    partition = {
+        "systems": {"cluster-node": {"slurm": {"partition": "gpu"}}},
+        "campaign": {"systems": ["local", "cluster-node"]},
+    }
     inputs = inputs_for(tmp_path, "config/systems/slurm-example.yaml", partition)
     res = inputs.job_resources("train")
-    jobs = [w(b, s) for b in inputs.benchmarks for s in inputs.systems]
+    jobs = [w("gnmt", s) for s in ("local", "cluster-node")]
     assert any(callable(v) for v in res.values()) and not all(callable(v) for v in res.values())
     for name, value in res.items():
         if callable(value):
@@ -203,6 +206,30 @@ def test_resources_the_same_for_every_job_are_values_not_functions(tmp_path):
     partition = res["slurm_partition"]
     assert callable(partition) and partition(w(system="local")) is None
     assert partition(w(system="cluster-node")) == "gpu"
+
+
+def test_train_resources_are_the_campaigns_and_a_run_outside_it_is_refused(tmp_path):
+    """Only the campaign's (benchmark, system) pairs decide whether a resource is one value:
+    the config's other systems (``local``, 2 threads) do not make a function of it, which
+    Snakemake would call for every job it prints. A run of a pair outside the campaign is
+    refused with the way to add it, so it never runs with the campaign's resources."""
+    inputs = inputs_for(tmp_path, "config/systems/slurm-example.yaml")
+    assert "local" in inputs.systems and inputs.systems["local"]["threads"] != 1
+    res = inputs.job_resources("train")
+    assert not any(callable(v) for v in res.values())
+    assert res["cpus_per_task"] == inputs.systems["cluster-node"]["threads"] == 4
+    assert shlex.split(inputs.runner_args(w(system="cluster-node")))[0] == "--spec"
+    with pytest.raises(ConfigError) as err:
+        inputs.runner_args(w(system="local"))
+    assert str(err.value) == (
+        "results/gnmt/local: system local has no runs of gnmt in the campaign (its systems: "
+        "cluster-node); add it to the campaign (an overlay, or --config) to run it, so that "
+        "its runs are checked and planned like the others"
+    )
+    with pytest.raises(
+        ConfigError, match=r"benchmark other is not in campaign.benchmarks \(gnmt\)"
+    ):
+        inputs.runner_args(w(benchmark="other", system="cluster-node"))
 
 
 def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):
