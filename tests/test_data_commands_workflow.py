@@ -49,7 +49,12 @@ def test_data_commands_make_the_data_folders_in_the_image(
     base = need_docker()
     wf = workflow_copy
     folder = standin_folder(tmp_path, RETINANET, RETINANET_RESULTS, "train.py", "/workspace/ssd")
-    overlay(wf, folder, "config_GB200_002x04x032.sh", "retinanet.yaml")
+    made = overlay(wf, folder, "config_GB200_002x04x032.sh", "retinanet.yaml")
+    # the overlay read the same folders and mounts from NVIDIA's README (its commands download
+    # 350 GB: the stand-in's below write small files where they would)
+    assert {c["folder"]: c["mount"] for c in made["benchmarks"][BENCH]["dataset"]["commands"]} == (
+        MOUNTS
+    )
     # expected-mounts.csv of the data the commands make (mountcheck counts files and bytes)
     local = tmp_path / "expected"
     for name, files in RETINANET_DATA.items():

@@ -14,6 +14,7 @@ the generated config_SUT.sh sources, config_mounts.sh's mount points.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
@@ -86,7 +87,11 @@ def standin_data(tmp_path: Path, folders: dict[str, dict[str, int]]) -> tuple[di
 
 
 def overlay(wf: Path, folder: Path, config: str, out: str) -> dict:
-    """`python -m scripts implementation` on the folder, as a user runs it."""
+    """`python -m scripts implementation` on the folder, as a user runs it; returns the
+    overlay it made. The file is then left without the README's data commands (its
+    dataset.commands: downloads of hundreds of GB), as a user who has the data edits it: the
+    tests give the stand-in's small data in their own overlay, which cannot take a mapping
+    key away from an earlier file (Snakemake merges them)."""
     made = subprocess.run(
         [sys.executable, "-m", "scripts", "implementation", str(folder), "--config", config]
         + ["--system", "SUT", "--output", out],
@@ -96,7 +101,14 @@ def overlay(wf: Path, folder: Path, config: str, out: str) -> dict:
         timeout=120,
     )
     assert made.returncode == 0, made.stderr
-    return yaml.safe_load((wf / out).read_text())
+    text = (wf / out).read_text()
+    data = yaml.safe_load(text)
+    edited = copy.deepcopy(data)
+    for bench in edited["benchmarks"].values():
+        assert bench.pop("dataset")["commands"]  # the README's, read by the overlay
+    head = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    (wf / out).write_text(head + yaml.safe_dump(edited, sort_keys=False))
+    return data
 
 
 def site(wf: Path, benchmark: str, base: str, dataset: dict, backend: str, **impl: object) -> str:

@@ -9,9 +9,11 @@ and base-image build argument, the command (the generated ``config_{system}.sh``
 the container, then ``run_and_time.sh`` as the launcher starts it), the variables the launcher
 gives each run, the data mounts (``config_mounts.sh`` as ``run.sub`` uses it, with the keys of
 ``expected-mounts.csv``) and how ranks start (``per_gpu`` where ``run.sub`` has srun start one
-task per GPU, ``once`` where the implementation starts its own). How the folder launches is
-learnt by running its launcher with stand-ins (:mod:`scripts.campaign.implementation_launch`);
-the rest is read from its files (:mod:`scripts.campaign.implementation_files`). Where the round
+task per GPU, ``once`` where the implementation starts its own); and the benchmark's
+``dataset.commands``, the README's invocations of the folder's data scripts (read, never run:
+:mod:`scripts.campaign.implementation_data`). How the folder launches is learnt by running its
+launcher with stand-ins (:mod:`scripts.campaign.implementation_launch`); the rest is read from
+its files (:mod:`scripts.campaign.implementation_files`). Where the round
 published results of the same implementation, their import system joins the campaign, so the
 report shows the new system beside the published one.
 
@@ -37,10 +39,11 @@ import yaml
 
 from scripts.campaign import implementation_files as files
 from scripts.campaign.config_checks import load_campaign
+from scripts.campaign.implementation_data import DataCommands, Places, readme_commands
 from scripts.campaign.implementation_run import RunFacts, run_facts
 from scripts.core.config import WORKFLOW_DIR, ConfigError
 from scripts.core.hashing import write_atomic
-from scripts.data.mountcheck import MountCheckError, read_expected
+from scripts.data.mountcheck import Expected, MountCheckError, read_expected
 from scripts.mlperf import rounds
 from scripts.mlperf.config_sh import ConfigScriptError, read_exported
 from scripts.run.published.folder import read_system_json, system_json
@@ -228,7 +231,8 @@ def build_overlay(
         raise ImplementationError(f"cannot read the config: {exc}") from None
     missing: list[str] = []
     notes: list[str] = []
-    keys = _expected_keys(impl, missing)
+    rows = _expected_rows(impl, missing)
+    keys = list(dict.fromkeys(r.key for r in rows))
     facts = run_facts(impl, config, exports, keys, missing, notes)
     if not (impl / RUN_SCRIPT).is_file():
         missing.append(RUN_SCRIPT)
@@ -249,33 +253,44 @@ def build_overlay(
         missing.append(f"published results of this implementation in v{round_}")
     if system in imports:
         raise ImplementationError(f"--system {system!r} is the name of the published system")
-    missing.append("the dataset's files and checksums (fetch them with the data commands)")
+    data = _data_commands(impl, facts, rows, missing, notes)
+    dataset = {"dataset": {"commands": data.commands}} if data.commands else {}
     overlay: dict[str, Any] = {
         "campaign": {
             "benchmarks": [bench],
             "systems": [system, *imports],
             "reference_system": next(iter(imports), system),
         },
-        "benchmarks": {bench: {"implementation": implementation}},
+        "benchmarks": {bench: {"implementation": implementation, **dataset}},
     }
     if imports:
         overlay["systems"] = imports
-    comments = _comments(impl, facts, round_)
+    comments = _comments(facts, round_, data)
     _validate(overlay, round_, system, exports)
     return overlay, missing, notes, comments
 
 
-def _expected_keys(impl: Path, missing: list[str]) -> list[str]:
-    """The keys of expected-mounts.csv, in order (none without the file)."""
+def _expected_rows(impl: Path, missing: list[str]) -> list[Expected]:
+    """The rows of expected-mounts.csv (none without the file)."""
     path = impl / "expected-mounts.csv"
     if not path.is_file():
         missing.append("expected-mounts.csv (the data is not checked before a run)")
         return []
     try:
-        rows = read_expected(path)
+        return read_expected(path)
     except MountCheckError as exc:
         raise ImplementationError(str(exc)) from None
-    return list(dict.fromkeys(r.key for r in rows))
+
+
+def _data_commands(
+    impl: Path, facts: RunFacts, rows: list[Expected], missing: list[str], notes: list[str]
+) -> DataCommands:
+    """The README's invocations of the folder's data scripts as ``dataset.commands``: read,
+    never run; what it could not use goes to ``missing`` and ``notes``."""
+    data = readme_commands(impl, files.data_commands(impl), Places(facts.data, facts.verify, rows))
+    missing += data.missing
+    notes += data.notes
+    return data
 
 
 def _repository(vendor: str | None, mlperf_name: str) -> str:
@@ -283,7 +298,7 @@ def _repository(vendor: str | None, mlperf_name: str) -> str:
     return re.sub(r"[^a-z0-9_./-]+", "-", name.lower())
 
 
-def _comments(impl: Path, facts: RunFacts, round_: str) -> list[str]:
+def _comments(facts: RunFacts, round_: str, data: DataCommands) -> list[str]:
     """The overlay's head lines: how to use it, how the folder launches, its data."""
     lines = [
         f"use: snakemake --configfile config/benchmarks/mlperf-v{round_}.yaml <your system's "
@@ -292,12 +307,12 @@ def _comments(impl: Path, facts: RunFacts, round_: str) -> list[str]:
     ]
     if not facts.seeded:
         lines.append("SEED: the launcher gives a run none; the overlay gives the workflow's")
-    commands = files.data_commands(impl)
-    if commands:
+    if data.used:
         lines.append(
-            "data commands (give each, with the exact arguments its README names, as "
-            "dataset.commands: {folder, command, mount}, run once in the image per data "
-            f"folder; docs/datasets.md): {', '.join(commands)}"
+            f"dataset.commands: the README's invocations of {', '.join(data.used)}, run once "
+            "per data folder in the image by the workflow, never by this command: read them "
+            "first; data you have already: replace dataset with {folders: {NAME: HOST_PATH}} "
+            "(docs/datasets.md)"
         )
     return lines
 

@@ -27,6 +27,7 @@ from scripts.run.published.tree import OverlayError, detect_round
 # the scripts that fetch and prepare an implementation's data, run in its image (by hand)
 DATA_COMMANDS = (
     "public-scripts/download_*.sh",
+    "scripts/download_*.sh",
     "scripts/download_*.py",
     "scripts/download*.sub",
     "scripts/prepare_data_and_model.sh",

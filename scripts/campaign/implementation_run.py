@@ -52,6 +52,8 @@ class RunFacts:
     workdir: str | None = None
     run_mount: str = RUN_MOUNT
     data: list[dict[str, str]] = field(default_factory=list)
+    # (key, container path) that the launcher's mountcheck verifies (mounts_to_verify)
+    verify: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_facts(
@@ -82,6 +84,7 @@ def run_facts(
     facts = _facts(impl, launch, found, exports, notes)
     facts.run_mount = _run_mount(mounts, root, launch is not None, notes)
     facts.data = _data_mounts(mounts, verify, keys, root, facts.script, notes)
+    facts.verify = list(verify)
     if not facts.data:
         missing.append("data mounts")
     return facts
