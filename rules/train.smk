@@ -10,8 +10,10 @@ rule train_run:
         # container systems: the image stamp and prepared data, ancient() as well (none where
         # no system has a container: an input function costs every job of a dry run)
         *inputs.container_run_input_functions(),
-        dataset=ancient(f"{DATA_DIR}/{{benchmark}}/dataset"),
-        manifest=ancient(f"{DATA_DIR}/{{benchmark}}/manifest.json"),
+        # the unpacked tree and its verified manifest: patterns, or a function where a
+        # benchmark says dataset: none (its runs take no dataset input)
+        *inputs.dataset_run_input_functions(),
+        **inputs.dataset_run_input_patterns(),
         environment=ancient("results/{benchmark}/{system}/environment.json"),
     output:
         log="results/{benchmark}/{system}/run_{run}/mlperf.log",
@@ -27,13 +29,12 @@ rule train_run:
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:
         **inputs.job_resources("train"),
-    # one param, quoted by inputs.runner_args: --spec, --failed-dir, the backend's arguments
-    # (the image stamp) and what result.json needs (Snakemake evaluates each param of every
-    # job, also in a dry run)
+    # one param, quoted by inputs.runner_args: --spec, --failed-dir, --dataset-manifest (none
+    # for dataset: none), the backend's arguments (the image stamp) and what result.json needs
+    # (Snakemake evaluates each param of every job, also in a dry run)
     params:
         args=inputs.runner_args,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
         "exec {PY} scripts.run.runner {params.args} --log {output.log:q} --meta {output.meta:q} "
-        "--dataset-manifest {input.manifest:q} --environment {input.environment:q} "
-        "> {log:q} 2>&1"
+        "--environment {input.environment:q} > {log:q} 2>&1"

@@ -150,6 +150,16 @@ def _parse(template: str) -> tuple[tuple[str, str | None, str | None, str | None
     return tuple(string.Formatter().parse(template))
 
 
+def placeholders(template: str) -> set[str]:
+    """The placeholder names a template uses (``{hp[LR]}`` is ``hp``); a template that cannot
+    be parsed uses none here (:func:`render_command` names its error)."""
+    try:
+        parts = _parse(template)
+    except ValueError:
+        return set()
+    return {f.split("[")[0].split(".")[0] for _, f, _, _ in parts if f is not None}
+
+
 def render_command(template: str, context: Mapping[str, Any], *, shell: bool = True) -> str:
     """Fill a command template: each placeholder's value becomes one shell word (a value with
     spaces or ``;`` stays one argument and never runs as code). ``shell=False``: plain text,

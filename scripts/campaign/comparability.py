@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from scripts.core.dataset_setting import NO_DATASET, dataset_section, has_no_dataset
 from scripts.core.records import hyperparameters
 from scripts.run import backends
 
@@ -45,9 +46,12 @@ def comparability(config: Mapping[str, Any], benchmark: str, system: str) -> dic
     record = {
         "benchmark": benchmark,
         "quality": bench["quality"],
-        "dataset": [
+        # none: the word, so a dataset that becomes none (or back) is a difference
+        "dataset": NO_DATASET
+        if has_no_dataset(bench)
+        else [
             {k: f.get(k) for k in ("name", "sha256", "md5", "unpack")}
-            for f in bench.get("dataset", {}).get("files", [])
+            for f in dataset_section(bench).get("files", [])
         ],
         "command": implementation.get("command"),
         "implementation_env": implementation.get("env", {}),

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.campaign.command import render_command, sample_context
+from scripts.campaign.command import placeholders, render_command, sample_context
 from scripts.campaign.topology import (
     benchmark_systems,
     campaign_systems,
@@ -29,6 +29,7 @@ from scripts.core.config import (
     merge_sources,
     source_of,
 )
+from scripts.core.dataset_setting import has_no_dataset
 from scripts.data.sources import check_dataset
 from scripts.run import backends
 from scripts.run.cluster import check_slurm_config
@@ -89,10 +90,12 @@ def _bench_problems(bname: str, bench: Mapping[str, Any]) -> list[str]:
             f"benchmarks.{bname}.seeds has {len(seeds)} seeds for {bench['runs']} runs; "
             "give one seed per run or null"
         )
-    if "dataset" in bench:
+    if isinstance(bench.get("dataset"), Mapping):
         problems += [f"benchmarks.{bname}.{p}" for p in check_dataset(bench["dataset"])]
     if "implementation" not in bench:
         return problems
+    if has_no_dataset(bench):
+        problems += _no_dataset_problems(bname, bench["implementation"])
     context = sample_context(bench)
     try:
         render_command(bench["implementation"]["command"], context)
@@ -103,6 +106,28 @@ def _bench_problems(bname: str, bench: Mapping[str, Any]) -> list[str]:
             render_command(str(value), context, shell=False)
         except ConfigError as exc:
             problems.append(f"benchmarks.{bname}.implementation.env.{key}: {exc}")
+    return problems
+
+
+def _no_dataset_problems(bname: str, implementation: Mapping[str, Any]) -> list[str]:
+    """``dataset: none``: no dataset folder exists, so no template may name one and no
+    container key may mount or prepare one."""
+    why = f"but benchmarks.{bname}.dataset is none (the implementation brings its own data)"
+    templates = {"command": implementation["command"]}
+    templates.update({f"env.{k}": str(v) for k, v in implementation.get("env", {}).items()})
+    problems = [
+        f"benchmarks.{bname}.implementation.{key} uses {{dataset_dir}}, {why}: there is no "
+        "dataset folder; remove it, or give the benchmark a dataset"
+        for key, template in templates.items()
+        if "dataset_dir" in placeholders(template)
+    ]
+    container = implementation.get("container") or {}
+    problems += [
+        f"benchmarks.{bname}.implementation.container.{key} needs the dataset, {why}; remove "
+        "it, or give the benchmark a dataset"
+        for key in ("data_mounts", "prepare")
+        if container.get(key)
+    ]
     return problems
 
 

@@ -67,6 +67,7 @@ from scripts.campaign.actions import apply
 from scripts.campaign.invocation import Mode, Refused, Say
 from scripts.campaign.state import gather
 from scripts.campaign.topology import campaign_runs
+from scripts.core.dataset_setting import dataset_section
 from scripts.data import datalock
 from scripts.data.tree import tree_manifest_path
 
@@ -132,7 +133,7 @@ def campaign_datasets(config: Mapping[str, Any], root: Path, targets: Sequence[s
     ``targets`` may make: those a target lies under (``results/<b>`` or ``<data_dir>/<b>``),
     or all of them when a target lies under none (no target: the default one, a rule name)."""
     names = sorted(b for b, bench in config["benchmarks"].items()
-                   if bench.get("dataset", {}).get("files"))  # fmt: skip
+                   if dataset_section(bench).get("files"))  # fmt: skip
     data_dir = root / config["data_dir"].rstrip("/")
     wanted: set[str] = set()
     for target in targets:

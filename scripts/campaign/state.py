@@ -33,6 +33,7 @@ from scripts.campaign.stale import (
 from scripts.campaign.topology import CampaignRuns, campaign_runs, run_ids
 from scripts.core import config as cfg
 from scripts.core import formats, layout
+from scripts.core.dataset_setting import dataset_section
 from scripts.data.checksums import HASHES
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S, Policy
 from scripts.data.folders import dataset_folders
@@ -247,7 +248,7 @@ def _gather_benchmark(
 ) -> BenchmarkFacts:
     bench = config["benchmarks"][benchmark]
     data_dir = config["data_dir"].rstrip("/")
-    files = bench.get("dataset", {}).get("files", [])
+    files = dataset_section(bench).get("files", [])
     try:
         downloads: tuple[Stale, ...] | Refuse = tuple(
             stale_downloads(root / data_dir / benchmark, files)
@@ -277,7 +278,7 @@ def _gather_benchmark(
         data_folders=CheckDataFolders(
             benchmark, root, Path(data_dir) / benchmark / "dataset", folders
         )
-        if (folders := dataset_folders(bench.get("dataset", {}), data_dir, benchmark))
+        if (folders := dataset_folders(dataset_section(bench), data_dir, benchmark))
         else None,
     )
 

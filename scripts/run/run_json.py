@@ -24,9 +24,9 @@ def run_meta(
     spec: RunSpec,
     launch: Launch,
     meta_path: Path,
-    dataset_manifest: Path,
+    dataset_manifest: Path | None,
     environment: Path,
-    tree: Path,
+    tree: Path | None,
     *,
     placement: dict[str, Any],
     outcome: dict[str, Any],
@@ -35,7 +35,8 @@ def run_meta(
 ) -> RunRecord:
     """run.json of a finished run (before its seal): what ran, how it ended (``outcome``:
     exit code and attempts), where, and its fingerprint over what makes runs comparable,
-    with what the backend's launch records (e.g. the image and the engine's command line)."""
+    with what the backend's launch records (e.g. the image and the engine's command line).
+    ``dataset_manifest`` and ``tree`` None (``dataset: none``): no dataset digests (None)."""
     meta = {
         "benchmark": spec.benchmark,
         "system": spec.system,
@@ -52,8 +53,12 @@ def run_meta(
         "wall_s": round(elapsed_s, 3),
         "config_fingerprint": spec.config_fingerprint,
         "comparability": spec.comparability,
-        "dataset_manifest_sha256": verified_manifest_sha256(dataset_manifest),
-        "dataset_tree_sha256": tree_digest_of(tree_manifest_path(tree)),
+        "dataset_manifest_sha256": (
+            verified_manifest_sha256(dataset_manifest) if dataset_manifest is not None else None
+        ),
+        "dataset_tree_sha256": (
+            tree_digest_of(tree_manifest_path(tree)) if tree is not None else None
+        ),
         "environment_digest": json.loads(environment.read_text()).get("digest", ""),
         **placement,
     }

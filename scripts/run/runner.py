@@ -87,7 +87,7 @@ def execute(
     log_path: Path,
     meta_path: Path,
     failed_dir: Path,
-    dataset_manifest: Path,
+    dataset_manifest: Path | None,
     environment: Path,
     image_stamp: Path | None = None,
     user: str | None = None,
@@ -95,8 +95,8 @@ def execute(
     """Run the trainer, again after a crash up to ``spec.retries`` times (each failed attempt's
     log is kept); write ``meta_path`` on success, raise RunFailed when every attempt crashed.
 
-    ``image_stamp`` (a container backend's image.json) and ``user`` (``uid:gid`` in the
-    container; default: the caller's) apply to container backends only."""
+    ``dataset_manifest`` None: dataset: none. ``image_stamp`` (a container backend's image.json)
+    and ``user`` (``uid:gid`` in the container; default: the caller's): container backends."""
     try:
         backends.get(spec.backend).check_run(spec, image_stamp, log_path.parent)
     except backends.BackendError as exc:
@@ -155,7 +155,7 @@ def _attempts(
     log_path: Path,
     meta_path: Path,
     failed_dir: Path,
-    dataset_manifest: Path,
+    dataset_manifest: Path | None,
     environment: Path,
     *,
     command: str,
@@ -166,10 +166,10 @@ def _attempts(
     user: str | None = None,
     gpu_devices: Sequence[str] = (),
 ) -> RunRecord:  # long: the retry loop (launch, attempt, record, seal), each step a call
-    tree = unpacked_tree(dataset_manifest)
+    tree = unpacked_tree(dataset_manifest) if dataset_manifest is not None else None
     for attempt in range(1, spec.retries + 2):
         # the trainer reads the dataset only as unpacked (scripts/data/tree.py: tree_problem)
-        if problem := tree_problem(tree) or run_problem(spec.container, tree):
+        if tree and (problem := tree_problem(tree) or run_problem(spec.container, tree)):
             raise RunFailed(problem)
         launch = backends.get(spec.backend).launch(
             spec,
@@ -215,11 +215,11 @@ def _attempts(
     raise AssertionError("unreachable")
 
 
-def prepare_cache(spec: RunSpec, tree: Path) -> dict[str, Any]:
+def prepare_cache(spec: RunSpec, tree: Path | None) -> dict[str, Any]:
     """The page cache before an attempt, as the spec asks (scripts/data/pagecache.py), and the
     dataset's residency just before the trainer starts: run.json's ``cache``,
-    ``drop_caches`` and ``dataset_residency``."""
-    files = pagecache.files_of(tree)
+    ``drop_caches`` and ``dataset_residency`` (of no files without a dataset: ``tree`` None)."""
+    files = pagecache.files_of(tree) if tree is not None else []
     try:
         if spec.drop_caches:
             pagecache.drop_caches()
@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log", type=Path, required=True, help="the run's mlperf.log to write")
     p.add_argument("--meta", type=Path, required=True, help="the run's run.json to write")
     p.add_argument("--failed-dir", type=Path, required=True, help="where failed logs are kept")
-    p.add_argument("--dataset-manifest", type=Path, required=True)
+    p.add_argument("--dataset-manifest", type=Path, default=None)  # none: dataset: none
     p.add_argument("--environment", type=Path, required=True)
     p.add_argument(
         "--image-stamp", type=Path, default=None, help="container backends: the image.json"

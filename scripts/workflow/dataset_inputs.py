@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from scripts.campaign.topology import benchmark_systems
 from scripts.core.config import ConfigError
+from scripts.core.dataset_setting import dataset_section, has_no_dataset
 from scripts.data import datalock
 from scripts.data.download_policy import DEADLINE_S, MIN_BYTES_PER_S
 from scripts.data.folders import dataset_folders
@@ -39,10 +40,76 @@ class DatasetInputs:
     benchmarks: Mapping[str, Any]
     data_dir: str
     workflow_dir: Path
+    ancient: Callable[[str], Any]
+
+    # -- what a run takes of its dataset (rules/train.smk: train_run) ---------------------------
+
+    def _any_without_dataset(self) -> bool:
+        return any(has_no_dataset(bench) for bench in self.benchmarks.values())
+
+    def dataset_run_input_patterns(self) -> dict[str, Any]:
+        """train_run's dataset inputs as patterns, the unpacked tree and its verified manifest
+        (ancient(): a re-verified dataset does not by itself redo finished runs), where every
+        benchmark has a dataset: no function that Snakemake asks for every job. {} where one
+        says ``dataset: none``: :meth:`dataset_run_input_functions` gives them then."""
+        if self._any_without_dataset():
+            return {}
+        return {
+            "dataset": self.ancient(f"{self.data_dir}/{{benchmark}}/dataset"),
+            "manifest": self.ancient(f"{self.data_dir}/{{benchmark}}/manifest.json"),
+        }
+
+    def dataset_run_input_functions(self) -> list[Any]:
+        """train_run's input function for :meth:`dataset_run_inputs`, unpacked, where a
+        benchmark says ``dataset: none``; none otherwise (the patterns are the inputs)."""
+        if not self._any_without_dataset():
+            return []
+        from snakemake.io import unpack  # the rules' own; this module loads without Snakemake
+
+        return [unpack(self.dataset_run_inputs)]
+
+    def dataset_run_inputs(self, wildcards: Wildcards) -> dict[str, Any]:
+        """A run's dataset inputs: the tree and its manifest; none for ``dataset: none``."""
+        b = wildcards.benchmark
+        if has_no_dataset(self.benchmarks[b]):
+            return {}
+        return {
+            "dataset": self.ancient(f"{self.data_dir}/{b}/dataset"),
+            "manifest": self.ancient(f"{self.data_dir}/{b}/manifest.json"),
+        }
+
+    def dataset_manifest_args(self, benchmark: str) -> list[str]:
+        """The runner's ``--dataset-manifest`` (what it checks the tree against before each
+        run and records in run.json); none for ``dataset: none``."""
+        if has_no_dataset(self.benchmarks[benchmark]):
+            return []
+        return ["--dataset-manifest", f"{self.data_dir}/{benchmark}/manifest.json"]
+
+    def run_dataset_dir(self, benchmark: str) -> str:
+        """The host's dataset folder of a run ({dataset_dir} on the local backend); "" for
+        ``dataset: none`` (the config check refuses a template that uses it then)."""
+        if has_no_dataset(self.benchmarks[benchmark]):
+            return ""
+        return f"{self.data_dir}/{benchmark}/dataset"
+
+    # -- the dataset rules (rules/dataset.smk) --------------------------------------------------
+
+    def dataset(self, benchmark: str) -> Mapping[str, Any]:
+        """The benchmark's dataset section, for a rule that makes its dataset: a ConfigError
+        naming the benchmark for ``dataset: none`` (no dataset job is planned for one; this
+        is a target that asks for it by its path)."""
+        bench = self.benchmarks[benchmark]
+        if has_no_dataset(bench):
+            raise ConfigError(
+                f"benchmarks.{benchmark}.dataset is none (the implementation brings its own "
+                f"data): there is no dataset to fetch, verify or unpack in "
+                f"{self.data_dir}/{benchmark}"
+            )
+        return dataset_section(bench)
 
     def dataset_files(self, benchmark: str) -> list[dict[str, Any]]:
         # an import-only benchmark has no dataset
-        files: list[dict[str, Any]] = self.benchmarks[benchmark].get("dataset", {}).get("files", [])
+        files: list[dict[str, Any]] = self.dataset(benchmark).get("files", [])
         return files
 
     def dataset_file(self, benchmark: str, name: str) -> dict[str, Any]:
@@ -53,7 +120,7 @@ class DatasetInputs:
 
     def uses_script(self, benchmark: str) -> bool:
         """A dataset made by its script: it has one and no mirror (a mirror wins)."""
-        ds = self.benchmarks[benchmark]["dataset"]
+        ds = self.dataset(benchmark)
         return bool(ds.get("script")) and not ds.get("mirror")
 
     def dataset_folder(self, benchmark: str) -> str:
@@ -76,7 +143,7 @@ class DatasetInputs:
     def download_args(self, wildcards: Any) -> str:
         """download_file's --url (the mirror, then the file's url) and checksum arguments."""
         name, benchmark = wildcards.file, wildcards.benchmark
-        mirror = self.benchmarks[benchmark]["dataset"].get("mirror")
+        mirror = self.dataset(benchmark).get("mirror")
         spec = self.dataset_file(benchmark, name)
         urls = sources(spec, mirror, self.workflow_dir)
         return " ".join(
@@ -96,7 +163,7 @@ class DatasetInputs:
 
     def dataset_script(self, benchmark: str) -> tuple[str, str]:
         """The dataset script's command and the folder it runs in."""
-        script = self.benchmarks[benchmark]["dataset"]["script"]
+        script = self.dataset(benchmark)["script"]
         return script["command"], expand_url(script["cwd"], self.workflow_dir)
 
     def files_json(self, wildcards: Wildcards) -> str:
@@ -113,7 +180,7 @@ class DatasetInputs:
         """A dataset of folders the user already has (config dataset.folders) or its data
         commands make (dataset.commands: <data_dir>/<b>/made/NAME), or {}."""
         return dataset_folders(
-            self.benchmarks[benchmark].get("dataset", {}), self.data_dir, benchmark
+            dataset_section(self.benchmarks[benchmark]), self.data_dir, benchmark
         )
 
     def folder_benchmarks_regex(self) -> str:
@@ -136,7 +203,7 @@ class DatasetInputs:
 
     def data_commands(self, benchmark: str) -> list[dict[str, Any]]:
         commands: list[dict[str, Any]] = (
-            self.benchmarks[benchmark].get("dataset", {}).get("commands") or []
+            dataset_section(self.benchmarks[benchmark]).get("commands") or []
         )
         return commands
 
@@ -193,5 +260,5 @@ class DatasetInputs:
     def unpack_limit_args(self, wildcards: Wildcards) -> str:
         """unpack_dataset's --max-unpacked-bytes (config dataset.max_unpacked_bytes), or none:
         the default limit (scripts/data/archives.py: unpack_limit)."""
-        limit = self.benchmarks[wildcards.benchmark]["dataset"].get("max_unpacked_bytes")
+        limit = self.dataset(wildcards.benchmark).get("max_unpacked_bytes")
         return "" if limit is None else f"--max-unpacked-bytes {int(limit)}"

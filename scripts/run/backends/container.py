@@ -346,7 +346,7 @@ class ContainerBackend(ContainerEngine):
             command=command,
             read_only=launcher,
             env=container_env(spec),
-            dataset_dir=Path(opts["host_dataset_dir"]),
+            dataset_dir=Path(opts["host_dataset_dir"]) if opts.get("host_dataset_dir") else None,
             run_dir=run_dir,
             prepared_dir=Path(prepared) if prepared else None,
             user=user,

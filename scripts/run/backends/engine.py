@@ -186,7 +186,7 @@ class ContainerEngine:
         argv += [*self.user_flags(), "--user", user or caller_user()]
         if options.get("workdir"):
             argv += ["--workdir", options["workdir"]]
-        if dataset_dir is not None:  # None: a data command, which makes the dataset
+        if dataset_dir is not None:  # None: a data command (it makes one), or dataset: none
             argv += ["--mount", _bind(dataset_dir, options["dataset_mount"], readonly=True)]
             # the implementation's data folders where it reads them (its config_mounts.sh)
             for mount in options.get("data_mounts") or []:

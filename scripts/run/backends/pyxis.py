@@ -119,11 +119,14 @@ def time_limit_min(timeout_s: float | None) -> int | None:
 
 def run_mounts(opts: Mapping[str, Any]) -> list[commands.Mount]:
     """The dataset and each of the implementation's data folders read-only, the prepared data
-    read-only where there is some, and the run's folder writable; host paths absolute."""
-    dataset = Path(opts["host_dataset_dir"]).resolve()
-    mounts: list[commands.Mount] = [(dataset, opts["dataset_mount"], "ro")]
-    for mount in opts.get("data_mounts") or []:
-        mounts.append((dataset / mount["path"], mount["mount"], "ro"))
+    read-only where there is some, and the run's folder writable; host paths absolute. No
+    dataset (``host_dataset_dir`` "": dataset: none) mounts none."""
+    mounts: list[commands.Mount] = []
+    if opts.get("host_dataset_dir"):
+        dataset = Path(opts["host_dataset_dir"]).resolve()
+        mounts.append((dataset, opts["dataset_mount"], "ro"))
+        for mount in opts.get("data_mounts") or []:
+            mounts.append((dataset / mount["path"], mount["mount"], "ro"))
     prepared = opts.get("host_prepared_dir")
     if prepared and opts.get("prepared_mount"):
         mounts.append((Path(prepared).resolve(), opts["prepared_mount"], "ro"))

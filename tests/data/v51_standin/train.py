@@ -48,22 +48,33 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.environ.get("REPLAY_LOG", os.path.join(here, "replay.txt"))
     speedup = float(os.environ.get("REPLAY_SPEEDUP", "500"))
+    seed = int(os.environ["SEED"]) if os.environ.get("SEED") else None
+    # NVIDIA's synthetic run (USE_SYNTHETIC_DATA=1) evaluates nothing
+    replay(path, speedup, seed, skip_eval="--skip-eval" in sys.argv, printing=rank == 0)
+    return 0
+
+
+def replay(path, speedup, seed=None, skip_eval=False, printing=True):
+    """Print the ``:::MLLOG`` events of the log ``path`` at their original distance from the
+    first divided by ``speedup``, each with ``time_ms`` the time it is printed and the ``seed``
+    event's value ``seed`` (unless None); ``skip_eval`` leaves the ``eval_*`` events out;
+    ``printing`` False only keeps the time (another rank). Also the replay of the BERT v5.0
+    test trainer (tests/data/bert_replay/replay.py), which imports it from this file."""
     with open(path) as fh:
         events = [json.loads(line[len(PREFIX) :]) for line in fh if line.startswith(PREFIX)]
-    if "--skip-eval" in sys.argv:  # NVIDIA's synthetic run (USE_SYNTHETIC_DATA=1) evaluates nothing
+    if skip_eval:
         events = [e for e in events if not e["key"].startswith("eval_")]
     first, start = events[0]["time_ms"], time.time()
     for event in events:
         due = start + (event["time_ms"] - first) / 1000.0 / speedup
         time.sleep(max(0.0, due - time.time()))
-        if rank != 0:
+        if not printing:
             continue
         event["time_ms"] = int(time.time() * 1000)
-        if event["key"] == "seed" and os.environ.get("SEED"):
-            event["value"] = int(os.environ["SEED"])
+        if event["key"] == "seed" and seed is not None:
+            event["value"] = seed
         print(PREFIX + json.dumps(event))
         sys.stdout.flush()
-    return 0
 
 
 if __name__ == "__main__":
