@@ -42,6 +42,7 @@ include: "rules/image.smk"
 include: "rules/train.smk"
 include: "rules/import.smk"
 include: "rules/report.smk"
+include: "rules/submission.smk"
 
 
 # under a cluster executor, only config cluster_rules are cluster jobs (rules/common.smk)

@@ -49,6 +49,10 @@ VERBS: dict[str, Verb] = {
     "leaderboard": Verb("analysis.leaderboard", (), "leaderboard.csv and its plots"),
     "plots": Verb("analysis.plots", (), "the report's plots from the tables"),
     "report": Verb("analysis.report", (), "report.html from the tables and plots"),
+    # a submission
+    "submission": Verb(
+        "submission.cli", (), "submission/<submitter>/ and its package checker's verdict"
+    ),
 }
 
 

@@ -1,11 +1,11 @@
 """The shape of the code under scripts/, checked by reading it (ast), without importing it.
 
 - **Layers.** The packages under ``scripts/`` are layers, bottom first (:data:`LAYERS`):
-  ``core < data < mlperf < run < campaign < analysis < workflow``; ``scripts/__main__.py``, the
-  command line, sits above them all. A module imports only from its own package or a package
-  below it. ``scripts/gnmt/``, the embedded benchmark, is outside the layers: it imports only
-  ``scripts.gnmt``, and no layer imports it. A failure names the module, the line and the
-  package it reaches up to.
+  ``core < data < mlperf < run < campaign < analysis < submission < workflow``;
+  ``scripts/__main__.py``, the command line, sits above them all. A module imports only from
+  its own package or a package below it. ``scripts/gnmt/``, the embedded benchmark, is
+  outside the layers: it imports only ``scripts.gnmt``, and no layer imports it. A failure
+  names the module, the line and the package it reaches up to.
 - **No import cycle** among the ``scripts.*`` modules. Every import counts: the ones inside
   functions (a function-level import that closes a cycle only hides it) and the ones under
   ``if TYPE_CHECKING:`` (a cycle of types is a cycle of concepts, and it breaks the day the
@@ -63,7 +63,7 @@ FINGERPRINTED = ("scripts/gnmt/",)
 LONG_MODULES: dict[str, str] = {}
 
 # the layer packages under scripts/, bottom first: each imports only from itself and those before
-LAYERS = ("core", "data", "mlperf", "run", "campaign", "analysis", "workflow")
+LAYERS = ("core", "data", "mlperf", "run", "campaign", "analysis", "submission", "workflow")
 TOP = "scripts/"  # the command line (scripts/__main__.py), above every layer
 OUTSIDE = "scripts/gnmt/"  # the embedded benchmark: imports only itself, imported by none
 PACKAGES = (*(f"scripts/{name}/" for name in LAYERS), TOP, OUTSIDE)  # the table's rows, in order

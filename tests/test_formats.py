@@ -38,6 +38,7 @@ def test_every_versioned_file_is_at_version_1() -> None:
         "image.json": 1,
         "manifest.json": 1,
         "dataset.manifest.json": 1,
+        "verdict.json": 1,
     }
     assert RunRecord.VERSION == 1 and ResultRecord.VERSION == 1  # scripts/core/run_records.py
     assert TREE_FORMAT_VERSION == formats.version("dataset.manifest.json")

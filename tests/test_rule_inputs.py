@@ -354,3 +354,27 @@ def test_summarize_gets_a_window_only_where_the_m_of_n_protocol_is_set(tmp_path)
     assert inputs_for(tmp_path).window_option(w()) == ""  # the command as before the protocol
     windowed = inputs_for(tmp_path, {"statistics": {"window": 9}})
     assert windowed.window_option(w()) == "--window 9 "
+
+
+def test_the_submission_rule_reads_its_plan_and_every_eligible_run(tmp_path, monkeypatch):
+    """rules/submission.smk: the plan is a file named by its content (in the working folder),
+    the inputs every run's files of the systems with a submission: block; a campaign with none
+    is one clear error."""
+    block = {"submitter": "ACME", "division": "closed", "status": "available", "system_name": "A"}
+    overlay = {
+        "campaign": {"benchmarks": ["gnmt", "gnmt-v0.6"]},
+        "benchmarks": {"gnmt-v0.6": {"implementation": {"command": "{python} x.py"}}},
+        "systems": {"local": {"submission": block}},
+    }
+    inputs = inputs_for(tmp_path, "config/benchmarks/mlperf-v0.6.yaml", overlay)
+    monkeypatch.chdir(tmp_path)
+    plan = Path(inputs.submission_plan_file())
+    assert plan.parent == Path(".snakemake/submission-plans") and plan.is_file()
+    assert json.loads(plan.read_text())["skipped"][0].startswith("benchmark gnmt: not an MLPerf")
+    files = inputs.submission_inputs()
+    runs = inputs.config["benchmarks"]["gnmt-v0.6"]["runs"]
+    assert files[0] == "results/gnmt-v0.6/local/environment.json" and len(files) == 1 + 3 * runs
+    run_01 = "results/gnmt-v0.6/local/run_01"
+    assert files[1:4] == [f"{run_01}/{f}" for f in ("mlperf.log", "run.json", "result.json")]
+    with pytest.raises(ConfigError, match="submission: nothing to submit"):
+        inputs_for(tmp_path).submission_inputs()

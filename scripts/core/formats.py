@@ -23,6 +23,7 @@ VERSIONS: dict[str, int] = {
     "image.json": 1,
     "manifest.json": 1,
     "dataset.manifest.json": 1,
+    "verdict.json": 1,  # submission/verdict.json (scripts/submission/cli.py)
 }
 
 

@@ -36,6 +36,7 @@ from scripts.run.backends.base import GRACE_S, Backend
 from scripts.workflow import import_jobs
 from scripts.workflow.dataset_inputs import DatasetInputs, json_arg
 from scripts.workflow.import_jobs import IMPORT_BATCH_RUNS, ImportBatch
+from scripts.workflow.submission_inputs import SubmissionInputs
 
 # the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
@@ -63,7 +64,7 @@ def _containers() -> ModuleType:
     return container
 
 
-class RuleInputs(DatasetInputs):
+class RuleInputs(DatasetInputs, SubmissionInputs):
     """Every question a rule asks, answered from one validated configuration.
 
     ``python`` runs the jobs' scripts; ``remote_exec``: jobs run under a cluster executor (their

@@ -1,0 +1,208 @@
+"""mlperf-logging's package checker run on a submission tree, and its output read back as
+problems in words.
+
+The checker is run as its command line, ``python -m mlperf_logging.package_checker <folder>
+training <ruleset> --log_output <file>`` (``package_checker/package_checker.py``, ``get_parser``
+and ``main``; 4.1.68), in a subprocess: it configures the root logger, so it cannot share a
+process. Its exit status says nothing (``main`` returns None whether it found errors or not):
+the verdict is its last words, ``PACKAGE CHECKER FOUND NO ERRORS, SUCCESS !`` or ``PACKAGE
+CHECKER FOUND ERRORS, LOOK INTO ERROR LOG LINES AND FIX THEM.`` (``check_training_package``),
+and any ``ERROR`` line. Its records are ``LEVEL - message`` (its formatter ``%(levelname)s -
+%(message)s``); a message may run over several lines (the seed checker joins its errors with
+newlines), and those lines belong to the record above.
+
+Each ERROR record becomes one problem (:func:`read_output`), in the words of the rule it
+breaks: the seed rule (``seed_checker.py``: no two runs log the same seed from the same source
+line; every run logs one), the run count (``benchmark_meta``'s result file count, exact), the
+system description (its missing fields, its status spelling), the compliance checker (more
+logs that do not comply than olympic scoring drops) and the RCP check. WARNING records are
+kept as warnings, a log's own attached to that log (the checker names the file in the INFO
+record before them).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.mlperf.compliance import SEED_RULE
+
+__all__ = ["CheckerOutput", "read_output", "run_checker"]
+
+SUCCESS = "PACKAGE CHECKER FOUND NO ERRORS, SUCCESS !"
+_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) - ?(.*)$")
+_DIR = re.compile(r"Running compliance checks in dir (\S+)")
+_FILE = re.compile(r"Running compliance on file: (\S+)")
+_SEEDS = re.compile(r"Seed checker failed and found the following errors: (.*)", re.S)
+_SAME_SEED = re.compile(
+    r"Result file (\S+) logs seed (\S+) on (\S+?):(\d+)\. However, result file (\S+) already"
+)
+_NO_SEED = re.compile(r"Result file (\S+) logs no seed\.")
+_COUNT = re.compile(r"wrong file names in directory (\S+), found (\d+), expected (\d+)")
+_SYSTEM = re.compile(r"System description checker failed for (.*?) : (\[.*\])$", re.S)
+_NOT_COMPLY = re.compile(r"(\d+) files do not comply, directory cannot be accepted")
+_RCP = re.compile(r"RCP Test Failed: (.*)", re.S)
+# records that only repeat a failure already said in words
+_SUMMARIES = (
+    "System description file checker failed",
+    "Seed checker failed",
+)
+
+
+@dataclass
+class CheckerOutput:
+    """What one run of the checker said: whether it passed, each problem and warning."""
+
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Record:
+    level: str
+    text: str
+    folder: str | None  # the benchmark folder being checked
+    file: str | None  # the log being checked (only within its compliance check)
+
+
+def _records(output: str) -> list[_Record]:
+    """The checker's records, each with the folder and log it was about."""
+    records: list[_Record] = []
+    folder = file = None
+    for line in output.splitlines():
+        m = _RECORD.match(line)
+        if m is None:
+            if records and line.strip() and not line.startswith("** Detailed log output"):
+                records[-1].text += "\n" + line
+            continue
+        level, text = m.group(1), m.group(2).strip()
+        if level == "INFO":
+            if d := _DIR.search(text):
+                folder, file = d.group(1), None
+            elif f := _FILE.search(text):
+                file = f.group(1)
+            elif "Running Seed Checker" in text or "Running RCP Checker" in text:
+                file = None
+        records.append(_Record(level, text, folder, file))
+    return records
+
+
+def _seed_problems(text: str) -> list[str]:
+    """The seed checker's errors, each in the seed rule's words."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _SAME_SEED.search(line):
+            log, seed, source, lineno, first = m.groups()
+            out.append(
+                f"seed rule ({SEED_RULE}): {log} logs seed {seed} from "
+                f"{os.path.basename(source)}:{lineno}, as {first} does; give every run its own "
+                "seed (the benchmark's seeds:, or leave seeds out: each run then gets its own)"
+            )
+        elif m := _NO_SEED.search(line):
+            out.append(f"seed rule ({SEED_RULE}): {m.group(1)} logs no seed")
+        elif line:
+            out.append(f"seed rule ({SEED_RULE}): {line}")
+    return out
+
+
+def _system_problem(text: str, files: Mapping[str, str]) -> list[str]:
+    m = _SYSTEM.search(text)
+    assert m is not None
+    name, reasons = m.group(1), m.group(2)
+    try:
+        said = [str(r) for r in ast.literal_eval(reasons)]
+    except (ValueError, SyntaxError):
+        said = [reasons]
+    where = files.get(name, f"the system description of {name!r}")
+    return [f"system description {where}: {r}" for r in said]
+
+
+def _problems(
+    record: _Record, failed_logs: Mapping[str, list[str]], files: Mapping[str, str]
+) -> list[str]:
+    """One ERROR record in words (none for a summary of what was said already)."""
+    text, folder = record.text, record.folder or "the tree"
+    if text in _SUMMARIES:
+        return []
+    if m := _SEEDS.search(text):
+        return _seed_problems(m.group(1))
+    if m := _COUNT.search(text):
+        where, found, expected = m.groups()
+        return [
+            f"run count: {where} holds {found} result_*.txt files, and the round's rules want "
+            f"exactly {expected} of this benchmark (benchmark_meta's count): make the "
+            f"benchmark's runs: {expected} (M-of-N: a window of {expected})"
+        ]
+    if _SYSTEM.search(text):
+        return _system_problem(text, files)
+    if m := _NOT_COMPLY.search(text):
+        logs = "; ".join(f"{log}: {', '.join(why)}" for log, why in failed_logs.items())
+        return [
+            f"compliance: {folder}: {m.group(1)} logs do not comply ({logs or 'see the log'}); "
+            "olympic scoring accepts one"
+        ]
+    if m := _RCP.search(text):
+        return [f"RCP check: {folder}: {m.group(1).strip()} (mlperf-logging's rcp_checker)"]
+    return [f"{folder}: {text}" if record.folder else text]
+
+
+def read_output(
+    output: str, system_files: Mapping[str, str] | None = None, returncode: int = 0
+) -> CheckerOutput:
+    """The checker's output in words. ``system_files``: a system_name -> its systems json's
+    path (the system description checker names the system, not its file); ``returncode``: its
+    exit status (not 0: it stopped)."""
+    files = system_files or {}
+    records = _records(output)
+    problems: list[str] = []
+    warnings: list[str] = []
+    failed_logs: dict[str, list[str]] = {}
+    for record in records:
+        if record.level == "WARNING":
+            if record.file:
+                failed_logs.setdefault(record.file, []).append(record.text)
+                warnings.append(f"{record.file}: {record.text}")
+            else:
+                where = f"{record.folder}: " if record.folder else ""
+                warnings.append(where + record.text)
+        elif record.level in ("ERROR", "CRITICAL"):
+            these = {
+                k: v
+                for k, v in failed_logs.items()
+                if record.folder and k.startswith(record.folder)
+            }
+            problems += _problems(record, these, files)
+    finished = any(r.text.startswith("PACKAGE CHECKER FOUND") for r in records)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    if "Traceback (most recent call last)" in output:
+        problems.append(f"the package checker stopped with an error: {last}")
+    elif not finished or returncode != 0:
+        problems.append(
+            f"the package checker did not finish (exit status {returncode}, no verdict in its "
+            f"output): {last}"
+        )
+    passed = not problems and any(r.text == SUCCESS for r in records)
+    return CheckerOutput(passed, problems, warnings)
+
+
+def run_checker(folder: Path, ruleset: str, *, cwd: Path) -> tuple[list[str], str, int]:
+    """The checker's command line on ``folder`` (relative to ``cwd``, so its messages name the
+    tree's paths as the user sees them), everything it printed (stdout and stderr together) and
+    its exit status."""
+    argv = [
+        sys.executable, "-m", "mlperf_logging.package_checker", str(folder), "training", ruleset,
+        "--log_output", os.devnull,
+    ]  # fmt: skip
+    done = subprocess.run(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    return argv, done.stdout, done.returncode

@@ -1,0 +1,146 @@
+"""``python -m scripts submission --plan <file> --output submission/verdict.json``: the
+submission job of ``snakemake submission/verdict.json`` (rules/submission.smk).
+
+It checks the plan's runs (:func:`scripts.submission.tree.refusals`: every file there, the runs
+comparable; otherwise it stops, exit status 1, naming the differences, and writes no verdict),
+builds ``submission/<submitter>/`` (:mod:`scripts.submission.tree`), runs mlperf-logging's
+package checker for the round on each tree (:mod:`scripts.submission.checker_log`), and writes
+``submission/package_check.log`` (the checker's whole output) and ``submission/verdict.json``:
+whether the checker passed every tree, each problem in words, the fields nobody knew, what was
+left out and why, the round, the ruleset and the checker's version. A failed check is a verdict,
+not a failed job (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from scripts.core import formats, hashing
+from scripts.mlperf.compliance import checker_version
+from scripts.mlperf.rule_files import result_count
+from scripts.submission.checker_log import read_output, run_checker
+from scripts.submission.tree import Built, build, refusals
+
+__all__ = ["main", "submit"]
+
+VERDICT = "verdict.json"
+CHECK_LOG = "package_check.log"
+
+
+def _window_notes(plan: Mapping[str, Any]) -> list[str]:
+    """What the M-of-N protocol means for the tree: every one of the M logs is in it."""
+    notes = []
+    for tree in plan["trees"].values():
+        for e in tree["entries"]:
+            if e.get("window") is None:
+                continue
+            try:
+                count = f"exactly {result_count(e['mlperf_name'])}"
+            except ValueError:
+                count = "a fixed number of"
+            notes.append(
+                f"{e['benchmark']} on {e['system']}: the M-of-N protocol (window {e['window']} "
+                f"of {len(e['runs'])} runs): the tree holds every one of the {len(e['runs'])} "
+                f"logs, as the protocol keeps them; mlperf-logging's package checker wants {count} "
+                f"result files of {e['mlperf_name']} and says so as a run count problem"
+            )
+    return notes
+
+
+def _unknown_warnings(built: Built) -> list[str]:
+    return [
+        f"systems/{system}.json: {len(fields)} fields the workflow cannot know and the "
+        f"submission: block does not give are written empty: {', '.join(fields)}; give them "
+        f"under systems.{system}.submission.fields"
+        for system, fields in built.unknown.items()
+    ]
+
+
+def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
+    """Build the trees, check them, write the log; the verdict (not yet written)."""
+    built = build(plan, root, out)
+    log_parts, trees, problems, warnings = [], [], [], []
+    for submitter, folder in built.trees.items():
+        relative = Path(os.path.relpath(folder, root))
+        argv, output, status = run_checker(relative, plan["ruleset"], cwd=root)
+        log_parts.append(f"$ {shlex.join(argv)}\n{output}(exit status {status})\n")
+        said = read_output(output, _with_prefix(built.system_files[submitter], relative), status)
+        problems += said.problems
+        warnings += said.warnings
+        trees.append(
+            {
+                "submitter": submitter,
+                "path": str(relative),
+                "passed": said.passed,
+                "command": argv,
+                "problems": said.problems,
+            }
+        )
+    hashing.write_atomic(out / CHECK_LOG, "\n".join(log_parts))
+    passed = bool(trees) and all(t["passed"] for t in trees)
+    return formats.stamped(
+        VERDICT,
+        {
+            "passed": passed,
+            "round": plan["round"],
+            "ruleset": plan["ruleset"],
+            "checker": checker_version(),
+            "problems": problems,
+            "missing_fields": built.unknown,
+            "warnings": _unknown_warnings(built) + built.warnings + warnings,
+            "skipped": list(plan["skipped"]),
+            "notes": _window_notes(plan),
+            "runs": built.runs,
+            "trees": trees,
+            "log": os.path.relpath(out / CHECK_LOG, root),
+        },
+    )
+
+
+def _with_prefix(files: Mapping[str, str], tree: Path) -> dict[str, str]:
+    return {name: f"{tree}/{path}" for name, path in files.items()}
+
+
+def _summary(verdict: Mapping[str, Any], output: Path) -> str:
+    head = "passed" if verdict["passed"] else f"FAILED, {len(verdict['problems'])} problems"
+    lines = [f"{output}: {head} ({verdict['checker']}, ruleset {verdict['ruleset']})"]
+    lines += [f"  problem: {p}" for p in verdict["problems"]]
+    lines += [
+        f"  missing fields of {s}: {', '.join(f)}" for s, f in verdict["missing_fields"].items()
+    ]
+    lines += [f"  left out: {s}" for s in verdict["skipped"]]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts submission",
+        description="Build submission/<submitter>/ from a campaign's runs, run mlperf-logging's "
+        "package checker on it and write submission/verdict.json (snakemake "
+        "submission/verdict.json runs this; docs/submission.md).",
+    )
+    p.add_argument("--plan", type=Path, required=True, help="the plan (rules/submission.smk)")
+    p.add_argument("--output", type=Path, required=True, help="submission/verdict.json")
+    p.add_argument("--root", type=Path, default=Path("."), help="the campaign's folder")
+    args = p.parse_args(argv)
+    plan = json.loads(args.plan.read_text())
+    root = args.root.resolve()
+    refused = refusals(plan, root)
+    if refused:
+        print("\n".join(refused), file=sys.stderr)
+        return 1
+    verdict = submit(plan, root, args.output.resolve().parent)
+    hashing.write_json(args.output, verdict)
+    print(_summary(verdict, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""``submission/<submitter>/`` made from a campaign's files, in the layout mlperf-logging's
+package checker reads (``package_checker.py``: ``<folder>/results/<system>/<benchmark>/
+result_*.txt``, ``<folder>/systems/<system>.json``, ``<folder>/benchmarks/<benchmark>/``):
+
+- ``results/<system>/<mlperf_name>/result_N.txt``: each run's ``mlperf.log``, byte for byte, N
+  from 0 in run order (run_01 is result_0.txt);
+- ``systems/<system>.json``: :mod:`scripts.submission.system_desc`;
+- ``benchmarks/<mlperf_name>/implementations/<name>/``: a published implementation's build
+  context as its image was built (``build/<b>/<s>/context``, checked against the stamp's
+  ``context_sha256``), else a ``README.md`` pointer that says what ran (the command, the image).
+
+**Reads the disk** and writes only under ``submission/``. Before a byte is written the runs are
+checked: every run has its files, and the runs of each (benchmark, system) are comparable with
+one another (:func:`scripts.campaign.finished_runs.incomparable_runs`, the load-time check's own
+comparison, against run 1's record and the system's environment.json); otherwise
+:func:`refusals` names the differences. Each tree is made in a folder beside it and renamed into
+place, so a rerun replaces it whole: no result file of an earlier, larger campaign stays.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.campaign.comparability import incomparable_message
+from scripts.campaign.finished_runs import incomparable_runs
+from scripts.core import hashing
+from scripts.core.run_records import RunRecord
+from scripts.mlperf.log_parser import parse_file
+from scripts.submission.plan import RUN_FILES
+from scripts.submission.system_desc import system_desc
+
+__all__ = ["Built", "build", "refusals"]
+
+
+@dataclass
+class Built:
+    """What was made: each submitter's tree, and what the verdict says of it."""
+
+    trees: dict[str, Path] = field(default_factory=dict)  # submitter -> its folder
+    system_files: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> json path
+    unknown: dict[str, list[str]] = field(default_factory=dict)  # system -> fields left empty
+    warnings: list[str] = field(default_factory=list)
+    runs: dict[str, dict[str, int]] = field(default_factory=dict)  # benchmark -> system -> runs
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _run_ids(entry: Mapping[str, Any]) -> list[str]:
+    return [Path(r).name.removeprefix("run_") for r in entry["runs"]]
+
+
+def _incomparable(entry: Mapping[str, Any], root: Path) -> str | None:
+    """The runs of one (benchmark, system) that differ from its first run (or from the
+    environment.json its runs were made in), as the load-time check says it; None if none."""
+    first = RunRecord.read(root / entry["runs"][0] / "run.json")
+    environment = _read_json(root / entry["environment"])
+    current = {
+        "comparability": dict(first.comparability or {}),
+        "config_fingerprint": first.config_fingerprint,
+        "dataset_manifest_sha256": first.dataset_manifest_sha256,
+        "dataset_tree_sha256": first.dataset_tree_sha256,
+        "environment_digest": environment.get("digest") or first.environment_digest,
+    }
+    bad = incomparable_runs(root, entry["benchmark"], entry["system"], _run_ids(entry), current)
+    if not bad:
+        return None
+    return (
+        f"submission refused: the runs of results/{entry['benchmark']}/{entry['system']} are "
+        f"not comparable with its {Path(entry['runs'][0]).name}; an MLPerf result is one set "
+        "of comparable runs\n" + incomparable_message(entry["benchmark"], entry["system"], bad)
+    )
+
+
+def refusals(plan: Mapping[str, Any], root: Path) -> list[str]:
+    """Why the plan's runs cannot be submitted: a run without its files, runs that are not
+    comparable. Empty when they can."""
+    out = []
+    for tree in plan["trees"].values():
+        for entry in tree["entries"]:
+            missing = [
+                f"{run}/{name}"
+                for run in entry["runs"]
+                for name in RUN_FILES
+                if not (root / run / name).is_file()
+            ]
+            if missing:
+                out.append(
+                    f"submission refused: {len(missing)} files of runs are missing "
+                    f"({', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}): every run "
+                    "of the campaign goes into a submission; make them first "
+                    "(snakemake submission/verdict.json makes them)"
+                )
+            elif found := _incomparable(entry, root):
+                out.append(found)
+    return out
+
+
+def _copy_merged(src: Path, dest: Path, skip: tuple[str, ...] = (".git",)) -> list[str]:
+    """Copy the folder ``src`` into ``dest`` (links as links); the files that were there with
+    other bytes (replaced), relative to ``dest``."""
+    replaced = []
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if rel.parts[0] in skip or path.is_dir() and not path.is_symlink():
+            continue
+        target = dest / rel
+        if target.exists() and not target.is_symlink() and not path.is_symlink():
+            if target.read_bytes() != path.read_bytes():
+                replaced.append(str(rel))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        shutil.copy2(path, target, follow_symlinks=False)
+    return replaced
+
+
+def _pointer(entry: Mapping[str, Any], root: Path, environment: Mapping[str, Any]) -> str:
+    """The README.md section that says what ran on one system (no source to copy)."""
+    first = RunRecord.read(root / entry["runs"][0] / "run.json")
+    image = environment.get("image") or {}
+    git = environment.get("workflow_git") or {}
+    packages = ", ".join(f"{k} {v}" for k, v in (environment.get("packages") or {}).items() if v)
+    lines = [
+        f"## {entry['benchmark']} on {entry['system']}",
+        "",
+        f"- backend: {environment.get('backend') or first.backend or 'unknown'}",
+        f"- command ({Path(entry['runs'][0]).name}; each run has its own seed): `{first.command}`",
+        f"- image: {image.get('tag')} {image.get('image_id')} (inputs sha256 "
+        f"{image.get('inputs_sha256')})"
+        if image
+        else "- image: none (the command ran in the workflow's own Python environment)",
+        f"- python {environment.get('python')}; {packages or 'no package versions recorded'}",
+        f"- the workflow at git commit {git.get('commit')} (uncommitted changes: "
+        f"{git.get('dirty')})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+POINTER_HEAD = (
+    "# What ran\n\n"
+    "These runs were made by the MLPerf training workflow with the command below, not from a "
+    "published implementation folder, so this folder says what ran instead of holding its "
+    "source.\n\n"
+)
+
+
+def _implementation(entry: Mapping[str, Any], root: Path, dest: Path, built: Built) -> None:
+    """benchmarks/<mlperf_name>/implementations/<name>/ of one (benchmark, system)."""
+    impl = entry["implementation"]
+    where = f"{entry['benchmark']} on {entry['system']}"
+    environment = _read_json(root / entry["environment"])
+    if impl["kind"] == "source":
+        context, source = root / impl["context"], root / impl["source"]
+        stamp = _read_json(root / impl["stamp"])
+        if context.is_dir():
+            if stamp.get("context_sha256") not in (None, hashing.tree_sha256(context)):
+                built.warnings.append(
+                    f"{where}: {impl['context']} changed since its image was built "
+                    f"({impl['stamp']} context_sha256): the tree holds the folder as it is now"
+                )
+            replaced = _copy_merged(context, dest, skip=(".git", "wheels"))
+        elif source.is_dir():
+            built.warnings.append(
+                f"{where}: {impl['context']} is gone: the tree holds the implementation's "
+                f"source {impl['source']} without the files generated into the build context "
+                "(config_<SYSTEM>.sh)"
+            )
+            replaced = _copy_merged(source, dest)
+        else:
+            built.warnings.append(
+                f"{where}: neither {impl['context']} nor {impl['source']} is there: the tree "
+                "has a pointer file for it"
+            )
+            impl = {**impl, "kind": "pointer"}
+            replaced = []
+        if replaced:
+            built.warnings.append(
+                f"{where}: {dest} had other bytes in {', '.join(replaced[:5])} from another "
+                "system's build context (the later system's are kept)"
+            )
+    if impl["kind"] == "pointer":
+        readme = dest / "README.md"
+        dest.mkdir(parents=True, exist_ok=True)
+        text = readme.read_text() if readme.exists() else POINTER_HEAD
+        readme.write_text(text + _pointer(entry, root, environment))
+
+
+def _log_mismatches(entry: Mapping[str, Any], root: Path, block: Mapping[str, Any]) -> list[str]:
+    """Where the logs' submission_* events say otherwise than the submission block (the logs
+    go in byte for byte; the compliance checker reads the log's division)."""
+    expected = {
+        "submission_division": block["division"],
+        "submission_org": block["submitter"],
+        "submission_benchmark": entry["mlperf_name"],
+    }
+    said: dict[tuple[str, Any], list[str]] = {}
+    for run in entry["runs"]:
+        events = parse_file(root / run / "mlperf.log")
+        for key, want in expected.items():
+            ev = events.first(key)
+            if ev is not None and ev.value != want:
+                said.setdefault((key, ev.value), []).append(Path(run).name)
+    return [
+        f"results/{entry['benchmark']}/{entry['system']}: {', '.join(runs)} log {key} "
+        f"{json.dumps(value)}, the submission says {json.dumps(expected[key])} (the logs go in "
+        "as they are)"
+        for (key, value), runs in said.items()
+    ]
+
+
+def _build_one(
+    tree: Mapping[str, Any], round_: str, root: Path, dest: Path, built: Built
+) -> dict[str, str]:
+    """One submitter's tree in ``dest``; its system_name -> systems json path."""
+    files = {}
+    for system, facts in tree["systems"].items():
+        first = next(e for e in tree["entries"] if e["system"] == system)
+        environment = _read_json(root / first["environment"])
+        desc = system_desc(facts, environment, round_)
+        path = dest / "systems" / f"{system}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(desc.fields, indent=4) + "\n")
+        files[str(desc.fields["system_name"])] = f"systems/{system}.json"
+        if desc.unknown:
+            built.unknown[system] = list(desc.unknown)
+    for entry in tree["entries"]:
+        folder = dest / "results" / entry["system"] / entry["mlperf_name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, run in enumerate(entry["runs"]):
+            shutil.copyfile(root / run / "mlperf.log", folder / f"result_{n}.txt")
+        built.runs.setdefault(entry["benchmark"], {})[entry["system"]] = len(entry["runs"])
+        impl = dest / "benchmarks" / entry["mlperf_name"] / "implementations"
+        _implementation(entry, root, impl / entry["implementation"]["name"], built)
+        block = tree["systems"][entry["system"]]["submission"]
+        built.warnings += _log_mismatches(entry, root, block)
+    return files
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _is_tree(path: Path) -> bool:
+    """A folder this module made: a submitter's tree (results/ or systems/ in it)."""
+    return path.is_dir() and ((path / "results").is_dir() or (path / "systems").is_dir())
+
+
+def build(plan: Mapping[str, Any], root: Path, out: Path) -> Built:
+    """Every submitter's tree under ``out`` (``root``/submission), each made beside its place
+    and renamed into it; the trees of earlier submitters no longer in the plan are removed."""
+    built = Built()
+    out.mkdir(parents=True, exist_ok=True)
+    for submitter, tree in plan["trees"].items():
+        staging, old, final = out / f".{submitter}.new", out / f".{submitter}.old", out / submitter
+        _remove(staging)
+        _remove(old)
+        staging.mkdir()
+        built.system_files[submitter] = _build_one(tree, plan["round"], root, staging, built)
+        if final.exists() or final.is_symlink():
+            final.rename(old)
+        staging.rename(final)
+        _remove(old)
+        built.trees[submitter] = final
+    for path in sorted(out.iterdir()):
+        stale = path.name.startswith(".") and path.name.endswith((".new", ".old"))
+        if stale or (
+            path.name not in plan["trees"] and not path.name.startswith(".") and _is_tree(path)
+        ):
+            _remove(path)
+            if not stale:
+                built.warnings.append(f"{path}: a tree of an earlier submission, removed")
+    return built
