@@ -231,6 +231,13 @@ def test_nvidias_retinanet_v51_runs_five_times_one_task_per_gpu(
         assert result["converged"] is True
         meta = json.loads((run / "run.json").read_text())
         assert result["seed"] == meta["seed"]  # the run's SEED, in its log
+        # which way it was launched: the rank launcher started run_and_time.sh once per GPU
+        assert meta["launch"] == {
+            "mode": "per_gpu",
+            "by": "rank_launcher",
+            "tasks_per_node": 2,
+            "tasks": 2,
+        }
         seeds.add(meta["seed"])
     assert len(seeds) == 5
 
@@ -277,10 +284,14 @@ def test_amds_llama2_70b_lora_v51_runs_through_its_docker_path(
     results = results_of(wf, bench)
     assert len(results) == 10
     for n, result in enumerate(results, 1):
-        log = (wf / f"results/{bench}/SUT/run_{n:02d}/mlperf.log").read_text()
+        run = wf / f"results/{bench}/SUT/run_{n:02d}"
+        log = (run / "mlperf.log").read_text()
         assert "STARTING TIMING RUN AT" in log  # AMD's run_and_time.sh
         assert "rank 0 of 8" in log  # torchrun --nproc_per_node=8 of AMD's run_and_time.sh
         assert result["compliance"] == "pass", result["compliance_detail"]
+        # which way it was launched: docker started run_and_time.sh once; torchrun the ranks
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["launch"] == {"mode": "once", "by": "docker", "tasks_per_node": 1, "tasks": 1}
 
 
 @pytest.mark.usefixtures("slurm")

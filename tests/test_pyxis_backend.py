@@ -142,6 +142,14 @@ def test_the_launch_is_run_sub_s_step_with_the_workflow_s_image_mounts_and_env(
     assert launch.env["MASTER_PORT"] == str(cluster.master_port("4242"))
     assert launch.env["SEED"] == str(spec.seed) and launch.env["MODEL_NAME"]
     assert launch.record["pyxis_argv"] == ours and launch.record["image"]["sqsh"] == sqsh
+    # run.json says which way: srun started one task per GPU of each node
+    assert launch.record["launch"] == {
+        "mode": "per_gpu",
+        "by": "srun",
+        "tasks_per_node": spec.gpus,
+        "tasks": spec.gpus * spec.nodes,
+    }
+    assert f"--ntasks-per-node={spec.gpus}" in ours and f"--nodes={spec.nodes}" in ours
     assert launch.engine == "srun" and run_dir.is_dir()
 
 

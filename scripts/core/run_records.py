@@ -21,8 +21,8 @@ Format versions (``format_version``, first in result.json; run.json's keys are s
 
 - run.json 1: every run.json so far, also those without ``format_version`` (written before
   versions existed, read as version 1). Keys were only added since (``log_seal``,
-  ``fingerprint_keys``, ``dataset_tree_sha256``, ``cache``, ``host_load``, ``containment``
-  ...); a file without one reads as the field's default.
+  ``fingerprint_keys``, ``dataset_tree_sha256``, ``cache``, ``host_load``, ``containment``,
+  ``launch`` ...); a file without one reads as the field's default.
 - result.json 1: likewise (later keys: ``log_problems``, ``valid_log``, ``log_sha256``,
   ``cache``, ``host_busy``, ``energy_j``, ``compliance``, ``synthetic`` ...).
 
@@ -225,6 +225,10 @@ class RunRecord(_Record):
     gpu_wait_s: float | None = None  # how long it waited for them
     nodes: int = 1  # nodes it ran on (1 where none recorded)
     backend: str | None = None  # the backend where it records one: import, docker, podman
+    # which way a container run's tasks started (backends/implementation_runs.launch_record:
+    # mode per_gpu | once, by rank_launcher | srun | docker | podman, tasks_per_node, tasks);
+    # None: a local run, an import, or written before the key
+    launch: Mapping[str, Any] | None = None
     # a container backend's image: tag, image_id, inputs_sha256, context_sha256
     image: Mapping[str, Any] | None = None
     image_id: str | None = None  # the same image id, a fingerprinted key of its own

@@ -58,6 +58,7 @@ from scripts.run.backends.implementation_runs import (
     LAUNCHER,
     LAUNCHER_MOUNT,
     check_run_data,
+    launch_record,
     per_gpu_command,
 )
 from scripts.run.backends.stamp import check_same_image, image_stamp, read_stamp
@@ -368,21 +369,24 @@ class ContainerBackend(ContainerEngine):
             dict(os.environ),
             kill,
             lambda: self.remove_container(name),
-            record=self._run_record(argv, image),
+            record=self._run_record(argv, image, spec),
             fingerprinted=("image_id",),  # the exact image makes runs comparable
             shown_as=f"{self.cli}: {shlex.join(argv)}",
             engine=self.cli,
             start_failures=self.start_failures,
         )
 
-    def _run_record(self, argv: list[str], image: dict[str, Any]) -> dict[str, Any]:
-        """What run.json records of a container run: the backend, the image and the engine's
-        command line (``docker_argv``, ``podman_argv``)."""
+    def _run_record(self, argv: list[str], image: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
+        """What run.json records of a container run: the backend, the image, the engine's
+        command line (``docker_argv``, ``podman_argv``) and which way its tasks started
+        (``launch``: by the rank launcher, one per GPU, or by the engine, once)."""
+        by = "rank_launcher" if spec.container.get("launch") == "per_gpu" else self.cli
         return {
             "backend": self.name,
             "image": image,
             f"{self.cli}_argv": argv,
             "image_id": image["image_id"],
+            "launch": launch_record(spec, by),
         }
 
     def prepare_data(

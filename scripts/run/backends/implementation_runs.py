@@ -2,7 +2,7 @@
 folders) needs from a container backend beyond its image: its data folders checked against the
 implementation's expected-mounts.csv before each run, as NVIDIA's run.sub has mountcheck do, and
 one task per GPU where the implementation expects srun to start it once per GPU
-(``launch: per_gpu``).
+(``launch: per_gpu``), and which way a run's tasks were started, for its run.json.
 """
 
 from __future__ import annotations
@@ -45,6 +45,26 @@ def per_gpu_command(spec: RunSpec, name: str) -> str:
     launch = shlex.join(words) + ' --master-port "${MASTER_PORT:-29500}"'
     datestamp = f'export DATESTAMP="${{DATESTAMP:-$(date +{DATESTAMP_FORMAT})}}"'
     return f"{datestamp}; exec {launch} -- /bin/bash -c {shlex.quote(spec.command)}"
+
+
+def launch_record(spec: RunSpec, by: str) -> dict[str, Any]:
+    """run.json's ``launch``: which way the run's tasks were started, as the issue asks ("record
+    which way a run was launched"). ``mode`` is the implementation's ``launch``: ``per_gpu``, one
+    task per GPU of each node with the variables srun gives a task (NVIDIA's run.sub), or
+    ``once``, one task that starts its own ranks (AMD's torchrun) or is the whole run (every
+    other implementation). ``by`` is what started the tasks: ``rank_launcher`` (the workflow's,
+    in the container), ``srun`` (the Slurm step of a pyxis run) or the container engine
+    (``docker``, ``podman``: the command itself, once). ``tasks_per_node`` and ``tasks`` count
+    them (``tasks``: on all the run's nodes). A run of the local backend and an import have
+    none."""
+    per_gpu = spec.container.get("launch") == "per_gpu"
+    per_node = max(spec.gpus, 1) if per_gpu else 1
+    return {
+        "mode": "per_gpu" if per_gpu else "once",
+        "by": by,
+        "tasks_per_node": per_node,
+        "tasks": per_node * max(spec.nodes, 1),
+    }
 
 
 def datestamp(now_ns: int | None = None) -> str:

@@ -62,7 +62,7 @@ from scripts.run.backends.base import Launch, kill_group
 from scripts.run.backends.container import STOP_GRACE_S, container_env
 from scripts.run.backends.docker import DockerBackend
 from scripts.run.backends.errors import ContainerError
-from scripts.run.backends.implementation_runs import check_run_data, datestamp
+from scripts.run.backends.implementation_runs import check_run_data, datestamp, launch_record
 from scripts.run.backends.stamp import check_same_image, read_stamp
 
 if TYPE_CHECKING:  # types only: not imported at run time
@@ -265,6 +265,7 @@ class PyxisBackend(DockerBackend):
                 "image": image,
                 "pyxis_argv": argv,
                 "image_id": image["image_id"],
+                "launch": launch_record(spec, "srun"),  # srun starts the step's tasks
             },
             fingerprinted=("image_id",),
             shown_as=f"srun: {shlex.join(argv)}",
