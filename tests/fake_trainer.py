@@ -22,7 +22,8 @@ command): a mapping of fault name to the list of run numbers it applies to:
   but the run is a crash).
 - ``gate``: after the first epoch, touches ``<gate_file>.waiting.<N>`` (its log is flushed) and
   waits until the file ``gate_file`` (a string) exists, then goes on: a test checks what it
-  needs while the run is alive, then lets the campaign finish.
+  needs while the run is alive, then lets the campaign finish. ``{run}`` in ``gate_file`` is
+  the run's number (a gate per run).
 - ``edit_dataset``: appends a line to every file of ``data/fake/dataset`` (the fake campaign's
   unpacked dataset, relative to the working directory), as a trainer that writes into its input.
 - ``stray``: at its start, starts a grandchild in a session of its own (``setsid``: out of the
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if has("signal"):
             os.kill(os.getpid(), signal.SIGKILL)
         if has("gate") and epoch == 1:
-            wait_for_gate(Path(faults["gate_file"]), args.run)
+            wait_for_gate(Path(str(faults["gate_file"]).replace("{run}", str(args.run))), args.run)
         if has("hang"):
             while True:
                 time.sleep(3600)

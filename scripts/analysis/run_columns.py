@@ -56,10 +56,16 @@ RUN_COLUMNS = [
     "rcp",
     "rcp_detail",
     "olympic_drop",
-    # a published power result's energy (result.json, scripts/mlperf/power.py; empty without one)
-    # and the power rules it breaks (named, never a log problem: convergence is unchanged)
+    # the run's energy (result.json, scripts/mlperf/power.py: a published power result's, or
+    # one measured here by the system's power source, scripts/mlperf/own_power.py; empty
+    # without one) in joules and kWh, the power rules it breaks and the gaps of its source
+    # (named, never a log problem: convergence is unchanged), what measured it (published,
+    # command, nvml: the GPUs only) and, with nvml, the seconds a GPU was throttled
     "energy_j",
+    "energy_kwh",
     "power_problems",
+    "power_source",
+    "gpu_throttled_s",
     # the published systems/<system>.json (run.json's system_json; empty for runs made here)
     *SYSTEM_COLUMNS,
 ]

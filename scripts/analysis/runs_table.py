@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from scripts.analysis.run_columns import LOG_PROBLEMS_SEP, RUN_COLUMNS, log_problems_cell
+from scripts.analysis.summary_columns import J_PER_KWH
 from scripts.core.run_records import ResultRecord, RunRecord
 from scripts.mlperf import compliance
 from scripts.run.published.folder import SYSTEM_COLUMNS
@@ -115,6 +116,7 @@ def collect(result_files: Sequence[Path]) -> pd.DataFrame:
             "log_problems": log_problems_cell(r),
             "synthetic": bool(r.synthetic),  # False where result.json has no such key
             "power_problems": LOG_PROBLEMS_SEP.join(map(str, r.power_problems or [])),
+            "energy_kwh": r.energy_j / J_PER_KWH if r.energy_j is not None else None,
             **dict(zip(("compliance", "compliance_detail"), compliance_of(r), strict=True)),
             **{k: v for k, v in p.items() if k != "published"},
         }

@@ -65,6 +65,7 @@ from typing import Any
 from scripts.campaign.action_plan import lock_actions, plan_actions, success_actions
 from scripts.campaign.actions import apply
 from scripts.campaign.invocation import Mode, Refused, Say
+from scripts.campaign.power_checks import power_problem
 from scripts.campaign.state import gather
 from scripts.campaign.topology import campaign_runs
 from scripts.core.dataset_setting import dataset_section
@@ -81,9 +82,13 @@ def run(
     workflow_dir: Path,
     warn: Say,
 ) -> None:
-    """The load-time checks: the lock, then the datasets' locks (:func:`hold_datasets`), then
-    what :func:`scripts.campaign.state.gather` finds, planned and applied."""
+    """The load-time checks: the power sources (an ``nvml`` source on a host without NVML
+    stops it: :mod:`scripts.campaign.power_checks`), the lock, then the datasets' locks
+    (:func:`hold_datasets`), then what :func:`scripts.campaign.state.gather` finds, planned and
+    applied."""
     mode = Mode.of(argv, job=job)
+    if mode.checks and (problem := power_problem(config, argv, os.environ, warn)):
+        raise Refused(problem)
     apply(lock_actions(mode, root), mode.dry_run, warn)
     if mode.checks:
         held = hold_datasets(config, root, mode, warn)

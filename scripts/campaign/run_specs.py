@@ -87,6 +87,7 @@ def run_spec(
         run_id=layout.run_id(run, bench["runs"]),
         cache=sys_.get("cache", "cold"),
         drop_caches=bool(sys_.get("drop_caches", False)),
+        power=power_setting(sys_),
         **log_expectations(bench),
     )
 
@@ -98,6 +99,13 @@ def comparable_record(
     them (``comparability`` and ``config_fingerprint``)."""
     record = comparability(config, benchmark, system)
     return record, hashing.canonical_sha256(record)
+
+
+def power_setting(system: Mapping[str, Any]) -> dict[str, Any]:
+    """The system's ``power`` setting as a run spec carries it: empty for ``source: none`` (no
+    power measured), so a system without power has the spec it had before the setting."""
+    setting = dict(system.get("power") or {})
+    return setting if setting.get("source", "none") != "none" else {}
 
 
 def log_expectations(bench: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ Format versions (``format_version``, first in result.json; run.json's keys are s
 - run.json 1: every run.json so far, also those without ``format_version`` (written before
   versions existed, read as version 1). Keys were only added since (``log_seal``,
   ``fingerprint_keys``, ``dataset_tree_sha256``, ``cache``, ``host_load``, ``containment``,
-  ``launch`` ...); a file without one reads as the field's default.
+  ``power_sampling``, ``launch`` ...); a file without one reads as the field's default.
 - result.json 1: likewise (later keys: ``log_problems``, ``valid_log``, ``log_sha256``,
-  ``cache``, ``host_busy``, ``energy_j``, ``compliance``, ``synthetic`` ...).
+  ``cache``, ``host_busy``, ``energy_j``, ``compliance``, ``synthetic``, ``power_source``
+  ...).
 
 Adding a key that an older reader may ignore needs no new version: a field with the default
 an old file means. A change that an older workflow would misread (a key renamed, a unit or a
@@ -243,7 +244,14 @@ class RunRecord(_Record):
     olympic_drop: int = 1  # runs the olympic mean drops at each end
     mlperf: Mapping[str, Any] | None = None  # the benchmark's mlperf section (round, ruleset)
     system_json: Mapping[str, Any] | None = None  # the published systems/<system>.json's facts
-    power: Mapping[str, Any] | None = None  # the published power result (scripts/mlperf/power)
+    # the power result: a published one (scripts/mlperf/power), or one measured here, in the
+    # same shape (scripts/mlperf/own_power: power/node_0.txt's facts, problems, scorable)
+    power: Mapping[str, Any] | None = None
+    # how a run made here was measured (scripts/run/power_sampler): source, what it measures,
+    # interval_s, conversion_eff, file, samples, readings, failed, gaps (each: from_s, to_s,
+    # samples, until_stop, the first error), gap_s, problem (a source that could not start);
+    # nvml: gpus, gpu_telemetry, gpu_throttled_s, gpu_energy_counter_j. None: not measured
+    power_sampling: Mapping[str, Any] | None = None
     import_problems: list[str] | None = None  # why the log has no result (another benchmark's)
     import_notes: list[str] | None = None  # notes on its folder (e.g. its number of logs)
 
@@ -311,8 +319,12 @@ class ResultRecord(_Record):
     log: str | None = None  # the mlperf.log it was parsed from
     malformed_lines: int | None = None  # :::MLLOG lines that were not JSON
     problems: list[str] | None = None  # everything worth a warning (notes start "note: ")
-    energy_j: float | None = None  # a published power result's energy (scripts/mlperf/power)
+    energy_j: float | None = None  # the power result's energy (scripts/mlperf/power)
     power_problems: list[str] | None = None  # why that energy is missing or off the rules
+    # what measured it: published (a published power result), command or nvml (the GPUs only:
+    # run.json's power_sampling); None without a power result
+    power_source: str | None = None
+    gpu_throttled_s: float | None = None  # nvml: seconds with a GPU's clocks held down
     compliance: str | None = None  # pass | fail | not applicable (None: before the checker)
     compliance_detail: str | None = None  # the checker's first failing rule, or why n/a
     compliance_ruleset: str | None = None  # the training ruleset it was checked against

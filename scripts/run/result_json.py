@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.core.run_records import ResultRecord, RunRecord
-from scripts.mlperf import checker_outcome, compliance, power
+from scripts.mlperf import checker_outcome, compliance, own_power
 from scripts.mlperf.log_events import ParsedLog
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import run_outcome
@@ -167,7 +167,9 @@ def parse_run(
         problems.append(f"log seed {outcome.seed} differs from the configured {meta.seed}")
     verdict = _judged(out, problems, verdict)
     _published_outcome(out, problems, parsed, meta, verdict)
-    energy = power.result_fields(meta.power, out["time_to_train_s"])  # never changes convergence
+    # energy never changes convergence
+    times = (out["time_to_train_s"], out["run_start_s"], out["run_stop_s"])
+    energy = own_power.result_fields(meta.power, meta.power_sampling, *times)
     problems += energy["power_problems"]
     fields = {  # in result.json's order (out's seed, the log's, replaces the first one's value)
         "benchmark": meta.benchmark,
@@ -183,8 +185,10 @@ def parse_run(
         "log": str(log),
         "malformed_lines": parsed.malformed_lines,
         "problems": problems,
-        # energy_j and power_problems of a published power result (scripts/mlperf/power.py)
+        # energy_j and power_problems of a published power result (scripts/mlperf/power.py) or
+        # of one measured here (scripts/mlperf/own_power.py), and what measured it
         **energy,
+        **power_source(meta),
         "compliance": verdict.status,
         "compliance_detail": verdict.detail,
         "compliance_ruleset": verdict.ruleset,
@@ -194,6 +198,14 @@ def parse_run(
         "synthetic": synthetic(meta),
     }
     return ResultRecord.of(**fields)
+
+
+def power_source(meta: RunRecord) -> dict[str, Any]:
+    """result.json's ``power_source`` (published, command, nvml; None without a power result)
+    and ``gpu_throttled_s`` (an nvml source's: seconds with a GPU throttled)."""
+    sampling = meta.power_sampling or {}
+    source = sampling.get("source") or ("published" if meta.power is not None else None)
+    return {"power_source": source, "gpu_throttled_s": sampling.get("gpu_throttled_s")}
 
 
 def synthetic(meta: RunRecord) -> bool:

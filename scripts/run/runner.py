@@ -27,6 +27,9 @@ concurrent local runs, or the cluster job's own) and, for a multi-node system, i
 the Slurm allocation (:mod:`scripts.run.cluster`: one ``srun`` per node). Both are recorded in
 ``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
 ``hosts``, ``nodes``. A container run gets its GPUs the same way, as the engine's flags.
+
+A system's ``power`` source is sampled from before the trainer starts until it has exited
+(:mod:`scripts.run.power_sampler`: ``power/node_0.txt``, run.json's ``power_sampling``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from scripts.data import pagecache
 from scripts.data.folders import run_problem
 from scripts.data.tree import tree_problem, unpacked_tree
 from scripts.mlperf.log_validity import OwnRun
-from scripts.run import backends, cluster, containment, gpus, hostload, seals
+from scripts.run import backends, cluster, containment, gpus, hostload, power_sampler, seals
 from scripts.run.backends.base import GRACE_S, Launch
 from scripts.run.failure import RunFailed, crash_report, failure_reason, keep_failed_log, log_facts
 from scripts.run.result_json import add_result_arguments, write_result_if_asked
@@ -182,7 +185,7 @@ def _attempts(
         cache = prepare_cache(spec, tree)  # cold: the dataset is read from disk, as run.sub
         try:
             started, elapsed_s, rc, facts = _attempt(
-                spec, log_path, failed_dir, launch, node_logs=node_logs
+                spec, log_path, failed_dir, launch, node_logs=node_logs, gpu_devices=gpu_devices
             )
         except RunFailed as exc:
             if attempt > spec.retries:
@@ -242,8 +245,9 @@ def _attempt(
     launch: Launch,
     *,
     node_logs: Sequence[Path] = (),
+    gpu_devices: Sequence[str] = (),
 ) -> tuple[float, float, int, dict[str, Any]]:
-    """One attempt: (start time, seconds, exit status, host load) of a run that ended with
+    """One attempt: (start time, seconds, exit status, host load, power) of a run that ended with
     run_stop; raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
 
     ``launch`` (the spec's backend's :meth:`~scripts.run.backends.base.Backend.launch`) is what
@@ -252,6 +256,7 @@ def _attempt(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _announce(spec, launch)
     with containment.hold(log_path.parent) as held:
+        power = power_sampler.RunPower.of(spec, log_path.parent, gpu_devices)
         started, t0 = time.time(), time.monotonic()
         meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
         with log_path.open("wb") as log:
@@ -268,12 +273,14 @@ def _attempt(
             held.kill_all()  # and what left the group (setsid)
             held.close()  # the runner may exit now (its parent died, a signal)
 
-        rc, timed_out = _wait(spec, launch, proc, held, kill, failed_dir, log_path, node_logs)
-        elapsed = time.monotonic() - t0
+        rc, timed_out = _wait(
+            spec, launch, proc, held, kill, failed_dir, log_path, node_logs, power.trainer_ended
+        )
+        elapsed = (power.ended or time.monotonic()) - t0
     host = host_load_record(meter.finish(), launch)
     _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out, elapsed)
     held_by = {"containment": held.mechanism, "containment_killed": len(held.killed)}
-    return started, elapsed, rc, {"host_load": host, **held_by}
+    return started, elapsed, rc, {"host_load": host, **held_by, **power.facts}
 
 
 def _wait(
@@ -285,10 +292,12 @@ def _wait(
     failed_dir: Path,
     log_path: Path,
     node_logs: Sequence[Path],
+    trainer_ended: Callable[[], None] = lambda: None,
 ) -> tuple[int, bool]:
-    """Wait for the trainer (killed at the timeout), guarded (:func:`_guard`); then stop what
-    the backend started and kill everything the trainer left (:mod:`scripts.run.containment`), so
-    the log is final before it is checked and sealed. (exit status, timed out)."""
+    """Wait for the trainer (killed at the timeout), guarded (:func:`_guard`); then call
+    ``trainer_ended`` (the power sampler stops), stop what the backend started and kill
+    everything the trainer left (:mod:`scripts.run.containment`), so the log is final before it
+    is checked and sealed. (exit status, timed out)."""
     running = _write_running_marker(failed_dir, spec, proc.pid)
     stop = _guard(
         kill,
@@ -305,6 +314,7 @@ def _wait(
         rc = proc.wait()
         timed_out = True
     finally:
+        trainer_ended()  # before the sweep below: the sampler's own commands are no strays
         stop.set()
         running.unlink(missing_ok=True)
         launch.cleanup()

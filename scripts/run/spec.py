@@ -71,6 +71,9 @@ class RunSpec:
     # breaks either is not a valid log of this run (scripts/mlperf/log_validity.py: OwnRun)
     mlperf_names: list[str] = dc_field(default_factory=list)
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+    # the system's power setting (source, interval_s, conversion_eff, command, timeout_s:
+    # scripts/run/power_sampler.py); empty or source none: no power is measured
+    power: dict[str, Any] = dc_field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:
@@ -88,6 +91,8 @@ class RunSpec:
         sort_keys=True)``, encoded once by a caller that makes many specs sharing it; spliced
         in, the text is the same."""
         fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        if not fields["power"]:  # no power measured: the spec's text is what it was before it
+            del fields["power"]
         if comparability_json is None:
             return json.dumps(fields, sort_keys=True)
         fields["comparability"] = _SPLICE

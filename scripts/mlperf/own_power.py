@@ -1,0 +1,142 @@
+"""The power result of a run made here, scored as a published one: its ``power/node_0.txt``
+(written by :mod:`scripts.run.power_sampler` in MLPerf's power log format) read by
+:func:`scripts.mlperf.power.read_power_file`, and its energy computed by
+:func:`scripts.mlperf.power.energy_j`, the result summarizer's own arithmetic
+(``_compute_power_node``): ``conversion_eff * integral * time_to_train / window / 1000``.
+
+run.json's ``power`` of such a run has the shape of a published run's (``result_name``,
+``files``, ``problems``, ``scorable``), so result.json, runs.csv and summary.csv treat both
+alike. What keeps the energy from being scored (``scorable`` false, ``energy_j`` empty; every
+one named in ``power_problems``, never a reason to fail the run):
+
+- the source could not start, or the log could not be written or read back;
+- the readings miss more than :data:`MAX_GAP_SHARE` of the window (a source that failed or
+  stopped answering: run.json's ``power_sampling.gaps``);
+- a multi-node run (only the runner's node, node 0, is measured);
+- the window does not cover the log's ``run_start`` to ``run_stop`` (checked in
+  :func:`result_fields`, which knows the log).
+
+Named without keeping the energy from being scored: fewer than :data:`MIN_READINGS` readings
+(the power rules' minimum) and a gap shorter than that share (the summarizer weighs the next
+reading over it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from scripts.mlperf import power
+
+MIN_READINGS = 60  # MLPerf Training's power rules: at least 60 samples per run, 1 Hz or faster
+MAX_GAP_SHARE = 0.05  # of the window, missed by failed samples, beyond which no energy is given
+
+
+def _gap_problems(sampling: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """The problems of the sampler's gaps, and whether they keep the energy from being scored."""
+    gaps = list(sampling.get("gaps") or [])
+    if not gaps:
+        return [], False
+    window = float(sampling.get("window_s") or 0.0)
+    gap_s = float(sampling.get("gap_s") or 0.0)
+    share = gap_s / window if window > 0 else 1.0
+    first = gaps[0]
+    where = (
+        f"from {first['from_s']} s to the stop ({first['to_s']} s): it stopped answering"
+        if first.get("until_stop")
+        else f"from {first['from_s']} s to {first['to_s']} s"
+    )
+    more = len(gaps) - 1 + int(sampling.get("gaps_not_shown") or 0)
+    text = (
+        f"the {sampling.get('source')} source failed {sampling.get('failed')} of "
+        f"{sampling.get('samples')} samples: a gap {where} ({first['error']})"
+        + (f" and {more} more gap(s)" if more else "")
+        + f"; {gap_s:g} s of the {window:g} s window ({share:.1%}) has no reading"
+    )
+    blocking = share > MAX_GAP_SHARE
+    if blocking:
+        text += f", more than {MAX_GAP_SHARE:.0%}: no energy"
+    return [text], blocking
+
+
+def own_power(
+    run_dir: Path, sampling: Mapping[str, Any] | None, nodes: int = 1
+) -> dict[str, Any] | None:
+    """run.json's ``power`` of a run made here: its power log's facts and problems (strings
+    starting with ``power:``); None when nothing was sampled (``sampling`` None)."""
+    if sampling is None:
+        return None
+    problems: list[str] = []
+    files: list[dict[str, Any]] = []
+    blocked = False
+    if sampling.get("problem"):
+        problems.append(str(sampling["problem"]))
+        blocked = True
+    if sampling.get("file"):
+        rel = str(sampling["file"])
+        record: dict[str, Any] = {"name": Path(rel).name, "kind": "node", "index": 0}
+        try:
+            record.update(power.read_power_file(run_dir / rel, "node", rel))
+        except (OSError, power.PowerError) as exc:
+            record["problems"] = [
+                str(exc) if isinstance(exc, power.PowerError) else f"{rel}: {exc}"
+            ]
+        files.append(record)
+        problems += record["problems"]
+        readings = int(record.get("readings") or 0)
+        if readings < MIN_READINGS:
+            problems.append(
+                f"{rel} has {readings} readings, fewer than the {MIN_READINGS} MLPerf's power "
+                f"rules require (sampled every {sampling.get('interval_s')} s: a shorter "
+                "power.interval_s gives more)"
+            )
+    gap_text, gap_blocks = _gap_problems(sampling)
+    problems += gap_text
+    if nodes > 1:
+        problems.append(
+            f"a run of {nodes} nodes: only node 0 (the runner's) is measured, so the "
+            "energy of the others is missing: no energy"
+        )
+    scorable = bool(files) and not blocked and not gap_blocks and nodes <= 1
+    return {
+        "result_name": None,
+        "files": files,
+        "problems": [f"power: {p}" for p in problems],
+        "scorable": scorable and not any(f["problems"] for f in files),
+    }
+
+
+def window_problem(
+    block: Mapping[str, Any], run_start_s: float | None, run_stop_s: float | None
+) -> str | None:
+    """Why the power log's window does not cover the log's run_start to run_stop, or None."""
+    node = next((f for f in block.get("files") or [] if f.get("kind") == "node"), None)
+    if node is None or run_start_s is None or run_stop_s is None:
+        return None
+    start, stop = float(node["start_ms"]), float(node["stop_ms"])
+    run_start, run_stop = round(run_start_s * 1000), round(run_stop_s * 1000)
+    if start <= run_start and stop >= run_stop:
+        return None
+    return (
+        f"power: the measurement window ({start:.0f} to {stop:.0f} ms) does not cover the "
+        f"log's run_start to run_stop ({run_start} to {run_stop} ms): no energy"
+    )
+
+
+def result_fields(
+    block: Mapping[str, Any] | None,
+    sampling: Mapping[str, Any] | None,
+    time_to_train_s: Any,
+    run_start_s: float | None,
+    run_stop_s: float | None,
+) -> dict[str, Any]:
+    """result.json's ``energy_j`` and ``power_problems``: a published run's as
+    :func:`scripts.mlperf.power.result_fields` gives them; a run sampled here (``sampling``)
+    also needs its window to cover the log's run."""
+    if sampling is None or block is None:
+        return power.result_fields(block, time_to_train_s)
+    problem = window_problem(block, run_start_s, run_stop_s)
+    if problem is None:
+        return power.result_fields(block, time_to_train_s)
+    return {"energy_j": None, "power_problems": [*block.get("problems", []), problem]}
