@@ -3,7 +3,6 @@
 # without snakemake; rules call inputs.<question>).
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -36,8 +35,6 @@ except cfg.ConfigError as exc:
 BENCHMARKS = CONFIG["benchmarks"]
 SYSTEMS = CONFIG["systems"]
 DATA_DIR = CONFIG["data_dir"].rstrip("/")
-# the python (and so the environment) that runs snakemake also runs the rules' scripts
-PY = f"env PYTHONPATH={shlex.quote(str(WORKFLOW_DIR))} {shlex.quote(sys.executable)} -m"
 # an import batch's processes: every core (snakemake gives a job at most --cores of them)
 IMPORT_THREADS = os.cpu_count() or 1
 
@@ -58,6 +55,8 @@ inputs = RuleInputs(
     ancient=ancient,
 )
 PLOTS = rule_inputs.PLOTS
+# the python (and so the environment) that runs snakemake also runs the rules' scripts
+PY = inputs.py
 
 
 def set_local_rules():

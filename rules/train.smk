@@ -29,12 +29,14 @@ rule train_run:
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:
         **inputs.job_resources("train"),
-    # one param, quoted by inputs.runner_args: --spec, --failed-dir, --dataset-manifest (none
-    # for dataset: none), the backend's arguments (the image stamp) and what result.json needs
-    # (Snakemake evaluates each param of every job, also in a dry run)
+    # one param, the runner's command line quoted by inputs.runner_command: python -m
+    # scripts.run.runner with --spec, --failed-dir, --dataset-manifest (none for dataset:
+    # none), the backend's arguments (the image stamp), what result.json needs, and --log,
+    # --meta (the outputs above) and --environment (the input above). Snakemake evaluates each
+    # param of every job, also in a dry run, and formats the shell three times for each job
+    # that -n prints: one param, one placeholder
     params:
-        args=inputs.runner_args,
+        command=inputs.runner_command,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies
     shell:
-        "exec {PY} scripts.run.runner {params.args} --log {output.log:q} --meta {output.meta:q} "
-        "--environment {input.environment:q} > {log:q} 2>&1"
+        "exec {params.command} > {log:q} 2>&1"

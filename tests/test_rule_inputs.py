@@ -132,6 +132,37 @@ def test_train_run_s_one_param_is_the_runner_s_arguments_quoted(tmp_path):
     assert words[words.index("--image-stamp") + 1] == "results/gnmt/docker-cpu/image.json"
 
 
+def test_train_run_s_command_is_the_runner_on_the_rule_s_outputs_and_environment(tmp_path):
+    """rules/train.smk's one placeholder: the runner's whole command line, its --log and
+    --meta the rule's outputs for these wildcards and --environment its input."""
+    inputs = inputs_for(tmp_path)
+    words = shlex.split(inputs.runner_command(w(run="03")))
+    assert words[:5] == [
+        "env",
+        f"PYTHONPATH={REPO}",
+        "/usr/bin/python3",
+        "-m",
+        "scripts.run.runner",
+    ]
+    assert words[5:] == [
+        *shlex.split(inputs.runner_args(w(run="03"))),
+        "--log",
+        "results/gnmt/local/run_03/mlperf.log",
+        "--meta",
+        "results/gnmt/local/run_03/run.json",
+        "--environment",
+        "results/gnmt/local/environment.json",
+    ]
+    rule = (REPO / "rules/train.smk").read_text()
+    for line in (
+        'log="results/{benchmark}/{system}/run_{run}/mlperf.log"',
+        'meta="results/{benchmark}/{system}/run_{run}/run.json"',
+        'environment=ancient("results/{benchmark}/{system}/environment.json")',
+        '"exec {params.command} > {log:q} 2>&1"',
+    ):
+        assert line in rule
+
+
 def test_the_spec_with_its_comparability_record_spliced_in_is_the_same_text(tmp_path):
     inputs = inputs_for(tmp_path)
     for run in ("01", "02"):

@@ -86,6 +86,9 @@ class RuleInputs(DatasetInputs, SubmissionInputs):
         self.data_dir: str = config["data_dir"].rstrip("/")
         self.workflow_dir = workflow_dir
         self.python = python
+        # the prefix of every rule's module command: the python (and so the environment) that
+        # runs snakemake, the workflow's package on its path
+        self.py = f"env PYTHONPATH={shlex.quote(str(workflow_dir))} {shlex.quote(python)} -m"
         self.remote_exec = remote_exec
         self.ancient = ancient
         self.import_systems = sorted(
@@ -205,6 +208,21 @@ class RuleInputs(DatasetInputs, SubmissionInputs):
     def trained_systems(self) -> list[str]:
         """The systems whose runs train (not an import system's)."""
         return [s for s in self.systems if s not in self.import_systems]
+
+    def runner_command(self, wildcards: Wildcards) -> str:
+        """train_run's command, all but its log's redirection: the runner with
+        :meth:`runner_args`, the run's mlperf.log and run.json (the rule's outputs) and the
+        system's environment.json (its input). Made here, not from placeholders of the rule's
+        shell: Snakemake formats the shell of every job three times when ``-n`` prints it,
+        0.2 ms a job with seven placeholders."""
+        b, s = wildcards.benchmark, wildcards.system
+        run_dir = self._run_dir(b, s, wildcards.run)
+        return (
+            f"{self.py} scripts.run.runner {self.runner_args(wildcards)}"
+            f" --log {shlex.quote(run_dir + '/mlperf.log')}"
+            f" --meta {shlex.quote(run_dir + '/run.json')}"
+            f" --environment {shlex.quote(f'results/{b}/{s}/environment.json')}"
+        )
 
     def runner_args(self, wildcards: Wildcards) -> str:
         """train_run's one param, quoted: the run's spec, where a failed run's log is kept,
