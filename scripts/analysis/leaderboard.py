@@ -17,10 +17,12 @@ one leaderboard is made from one summary.csv and its runs.csv.
   one (``score_s`` is then the scaled score).
 - ``accelerator_minutes``: score_s / 60 x n_accelerators, empty when the number of
   accelerators is unknown (local systems).
-- ``energy_j`` / ``energy_kwh``: summary.csv's MLPerf energy score of a published power result
-  (:func:`scripts.analysis.summary_columns.energy_score`), empty without power results;
-  ``--energy-plot`` draws time to train against energy for the systems that have one
-  (:func:`scripts.analysis.plots.plot_energy`).
+- ``energy_j`` / ``energy_kwh``: summary.csv's MLPerf energy score, the energy to train
+  (:func:`scripts.analysis.summary_columns.energy_score`), of a published power result or of
+  the power logs a system's power source wrote here, empty without power results;
+  ``power_source``: what measured it (runs.csv: published, command, or nvml: the GPUs only, so
+  never comparable with a wall-plug figure); ``--energy-plot`` draws time to train against
+  energy for the systems that have one (:func:`scripts.analysis.plots.plot_energy`).
 - ``overlaps_next``: whether this system's interval overlaps the next ranked one's (they are
   then not distinguishable); ``group``: the ranks joined by such overlaps, as text ("ranks 3
   to 5 overlap"), or "distinct" for a system whose interval overlaps neither neighbour.
@@ -62,6 +64,7 @@ COLUMNS = [
     "accelerator_minutes",
     "energy_j",
     "energy_kwh",
+    "power_source",
     "overlaps_next",
     "group",
     "reason",
@@ -196,6 +199,16 @@ def groups(links: Sequence[bool | None], ranks: Sequence[int]) -> list[str]:
     return out
 
 
+def power_source(runs: pd.DataFrame, system: str) -> str | None:
+    """What measured a system's energy: its runs' ``power_source`` in runs.csv (published,
+    command, nvml), joined by "+" when they differ; None without one."""
+    if "power_source" not in runs or not len(runs):
+        return None
+    cells = runs.loc[runs["system"] == system, "power_source"]
+    found = sorted({str(c) for c in cells if isinstance(c, str) and c.strip()})
+    return "+".join(found) or None
+
+
 def _base_row(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     """The columns a leaderboard row copies from its summary row."""
     out: dict[str, Any] = {c: _cell(row, c) for c in DESCRIPTIVE}
@@ -231,7 +244,8 @@ def leaderboard(
     rows = []
     for r in ranked:
         lo, hi = score_interval(r, runs, resamples, seed)
-        rows.append({**_base_row(r), "score_ci95_low_s": lo, "score_ci95_high_s": hi})
+        rows.append({**_base_row(r), "score_ci95_low_s": lo, "score_ci95_high_s": hi,
+                     "power_source": power_source(runs, str(r["system"]))})  # fmt: skip
     ranks: list[int] = []
     for i, row in enumerate(rows):  # equal scores share the lower rank ("1224")
         tie = i and row["score_s"] == rows[i - 1]["score_s"]
@@ -244,7 +258,8 @@ def leaderboard(
     unranked = sorted((r for r in records if not _is_valid(r)), key=lambda r: str(r["system"]))
     for r in unranked:
         reason = _cell(r, "reason") or "no MLPerf score in summary.csv"
-        rows.append({**_base_row(r), "rank": None, "score_s": None, "reason": reason})
+        rows.append({**_base_row(r), "rank": None, "score_s": None, "reason": reason,
+                     "power_source": power_source(runs, str(r["system"]))})  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -257,7 +272,8 @@ def describe_row(row: pd.Series | dict[str, Any]) -> str:
     acc = row.get("accelerator_minutes")
     cost = "" if _cell(row, "accelerator_minutes") is None else f", {acc:.0f} accelerator-min"
     kwh = _number(row, "energy_kwh")
-    cost += "" if kwh is None else f", {kwh:.4g} kWh"
+    gpus_only = " of the GPUs only" if "nvml" in str(_cell(row, "power_source")) else ""
+    cost += "" if kwh is None else f", {kwh:.4g} kWh{gpus_only}"
     return (
         f"{int(row['rank'])}. {row['system']}: {row['score_s']:.5g} s "
         f"(95% interval {interval}{cost}; {row['group']})"

@@ -32,6 +32,7 @@ from scripts.analysis.comparison_table import choose_reference
 from scripts.analysis.report_cells import (
     esc,
     fmt_int,
+    fmt_kj,
     fmt_minutes,
     fmt_num,
     fmt_s,
@@ -39,7 +40,7 @@ from scripts.analysis.report_cells import (
     fmt_when,
     fmt_yes,
 )
-from scripts.analysis.report_findings import run_notes, verdicts, warnings
+from scripts.analysis.report_findings import energy_lines, run_notes, verdicts, warnings
 from scripts.analysis.report_html import (
     TableColumn,
     caption_html,
@@ -76,6 +77,7 @@ RUNS_TABLE: list[TableColumn] = [
     ("seed", "seed", fmt_int),
     ("started_utc", "started (UTC)", fmt_when),
     ("time_to_train_s", "time to train (s)", fmt_s),
+    ("energy_j", "energy (kJ)", fmt_kj),  # its power result's (runs.csv, empty without one)
     ("converged", "converged", fmt_yes),
     ("epochs_to_converge", "epochs to converge", fmt_int),
     ("time_per_epoch_s", "s per epoch", fmt_s),
@@ -85,6 +87,7 @@ RUNS_TABLE: list[TableColumn] = [
     ("cache", "cache", esc),
     ("dataset_resident", "dataset in page cache", fmt_share),
     ("host_busy", "others' cores", fmt_num),
+    ("gpu_throttled_s", "GPU throttled (s)", fmt_s),  # power.source nvml only
     ("host", "host", esc),
     ("note", "MLPerf score", esc),
 ]
@@ -101,6 +104,7 @@ LEADERBOARD_TABLE: list[TableColumn] = [
     ("score_ci95_high_s", "95% high (s)", fmt_s),
     ("accelerator_minutes", "accelerator-minutes", fmt_minutes),
     ("energy_kwh", "energy (kWh)", fmt_num),
+    ("power_source", "energy measured by", esc),
     ("group", "distinguishable?", esc),
     ("reason", "unranked because", esc),
 ]
@@ -262,6 +266,7 @@ def render(
     ]
     _, note = choose_reference(sorted(set(runs["system"])), context.get("reference_system"))
     lines, compared = verdicts(summary, comparison, note)
+    lines += energy_lines(summary, runs)
     warns = warnings(summary, comparison, bench, results, note if compared else "")
     synthetic = synthetic_systems(runs)
     parts = [

@@ -95,6 +95,11 @@ def fmt_minutes(x: Any) -> str:
     return f"{float(x):,.1f}"
 
 
+def fmt_kj(x: Any) -> str:
+    """Joules shown as kJ, 3 significant digits (a run's energy beside its time)."""
+    return f"{float(x) / 1000:.3g}"
+
+
 TEXT_FORMATS = (esc,)  # left-aligned
 
 # How a column's value is shown, by the name its registry entry gives (Column.fmt)
@@ -108,4 +113,5 @@ FORMATS: dict[str, Formatter] = {
     "ratio": fmt_ratio,
     "prob": fmt_prob,
     "p": fmt_p,
+    "kj": fmt_kj,
 }

@@ -17,7 +17,7 @@ from scripts.analysis.report_cells import fmt_s, is_missing
 from scripts.analysis.run_columns import names_log_problems
 from scripts.core.run_records import ResultRecord
 from scripts.mlperf import compliance
-from scripts.run import hostload
+from scripts.run import gpu_telemetry, hostload
 
 
 def said(x: Any) -> str:
@@ -76,6 +76,7 @@ def warnings(
             )
     out.extend(log_problem_warnings(results))
     out.extend(shared_core_warnings(results))
+    out.extend(throttle_warnings(results))
     out.extend(seed_warnings(results))
     for r in results:
         expected = r.converged is False
@@ -154,6 +155,73 @@ def shared_core_warnings(results: Sequence[ResultRecord]) -> list[str]:
             f"{hostload.BUSY_CORES} cores). Their times measure the other work as well; run "
             "them again on a quiet machine (snakemake ... --forcerun, or rerun) before "
             "comparing."
+        )
+    return out
+
+
+def _throttled_share(r: ResultRecord) -> float | None:
+    """The share of a run's wall time with a GPU throttled (result.json ``gpu_throttled_s``,
+    power.source nvml only), or None where unknown."""
+    wall = r.runner_wall_s or r.time_to_train_s
+    if r.gpu_throttled_s is None or is_missing(r.gpu_throttled_s) or not wall:
+        return None
+    return float(r.gpu_throttled_s) / float(wall)
+
+
+def throttle_warnings(results: Sequence[ResultRecord]) -> list[str]:
+    """Per system: the runs whose GPUs were throttled (NVML's clock event reasons for at least
+    gpu_telemetry.THROTTLED_SHARE of the run), named as busy hosts are, and a warning when its
+    runs differ in throttling by gpu_telemetry.THROTTLE_SPREAD or more."""
+    shares: dict[str, list[tuple[int, float]]] = {}
+    for r in results:
+        if (share := _throttled_share(r)) is not None:
+            shares.setdefault(r.system, []).append((int(r.run), share))
+    out = []
+    for system, runs in sorted(shares.items()):
+        runs.sort()
+        hot = [(n, x) for n, x in runs if x >= gpu_telemetry.THROTTLED_SHARE]
+        if hot:
+            named = ", ".join(f"{n} ({x:.0%} of the run)" for n, x in hot)
+            out.append(
+                f"{system}: run(s) {named} ran with a GPU throttled (NVML's clock event "
+                "reasons: SW power cap, HW slowdown, SW or HW thermal, power brake; threshold "
+                f"{gpu_telemetry.THROTTLED_SHARE:.0%} of the run; gpu_telemetry.json in the "
+                "run's folder says which reason, on which GPU). Their times measure the "
+                "throttling as well; check the cooling and power limits before comparing."
+            )
+        low, high = min(x for _, x in runs), max(x for _, x in runs)
+        if len(runs) > 1 and high - low >= gpu_telemetry.THROTTLE_SPREAD:
+            out.append(
+                f"{system}: its runs differ in GPU throttling (from {low:.0%} to {high:.0%} "
+                f"of the run; threshold {gpu_telemetry.THROTTLE_SPREAD:.0%}): they did not run "
+                "under the same conditions, so their spread is partly the machine's. Find "
+                "why (heat, power cap, a neighbour's load) and run them again."
+            )
+    return out
+
+
+POWER_SOURCES = {
+    "published": "its published power logs (MLPerf's node power at the wall)",
+    "command": "the system's power command (power/node_0.txt in each run's folder)",
+    "nvml": "NVML: the GPUs only, not MLPerf's wall-plug node power",
+}
+
+
+def energy_lines(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """One sentence per system with an energy score (summary.csv ``energy_kwh``), beside its
+    time: the energy to train and what measured it (runs.csv ``power_source``)."""
+    out = []
+    for row in summary.to_dict("records"):
+        kwh = row.get("energy_kwh")
+        if is_missing(kwh):
+            continue
+        mine = runs[runs["system"] == row["system"]] if "power_source" in runs else runs.iloc[0:0]
+        sources = sorted({str(s) for s in mine.get("power_source", []) if not is_missing(s)})
+        how = "; ".join(POWER_SOURCES.get(s, s) for s in sources) or "its power logs"
+        out.append(
+            f"{row['system']}: energy to train {float(kwh):.4g} kWh "
+            f"({float(kwh) * 3600:.4g} kJ), the MLPerf energy score of the runs its time "
+            f"score averages; measured by {how}."
         )
     return out
 

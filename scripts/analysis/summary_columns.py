@@ -241,8 +241,11 @@ SUMMARY = Registry(
         C(
             "energy_j",
             energy_score,
-            "the MLPerf energy score of a published power result (MLPerf Training v4.0 on), "
-            "in joules, as mlperf-logging's result summarizer computes it: each counted run's "
+            "the MLPerf energy score (the energy to train) of a published power result "
+            "(MLPerf Training v4.0 on) or of the power logs a system's power source wrote "
+            "beside its runs (power.source command, or nvml: the GPUs only; runs.csv's "
+            "power_source), in joules, as mlperf-logging's result summarizer computes it: "
+            "each counted run's "
             "energy (per node, the readings integrated over the measurement window times the "
             "conversion efficiency, scaled to the time to train; per switch, its estimate "
             "times the time to train) averaged over exactly the runs the MLPerf score "
