@@ -14,12 +14,19 @@ size. Run it through bench/gpu_check.sh, which first checks that there is an NVI
 
 It prints, per run, time to target, time per epoch (runs.csv, from the MLPerf log) and tokens/s
 (the trainer's progress lines), their medians, and the reference-size tokens/s.
+
+With ``--nvml`` the system also has ``power: {source: nvml}`` (every ``--nvml-interval`` s):
+each run's power log (power/node_0.txt: the GPUs only, through NVIDIA's NVML), its energy
+(result.json, as the result summarizer scores it), the GPUs' own energy counter over the same
+window beside it, and gpu_telemetry.json: per GPU the seconds with each clock event reason,
+the highest temperature, the mean SM clock, ECC and XID errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import statistics
 import subprocess
@@ -67,7 +74,9 @@ def describe(device: str) -> str:
     return f"torch {torch.__version__} (CUDA {torch.version.cuda}), {device}: {name}"
 
 
-def overlay(device: str, runs: int, quick: bool) -> dict[str, object]:
+def overlay(
+    device: str, runs: int, quick: bool, nvml_interval_s: float | None = None
+) -> dict[str, object]:
     """The campaign of the check: one system, ``runs`` runs. Quick: one epoch of a 32-unit
     model in batches of 256, target BLEU 0 (every run converges at once), so that a loaded CPU
     does it in seconds; the path (snakemake, runner, trainer, MLPerf log, tables) is the same."""
@@ -78,6 +87,9 @@ def overlay(device: str, runs: int, quick: bool) -> dict[str, object]:
         bench["quality"] = {"metric": "bleu", "target": 0.0, "direction": "higher"}
         quick_hp = {"hidden": 32, "batch_size": 256, "max_epochs": 1}
         systems[system] = {"hyperparameters": {"gnmt": quick_hp}}
+    if nvml_interval_s is not None:  # the GPUs' power and telemetry through NVML
+        power = {"source": "nvml", "interval_s": nvml_interval_s}
+        systems.setdefault(system, {})["power"] = power  # type: ignore[index]
     return {
         "campaign": {"benchmarks": ["gnmt"], "systems": [system], "reference_system": system},
         "benchmarks": {"gnmt": bench},
@@ -85,10 +97,13 @@ def overlay(device: str, runs: int, quick: bool) -> dict[str, object]:
     }
 
 
-def campaign(wf: Path, device: str, runs: int, quick: bool) -> list[dict[str, str]]:
-    """Run the campaign in ``wf``; its runs.csv rows, each with the run's tokens/s added."""
+def campaign(
+    wf: Path, device: str, runs: int, quick: bool, nvml_interval_s: float | None = None
+) -> list[dict[str, str]]:
+    """Run the campaign in ``wf``; its runs.csv rows, each with the run's tokens/s added
+    (``nvml_interval_s``: measure the GPUs through NVML every that many seconds)."""
     extra = wf / "gpu-check.yaml"
-    extra.write_text(yaml.safe_dump(overlay(device, runs, quick)))
+    extra.write_text(yaml.safe_dump(overlay(device, runs, quick, nvml_interval_s)))
     files = ["config/systems/local-gpu.yaml", str(extra)] if device == "cuda" else [str(extra)]
     try:
         snakemake(wf, "--cores", "1", "results/gnmt/summary.csv", "--configfile", *files)
@@ -104,7 +119,45 @@ def campaign(wf: Path, device: str, runs: int, quick: bool) -> list[dict[str, st
         if not found or any(dev != device for _, dev in found):
             raise SystemExit(f"error: run {row['run']} did not train on {device}: {found}")
         row["tokens_per_s"] = str(statistics.median(float(t) for t, _ in found))
+        row["run_dir"] = str(run_dir)
     return rows
+
+
+def nvml_lines(rows: list[dict[str, str]]) -> list[str]:
+    """What NVML recorded of each run: readings and gaps, energy (and the mean power by the
+    readings against the GPUs' own energy counter), and per GPU its clock event reasons,
+    temperature, SM clock and errors (gpu_telemetry.json)."""
+    out = ["NVML (power.source nvml: the GPUs only, not the node at the wall), per run:"]
+    for row in rows:
+        run_dir = Path(row["run_dir"])
+        meta = json.loads((run_dir / "run.json").read_text())
+        result = json.loads((run_dir / "result.json").read_text())
+        s = meta.get("power_sampling") or {}
+        if s.get("problem") or not s.get("file"):
+            out.append(f"  run {row['run']}: no power log: {s.get('problem') or 'not sampled'}")
+            continue
+        node = meta["power"]["files"][0]
+        mean_w = node["integral_w_ms"] / (node["stop_ms"] - node["start_ms"])
+        counter = s.get("gpu_energy_counter_j")
+        by_counter = f"{counter / s['window_s']:.1f} W" if counter and s["window_s"] else "n/a"
+        out.append(
+            f"  run {row['run']}: {s['readings']} readings every {s['interval_s']} s "
+            f"({s['failed']} failed), energy {result.get('energy_j')} J "
+            f"({result.get('power_problems') or 'no power problems'}); mean power "
+            f"{mean_w:.1f} W by the readings, {by_counter} by the GPUs' energy counter; "
+            f"a GPU throttled {s.get('gpu_throttled_s')} s"
+        )
+        telemetry = json.loads((run_dir / s["gpu_telemetry"]).read_text())
+        for gpu, g in telemetry["gpus"].items():
+            reasons = ", ".join(f"{k} {v:g} s" for k, v in g["reasons_s"].items() if v)
+            out.append(
+                f"    GPU {gpu}: clock event reasons: {reasons or 'none'}; max "
+                f"{g['max_temperature_c']} C; mean SM clock {g['mean_sm_clock_mhz']} MHz; ECC "
+                f"corrected {g['ecc_corrected']}, uncorrected {g['ecc_uncorrected']}; XID "
+                f"errors {[x['xid'] for x in g['xid_errors']]}"
+            )
+        out += [f"    note: {n}" for n in telemetry.get("notes", [])]
+    return out
 
 
 def timed(device: str, seconds: float, amp: bool, quick: bool) -> str:
@@ -133,12 +186,24 @@ def main() -> int:
     p.add_argument("--precision", choices=["amp", "fp32", "both"], default="amp")
     p.add_argument("--quick", action="store_true", help="small and short (the CPU smoke test)")
     p.add_argument("--keep", type=Path, help="run the campaign in this folder and keep it")
+    p.add_argument(
+        "--nvml",
+        action="store_true",
+        help="measure the GPUs through NVML (power.source nvml): energy, clock event reasons, "
+        "temperature, SM clock, ECC and XID errors per run (needs --device cuda)",
+    )
+    p.add_argument("--nvml-interval", type=float, default=0.1, help="seconds between readings")
     args = p.parse_args()
+    if args.nvml and args.device != "cuda":
+        raise SystemExit("error: --nvml measures NVIDIA GPUs: it needs --device cuda")
     if args.device == "cuda" and (why := cuda_problem()):
         raise SystemExit(f"error: no usable GPU: {why}")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         wf = copy_workflow(args.keep or Path(tmp) / "wf")
-        rows = campaign(wf, args.device, args.runs, args.quick)
+        rows = campaign(
+            wf, args.device, args.runs, args.quick, args.nvml_interval if args.nvml else None
+        )
+        measured = nvml_lines(rows) if args.nvml else []
         lines = [
             timed(args.device, args.seconds, amp, args.quick)
             for amp in {"amp": [True], "fp32": [False], "both": [False, True]}[args.precision]
@@ -164,6 +229,8 @@ def main() -> int:
     size = "embedded size (quick)" if args.quick else "reference size"
     for line in lines:
         print(f"{size}, synthetic tokens: {line}")
+    if measured:
+        print("\n".join(measured))
     return 0
 
 

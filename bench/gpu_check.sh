@@ -12,6 +12,10 @@
 #   bash bench/gpu_check.sh --device cpu --quick --seconds 2   # the same path on the CPU, small
 #   bash bench/gpu_check.sh --synthetic             # RetinaNet v5.1, synthetic data, 1 run (below)
 #                                                   # (tests/test_bench.py runs it)
+#   bash bench/gpu_check.sh --nvml --seconds 10     # the campaign with power.source nvml: each
+#                                                   # run's energy (the GPUs only), clock event
+#                                                   # reasons, temperature, SM clock, ECC, XID
+#                                                   # (never run on a GPU yet; --nvml-interval S)
 # Every other option goes to bench/gpu_check.py (--help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +62,19 @@ if [[ "$device" == "cuda" ]]; then
         exit 2
     fi
     echo "nvidia-smi: ${gpus//$'\n'/; }"
+    for arg in "$@"; do
+        if [[ "$arg" == "--nvml" ]]; then  # NVML through NVIDIA's binding (nvidia-ml-py)
+            if ! why="$("$PYTHON" -c 'import sys
+from scripts.run.nvml_power import nvml_problem
+why = nvml_problem()
+print(why or "NVML starts")
+sys.exit(1 if why is not None else 0)' 2>&1 | tail -n 1)"; then
+                echo "error: --nvml: $why" >&2
+                exit 2
+            fi
+            echo "nvml: $why"
+        fi
+    done
     if ! why="$("$PYTHON" -c 'import sys
 from bench.gpu_check import cuda_problem
 why = cuda_problem()

@@ -183,6 +183,23 @@ def test_gpu_check_with_a_cpu_only_torch_says_so(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_gpu_check_nvml_without_nvml_says_so_and_fails(tmp_path: Path) -> None:
+    """--nvml (power.source nvml on a real GPU) first asks NVML itself: with a stand-in
+    nvidia-smi but no driver it stops in one line, before the campaign. The NVML run itself
+    needs a GPU (never run here)."""
+    from scripts.run.nvml_power import nvml_problem
+
+    if nvml_problem() is None:
+        pytest.skip("NVML works here")
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, NVIDIA Test GPU, 550.00, 81559 MiB'\n")
+    smi.chmod(0o755)
+    proc = gpu_check("--nvml", path=f"{tmp_path}:{os.environ['PATH']}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr == "error: --nvml: NVML not found: no NVIDIA driver on this host\n"
+    assert subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu_check.sh")]).returncode == 0
+
+
 def test_slurm_latency_skips_without_slurm(tmp_path) -> None:
     """Without Slurm's commands the Slurm bench says so and exits 0 (tests/test_slurm.py runs
     it where a Slurm is up)."""

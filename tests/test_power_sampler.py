@@ -333,6 +333,9 @@ class FakeNvml(SimpleNamespace):
     def nvmlDeviceGetCurrentClocksEventReasons(self, h: int) -> int:
         return 0x4 if h == 1 else 0x0
 
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h: int) -> int:
+        return 0x40  # an older driver's name of the same bits
+
     def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:
         return 70 + h
 
@@ -486,3 +489,19 @@ def test_the_executor_is_read_from_the_command_line_or_the_profile(tmp_path: Pat
         cluster_executor(["snakemake", "--profile", str(REPO_DIR / "profiles/default")], {}) is None
     )
     assert cluster_executor(["snakemake", "--cores", "2"], {}) is None
+
+
+def test_an_older_driver_gives_the_reasons_by_their_older_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeNvml()
+
+    def missing(handle: int) -> int:
+        raise fake.NVMLError("Function Not Found")
+
+    fake.nvmlDeviceGetCurrentClocksEventReasons = missing  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    source = nvml_power.NvmlSource(["1"])
+    source.open()
+    assert source.read() == 350.0  # GPU 1 only: the run's gpu_devices
+    assert source.samples[0][1][0].reasons == 0x40

@@ -184,7 +184,7 @@ class NvmlSource:
                 raise NvmlReadFailed(f"nvmlDeviceGetPowerUsage: {exc}") from None
             gpus.append(
                 GpuSample(
-                    _maybe(nv, nv.nvmlDeviceGetCurrentClocksEventReasons, h),
+                    self._reasons(h),
                     _maybe(nv, nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
                     _maybe(nv, nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
                 )
@@ -192,6 +192,15 @@ class NvmlSource:
         self.samples.append((when, gpus))
         self._poll_xids()
         return watts
+
+    def _reasons(self, handle: Any) -> int | None:
+        """The clock event reasons bitmask: ``nvmlDeviceGetCurrentClocksEventReasons`` (drivers
+        from 535), else the same bits by their older name, ``...ClocksThrottleReasons``."""
+        nv = self.nv
+        try:
+            return int(nv.nvmlDeviceGetCurrentClocksEventReasons(handle))
+        except nv.NVMLError:
+            return _maybe(nv, nv.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
 
     def _poll_xids(self) -> None:
         """Take the XID events that arrived (a wait of 0 ms: it never blocks)."""
