@@ -5,6 +5,7 @@ the published result_N.txt, with its run.json and result.json)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -15,7 +16,8 @@ import pytest
 import yaml
 from mlperf_logging.system_desc_checker import system_desc_checker
 
-from scripts.campaign import config_checks
+from scripts.campaign import action_plan, config_checks
+from scripts.campaign.actions import RemoveStale
 from scripts.core import hashing
 from scripts.core.config import ConfigError
 from scripts.submission import cli
@@ -29,6 +31,7 @@ from scripts.submission.system_desc import (
 )
 from scripts.submission.tree import build
 from tests.conftest import published
+from tests.test_preflight import ROOT, bench, run_files, state
 
 REPO = Path(__file__).resolve().parents[1]
 NYX_BERT = published() / "mlperf-v5.0-nvidia" / "results" / "nyx_n1_ngc25.04_pytorch" / "bert"
@@ -428,3 +431,23 @@ def test_runs_that_are_not_comparable_are_refused_with_the_differences(
     assert "runs 03 were made under a different configuration" in err
     assert "hyperparameters.lr: 0.1 -> null" in err
     assert not (tmp_path / "submission" / "ACME").exists()
+
+
+# -- a verdict of runs that are no longer all there --------------------------------------------
+
+
+def test_a_run_moved_aside_makes_the_verdict_stale_at_load_time() -> None:
+    """After ``python -m scripts rerun``, Snakemake redoes neither the run nor the verdict for a
+    missing input alone: the load-time checks remove the verdict, so asking for it redoes both.
+    Only an MLPerf benchmark's runs count (those with a compliance ruleset)."""
+    verdict = ROOT / "submission" / "verdict.json"
+    gone = run_files("02", log=False, meta=False, result=False)
+    moved = bench(run_files("01"), gone, tables=())  # no table made yet: only the verdict goes
+    mlperf = dataclasses.replace(moved, compliance_ruleset="5.0.0")
+    assert action_plan.plan_actions(state(benchmarks=(mlperf,), verdict=verdict)) == [
+        RemoveStale(((verdict, "run(s) s/run_02 of b have no result yet"),), ROOT)
+    ]
+    assert action_plan.plan_actions(state(benchmarks=(moved,), verdict=verdict)) == []
+    done = dataclasses.replace(bench(run_files("01"), tables=()), compliance_ruleset="5.0.0")
+    assert action_plan.plan_actions(state(benchmarks=(done,), verdict=verdict)) == []
+    assert action_plan.plan_actions(state(benchmarks=(mlperf,))) == []  # no verdict

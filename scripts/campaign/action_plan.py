@@ -35,6 +35,7 @@ from scripts.campaign.stale import (
     Stale,
     settings_record,
     stale_derived_files,
+    stale_verdict,
     unparsed_runs,
 )
 from scripts.campaign.state import State
@@ -194,6 +195,16 @@ def _stale_actions(state: State, disk: _Disk) -> list[Action]:
         stale += b.stale_downloads
         tables = () if b.name in disk.tables_gone else b.tables
         stale += stale_derived_files(state.root, b.name, (disk.run(r) for r in b.runs), tables)
+    incomplete = {  # the MLPerf benchmarks' runs without a result: the submission's verdict goes
+        b.name: [
+            f"{r.system}/run_{r.run}"
+            for r in map(disk.run, b.runs)
+            if not (r.result and r.log and r.meta)
+        ]
+        for b in state.benchmarks
+        if b.compliance_ruleset
+    }
+    stale += stale_verdict(state.verdict, incomplete)
     if not stale:
         return []
     if not state.mode.dry_run:

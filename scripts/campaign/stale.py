@@ -2,8 +2,8 @@
 the load-time checks, :mod:`scripts.campaign.preflight`), the readers they need, and their
 remover.
 
-- :func:`stale_derived_files` and :func:`unparsed_runs` are pure, on what
-  :func:`runs_on_disk` found (:class:`RunFiles`);
+- :func:`stale_derived_files`, :func:`stale_verdict` (the submission's verdict) and
+  :func:`unparsed_runs` are pure, on what :func:`runs_on_disk` found (:class:`RunFiles`);
 - :func:`runs_on_disk`, :func:`stale_downloads` and :func:`outdated_manifest` **read the disk**
   (which run files exist, the downloads and the dataset manifest);
 - :func:`remove_stale` removes what they found (an outdated download is kept as
@@ -75,6 +75,19 @@ def stale_derived_files(
                 path = root / "results" / benchmark / name
                 stale.append((path, f"run(s) {what} of {benchmark} have no result yet"))
     return stale
+
+
+def stale_verdict(verdict: Path | None, incomplete: Mapping[str, Sequence[str]]) -> list[Stale]:
+    """(path, reason) of the submission's verdict (``verdict``: submission/verdict.json where it
+    exists) when an MLPerf benchmark has runs without a result (``incomplete``: benchmark -> its
+    runs, ``<system>/run_<id>``): it was made from runs that are no longer all there (a run moved
+    aside by ``rerun``), and Snakemake would not redo it for a missing input alone, nor the run."""
+    found = {b: runs for b, runs in incomplete.items() if runs}
+    if verdict is None or not found:
+        return []
+    b, runs = next(iter(found.items()))
+    what = ", ".join(runs[:5]) + (" ..." if len(runs) > 5 else "")
+    return [(verdict, f"run(s) {what} of {b} have no result yet")]
 
 
 def unparsed_runs(runs: Iterable[RunFiles]) -> list[RunFiles]:

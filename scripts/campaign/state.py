@@ -121,6 +121,7 @@ class State:
     sources: tuple[SourceFacts, ...] = ()
     images: tuple[ImageFacts | Refuse, ...] = ()
     benchmarks: tuple[BenchmarkFacts, ...] = ()
+    verdict: Path | None = None  # submission/verdict.json, where it exists
 
 
 def gather(
@@ -149,6 +150,7 @@ def gather(
         benchmarks=tuple(
             _gather_benchmark(config, root, b, runs, workflow_dir) for b in config["benchmarks"]
         ),
+        verdict=verdict if (verdict := root / layout.SUBMISSION_VERDICT).exists() else None,
     )
 
 

@@ -39,8 +39,10 @@ TABLE_SETTINGS = Path(".snakemake") / "table-settings"
 # validate): the same one is not checked again at the next start
 VALID_CONFIG = Path(".snakemake") / "valid-config"
 RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
-# the submission job's plans (scripts/submission/plan.py), named by their content
+# the submission job's plans (scripts/submission/plan.py), named by their content, and its
+# verdict (snakemake submission/verdict.json, beside the trees submission/<submitter>/)
 SUBMISSION_PLANS = Path(".snakemake") / "submission-plans"
+SUBMISSION_VERDICT = Path("submission") / "verdict.json"
 
 
 def run_id(run: int, runs: int) -> str:
