@@ -167,3 +167,29 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> N
     bad.write_text("systems:\n  a: [1, 2\n  b: 3\n")
     with pytest.raises(cfg.ConfigError, match=r"bad\.yaml.*line \d+, column \d+"):
         cfg.read_config_file(bad)
+
+
+def test_a_later_overlay_drops_an_earlier_ones_data_commands_with_null() -> None:
+    """Snakemake merges config files key by key, so an overlay cannot remove a key another
+    gave: the generated implementation overlay's dataset.commands, say, for a user who already
+    has the folders. A kind set to null counts as not given; without the null the two kinds
+    are refused, naming both."""
+    commands = {"commands": [{"folder": "DATADIR", "command": "true", "mount": "/data"}]}
+    generated = (
+        "generated.yaml",
+        {"benchmarks": {"gnmt": {"dataset": {"files": None, **commands}}}},
+    )
+    mine = {"folders": {"DATADIR": "/srv/data"}}
+    config, sources = merged(generated, ("mine.yaml", {"benchmarks": {"gnmt": {"dataset": mine}}}))
+    with pytest.raises(cfg.ConfigError, match=r"given: folders, commands"):
+        config_checks.check_campaign(cfg.load_and_validate(config, sources), sources)
+    dropped = {"dataset": {**mine, "commands": None}}
+    config, sources = merged(generated, ("mine.yaml", {"benchmarks": {"gnmt": dropped}}))
+    full = cfg.load_and_validate(config, sources)
+    config_checks.check_campaign(full, sources)
+    assert full["benchmarks"]["gnmt"]["dataset"] == {
+        **mine,
+        "mirror": None,
+        "script": None,
+        "max_unpacked_bytes": None,
+    }

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from scripts.core.dataset_setting import drop_null_kinds
 from scripts.core.window_setting import window_problems
 
 if TYPE_CHECKING:
@@ -492,4 +493,7 @@ def load_and_validate(
     ``passed``: as :func:`validate`'s."""
     schema = load_schema()
     validate(config, sources, schema, passed)
-    return fill_defaults(dict(config), schema, schema)
+    filled: dict[str, Any] = fill_defaults(dict(config), schema, schema)
+    if isinstance(filled.get("benchmarks"), Mapping):
+        filled["benchmarks"] = drop_null_kinds(filled["benchmarks"])
+    return filled
