@@ -2,6 +2,7 @@
 
     python bench/perturbation.py             # 5 pairs of GNMT runs, 3 pairs of chatty runs
     python bench/perturbation.py --quick     # 1 pair each, a lower BLEU target (CI)
+    python bench/perturbation.py --power-only    # only part 4, power sampling (not in CI)
 
 1. **Time to train.** The default campaign's GNMT runs (same seeds, same command, same threads),
    each once through the workflow (`snakemake --cores 1 results/gnmt/local/run_NN/mlperf.log`,
@@ -21,6 +22,15 @@
    second between run_start and run_stop: bare (to a file) against through the workflow (the
    runner gives the trainer the run's log file as its stdout), interleaved. Reported: bare /
    workflow of its time to train. Goal: at least 0.95.
+4. **Power sampling** (``--power``, never in ``--quick``): a ``command`` power source at 1 Hz
+   (``echo 250`` through ``bash -c``, as a user's string runs; scripts/run/power_sampler.py).
+   (a) The sampler alone, in this process, for ``--power-seconds``: its thread and the
+   commands it runs, CPU seconds per second (getrusage of this process and its reaped
+   children). Goal: under 0.5% of a core. (b) ``--power-pairs`` GNMT runs through the workflow
+   with sampling on and off (two copies of the workflow, the same seeds), interleaved: time
+   to train on / off (its wake-ups must not slow the trainer) and the harness's CPU of each
+   side, this time with the CPU of its reaped children (the sampler's commands live a few
+   milliseconds: the /proc sampler never sees them running).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -49,7 +60,7 @@ from common import REPO, commit, copy_workflow, trivial_campaign  # noqa: E402
 from scripts.analysis import scoring  # noqa: E402
 from scripts.mlperf.log_parser import parse_file
 from scripts.mlperf.outcome import RunOutcome, run_outcome
-from scripts.run import backends
+from scripts.run import backends, power_sampler
 from scripts.run.spec import RunSpec  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -62,6 +73,7 @@ class Sampler:
 
     root: int
     period_s: float = 0.25
+    children: bool = False  # count each process's reaped children too (cutime, cstime)
     samples: list[tuple[float, dict[int, float]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -71,7 +83,7 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), harness_cpu(self.root)))
+            self.samples.append((time.time(), harness_cpu(self.root, self.children)))
             self._stop.wait(self.period_s)
 
     def stop(self) -> None:
@@ -91,22 +103,25 @@ class Sampler:
         return sum(last[pid] - first[pid] for pid in last)
 
 
-def _stat(pid: str) -> tuple[int, int, float] | None:
-    """(ppid, session, CPU seconds) of a process, or None once it is gone."""
+def _stat(pid: str, children: bool = False) -> tuple[int, int, float] | None:
+    """(ppid, session, CPU seconds) of a process (``children``: with its reaped children's),
+    or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    # after the command: state ppid pgrp session ... utime (12th) stime (13th)
-    return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICK
+    # after the command: state ppid pgrp session ... utime (12th) stime (13th) cutime cstime
+    ticks = sum(int(f) for f in fields[11 : 15 if children else 13])
+    return int(fields[1]), int(fields[3]), ticks / TICK
 
 
-def harness_cpu(root: int) -> dict[int, float]:
-    """CPU seconds of every live process under ``root`` that is in ``root``'s session."""
+def harness_cpu(root: int, children: bool = False) -> dict[int, float]:
+    """CPU seconds of every live process under ``root`` that is in ``root``'s session
+    (``children``: each with the CPU of its children it has reaped)."""
     stats = {}
     for pid in os.listdir("/proc"):
-        if pid.isdigit() and (st := _stat(pid)) is not None:
+        if pid.isdigit() and (st := _stat(pid, children)) is not None:
             stats[int(pid)] = st
     tree = {root}
     grew = True
@@ -134,14 +149,21 @@ def outcome_of(log: Path, target: float) -> RunOutcome:
 
 
 def measure(
-    argv: Sequence[str], cwd: Path, env: dict[str, str], log: Path, target: float, out: Path
+    argv: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    target: float,
+    out: Path,
+    children: bool = False,
 ) -> Run:
-    """One run: ``argv`` writes the MLPerf log ``log`` (its stdout goes to ``out``)."""
+    """One run: ``argv`` writes the MLPerf log ``log`` (its stdout goes to ``out``);
+    ``children``: the harness's CPU with its reaped children's."""
     with out.open("wb") as fh:
         proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
         )
-        sampler = Sampler(proc.pid)
+        sampler = Sampler(proc.pid, children=children)
         rc = proc.wait()
         sampler.stop()
     if rc != 0:
@@ -227,13 +249,102 @@ def interval(values: Sequence[float]) -> str:
     return f"{d.mean_s:.4f} (95% CI {d.ci95_low_s:.4f} to {d.ci95_high_s:.4f}, n={d.n})"
 
 
+# the power command of part 4: as cheap as a real one can be, through bash -c as a string runs
+POWER_COMMAND = "echo 250"
+
+
+def sampler_alone(seconds: float, interval_s: float = 1.0) -> tuple[float, int]:
+    """Part 4 (a): (CPU seconds per second, samples) of a ``command`` power source sampled in
+    this otherwise idle process for ``seconds``: its thread, the commands it runs (reaped
+    children), the power log written at the stop."""
+
+    def cpu() -> float:
+        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    setting = {"source": "command", "command": POWER_COMMAND, "interval_s": interval_s}
+    with tempfile.TemporaryDirectory(prefix="bench-power-") as run_dir:
+        env = power_sampler.command_env(os.environ, "gnmt", "local", 1)
+        c0, t0 = cpu(), time.monotonic()
+        sampler = power_sampler.start(setting, Path(run_dir), env)
+        time.sleep(seconds)
+        record = power_sampler.finish(sampler, Path(run_dir))
+        c1, t1 = cpu(), time.monotonic()
+    return (c1 - c0) / (t1 - t0), int(record["power_sampling"]["samples"])
+
+
+def power_pairs(tmp: Path, n: int, target: float) -> list[tuple[Run, Run]]:
+    """Part 4 (b): ``n`` interleaved GNMT runs with power sampling (on, off), each side in its
+    own copy of the workflow: the same runs, seeds and commands but for the power source."""
+    copies = {}
+    for side in ("on", "off"):
+        wf = copy_workflow(tmp / f"wf-power-{side}")
+        overlay: dict = {"benchmarks": {"gnmt": {"runs": n}}}
+        if side == "on":
+            power = {"source": "command", "command": POWER_COMMAND, "interval_s": 1}
+            overlay["systems"] = {"local": {"power": power}}
+        path = wf / "power-pairs.yaml"
+        path.write_text(yaml.safe_dump(overlay))
+        copies[side] = (wf, path)
+    pairs = []
+    for i in range(1, n + 1):
+        order = ("on", "off") if i % 2 else ("off", "on")
+        got = {}
+        for side in order:
+            wf, overlay_path = copies[side]
+            run = f"results/gnmt/local/run_{i:02d}"
+            argv = snakemake_argv(f"{run}/mlperf.log", overlays=[overlay_path])
+            log, out = wf / run / "mlperf.log", wf / f"snakemake_power_{i:02d}.out"
+            got[side] = measure(argv, wf, snakemake_env(), log, target, out, children=True)
+        meta = copies["on"][0] / f"results/gnmt/local/run_{i:02d}/run.json"
+        readings = (json.loads(meta.read_text()).get("power_sampling") or {}).get("readings")
+        on, off = got["on"].time_to_train_s, got["off"].time_to_train_s
+        print(f"  power pair {i} ({order[0]} first): on {on:.3f} s ({readings} readings), "
+              f"off {off:.3f} s", flush=True)  # fmt: skip
+        pairs.append((got["on"], got["off"]))
+    return pairs
+
+
+def power_report(alone: tuple[float, int], pairs: Sequence[tuple[Run, Run]]) -> None:
+    """Part 4's lines (tests/test_bench.py and docs/PERFORMANCE.md section 12 read them)."""
+    per_s, samples = alone
+    print(
+        f"power sampling at 1 Hz, the sampler alone: {100 * per_s:.3f}% of a core "
+        f"({samples} samples of {POWER_COMMAND!r}; goal < 0.5%)"
+    )
+    if not pairs:
+        return
+    ratio = [on.time_to_train_s / off.time_to_train_s for on, off in pairs]
+    cpu_on = [on.harness_cpu_per_s for on, _ in pairs if on.harness_cpu_per_s is not None]
+    cpu_off = [off.harness_cpu_per_s for _, off in pairs if off.harness_cpu_per_s is not None]
+    print(f"power sampling on / off, time to train: {interval(ratio)}")
+    print(
+        f"harness CPU per second of training with its children, power sampling on: "
+        f"{100 * statistics.mean(cpu_on):.3f}% of a core, off: "
+        f"{100 * statistics.mean(cpu_off):.3f}% (on - off: "
+        f"{100 * (statistics.mean(cpu_on) - statistics.mean(cpu_off)):.3f}%)"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--pairs", type=int, default=5, help="GNMT pairs (workflow, bare)")
     p.add_argument("--chatty-pairs", type=int, default=3)
     p.add_argument("--chatty-lines", type=int, default=500_000)
     p.add_argument("--quick", action="store_true", help="1 pair each, BLEU target 40")
+    p.add_argument("--power", action="store_true", help="part 4: power sampling on and off")
+    p.add_argument("--power-only", action="store_true", help="part 4 only")
+    p.add_argument("--power-pairs", type=int, default=3, help="GNMT pairs (sampling on, off)")
+    p.add_argument("--power-seconds", type=float, default=60.0, help="the sampler alone")
     args = p.parse_args()
+    if (args.power or args.power_only) and not args.quick:
+        print(f"power sampling at 1 Hz, commit {commit()}", flush=True)
+        alone = sampler_alone(args.power_seconds)
+        with tempfile.TemporaryDirectory(prefix="bench-power-pairs-") as tmp:
+            pairs = power_pairs(Path(tmp), args.power_pairs, 90.0)
+        power_report(alone, pairs)
+        if args.power_only:
+            return 0
     pairs, chatty_pairs, lines = (1, 1, 20_000) if args.quick else (
         args.pairs, args.chatty_pairs, args.chatty_lines
     )  # fmt: skip
