@@ -129,6 +129,27 @@ rule plot_results:
         "--quality-json {params.quality} --outdir {params.outdir:q} > {log:q} 2>&1"
 
 
+# The M-of-N protocol's windows (statistics.window or a benchmark's window): every window's score,
+# the median window starred. Only the report of a benchmark with a window asks for it
+# (inputs.plots), so without a window there is no such job.
+rule plot_windows:
+    input:
+        runs="results/{benchmark}/runs.csv",
+        summary="results/{benchmark}/summary.csv",
+    output:
+        report(
+            "results/{benchmark}/plots/windows.png",
+            caption="../report/windows.rst",
+            category="Plots",
+            subcategory="{benchmark}",
+        ),
+    log:
+        "logs/plot_windows/{benchmark}.log",
+    shell:
+        "{PY} scripts.analysis.window_plot --runs {input.runs:q} --summary {input.summary:q} "
+        "--output {output:q} > {log:q} 2>&1"
+
+
 # The systems ranked by MLPerf score, each with a bootstrap 95% interval of its score from its
 # own runs, accelerator-minutes, and which neighbouring ranks overlap (scripts/analysis/leaderboard.py).
 rule leaderboard:

@@ -48,6 +48,7 @@ VERBS: dict[str, Verb] = {
     "tables": Verb("analysis.tables", (), "parse, collect, summarize, compare, evals"),
     "leaderboard": Verb("analysis.leaderboard", (), "leaderboard.csv and its plots"),
     "plots": Verb("analysis.plots", (), "the report's plots from the tables"),
+    "window-plot": Verb("analysis.window_plot", (), "M-of-N: every window's score, plotted"),
     "report": Verb("analysis.report", (), "report.html from the tables and plots"),
     # a submission
     "submission": Verb(

@@ -96,3 +96,5 @@ def test_twelve_runs_with_window_ten_score_the_median_window_and_the_report_mark
     for first in range(1, 4):
         assert f"<td>runs {first}..{first + WINDOW - 1}</td>" in html
     assert html.count("chosen: the median window") == 1
+    # ... and embeds the plot of every window's score (rule plot_windows: a window setting only)
+    assert '<figure id="plot-windows"><img' in html and (results / "plots/windows.png").is_file()

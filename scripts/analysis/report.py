@@ -53,7 +53,7 @@ from scripts.analysis.report_html import (
     table_by_system,
     table_columns,
 )
-from scripts.analysis.report_windows import window_section
+from scripts.analysis.report_windows import WINDOWS_PLOT, window_section
 from scripts.analysis.run_columns import synthetic_runs
 from scripts.core import hashing, layout
 from scripts.core.run_records import ResultRecord, RunRecord
@@ -279,7 +279,7 @@ def render(
         "<h2>Summary</h2>",
         table_by_system(labelled(summary, synthetic), table_columns(summary_columns.SUMMARY)),
         glossary("summary", summary_columns.SUMMARY),
-        *window_section(summary, runs),
+        *window_section(summary, runs, results_dir / "plots" / f"{WINDOWS_PLOT}.png"),
         "<h2>Comparison</h2>",
         *(
             [

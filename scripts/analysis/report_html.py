@@ -36,6 +36,7 @@ PLOT_TITLES = {
     "quality": "Convergence curves",
     "leaderboard": "Leaderboard",
     "energy": "Time against energy",
+    "windows": "Every window's score (M-of-N)",
 }
 
 CSS = """

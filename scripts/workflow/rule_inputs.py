@@ -40,6 +40,9 @@ from scripts.workflow.submission_inputs import SubmissionInputs
 
 # the plots of the report (scripts/analysis/plots.py makes results/<benchmark>/plots/<name>.png)
 PLOTS = ("runs", "drift", "ecdf", "mean_ci", "speedup", "quality")
+# ... and, for a benchmark with the M-of-N protocol only, every window's score
+# (scripts/analysis/window_plot.py, rule plot_windows)
+WINDOWS_PLOT = "windows"
 # the summary rules' tables and the report, per campaign benchmark (the default target)
 CAMPAIGN_FILES = ("summary.csv", "comparison.csv", "report.html")
 
@@ -129,7 +132,12 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
         }
 
     def plots(self, benchmark: str) -> list[str]:
-        return [f"results/{benchmark}/plots/{name}.png" for name in PLOTS]
+        """The report's plots; with the M-of-N protocol (a window setting) also every window's
+        score (rule plot_windows), so a benchmark without one has no such job. Asked once per
+        report, never per run."""
+        windowed = window_of(self.config, benchmark) is not None
+        names = (*PLOTS, WINDOWS_PLOT) if windowed else PLOTS
+        return [f"results/{benchmark}/plots/{name}.png" for name in names]
 
     def environments(self, benchmark: str) -> list[str]:
         """environment.json of the systems that run here (import systems have their run.json)."""
