@@ -265,7 +265,8 @@ def test_the_checkers_errors_are_problems_in_the_words_of_their_rules() -> None:
         "system description submission/ACME/systems/sut.json: Missing field cooling",
         f"compliance: {dir_}: 2 logs do not comply ({dir_}/result_2.txt: Required EXACTLY_ONE "
         f"occurrence of 'run_stop' but found 0; {dir_}/result_3.txt: Required EXACTLY_ONE "
-        "occurrence of 'run_stop' but found 0); olympic scoring accepts one",
+        "occurrence of 'run_stop' but found 0); the package checker accepts at most 1 under "
+        "olympic scoring",
         *(
             "seed rule (mlperf-logging's package checker wants a distinct logged seed for every "
             f"run): d/result_{n}.txt logs seed 27912 from run_pretraining.py:1399, as "
@@ -401,6 +402,11 @@ def test_a_rerun_replaces_the_tree_and_a_wrong_run_count_is_said(tmp_path: Path)
     assert submit(tmp_path, campaign_config(tmp_path))[1]["passed"]  # type: ignore[index]
     stale = tmp_path / "submission" / "OLDCO" / "results"
     stale.mkdir(parents=True)
+    mine = tmp_path / "submission" / "published" / "results"  # a user's: never removed
+    mine.mkdir(parents=True)
+    record = tmp_path / "submission" / ".trees-made.json"
+    assert json.loads(record.read_text()) == ["ACME"]
+    record.write_text(json.dumps(["ACME", "OLDCO"]))  # as an earlier submitter's job left it
     shutil.rmtree(tmp_path / "results/bert-v5.0/sut/run_10")
     status, verdict = submit(tmp_path, campaign_config(tmp_path, runs=9))
     assert status == 0 and verdict is not None and not verdict["passed"]
@@ -408,7 +414,8 @@ def test_a_rerun_replaces_the_tree_and_a_wrong_run_count_is_said(tmp_path: Path)
     assert sorted(p.name for p in results.glob("result_*.txt")) == [
         f"result_{n}.txt" for n in range(9)
     ]
-    assert not (tmp_path / "submission" / "OLDCO").exists()
+    assert not (tmp_path / "submission" / "OLDCO").exists() and mine.is_dir()
+    assert json.loads(record.read_text()) == ["ACME"]
     assert [p for p in verdict["problems"] if p.startswith("run count:")] == [
         "run count: submission/ACME/results/sut/bert holds 9 result_*.txt files, and the round's "
         "rules want exactly 10 of this benchmark (benchmark_meta's count): make the benchmark's "

@@ -15,6 +15,7 @@ remover.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -77,17 +78,84 @@ def stale_derived_files(
     return stale
 
 
-def stale_verdict(verdict: Path | None, incomplete: Mapping[str, Sequence[str]]) -> list[Stale]:
+@dataclass(frozen=True)
+class SubmissionFiles:
+    """What the submission job left (:func:`submission_files`): its verdict, the runs the
+    verdict was made of (benchmark -> its systems; None: unreadable, every MLPerf run counts)
+    and what goes with the verdict when it is stale (package_check.log, the trees it made)."""
+
+    verdict: Path
+    runs: Mapping[str, tuple[str, ...]] | None
+    made: tuple[Path, ...] = ()
+
+
+def stale_verdict(
+    verdict: Path | SubmissionFiles | None, incomplete: Mapping[str, Sequence[str]]
+) -> list[Stale]:
     """(path, reason) of the submission's verdict (``verdict``: submission/verdict.json where it
-    exists) when an MLPerf benchmark has runs without a result (``incomplete``: benchmark -> its
-    runs, ``<system>/run_<id>``): it was made from runs that are no longer all there (a run moved
-    aside by ``rerun``), and Snakemake would not redo it for a missing input alone, nor the run."""
-    found = {b: runs for b, runs in incomplete.items() if runs}
-    if verdict is None or not found:
+    exists, or :class:`SubmissionFiles`), its check log and its trees, when a run it was made of
+    has no result (``incomplete``: benchmark -> its runs, ``<system>/run_<id>``): it was made
+    from runs that are no longer all there (a run moved aside by ``rerun``), and Snakemake would
+    not redo it for a missing input alone, nor the run. Only the verdict's own runs count (a
+    system without a submission: block is not in it); the trees go too, so no old tree and no
+    old SUCCESS stays beside a verdict that is gone."""
+    if verdict is None:
+        return []
+    files = verdict if isinstance(verdict, SubmissionFiles) else SubmissionFiles(verdict, None)
+    found = {
+        b: [r for r in runs if files.runs is None or r.split("/")[0] in files.runs.get(b, ())]
+        for b, runs in incomplete.items()
+        if files.runs is None or b in files.runs
+    }
+    found = {b: runs for b, runs in found.items() if runs}
+    if not found:
         return []
     b, runs = next(iter(found.items()))
     what = ", ".join(runs[:5]) + (" ..." if len(runs) > 5 else "")
-    return [(verdict, f"run(s) {what} of {b} have no result yet")]
+    why = f"run(s) {what} of {b} have no result yet"
+    return [(files.verdict, why)] + [(p, f"made with the verdict: {why}") for p in files.made]
+
+
+def _made_names(record: Path, verdict: Mapping[str, Any]) -> list[str]:
+    """The trees the submission job made: its record, and the trees an older verdict names."""
+    try:
+        names = json.loads(record.read_text())
+    except (OSError, ValueError):
+        names = []
+    names = list(names) if isinstance(names, list) else []
+    names += [t.get("submitter") for t in verdict.get("trees") or () if isinstance(t, dict)]
+    own = (layout.SUBMISSION_VERDICT.name, layout.SUBMISSION_CHECK_LOG.name)
+    return [
+        n
+        for n in names
+        if isinstance(n, str) and layout.SUBMITTER.fullmatch(n) and n.lower() not in own
+    ]
+
+
+def submission_files(root: Path) -> SubmissionFiles | None:
+    """**Reads the disk**: submission/verdict.json's runs and the files made with it (None
+    when there is no verdict)."""
+    verdict = root / layout.SUBMISSION_VERDICT
+    if not verdict.exists():
+        return None
+    try:
+        data = json.loads(verdict.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    said = data.get("runs")
+    runs = (
+        {str(b): tuple(map(str, s)) for b, s in said.items() if isinstance(s, dict)}
+        if isinstance(said, dict)
+        else None
+    )
+    log = root / layout.SUBMISSION_CHECK_LOG
+    names = dict.fromkeys(_made_names(root / layout.SUBMISSION_MADE, data))
+    trees = [verdict.parent / n for n in names]
+    made = ([log] if log.is_file() else []) + [
+        p for p in trees if p.is_dir() and not p.is_symlink()
+    ]
+    return SubmissionFiles(verdict, runs, tuple(made))
 
 
 def unparsed_runs(runs: Iterable[RunFiles]) -> list[RunFiles]:

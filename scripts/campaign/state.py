@@ -26,9 +26,11 @@ from scripts.campaign.stale import (
     TABLES,
     RunFiles,
     Stale,
+    SubmissionFiles,
     runs_on_disk,
     settings_record,
     stale_downloads,
+    submission_files,
 )
 from scripts.campaign.topology import CampaignRuns, campaign_runs, run_ids
 from scripts.core import config as cfg
@@ -121,7 +123,8 @@ class State:
     sources: tuple[SourceFacts, ...] = ()
     images: tuple[ImageFacts | Refuse, ...] = ()
     benchmarks: tuple[BenchmarkFacts, ...] = ()
-    verdict: Path | None = None  # submission/verdict.json, where it exists
+    # submission/verdict.json, where it exists (a path, or with its runs and what goes with it)
+    verdict: Path | SubmissionFiles | None = None
 
 
 def gather(
@@ -150,7 +153,7 @@ def gather(
         benchmarks=tuple(
             _gather_benchmark(config, root, b, runs, workflow_dir) for b in config["benchmarks"]
         ),
-        verdict=verdict if (verdict := root / layout.SUBMISSION_VERDICT).exists() else None,
+        verdict=submission_files(root),
     )
 
 

@@ -43,6 +43,12 @@ RUN_NAME = re.compile(rf"run_({RUN_ID.pattern})")
 # verdict (snakemake submission/verdict.json, beside the trees submission/<submitter>/)
 SUBMISSION_PLANS = Path(".snakemake") / "submission-plans"
 SUBMISSION_VERDICT = Path("submission") / "verdict.json"
+# the checker's whole output, and the names of the trees the submission job made (only those
+# are ever removed: a folder a user put under submission/ is theirs)
+SUBMISSION_CHECK_LOG = Path("submission") / "package_check.log"
+SUBMISSION_MADE = Path("submission") / ".trees-made.json"
+# a submitter's folder name (the config schema's name pattern)
+SUBMITTER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def run_id(run: int, runs: int) -> str:

@@ -27,7 +27,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,19 @@ _COUNT = re.compile(r"wrong file names in directory (\S+), found (\d+), expected
 _SYSTEM = re.compile(r"System description checker failed for (.*?) : (\[.*\])$", re.S)
 _NOT_COMPLY = re.compile(r"(\d+) files do not comply, directory cannot be accepted")
 _RCP = re.compile(r"RCP Test Failed: (.*)", re.S)
+_RUN = re.compile(r"Run \d+/\d+$")
+_SKIPPED = re.compile(r"Skipping benchmark: (\S+)")
+# records about a whole benchmark folder, never about the log checked last
+_FOLDER_WORDS = (
+    "not comply", "Running Seed Checker", "Running RCP Checker", "Detected ",
+    "Unknown files in result directory", "Skipping benchmark",
+)  # fmt: skip
+# the messages the seed checker joins with newlines each begin so
+_SEED_STARTS = ("Result file ", "Error found when querying seeds from ")
+_SEED_UNREAD = re.compile(r"Error found when querying seeds from (\S+?): (.*)", re.S)
+# the logs that may fail compliance and the folder still pass (package_checker.py: unet3d
+# four, every other benchmark one)
+_OLYMPIC_ACCEPTS = {"unet3d": 4}
 # records that only repeat a failure already said in words
 _SUMMARIES = (
     "System description file checker failed",
@@ -73,43 +86,65 @@ class _Record:
 
 
 def _records(output: str) -> list[_Record]:
-    """The checker's records, each with the folder and log it was about."""
+    """The checker's records, each with the folder and log it was about. A log is current
+    from its "Running compliance on file" line until the next "Run N/M" line or a record
+    about the whole folder (the olympic verdict follows the last log's checks directly)."""
     records: list[_Record] = []
     folder = file = None
     for line in output.splitlines():
         m = _RECORD.match(line)
         if m is None:
-            if records and line.strip() and not line.startswith("** Detailed log output"):
-                records[-1].text += "\n" + line
+            # only an error runs over lines (the seed checker's, a list of reasons); other
+            # lines are the compliance checker's own prints ("------", "Log lines had ...")
+            if records and records[-1].level in ("ERROR", "CRITICAL") and line.strip():
+                if not line.startswith("** Detailed log output"):
+                    records[-1].text += "\n" + line
             continue
         level, text = m.group(1), m.group(2).strip()
-        if level == "INFO":
-            if d := _DIR.search(text):
-                folder, file = d.group(1), None
-            elif f := _FILE.search(text):
-                file = f.group(1)
-            elif "Running Seed Checker" in text or "Running RCP Checker" in text:
-                file = None
+        if d := _DIR.search(text):
+            folder, file = d.group(1), None
+        elif f := _FILE.search(text):
+            file = f.group(1)
+        elif _RUN.match(text) or any(w in text for w in _FOLDER_WORDS):
+            file = None
         records.append(_Record(level, text, folder, file))
     return records
+
+
+def _seed_messages(text: str) -> list[str]:
+    """The seed checker's messages (it joins them with newlines, and one message may itself
+    run over lines: a parse error quotes the log's lines)."""
+    messages: list[str] = []
+    for line in text.splitlines():
+        if line.strip().startswith(_SEED_STARTS) or not messages:
+            messages.append(line.strip())
+        elif line.strip():
+            messages[-1] += "\n" + line.strip()
+    return messages
 
 
 def _seed_problems(text: str) -> list[str]:
     """The seed checker's errors, each in the seed rule's words."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if m := _SAME_SEED.search(line):
+    for message in _seed_messages(text):
+        if m := _SAME_SEED.search(message):
             log, seed, source, lineno, first = m.groups()
             out.append(
                 f"seed rule ({SEED_RULE}): {log} logs seed {seed} from "
                 f"{os.path.basename(source)}:{lineno}, as {first} does; give every run its own "
                 "seed (the benchmark's seeds:, or leave seeds out: each run then gets its own)"
             )
-        elif m := _NO_SEED.search(line):
+        elif m := _NO_SEED.search(message):
             out.append(f"seed rule ({SEED_RULE}): {m.group(1)} logs no seed")
-        elif line:
-            out.append(f"seed rule ({SEED_RULE}): {line}")
+        elif m := _SEED_UNREAD.match(message):
+            why = m.group(2).splitlines()[0].strip()
+            if "parsing errors" in m.group(2):
+                why = "it has lines that are not MLLOG JSON; its compliance warnings quote them"
+            out.append(
+                f"seed rule ({SEED_RULE}): the seed checker could not read {m.group(1)}: {why}"
+            )
+        elif message:
+            out.append(f"seed rule ({SEED_RULE}): {message}")
     return out
 
 
@@ -145,27 +180,52 @@ def _problems(
         return _system_problem(text, files)
     if m := _NOT_COMPLY.search(text):
         logs = "; ".join(f"{log}: {', '.join(why)}" for log, why in failed_logs.items())
+        accepted = _OLYMPIC_ACCEPTS.get(folder.rstrip("/").rsplit("/", 1)[-1], 1)
         return [
             f"compliance: {folder}: {m.group(1)} logs do not comply ({logs or 'see the log'}); "
-            "olympic scoring accepts one"
+            f"the package checker accepts at most {accepted} under olympic scoring"
         ]
     if m := _RCP.search(text):
         return [f"RCP check: {folder}: {m.group(1).strip()} (mlperf-logging's rcp_checker)"]
     return [f"{folder}: {text}" if record.folder else text]
 
 
+def _unchecked(records: list[_Record], folders: Sequence[str]) -> list[str]:
+    """A benchmark folder the checker skipped or never checked: it says SUCCESS without a
+    word on it (a name that is not the round's draws only a warning)."""
+    out = [
+        f"the package checker skipped the results of {m.group(1)}: not a benchmark of the "
+        "ruleset (mlperf-logging's benchmark_meta), so nothing of them was checked"
+        for r in records
+        if (m := _SKIPPED.search(r.text))
+    ]
+    checked = {r.folder for r in records}
+    out += [
+        f"the package checker never checked {f} (no 'Running compliance checks in dir' for it)"
+        for f in folders
+        if f not in checked
+    ]
+    return out
+
+
 def read_output(
-    output: str, system_files: Mapping[str, str] | None = None, returncode: int = 0
+    output: str,
+    system_files: Mapping[str, str] | None = None,
+    returncode: int = 0,
+    folders: Sequence[str] = (),
 ) -> CheckerOutput:
     """The checker's output in words. ``system_files``: a system_name -> its systems json's
     path (the system description checker names the system, not its file); ``returncode``: its
-    exit status (not 0: it stopped)."""
+    exit status (not 0: it stopped); ``folders``: the results/<system>/<benchmark> folders it
+    must have checked, as it names them."""
     files = system_files or {}
     records = _records(output)
-    problems: list[str] = []
+    problems: list[str] = _unchecked(records, folders)
     warnings: list[str] = []
     failed_logs: dict[str, list[str]] = {}
     for record in records:
+        if _SKIPPED.search(record.text):
+            continue
         if record.level == "WARNING":
             if record.file:
                 failed_logs.setdefault(record.file, []).append(record.text)

@@ -2,7 +2,9 @@
 submission job of ``snakemake submission/verdict.json`` (rules/submission.smk).
 
 It checks the plan's runs (:func:`scripts.submission.tree.refusals`: every file there, the runs
-comparable; otherwise it stops, exit status 1, naming the differences, and writes no verdict),
+comparable; a submitter's folder it did not make is never replaced; otherwise it stops, exit
+status 1, naming the differences, writes no verdict and removes the trees and the check log an
+earlier submission made, so no old SUCCESS stays beside the refusal),
 builds ``submission/<submitter>/`` (:mod:`scripts.submission.tree`), runs mlperf-logging's
 package checker for the round on each tree (:mod:`scripts.submission.checker_log`), and writes
 ``submission/package_check.log`` (the checker's whole output) and ``submission/verdict.json``:
@@ -22,16 +24,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts.core import formats, hashing
+from scripts.core import formats, hashing, layout
 from scripts.mlperf.compliance import checker_version
 from scripts.mlperf.rule_files import result_count
 from scripts.submission.checker_log import read_output, run_checker
-from scripts.submission.tree import Built, build, refusals
+from scripts.submission.tree import Built, build, not_ours, refusals, remove_made
 
 __all__ = ["main", "submit"]
 
-VERDICT = "verdict.json"
-CHECK_LOG = "package_check.log"
+VERDICT = layout.SUBMISSION_VERDICT.name
+CHECK_LOG = layout.SUBMISSION_CHECK_LOG.name
 
 
 def _window_notes(plan: Mapping[str, Any]) -> list[str]:
@@ -71,7 +73,12 @@ def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
         relative = Path(os.path.relpath(folder, root))
         argv, output, status = run_checker(relative, plan["ruleset"], cwd=root)
         log_parts.append(f"$ {shlex.join(argv)}\n{output}(exit status {status})\n")
-        said = read_output(output, _with_prefix(built.system_files[submitter], relative), status)
+        folders = [
+            f"{relative}/results/{e['system']}/{e['mlperf_name']}"
+            for e in plan["trees"][submitter]["entries"]
+        ]
+        files = _with_prefix(built.system_files[submitter], relative)
+        said = read_output(output, files, status, folders)
         problems += said.problems
         warnings += said.warnings
         trees.append(
@@ -132,11 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     plan = json.loads(args.plan.read_text())
     root = args.root.resolve()
-    refused = refusals(plan, root)
+    out = args.output.resolve().parent
+    refused = refusals(plan, root) + not_ours(plan, out)
     if refused:
+        # no old tree, log or verdict stays beside the refusal to be read as this campaign's
+        args.output.unlink(missing_ok=True)
+        gone = remove_made(out)
         print("\n".join(refused), file=sys.stderr)
+        if gone:
+            print(f"removed what an earlier submission made: {', '.join(gone)}", file=sys.stderr)
         return 1
-    verdict = submit(plan, root, args.output.resolve().parent)
+    verdict = submit(plan, root, out)
     hashing.write_json(args.output, verdict)
     print(_summary(verdict, args.output))
     return 0

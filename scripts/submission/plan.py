@@ -29,6 +29,8 @@ from scripts.campaign.topology import benchmark_systems, campaign_systems, syste
 from scripts.core import hashing, layout
 from scripts.core.config import ConfigError
 from scripts.core.window_setting import window_of
+from scripts.mlperf.rounds import RoundsError
+from scripts.mlperf.rule_files import allowed_benchmarks
 from scripts.run import backends
 from scripts.run.backends.image import source_dir_for
 
@@ -36,6 +38,12 @@ __all__ = ["RUN_FILES", "eligible_inputs", "plan_file", "submission_plan"]
 
 # what the job reads of each run (the rule's inputs)
 RUN_FILES = ("mlperf.log", "run.json", "result.json")
+# the block's own keys: systems/<system>.json has them from the block, never from its fields
+# (the checker decides the seed and RCP checks by the json's division, the log check by the
+# block's: one value, said once)
+BLOCK_KEYS = ("submitter", "division", "status", "system_name")
+# the job's own files beside the trees: no submitter's folder may take their names
+RESERVED = (layout.SUBMISSION_VERDICT.name, layout.SUBMISSION_CHECK_LOG.name)
 
 
 def _systems_with_block(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -83,7 +91,8 @@ def _implementation(config: Mapping[str, Any], benchmark: str, system: str) -> d
     source = cont.get("source")
     if backend.has_image() and source:
         where = source.get("subdir") or source.get("path") or source.get("git") or benchmark
-        name = Path(str(where).rstrip("/")).name.removesuffix(".git") or benchmark
+        name = Path(str(where).rstrip("/")).name.removesuffix(".git")
+        name = benchmark if name in ("", ".", "..") else name
         return {
             "kind": "source",
             "name": name,
@@ -141,6 +150,54 @@ def _one_round(entries: list[dict[str, Any]]) -> tuple[str, str]:
     return next(iter(rounds))
 
 
+def _check_round_names(entries: list[dict[str, Any]], round_: str) -> None:
+    """ConfigError when a benchmark's mlperf_name is not one of the round's (benchmark_meta's
+    list): the package checker would only warn "Skipping benchmark", check nothing and pass."""
+    try:
+        allowed = allowed_benchmarks(round_)
+    except RoundsError as exc:
+        raise ConfigError(f"submission: {exc}") from None
+    for e in entries:
+        if e["mlperf_name"] not in allowed:
+            raise ConfigError(
+                f"submission: benchmarks.{e['benchmark']}.mlperf_name "
+                f"{e['mlperf_name']!r} is not a Training benchmark of round {round_} "
+                f"(mlperf-logging's benchmark_meta lists {', '.join(allowed)}): the package "
+                "checker would skip its results unchecked"
+            )
+
+
+def _check_block(system: str, block: Mapping[str, Any]) -> None:
+    """ConfigError for a submission block the tree cannot hold: a submitter named as the
+    job's own files, fields that give the block's own keys."""
+    if block["submitter"].lower() in RESERVED:
+        raise ConfigError(
+            f"submission: systems.{system}.submission.submitter {block['submitter']!r} is the "
+            f"name of the job's own file submission/{block['submitter']}; choose another name"
+        )
+    given = sorted(set(block.get("fields") or {}) & set(BLOCK_KEYS))
+    if given:
+        raise ConfigError(
+            f"submission: systems.{system}.submission.fields gives {', '.join(given)}: "
+            f"{', '.join(BLOCK_KEYS)} are given once, as keys of the submission: block itself"
+        )
+
+
+def _check_system_names(trees: Mapping[str, Mapping[str, Any]]) -> None:
+    """ConfigError when two systems of one submitter publish one system_name (the checker
+    names a system by it; one would hide the other)."""
+    for submitter, tree in trees.items():
+        seen: dict[str, str] = {}
+        for system, facts in tree["systems"].items():
+            name = str(facts["submission"]["system_name"])
+            if name in seen:
+                raise ConfigError(
+                    f"submission: systems {seen[name]} and {system} of submitter {submitter} "
+                    f"both have system_name {name!r}; give each system its own published name"
+                )
+            seen[name] = system
+
+
 def submission_plan(config: Mapping[str, Any]) -> dict[str, Any]:
     """The submission job's plan: per submitter its systems and (benchmark, system) entries,
     the round, and what was left out and why. ConfigError when nothing is eligible."""
@@ -162,6 +219,9 @@ def submission_plan(config: Mapping[str, Any]) -> dict[str, Any]:
             + " (docs/submission.md)"
         )
     round_, ruleset = _one_round(entries)
+    _check_round_names(entries, round_)
+    for system in sorted({e["system"] for e in entries}):
+        _check_block(system, config["systems"][system]["submission"])
     trees: dict[str, dict[str, Any]] = {}
     folders: dict[tuple[str, str, str], str] = {}
     for e in entries:
@@ -179,6 +239,7 @@ def submission_plan(config: Mapping[str, Any]) -> dict[str, Any]:
         tree = trees.setdefault(submitter, {"systems": {}, "entries": []})
         tree["systems"].setdefault(e["system"], _system_facts(sys_))
         tree["entries"].append(e)
+    _check_system_names(trees)
     return {"round": round_, "ruleset": ruleset, "trees": trees, "skipped": skipped}
 
 

@@ -21,7 +21,7 @@ cores per socket), and from environment.json the CPU model and logical CPUs, the
 memory (nvidia-smi's name and memory.total, the form NVIDIA publishes: ``81559 MiB``), the
 framework (PyTorch and its version), the software stack (Python, packages, GPU driver, the
 image) and the operating system. A system without GPUs has ``N/A`` in the accelerator fields.
-The block's ``fields`` win over all of it.
+The block's ``fields`` win over all of it but the block's own four keys.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def system_desc(
         "status": status_for(block["status"], round_),
         "system_name": block["system_name"],
     }
-    known = {**given, **_known(system, environment), **dict(block.get("fields") or {})}
+    # the block's own keys last: the plan refuses them in fields (one division, said once)
+    known = {**_known(system, environment), **dict(block.get("fields") or {}), **given}
     fields = {name: known.get(name, "") for name in REQUIRED_FIELDS}
     fields.update({k: v for k, v in known.items() if k not in fields})  # e.g. framework_name
     unknown = tuple(f for f in REQUIRED_FIELDS if f not in known and f not in NOTES)

@@ -14,27 +14,34 @@ checked: every run has its files, and the runs of each (benchmark, system) are c
 one another (:func:`scripts.campaign.finished_runs.incomparable_runs`, the load-time check's own
 comparison, against run 1's record and the system's environment.json); otherwise
 :func:`refusals` names the differences. Each tree is made in a folder beside it and renamed into
-place, so a rerun replaces it whole: no result file of an earlier, larger campaign stays.
+place, so a rerun replaces it whole: no result file of an earlier, larger campaign stays. Only
+the trees this job made (named in ``submission/.trees-made.json``) are ever replaced or removed:
+a folder a user put there is refused, never touched (:func:`not_ours`). An implementation folder
+is untrusted: its copy never follows a link out of it, nor writes through one
+(:func:`_copy_merged`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scripts.campaign.comparability import incomparable_message
 from scripts.campaign.finished_runs import incomparable_runs
-from scripts.core import hashing
+from scripts.core import hashing, layout
 from scripts.core.run_records import RunRecord
 from scripts.mlperf.log_parser import parse_file
-from scripts.submission.plan import RUN_FILES
+from scripts.submission.plan import RESERVED, RUN_FILES
 from scripts.submission.system_desc import system_desc
 
-__all__ = ["Built", "build", "refusals"]
+__all__ = ["Built", "build", "made_trees", "not_ours", "refusals", "remove_made"]
+
+MADE = layout.SUBMISSION_MADE.name  # beside the trees: the names of those this job made
 
 
 @dataclass
@@ -106,23 +113,90 @@ def refusals(plan: Mapping[str, Any], root: Path) -> list[str]:
     return out
 
 
-def _copy_merged(src: Path, dest: Path, skip: tuple[str, ...] = (".git",)) -> list[str]:
-    """Copy the folder ``src`` into ``dest`` (links as links); the files that were there with
-    other bytes (replaced), relative to ``dest``."""
-    replaced = []
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if rel.parts[0] in skip or path.is_dir() and not path.is_symlink():
-            continue
-        target = dest / rel
-        if target.exists() and not target.is_symlink() and not path.is_symlink():
-            if target.read_bytes() != path.read_bytes():
-                replaced.append(str(rel))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        shutil.copy2(path, target, follow_symlinks=False)
-    return replaced
+def _linked_parent(target: Path, dest: Path) -> Path | None:
+    """The first folder between ``dest`` and ``target`` that is a link (a write through it
+    would land where the link points), or None."""
+    here = dest
+    for part in target.relative_to(dest).parts[:-1]:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None
+
+
+def _link_inside(path: Path, src: Path) -> Path | None:
+    """Where the link ``path`` points when that is inside ``src`` (resolved), else None."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return resolved if resolved.is_relative_to(src.resolve()) else None
+
+
+def _copy_one(path: Path, rel: Path, src: Path, dest: Path, said: _Copied) -> None:
+    """One entry of the source (a file, or a link) into ``dest / rel``: a link to a file
+    inside ``src`` as the file's bytes, a link to a folder inside it as a relative link; a
+    link out of ``src`` or dangling is left out; nothing is written through a link."""
+    target = dest / rel
+    inside = _link_inside(path, src) if path.is_symlink() else path
+    if inside is None:
+        said.left_out.append(str(rel))
+        return
+    if (linked := _linked_parent(target, dest)) is not None:
+        said.conflicts.append(f"{rel} (under the link {linked.relative_to(dest)})")
+        return
+    if target.is_dir() and not target.is_symlink():
+        said.conflicts.append(f"{rel} (a folder in the tree already)")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.resolve().is_relative_to(dest.resolve()):
+        said.conflicts.append(f"{rel} (its folder is outside the tree)")
+        return
+    if target.is_file() and not target.is_symlink() and inside.is_file():
+        if target.read_bytes() != inside.read_bytes():
+            said.replaced.append(str(rel))
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if inside.is_dir():  # a link to a folder of the source: the same link, relative
+        os.symlink(os.path.relpath(inside, (src / rel).parent.resolve()), target)
+    else:
+        shutil.copy2(inside, target)
+
+
+@dataclass
+class _Copied:
+    """What a copy could not do as asked, relative to its destination."""
+
+    replaced: list[str] = field(default_factory=list)  # files that had other bytes
+    left_out: list[str] = field(default_factory=list)  # links out of the source, dangling
+    conflicts: list[str] = field(default_factory=list)  # a link where a folder is, or inverse
+
+
+def _copy_merged(src: Path, dest: Path, skip: tuple[str, ...] = (".git",)) -> _Copied:
+    """Copy the folder ``src`` into ``dest``, which may hold another system's copy already.
+    ``src`` is untrusted (a published folder, a clone): its links are never followed out of
+    it, and no file is written through a link or outside ``dest``."""
+    said = _Copied()
+    dest.mkdir(parents=True, exist_ok=True)
+    for folder, dirs, files in os.walk(src):  # never into a linked folder
+        here = Path(folder)
+        if here == src:
+            dirs[:] = [d for d in dirs if d not in skip]
+            files = [f for f in files if f not in skip]
+        for name in sorted(files) + sorted(d for d in dirs if (here / d).is_symlink()):
+            path = here / name
+            _copy_one(path, path.relative_to(src), src, dest, said)
+        keep = []
+        for d in dirs:
+            target = dest / (here / d).relative_to(src)
+            if (here / d).is_symlink():
+                continue
+            if target.is_symlink() or target.is_file():
+                said.conflicts.append(f"{target.relative_to(dest)} (not a folder in the tree)")
+            else:
+                keep.append(d)
+        dirs[:] = keep
+    return said
 
 
 def _pointer(entry: Mapping[str, Any], root: Path, environment: Mapping[str, Any]) -> str:
@@ -156,6 +230,25 @@ POINTER_HEAD = (
 )
 
 
+def _say_copied(where: str, dest: Path, said: _Copied, built: Built) -> None:
+    """The warnings of one copy into ``dest``."""
+    if said.replaced:
+        built.warnings.append(
+            f"{where}: {dest} had other bytes in {', '.join(said.replaced[:5])} from another "
+            "system's build context (the later system's are kept)"
+        )
+    if said.left_out:
+        built.warnings.append(
+            f"{where}: links that lead out of the implementation's folder (or nowhere) are left "
+            f"out of {dest}: {', '.join(said.left_out[:5])}"
+        )
+    if said.conflicts:
+        built.warnings.append(
+            f"{where}: left out of {dest}, where another system's copy has a link or a file in "
+            f"their way: {', '.join(said.conflicts[:5])}"
+        )
+
+
 def _implementation(entry: Mapping[str, Any], root: Path, dest: Path, built: Built) -> None:
     """benchmarks/<mlperf_name>/implementations/<name>/ of one (benchmark, system)."""
     impl = entry["implementation"]
@@ -164,35 +257,33 @@ def _implementation(entry: Mapping[str, Any], root: Path, dest: Path, built: Bui
     if impl["kind"] == "source":
         context, source = root / impl["context"], root / impl["source"]
         stamp = _read_json(root / impl["stamp"])
+        subdir = source / impl.get("subdir", "")
+        shown = f"{impl['source']}/{impl.get('subdir', '')}".rstrip("/")
         if context.is_dir():
             if stamp.get("context_sha256") not in (None, hashing.tree_sha256(context)):
                 built.warnings.append(
                     f"{where}: {impl['context']} changed since its image was built "
                     f"({impl['stamp']} context_sha256): the tree holds the folder as it is now"
                 )
-            replaced = _copy_merged(context, dest, skip=(".git", "wheels"))
-        elif source.is_dir():
+            _say_copied(where, dest, _copy_merged(context, dest, (".git", "wheels")), built)
+        elif subdir.is_dir() and subdir.resolve().is_relative_to(source.resolve()):
             built.warnings.append(
                 f"{where}: {impl['context']} is gone: the tree holds the implementation's "
-                f"source {impl['source']} without the files generated into the build context "
-                "(config_<SYSTEM>.sh)"
+                f"source {shown} without the files generated into the build "
+                "context (config_<SYSTEM>.sh)"
             )
-            replaced = _copy_merged(source, dest)
+            _say_copied(where, dest, _copy_merged(subdir, dest), built)
         else:
             built.warnings.append(
-                f"{where}: neither {impl['context']} nor {impl['source']} is there: the tree "
-                "has a pointer file for it"
+                f"{where}: neither {impl['context']} nor {shown} is there "
+                "(or it leads out of the source): the tree has a pointer file for it"
             )
             impl = {**impl, "kind": "pointer"}
-            replaced = []
-        if replaced:
-            built.warnings.append(
-                f"{where}: {dest} had other bytes in {', '.join(replaced[:5])} from another "
-                "system's build context (the later system's are kept)"
-            )
     if impl["kind"] == "pointer":
         readme = dest / "README.md"
         dest.mkdir(parents=True, exist_ok=True)
+        if readme.is_symlink() or readme.is_dir():  # a copied folder's link: not ours to follow
+            _remove(readme)
         text = readme.read_text() if readme.exists() else POINTER_HEAD
         readme.write_text(text + _pointer(entry, root, environment))
 
@@ -255,16 +346,67 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _is_tree(path: Path) -> bool:
-    """A folder this module made: a submitter's tree (results/ or systems/ in it)."""
-    return path.is_dir() and ((path / "results").is_dir() or (path / "systems").is_dir())
+def made_trees(out: Path) -> list[str]:
+    """The submitters' folders under ``out`` this job made (its record there, and the trees
+    an earlier verdict names): the only folders it replaces or removes."""
+    record = out / MADE
+    try:
+        names = json.loads(record.read_text())
+    except (OSError, ValueError):
+        names = []
+    names = list(names) if isinstance(names, list) else []
+    verdict = _read_json(out / layout.SUBMISSION_VERDICT.name)
+    names += [t.get("submitter") for t in verdict.get("trees") or () if isinstance(t, dict)]
+    return [
+        n
+        for n in dict.fromkeys(names)
+        if isinstance(n, str) and layout.SUBMITTER.fullmatch(n) and n.lower() not in RESERVED
+    ]
+
+
+def _record(out: Path, names: Iterable[str]) -> None:
+    hashing.write_atomic(out / MADE, json.dumps(sorted(set(names))) + "\n")
+
+
+def not_ours(plan: Mapping[str, Any], out: Path) -> list[str]:
+    """The plan's submitters whose folder under ``out`` is there but was not made by this job
+    (e.g. a published tree a user copied in): never replaced, the job is refused."""
+    made = set(made_trees(out))
+    return [
+        f"submission refused: {out / s} is there and was not made by the submission job "
+        f"(not in {out / MADE}); move it away, it is never replaced"
+        for s in plan["trees"]
+        if (out / s).exists() or (out / s).is_symlink()
+        if s not in made
+    ]
+
+
+def remove_made(out: Path) -> list[str]:
+    """Remove every tree this job made and its check log (a refused or stale submission
+    leaves no old tree and no old SUCCESS); what was removed."""
+    gone = []
+    for name in made_trees(out):
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            _remove(path)
+            gone.append(str(path))
+    log = out / layout.SUBMISSION_CHECK_LOG.name
+    if log.is_file() or log.is_symlink():
+        log.unlink()
+        gone.append(str(log))
+    if out.is_dir():
+        _record(out, [])
+    return gone
 
 
 def build(plan: Mapping[str, Any], root: Path, out: Path) -> Built:
     """Every submitter's tree under ``out`` (``root``/submission), each made beside its place
-    and renamed into it; the trees of earlier submitters no longer in the plan are removed."""
+    and renamed into it; the trees this job made of earlier submitters no longer in the plan
+    are removed (a folder it did not make is never touched: :func:`not_ours`)."""
     built = Built()
     out.mkdir(parents=True, exist_ok=True)
+    made = made_trees(out)
+    _record(out, [*made, *plan["trees"]])  # before a byte: a job killed midway is known
     for submitter, tree in plan["trees"].items():
         staging, old, final = out / f".{submitter}.new", out / f".{submitter}.old", out / submitter
         _remove(staging)
@@ -276,12 +418,10 @@ def build(plan: Mapping[str, Any], root: Path, out: Path) -> Built:
         staging.rename(final)
         _remove(old)
         built.trees[submitter] = final
-    for path in sorted(out.iterdir()):
-        stale = path.name.startswith(".") and path.name.endswith((".new", ".old"))
-        if stale or (
-            path.name not in plan["trees"] and not path.name.startswith(".") and _is_tree(path)
-        ):
+    for name in made:
+        path = out / name
+        if name not in plan["trees"] and path.is_dir() and not path.is_symlink():
             _remove(path)
-            if not stale:
-                built.warnings.append(f"{path}: a tree of an earlier submission, removed")
+            built.warnings.append(f"{path}: a tree of an earlier submission, removed")
+    _record(out, plan["trees"])
     return built
