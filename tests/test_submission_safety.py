@@ -257,3 +257,49 @@ def test_two_systems_of_one_submitter_cannot_share_a_system_name(tmp_path: Path)
     config["campaign"]["systems"].append("sut2")
     with pytest.raises(ConfigError, match=r"systems sut and sut2 of submitter ACME both have "):
         submission_plan(config)
+
+
+# -- M-of-N (finding 5) ------------------------------------------------------------------------
+
+
+def test_under_m_of_n_the_verdict_names_the_window_and_the_run_count_is_expected(
+    tmp_path: Path,
+) -> None:
+    """12 runs, window 10: the verdict names the median window (runs 02..11, worked out by
+    hand below), every window's score and each result file's run; the tree's M_OF_N.md says
+    the same outside results/ and draws no warning of the real checker; the run count problem
+    says it is expected under the protocol, and the verdict still fails."""
+    make_runs(tmp_path, runs=12)
+    times = [200, 190, 210, 205, 198, 202, 207, 199, 201, 203, 250, 260]
+    for n, t in enumerate(times, 1):
+        run = tmp_path / f"results/bert-v5.0/sut/run_{n:02d}"
+        (run / "result.json").write_text(json.dumps({"time_to_train_s": t, "converged": True}))
+        if n > 10:  # runs 11 and 12 replay logs 0 and 1: give them seeds of their own
+            log = run / "mlperf.log"
+            lines = log.read_text().splitlines(keepends=True)
+            for i, line in enumerate(lines):
+                if '"key": "seed"' in line:
+                    event = json.loads(line[9:])
+                    lines[i] = ":::MLLOG " + json.dumps({**event, "value": 1000 + n}) + "\n"
+            log.write_text("".join(lines))
+    status, verdict = submit(tmp_path, campaign_config(tmp_path, runs=12, window=10))
+    assert status == 0 and verdict is not None and not verdict["passed"]
+    (window,) = verdict["m_of_n"]
+    # olympic means (drop the fastest and slowest of each ten): 1615/8, 1625/8, 1677/8
+    assert window["window_scores_s"] == [201.875, 203.125, 209.625]
+    assert (window["window_first_run"], window["window_score_s"]) == ("run_02", 203.125)
+    assert window["window_runs"] == [f"run_{n:02d}" for n in range(2, 12)]
+    assert window["results"]["result_0.txt"] == "run_01"
+    assert window["results"]["result_11.txt"] == "run_12"
+    folder = "submission/ACME/results/sut/bert"
+    (count,) = [p for p in verdict["problems"] if p.startswith("run count")]
+    assert count.startswith(
+        "run count (expected under the M-of-N protocol; the check still fails): "
+        f"{folder} holds all 12 logs"
+    )
+    assert "the window submitted is runs run_02..run_11" in count and "a window of" not in count
+    assert "runs run_02..run_11" in verdict["notes"][0]
+    notes = (tmp_path / "submission" / "ACME" / "M_OF_N.md").read_text()
+    assert "runs run_02..run_11 (first run run_02), score 203.125" in notes
+    assert "- result_11.txt: run_12" in notes
+    assert not [w for w in verdict["warnings"] if "M_OF_N" in w or "Unknown files" in w]

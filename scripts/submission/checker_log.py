@@ -174,7 +174,7 @@ def _problems(
         return [
             f"run count: {where} holds {found} result_*.txt files, and the round's rules want "
             f"exactly {expected} of this benchmark (benchmark_meta's count): make the "
-            f"benchmark's runs: {expected} (M-of-N: a window of {expected})"
+            f"benchmark's runs: {expected}"
         ]
     if _SYSTEM.search(text):
         return _system_problem(text, files)

@@ -26,8 +26,8 @@ from typing import Any
 
 from scripts.core import formats, hashing, layout
 from scripts.mlperf.compliance import checker_version
-from scripts.mlperf.rule_files import result_count
 from scripts.submission.checker_log import read_output, run_checker
+from scripts.submission.m_of_n import NOTES, expected_run_count, m_of_n, notes_text
 from scripts.submission.tree import Built, build, not_ours, refusals, remove_made
 
 __all__ = ["main", "submit"]
@@ -36,23 +36,23 @@ VERDICT = layout.SUBMISSION_VERDICT.name
 CHECK_LOG = layout.SUBMISSION_CHECK_LOG.name
 
 
-def _window_notes(plan: Mapping[str, Any]) -> list[str]:
-    """What the M-of-N protocol means for the tree: every one of the M logs is in it."""
+def _window_notes(windows: list[dict[str, Any]]) -> list[str]:
+    """What the M-of-N protocol means for the tree: every one of the M logs is in it, and
+    which window of N is the result."""
     notes = []
-    for tree in plan["trees"].values():
-        for e in tree["entries"]:
-            if e.get("window") is None:
-                continue
-            try:
-                count = f"exactly {result_count(e['mlperf_name'])}"
-            except ValueError:
-                count = "a fixed number of"
-            notes.append(
-                f"{e['benchmark']} on {e['system']}: the M-of-N protocol (window {e['window']} "
-                f"of {len(e['runs'])} runs): the tree holds every one of the {len(e['runs'])} "
-                f"logs, as the protocol keeps them; mlperf-logging's package checker wants {count} "
-                f"result files of {e['mlperf_name']} and says so as a run count problem"
-            )
+    for w in windows:
+        chosen = w.get("window_runs")
+        which = (
+            f"the result is the median window, runs {chosen[0]}..{chosen[-1]}"
+            if chosen
+            else f"no window could be scored: {w.get('problem')}"
+        )
+        notes.append(
+            f"{w['benchmark']} on {w['system']}: the M-of-N protocol (window {w['window']} of "
+            f"{w['runs']} runs): the tree holds every one of the {w['runs']} logs, as the "
+            f"protocol keeps them; {which}; mlperf-logging's package checker wants exactly "
+            f"{w['window']} result files and says so as a run count problem (marked expected)"
+        )
     return notes
 
 
@@ -69,8 +69,17 @@ def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
     """Build the trees, check them, write the log; the verdict (not yet written)."""
     built = build(plan, root, out)
     log_parts, trees, problems, warnings = [], [], [], []
+    windows: list[dict[str, Any]] = []
     for submitter, folder in built.trees.items():
         relative = Path(os.path.relpath(folder, root))
+        these = {
+            f"{relative}/results/{e['system']}/{e['mlperf_name']}": w
+            for e in plan["trees"][submitter]["entries"]
+            if (w := m_of_n(e, root)) is not None
+        }
+        if these:  # at the tree's top, outside results/ (the checker reads no other place)
+            (folder / NOTES).write_text(notes_text(list(these.values())))
+        windows += these.values()
         argv, output, status = run_checker(relative, plan["ruleset"], cwd=root)
         log_parts.append(f"$ {shlex.join(argv)}\n{output}(exit status {status})\n")
         folders = [
@@ -79,6 +88,7 @@ def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
         ]
         files = _with_prefix(built.system_files[submitter], relative)
         said = read_output(output, files, status, folders)
+        said.problems = [expected_run_count(p, these) for p in said.problems]
         problems += said.problems
         warnings += said.warnings
         trees.append(
@@ -103,7 +113,8 @@ def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
             "missing_fields": built.unknown,
             "warnings": _unknown_warnings(built) + built.warnings + warnings,
             "skipped": list(plan["skipped"]),
-            "notes": _window_notes(plan),
+            "notes": _window_notes(windows),
+            "m_of_n": windows,
             "runs": built.runs,
             "trees": trees,
             "log": os.path.relpath(out / CHECK_LOG, root),
