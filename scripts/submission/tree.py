@@ -139,7 +139,7 @@ def _copy_one(path: Path, rel: Path, src: Path, dest: Path, said: _Copied) -> No
     link out of ``src`` or dangling is left out; nothing is written through a link."""
     target = dest / rel
     inside = _link_inside(path, src) if path.is_symlink() else path
-    if inside is None:
+    if inside is None or not (inside.is_file() or inside.is_dir()):  # out, dangling, a fifo
         said.left_out.append(str(rel))
         return
     if (linked := _linked_parent(target, dest)) is not None:
@@ -168,7 +168,8 @@ class _Copied:
     """What a copy could not do as asked, relative to its destination."""
 
     replaced: list[str] = field(default_factory=list)  # files that had other bytes
-    left_out: list[str] = field(default_factory=list)  # links out of the source, dangling
+    left_out: list[str] = field(default_factory=list)  # links out of the source, dangling,
+    # and what is neither a file nor a folder (a fifo would block the copy)
     conflicts: list[str] = field(default_factory=list)  # a link where a folder is, or inverse
 
 
