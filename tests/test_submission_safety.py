@@ -304,3 +304,20 @@ def test_under_m_of_n_the_verdict_names_the_window_and_the_run_count_is_expected
     assert "runs run_02..run_11 (first run run_02), score 203.125" in notes
     assert "- result_11.txt: run_12" in notes
     assert not [w for w in verdict["warnings"] if "M_OF_N" in w or "Unknown files" in w]
+
+
+def test_a_tree_of_a_job_before_the_record_is_known_by_its_check_log(tmp_path: Path) -> None:
+    out = tmp_path / "submission"
+    (out / "ACME" / "results").mkdir(parents=True)
+    (out / "package_check.log").write_text(
+        "$ /usr/bin/python3 -m mlperf_logging.package_checker submission/ACME training 5.0.0 "
+        "--log_output /dev/null\nINFO - PACKAGE CHECKER FOUND NO ERRORS, SUCCESS !\n"
+    )
+    assert tree.made_trees(out) == ["ACME"]
+    assert tree.not_ours({"trees": {"ACME": {}}}, out) == []
+    (out / "package_check.log").unlink()
+    (refused,) = tree.not_ours({"trees": {"ACME": {}}}, out)
+    assert refused.endswith(
+        "was not made by the submission job (not in "
+        f"{out}/.trees-made.json); move it away, it is never replaced"
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from scripts.submission.system_desc import system_desc
 __all__ = ["Built", "build", "made_trees", "not_ours", "refusals", "remove_made"]
 
 MADE = layout.SUBMISSION_MADE.name  # beside the trees: the names of those this job made
+_CHECKED = re.compile(r"^\$ .*mlperf_logging\.package_checker \S*?([^/\s]+) training ", re.M)
 
 
 @dataclass
@@ -358,6 +360,10 @@ def made_trees(out: Path) -> list[str]:
     names = list(names) if isinstance(names, list) else []
     verdict = _read_json(out / layout.SUBMISSION_VERDICT.name)
     names += [t.get("submitter") for t in verdict.get("trees") or () if isinstance(t, dict)]
+    try:  # a job before the record: its check log names each tree it checked
+        names += _CHECKED.findall((out / layout.SUBMISSION_CHECK_LOG.name).read_text())
+    except OSError:
+        pass
     return [
         n
         for n in dict.fromkeys(names)
