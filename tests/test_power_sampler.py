@@ -20,7 +20,7 @@ import pytest
 from mlperf_logging.result_summarizer import result_summarizer as rs
 
 from scripts.mlperf import own_power, power
-from scripts.run import gpu_telemetry, nvml_power, power_sampler
+from scripts.run import gpu_telemetry, nvml_power, power_log, power_sampler
 from scripts.run.gpu_telemetry import GpuSample
 from scripts.run.power_sampler import Attempt, PowerSettings, SourceFailed
 
@@ -181,16 +181,27 @@ def attempts(*pattern: float | None, step_ms: int = 1000) -> list[Attempt]:
     ]
 
 
-def test_gaps_run_from_the_last_reading_to_the_next() -> None:
+def test_a_gap_runs_from_the_sample_before_it_to_its_last_failed_one() -> None:
+    # each failed sample leaves its own interval without a reading: 2 + 1 of 5 seconds
     got = power_sampler.gap_record(attempts(100, None, None, 100, None), 0, 5000)
     assert got["samples"] == 5 and got["readings"] == 2 and got["failed"] == 3
     assert got["gaps"] == [
-        {"from_s": 1.0, "to_s": 4.0, "samples": 2, "until_stop": False, "error": "boom"},
+        {"from_s": 1.0, "to_s": 3.0, "samples": 2, "until_stop": False, "error": "boom"},
         {"from_s": 4.0, "to_s": 5.0, "samples": 1, "until_stop": True, "error": "boom"},
     ]
-    assert got["gap_s"] == 4.0 and got["window_s"] == 5.0
+    assert got["gap_s"] == 3.0 and got["window_s"] == 5.0
     many = power_sampler.gap_record(attempts(*[100, None] * 30), 0, 60_000)
-    assert len(many["gaps"]) == power_sampler.MAX_GAPS and many["gaps_not_shown"] == 10
+    assert len(many["gaps"]) == power_log.MAX_GAPS and many["gaps_not_shown"] == 10
+
+
+def test_isolated_failed_samples_count_one_interval_each() -> None:
+    # the review's case: 10 of 300 samples at 1 Hz failed, each alone: 10 s (3.3%), not 20 s
+    pattern = [None if i % 30 == 15 else 300.0 for i in range(300)]
+    got = power_sampler.gap_record(attempts(*pattern), 0, 300_000)
+    got.update(source="command", interval_s=1.0)
+    assert got["failed"] == 10 and got["gap_s"] == 10.0
+    problems, blocks = own_power._gap_problems(got)
+    assert not blocks and "10 s of the 300 s window (3.3%) has no reading" in problems[0]
 
 
 def test_a_short_gap_is_named_but_the_energy_is_scored() -> None:
@@ -199,14 +210,14 @@ def test_a_short_gap_is_named_but_the_energy_is_scored() -> None:
         "samples": 100,
         "failed": 1,
         "window_s": 100.0,
-        "gap_s": 2.0,
-        "gaps": [{"from_s": 10.0, "to_s": 12.0, "samples": 1, "error": "timeout"}],
+        "gap_s": 1.0,
+        "gaps": [{"from_s": 10.0, "to_s": 11.0, "samples": 1, "error": "timeout"}],
     }
     problems, blocks = own_power._gap_problems(sampling)
     assert not blocks
     assert problems == [
-        "the command source failed 1 of 100 samples: a gap from 10.0 s to 12.0 s (timeout); "
-        "2 s of the 100 s window (2.0%) has no reading"
+        "the command source failed 1 of 100 samples: a gap from 10.0 s to 11.0 s (timeout); "
+        "1 s of the 100 s window (1.0%) has no reading"
     ]
 
 
@@ -388,15 +399,21 @@ def test_the_nvml_source_sums_the_gpus_and_writes_their_telemetry(
 # ---------------------------------------------------------------------------------------------
 # The runner: sampled beside the trainer, recorded in run.json, scored in result.json
 
-# a trainer that logs run_start, waits until the power command has been called 65 times (a
-# condition, however loaded the machine), then logs run_stop
+# a trainer that logs run_start, waits until the power command has been called 65 more times
+# (a condition, however loaded the machine), then logs run_stop
 TRAINER = """import json, pathlib, sys, time
 def event(key, kind):
     print(":::MLLOG " + json.dumps({"namespace": "", "time_ms": int(time.time() * 1000),
           "event_type": kind, "key": key, "value": None, "metadata": {}}), flush=True)
-event("run_start", "INTERVAL_START")
 counter = pathlib.Path(sys.argv[1])
-while not counter.exists() or int(counter.read_text() or 0) < 65:
+def calls():
+    try:
+        return int(counter.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+event("run_start", "INTERVAL_START")
+first = calls()
+while calls() < first + 66:
     time.sleep(0.02)
 event("run_stop", "INTERVAL_END")
 """

@@ -23,6 +23,8 @@ reading over it).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,49 @@ from scripts.mlperf import power
 
 MIN_READINGS = 60  # MLPerf Training's power rules: at least 60 samples per run, 1 Hz or faster
 MAX_GAP_SHARE = 0.05  # of the window, missed by failed samples, beyond which no energy is given
+SLOW_MARGIN = 1.05  # a median spacing this much over the rate asked for is named
+_RUN_KEYS = (b'"run_start"', b'"run_stop"')
+
+
+def run_window(log_path: Path) -> tuple[float, float] | None:
+    """The run's (run_start, run_stop) in the log's milliseconds, widened to cover whichever
+    the result's times take (the first ``run_start`` and, as the summarizer's
+    ``_query_run_start_stop``, the last one before the first ``run_stop``): the earliest
+    run_start and the latest run_stop. None without both, or when the log cannot be read
+    (the run then fails on its log anyway). Only lines naming either key are parsed."""
+    starts: list[float] = []
+    stops: list[float] = []
+    try:
+        with open(log_path, "rb") as fh:
+            for line in fh:
+                at = line.rfind(b":::MLLOG ")
+                if at < 0 or not any(k in line for k in _RUN_KEYS):
+                    continue
+                try:
+                    event = json.loads(line[at + 9 :])
+                    key, t = event["key"], float(event["time_ms"])
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    continue
+                if math.isfinite(t) and key in ("run_start", "run_stop"):
+                    (starts if key == "run_start" else stops).append(t)
+    except OSError:
+        return None
+    return (min(starts), max(stops)) if starts and stops else None
+
+
+def _rate_problem(sampling: Mapping[str, Any]) -> str | None:
+    """The sampling rate achieved, when it is slower than the one asked for (``interval_s``,
+    and at most 1 s: the power rules' 1 Hz) by more than :data:`SLOW_MARGIN`."""
+    median = sampling.get("median_spacing_s")
+    asked = max(float(sampling.get("interval_s") or 1.0), 1.0)
+    if median is None or float(median) <= asked * SLOW_MARGIN:
+        return None
+    return (
+        f"the {sampling.get('source')} source gave a sample every {median:g} s (median; the "
+        f"longest wait {sampling.get('max_spacing_s'):g} s), slower than the "
+        f"{asked:g} s asked for (power.interval_s, the power rules' 1 Hz): each call takes "
+        "longer than the interval"
+    )
 
 
 def _gap_problems(sampling: Mapping[str, Any]) -> tuple[list[str], bool]:
@@ -85,12 +130,22 @@ def own_power(
         files.append(record)
         problems += record["problems"]
         readings = int(record.get("readings") or 0)
+        median, asked = sampling.get("median_spacing_s"), sampling.get("interval_s")
+        slow = median is not None and asked and float(median) > float(asked) * SLOW_MARGIN
         if readings < MIN_READINGS:
             problems.append(
                 f"{rel} has {readings} readings, fewer than the {MIN_READINGS} MLPerf's power "
-                f"rules require (sampled every {sampling.get('interval_s')} s: a shorter "
-                "power.interval_s gives more)"
+                f"rules require ("
+                + (
+                    f"a sample every {median:g} s, not every {asked} s: the source is slower "
+                    "than power.interval_s, a faster command gives more)"
+                    if slow
+                    else f"sampled every {sampling.get('interval_s')} s: a shorter "
+                    "power.interval_s gives more)"
+                )
             )
+    if slow := _rate_problem(sampling):
+        problems.append(slow)
     gap_text, gap_blocks = _gap_problems(sampling)
     problems += gap_text
     if nodes > 1:

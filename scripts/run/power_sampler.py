@@ -15,28 +15,32 @@ A system's ``power`` setting (``source: none | command | nvml``, ``interval_s``,
   (``gpu_telemetry.json``).
 
 The runner (:mod:`scripts.run.runner`) starts the sampler just before the trainer and stops it
-as soon as the trainer has exited: ``power_measurement_start`` is written before the trainer
-can log ``run_start``, and the last reading (taken at the stop, after ``run_stop``) closes the
-window with ``power_measurement_stop``, so the window covers ``run_start`` to ``run_stop``. The
-result summarizer integrates each reading over the time since the one before it
-(``_compute_power_node``): a reading stands for the interval that ends with it, which is how
-the samples are taken (one per interval, the first one interval after the start).
+as soon as the trainer has exited (also when the launch failed: :class:`RunPower` is a context);
+the stop takes one more sample, after ``run_stop``. The power log's window is then the log's
+``run_start`` to the first reading at or after its ``run_stop``
+(:mod:`scripts.run.power_log`): the result summarizer integrates each reading over the time
+since the one before it (``_compute_power_node``), a reading standing for the interval that
+ends with it, and averages over the window, so the trainer's start-up and teardown, kept in the
+file before and after the window, are not scored.
 
 ``power/node_0.txt`` in the run's folder holds, as mlperf-logging's ``power_measurement.py``
 writes them, ``power_measurement_start``, ``conversion_eff``, one ``power_reading`` per sample
 (watts, integer milliseconds since the epoch, as mllog stamps events) and
 ``power_measurement_stop``.
 
-A source never fails the run or loses its time: a call that fails, times out or prints no
-number is a failed sample, and every stretch of failed samples is a *gap*, named in run.json's
-``power_sampling`` (from, to, samples, the first error); a source that cannot start at all is
-named there too, and the run has no power log. Whether the energy is still scored is
-:func:`scripts.mlperf.power.own_power`'s decision.
+A source never fails the run, loses its time or hangs it: a call that fails, times out or
+prints no number is a failed sample, and every stretch of failed samples is a *gap*, named in
+run.json's ``power_sampling`` (from, to, samples, the first error), with the rate achieved
+(median and longest spacing); a source that cannot start at all is named there too, and the
+run has no power log. The stop waits at most ``timeout_s`` + ``interval_s`` +
+:data:`STOP_SLACK_S` for the source (an NVML call has no limit of its own) and
+:data:`CLOSE_LIMIT_S` for its close, then abandons it (``abandoned``, a gap to the stop).
+Whether the energy is still scored is :func:`scripts.mlperf.own_power.own_power`'s decision.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import re
@@ -51,12 +55,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scripts.core import hashing
-from scripts.mlperf.own_power import own_power
+from scripts.mlperf.own_power import own_power, run_window
+from scripts.run.power_log import (
+    Attempt,
+    gap_record,
+    inside,
+    power_log_text,
+    scored_window,
+    spacing_record,
+)
 
 SOURCES = ("none", "command", "nvml")
 POWER_FILE = "power/node_0.txt"  # in the run's folder, as power/result_N/node_0.txt published
 OUTPUT_LIMIT = 64 << 10  # bytes of a command's output read per call
-MAX_GAPS = 20  # gaps named in run.json (and how many more there were)
+STOP_SLACK_S = 5.0  # beyond one call's limit and one interval, waited for the sampler's stop
+CLOSE_LIMIT_S = 30.0  # waited for a source's close (NVML's counters and shutdown)
+REAP_LIMIT_S = 5.0  # waited for a killed command to be reaped (a process in D state is left)
 ERROR_CHARS = 300  # of an error message kept
 _NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 MEASURES = {
@@ -147,7 +161,8 @@ def run_bounded(argv: Sequence[str], env: Mapping[str, str], timeout_s: float) -
     finally:
         if proc.poll() is None:
             _kill_group(proc)
-        proc.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(REAP_LIMIT_S)  # never unbounded: the sampler's stop waits for this
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
@@ -215,15 +230,6 @@ class CommandSource:
 
 
 @dataclass
-class Attempt:
-    """One sample: when it ended, the watts (None: failed) and why it failed."""
-
-    time_ms: int
-    watts: float | None
-    error: str = ""
-
-
-@dataclass
 class Sampler:
     """Samples ``source`` every ``interval_s`` in a thread of the runner, from :meth:`start`
     to :meth:`stop`; :meth:`stop` writes the power log and returns run.json's record."""
@@ -236,6 +242,7 @@ class Sampler:
     start_ms: int = 0
     problem: str = ""  # why the source could not start (then nothing is sampled)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _stop_ms: int = 0
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -251,11 +258,14 @@ class Sampler:
 
     def _loop(self) -> None:
         """One sample per interval, on a fixed grid from the start (a late one skips the grid
-        points it missed, never takes two at once)."""
+        points it missed, never takes two at once); at the stop, the sample that closes the
+        window, unless the one in flight when the stop came ended after it."""
         t0, step, k = time.monotonic(), self.settings.interval_s, 1
         while not self._stop.wait(max(0.0, t0 + k * step - time.monotonic())):
             self._sample()
             k = max(k + 1, math.floor((time.monotonic() - t0) / step) + 1)
+        if not self.attempts or self.attempts[-1].time_ms <= self._stop_ms:
+            self._sample()  # after the trainer's run_stop: it closes the window
 
     def _sample(self) -> None:
         try:
@@ -267,24 +277,46 @@ class Sampler:
             watts, error = None, _one_line(exc)
         self.attempts.append(Attempt(int(self.clock() * 1000), watts, error[:ERROR_CHARS]))
 
-    def stop(self) -> dict[str, Any]:
-        """Stop sampling, take the closing sample, write the power log and return run.json's
-        ``power_sampling`` record. Never raises: a failure is in the record."""
+    def stop_limit_s(self) -> float:
+        """How long :meth:`stop` waits for the source: one call's limit, one interval and
+        :data:`STOP_SLACK_S` (an NVML call has no limit of its own)."""
+        return self.settings.timeout_s + self.settings.interval_s + STOP_SLACK_S
+
+    def stop(self, run: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Stop sampling (the closing sample taken), write the power log over the window of
+        the log's ``run`` (run_start, run_stop in ms; :func:`scored_window`) and return
+        run.json's ``power_sampling`` record. Never raises and never waits longer than
+        :meth:`stop_limit_s` for the source (then it is abandoned, named in the record)."""
         record = self._base_record()
         if self._thread is None:
             record["problem"] = self.problem
             return record
+        self._stop_ms = int(self.clock() * 1000)
         self._stop.set()
-        self._thread.join()
-        self._sample()  # the reading that closes the window, after the trainer's run_stop
-        stop_ms = max(self.attempts[-1].time_ms, self.start_ms)
+        limit = self.stop_limit_s()
+        self._thread.join(limit)
+        attempts = list(self.attempts)  # a hung thread may still append: not to this run
+        if self._thread.is_alive():
+            why = f"no answer within {limit:g} s of the stop: abandoned"
+            attempts.append(Attempt(self._stop_ms, None, why))
+            record["abandoned"] = True
+        end_ms = max(attempts[-1].time_ms, self.start_ms)
+        start_ms, stop_ms = scored_window(attempts, self.start_ms, end_ms, run)
+        closed = _bounded(
+            lambda: self.source.close(self.run_dir, start_ms / 1000, stop_ms / 1000), CLOSE_LIMIT_S
+        )
+        extra = closed if isinstance(closed, dict) else {"close_problem": closed}
+        scored = inside(attempts, start_ms, stop_ms)
+        record.update(gap_record(scored, start_ms, stop_ms), **spacing_record(scored, start_ms))
+        record.update(
+            window=_window_name(run, start_ms), outside_window=len(attempts) - len(scored)
+        )
+        record.update(extra)
+        text = power_log_text(
+            start_ms, stop_ms, attempts, self.settings.conversion_eff, self.source.name
+        )
         try:
-            extra = self.source.close(self.run_dir, self.start_ms / 1000, stop_ms / 1000)
-        except Exception as exc:  # noqa: BLE001
-            extra = {"close_problem": _one_line(exc)}
-        record.update(gap_record(self.attempts, self.start_ms, stop_ms), **extra)
-        try:
-            write_power_log(self.run_dir / POWER_FILE, self, stop_ms)
+            hashing.write_atomic(self.run_dir / POWER_FILE, text)
         except OSError as exc:
             record["problem"] = f"{POWER_FILE} could not be written: {exc.strerror or exc}"
         else:
@@ -302,88 +334,28 @@ class Sampler:
         }
 
 
-def gap_record(attempts: Sequence[Attempt], start_ms: int, stop_ms: int) -> dict[str, Any]:
-    """run.json's account of the samples: how many, how many failed, and each gap (a stretch of
-    failed samples: from the last good reading before it, or the start, to the first one after
-    it, or the stop; its first error), the first :data:`MAX_GAPS` of them, and the seconds the
-    gaps cover (``gap_s``)."""
-    gaps: list[dict[str, Any]] = []
-    last_good, open_gap = start_ms, None
-    for a in attempts:
-        if a.watts is None:
-            if open_gap is None:
-                open_gap = {"from_ms": last_good, "samples": 0, "error": a.error}
-            open_gap["samples"] += 1
-            continue
-        if open_gap is not None:
-            gaps.append({**open_gap, "to_ms": a.time_ms})
-            open_gap = None
-        last_good = a.time_ms
-    if open_gap is not None:  # the source never answered again: the gap runs to the stop
-        gaps.append({**open_gap, "to_ms": stop_ms, "until_stop": True})
-    gap_ms = sum(g["to_ms"] - g["from_ms"] for g in gaps)
-    shown = [
-        {
-            "from_s": round((g["from_ms"] - start_ms) / 1000, 3),
-            "to_s": round((g["to_ms"] - start_ms) / 1000, 3),
-            "samples": g["samples"],
-            "until_stop": bool(g.get("until_stop")),
-            "error": g["error"],
-        }
-        for g in gaps[:MAX_GAPS]
-    ]
-    return {
-        "window_s": round((stop_ms - start_ms) / 1000, 3),
-        "samples": len(attempts),
-        "readings": sum(1 for a in attempts if a.watts is not None),
-        "failed": sum(1 for a in attempts if a.watts is None),
-        "gap_s": round(gap_ms / 1000, 3),
-        "gaps": shown,
-        "gaps_not_shown": max(0, len(gaps) - MAX_GAPS),
-    }
+def _window_name(run: tuple[float, float] | None, start_ms: float) -> str:
+    """What the window is, in run.json's words."""
+    if run is not None and start_ms == run[0]:
+        return "run_start to the first reading at or after run_stop"
+    return "the whole sampling (the log has no run_start and run_stop inside it)"
 
 
-def _event(time_ms: int, event_type: str, key: str, value: Any, metadata: dict[str, Any]) -> str:
-    """One ``:::MLLOG`` line, its keys in mllog's order."""
-    payload = {
-        "namespace": "",
-        "time_ms": time_ms,
-        "event_type": event_type,
-        "key": key,
-        "value": value,
-        "metadata": metadata,
-    }
-    return ":::MLLOG " + json.dumps(payload) + "\n"
+def _bounded(call: Callable[[], Any], limit_s: float) -> Any:
+    """``call()``'s value, run in a thread of its own and waited for at most ``limit_s``;
+    else (or when it raises) why not, in one line (a hung driver never hangs the run)."""
+    box: list[Any] = []
 
+    def run() -> None:
+        try:
+            box.append(call())
+        except Exception as exc:  # noqa: BLE001 (any failure is the record's)
+            box.append(_one_line(exc))
 
-def power_log_text(
-    start_ms: int, stop_ms: int, attempts: Sequence[Attempt], conversion_eff: float, source: str
-) -> str:
-    """The text of ``power/node_0.txt``: start, conversion efficiency, the readings (failed
-    samples have none), stop."""
-    meta = {"host": "node_0", "source": source}
-    lines = [
-        _event(start_ms, "INTERVAL_START", "power_measurement_start", None, meta),
-        _event(start_ms, "POINT_IN_TIME", "conversion_eff", conversion_eff, meta),
-    ]
-    lines += [
-        _event(a.time_ms, "POINT_IN_TIME", "power_reading", a.watts, meta)
-        for a in attempts
-        if a.watts is not None
-    ]
-    lines.append(_event(stop_ms, "INTERVAL_END", "power_measurement_stop", None, meta))
-    return "".join(lines)
-
-
-def write_power_log(path: Path, sampler: Sampler, stop_ms: int) -> None:
-    text = power_log_text(
-        sampler.start_ms,
-        stop_ms,
-        sampler.attempts,
-        sampler.settings.conversion_eff,
-        sampler.source.name,
-    )
-    hashing.write_atomic(path, text)
+    thread = threading.Thread(target=run, name="power-close", daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    return box[0] if box else f"no answer within {limit_s:g} s: abandoned"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -436,13 +408,19 @@ def command_env(
     }
 
 
-def finish(sampler: Sampler | None, run_dir: Path, nodes: int = 1) -> dict[str, Any]:
-    """Stop ``sampler``: run.json's ``power_sampling`` (the sampler's record) and ``power`` (the
-    power log's facts, scored as a published one: :func:`scripts.mlperf.own_power.own_power`);
-    nothing without a sampler. Never raises."""
+def finish(
+    sampler: Sampler | None,
+    run_dir: Path,
+    nodes: int = 1,
+    run: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Stop ``sampler``: run.json's ``power_sampling`` (the sampler's record, over the window of
+    the log's ``run``: run_start, run_stop in ms) and ``power`` (the power log's facts, scored
+    as a published one: :func:`scripts.mlperf.own_power.own_power`); nothing without a
+    sampler. Never raises."""
     if sampler is None:
         return {}
-    record = sampler.stop()
+    record = sampler.stop(run)
     try:
         block = own_power(run_dir, record, nodes)
     except Exception as exc:  # noqa: BLE001 (the run keeps its time whatever the power log is)
@@ -453,23 +431,40 @@ def finish(sampler: Sampler | None, run_dir: Path, nodes: int = 1) -> dict[str, 
 
 @dataclass
 class RunPower:
-    """A run's attempt as the runner sees its power: :meth:`of` before the trainer starts,
-    :meth:`trainer_ended` as soon as it has exited (the time, and the sampler stopped); then
-    ``facts`` holds run.json's ``power_sampling`` and ``power`` (empty without a source)."""
+    """A run's attempt as the runner sees its power, a context around the trainer: :meth:`of`
+    starts sampling before the trainer starts, :meth:`trainer_ended` stops it as soon as the
+    trainer has exited (also when the launch failed: on leaving the context); then ``facts``
+    holds run.json's ``power_sampling`` and ``power`` (empty without a source) and
+    ``stop_s`` the seconds the stop took, which the run's wall time leaves out."""
 
     sampler: Sampler | None
-    run_dir: Path
+    log_path: Path
     nodes: int = 1
-    ended: float | None = None  # time.monotonic() when the trainer had exited
+    stop_s: float = 0.0
     facts: dict[str, Any] = field(default_factory=dict)
+    _ended: bool = False
 
     @classmethod
-    def of(cls, spec: Any, run_dir: Path, gpu_devices: Sequence[str] = ()) -> RunPower:
+    def of(cls, spec: Any, log_path: Path, gpu_devices: Sequence[str] = ()) -> RunPower:
         """Start sampling a run spec's ``power`` source (a RunSpec: benchmark, system, run,
-        nodes, power)."""
+        nodes, power) for the run whose log is ``log_path``."""
         env = command_env(os.environ, spec.benchmark, spec.system, spec.run)
-        return cls(start(spec.power, run_dir, env, gpu_devices), run_dir, spec.nodes)
+        return cls(start(spec.power, log_path.parent, env, gpu_devices), log_path, spec.nodes)
+
+    def __enter__(self) -> RunPower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.trainer_ended()
 
     def trainer_ended(self) -> None:
-        self.ended = time.monotonic()
-        self.facts = finish(self.sampler, self.run_dir, self.nodes)
+        """Stop sampling, once; the window is the log's run_start to run_stop."""
+        if self._ended or self.sampler is None:
+            self._ended = True
+            return
+        self._ended = True
+        t0 = time.monotonic()
+        self.facts = finish(
+            self.sampler, self.log_path.parent, self.nodes, run_window(self.log_path)
+        )
+        self.stop_s = time.monotonic() - t0

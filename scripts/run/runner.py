@@ -28,7 +28,7 @@ the Slurm allocation (:mod:`scripts.run.cluster`: one ``srun`` per node). Both a
 ``run.json``: ``gpu_devices``, ``gpu_assignment``, ``slurm_job_id``, ``slurm_job_nodelist``,
 ``hosts``, ``nodes``. A container run gets its GPUs the same way, as the engine's flags.
 
-A system's ``power`` source is sampled from before the trainer starts until it has exited
+A system's ``power`` source is sampled beside the trainer, scored from its run_start to run_stop
 (:mod:`scripts.run.power_sampler`: ``power/node_0.txt``, run.json's ``power_sampling``).
 """
 
@@ -250,13 +250,14 @@ def _attempt(
     """One attempt: (start time, seconds, exit status, host load, power) of a run that ended with
     run_stop; raises RunFailed (its log kept) on a crash, a timeout or a log without run_stop.
 
-    ``launch`` (the spec's backend's :meth:`~scripts.run.backends.base.Backend.launch`) is what
-    runs: e.g. the spec's command here, a multi-node launch script with the assigned GPUs in
-    its environment, or a ``docker run``."""
+    ``launch`` (the backend's :meth:`~scripts.run.backends.base.Backend.launch`) is what runs:
+    e.g. the spec's command here, a multi-node launch script (GPUs in its env), a docker run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _announce(spec, launch)
-    with containment.hold(log_path.parent) as held:
-        power = power_sampler.RunPower.of(spec, log_path.parent, gpu_devices)
+    with (
+        containment.hold(log_path.parent) as held,
+        power_sampler.RunPower.of(spec, log_path, gpu_devices) as power,  # stopped on leaving
+    ):
         started, t0 = time.time(), time.monotonic()
         meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
         with log_path.open("wb") as log:
@@ -276,7 +277,7 @@ def _attempt(
         rc, timed_out = _wait(
             spec, launch, proc, held, kill, failed_dir, log_path, node_logs, power.trainer_ended
         )
-        elapsed = (power.ended or time.monotonic()) - t0
+        elapsed = time.monotonic() - power.stop_s - t0  # the sampler's stop left out
     host = host_load_record(meter.finish(), launch)
     _raise_if_failed(spec, launch, log_path, failed_dir, node_logs, rc, timed_out, elapsed)
     held_by = {"containment": held.mechanism, "containment_killed": len(held.killed)}
