@@ -94,7 +94,19 @@ def test_the_first_number_is_the_watts() -> None:
     assert power_sampler.first_number(IPMITOOL) == 412.0
     assert power_sampler.first_number(b'{"PowerConsumedWatts": 1234.5}') == 1234.5
     assert power_sampler.first_number(b"1.5e3\n") == 1500.0
-    for bad, why in ((b"no reading\n", "no number"), (b"-5 W", "is not a power")):
+    # the review's cases: units, thousands, a status code before the number, a word's digits
+    assert power_sampler.first_number(b"Total power: 1.23 kW\n") == 1230.0
+    assert power_sampler.first_number(b"3 KW") == 3000.0
+    assert power_sampler.first_number(b"500 mW") == 0.5
+    assert power_sampler.first_number(b"1,234 W") == 1234.0
+    assert power_sampler.first_number(b"E000: Success\nActive power: 1.5 kW\n") == 1500.0
+    assert power_sampler.first_number(b"PSU1: 250W") == 250.0
+    deactivated = IPMITOOL.replace(b"412 Watts", b"0 Watts").replace(b"activated", b"deactivated")
+    for bad, why in (
+        (b"no reading\n", "no number"),
+        (b"-5 W", "is not a power"),
+        (deactivated, "no power reading"),
+    ):
         with pytest.raises(SourceFailed, match=why):
             power_sampler.first_number(bad)
 

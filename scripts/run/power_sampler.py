@@ -7,9 +7,9 @@ A system's ``power`` setting (``source: none | command | nvml``, ``interval_s``,
 - ``command``: the user's command (a shell string, run by ``bash -c``, or an argv list, run as
   it is), e.g. ``ipmitool dcmi power reading``, a Redfish query or a PDU's CLI, run once per
   interval with ``MLPERF_BENCHMARK``, ``MLPERF_SYSTEM`` and ``MLPERF_RUN`` in its environment.
-  The first number it prints is the node's watts. Each call has its own time limit
-  (``timeout_s``; its process group is killed then) and at most :data:`OUTPUT_LIMIT` bytes of
-  output are read.
+  The first number it prints is the node's watts (:func:`first_number`). Each call has its
+  own time limit (``timeout_s``; its process group is killed then) and at most
+  :data:`OUTPUT_LIMIT` bytes of output are read.
 - ``nvml``: the run's GPUs' power (:mod:`scripts.run.nvml_power`): the GPUs only, not the node
   at the wall, with their clock event reasons, temperatures, clocks and errors
   (``gpu_telemetry.json``).
@@ -72,7 +72,14 @@ STOP_SLACK_S = 5.0  # beyond one call's limit and one interval, waited for the s
 CLOSE_LIMIT_S = 30.0  # waited for a source's close (NVML's counters and shutdown)
 REAP_LIMIT_S = 5.0  # waited for a killed command to be reaped (a process in D state is left)
 ERROR_CHARS = 300  # of an error message kept
-_NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# a number standing alone (not the digits of a word such as "E000" or "PSU1"), a comma between
+# groups of three digits read as a thousands separator ("1,234 W"), and its unit when it is
+# kW or mW (watts otherwise)
+_NUMBER = re.compile(
+    rb"(?<![\w.,])(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)"
+    rb"(?:[eE][-+]?\d+)?)(?![\d,])(?:\s*(?P<unit>[kK][wW]|mW)(?![A-Za-z]))?"
+)
+_UNITS = {b"kw": 1000.0, b"mw": 0.001}
 MEASURES = {
     "command": "the node's power as the command reports it (wall-plug power when the command "
     "reads a BMC, PDU or meter at the plug)",
@@ -129,15 +136,21 @@ class PowerSettings:
 
 
 def first_number(output: bytes) -> float:
-    """The first number in a command's output, as watts; SourceFailed without one, or for a
-    number that is not finite or is negative."""
+    """The first number in a command's output, as watts (``kW`` and ``mW`` after it converted;
+    ``1,234`` is 1234); SourceFailed without one, or for one that is not finite, negative or
+    zero (a BMC whose power reading is deactivated prints 0: no reading, not 0 W)."""
     match = _NUMBER.search(output)
     if match is None:
         shown = output.decode("utf-8", "replace").strip()[:ERROR_CHARS]
         raise SourceFailed(f"no number in its output ({shown!r})")
-    watts = float(match.group())
+    text = match.group().decode()
+    watts = float(match.group("number").replace(b",", b""))
+    if unit := match.group("unit"):
+        watts *= _UNITS[unit.lower()]
     if not math.isfinite(watts) or watts < 0:
-        raise SourceFailed(f"{match.group().decode()} is not a power in watts")
+        raise SourceFailed(f"{text} is not a power in watts")
+    if watts == 0:
+        raise SourceFailed(f"{text}: no power reading (a deactivated sensor reports 0)")
     return watts
 
 
