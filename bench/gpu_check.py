@@ -139,13 +139,16 @@ def nvml_lines(rows: list[dict[str, str]]) -> list[str]:
         node = meta["power"]["files"][0]
         mean_w = node["integral_w_ms"] / (node["stop_ms"] - node["start_ms"])
         counter = s.get("gpu_energy_counter_j")
-        by_counter = f"{counter / s['window_s']:.1f} W" if counter and s["window_s"] else "n/a"
+        sampled = s.get("sampled_s") or s["window_s"]  # the counters span the whole sampling
+        by_counter = f"{counter / sampled:.1f} W" if counter and sampled else "n/a"
         out.append(
             f"  run {row['run']}: {s['readings']} readings every {s['interval_s']} s "
             f"({s['failed']} failed), energy {result.get('energy_j')} J "
             f"({result.get('power_problems') or 'no power problems'}); mean power "
-            f"{mean_w:.1f} W by the readings, {by_counter} by the GPUs' energy counter; "
-            f"a GPU throttled {s.get('gpu_throttled_s')} s"
+            f"{mean_w:.1f} W by the readings from run_start to run_stop, {by_counter} by the "
+            "GPUs' energy counter over the whole sampling (start-up and teardown too); "
+            f"a GPU throttled {s.get('gpu_throttled_s')} s, at its power cap "
+            f"{s.get('gpu_power_capped_s')} s"
         )
         telemetry = json.loads((run_dir / s["gpu_telemetry"]).read_text())
         for gpu, g in telemetry["gpus"].items():

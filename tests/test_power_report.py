@@ -94,8 +94,9 @@ def test_throttled_runs_are_named_and_a_system_whose_runs_differ_is_warned() -> 
     named, differ = report_findings.throttle_warnings(runs)
     assert named.startswith("gpu: run(s) 2 (41% of the run), 3 (5% of the run) ran with a GPU ")
     assert "threshold 5% of the run; gpu_telemetry.json in the run's folder" in named
+    assert "HW slowdown, SW or HW thermal, power brake; a GPU at its SW power cap" in named
     assert differ.startswith("gpu: its runs differ in GPU throttling (from 0% to 41% of the ")
-    # every run throttled alike (a GPU at its power cap in each): named, but no spread
+    # every run throttled alike (a GPU too hot in each): named, but no spread
     alike = [result(1, 50.0), result(2, 52.0)]
     (only,) = report_findings.throttle_warnings(alike)
     assert "run(s) 1 (50% of the run), 2 (52% of the run)" in only

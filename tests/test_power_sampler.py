@@ -291,15 +291,16 @@ def test_reasons_become_seconds_each_sample_standing_for_the_time_before_it() ->
         "hw_thermal": 1.5,
         "hw_power_brake": 0.0,
     }
-    assert g0["throttled_s"] == 2.5 and g0["max_temperature_c"] == 84 and g0["samples"] == 4
+    # throttled: HW thermal only, 102-103.5; a GPU at its SW power cap is not throttled
+    assert g0["throttled_s"] == 1.5 and g0["max_temperature_c"] == 84 and g0["samples"] == 4
     # SM clock weighted by the same intervals: (345*1 + 1755*1 + 1410*1.5 + 1980*0.5) / 4
     assert g0["mean_sm_clock_mhz"] == pytest.approx((345 + 1755 + 1410 * 1.5 + 990) / 4, abs=0.05)
     assert g0["ecc_corrected"] == 2
     assert g1["reasons_s"]["hw_slowdown"] == 0.5 and g1["reasons_s"]["hw_power_brake"] == 0.5
     assert g1["throttled_s"] == 0.5
-    # any GPU throttled: 101-102, 102-103.5 (GPU 0), 103.5-104 (GPU 1)
-    assert out["gpu_throttled_s"] == 3.0
-    assert gpu_telemetry.THROTTLE_MASK == 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+    # any GPU throttled: 102-103.5 (GPU 0), 103.5-104 (GPU 1); at its power cap: 101-103.5
+    assert out["gpu_throttled_s"] == 2.0 and out["gpu_power_capped_s"] == 2.5
+    assert gpu_telemetry.THROTTLE_MASK == 0x8 | 0x20 | 0x40 | 0x80
 
 
 def test_error_counters_count_what_the_run_added() -> None:
@@ -402,7 +403,9 @@ def test_the_nvml_source_sums_the_gpus_and_writes_their_telemetry(
     telemetry = json.loads((tmp_path / "gpu_telemetry.json").read_text())
     g0, g1 = telemetry["gpus"]["0"], telemetry["gpus"]["1"]
     assert g0["throttled_s"] == 0 and g1["reasons_s"]["sw_power_cap"] > 0
-    assert g1["throttled_s"] == telemetry["gpu_throttled_s"] == extra["gpu_throttled_s"]
+    # GPU 1 at its power cap: recorded, not throttled
+    assert g1["throttled_s"] == telemetry["gpu_throttled_s"] == extra["gpu_throttled_s"] == 0
+    assert extra["gpu_power_capped_s"] == telemetry["gpu_power_capped_s"] > 0
     assert g0["max_temperature_c"] == 70 and g1["mean_sm_clock_mhz"] == 1880
     assert g0["ecc_corrected"] == 1 and g0["ecc_uncorrected"] is None  # unsupported: unknown
     assert g1["xid_errors"][0]["xid"] == 79 and g0["xid_errors"] == []

@@ -184,10 +184,11 @@ def throttle_warnings(results: Sequence[ResultRecord]) -> list[str]:
             named = ", ".join(f"{n} ({x:.0%} of the run)" for n, x in hot)
             out.append(
                 f"{system}: run(s) {named} ran with a GPU throttled (NVML's clock event "
-                "reasons: SW power cap, HW slowdown, SW or HW thermal, power brake; threshold "
+                "reasons: HW slowdown, SW or HW thermal, power brake; a GPU at its SW power cap "
+                "is recorded but not counted; threshold "
                 f"{gpu_telemetry.THROTTLED_SHARE:.0%} of the run; gpu_telemetry.json in the "
                 "run's folder says which reason, on which GPU). Their times measure the "
-                "throttling as well; check the cooling and power limits before comparing."
+                "throttling as well; check the cooling and power delivery before comparing."
             )
         low, high = min(x for _, x in runs), max(x for _, x in runs)
         if len(runs) > 1 and high - low >= gpu_telemetry.THROTTLE_SPREAD:
@@ -195,7 +196,7 @@ def throttle_warnings(results: Sequence[ResultRecord]) -> list[str]:
                 f"{system}: its runs differ in GPU throttling (from {low:.0%} to {high:.0%} "
                 f"of the run; threshold {gpu_telemetry.THROTTLE_SPREAD:.0%}): they did not run "
                 "under the same conditions, so their spread is partly the machine's. Find "
-                "why (heat, power cap, a neighbour's load) and run them again."
+                "why (heat, the board's power brake, a neighbour's load) and run them again."
             )
     return out
 

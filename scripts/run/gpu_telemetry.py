@@ -8,7 +8,10 @@ GPU with memory or XID errors. Per GPU, ``gpu_telemetry.json`` holds:
 
 - ``reasons_s``: the seconds with each clock event reason of :data:`THROTTLE_REASONS` set
   (SW power cap, HW slowdown, SW thermal, HW thermal, HW power brake);
-- ``throttled_s``: the seconds with any of them;
+- ``throttled_s``: the seconds with any of them but the SW power cap (:data:`THROTTLE_MASK`):
+  a GPU held at its power limit is working as configured (a training GPU often runs there),
+  not slowed by heat or by the board, so it is recorded (``reasons_s``, the run's
+  ``gpu_power_capped_s``) but never called throttled;
 - ``max_temperature_c`` and ``mean_sm_clock_mhz`` (time-weighted);
 - ``ecc_corrected``, ``ecc_uncorrected``: the volatile ECC error counts the run added;
 - ``xid_errors``: the XID critical errors NVML reported during the run.
@@ -16,7 +19,8 @@ GPU with memory or XID errors. Per GPU, ``gpu_telemetry.json`` holds:
 A sample stands for the time since the previous one (the first: since the start), as the
 result summarizer weighs a power reading (:mod:`scripts.mlperf.power`), so the seconds of a
 reason are the sum of the intervals whose closing sample has its bit set. The run's
-``gpu_throttled_s`` is the time during which at least one of its GPUs was throttled.
+``gpu_throttled_s`` is the time during which at least one of its GPUs was throttled, and
+``gpu_power_capped_s`` the time during which at least one was at its SW power cap.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ THROTTLE_REASONS: dict[str, int] = {
     "hw_thermal": 0x40,
     "hw_power_brake": 0x80,
 }
-THROTTLE_MASK = sum(THROTTLE_REASONS.values())
+POWER_CAP_MASK = THROTTLE_REASONS["sw_power_cap"]
+# the reasons that count as throttled: HW slowdown, SW and HW thermal, HW power brake
+THROTTLE_MASK = sum(THROTTLE_REASONS.values()) & ~POWER_CAP_MASK
 TELEMETRY_FILE = "gpu_telemetry.json"
 
 
@@ -101,14 +107,15 @@ def gpu_summary(start_s: float, times_s: Sequence[float], samples: Sequence[GpuS
     }
 
 
-def any_throttled_s(start_s: float, samples: Sequence[Sample]) -> float:
-    """The seconds during which at least one GPU had a reason of :data:`THROTTLE_REASONS`."""
+def any_throttled_s(start_s: float, samples: Sequence[Sample], mask: int = THROTTLE_MASK) -> float:
+    """The seconds during which at least one GPU had a reason of ``mask`` (by default the
+    throttling ones, :data:`THROTTLE_MASK`)."""
     ws = weights(start_s, [t for t, _ in samples])
     return round(
         sum(
             w
             for w, (_, gpus) in zip(ws, samples, strict=True)
-            if any(g.reasons is not None and g.reasons & THROTTLE_MASK for g in gpus)
+            if any(g.reasons is not None and g.reasons & mask for g in gpus)
         ),
         3,
     )
@@ -123,7 +130,7 @@ def summarize(
 ) -> dict[str, Any]:
     """gpu_telemetry.json: per GPU (``gpus``: their names, e.g. NVML indices as strings, in the
     order of each sample's GpuSample list) its :func:`gpu_summary` and ``errors`` (ECC counts
-    and XIDs, by GPU name), and the run's ``gpu_throttled_s``."""
+    and XIDs, by GPU name), and the run's ``gpu_throttled_s`` and ``gpu_power_capped_s``."""
     times = [t for t, _ in samples]
     per_gpu = {}
     for i, name in enumerate(gpus):
@@ -135,6 +142,7 @@ def summarize(
         "seconds": round(max(0.0, stop_s - start_s), 3),
         "reasons": {k: hex(v) for k, v in THROTTLE_REASONS.items()},
         "gpu_throttled_s": any_throttled_s(start_s, samples),
+        "gpu_power_capped_s": any_throttled_s(start_s, samples, POWER_CAP_MASK),
         "gpus": per_gpu,
     }
 

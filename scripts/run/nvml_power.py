@@ -215,7 +215,7 @@ class NvmlSource:
 
     def close(self, run_dir: Path, start_s: float, stop_s: float) -> dict[str, Any]:
         """Write gpu_telemetry.json; run.json's additions: where it is, the run's
-        ``gpu_throttled_s`` and the GPUs' own energy counters."""
+        ``gpu_throttled_s``, ``gpu_power_capped_s`` and the GPUs' own energy counters."""
         nv = self.nv
         try:
             self._poll_xids()
@@ -224,13 +224,16 @@ class NvmlSource:
             if self.events is not None:
                 _maybe(nv, nv.nvmlEventSetFree, self.events)
             _shutdown(nv)
-        telemetry = summarize(start_s, stop_s, self.gpus, self.samples, errors)
+        # the window's samples (run_start to run_stop): start-up and teardown are not the run's
+        scored = [x for x in self.samples if start_s <= x[0] <= stop_s]
+        telemetry = summarize(start_s, stop_s, self.gpus, scored, errors)
         telemetry["notes"] = self.notes
         hashing.write_atomic(run_dir / TELEMETRY_FILE, json.dumps(telemetry, indent=2) + "\n")
         return {
             "gpus": self.gpus,
             "gpu_telemetry": TELEMETRY_FILE,
             "gpu_throttled_s": telemetry["gpu_throttled_s"],
+            "gpu_power_capped_s": telemetry["gpu_power_capped_s"],
             "gpu_energy_counter_j": energy,
         }
 

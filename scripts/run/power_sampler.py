@@ -324,6 +324,7 @@ class Sampler:
         record.update(
             window=_window_name(run, start_ms), outside_window=len(attempts) - len(scored)
         )
+        record["sampled_s"] = round((end_ms - self.start_ms) / 1000, 3)  # the whole sampling
         record.update(extra)
         text = power_log_text(
             start_ms, stop_ms, attempts, self.settings.conversion_eff, self.source.name
