@@ -99,7 +99,11 @@ def test_a_run_waits_for_a_busy_gpu_and_says_so(tmp_path):
             assert a.devices == ("0",) and a.source == "lock"
             assert time.monotonic() - t0 >= 1.0
             assert a.waited_s >= 1.0
-            assert gpus.cuda_env(a) == {"CUDA_VISIBLE_DEVICES": "0"}
+            # numbered by PCI bus, as NVML (the nvml power source) and nvidia-smi number them
+            assert gpus.cuda_env(a) == {
+                "CUDA_VISIBLE_DEVICES": "0",
+                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            }
     finally:
         proc.wait()
     assert "waiting for 1 free GPU(s) of ['0']" in messages[0]

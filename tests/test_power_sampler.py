@@ -537,3 +537,37 @@ def test_an_older_driver_gives_the_reasons_by_their_older_name(
     source.open()
     assert source.read() == 350.0  # GPU 1 only: the run's gpu_devices
     assert source.samples[0][1][0].reasons == 0x40
+
+
+class MigNvml(FakeNvml):
+    """The stand-in with two MIG instances of GPU 1 (their handles "MIG-a", "MIG-b")."""
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> Any:
+        return uuid
+
+    def nvmlDeviceIsMigDeviceHandle(self, h: Any) -> bool:
+        return isinstance(h, str) and h.startswith("MIG-")
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, h: str) -> int:
+        return 1
+
+    def nvmlDeviceGetPowerUsage(self, h: Any) -> int:
+        if isinstance(h, str):
+            raise self.NVMLError("Not Supported")  # NVML has no power per MIG instance
+        return super().nvmlDeviceGetPowerUsage(h)
+
+
+def test_a_mig_instance_reads_its_whole_gpu_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", MigNvml())
+    source = nvml_power.NvmlSource(["MIG-a", "MIG-b"])
+    source.open()
+    assert source.gpus == ["1"] and source.read() == 350.0  # GPU 1, counted once
+    assert source.notes[0] == (
+        "MIG-a is a MIG instance: NVML reads the power of its whole GPU 1, shared with the "
+        "GPU's other instances"
+    )
+    source.close(tmp_path, 0.0, time.time() + 1)
+    telemetry = json.loads((tmp_path / "gpu_telemetry.json").read_text())
+    assert "MIG-b is a MIG instance" in telemetry["notes"][1]

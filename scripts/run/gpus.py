@@ -86,10 +86,14 @@ def cuda_env(assignment: Assignment) -> dict[str, str]:
     Only devices assigned here change it: a run that asks for no GPU keeps the environment
     it has (the embedded CPU benchmark ignores GPUs), and so does a cluster job or a node's
     srun step, whose GPUs the scheduler set (or, on a cluster that does not set
-    CUDA_VISIBLE_DEVICES, bound by other means)."""
+    CUDA_VISIBLE_DEVICES, bound by other means).
+
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``: the device ids are then numbered as nvidia-smi, NVML
+    (the ``nvml`` power source reads these GPUs) and a container engine's ``--gpus`` number
+    them; CUDA's default order, fastest first, differs on a node of mixed GPUs."""
     if assignment.source != "lock":
         return {}
-    return {"CUDA_VISIBLE_DEVICES": ",".join(assignment.devices)}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(assignment.devices), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 def docker_gpus_arg(devices: Sequence[str]) -> list[str]:

@@ -15,10 +15,13 @@ check of the integrated power); XID critical errors arrive as NVML events, polle
 sample. :mod:`scripts.run.gpu_telemetry` turns the samples into ``gpu_telemetry.json``.
 
 The run's GPUs are those of its ``gpu_devices`` taken as NVML indices (NVML numbers GPUs by PCI
-bus, as CUDA does with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or on a node of identical GPUs) or
-UUIDs; without any, every GPU NVML sees. None of this can run without an NVIDIA driver: the
-workflow checks it at load time (:func:`nvml_problem`, scripts/campaign/power_checks.py), and
-bench/gpu_check.sh runs it on a real GPU. On a machine without one only the arithmetic
+bus, as CUDA does with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, which the runner sets for the GPUs it
+assigns: :func:`scripts.run.gpus.cuda_env`; a container engine's ``--gpus`` numbers them so too)
+or UUIDs; without any, every GPU NVML sees. A MIG instance's UUID reads its whole GPU (NVML
+gives power per GPU, not per instance): noted in ``gpu_telemetry.json``, each GPU counted once.
+None of this can run without an NVIDIA driver: the workflow checks it at load time
+(:func:`nvml_problem`, scripts/campaign/power_checks.py), and bench/gpu_check.sh runs it on a
+real GPU. On a machine without one only the arithmetic
 (:mod:`scripts.run.gpu_telemetry`) and this module's handling of what NVML answers (through a
 stand-in module in tests/test_power_sampler.py) are tested.
 """
@@ -123,12 +126,12 @@ class NvmlSource:
         self.nv = nv = load()
         init(nv)
         if self.devices:
-            self.handles = [self._handle(d) for d in self.devices]
+            handles = [self._whole_gpu(d, self._handle(d)) for d in self.devices]
         else:
-            self.handles = [
-                nv.nvmlDeviceGetHandleByIndex(i) for i in range(nv.nvmlDeviceGetCount())
-            ]
-        self.gpus = [str(_maybe(nv, nv.nvmlDeviceGetIndex, h)) for h in self.handles]
+            handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(nv.nvmlDeviceGetCount())]
+        by_gpu = {str(_maybe(nv, nv.nvmlDeviceGetIndex, h)): h for h in reversed(handles)}
+        self.gpus = list(reversed(by_gpu))  # each GPU once (two MIG instances share one)
+        self.handles = [by_gpu[g] for g in self.gpus]
         self.before = {g: self._counters(h) for g, h in zip(self.gpus, self.handles, strict=True)}
         self._watch_xids()
 
@@ -137,6 +140,20 @@ class NvmlSource:
         if device.isdigit():
             return nv.nvmlDeviceGetHandleByIndex(int(device))
         return nv.nvmlDeviceGetHandleByUUID(device)
+
+    def _whole_gpu(self, device: str, handle: Any) -> Any:
+        """The GPU of a MIG instance (its power, clocks and counters are the whole GPU's,
+        shared with its other instances: noted), else ``handle`` itself."""
+        nv = self.nv
+        is_mig = getattr(nv, "nvmlDeviceIsMigDeviceHandle", None)
+        if is_mig is None or not _maybe(nv, is_mig, handle):
+            return handle
+        gpu = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+        self.notes.append(
+            f"{device} is a MIG instance: NVML reads the power of its whole GPU "
+            f"{_maybe(nv, nv.nvmlDeviceGetIndex, gpu)}, shared with the GPU's other instances"
+        )
+        return gpu
 
     def _counters(self, handle: Any) -> dict[str, Any]:
         """The counters read at the start and the stop: ECC errors, energy (mJ)."""
