@@ -242,3 +242,39 @@ def test_the_sampler_records_its_rate(tmp_path: Path) -> None:
     assert record["median_spacing_s"] >= 0.15 and record["max_spacing_s"] >= 0.15
     # too few readings because the command is slow, not because of interval_s
     assert "not every 0.05 s: the source is slower than power.interval_s" in few
+
+
+def test_a_node_command_beside_other_runs_gives_no_energy(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from scripts.run import hostload
+
+    running = tmp_path / "logs" / "running"
+    mine = running / "b" / "s" / "run_01.json"
+    host = socket.gethostname()
+    for path, on in ((mine, host), (running / "b" / "s" / "run_02.json", host),
+                     (running / "c" / "t" / "run_01.json", host),
+                     (running / "b" / "s" / "run_03.json", "another-node")):  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"pid": 1, "host": on}))
+    assert hostload.other_runs(mine) == ["b/s/run_02", "c/t/run_01"]
+    # the sampler notes them at each sample, through the run's marker
+    setting = {"source": "command", "command": ["bash", "-c", "echo 250"], "interval_s": 0.02}
+    sampler = power_sampler.start(setting, tmp_path / "run", dict(os.environ))
+    assert sampler is not None
+    sampler.others = lambda: hostload.other_runs(mine)
+    deadline = time.monotonic() + 60
+    while len(sampler.attempts) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = power_sampler.finish(sampler, tmp_path / "run")
+    assert out["power_sampling"]["concurrent_runs"] == ["b/s/run_02", "c/t/run_01"]
+    assert not out["power"]["scorable"]
+    assert (
+        "power: the command source reads the whole node, and 2 other run(s) trained on this "
+        "host at the same time (b/s/run_02, c/t/run_01): their power is in this run's "
+        "readings: no energy"
+    ) in out["power"]["problems"]
+    # NVML reads the run's own GPUs: named nowhere
+    nvml = own_power.own_power(tmp_path, {"source": "nvml", "concurrent_runs": ["b/s/run_02"]})
+    assert nvml is not None and not any("whole node" in p for p in nvml["problems"])

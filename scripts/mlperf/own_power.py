@@ -13,6 +13,8 @@ one named in ``power_problems``, never a reason to fail the run):
 - the readings miss more than :data:`MAX_GAP_SHARE` of the window (a source that failed or
   stopped answering: run.json's ``power_sampling.gaps``);
 - a multi-node run (only the runner's node, node 0, is measured);
+- a ``command`` source (the whole node) while other runs of the campaign trained on the same
+  host (run.json's ``power_sampling.concurrent_runs``): their power is in the readings;
 - the window does not cover the log's ``run_start`` to ``run_stop`` (checked in
   :func:`result_fields`, which knows the log).
 
@@ -105,6 +107,46 @@ def _gap_problems(sampling: Mapping[str, Any]) -> tuple[list[str], bool]:
     return [text], blocking
 
 
+def _node_file(run_dir: Path, sampling: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The power log's facts (as a published node file's) and its problems: what the reader
+    finds, and fewer than :data:`MIN_READINGS` readings in the window (and why)."""
+    rel = str(sampling["file"])
+    record: dict[str, Any] = {"name": Path(rel).name, "kind": "node", "index": 0}
+    try:
+        record.update(power.read_power_file(run_dir / rel, "node", rel))
+    except (OSError, power.PowerError) as exc:
+        record["problems"] = [str(exc) if isinstance(exc, power.PowerError) else f"{rel}: {exc}"]
+    problems = list(record["problems"])
+    readings = int(record.get("readings") or 0)
+    median, asked = sampling.get("median_spacing_s"), sampling.get("interval_s")
+    slow = median is not None and asked and float(median) > float(asked) * SLOW_MARGIN
+    if readings < MIN_READINGS:
+        why = (
+            f"a sample every {median:g} s, not every {asked} s: the source is slower than "
+            "power.interval_s, a faster command gives more"
+            if slow
+            else f"sampled every {asked} s: a shorter power.interval_s gives more"
+        )
+        problems.append(
+            f"{rel} has {readings} readings, fewer than the {MIN_READINGS} MLPerf's power "
+            f"rules require ({why})"
+        )
+    return record, problems
+
+
+def _shared_problem(sampling: Mapping[str, Any]) -> str | None:
+    """A ``command`` source (the whole node) while other runs trained on the host."""
+    shared = [str(r) for r in sampling.get("concurrent_runs") or []]
+    if not shared or sampling.get("source") != "command":
+        return None
+    return (
+        f"the command source reads the whole node, and {len(shared)} other run(s) trained "
+        f"on this host at the same time ({', '.join(shared[:5])}"
+        + (", ..." if len(shared) > 5 else "")
+        + "): their power is in this run's readings: no energy"
+    )
+
+
 def own_power(
     run_dir: Path, sampling: Mapping[str, Any] | None, nodes: int = 1
 ) -> dict[str, Any] | None:
@@ -114,40 +156,20 @@ def own_power(
         return None
     problems: list[str] = []
     files: list[dict[str, Any]] = []
-    blocked = False
-    if sampling.get("problem"):
+    blocked = bool(sampling.get("problem"))
+    if blocked:
         problems.append(str(sampling["problem"]))
-        blocked = True
     if sampling.get("file"):
-        rel = str(sampling["file"])
-        record: dict[str, Any] = {"name": Path(rel).name, "kind": "node", "index": 0}
-        try:
-            record.update(power.read_power_file(run_dir / rel, "node", rel))
-        except (OSError, power.PowerError) as exc:
-            record["problems"] = [
-                str(exc) if isinstance(exc, power.PowerError) else f"{rel}: {exc}"
-            ]
+        record, more = _node_file(run_dir, sampling)
         files.append(record)
-        problems += record["problems"]
-        readings = int(record.get("readings") or 0)
-        median, asked = sampling.get("median_spacing_s"), sampling.get("interval_s")
-        slow = median is not None and asked and float(median) > float(asked) * SLOW_MARGIN
-        if readings < MIN_READINGS:
-            problems.append(
-                f"{rel} has {readings} readings, fewer than the {MIN_READINGS} MLPerf's power "
-                f"rules require ("
-                + (
-                    f"a sample every {median:g} s, not every {asked} s: the source is slower "
-                    "than power.interval_s, a faster command gives more)"
-                    if slow
-                    else f"sampled every {sampling.get('interval_s')} s: a shorter "
-                    "power.interval_s gives more)"
-                )
-            )
+        problems += more
     if slow := _rate_problem(sampling):
         problems.append(slow)
     gap_text, gap_blocks = _gap_problems(sampling)
     problems += gap_text
+    if shared := _shared_problem(sampling):
+        problems.append(shared)
+        blocked = True
     if nodes > 1:
         problems.append(
             f"a run of {nodes} nodes: only node 0 (the runner's) is measured, so the "

@@ -19,8 +19,10 @@ On a Slurm node the figures are the node's (an exclusive job's node is the job's
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,3 +100,23 @@ class HostMeter:
             load_1m_start=self._load0,
             load_1m_end=load_average(),
         )
+
+
+def other_runs(marker: Path) -> list[str]:
+    """The campaign's other runs whose trainers are alive on this host now: the running markers
+    beside ``marker`` (``logs/running/<benchmark>/<system>/run_<id>.json``, :mod:`runner`),
+    named ``<benchmark>/<system>/run_<id>``, those of other hosts (Slurm jobs on a shared file
+    system) left out. A node's power command reads them too (:mod:`power_sampler`)."""
+    top = marker.parents[2]
+    host = socket.gethostname()
+    found = []
+    for path in sorted(top.glob("*/*/run_*.json")):
+        if path == marker:
+            continue
+        try:
+            if json.loads(path.read_text()).get("host") != host:
+                continue
+        except (OSError, ValueError, AttributeError):
+            continue  # removed as its run ended, or being written: not counted
+        found.append(str(path.relative_to(top).with_suffix("")))
+    return found

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 from scripts.core import hashing
 from scripts.mlperf.own_power import own_power, run_window
+from scripts.run import hostload
 from scripts.run.power_log import (
     Attempt,
     gap_record,
@@ -257,6 +258,8 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _stop_ms: int = 0
     _thread: threading.Thread | None = None
+    others: Callable[[], list[str]] | None = None  # the runs beside it on this host now
+    concurrent: set[str] = field(default_factory=set)
 
     def start(self) -> None:
         """Open the source and start sampling (a source that cannot open is recorded)."""
@@ -276,6 +279,8 @@ class Sampler:
         t0, step, k = time.monotonic(), self.settings.interval_s, 1
         while not self._stop.wait(max(0.0, t0 + k * step - time.monotonic())):
             self._sample()
+            with contextlib.suppress(Exception):  # a run's record, never the sampler's end
+                self.concurrent.update(self.others() if self.others else ())
             k = max(k + 1, math.floor((time.monotonic() - t0) / step) + 1)
         if not self.attempts or self.attempts[-1].time_ms <= self._stop_ms:
             self._sample()  # after the trainer's run_stop: it closes the window
@@ -325,7 +330,7 @@ class Sampler:
             window=_window_name(run, start_ms), outside_window=len(attempts) - len(scored)
         )
         record["sampled_s"] = round((end_ms - self.start_ms) / 1000, 3)  # the whole sampling
-        record.update(extra)
+        record.update(extra, concurrent_runs=sorted(self.concurrent))
         text = power_log_text(
             start_ms, stop_ms, attempts, self.settings.conversion_eff, self.source.name
         )
@@ -459,11 +464,17 @@ class RunPower:
     _ended: bool = False
 
     @classmethod
-    def of(cls, spec: Any, log_path: Path, gpu_devices: Sequence[str] = ()) -> RunPower:
+    def of(
+        cls, spec: Any, log_path: Path, gpu_devices: Sequence[str] = (), marker: Path | None = None
+    ) -> RunPower:
         """Start sampling a run spec's ``power`` source (a RunSpec: benchmark, system, run,
-        nodes, power) for the run whose log is ``log_path``."""
+        nodes, power) for the run whose log is ``log_path``; ``marker``: its running marker,
+        beside which the runs on this host at the same time are seen."""
         env = command_env(os.environ, spec.benchmark, spec.system, spec.run)
-        return cls(start(spec.power, log_path.parent, env, gpu_devices), log_path, spec.nodes)
+        sampler = start(spec.power, log_path.parent, env, gpu_devices)
+        if sampler is not None and marker is not None:
+            sampler.others = lambda: hostload.other_runs(marker)
+        return cls(sampler, log_path, spec.nodes)
 
     def __enter__(self) -> RunPower:
         return self

@@ -254,9 +254,10 @@ def _attempt(
     e.g. the spec's command here, a multi-node launch script (GPUs in its env), a docker run."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _announce(spec, launch)
+    marker = running_marker(failed_dir, spec)  # the power sampler sees the runs beside it
     with (
         containment.hold(log_path.parent) as held,
-        power_sampler.RunPower.of(spec, log_path, gpu_devices) as power,  # stopped on leaving
+        power_sampler.RunPower.of(spec, log_path, gpu_devices, marker) as power,  # stops on exit
     ):
         started, t0 = time.time(), time.monotonic()
         meter = hostload.HostMeter()  # two /proc reads, nothing while it trains
@@ -296,9 +297,8 @@ def _wait(
     trainer_ended: Callable[[], None] = lambda: None,
 ) -> tuple[int, bool]:
     """Wait for the trainer (killed at the timeout), guarded (:func:`_guard`); then call
-    ``trainer_ended`` (the power sampler stops), stop what the backend started and kill
-    everything the trainer left (:mod:`scripts.run.containment`), so the log is final before it
-    is checked and sealed. (exit status, timed out)."""
+    ``trainer_ended`` (the power sampler stops), stop the backend's and kill all the trainer
+    left (:mod:`scripts.run.containment`): the log is final when checked. (rc, timed out)."""
     running = _write_running_marker(failed_dir, spec, proc.pid)
     stop = _guard(
         kill,
