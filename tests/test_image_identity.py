@@ -269,6 +269,9 @@ def old_records(tmp_path: Path) -> dict[str, Any]:
     """What the workflow at BEFORE_CONTENT_DIGESTS computes for gnmt on docker-cpu: the run's
     comparability record and the stamp's inputs."""
     old = old_workflow(tmp_path / "old", BEFORE_CONTENT_DIGESTS)
+    # its files as they are now (an image keeps its identity while they do): requirements.txt
+    # has gained pins since, which an old image's plain sha256 of the file cannot leave out
+    shutil.copy2(REPO / "requirements.txt", old / "requirements.txt")
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -335,3 +338,32 @@ def test_an_unreadable_stamp_leaves_the_identity_to_the_content_digests(
         stamp.write_text(text)
         assert images.recorded_identity(spec, stamp) == (spec.inputs, spec.inputs_sha256)
     assert images.recorded_identity(spec, tmp_path / "none.json")[1] == spec.inputs_sha256
+
+
+def test_a_host_only_pin_in_requirements_txt_is_not_part_of_an_image_s_identity(
+    tmp_path: Path,
+) -> None:
+    """requirements.txt is the constraints file of every image's wheels; a pin of a package
+    only the host imports (nvidia-ml-py, the runner's NVML source) leaves the identity of
+    every built image as it was, and any other pin changes it."""
+    from scripts.run.backends.input_digests import (
+        HOST_ONLY_PACKAGES,
+        constraints_digest,
+        requirements_digest,
+    )
+
+    assert HOST_ONLY_PACKAGES == {"nvidia-ml-py"}
+    current = (REPO / "requirements.txt").read_text()
+    assert "\nnvidia-ml-py==" in current
+    without = tmp_path / "without.txt"
+    without.write_text(
+        "".join(line for line in current.splitlines(True) if "nvidia-ml-py" not in line)
+    )
+    assert constraints_digest(REPO / "requirements.txt") == requirements_digest(without)
+    assert requirements_digest(REPO / "requirements.txt") != requirements_digest(without)
+    for spelling in ("nvidia_ml_py==1.0", "NVIDIA-ML-PY >= 1", "nvidia.ml.py==2  # why"):
+        other = tmp_path / "other.txt"
+        other.write_text(without.read_text() + spelling + "\n")
+        assert constraints_digest(other) == requirements_digest(without), spelling
+    other.write_text(without.read_text() + "nvidia-ml-py3==7.352.0\n")  # another package
+    assert constraints_digest(other) != requirements_digest(without)

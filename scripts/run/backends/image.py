@@ -39,6 +39,7 @@ from scripts.core.records import differences
 from scripts.mlperf import config_sh
 from scripts.run.backends.errors import BackendError
 from scripts.run.backends.input_digests import (
+    constraints_digest,
     file_digests,
     legacy_file_sha256,
     requirements_digest,
@@ -286,7 +287,7 @@ def _wheels(
     req, constraints = workflow_dir / requirements, workflow_dir / "requirements.txt"
     identity = {
         "requirements": requirements_digest(req),
-        "constraints": requirements_digest(constraints),
+        "constraints": constraints_digest(constraints),
     }
     legacy = {
         "requirements": legacy_file_sha256(req),

@@ -10,7 +10,9 @@ ignore what cannot change the image's behaviour and nothing else.
 - A pip requirements file (the wheels an image installs and their pins) is identified by the
   lines pip reads from it (``pip-lines:<sha256>``): backslash continuations joined, comments
   and surrounding spaces removed, blank lines dropped, as pip's own reader does; their order
-  counts.
+  counts. The constraints file (requirements.txt, :func:`constraints_digest`) leaves out the
+  pins of :data:`HOST_ONLY_PACKAGES`, which only the host imports and no image installs, so
+  that pinning one does not make every built image a stranger.
 - Any other file (a Dockerfile, a shell script, data) is identified by its bytes
   (``sha256:<sha256>``).
 - An executable file's digest ends with ``+x``.
@@ -33,6 +35,12 @@ from scripts.run.backends.python_tokens import python_tokens_sha256
 
 # pip's comment rule (pip/_internal/req/req_file.py): '#' at the start or after a space
 _PIP_COMMENT = re.compile(r"(^|\s+)#.*$")
+
+# packages only the host's own processes import (the runner's NVML power source), which no
+# image's requirements install or depend on: their pins in the constraints file
+# (requirements.txt) are not part of an image's identity (tests/test_image_identity.py)
+HOST_ONLY_PACKAGES = frozenset({"nvidia-ml-py"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # digests of files already read by this process, by path and stat: a campaign asks for the
 # image's identity once per run, the files do not change meanwhile
@@ -66,7 +74,27 @@ def requirements_digest(path: Path) -> str:
 
 
 def _requirements_digest(path: Path, data: bytes) -> str:
+    return _pip_lines_digest(pip_lines(data.decode("utf-8", errors="surrogateescape")))
+
+
+def constraints_digest(path: Path) -> str:
+    """:func:`requirements_digest` of the constraints file without the pins of
+    :data:`HOST_ONLY_PACKAGES`: the same digest as before one was pinned."""
+    return _memoized(path, "constraints", _constraints_digest)
+
+
+def _constraints_digest(path: Path, data: bytes) -> str:
     lines = pip_lines(data.decode("utf-8", errors="surrogateescape"))
+    return _pip_lines_digest([line for line in lines if _package(line) not in HOST_ONLY_PACKAGES])
+
+
+def _package(line: str) -> str:
+    """The normalized project name a requirement line names (PEP 503), or "" (an option)."""
+    found = _NAME.match(line)
+    return re.sub(r"[-_.]+", "-", found.group(0)).lower() if found else ""
+
+
+def _pip_lines_digest(lines: list[str]) -> str:
     digest = hashlib.sha256(json.dumps(lines).encode("utf-8", "surrogateescape")).hexdigest()
     return f"pip-lines:{digest}"
 
