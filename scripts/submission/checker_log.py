@@ -15,7 +15,11 @@ Each ERROR record becomes one problem (:func:`read_output`), in the words of the
 breaks: the seed rule (``seed_checker.py``: no two runs log the same seed from the same source
 line; every run logs one), the run count (``benchmark_meta``'s result file count, exact), the
 system description (its missing fields, its status spelling), the compliance checker (more
-logs that do not comply than olympic scoring drops) and the RCP check. WARNING records are
+logs that do not comply than olympic scoring drops), the RCP check, and the power checker
+(``power_checker.py``: a result without its ``power/<result>/`` folder, power files misnamed, a
+run with another number of nodes or switches; it only warns, and counts such a result as a log
+that does not comply, yet each is a problem here: the result summarizer cannot score the
+folder's energy then, :func:`_power_problem`). Other WARNING records are
 kept as warnings, a log's own attached to that log (the checker names the file in the INFO
 record before them).
 """
@@ -50,10 +54,18 @@ _NOT_COMPLY = re.compile(r"(\d+) files do not comply, directory cannot be accept
 _RCP = re.compile(r"RCP Test Failed: (.*)", re.S)
 _RUN = re.compile(r"Run \d+/\d+$")
 _SKIPPED = re.compile(r"Skipping benchmark: (\S+)")
+# the power checker's findings (power_checker.py's check_power: after every log's checks, each
+# about one result's power/<result>/ folder)
+_POWER_NAMING = re.compile(
+    r"Bad naming of (node|sw) power files in directory (\S+)/power/([^/\s]+),"
+)
+_POWER_MISSING = re.compile(r"Package does not contain power result for \S+: (\S+)$")
+_POWER_COUNT = re.compile(r"Inconsistent number of (nodes|sw) in directory (\S+)/power/(\S+)$")
 # records about a whole benchmark folder, never about the log checked last
 _FOLDER_WORDS = (
     "not comply", "Running Seed Checker", "Running RCP Checker", "Detected ",
-    "Unknown files in result directory", "Skipping benchmark",
+    "Unknown files in result directory", "Skipping benchmark", "Bad naming of ",
+    "Package does not contain power result", "Inconsistent number of ",
 )  # fmt: skip
 # the messages the seed checker joins with newlines each begin so
 _SEED_STARTS = ("Result file ", "Error found when querying seeds from ")
@@ -190,6 +202,43 @@ def _problems(
     return [f"{folder}: {text}" if record.folder else text]
 
 
+def _power_problem(record: _Record) -> tuple[str, str, str] | None:
+    """A power checker finding in words, in a few words (for the folder's list of logs that do
+    not comply), and the result file it is about; None for another record. Each is a problem
+    even when the package checker accepts one such result under olympic scoring: the result
+    summarizer asserts a node file for every result of a folder with power/
+    (``_compute_total_power``), so it could not score the folder's energy. (The checker names
+    the run of an odd node count by its place among the runs that have a power folder, so
+    with a folder missing too it may name the run after the odd one.)"""
+    text, folder = record.text, record.folder or "the tree"
+    rule = "mlperf-logging's power_checker"
+    if m := _POWER_MISSING.search(text):
+        name = m.group(1)
+        short = f"power: no power/{name}/"
+        said = (
+            f"power: {folder}/power/{name}/ is missing: once the folder has power/, every "
+            f"result file needs its power folder ({rule}; the result summarizer cannot score "
+            "the folder's energy without it)"
+        )
+    elif m := _POWER_NAMING.search(text):
+        kind, name = m.group(1), m.group(3)
+        short = f"power: {kind} files misnamed"
+        said = (
+            f"power: {folder}/power/{name}: its {kind} files are not {kind}_0 to "
+            f"{kind}_<n-1> ({rule})"
+        )
+    elif m := _POWER_COUNT.search(text):
+        kind, name = m.group(1).replace("nodes", "node"), m.group(3)
+        short = f"power: another number of {kind} files"
+        said = (
+            f"power: {folder}/power/{name} has another number of {kind} files than most of "
+            f"the folder's runs ({rule}: every run needs the same nodes and switches)"
+        )
+    else:
+        return None
+    return said, short, f"{folder}/{name}.txt"
+
+
 def _unchecked(records: list[_Record], folders: Sequence[str]) -> list[str]:
     """A benchmark folder the checker skipped or never checked: it says SUCCESS without a
     word on it (a name that is not the round's draws only a warning)."""
@@ -226,7 +275,11 @@ def read_output(
     for record in records:
         if _SKIPPED.search(record.text):
             continue
-        if record.level == "WARNING":
+        if record.level == "WARNING" and (found := _power_problem(record)):
+            said, short, log = found
+            failed_logs.setdefault(log, []).append(short)
+            problems.append(said)
+        elif record.level == "WARNING":
             if record.file:
                 failed_logs.setdefault(record.file, []).append(record.text)
                 warnings.append(f"{record.file}: {record.text}")

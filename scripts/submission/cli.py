@@ -9,8 +9,9 @@ builds ``submission/<submitter>/`` (:mod:`scripts.submission.tree`), runs mlperf
 package checker for the round on each tree (:mod:`scripts.submission.checker_log`), and writes
 ``submission/package_check.log`` (the checker's whole output) and ``submission/verdict.json``:
 whether the checker passed every tree, each problem in words, the fields nobody knew, what was
-left out and why, the round, the ruleset and the checker's version. A failed check is a verdict,
-not a failed job (exit status 0).
+left out and why, the round, the ruleset and the checker's version, and whether each
+benchmark's power logs went in (:mod:`scripts.submission.power`; the notes say why not). A
+failed check is a verdict, not a failed job (exit status 0).
 """
 
 from __future__ import annotations
@@ -113,9 +114,10 @@ def submit(plan: Mapping[str, Any], root: Path, out: Path) -> dict[str, Any]:
             "missing_fields": built.unknown,
             "warnings": _unknown_warnings(built) + built.warnings + warnings,
             "skipped": list(plan["skipped"]),
-            "notes": _window_notes(windows),
+            "notes": _window_notes(windows) + built.notes,
             "m_of_n": windows,
             "runs": built.runs,
+            "power": built.power,
             "trees": trees,
             "log": os.path.relpath(out / CHECK_LOG, root),
         },

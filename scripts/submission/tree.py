@@ -5,6 +5,8 @@ result_*.txt``, ``<folder>/systems/<system>.json``, ``<folder>/benchmarks/<bench
 - ``results/<system>/<mlperf_name>/result_N.txt``: each run's ``mlperf.log``, byte for byte, N
   from 0 in run order (run_01 is result_0.txt);
 - ``systems/<system>.json``: :mod:`scripts.submission.system_desc`;
+- ``results/<system>/<mlperf_name>/power/result_N/node_0.txt``: each run's power log, byte for
+  byte, when every run has one from a node (``command``) source (:mod:`scripts.submission.power`);
 - ``benchmarks/<mlperf_name>/implementations/<name>/``: a published implementation's build
   context as its image was built (``build/<b>/<s>/context``, checked against the stamp's
   ``context_sha256``), else a ``README.md`` pointer that says what ran (the command, the image).
@@ -38,6 +40,7 @@ from scripts.core import hashing, layout
 from scripts.core.run_records import RunRecord
 from scripts.mlperf.log_parser import parse_file
 from scripts.submission.plan import RESERVED, RUN_FILES
+from scripts.submission.power import add_power
 from scripts.submission.system_desc import system_desc
 
 __all__ = ["Built", "build", "made_trees", "not_ours", "refusals", "remove_made"]
@@ -55,6 +58,9 @@ class Built:
     unknown: dict[str, list[str]] = field(default_factory=dict)  # system -> fields left empty
     warnings: list[str] = field(default_factory=list)
     runs: dict[str, dict[str, int]] = field(default_factory=dict)  # benchmark -> system -> runs
+    # benchmark -> system -> whether its power logs went in (scripts/submission/power.py)
+    power: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the power in the tree, or why not
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -335,6 +341,9 @@ def _build_one(
         for n, run in enumerate(entry["runs"]):
             shutil.copyfile(root / run / "mlperf.log", folder / f"result_{n}.txt")
         built.runs.setdefault(entry["benchmark"], {})[entry["system"]] = len(entry["runs"])
+        said = add_power(entry, root, folder)
+        built.power.setdefault(entry["benchmark"], {})[entry["system"]] = said
+        built.notes += [said["note"]] if said["note"] else []
         impl = dest / "benchmarks" / entry["mlperf_name"] / "implementations"
         _implementation(entry, root, impl / entry["implementation"]["name"], built)
         block = tree["systems"][entry["system"]]["submission"]
