@@ -18,7 +18,15 @@ import pandas as pd
 import yaml
 
 from scripts.campaign.archive import main as campaign_main
-from tests.conftest import REPO, containers_labelled, jobs_run, need_docker, snakemake, snapshot
+from tests.conftest import (
+    REPO,
+    containers_labelled,
+    jobs_run,
+    need_docker,
+    quick_gnmt,
+    snakemake,
+    snapshot,
+)
 from tests.test_docker_backend import CONFIG_SUT_SH
 
 # NVIDIA's run.sub asks for unlimited locked memory; a container cannot get more than the
@@ -47,7 +55,7 @@ def test_the_embedded_campaign_runs_in_containers_and_the_image_is_built_once(
         yaml.safe_dump(
             {
                 "campaign": {"systems": ["docker-cpu"], "reference_system": "docker-cpu"},
-                "benchmarks": {"gnmt": {"runs": 3}},
+                "benchmarks": {"gnmt": quick_gnmt(runs=3)},
                 "systems": {"docker-cpu": {"container": {"build_args": {"BASE_IMAGE": base}}}},
             }
         )

@@ -25,7 +25,15 @@ from scripts.run.backends.image import ImageSpec
 from scripts.run.failure import RunFailed
 from scripts.run.runner import execute
 from scripts.run.spec import RunSpec
-from tests.conftest import REPO, containers_labelled, jobs_run, need_podman, snakemake, snapshot
+from tests.conftest import (
+    REPO,
+    containers_labelled,
+    jobs_run,
+    need_podman,
+    quick_gnmt,
+    snakemake,
+    snapshot,
+)
 from tests.test_docker_engine import DOCKERFILE, EMIT, paths
 from tests.test_docker_engine import run_spec as docker_run_spec
 from tests.test_docker_workflow import owned_by_caller
@@ -45,7 +53,7 @@ def test_the_embedded_campaign_runs_in_podman_containers_and_the_image_is_built_
         yaml.safe_dump(
             {
                 "campaign": {"systems": ["podman-cpu"], "reference_system": "podman-cpu"},
-                "benchmarks": {"gnmt": {"runs": 3}},
+                "benchmarks": {"gnmt": quick_gnmt(runs=3)},
                 "systems": {"podman-cpu": {"container": {"build_args": {"BASE_IMAGE": base}}}},
             }
         )

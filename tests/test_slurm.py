@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from scripts.campaign import status
-from tests.conftest import REPO, fake_campaign, set_faults, snakemake, snapshot
+from tests.conftest import REPO, fake_campaign, quick_gnmt, set_faults, snakemake, snapshot
 
 NODES = ("c0", "n1", "n2")
 # the profile's 5 s before the first status check, pinned: a slower profile does not slow the tests
@@ -88,7 +88,7 @@ def overlay(wf: Path, name: str, data: dict) -> str:
 
 def test_an_embedded_campaign_runs_each_run_as_its_own_slurm_job(workflow_copy: Path, slurm):
     wf = workflow_copy
-    three = overlay(wf, "three.yaml", {"benchmarks": {"gnmt": {"runs": 3}}})
+    three = overlay(wf, "three.yaml", {"benchmarks": {"gnmt": quick_gnmt(runs=3)}})
     proc = snakemake(
         wf, "results/gnmt/summary.csv", "--profile", "profiles/slurm", "--configfile", three, *FAST
     )
