@@ -25,8 +25,14 @@ from scripts.campaign import status
 from tests.conftest import REPO, fake_campaign, quick_gnmt, set_faults, snakemake, snapshot
 
 NODES = ("c0", "n1", "n2")
-# the profile's 5 s before the first status check, pinned: a slower profile does not slow the tests
-FAST = ("--slurm-init-seconds-before-status-checks", "5")
+# 1 s before the first status check (the profile's 5 s is bench/slurm_latency.py's to measure):
+# these tests' Slurm jobs last 3-15 s. The executor (2.8.0) adds 10 s to the interval after each
+# check that saw no job complete (a failed or cancelled one does not count), so it checks at 1,
+# 12, 33 s (5, 20, 45 s with 5), and before it exits it sleeps out the interval it is in (21 s
+# with 1, 25 s with 5, after a failure seen at the second check). Measured back to back: the
+# two-node test 74 s -> 50-52 s, the embedded campaign 73 s -> 52 s, the failing run's 54-55 s
+# -> 32 s or 63 s (when its run 1, queued behind the other two for a GPU, ends after 12 s).
+FAST = ("--slurm-init-seconds-before-status-checks", "1")
 
 
 def slurm_problem() -> str | None:
