@@ -1,7 +1,8 @@
 """Slurm latency: how long a finished run's job waits to be seen, and the next run to start.
 
     python bench/slurm_latency.py            # 5 runs, --jobs 1 and queued, baseline 10 s vs profile
-    python bench/slurm_latency.py --quick    # 3 runs, --jobs 1, the profile's setting (CI)
+    python bench/slurm_latency.py --quick    # 3 runs, --jobs 1, the profile's setting
+    python bench/slurm_latency.py --quick --runs 2    # the same with 2 runs (CI's test)
     python bench/slurm_latency.py --init-seconds 10 5 2 --runs 6
 
 Needs a running Slurm (.ci/slurm-up.sh); without one it says so and exits 0 (skipped).
@@ -331,7 +332,7 @@ def print_schedule(inits: list[int]) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, help="runs per case (default: 5; --quick: 3)")
     p.add_argument(
         "--init-seconds",
         type=int,
@@ -367,7 +368,7 @@ def main() -> int:
         print(f"slurm_latency: skipped: no Slurm here ({problem}); start one: .ci/slurm-up.sh")
         return 0
     profile_s = profile_init_seconds()
-    runs = 3 if args.quick else args.runs
+    runs = args.runs if args.runs is not None else (3 if args.quick else 5)
     inits = args.init_seconds or ([profile_s] if args.quick else [BASELINE_INIT_S, profile_s])
     inits = list(dict.fromkeys(inits))
     mode = "one" if args.quick else args.mode
