@@ -16,7 +16,6 @@ words (still a failed check, never read as a pass). The notes go in a file at th
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -26,19 +25,12 @@ from typing import Any
 from scripts.analysis.windows import window_scores
 from scripts.mlperf.rounds import RoundsError
 from scripts.mlperf.rule_files import olympic_drop
+from scripts.submission.plan import read_json_object
 
 __all__ = ["NOTES", "expected_run_count", "m_of_n", "notes_text"]
 
 NOTES = "M_OF_N.md"
 _COUNT = re.compile(r"^run count: (\S+) holds (\d+) result_\*\.txt files")
-
-
-def _result(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def m_of_n(entry: Mapping[str, Any], root: Path) -> dict[str, Any] | None:
@@ -56,7 +48,7 @@ def m_of_n(entry: Mapping[str, Any], root: Path) -> dict[str, Any] | None:
         "runs": len(names),
         "results": {f"result_{n}.txt": name for n, name in enumerate(names)},
     }
-    results = [_result(root / r / "result.json") for r in entry["runs"]]
+    results = [read_json_object(root / r / "result.json") for r in entry["runs"]]
     times = [r.get("time_to_train_s") for r in results]
     converged = [bool(r.get("converged")) for r in results]
     try:

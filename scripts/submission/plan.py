@@ -263,3 +263,14 @@ def plan_file(plan: Mapping[str, Any], root: Path = Path(".")) -> str:
     if not path.is_file():
         hashing.write_atomic(path, text)
     return str(path)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A run's or system's JSON file (result.json, environment.json, image.json...) as a
+    mapping; {} when it is missing, unreadable or not an object: the submission says what is
+    missing from what it finds, it does not stop on one file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

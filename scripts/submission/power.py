@@ -27,7 +27,6 @@ power goes in gets a note that says so and what the package checker warns of it.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 
 from scripts.core.run_records import RunRecord
 from scripts.mlperf.power import POWER_DIR
+from scripts.submission.plan import read_json_object
 
 __all__ = ["PowerChoice", "add_power", "choose"]
 
@@ -58,14 +58,6 @@ class PowerChoice:
     note: str | None = None  # what went in, or why it was left out (None: never measured)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _names(runs: list[str]) -> str:
     shown = ", ".join(Path(r).name for r in runs[:6])
     return shown + (f" and {len(runs) - 6} more" if len(runs) > 6 else "")
@@ -85,7 +77,7 @@ def _no_log_reason(sampling: Mapping[str, Any] | None) -> str:
 def _unscored(root: Path, run: str) -> str | None:
     """Why the workflow gave a run with a time to train no energy (its first power problem
     that says so), or None when it scored it or the run has no time."""
-    result = _read_json(root / run / "result.json")
+    result = read_json_object(root / run / "result.json")
     if result.get("energy_j") is not None or result.get("time_to_train_s") is None:
         return None
     problems = [str(p) for p in result.get("power_problems") or []]

@@ -39,7 +39,7 @@ from scripts.campaign.finished_runs import incomparable_runs
 from scripts.core import hashing, layout
 from scripts.core.run_records import RunRecord
 from scripts.mlperf.log_parser import parse_file
-from scripts.submission.plan import RESERVED, RUN_FILES
+from scripts.submission.plan import RESERVED, RUN_FILES, read_json_object
 from scripts.submission.power import add_power
 from scripts.submission.system_desc import system_desc
 
@@ -63,14 +63,6 @@ class Built:
     notes: list[str] = field(default_factory=list)  # the power in the tree, or why not
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _run_ids(entry: Mapping[str, Any]) -> list[str]:
     return [Path(r).name.removeprefix("run_") for r in entry["runs"]]
 
@@ -79,7 +71,7 @@ def _incomparable(entry: Mapping[str, Any], root: Path) -> str | None:
     """The runs of one (benchmark, system) that differ from its first run (or from the
     environment.json its runs were made in), as the load-time check says it; None if none."""
     first = RunRecord.read(root / entry["runs"][0] / "run.json")
-    environment = _read_json(root / entry["environment"])
+    environment = read_json_object(root / entry["environment"])
     current = {
         "comparability": dict(first.comparability or {}),
         "config_fingerprint": first.config_fingerprint,
@@ -262,10 +254,10 @@ def _implementation(entry: Mapping[str, Any], root: Path, dest: Path, built: Bui
     """benchmarks/<mlperf_name>/implementations/<name>/ of one (benchmark, system)."""
     impl = entry["implementation"]
     where = f"{entry['benchmark']} on {entry['system']}"
-    environment = _read_json(root / entry["environment"])
+    environment = read_json_object(root / entry["environment"])
     if impl["kind"] == "source":
         context, source = root / impl["context"], root / impl["source"]
-        stamp = _read_json(root / impl["stamp"])
+        stamp = read_json_object(root / impl["stamp"])
         subdir = source / impl.get("subdir", "")
         shown = f"{impl['source']}/{impl.get('subdir', '')}".rstrip("/")
         if context.is_dir():
@@ -327,7 +319,7 @@ def _build_one(
     files = {}
     for system, facts in tree["systems"].items():
         first = next(e for e in tree["entries"] if e["system"] == system)
-        environment = _read_json(root / first["environment"])
+        environment = read_json_object(root / first["environment"])
         desc = system_desc(facts, environment, round_)
         path = dest / "systems" / f"{system}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +359,7 @@ def made_trees(out: Path) -> list[str]:
     except (OSError, ValueError):
         names = []
     names = list(names) if isinstance(names, list) else []
-    verdict = _read_json(out / layout.SUBMISSION_VERDICT.name)
+    verdict = read_json_object(out / layout.SUBMISSION_VERDICT.name)
     names += [t.get("submitter") for t in verdict.get("trees") or () if isinstance(t, dict)]
     try:  # a job before the record: its check log names each tree it checked
         names += _CHECKED.findall((out / layout.SUBMISSION_CHECK_LOG.name).read_text())
