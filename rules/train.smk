@@ -29,12 +29,13 @@ rule train_run:
     # the system's slurm: config as Slurm job resources, and gpu= for --resources gpu=N
     resources:
         **inputs.job_resources("train"),
-    # one param, the runner's command line quoted by inputs.runner_command: python -m
+    # one param, the runner's command line quoted by inputs.command_line: python -m
     # scripts.run.runner with --spec, --failed-dir, --dataset-manifest (none for dataset:
     # none), the backend's arguments (the image stamp), what result.json needs, and --log,
     # --meta (the outputs above) and --environment (the input above). Snakemake evaluates each
-    # param of every job, also in a dry run, and formats the shell three times for each job
-    # that -n prints: one param, one placeholder
+    # param of every job, also in a dry run that prints none, and formats the shell three
+    # times for each job that -n prints: one param, one placeholder, made when the shell is
+    # formatted and once (inputs.runner_command)
     params:
         command=inputs.runner_command,
     # exec: the runner replaces the shell, so it notices when snakemake itself dies

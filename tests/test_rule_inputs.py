@@ -136,7 +136,7 @@ def test_train_run_s_command_is_the_runner_on_the_rule_s_outputs_and_environment
     """rules/train.smk's one placeholder: the runner's whole command line, its --log and
     --meta the rule's outputs for these wildcards and --environment its input."""
     inputs = inputs_for(tmp_path)
-    words = shlex.split(inputs.runner_command(w(run="03")))
+    words = shlex.split(str(inputs.runner_command(w(run="03"))))
     assert words[:5] == [
         "env",
         f"PYTHONPATH={REPO}",
@@ -261,6 +261,36 @@ def test_train_resources_are_the_campaigns_and_a_run_outside_it_is_refused(tmp_p
         ConfigError, match=r"benchmark other is not in campaign.benchmarks \(gnmt\)"
     ):
         inputs.runner_args(w(benchmark="other", system="cluster-node"))
+    # the param refuses it when Snakemake evaluates it, not later when the shell is formatted
+    with pytest.raises(ConfigError, match="system local has no runs of gnmt"):
+        inputs.runner_command(w(system="local"))
+
+
+def test_train_run_s_command_is_made_when_the_shell_is_formatted_and_once(tmp_path):
+    """Snakemake evaluates every param of every job, also in a dry run that prints none
+    (``-n -q``): the command line is made when the shell is formatted, once per job however
+    often (``-n`` formats a printed job's shell three times), and is the same text."""
+    inputs = inputs_for(tmp_path)
+    made: list[str] = []
+
+    def command_line(wildcards: SimpleNamespace) -> str:
+        made.append(wildcards.run)
+        return RuleInputs.command_line(inputs, wildcards)
+
+    inputs.command_line = command_line  # type: ignore[method-assign]
+    param = inputs.runner_command(w(run="03"))
+    assert made == []
+    shell = "exec {} > log 2>&1"
+    first, second = shell.format(param), shell.format(param)
+    assert made == ["03"] and first == second
+    assert first == shell.format(RuleInputs.command_line(inputs, w(run="03")))
+    assert str(param) == first[len("exec ") : -len(" > log 2>&1")]
+    # Snakemake's own formatter, as it formats rules' shells (quoting: {params.command:q})
+    from snakemake.utils import format as snakemake_format
+
+    params = SimpleNamespace(command=param)
+    assert snakemake_format("exec {params.command}", params=params) == f"exec {param}"
+    assert snakemake_format("{params.command:q}", params=params) == shlex.quote(str(param))
 
 
 def test_an_import_batch_holds_every_published_log_of_a_benchmark(tmp_path):

@@ -197,7 +197,17 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
         """The systems whose runs train (not an import system's)."""
         return [s for s in self.systems if s not in self.import_systems]
 
-    def runner_command(self, wildcards: Wildcards) -> str:
+    def runner_command(self, wildcards: Wildcards) -> DeferredCommand:
+        """train_run's one param: :meth:`command_line`, made when the shell is formatted (to
+        run or print the job), not when Snakemake evaluates params: it evaluates every param of
+        every job, also in a dry run that prints none (``-n -q``), to find the job's conda
+        environment. A run outside the campaign is refused here, at once (:meth:`runner_args`
+        says why)."""
+        if (wildcards.benchmark, wildcards.system) not in self._campaign_pairs():
+            raise ConfigError(self._outside_campaign(wildcards.benchmark, wildcards.system))
+        return DeferredCommand(self.command_line, wildcards)
+
+    def command_line(self, wildcards: Wildcards) -> str:
         """train_run's command, all but its log's redirection: the runner with
         :meth:`runner_args`, the run's mlperf.log and run.json (the rule's outputs) and the
         system's environment.json (its input). Made here, not from placeholders of the rule's
@@ -367,6 +377,31 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
                 for s in self.benchmark_systems(benchmark)
             },
         }
+
+
+class DeferredCommand:
+    """A command line made on first use, then kept: what Snakemake formats into a rule's shell
+    (``{params.command}``: ``format`` asks for it, once per job however often the shell is
+    formatted). Snakemake keeps a param that is not text, a number or a container out of its
+    metadata; the profile's ``rerun-triggers`` leave params out anyway."""
+
+    __slots__ = ("_make", "_wildcards", "_text")
+
+    def __init__(self, make: Callable[[Wildcards], str], wildcards: Wildcards) -> None:
+        self._make = make
+        self._wildcards = wildcards
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make(self._wildcards)
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return f"DeferredCommand({str(self)!r})"
 
 
 # Snakemake reads the signature of every input, params and resources function for every job
