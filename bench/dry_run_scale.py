@@ -4,11 +4,18 @@
     python bench/dry_run_scale.py --quick    # 100 and 400 runs (CI)
     python bench/dry_run_scale.py --against 4e6fe23 --repeat 3   # + that commit, largest size
     python bench/dry_run_scale.py --against 4e6fe23 --print-jobs # the same with -n, not -n -q
+    python bench/dry_run_scale.py --against 4e6fe23 --instructions  # instructions, not seconds
 
 With ``--against REV`` the largest campaign is also planned by the workflow at git revision REV
 and by the floor, alternating ``--repeat`` times, all with ``-n -q`` (with ``--print-jobs``: all
 with ``-n``, which prints every job): the medians' ratios (this commit / REV, this commit /
 floor) compare the code in one run on a noisy machine.
+
+With ``--instructions`` (and ``--against``) each of the three is run once under Valgrind's
+callgrind, which counts the instructions the process executes: the same count on a loaded or
+a quiet machine, so its ratios hold where seconds vary by a third from one run to the next. It
+takes about 100 times as long (``--size``: the campaign, default 10x100 = 1,000 runs). It
+counts no cache miss or page fault, so it is a check of the code's own work, not of the time.
 
 Campaign sizes are systems x runs: 10 x 10, 10 x 100, 100 x 100. Nothing exists yet, so the dry
 run plans every job: dataset, environment per system, one job per run, tables. Baseline, in the
@@ -19,15 +26,20 @@ same run: Snakemake's own floor, a minimal Snakefile with one rule and the same 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     archived_workflow,
+    bench_env,
     bytecode_note,
     commit,
     copy_workflow,
@@ -79,7 +91,24 @@ def main() -> int:
         action="store_true",
         help="with --against: time -n (every job printed) instead of -n -q",
     )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --against: count instructions (valgrind --tool=callgrind), once each",
+    )
+    p.add_argument(
+        "--size",
+        default="10x100",
+        metavar="SYSTEMSxRUNS",
+        help="the campaign of --instructions (default 10x100)",
+    )
     args = p.parse_args()
+    if args.instructions:
+        if not args.against:
+            p.error("--instructions needs --against REV")
+        systems, _, runs = args.size.partition("x")
+        flags = ("-n",) if args.print_jobs else ("-n", "-q")
+        return instructions(args.against, (int(systems), int(runs)), flags)
     if args.against:
         flags = ("-n",) if args.print_jobs else ("-n", "-q")
         return against(args.against, (QUICK if args.quick else FULL)[-1], args.repeat, flags)
@@ -158,6 +187,70 @@ def against(rev: str, size: tuple[int, int], repeat: int, flags: tuple[str, ...]
         f"{med['old'] / med['floor']:.2f}x (goal: <= 1.5x the floor)"
     )
     return 0
+
+
+def instructions(rev: str, size: tuple[int, int], flags: tuple[str, ...]) -> int:
+    """``flags`` of a campaign of ``size``: this commit, REV and the floor, each once under
+    callgrind (two at a time), and the ratios of the instructions they executed."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    systems, runs = size
+    with tempfile.TemporaryDirectory(prefix="bench-dryrun-") as tmp:
+        new = copy_workflow(Path(tmp) / "new")
+        old = archived_workflow(rev, Path(tmp) / "old")
+        jobs = {}
+        for key, wf in (("this", new), ("old", old)):
+            overlay = str(trivial_campaign(wf, systems=systems, runs=runs))
+            target = ["--cores", "1", "results/trivial/summary.csv", "--configfile", overlay]
+            snakemake(wf, *flags, *target)  # once without valgrind: bytecode, as timed runs
+            jobs[key] = (wf, [*flags, *target])
+        base = Path(tmp) / f"floor{systems}x{runs}"
+        base.mkdir()
+        (base / "Snakefile").write_text(FLOOR.format(systems=systems, runs=runs))
+        (base / "dataset.txt").write_text("x\n")
+        jobs["floor"] = (base, [*flags, "--cores", "1"])
+        snakemake(base, *jobs["floor"][1])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            counts = dict(
+                zip(jobs, pool.map(lambda job: _callgrind(*job), jobs.values()), strict=True)
+            )
+    how = " ".join(flags)
+    print(
+        f"instructions of a dry run ({how}) of {systems * runs} runs, commit {commit()} "
+        f"against {short_rev(rev)} (valgrind --tool=callgrind)"
+    )
+    for key, label in (("this", "this commit"), ("old", short_rev(rev)), ("floor", "floor")):
+        print(f"{label:>14}: {counts[key] / 1e6:12,.0f} M")
+    print(
+        f"this / {short_rev(rev)}: {counts['this'] / counts['old']:.3f}; this / floor: "
+        f"{counts['this'] / counts['floor']:.3f}x; {short_rev(rev)} / floor: "
+        f"{counts['old'] / counts['floor']:.3f}x"
+    )
+    return 0
+
+
+def _callgrind(wf: Path, args: list[str]) -> int:
+    """Instructions that ``snakemake args`` executes in ``wf`` (the process, not its children:
+    a dry run starts none)."""
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "snakemake",
+            *args,
+        ],
+        cwd=wf,
+        capture_output=True,
+        text=True,
+        env=bench_env(),
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind of snakemake in {wf} failed:\n{proc.stderr[-2000:]}")
+    return int(found.group(1))
 
 
 def _jobs(output: str) -> int:

@@ -12,7 +12,7 @@ from snakemake.logging import logger
 from scripts.campaign import config_checks, invocation, preflight
 from scripts.core import config as cfg
 from scripts.core import formats, layout
-from scripts.workflow import rule_inputs
+from scripts.workflow import collector, rule_inputs
 from scripts.workflow.rule_inputs import RuleInputs, json_arg
 
 WORKFLOW_DIR = Path(workflow.basedir)
@@ -55,6 +55,9 @@ inputs = RuleInputs(
     ancient=ancient,
 )
 PLOTS = rule_inputs.PLOTS
+# the plan's thousands of jobs live until the end: fewer scans of Python's cycle collector
+# (scripts/workflow/collector.py)
+collector.for_the_plan()
 # the python (and so the environment) that runs snakemake also runs the rules' scripts
 PY = inputs.py
 
