@@ -10,8 +10,8 @@ takes what is loaded by then out of its scans (``gc.freeze``) and lets it wait f
 1,000 runs then executes 4.7% fewer instructions (callgrind; docs/PERFORMANCE.md 15.4).
 
 The cost: garbage in a cycle waits longer to be freed, at most the newest
-:data:`FIRST_GENERATION` containers, and what was frozen is never freed (it lives as long as the
-process anyway).
+:data:`FIRST_GENERATION` containers, and a cycle among what was frozen is never collected (what
+is loaded by then lives as long as the process anyway; reference counting still frees the rest).
 """
 
 from __future__ import annotations
