@@ -71,12 +71,22 @@ rule train:
 """
 
 
-def floor(tmp: Path, systems: int, runs: int, *flags: str) -> float:
+def floor_dir(tmp: Path, systems: int, runs: int) -> Path:
+    """The floor's workflow for ``systems`` x ``runs`` jobs (made once, then reused)."""
     d = tmp / f"floor{systems}x{runs}"
     d.mkdir(exist_ok=True)
     (d / "Snakefile").write_text(FLOOR.format(systems=systems, runs=runs))
     (d / "dataset.txt").write_text("x\n")
-    return snakemake(d, "-n", *flags, "--cores", "1")[0]
+    return d
+
+
+def floor(tmp: Path, systems: int, runs: int, *flags: str) -> float:
+    return snakemake(floor_dir(tmp, systems, runs), "-n", *flags, "--cores", "1")[0]
+
+
+def campaign_args(overlay: str) -> list[str]:
+    """The dry run's target in a workflow with the trivial campaign ``overlay``."""
+    return ["--cores", "1", "results/trivial/summary.csv", "--configfile", overlay]
 
 
 def main() -> int:
@@ -118,7 +128,7 @@ def main() -> int:
         for systems, runs in sizes:
             wf = copy_workflow(Path(tmp) / f"wf{systems}x{runs}")
             overlay = str(trivial_campaign(wf, systems=systems, runs=runs))
-            args = ["--cores", "1", "results/trivial/summary.csv", "--configfile", overlay]
+            args = campaign_args(overlay)
             seconds, proc = snakemake(wf, "-n", *args)
             quiet, _ = snakemake(wf, "-n", "-q", *args)
             jobs = _jobs(proc.stdout + proc.stderr)
@@ -161,14 +171,7 @@ def against(rev: str, size: tuple[int, int], repeat: int, flags: tuple[str, ...]
         }
         for _ in range(repeat):
             for key, wf in trees.items():
-                args = [
-                    "--cores",
-                    "1",
-                    "results/trivial/summary.csv",
-                    "--configfile",
-                    overlays[key],
-                ]
-                seconds, proc = snakemake(wf, *flags, *args)
+                seconds, proc = snakemake(wf, *flags, *campaign_args(overlays[key]))
                 if proc.returncode != 0:
                     raise SystemExit(f"{key}: snakemake failed:\n{proc.stderr[-2000:]}")
                 times[key].append(seconds)
@@ -201,15 +204,10 @@ def instructions(rev: str, size: tuple[int, int], flags: tuple[str, ...]) -> int
         jobs = {}
         for key, wf in (("this", new), ("old", old)):
             overlay = str(trivial_campaign(wf, systems=systems, runs=runs))
-            target = ["--cores", "1", "results/trivial/summary.csv", "--configfile", overlay]
-            snakemake(wf, *flags, *target)  # once without valgrind: bytecode, as timed runs
-            jobs[key] = (wf, [*flags, *target])
-        base = Path(tmp) / f"floor{systems}x{runs}"
-        base.mkdir()
-        (base / "Snakefile").write_text(FLOOR.format(systems=systems, runs=runs))
-        (base / "dataset.txt").write_text("x\n")
-        jobs["floor"] = (base, [*flags, "--cores", "1"])
-        snakemake(base, *jobs["floor"][1])
+            jobs[key] = (wf, [*flags, *campaign_args(overlay)])
+        jobs["floor"] = (floor_dir(Path(tmp), systems, runs), [*flags, "--cores", "1"])
+        for wf, args in jobs.values():  # once without valgrind: bytecode, as timed runs
+            snakemake(wf, *args)
         with ThreadPoolExecutor(max_workers=2) as pool:
             counts = dict(
                 zip(jobs, pool.map(lambda job: _callgrind(*job), jobs.values()), strict=True)
