@@ -178,6 +178,11 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
             )
         return self._pairs
 
+    def _refuse_outside_campaign(self, wildcards: Wildcards) -> None:
+        """ConfigError for a run of a (benchmark, system) the campaign does not train."""
+        if (wildcards.benchmark, wildcards.system) not in self._campaign_pairs():
+            raise ConfigError(self._outside_campaign(wildcards.benchmark, wildcards.system))
+
     def _outside_campaign(self, benchmark: str, system: str) -> str:
         campaign = self.config["campaign"]
         if benchmark not in campaign["benchmarks"]:
@@ -203,8 +208,7 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
         every job, also in a dry run that prints none (``-n -q``), to find the job's conda
         environment. A run outside the campaign is refused here, at once (:meth:`runner_args`
         says why)."""
-        if (wildcards.benchmark, wildcards.system) not in self._campaign_pairs():
-            raise ConfigError(self._outside_campaign(wildcards.benchmark, wildcards.system))
+        self._refuse_outside_campaign(wildcards)
         return DeferredCommand(self.command_line, wildcards)
 
     def command_line(self, wildcards: Wildcards) -> str:
@@ -228,8 +232,7 @@ class RuleInputs(DatasetInputs, BackendInputs, SubmissionInputs):
         (:meth:`result_args`). A run of a (benchmark, system) outside the campaign is refused:
         the load-time checks (seals, comparability) and the job's resources are the campaign's.
         """
-        if (wildcards.benchmark, wildcards.system) not in self._campaign_pairs():
-            raise ConfigError(self._outside_campaign(wildcards.benchmark, wildcards.system))
+        self._refuse_outside_campaign(wildcards)
         failed_dir = f"logs/failed/{wildcards.benchmark}/{wildcards.system}"
         words = [
             f"--spec {shlex.quote(self.run_spec_json(wildcards))}",
